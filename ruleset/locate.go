@@ -1,0 +1,141 @@
+package ruleset
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/debuglog"
+)
+
+// compileError is a ruleset that failed to compile, with the place Coraza
+// stopped at. Coraza's own message names neither file nor line (its parser
+// counts lines across all included files), so Load works them out.
+type compileError struct {
+	file  string
+	line  int
+	cause error
+}
+
+func (e *compileError) Error() string {
+	msg := strings.ReplaceAll(e.cause.Error(), "failed to parse string: ", "")
+	if e.file == "" {
+		return msg
+	}
+	return fmt.Sprintf("%s:%d: %s", e.file, e.line, msg)
+}
+
+func (e *compileError) Unwrap() error { return e.cause }
+
+// locate compiles the ruleset again, counting the directives Coraza parses
+// through its debug log, then replays the files it read to find the
+// directive the count stops at. It only runs after a failure, so its cost
+// (a second, verbose compile) never touches a good ruleset.
+func locate(dir, main string, newFS func() *sourceFS, cause error) *compileError {
+	src := newFS()
+	parsed := 0
+	logger := debuglog.DefaultWithPrinterFactory(func(_ io.Writer) debuglog.Printer {
+		return func(_ debuglog.Level, msg, _ string) {
+			if msg == "Parsing directive" {
+				parsed++
+			}
+		}
+	}).WithLevel(debuglog.LevelDebug)
+	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(main).WithDebugLogger(logger)
+	if _, err := coraza.NewWAF(cfg); err == nil || parsed == 0 {
+		return &compileError{cause: cause}
+	}
+	w := &walker{src: src, files: src.files(), target: parsed}
+	if !w.walk(main) {
+		return &compileError{cause: cause}
+	}
+	file := w.file
+	if !strings.HasPrefix(file, "@") {
+		file = filepath.Join(dir, filepath.FromSlash(file))
+	}
+	return &compileError{file: file, line: w.line, cause: cause}
+}
+
+// walker replays SecLang's reading order over the recorded files: logical
+// lines (joined by trailing backslashes, or between backtick lines), with
+// each Include descending into the file(s) it names. Data files read by
+// operators such as @pmFromFile sit between them in the record and are
+// skipped by name.
+type walker struct {
+	src    *sourceFS
+	files  []File
+	next   int // next recorded file to descend into
+	seen   int // directives passed so far
+	target int // the directive Coraza stopped at, 1-based
+
+	file string
+	line int
+}
+
+// walk replays the file Coraza knows as name.
+func (w *walker) walk(name string) bool {
+	_, want, _ := w.src.route(name)
+	for w.next < len(w.files) && w.files[w.next].Name != want {
+		w.next++
+	}
+	if w.next >= len(w.files) {
+		return false
+	}
+	f := w.files[w.next]
+	w.next++
+	lines := strings.Split(string(f.Content), "\n")
+	var logical strings.Builder
+	start, backticks := 0, false
+	for i, raw := range lines {
+		l := strings.TrimSpace(raw)
+		if l == "" || l[0] == '#' { // as Coraza: comments are skipped even inside a continuation
+			continue
+		}
+		if logical.Len() == 0 {
+			start = i + 1
+		}
+		switch {
+		case !backticks && l[len(l)-1] == '`':
+			backticks = true
+		case backticks && l[0] == '`':
+			backticks = false
+		}
+		if backticks {
+			logical.WriteString(l + "\n")
+			continue
+		}
+		if strings.HasSuffix(l, `\`) {
+			logical.WriteString(strings.TrimSuffix(l, `\`))
+			continue
+		}
+		logical.WriteString(l)
+		directive := logical.String()
+		logical.Reset()
+
+		w.seen++
+		if w.seen == w.target {
+			w.file, w.line = f.Name, start
+			return true
+		}
+		name, opts, _ := strings.Cut(directive, " ")
+		if !strings.EqualFold(name, "include") {
+			continue
+		}
+		// Resolved as Coraza's parser does: globs against the root,
+		// other names against the including file's directory.
+		included := []string{path.Join(path.Dir(name), strings.Trim(opts, `"`))}
+		if opts = strings.Trim(opts, `"`); strings.Contains(opts, "*") {
+			included, _ = fs.Glob(w.src, opts)
+		}
+		for _, inc := range included {
+			if w.walk(inc) {
+				return true
+			}
+		}
+	}
+	return false
+}

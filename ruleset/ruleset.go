@@ -1,0 +1,217 @@
+// Package ruleset loads SecLang rulesets (a file plus everything it
+// includes, local or from the embedded OWASP Core Rule Set), compiles them
+// with Coraza, names them by a content hash, and closes them once the last
+// request using them has finished.
+package ruleset
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/types"
+)
+
+// ErrClosed is returned by Acquire's callers when a ruleset has been retired
+// and closed; callers load the current routing state again.
+var ErrClosed = errors.New("ruleset closed")
+
+// Rule describes one loaded rule, for inventories and bounded metric labels.
+type Rule struct {
+	ID       int
+	Phase    int
+	Paranoia int  // from the CRS tag paranoia-level/N; 0 when untagged
+	Logs     bool // false for bookkeeping rules marked nolog
+	File     string
+	Line     int
+}
+
+// Ruleset is a compiled ruleset. It is safe for concurrent use: any number
+// of requests may run transactions on it at once.
+//
+// Its lifetime is reference counted. It starts with one reference, owned
+// by whoever puts it into service; each request takes one with Acquire and
+// gives it back with Release; Retire gives back the owner's. The Coraza WAF
+// is closed when the count reaches zero, so in-flight requests finish on
+// the ruleset they started with and retired rulesets do not pile up memory.
+type Ruleset struct {
+	// Path is the file the ruleset was loaded from, as given.
+	Path string
+	// Version is a content hash over every file read to compile it, local
+	// and embedded, in read order: the same bytes give the same version.
+	Version string
+	// Files are the files read, in order.
+	Files []File
+	// Rules is the inventory of loaded rules, ordered by ID.
+	Rules []Rule
+
+	waf     coraza.WAF
+	refs    atomic.Int64
+	retired sync.Once
+	closed  atomic.Bool
+}
+
+// Load reads, compiles and versions the ruleset in path. A ruleset that does
+// not compile is refused with Coraza's message, which names the file and
+// line at fault.
+func Load(path string) (*Ruleset, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("ruleset %s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("ruleset %s: %w", path, err)
+	}
+	dir := filepath.Dir(abs)
+	newFS := func() *sourceFS { return &sourceFS{local: os.DirFS(dir), crs: coreruleset.FS} }
+	src := newFS()
+
+	var rules []Rule
+	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(filepath.Base(abs))
+	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
+		rules = append(rules, ruleOf(m))
+	})
+	waf, err := coraza.NewWAF(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), filepath.Base(abs), newFS, err))
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
+
+	files := src.files()
+	ver := version(files)
+	for i := range files {
+		if files[i].Embedded {
+			// The embedded CRS is part of the binary; keeping a second
+			// copy per ruleset would only cost memory.
+			files[i].Content = nil
+		}
+	}
+	rs := &Ruleset{
+		Path:    path,
+		Version: ver,
+		Files:   files,
+		Rules:   rules,
+		waf:     waf,
+	}
+	rs.refs.Store(1)
+	return rs, nil
+}
+
+// version hashes names and contents with length prefixes, so that moving
+// bytes from one file to the next changes the version.
+func version(files []File) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, f := range files {
+		for _, part := range [][]byte{[]byte(f.Name), f.Content} {
+			binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+			h.Write(n[:])
+			h.Write(part)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func ruleOf(m types.RuleMetadata) Rule {
+	r := Rule{
+		ID:    m.ID(),
+		Phase: int(m.Phase()),
+		Logs:  !hasAction(m.Raw(), "nolog"),
+		File:  m.File(),
+		Line:  m.Line(),
+	}
+	for _, t := range m.Tags() {
+		if lvl, ok := strings.CutPrefix(t, "paranoia-level/"); ok {
+			r.Paranoia, _ = strconv.Atoi(lvl)
+		}
+	}
+	return r
+}
+
+// hasAction reports whether a rule's raw text lists action as a whole word.
+// It only feeds the inventory (which series to create up front); counting
+// at run time uses each matched rule's own Log flag.
+func hasAction(raw, action string) bool {
+	for rest := raw; ; {
+		i := strings.Index(rest, action)
+		if i < 0 {
+			return false
+		}
+		before, after := byte(','), byte(',')
+		if i > 0 {
+			before = rest[i-1]
+		}
+		if j := i + len(action); j < len(rest) {
+			after = rest[j]
+		}
+		if strings.IndexByte(`,"' `, before) >= 0 && strings.IndexByte(`,"' `, after) >= 0 {
+			return true
+		}
+		rest = rest[i+len(action):]
+	}
+}
+
+// WAF returns the compiled Coraza WAF. Callers must hold a reference
+// (Acquire) for as long as they use it.
+func (r *Ruleset) WAF() coraza.WAF { return r.waf }
+
+// Acquire takes a reference for one use, typically one request. It returns
+// false if the ruleset has already been closed; the caller should then load
+// the current routing state again, which no longer contains it.
+func (r *Ruleset) Acquire() bool {
+	for {
+		n := r.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release gives back a reference taken with Acquire.
+func (r *Ruleset) Release() {
+	if r.refs.Add(-1) == 0 {
+		r.close()
+	}
+}
+
+// Retire gives back the owner's reference: the ruleset is closed as soon as
+// no request holds it. Calling it more than once is harmless.
+func (r *Ruleset) Retire() {
+	r.retired.Do(r.Release)
+}
+
+// Closed reports whether the Coraza WAF has been closed.
+func (r *Ruleset) Closed() bool { return r.closed.Load() }
+
+func (r *Ruleset) close() {
+	r.closed.Store(true)
+	if c, ok := r.waf.(experimental.WAFCloser); ok {
+		_ = c.Close() // releases memoized matchers; it cannot fail today
+	}
+}
+
+// LoggingRuleIDs returns the IDs of rules that log when they match, ordered.
+func (r *Ruleset) LoggingRuleIDs() []int {
+	ids := make([]int, 0, len(r.Rules))
+	for _, rule := range r.Rules {
+		if rule.Logs && (len(ids) == 0 || ids[len(ids)-1] != rule.ID) {
+			ids = append(ids, rule.ID)
+		}
+	}
+	return ids
+}

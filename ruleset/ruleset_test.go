@@ -1,0 +1,150 @@
+package ruleset
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadShippedRulesets(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range []string{"baseline.conf", "candidate-exclusion.conf", "candidate-pl2.conf"} {
+		t.Run(name, func(t *testing.T) {
+			rs, err := Load(filepath.Join("..", "configs", "rulesets", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Retire()
+			if len(rs.Version) != 16 {
+				t.Errorf("version %q: want 16 hex characters", rs.Version)
+			}
+			if other, dup := seen[rs.Version]; dup {
+				t.Errorf("version %s shared with %s", rs.Version, other)
+			}
+			seen[rs.Version] = name
+			// CRS must actually be there: the anomaly evaluation rule and
+			// a few hundred logging rules.
+			ids := rs.LoggingRuleIDs()
+			if len(ids) < 300 || !containsID(ids, 949110) {
+				t.Errorf("got %d logging rules (949110 present: %v); CRS not loaded?", len(ids), containsID(ids, 949110))
+			}
+			if containsID(ids, 901100) || containsID(ids, 10000) {
+				t.Error("nolog bookkeeping rules listed as logging")
+			}
+			var embedded, local int
+			for _, f := range rs.Files {
+				if f.Embedded {
+					embedded++
+					if f.Content != nil {
+						t.Errorf("embedded file %s keeps its content", f.Name)
+					}
+				} else {
+					local++
+				}
+			}
+			if local != 1 || embedded < 20 {
+				t.Errorf("files read: %d local, %d embedded", local, embedded)
+			}
+		})
+	}
+}
+
+func containsID(ids []int, id int) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func TestVersionFollowsContent(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func() string {
+		t.Helper()
+		rs, err := Load(filepath.Join(dir, "main.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs.Retire()
+		return rs.Version
+	}
+	write("main.conf", "SecRuleEngine On\nInclude inc/a.conf\n")
+	write("inc/a.conf", `SecRule ARGS "@contains x" "id:1,phase:2,deny"`+"\n")
+	v1 := load()
+	if v := load(); v != v1 {
+		t.Fatalf("same bytes, different versions: %s %s", v1, v)
+	}
+	// A change in an included file changes the version, not only the main file.
+	write("inc/a.conf", `SecRule ARGS "@contains y" "id:1,phase:2,deny"`+"\n")
+	if v := load(); v == v1 {
+		t.Fatal("included file changed but version did not")
+	}
+}
+
+func TestLoadRefusesBrokenRulesets(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // substrings of the error
+	}{
+		{"broken/main.conf", []string{"broken/main.conf:4:", `unknown directive "secruleenginex"`}},
+		// Why: Coraza counts lines across files; we must report the line
+		// inside the included file, at the start of a continued directive.
+		{"broken/include.conf", []string{"broken/parts/bad.conf:4:", "nosuchop"}},
+		// Why: after an include returns, lines count in the including file again.
+		{"broken/afterinclude.conf", []string{"broken/afterinclude.conf:3:", "denyy"}},
+		// Why: an error after the whole CRS (globbed includes) still points home.
+		{"broken/crsafter.conf", []string{"broken/crsafter.conf:5:", "missing closing )"}},
+		{"broken/missing.conf", []string{"broken/missing.conf:2:", "parts/nope.conf"}},
+		{"broken/escape.conf", []string{"broken/escape.conf:2:", "inside the ruleset's directory"}},
+		{"broken/does-not-exist.conf", []string{"does-not-exist.conf", "no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tt.file))
+			if err == nil {
+				t.Fatal("loaded a broken ruleset")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRetireClosesAfterLastRelease(t *testing.T) {
+	rs, err := Load("testdata/ok.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.LoggingRuleIDs(); len(got) != 1 || got[0] != 1001 {
+		t.Fatalf("logging rules %v, want [1001]", got)
+	}
+	if !rs.Acquire() {
+		t.Fatal("cannot acquire a fresh ruleset")
+	}
+	rs.Retire()
+	rs.Retire() // idempotent: must not release a second reference
+	if rs.Closed() {
+		t.Fatal("closed while a request still holds it")
+	}
+	rs.Release()
+	if !rs.Closed() {
+		t.Fatal("not closed after the last release")
+	}
+	if rs.Acquire() {
+		t.Fatal("acquired a closed ruleset")
+	}
+}

@@ -1,0 +1,87 @@
+package ruleset
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+)
+
+// File is one file that Coraza read while compiling a ruleset.
+type File struct {
+	// Name is the name Coraza asked for: relative to the ruleset's
+	// directory for local files, "@..." for files embedded with the CRS.
+	Name string
+	// Embedded is true for files served from the embedded Core Rule Set.
+	Embedded bool
+	// Content is the file's bytes as compiled. Local files keep them so a
+	// ruleset can be stored and served again after the originals change.
+	Content []byte
+}
+
+// sourceFS is the root file system handed to Coraza. It serves names that
+// contain '@' from the embedded CRS and everything else from the ruleset's
+// directory, and records every file read, in order: the version hash is
+// then taken over exactly what was compiled, without re-implementing
+// SecLang's Include resolution (globs, relative directories) ourselves.
+type sourceFS struct {
+	local fs.FS
+	crs   fs.FS
+
+	mu   sync.Mutex
+	read []File
+}
+
+// route picks the file system for name and the name to use inside it.
+// The CRS file system keys its files by the part starting at '@'; Coraza
+// prefixes include names with the including file's directory, so that
+// prefix is cut here the same way coreruleset's own wrapper does.
+func (s *sourceFS) route(name string) (fs.FS, string, bool) {
+	if i := strings.IndexByte(name, '@'); i >= 0 {
+		return s.crs, name[i:], true
+	}
+	return s.local, name, false
+}
+
+func (s *sourceFS) Open(name string) (fs.File, error) {
+	fsys, n, _ := s.route(name)
+	if err := checkLocal(fsys == s.local, n); err != nil {
+		return nil, err
+	}
+	return fsys.Open(n)
+}
+
+func (s *sourceFS) ReadFile(name string) ([]byte, error) {
+	fsys, n, embedded := s.route(name)
+	if err := checkLocal(!embedded, n); err != nil {
+		return nil, err
+	}
+	b, err := fs.ReadFile(fsys, n)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.read = append(s.read, File{Name: n, Embedded: embedded, Content: b})
+	s.mu.Unlock()
+	return b, nil
+}
+
+func (s *sourceFS) Glob(pattern string) ([]string, error) {
+	fsys, p, _ := s.route(pattern)
+	return fs.Glob(fsys, p)
+}
+
+// checkLocal turns io/fs's bare "invalid argument" for names that leave the
+// ruleset directory into an error that says what to do.
+func checkLocal(local bool, name string) error {
+	if local && !fs.ValidPath(name) {
+		return fmt.Errorf("include %q: included files must be inside the ruleset's directory and named relative to it", name)
+	}
+	return nil
+}
+
+func (s *sourceFS) files() []File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]File(nil), s.read...)
+}
