@@ -1,0 +1,217 @@
+// Package metrics turns what the router observes into Prometheus metrics.
+// The metric names and labels are a contract with dashboards, alerts and
+// the rollout controller; change them only with those.
+package metrics
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Metrics holds wafcanary's collectors. It is safe for concurrent use.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	wafDuration   *prometheus.HistogramVec
+	duration      *prometheus.HistogramVec
+	ruleMatches   *prometheus.CounterVec
+	shadow        *prometheus.CounterVec
+	shadowDropped prometheus.Counter
+	upstreamErrs  *prometheus.CounterVec
+	weight        prometheus.Gauge
+	shadowSample  prometheus.Gauge
+	rulesetInfo   *prometheus.GaugeVec
+	buildInfo     *prometheus.GaugeVec
+
+	// Known rule IDs per arm: matches of rules outside the loaded
+	// inventory are not counted, which keeps rule_id bounded.
+	mu    sync.Mutex
+	known [2]map[int]string
+	info  [2]string // version currently labelled per arm
+}
+
+var _ router.Observer = (*Metrics)(nil)
+
+// Buckets for time inside the WAF: CRS costs about 2 ms a request, so the
+// resolution sits between 100 µs and 100 ms. Native histograms are also
+// enabled for servers that scrape them, which the controller's quantile
+// comparisons prefer.
+var wafBuckets = []float64{.0001, .00025, .0005, .001, .0015, .002, .003, .005, .0075, .01, .025, .05, .1, .25}
+
+// New creates the collectors and registers them with reg.
+func New(reg prometheus.Registerer, version string) *Metrics {
+	arm := []string{"arm"}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_requests_total",
+			Help: "Requests judged, by the arm whose ruleset enforced and the WAF's action: allowed, blocked, or error (no verdict: processing failed or the client broke off).",
+		}, []string{"arm", "action"}),
+		wafDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "wafcanary_waf_duration_seconds",
+			Help:                        "Time spent inside Coraza per request, all phases, by enforcing arm.",
+			Buckets:                     wafBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, arm),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "wafcanary_request_duration_seconds",
+			Help:                        "Whole proxied request, WAF and upstream, by enforcing arm.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, arm),
+		ruleMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_rule_matches_total",
+			Help: "Matches of rules that log (not CRS bookkeeping), by enforcing arm and rule ID.",
+		}, []string{"arm", "rule_id"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_shadow_verdicts_total",
+			Help: "Requests judged by both rulesets (one live, one in shadow), by each one's request-phase verdict.",
+		}, []string{"baseline", "candidate"}),
+		shadowDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wafcanary_shadow_dropped_total",
+			Help: "Shadow samples not evaluated: queue full, body too large to capture, or evaluation failed.",
+		}),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_upstream_errors_total",
+			Help: "Allowed requests the upstream failed to answer (unreachable, timed out, broke off), by arm. Clients that went away are not counted.",
+		}, arm),
+		weight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wafcanary_candidate_weight_ratio",
+			Help: "Share of sticky keys the candidate enforces on, 0 to 1.",
+		}),
+		shadowSample: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wafcanary_shadow_sample_ratio",
+			Help: "Share of requests also judged in shadow by the other ruleset, 0 to 1 (0 without a candidate).",
+		}),
+		rulesetInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wafcanary_ruleset_info",
+			Help: "Ruleset version in service per arm; always 1.",
+		}, []string{"arm", "version"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wafcanary_build_info",
+			Help: "Build of the running wafcanary; always 1.",
+		}, []string{"version", "goversion", "coraza", "coreruleset"}),
+	}
+	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
+		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.buildInfo)
+
+	// Series that exist from start-up, so rates and absent() behave
+	// before the first event.
+	for _, a := range router.Arms {
+		for _, act := range router.Actions {
+			m.requests.WithLabelValues(a.String(), act.String())
+		}
+		m.wafDuration.WithLabelValues(a.String())
+		m.duration.WithLabelValues(a.String())
+		m.upstreamErrs.WithLabelValues(a.String())
+	}
+	for _, b := range []string{"allowed", "blocked"} {
+		for _, c := range []string{"allowed", "blocked"} {
+			m.shadow.WithLabelValues(b, c)
+		}
+	}
+	m.buildInfo.WithLabelValues(version, runtime.Version(), moduleVersion("github.com/corazawaf/coraza/v3"),
+		moduleVersion("github.com/corazawaf/coraza-coreruleset/v4")).Set(1)
+	return m
+}
+
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+func verdictLabel(blocked bool) string {
+	if blocked {
+		return "blocked"
+	}
+	return "allowed"
+}
+
+// ObserveRequest implements router.Observer.
+func (m *Metrics) ObserveRequest(r router.RequestRecord) {
+	arm := r.Arm.String()
+	m.requests.WithLabelValues(arm, r.Action.String()).Inc()
+	m.wafDuration.WithLabelValues(arm).Observe(r.WAFDuration.Seconds())
+	m.duration.WithLabelValues(arm).Observe(r.Duration.Seconds())
+	if r.UpstreamError {
+		m.upstreamErrs.WithLabelValues(arm).Inc()
+	}
+	if len(r.Verdict.Rules) == 0 {
+		return
+	}
+	m.mu.Lock()
+	known := m.known[r.Arm]
+	m.mu.Unlock()
+	for _, rule := range r.Verdict.Rules {
+		if id, ok := known[rule.ID]; ok {
+			m.ruleMatches.WithLabelValues(arm, id).Inc()
+		}
+	}
+}
+
+// ObserveShadow implements router.Observer.
+func (m *Metrics) ObserveShadow(s router.ShadowRecord) {
+	m.shadow.WithLabelValues(verdictLabel(s.Baseline.Blocked), verdictLabel(s.Candidate.Blocked)).Inc()
+}
+
+// ShadowDropped implements router.Observer.
+func (m *Metrics) ShadowDropped() { m.shadowDropped.Inc() }
+
+// ObserveSnapshot implements router.Observer: it publishes the share and
+// the versions in service, and creates the rule series of newly loaded
+// rulesets at zero.
+func (m *Metrics) ObserveSnapshot(s *router.Snapshot) {
+	m.weight.Set(s.Share.Ratio())
+	if s.Candidate != nil {
+		m.shadowSample.Set(s.ShadowSample.Ratio())
+	} else {
+		m.shadowSample.Set(0)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range router.Arms {
+		rs := s.Ruleset(a)
+		version := ""
+		if rs != nil {
+			version = rs.Version
+		}
+		if version == m.info[a] {
+			continue
+		}
+		if m.info[a] != "" {
+			m.rulesetInfo.DeleteLabelValues(a.String(), m.info[a])
+		}
+		m.info[a] = version
+		m.known[a] = nil
+		if rs == nil {
+			continue
+		}
+		m.rulesetInfo.WithLabelValues(a.String(), version).Set(1)
+		m.known[a] = inventory(rs)
+		for _, id := range m.known[a] {
+			m.ruleMatches.WithLabelValues(a.String(), id)
+		}
+	}
+}
+
+// inventory maps rule IDs that log to their label value. It is built once
+// per ruleset and never mutated, so readers share it without a lock.
+func inventory(rs *ruleset.Ruleset) map[int]string {
+	ids := rs.LoggingRuleIDs()
+	out := make(map[int]string, len(ids))
+	for _, id := range ids {
+		out[id] = strconv.Itoa(id)
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package router
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Arm names the ruleset that enforces on a request.
+type Arm uint8
+
+// The two arms.
+const (
+	Baseline Arm = iota
+	Candidate
+)
+
+// Arms lists every arm, for code that creates per-arm state up front.
+var Arms = [...]Arm{Baseline, Candidate}
+
+func (a Arm) String() string {
+	if a == Candidate {
+		return "candidate"
+	}
+	return "baseline"
+}
+
+// Other returns the arm that did not enforce.
+func (a Arm) Other() Arm { return 1 - a }
+
+// Assigner maps a sticky key to an arm. It is a pure function of the key,
+// the secret and the share: a key's bucket never changes, and a key is on
+// the candidate exactly when its bucket is below the share, so raising the
+// share only ever moves keys from baseline to candidate.
+type Assigner struct {
+	secret []byte
+}
+
+// NewAssigner returns an Assigner keyed with secret.
+func NewAssigner(secret []byte) Assigner {
+	return Assigner{secret: append([]byte(nil), secret...)}
+}
+
+// Bucket returns the key's position in 0..MaxShare-1. The hash is keyed so
+// that a client who controls its key (a header, a cookie) cannot compute
+// which arm a value lands on.
+func (a Assigner) Bucket(key string) Share {
+	h := sha256.New()
+	h.Write(a.secret)
+	h.Write([]byte{0}) // separates secret from key
+	h.Write([]byte(key))
+	var sum [sha256.Size]byte
+	return Share(binary.BigEndian.Uint64(h.Sum(sum[:0])) % uint64(MaxShare))
+}
+
+// Assign returns the arm for key under the candidate share.
+func (a Assigner) Assign(key string, share Share) Arm {
+	if share > 0 && a.Bucket(key) < share {
+		return Candidate
+	}
+	return Baseline
+}
+
+// stickyKey says where the sticky key comes from.
+type stickyKey struct {
+	kind string // "ip", "header" or "cookie"
+	name string
+}
+
+func parseStickyKey(s string) (stickyKey, error) {
+	if s == "" || s == "ip" {
+		return stickyKey{kind: "ip"}, nil
+	}
+	kind, name, ok := strings.Cut(s, ":")
+	if !ok || name == "" || (kind != "header" && kind != "cookie") {
+		return stickyKey{}, fmt.Errorf(`want "ip", "header:NAME" or "cookie:NAME", got %q`, s)
+	}
+	if kind == "header" {
+		name = http.CanonicalHeaderKey(name)
+	}
+	return stickyKey{kind: kind, name: name}, nil
+}
+
+// of returns the request's sticky key. Requests that lack the configured
+// header or cookie fall back to the client address, prefixed so the two
+// key spaces never collide.
+func (k stickyKey) of(r *http.Request, clientIP string) string {
+	switch k.kind {
+	case "header":
+		if v := r.Header.Get(k.name); v != "" {
+			return "h:" + v
+		}
+	case "cookie":
+		if c, err := r.Cookie(k.name); err == nil && c.Value != "" {
+			return "c:" + c.Value
+		}
+	}
+	return "ip:" + clientIP
+}
+
+// clientAddr finds the client's address. Behind trusted proxies the
+// X-Forwarded-For chain is walked from the right, skipping trusted hops,
+// so a client cannot spoof its address by sending the header itself.
+type clientAddr struct {
+	trusted []netip.Prefix
+}
+
+func newClientAddr(cidrs []string) (clientAddr, error) {
+	c := clientAddr{}
+	for _, s := range cidrs {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return c, err
+		}
+		c.trusted = append(c.trusted, p)
+	}
+	return c, nil
+}
+
+func (c clientAddr) isTrusted(a netip.Addr) bool {
+	for _, p := range c.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve returns the client IP and port. The port is the peer's and is
+// only meaningful when no proxy sits in between.
+func (c clientAddr) resolve(r *http.Request) (ip string, port int, peerTrusted bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		return host, 0, false
+	}
+	peer := ap.Addr().Unmap()
+	ip, port = peer.String(), int(ap.Port())
+	if len(c.trusted) == 0 || !c.isTrusted(peer) {
+		return ip, port, false
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return ip, port, true // garbage in the chain: stop at the last good hop
+			}
+			a = a.Unmap()
+			ip = a.String()
+			if !c.isTrusted(a) {
+				return ip, port, true
+			}
+		}
+	}
+	return ip, port, true
+}

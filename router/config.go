@@ -1,0 +1,172 @@
+package router
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// RoutingConfig decides which ruleset enforces on which client.
+type RoutingConfig struct {
+	// CandidatePercent is the share of sticky keys the candidate enforces
+	// on, 0 to 100 with 0.01 resolution.
+	CandidatePercent float64 `mapstructure:"candidate_percent"`
+	// StickyKey is "ip" (the client address), "header:NAME" or "cookie:NAME".
+	// Requests without the header or cookie fall back to the client address.
+	StickyKey string `mapstructure:"sticky_key"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed when
+	// finding the client address.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// HashSecret keys the assignment hash so clients cannot work out, or
+	// choose, their arm. Empty means a secret generated once and kept in
+	// the state directory; replicas of one fleet must share it.
+	HashSecret string `mapstructure:"hash_secret"`
+}
+
+// ShadowConfig controls evaluation of the non-enforcing ruleset.
+type ShadowConfig struct {
+	// SamplePercent of requests are also evaluated by the ruleset that did
+	// not enforce on them, when there is a candidate.
+	SamplePercent float64 `mapstructure:"sample_percent"`
+	// QueueSize bounds the captured requests waiting for evaluation; when
+	// it is full new samples are dropped and counted.
+	QueueSize int `mapstructure:"queue_size"`
+	// Workers evaluate captured requests concurrently.
+	Workers int `mapstructure:"workers"`
+	// MaxBodyBytes bounds the request body a sample may carry; larger
+	// requests are not sampled (counted as dropped), so the queue's memory
+	// stays bounded by QueueSize times MaxBodyBytes.
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+}
+
+// ProxyConfig controls the proxy's behaviour towards clients and upstream.
+type ProxyConfig struct {
+	// FailMode is what happens when Coraza fails to process a request:
+	// "closed" answers 500 without contacting the upstream, "open" lets
+	// the request through uninspected.
+	FailMode string `mapstructure:"fail_mode"`
+	// InspectResponseBody lets rulesets that ask for response bodies
+	// (SecResponseBodyAccess On) see them. Only the MIME types the ruleset
+	// lists are buffered, up to its SecResponseBodyLimit; everything else
+	// streams through.
+	InspectResponseBody bool `mapstructure:"inspect_response_body"`
+	// PreserveHost sends the client's Host header upstream instead of the
+	// upstream URL's host.
+	PreserveHost bool `mapstructure:"preserve_host"`
+	// DialTimeout bounds connecting to the upstream.
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers; zero means no limit.
+	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout"`
+}
+
+// Defaults for each section.
+var (
+	DefaultRoutingConfig = RoutingConfig{StickyKey: "ip"}
+	DefaultShadowConfig  = ShadowConfig{SamplePercent: 100, QueueSize: 1024, Workers: 1, MaxBodyBytes: 1 << 20}
+	DefaultProxyConfig   = ProxyConfig{
+		FailMode:            FailClosed,
+		InspectResponseBody: true,
+		PreserveHost:        true,
+		DialTimeout:         5 * time.Second,
+	}
+)
+
+// Fail modes.
+const (
+	FailClosed = "closed"
+	FailOpen   = "open"
+)
+
+// Validate reports the first invalid key, named relative to the section.
+func (c RoutingConfig) Validate() error {
+	if _, err := ParseShare(c.CandidatePercent); err != nil {
+		return fmt.Errorf("candidate_percent: %w", err)
+	}
+	if _, err := parseStickyKey(c.StickyKey); err != nil {
+		return fmt.Errorf("sticky_key: %w", err)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			return fmt.Errorf("trusted_proxies[%d]: %w", i, err)
+		}
+	}
+	if c.HashSecret != "" && len(c.HashSecret) < 16 {
+		return fmt.Errorf("hash_secret: must be at least 16 characters, got %d", len(c.HashSecret))
+	}
+	return nil
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c ShadowConfig) Validate() error {
+	if _, err := ParseShare(c.SamplePercent); err != nil {
+		return fmt.Errorf("sample_percent: %w", err)
+	}
+	if c.QueueSize < 1 {
+		return fmt.Errorf("queue_size: must be at least 1, got %d", c.QueueSize)
+	}
+	if c.Workers < 1 {
+		return fmt.Errorf("workers: must be at least 1, got %d", c.Workers)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max_body_bytes: must not be negative, got %d", c.MaxBodyBytes)
+	}
+	return nil
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c ProxyConfig) Validate() error {
+	if c.FailMode != FailClosed && c.FailMode != FailOpen {
+		return fmt.Errorf("fail_mode: must be %q or %q, got %q", FailClosed, FailOpen, c.FailMode)
+	}
+	if c.DialTimeout <= 0 {
+		return fmt.Errorf("dial_timeout: must be positive, got %s", c.DialTimeout)
+	}
+	if c.ResponseHeaderTimeout < 0 {
+		return fmt.Errorf("response_header_timeout: must not be negative, got %s", c.ResponseHeaderTimeout)
+	}
+	return nil
+}
+
+// Share is a fraction of traffic in basis points: 0 to 10000, so 0.01%
+// resolution with exact integer comparisons on the request path.
+type Share uint32
+
+// MaxShare is 100%.
+const MaxShare Share = 10000
+
+// ParseShare converts a percentage to a Share, refusing values out of range
+// or finer than 0.01%.
+func ParseShare(percent float64) (Share, error) {
+	if math.IsNaN(percent) || percent < 0 || percent > 100 {
+		return 0, fmt.Errorf("must be between 0 and 100, got %v", percent)
+	}
+	bp := math.Round(percent * 100)
+	if math.Abs(bp-percent*100) > 1e-6 {
+		return 0, fmt.Errorf("resolution is 0.01, got %v", percent)
+	}
+	return Share(bp), nil
+}
+
+// Percent returns the share as a percentage.
+func (s Share) Percent() float64 { return float64(s) / 100 }
+
+// Ratio returns the share as a fraction between 0 and 1.
+func (s Share) Ratio() float64 { return float64(s) / float64(MaxShare) }
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("want an IP or CIDR, got %q", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an IP or CIDR, got %q", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

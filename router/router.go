@@ -1,0 +1,182 @@
+// Package router is wafcanary's request path: a reverse proxy that judges
+// every request with one of two compiled rulesets (baseline or candidate),
+// chosen by a sticky, keyed hash of the client, and evaluates a sample of
+// requests with the other ruleset in shadow.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Options configure a Router.
+type Options struct {
+	// Upstream is the application behind the proxy.
+	Upstream *url.URL
+	Routing  RoutingConfig
+	Shadow   ShadowConfig
+	Proxy    ProxyConfig
+	// Secret keys the sticky assignment; see RoutingConfig.HashSecret.
+	Secret []byte
+	// Observer receives request and shadow outcomes. Required.
+	Observer Observer
+	// Logger receives block, disagreement and error events. Required.
+	Logger *slog.Logger
+	// Transport reaches the upstream; nil means one built from Proxy.
+	Transport http.RoundTripper
+}
+
+// Router is an http.Handler that proxies to the upstream under the WAF.
+// It is safe for concurrent use. The routing state is one Snapshot read
+// once per request; Swap replaces it for all requests that start after.
+type Router struct {
+	snap    atomic.Pointer[Snapshot]
+	assign  Assigner
+	sticky  stickyKey
+	clients clientAddr
+	proxy   *httputil.ReverseProxy
+	shadow  chan *capture
+	opts    Options
+	obs     Observer
+	log     *slog.Logger
+}
+
+// New returns a Router serving initial. Call Run to start shadow evaluation.
+func New(initial *Snapshot, o Options) (*Router, error) {
+	if o.Upstream == nil || o.Upstream.Scheme == "" || o.Upstream.Host == "" {
+		return nil, errors.New("router: upstream must be an absolute URL")
+	}
+	if o.Observer == nil || o.Logger == nil {
+		return nil, errors.New("router: observer and logger are required")
+	}
+	if len(o.Secret) < 16 {
+		return nil, errors.New("router: assignment secret must be at least 16 bytes")
+	}
+	for name, v := range map[string]interface{ Validate() error }{"routing": o.Routing, "shadow": o.Shadow, "proxy": o.Proxy} {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("router: %s.%w", name, err)
+		}
+	}
+	sticky, _ := parseStickyKey(o.Routing.StickyKey)      // validated above
+	clients, _ := newClientAddr(o.Routing.TrustedProxies) // validated above
+	rt := &Router{
+		assign:  NewAssigner(o.Secret),
+		sticky:  sticky,
+		clients: clients,
+		shadow:  make(chan *capture, o.Shadow.QueueSize),
+		opts:    o,
+		obs:     o.Observer,
+		log:     o.Logger,
+	}
+	rt.proxy = rt.newReverseProxy()
+	if err := rt.Swap(initial); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// Snapshot returns the routing state in force.
+func (rt *Router) Snapshot() *Snapshot { return rt.snap.Load() }
+
+// Swap installs next for every request that starts from now on. Requests
+// in flight finish on the rulesets they started with; rulesets that next
+// no longer uses are retired and closed when their last request ends. If
+// next is invalid nothing changes.
+func (rt *Router) Swap(next *Snapshot) error {
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("router: refusing snapshot: %w", err)
+	}
+	prev := rt.snap.Swap(next)
+	for _, rs := range prev.retiredBy(next) {
+		rs.Retire()
+	}
+	rt.obs.ObserveSnapshot(next)
+	return nil
+}
+
+// Run evaluates shadow samples until ctx is done.
+func (rt *Router) Run(ctx context.Context) {
+	done := make(chan struct{})
+	for range rt.opts.Shadow.Workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			rt.shadowWorker(ctx)
+		}()
+	}
+	for range rt.opts.Shadow.Workers {
+		<-done
+	}
+	// Give back the references held by samples nobody will evaluate.
+	for {
+		select {
+		case c := <-rt.shadow:
+			c.other.Release()
+		default:
+			return
+		}
+	}
+}
+
+// pick chooses the arm for a request and takes a reference on its ruleset.
+// The bucket is computed once; only the snapshot is re-read if a swap
+// closed the ruleset between loading the snapshot and acquiring it.
+func (rt *Router) pick(r *http.Request, clientIP string) (*Snapshot, Arm, *ruleset.Ruleset) {
+	bucket := rt.assign.Bucket(rt.sticky.of(r, clientIP))
+	for {
+		s := rt.snap.Load()
+		arm := Baseline
+		if s.Candidate != nil && bucket < s.Share {
+			arm = Candidate
+		}
+		if rs := s.Ruleset(arm); rs.Acquire() {
+			return s, arm, rs
+		}
+	}
+}
+
+func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
+	transport := rt.opts.Transport
+	if transport == nil {
+		transport = &http.Transport{
+			Proxy:                 nil, // the upstream is configured, never taken from the environment
+			DialContext:           (&net.Dialer{Timeout: rt.opts.Proxy.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: rt.opts.Proxy.ResponseHeaderTimeout,
+			ExpectContinueTimeout: time.Second,
+			ForceAttemptHTTP2:     true,
+		}
+	}
+	up := rt.opts.Upstream
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(up)
+			if rt.opts.Proxy.PreserveHost {
+				pr.Out.Host = pr.In.Host
+			}
+			ex := exchangeFrom(pr.In.Context())
+			if ex.peerTrusted {
+				// Keep the chain built by trusted proxies; SetXForwarded
+				// appends this hop. From anyone else it is discarded.
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
+			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Request-ID", ex.id)
+		},
+		Transport:      transport,
+		ModifyResponse: rt.modifyResponse,
+		ErrorHandler:   rt.proxyError,
+		ErrorLog:       slog.NewLogLogger(rt.log.Handler(), slog.LevelDebug),
+	}
+}

@@ -1,0 +1,405 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// exchange is one request's state, shared by ServeHTTP and the reverse
+// proxy's hooks through the request context.
+type exchange struct {
+	id          string
+	arm         Arm
+	rs          *ruleset.Ruleset
+	tx          types.Transaction // nil when failing open after an error
+	sw          stopwatch
+	peerTrusted bool
+
+	blocked     bool // a response phase interrupted
+	dropped     bool // a response phase dropped the connection
+	failed      bool // a response phase failed to process
+	upstreamErr bool
+	clientGone  bool
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// ServeHTTP judges the request with the ruleset of its arm and, if allowed,
+// proxies it.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	id := requestID(r)
+	clientIP, clientPort, peerTrusted := rt.clients.resolve(r)
+	snap, arm, rs := rt.pick(r, clientIP)
+	ex := &exchange{id: id, arm: arm, rs: rs, peerTrusted: peerTrusted}
+	rec := RequestRecord{ID: id, Arm: arm}
+
+	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: id, Context: r.Context()})
+	ex.tx = tx
+	defer func() {
+		// Runs on every exit, including the panic net/http uses to abort a
+		// response (drop, or a copy error once headers are out).
+		p := recover()
+		if p != nil && r.Context().Err() == nil && !ex.dropped && rec.Action != Blocked {
+			ex.upstreamErr = true // the upstream broke off mid-response
+		}
+		rt.finish(ex, tx, r, &rec, sw.status, start)
+		rs.Release()
+		if p != nil {
+			panic(p)
+		}
+	}()
+
+	view := viewOf(r, id, clientIP, clientPort)
+	var body io.Reader
+	if r.Body != nil && r.Body != http.NoBody {
+		body = r.Body
+	}
+	it, replay, err := rt.inspectRequest(ex, &view, body)
+	rt.offerShadow(snap, ex, &view, body, it)
+
+	switch {
+	case errors.Is(err, errClientBody):
+		rec.Action = Error
+		rt.log.Info("client broke off request body", "request_id", id, "error", err)
+		http.Error(sw, "bad request", http.StatusBadRequest)
+		return
+	case err != nil:
+		rec.Action = Error
+		rt.log.Error("waf processing failed", "request_id", id, "arm", arm.String(), "fail_mode", rt.opts.Proxy.FailMode, "error", err)
+		if rt.opts.Proxy.FailMode != FailOpen {
+			writeStatus(sw, id, http.StatusInternalServerError)
+			return
+		}
+		ex.tx = nil // fail open: no more phases for this request
+		if replay == nil {
+			replay = failOpenBody(tx, body)
+		}
+	case it != nil:
+		rec.Action = Blocked
+		rt.interrupt(sw, r, id, it)
+		return
+	}
+
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	if replay != nil {
+		out.Body = io.NopCloser(replay)
+	}
+	rt.proxy.ServeHTTP(sw, out)
+	switch {
+	case ex.blocked:
+		rec.Action = Blocked
+	case ex.failed:
+		rec.Action = Error
+	}
+}
+
+// inspectRequest runs phases 1 and 2. A panic inside Coraza is turned into
+// a processing error so the fail mode decides, not the server's recover.
+func (rt *Router) inspectRequest(ex *exchange, v *requestView, body io.Reader) (it *types.Interruption, replay io.Reader, err error) {
+	start := time.Now()
+	defer ex.sw.since(start)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("coraza panicked: %v", p)
+		}
+	}()
+	if it = processRequestHeaders(ex.tx, v); it != nil {
+		return it, nil, nil
+	}
+	return processRequestBody(ex.tx, body)
+}
+
+// failOpenBody rebuilds the upstream body after a processing error: what
+// Coraza had buffered, then the rest. Best effort by nature.
+func failOpenBody(tx types.Transaction, body io.Reader) io.Reader {
+	if body == nil {
+		return nil
+	}
+	if buffered, err := tx.RequestBodyReader(); err == nil {
+		return io.MultiReader(buffered, body)
+	}
+	return body
+}
+
+// finish runs the logging phase, copies the verdict out of the transaction,
+// closes it, and reports the request.
+func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, rec *RequestRecord, status int, start time.Time) {
+	t := time.Now()
+	func() {
+		defer func() { _ = recover() }() // a failing logging phase must not lose the record
+		tx.ProcessLogging()
+	}()
+	ex.sw.since(t)
+	rec.Verdict = verdictOf(tx)
+	_ = tx.Close() // only fails removing temporary body files, which it logs itself
+	rec.Status = status
+	if ex.clientGone {
+		rec.Status = 0
+	}
+	rec.UpstreamError = ex.upstreamErr
+	rec.WAFDuration = ex.sw.total
+	rec.Duration = time.Since(start)
+	rt.obs.ObserveRequest(*rec)
+	if rec.Action == Blocked {
+		rt.logVerdict("request blocked", rec.ID, rec.Arm, ex.rs.Version, "enforce", r.Method, r.URL.Path, rec.Verdict)
+	}
+}
+
+func (rt *Router) logVerdict(msg, id string, arm Arm, version, mode, method, path string, v Verdict) {
+	rt.log.Warn(msg,
+		"request_id", id, "arm", arm.String(), "version", version, "mode", mode,
+		"method", method, "path", path,
+		"action", v.Action, "status", v.Status, "rule_id", v.RuleID,
+		"rule_ids", v.RuleIDs(), "rules", v.Rules, "inbound_anomaly_score", v.InboundScore)
+}
+
+// interrupt carries out a request-phase interruption.
+func (rt *Router) interrupt(w http.ResponseWriter, r *http.Request, id string, it *types.Interruption) {
+	switch it.Action {
+	case "drop":
+		drop(w)
+	case "redirect":
+		code := it.Status
+		if code < 300 || code > 399 {
+			code = http.StatusFound
+		}
+		w.Header().Set("X-Request-ID", id)
+		http.Redirect(w, r, it.Data, code)
+	default: // deny, and any action we do not know: block rather than pass
+		writeStatus(w, id, denyStatus(it))
+	}
+}
+
+func denyStatus(it *types.Interruption) int {
+	if it.Status >= 400 && it.Status <= 599 {
+		return it.Status
+	}
+	return http.StatusForbidden
+}
+
+// drop closes the client connection without a response. HTTP/1 connections
+// are hijacked and closed; where that is impossible (HTTP/2) the handler
+// aborts, which resets the stream.
+func drop(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// writeStatus sends a short plain-text page that carries the request ID, so
+// a blocked user has something to quote to support.
+func writeStatus(w http.ResponseWriter, id string, code int) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Request-ID", id)
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "%d %s\nrequest id: %s\n", code, http.StatusText(code), id)
+}
+
+// modifyResponse runs phases 3 and 4 on the upstream's response before any
+// of it reaches the client.
+func (rt *Router) modifyResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	resp.Header.Set("X-Request-ID", ex.id)
+	if ex.tx == nil {
+		return nil
+	}
+	start := time.Now()
+	defer ex.sw.since(start)
+	it, err := rt.inspectResponse(ex.tx, resp)
+	switch {
+	case err != nil && errors.Is(err, errUpstreamBody):
+		ex.upstreamErr = true
+		return err
+	case err != nil:
+		ex.failed = true
+		rt.log.Error("waf processing failed", "request_id", ex.id, "arm", ex.arm.String(), "phase", "response", "fail_mode", rt.opts.Proxy.FailMode, "error", err)
+		if rt.opts.Proxy.FailMode == FailOpen {
+			return nil
+		}
+		replaceResponse(resp, ex.id, http.StatusInternalServerError)
+		return nil
+	case it != nil:
+		ex.blocked = true
+		if it.Action == "drop" {
+			return errDropResponse
+		}
+		code := denyStatus(it)
+		replaceResponse(resp, ex.id, code)
+		if it.Action == "redirect" {
+			resp.StatusCode = http.StatusFound
+			if it.Status >= 300 && it.Status <= 399 {
+				resp.StatusCode = it.Status
+			}
+			resp.Header.Set("Location", it.Data)
+		}
+	}
+	return nil
+}
+
+var (
+	errUpstreamBody = errors.New("reading upstream response body")
+	errDropResponse = errors.New("response dropped by rule")
+)
+
+func (rt *Router) inspectResponse(tx types.Transaction, resp *http.Response) (it *types.Interruption, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("coraza panicked: %v", p)
+		}
+	}()
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			tx.AddResponseHeader(k, v)
+		}
+	}
+	if it = tx.ProcessResponseHeaders(resp.StatusCode, resp.Proto); it != nil {
+		return it, nil
+	}
+	// Only bodies the ruleset can inspect are buffered, up to its limit;
+	// the rest (SSE, downloads, binary types) stream straight through.
+	if rt.opts.Proxy.InspectResponseBody && tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() {
+		upstream := &clientReader{r: resp.Body}
+		it, _, err := tx.ReadResponseBodyFrom(upstream)
+		if upstream.err != nil {
+			return nil, fmt.Errorf("%w: %w", errUpstreamBody, upstream.err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("buffering response body: %w", err)
+		}
+		if it != nil {
+			return it, nil
+		}
+		buffered, err := tx.ResponseBodyReader()
+		if err != nil {
+			return nil, fmt.Errorf("replaying response body: %w", err)
+		}
+		resp.Body = readCloser{io.MultiReader(buffered, resp.Body), resp.Body}
+	}
+	it, err = tx.ProcessResponseBody()
+	if err != nil {
+		return nil, fmt.Errorf("processing response body: %w", err)
+	}
+	return it, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// replaceResponse discards the upstream's response (headers included: they
+// may set cookies) and puts a short status page in its place.
+func replaceResponse(resp *http.Response, id string, code int) {
+	_ = resp.Body.Close()
+	msg := fmt.Sprintf("%d %s\nrequest id: %s\n", code, http.StatusText(code), id)
+	resp.StatusCode = code
+	resp.Status = strconv.Itoa(code) + " " + http.StatusText(code)
+	resp.Header = http.Header{
+		"Content-Type":           {"text/plain; charset=utf-8"},
+		"X-Content-Type-Options": {"nosniff"},
+		"Cache-Control":          {"no-store"},
+		"X-Request-Id":           {id},
+	}
+	resp.Body = io.NopCloser(strings.NewReader(msg))
+	resp.ContentLength = int64(len(msg))
+	resp.TransferEncoding = nil
+	resp.Trailer = nil
+}
+
+// proxyError handles everything the reverse proxy could not deliver.
+func (rt *Router) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	switch {
+	case errors.Is(err, errDropResponse):
+		ex.dropped = true
+		drop(w)
+		return
+	case r.Context().Err() != nil:
+		// The client went away; nobody is left to answer, and it says
+		// nothing about the upstream.
+		ex.clientGone = true
+		return
+	}
+	ex.upstreamErr = true
+	code := http.StatusBadGateway
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		code = http.StatusGatewayTimeout
+	}
+	rt.log.Warn("upstream error", "request_id", ex.id, "arm", ex.arm.String(), "status", code, "error", err)
+	writeStatus(w, ex.id, code)
+}
+
+// statusWriter remembers the status sent. Unwrap lets
+// http.ResponseController reach Flush and Hijack underneath, which the
+// reverse proxy uses for streaming and upgrades.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// requestID returns the incoming X-Request-ID if it is a sane token, or a
+// new random one. The ID names the Coraza transaction (UNIQUE_ID), the log
+// lines and the upstream request, so it must not carry log injection.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); validRequestID(id) {
+		return id
+	}
+	return rand.Text()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,68 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Snapshot is the complete routing state: both compiled rulesets, the
+// candidate's share and the shadow sample. It is immutable once installed;
+// a change is a new Snapshot swapped in whole, so no request sees half of it.
+type Snapshot struct {
+	Baseline *ruleset.Ruleset
+	// Candidate is nil when no rollout is under way.
+	Candidate *ruleset.Ruleset
+	// Share is the candidate's share of sticky keys.
+	Share Share
+	// ShadowSample is the fraction of requests also evaluated by the
+	// ruleset that did not enforce on them.
+	ShadowSample Share
+}
+
+// Validate checks the snapshot can serve.
+func (s *Snapshot) Validate() error {
+	switch {
+	case s == nil || s.Baseline == nil:
+		return errors.New("snapshot has no baseline ruleset")
+	case s.Share > MaxShare:
+		return fmt.Errorf("candidate share %d exceeds %d", s.Share, MaxShare)
+	case s.ShadowSample > MaxShare:
+		return fmt.Errorf("shadow sample %d exceeds %d", s.ShadowSample, MaxShare)
+	case s.Candidate == nil && s.Share > 0:
+		return errors.New("candidate share above zero without a candidate ruleset")
+	case s.Baseline.Closed() || (s.Candidate != nil && s.Candidate.Closed()):
+		return errors.New("snapshot refers to a closed ruleset")
+	}
+	return nil
+}
+
+// Ruleset returns the ruleset of arm, nil for a missing candidate.
+func (s *Snapshot) Ruleset(a Arm) *ruleset.Ruleset {
+	if a == Candidate {
+		return s.Candidate
+	}
+	return s.Baseline
+}
+
+// WithShare returns a copy with the candidate share replaced.
+func (s *Snapshot) WithShare(share Share) *Snapshot {
+	c := *s
+	c.Share = share
+	return &c
+}
+
+// retiredBy lists the rulesets of s that next no longer uses.
+func (s *Snapshot) retiredBy(next *Snapshot) []*ruleset.Ruleset {
+	if s == nil {
+		return nil
+	}
+	var out []*ruleset.Ruleset
+	for _, rs := range []*ruleset.Ruleset{s.Baseline, s.Candidate} {
+		if rs != nil && rs != next.Baseline && rs != next.Candidate {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
