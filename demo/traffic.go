@@ -457,23 +457,21 @@ func AttackRequests() []Request {
 	return reqs
 }
 
-// FalsePositiveRequests returns sample legitimate requests that Core Rule
-// Set style rulesets (especially at higher paranoia levels) are prone to
-// block: a developer's comment quoting SQL, a search for a name with an
-// apostrophe, a comment with harmless HTML markup, a search for a shell
-// command and an order whose note mentions a file path. They are not used
-// unless assigned to Traffic.FalsePositives. Each call returns a fresh slice.
+// FalsePositiveRequests returns legitimate requests that the shipped
+// baseline or candidates block, verified against CRS 4.25 (see
+// configs/rulesets/README.md): a support ticket mentioning /etc/hosts
+// (930120 at paranoia level 1, fixed by candidate-exclusion.conf), and a
+// quoted search and a comment with quotes that only paranoia level 2
+// blocks (942520, 942200: new blocks for candidate-pl2.conf). They are
+// not sent unless assigned to Traffic.FalsePositives. Each call returns a
+// fresh slice.
 func FalsePositiveRequests() []Request {
 	reqs := []Request{
-		{Name: "fp-comment-sql-snippet", Method: http.MethodPost, Path: "/blog/comment", Header: formHeader.Clone(),
-			Body: commentForm("Dana Whitfield", "dana@example.com",
-				"For the inventory post: we run SELECT name, stock FROM products WHERE stock < 5 every morning and it works fine.")},
-		{Name: "fp-search-apostrophe", Method: http.MethodGet, Path: searchPath("O'Brien's trail guide")},
-		{Name: "fp-comment-html", Method: http.MethodPost, Path: "/blog/comment", Header: formHeader.Clone(),
-			Body: commentForm("Erik Lund", "erik@example.com", "<b>Loved</b> this post &mdash; see <a href=\"https://example.com/gear\">my gear list</a>.")},
-		{Name: "fp-search-command", Method: http.MethodGet, Path: searchPath("how to run rm -rf node_modules; npm install")},
-		{Name: "fp-order-note-path", Method: http.MethodPost, Path: "/api/orders", Header: postJSON.Clone(),
-			Body: `{"customer":{"name":"Fay O'Neil","email":"fay@example.com"},"items":[{"product_id":11,"sku":"MAP-ALPS","quantity":1,"unit_price":14.5}],"currency":"EUR","notes":"Gift receipt please; leave at /home/reception/../mailroom if nobody answers"}`},
+		{Name: "fp-ticket-etc-hosts", Method: http.MethodPost, Path: "/support/tickets", Header: formHeader.Clone(),
+			Body: "email=jane.doe%40example.com&subject=Dashboard+times+out&message=Since+the+last+update+I+can%27t+reach+the+dashboard.+I+added+the+server+IP+to+%2Fetc%2Fhosts+as+your+setup+guide+says%2C+but+it+still+times+out."},
+		{Name: "fp-search-quoted-phrase", Method: http.MethodGet, Path: "/search?q=%22wireless+headphones%22+-refurbished"},
+		{Name: "fp-comment-quotes", Method: http.MethodPost, Path: "/blog/comment", Header: formHeader.Clone(),
+			Body: "name=Jane&email=jane%40example.com&comment=It%27s+not+working%3A+when+I+click+%27Save%27+nothing+happens%2C+and+the+%27Cancel%27+button+is+greyed+out."},
 	}
 	for i := range reqs {
 		reqs[i].Kind = KindFalsePositive

@@ -27,6 +27,7 @@ type Metrics struct {
 	weight        prometheus.Gauge
 	shadowSample  prometheus.Gauge
 	rulesetInfo   *prometheus.GaugeVec
+	loadFailures  *prometheus.CounterVec
 	buildInfo     *prometheus.GaugeVec
 
 	// Known rule IDs per arm: matches of rules outside the loaded
@@ -92,13 +93,17 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "wafcanary_ruleset_info",
 			Help: "Ruleset version in service per arm; always 1.",
 		}, []string{"arm", "version"}),
+		loadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_ruleset_load_failures_total",
+			Help: "Rulesets refused because they did not compile, by the arm they were meant for; the rulesets in service kept serving.",
+		}, arm),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wafcanary_build_info",
 			Help: "Build of the running wafcanary; always 1.",
 		}, []string{"version", "goversion", "coraza", "coreruleset"}),
 	}
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
-		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.buildInfo)
+		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
@@ -109,6 +114,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.wafDuration.WithLabelValues(a.String())
 		m.duration.WithLabelValues(a.String())
 		m.upstreamErrs.WithLabelValues(a.String())
+		m.loadFailures.WithLabelValues(a.String())
 	}
 	for _, b := range []string{"allowed", "blocked"} {
 		for _, c := range []string{"allowed", "blocked"} {
@@ -215,3 +221,6 @@ func inventory(rs *ruleset.Ruleset) map[int]string {
 	}
 	return out
 }
+
+// RulesetLoadFailed counts a ruleset refused for arm ("baseline" or "candidate").
+func (m *Metrics) RulesetLoadFailed(arm string) { m.loadFailures.WithLabelValues(arm).Inc() }

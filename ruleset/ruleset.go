@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -64,8 +65,8 @@ type Ruleset struct {
 }
 
 // Load reads, compiles and versions the ruleset in path. A ruleset that does
-// not compile is refused with Coraza's message, which names the file and
-// line at fault.
+// not compile is refused with Coraza's message, prefixed with the file and
+// line at fault. Included files are read relative to path's directory.
 func Load(path string) (*Ruleset, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -74,18 +75,24 @@ func Load(path string) (*Ruleset, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("ruleset %s: %w", path, err)
 	}
-	dir := filepath.Dir(abs)
-	newFS := func() *sourceFS { return &sourceFS{local: os.DirFS(dir), crs: coreruleset.FS} }
+	return LoadFS(os.DirFS(filepath.Dir(abs)), filepath.Base(abs), path)
+}
+
+// LoadFS is Load for a ruleset in a file system, such as the rulesets
+// embedded in the binary: name is the main file in dir, and path is how
+// errors and Ruleset.Path refer to it.
+func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
+	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
 
 	var rules []Rule
-	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(filepath.Base(abs))
+	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(name)
 	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
 		rules = append(rules, ruleOf(m))
 	})
 	waf, err := coraza.NewWAF(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), filepath.Base(abs), newFS, err))
+		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), name, newFS, err))
 	}
 	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
 

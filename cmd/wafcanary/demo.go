@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/wafcanary/wafcanary/demo"
+)
+
+type demoOptions struct {
+	listen, adminListen   string
+	baseline, candidate   string
+	candidatePercent      float64
+	shadowPercent         float64
+	rate                  float64
+	duration, reportEvery time.Duration
+}
+
+func newDemoCmd() *cobra.Command {
+	o := demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a self-contained demo: app, proxy, baseline and candidate, synthetic traffic",
+		Long: `Start a small demo application as the upstream, wafcanary in front of it with
+the shipped baseline and a candidate (both embedded in the binary), and a
+generator of benign, attack and false-positive traffic. It prints what is
+happening and where to look until Ctrl-C or --duration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if o.duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, o.duration)
+				defer cancel()
+			}
+			return runDemo(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "proxy listen address (port 0 picks a free one)")
+	f.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:9090", "admin (metrics) listen address")
+	f.StringVar(&o.baseline, "baseline", "embedded:baseline.conf", "baseline ruleset file or embedded:NAME")
+	f.StringVar(&o.candidate, "candidate", "embedded:candidate-exclusion.conf", "candidate ruleset file or embedded:NAME (try embedded:candidate-pl2.conf)")
+	f.Float64Var(&o.candidatePercent, "candidate-percent", 50, "share of clients on the candidate")
+	f.Float64Var(&o.shadowPercent, "shadow-percent", 100, "share of requests also judged in shadow")
+	f.Float64Var(&o.rate, "rate", 20, "synthetic requests per second")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	f.DurationVar(&o.reportEvery, "report-every", 5*time.Second, "how often to print a summary")
+	return cmd
+}
+
+func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
+	dir, err := os.MkdirTemp("", "wafcanary-demo-")
+	if err != nil {
+		return err
+	}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo app: %w", err)
+	}
+	app := &http.Server{Handler: demo.NewApp(), ReadHeaderTimeout: 5 * time.Second}
+	go app.Serve(appLn)
+	defer app.Close()
+
+	cfg := defaultConfig()
+	cfg.Listen, cfg.Admin.Listen = o.listen, o.adminListen
+	cfg.Upstream = "http://" + appLn.Addr().String()
+	cfg.StateDir = dir
+	cfg.Rulesets = RulesetsConfig{Baseline: o.baseline, Candidate: o.candidate}
+	cfg.Routing.CandidatePercent, cfg.Shadow.SamplePercent = o.candidatePercent, o.shadowPercent
+	// Demo clients carry a stable X-Client-ID; keying on it spreads them
+	// over both arms although they all come from 127.0.0.1.
+	cfg.Routing.StickyKey = "header:X-Client-ID"
+	if err := cfg.Validate(); err != nil {
+		return errUsage{err}
+	}
+	logPath := filepath.Join(dir, "wafcanary.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewJSONHandler(logFile, nil))
+
+	s, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	proxyLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return errUsage{fmt.Errorf("proxy: %w (choose another address with --listen, e.g. --listen 127.0.0.1:0)", err)}
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		proxyLn.Close()
+		return errUsage{fmt.Errorf("admin: %w (choose another address with --admin-listen, e.g. --admin-listen 127.0.0.1:0)", err)}
+	}
+	proxyURL := "http://" + proxyLn.Addr().String()
+	snap := s.router.Snapshot()
+	if snap.Candidate == nil {
+		return errInvalidRuleset{fmt.Errorf("candidate %s refused; see %s", o.candidate, logPath)}
+	}
+
+	fmt.Fprintf(out, `wafcanary demo
+  demo app (upstream)  %s
+  proxy                %s
+  metrics              http://%s/metrics
+  logs (JSON lines)    %s
+  baseline             %s  version %s
+  candidate            %s  version %s
+                       enforcing on %.2f%% of clients, judging %.2f%% of requests in shadow
+
+Synthetic traffic, %.0f requests/s from 200 clients: benign browsing, searches,
+JSON orders and forms; a few attacks (SQL injection, XSS, path traversal);
+and legitimate requests the baseline blocks by mistake (false positives).
+
+Try, in another terminal:
+  curl -i '%s/search?q=1%%27%%20OR%%20%%271%%27%%3D%%271%%27--'    SQL injection: 403 from either ruleset
+  grep '"shadow disagreement"' %s         where the rulesets differ, with rule IDs
+  grep '"request blocked"' %s | tail -1   which rule blocked a request (grep its request_id)
+  curl -s http://%s/metrics | grep '^wafcanary_'
+
+`, cfg.Upstream, proxyURL, adminLn.Addr(), logPath,
+		snap.Baseline.Path, snap.Baseline.Version, snap.Candidate.Path, snap.Candidate.Version,
+		snap.Share.Percent(), snap.ShadowSample.Percent(), o.rate,
+		proxyURL, logPath, logPath, adminLn.Addr())
+
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- s.run(serveCtx, proxyLn, adminLn) }()
+
+	var fp fpCount
+	traffic := &demo.Traffic{
+		Target:         proxyURL,
+		Rate:           o.rate,
+		FalsePositives: demo.FalsePositiveRequests(),
+		OnResult:       fp.observe,
+	}
+	trafficDone := make(chan error, 1)
+	go func() { trafficDone <- traffic.Run(ctx) }()
+
+	start := time.Now()
+	tick := time.NewTicker(o.reportEvery)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-tick.C:
+			fmt.Fprintln(out, summary(s.reg, &fp, time.Since(start)))
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	terr := <-trafficDone
+	fmt.Fprintln(out, summary(s.reg, &fp, time.Since(start)))
+	fmt.Fprintf(out, "\nstopped; logs kept in %s\n", logPath)
+	stopServe()
+	return errors.Join(terr, <-served)
+}
+
+// fpCount tallies what clients saw of the false-positive requests.
+type fpCount struct{ sent, blocked atomic.Int64 }
+
+func (f *fpCount) observe(r demo.Result) {
+	if r.Kind != demo.KindFalsePositive || r.Err != nil {
+		return
+	}
+	f.sent.Add(1)
+	if r.Status == http.StatusForbidden {
+		f.blocked.Add(1)
+	}
+}
+
+// summary reads the counters back from the registry: the demo shows the
+// same numbers an operator would scrape.
+func summary(g prometheus.Gatherer, fp *fpCount, elapsed time.Duration) string {
+	c := counters(g)
+	arm := func(a string) string {
+		total := c["wafcanary_requests_total{action=allowed,arm="+a+"}"] + c["wafcanary_requests_total{action=blocked,arm="+a+"}"] + c["wafcanary_requests_total{action=error,arm="+a+"}"]
+		return fmt.Sprintf("%s %.0f req, %.0f blocked", a, total, c["wafcanary_requests_total{action=blocked,arm="+a+"}"])
+	}
+	pair := func(b, k string) float64 { return c["wafcanary_shadow_verdicts_total{baseline="+b+",candidate="+k+"}"] }
+	agree := pair("allowed", "allowed") + pair("blocked", "blocked")
+	return fmt.Sprintf("[%4.0fs] %s | %s | shadow: %.0f agree, %.0f new blocks, %.0f lost blocks, %.0f dropped | false positives blocked for users: %d of %d",
+		elapsed.Seconds(), arm("baseline"), arm("candidate"), agree,
+		pair("allowed", "blocked"), pair("blocked", "allowed"), c["wafcanary_shadow_dropped_total"],
+		fp.blocked.Load(), fp.sent.Load())
+}
+
+// counters flattens counter families to "name{k=v,...}" keys.
+func counters(g prometheus.Gatherer) map[string]float64 {
+	out := map[string]float64{}
+	mfs, _ := g.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() == nil {
+				continue
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(labels)
+			key := mf.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			out[key] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}

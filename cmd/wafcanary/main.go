@@ -1,0 +1,49 @@
+// Command wafcanary is a reverse proxy that rolls out WAF rule changes as a
+// measured canary: a baseline and a candidate ruleset side by side.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK             = 0
+	exitFailure        = 1 // the server failed at run time
+	exitUsage          = 2 // bad flags or configuration
+	exitInvalidRuleset = 3 // a ruleset did not compile
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRootCmd().ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wafcanary:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	var inv errInvalidRuleset
+	var usage errUsage
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &inv):
+		return exitInvalidRuleset
+	case errors.As(err, &usage):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// errUsage marks bad flags or configuration, for the exit code.
+type errUsage struct{ error }
+
+func (e errUsage) Unwrap() error { return e.error }

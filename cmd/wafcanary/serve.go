@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the proxy with the configured baseline and candidate rulesets",
+		Long: `Run the proxy. Configuration comes from --config (YAML), WAFCANARY_*
+environment variables (WAFCANARY_ROUTING_CANDIDATE_PERCENT for
+routing.candidate_percent) and flags, each overriding the one before.
+SIGHUP recompiles the ruleset files; a ruleset that fails to compile is
+refused and the rulesets in service keep serving.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(file, cmd.Flags())
+			if err != nil {
+				return errUsage{err}
+			}
+			log := newLogger(cfg.Log.Level)
+			s, err := newServer(cfg, log)
+			if err != nil {
+				return err
+			}
+			proxyLn, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+			if err != nil {
+				proxyLn.Close()
+				return fmt.Errorf("admin.listen: %w", err)
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					_ = s.reload() // logged inside; the old rulesets keep serving
+				}
+			}()
+			log.Info("serving", "listen", proxyLn.Addr().String(), "upstream", cfg.Upstream,
+				"admin", adminLn.Addr().String(), "admin_token_file", tokenHint(cfg))
+			return s.run(cmd.Context(), proxyLn, adminLn)
+		},
+	}
+	addConfigFlags(cmd, &file)
+	return cmd
+}
+
+// addConfigFlags declares the flags that override config keys (flagKeys).
+func addConfigFlags(cmd *cobra.Command, file *string) {
+	f := cmd.Flags()
+	f.StringVarP(file, "config", "c", "", "YAML configuration file (see configs/wafcanary.yaml)")
+	f.String("listen", "", "proxy listen address (listen)")
+	f.String("upstream", "", "upstream URL (upstream)")
+	f.String("state-dir", "", "state directory (state_dir)")
+	f.String("admin-listen", "", "admin listen address (admin.listen)")
+	f.String("baseline", "", "baseline ruleset file, or embedded:NAME (rulesets.baseline)")
+	f.String("candidate", "", "candidate ruleset file, or embedded:NAME (rulesets.candidate)")
+	f.Float64("candidate-percent", 0, "share of clients on the candidate, 0-100 (routing.candidate_percent)")
+	f.Float64("shadow-percent", 0, "share of requests evaluated in shadow, 0-100 (shadow.sample_percent)")
+	f.String("log-level", "", "debug, info, warn or error (log.level)")
+}
+
+// tokenHint says where the admin token is without printing it.
+func tokenHint(cfg Config) string {
+	if cfg.Admin.Token != "" {
+		return "(from configuration)"
+	}
+	return cfg.StateDir + "/admin.token"
+}
