@@ -74,7 +74,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = r.Body
 	}
 	it, replay, err := rt.inspectRequest(ex, &view, body)
-	rt.offerShadow(snap, ex, &view, body, it)
+	if err == nil {
+		rt.offerShadow(snap, ex, &view, body, it)
+	}
 
 	switch {
 	case errors.Is(err, errClientBody):
