@@ -121,11 +121,13 @@ func (c ProxyConfig) Validate() error {
 	if c.FailMode != FailClosed && c.FailMode != FailOpen {
 		return fmt.Errorf("fail_mode: must be %q or %q, got %q", FailClosed, FailOpen, c.FailMode)
 	}
-	if c.DialTimeout <= 0 {
-		return fmt.Errorf("dial_timeout: must be positive, got %s", c.DialTimeout)
+	// A bare number in a config file decodes as nanoseconds; anything
+	// under a millisecond is that mistake, not a choice.
+	if c.DialTimeout < time.Millisecond {
+		return fmt.Errorf("dial_timeout: must be at least 1ms (write units, e.g. 5s), got %s", c.DialTimeout)
 	}
-	if c.ResponseHeaderTimeout < 0 {
-		return fmt.Errorf("response_header_timeout: must not be negative, got %s", c.ResponseHeaderTimeout)
+	if c.ResponseHeaderTimeout != 0 && c.ResponseHeaderTimeout < time.Millisecond {
+		return fmt.Errorf("response_header_timeout: must be 0 (no limit) or at least 1ms (write units, e.g. 30s), got %s", c.ResponseHeaderTimeout)
 	}
 	return nil
 }

@@ -112,6 +112,8 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	proxyURL := "http://" + proxyLn.Addr().String()
 	snap := s.router.Snapshot()
 	if snap.Candidate == nil {
+		proxyLn.Close()
+		adminLn.Close()
 		return errInvalidRuleset{fmt.Errorf("candidate %s refused; see %s", o.candidate, logPath)}
 	}
 

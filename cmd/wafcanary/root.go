@@ -17,6 +17,16 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
 	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd())
+	for _, c := range root.Commands() {
+		if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return errUsage{err}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 

@@ -41,7 +41,7 @@ type server struct {
 // loadRuleset loads a file, or a shipped ruleset named "embedded:NAME".
 func loadRuleset(spec string) (*ruleset.Ruleset, error) {
 	if name, ok := strings.CutPrefix(spec, "embedded:"); ok {
-		return ruleset.LoadFS(configs.Rulesets, name, "configs/rulesets/"+name)
+		return ruleset.LoadFS(configs.Rulesets, name, spec)
 	}
 	return ruleset.Load(spec)
 }
@@ -68,7 +68,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 			return nil, err
 		}
 	}
-	snap, err := s.buildSnapshot()
+	snap, err := s.buildSnapshot(false)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,10 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 }
 
 // buildSnapshot compiles the configured rulesets into a routing snapshot.
-func (s *server) buildSnapshot() (*router.Snapshot, error) {
+// A candidate that does not compile is always refused; strict makes that
+// an error (a reload keeps what serves), otherwise the baseline serves
+// alone (start-up: a broken candidate must not take production down).
+func (s *server) buildSnapshot(strict bool) (*router.Snapshot, error) {
 	base, err := loadRuleset(s.cfg.Rulesets.Baseline)
 	if err != nil {
 		s.metrics.RulesetLoadFailed("baseline")
@@ -98,6 +101,10 @@ func (s *server) buildSnapshot() (*router.Snapshot, error) {
 	cand, err := loadRuleset(s.cfg.Rulesets.Candidate)
 	if err != nil {
 		s.metrics.RulesetLoadFailed("candidate")
+		if strict {
+			base.Retire()
+			return nil, errInvalidRuleset{err}
+		}
 		s.log.Error("candidate ruleset refused; the baseline serves alone", "error", err.Error())
 		return snap, nil
 	}
@@ -113,7 +120,7 @@ func (s *server) buildSnapshot() (*router.Snapshot, error) {
 func (s *server) reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	snap, err := s.buildSnapshot()
+	snap, err := s.buildSnapshot(true)
 	if err != nil {
 		s.log.Error("reload refused; rulesets in service keep serving", "error", err.Error())
 		return err

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	bannerProxy   = regexp.MustCompile(`(?m)^  proxy +(http://127\.0\.0\.1:[1-9]\d*)$`)
+	bannerMetrics = regexp.MustCompile(`(?m)^  metrics +(http://127\.0\.0\.1:[1-9]\d*/metrics)$`)
+	bannerLog     = regexp.MustCompile(`(?m)^  logs \(JSON lines\) +(\S+)$`)
+	summaryLine   = regexp.MustCompile(`(?m)^\[ *\d+s\] baseline (\d+) req, \d+ blocked \| candidate (\d+) req, \d+ blocked \| shadow: `)
+)
+
+// TestDemo runs the demo for about three seconds and checks that what it
+// prints is true: the URLs answer, the summary counts both arms, and the
+// log it points to records blocks without leaking credentials.
+func TestDemo(t *testing.T) {
+	// The demo keeps its directory after it stops; keep it in the test's.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runDemo(ctx, &out, demoOptions{
+			listen: "127.0.0.1:0", adminListen: "127.0.0.1:0",
+			baseline: "embedded:baseline.conf", candidate: "embedded:candidate-exclusion.conf",
+			candidatePercent: 50, shadowPercent: 100,
+			rate: 20, reportEvery: time.Second,
+		})
+	}()
+
+	waitFor(t, 2*time.Second, "the demo banner", func() bool { return bannerLog.MatchString(out.String()) })
+	banner := out.String()
+	proxyM, metricsM, logM := bannerProxy.FindStringSubmatch(banner), bannerMetrics.FindStringSubmatch(banner), bannerLog.FindStringSubmatch(banner)
+	if proxyM == nil || metricsM == nil || logM == nil {
+		t.Fatalf("banner lacks the proxy URL, metrics URL or log path:\n%s", banner)
+	}
+	logPath := logM[1]
+	if !strings.HasPrefix(logPath, tmp+string(filepath.Separator)) {
+		t.Errorf("log path %s is not under TMPDIR %s", logPath, tmp)
+	}
+
+	// The banner's addresses are the live ones. This request carries
+	// credentials the log must not repeat.
+	c := newClient(t)
+	const cookie, bearer = "session=c00kieSecret4242", "Bearer t0kenSecret4242"
+	r := httpGet(t, c, proxyM[1]+sqliPath, "Cookie", cookie, "Authorization", bearer)
+	if r.status != 403 {
+		t.Errorf("SQL injection through the banner's proxy URL: status %d, want 403", r.status)
+	}
+	ourID := r.header.Get("X-Request-ID")
+	if ourID == "" {
+		t.Error("blocked response has no X-Request-ID")
+	}
+	if m := httpGet(t, c, metricsM[1]); m.status != 200 || !strings.Contains(m.body, "wafcanary_requests_total") {
+		t.Errorf("banner's metrics URL: status %d, want 200 with wafcanary metrics", m.status)
+	}
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("runDemo returned %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("runDemo did not return within 15s")
+	}
+
+	text := out.String()
+	summaries := summaryLine.FindAllStringSubmatch(text, -1)
+	// Ticks at 1s and 2s, then the closing summary: at least one periodic line.
+	if len(summaries) < 2 {
+		t.Errorf("%d summary lines, want a periodic one and the final one:\n%s", len(summaries), text)
+	}
+	var both bool
+	for _, m := range summaries {
+		b, _ := strconv.Atoi(m[1])
+		k, _ := strconv.Atoi(m[2])
+		both = both || (b > 0 && k > 0)
+	}
+	if !both {
+		t.Errorf("no summary line counts requests on both arms:\n%s", text)
+	}
+	if !strings.Contains(text, "stopped; logs kept in "+logPath) {
+		t.Errorf("output does not end by naming the log:\n%s", text)
+	}
+
+	logData, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked, oursLogged := 0, false
+	for line := range strings.Lines(string(logData)) {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %v\n%s", err, line)
+			continue
+		}
+		if rec.Msg == "request blocked" && rec.RequestID != "" {
+			blocked++
+			oursLogged = oursLogged || rec.RequestID == ourID
+		}
+	}
+	if blocked == 0 {
+		t.Errorf("%s has no \"request blocked\" line with a request_id", logPath)
+	}
+	if !oursLogged {
+		t.Errorf("%s does not log the block of our request %s", logPath, ourID)
+	}
+	for _, secret := range []string{"c00kieSecret4242", "t0kenSecret4242"} {
+		if strings.Contains(string(logData), secret) {
+			t.Errorf("%s contains the credential %q", logPath, secret)
+		}
+	}
+	// No header dump of any kind: a "cookie" or "authorization" key with a value.
+	if m := regexp.MustCompile(`(?i)"(cookie|authorization)"\s*:\s*(\[\s*)?"[^"]`).FindString(string(logData)); m != "" {
+		t.Errorf("%s logs a credential header: %s", logPath, m)
+	}
+}
