@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,10 +32,12 @@ type Metrics struct {
 	buildInfo     *prometheus.GaugeVec
 
 	// Known rule IDs per arm: matches of rules outside the loaded
-	// inventory are not counted, which keeps rule_id bounded.
-	mu    sync.Mutex
-	known [2]map[int]string
-	info  [2]string // version currently labelled per arm
+	// inventory are not counted, which keeps rule_id bounded. The request
+	// path reads it with one atomic load, never the snapshot lock.
+	known atomic.Pointer[[2]map[int]string]
+
+	mu   sync.Mutex // serialises ObserveSnapshot
+	info [2]string  // version currently labelled per arm
 }
 
 var _ router.Observer = (*Metrics)(nil)
@@ -102,6 +105,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Build of the running wafcanary; always 1.",
 		}, []string{"version", "goversion", "coraza", "coreruleset"}),
 	}
+	m.known.Store(&[2]map[int]string{})
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
 		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
@@ -156,9 +160,7 @@ func (m *Metrics) ObserveRequest(r router.RequestRecord) {
 	if len(r.Verdict.Rules) == 0 {
 		return
 	}
-	m.mu.Lock()
-	known := m.known[r.Arm]
-	m.mu.Unlock()
+	known := m.known.Load()[r.Arm]
 	for _, rule := range r.Verdict.Rules {
 		if id, ok := known[rule.ID]; ok {
 			m.ruleMatches.WithLabelValues(arm, id).Inc()
@@ -186,6 +188,8 @@ func (m *Metrics) ObserveSnapshot(s *router.Snapshot) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	known := *m.known.Load()
+	defer func() { m.known.Store(&known) }()
 	for _, a := range router.Arms {
 		rs := s.Ruleset(a)
 		version := ""
@@ -199,13 +203,13 @@ func (m *Metrics) ObserveSnapshot(s *router.Snapshot) {
 			m.rulesetInfo.DeleteLabelValues(a.String(), m.info[a])
 		}
 		m.info[a] = version
-		m.known[a] = nil
+		known[a] = nil
 		if rs == nil {
 			continue
 		}
 		m.rulesetInfo.WithLabelValues(a.String(), version).Set(1)
-		m.known[a] = inventory(rs)
-		for _, id := range m.known[a] {
+		known[a] = inventory(rs)
+		for _, id := range known[a] {
 			m.ruleMatches.WithLabelValues(a.String(), id)
 		}
 	}
