@@ -1,0 +1,143 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Step is one stage of a rollout: the candidate's share, and how long and
+// how much traffic it must see before the controller may move on.
+type Step struct {
+	Percent     float64       `mapstructure:"percent"`
+	MinDuration time.Duration `mapstructure:"min_duration"`
+	MinRequests int64         `mapstructure:"min_requests"`
+}
+
+// Policy holds the limits the evidence is judged against.
+type Policy struct {
+	// Alpha bounds the probability that a confidence sequence ever
+	// excludes the truth; each check uses it, split across its bounds.
+	Alpha float64 `mapstructure:"alpha"`
+	// MaxNewBlockRate: requests the candidate blocks and the baseline
+	// allows (possible new false positives), as a fraction of paired
+	// requests, outside the rollout's scope.
+	MaxNewBlockRate float64 `mapstructure:"max_new_block_rate"`
+	// MaxLostBlockRate: requests the baseline blocks and the candidate
+	// allows (lost protection), as a fraction of paired requests, outside
+	// the rollout's scope.
+	MaxLostBlockRate float64 `mapstructure:"max_lost_block_rate"`
+	// MaxBlockRateIncrease and MaxUpstreamErrorIncrease: candidate arm
+	// minus baseline arm, in absolute fraction (0.005 = 0.5 points).
+	MaxBlockRateIncrease     float64 `mapstructure:"max_block_rate_increase"`
+	MaxUpstreamErrorIncrease float64 `mapstructure:"max_upstream_error_increase"`
+	// MaxLatencyRatio and LatencySlack: the candidate's WAF time at p50 and
+	// p99 may be at most ratio x baseline + slack.
+	MaxLatencyRatio float64       `mapstructure:"max_latency_ratio"`
+	LatencySlack    time.Duration `mapstructure:"latency_slack"`
+	// MinLatencySamples per arm before latency is judged at all.
+	MinLatencySamples int64 `mapstructure:"min_latency_samples"`
+	// SplitChecksFromPercent: from this share on, the split-arm and
+	// latency checks must pass to advance; below it they can only fail
+	// (a 1% arm takes too long to prove anything).
+	SplitChecksFromPercent float64 `mapstructure:"split_checks_from_percent"`
+	// OnMaxDuration is what happens when a rollout outlives MaxDuration
+	// without conclusive evidence: "rollback" or "pause".
+	OnMaxDuration string `mapstructure:"on_max_duration"`
+}
+
+// Config is the rollout section.
+type Config struct {
+	Steps       []Step        `mapstructure:"steps"`
+	Interval    time.Duration `mapstructure:"interval"`
+	MaxDuration time.Duration `mapstructure:"max_duration"`
+	Policy      Policy        `mapstructure:"policy"`
+}
+
+// DefaultConfig is the rollout section's default: shadow only, then 1%,
+// 5%, 25%, 50% and 100% of clients.
+var DefaultConfig = Config{
+	Steps: []Step{
+		{Percent: 0, MinDuration: 5 * time.Minute, MinRequests: 5000},
+		{Percent: 1, MinDuration: 10 * time.Minute, MinRequests: 5000},
+		{Percent: 5, MinDuration: 10 * time.Minute, MinRequests: 10000},
+		{Percent: 25, MinDuration: 15 * time.Minute, MinRequests: 20000},
+		{Percent: 50, MinDuration: 15 * time.Minute, MinRequests: 20000},
+		{Percent: 100, MinDuration: 10 * time.Minute, MinRequests: 10000},
+	},
+	Interval:    15 * time.Second,
+	MaxDuration: 6 * time.Hour,
+	Policy: Policy{
+		Alpha:                    0.05,
+		MaxNewBlockRate:          0.001,
+		MaxLostBlockRate:         0.001,
+		MaxBlockRateIncrease:     0.005,
+		MaxUpstreamErrorIncrease: 0.005,
+		MaxLatencyRatio:          1.2,
+		LatencySlack:             time.Millisecond,
+		MinLatencySamples:        200,
+		SplitChecksFromPercent:   25,
+		OnMaxDuration:            "rollback",
+	},
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c Config) Validate() error {
+	if len(c.Steps) == 0 {
+		return errors.New("steps: at least one step is required")
+	}
+	prev := -1.0
+	for i, s := range c.Steps {
+		switch {
+		case s.Percent < 0 || s.Percent > 100:
+			return fmt.Errorf("steps[%d].percent: must be between 0 and 100, got %v", i, s.Percent)
+		case s.Percent <= prev:
+			return fmt.Errorf("steps[%d].percent: must rise from step to step, got %v after %v", i, s.Percent, prev)
+		case s.MinDuration < 0:
+			return fmt.Errorf("steps[%d].min_duration: must not be negative, got %s", i, s.MinDuration)
+		case s.MinRequests < 0:
+			return fmt.Errorf("steps[%d].min_requests: must not be negative, got %d", i, s.MinRequests)
+		}
+		prev = s.Percent
+	}
+	if c.Steps[len(c.Steps)-1].Percent != 100 {
+		return fmt.Errorf("steps[%d].percent: the last step must be 100, got %v", len(c.Steps)-1, c.Steps[len(c.Steps)-1].Percent)
+	}
+	if c.Interval < time.Second {
+		return fmt.Errorf("interval: must be at least 1s, got %s", c.Interval)
+	}
+	if c.MaxDuration < c.Interval {
+		return fmt.Errorf("max_duration: must be at least the interval (%s), got %s", c.Interval, c.MaxDuration)
+	}
+	return c.Policy.validate()
+}
+
+func (p Policy) validate() error {
+	fractions := []struct {
+		key string
+		v   float64
+	}{
+		{"max_new_block_rate", p.MaxNewBlockRate}, {"max_lost_block_rate", p.MaxLostBlockRate},
+		{"max_block_rate_increase", p.MaxBlockRateIncrease}, {"max_upstream_error_increase", p.MaxUpstreamErrorIncrease},
+	}
+	switch {
+	case p.Alpha <= 0 || p.Alpha >= 0.5:
+		return fmt.Errorf("policy.alpha: must be between 0 and 0.5, got %v", p.Alpha)
+	case p.MaxLatencyRatio < 1:
+		return fmt.Errorf("policy.max_latency_ratio: must be at least 1, got %v", p.MaxLatencyRatio)
+	case p.LatencySlack < 0:
+		return fmt.Errorf("policy.latency_slack: must not be negative, got %s", p.LatencySlack)
+	case p.MinLatencySamples < 1:
+		return fmt.Errorf("policy.min_latency_samples: must be at least 1, got %d", p.MinLatencySamples)
+	case p.SplitChecksFromPercent < 0 || p.SplitChecksFromPercent > 100:
+		return fmt.Errorf("policy.split_checks_from_percent: must be between 0 and 100, got %v", p.SplitChecksFromPercent)
+	case p.OnMaxDuration != "rollback" && p.OnMaxDuration != "pause":
+		return fmt.Errorf(`policy.on_max_duration: must be "rollback" or "pause", got %q`, p.OnMaxDuration)
+	}
+	for _, f := range fractions {
+		if f.v <= 0 || f.v >= 1 {
+			return fmt.Errorf("policy.%s: must be a fraction between 0 and 1 (0.001 = 0.1%%), got %v", f.key, f.v)
+		}
+	}
+	return nil
+}

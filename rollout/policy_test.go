@@ -1,0 +1,191 @@
+package rollout
+
+import (
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/wafcanary/wafcanary/router"
+)
+
+func verdictWith(blocked bool, ids ...int) router.Verdict {
+	v := router.Verdict{Blocked: blocked}
+	for _, id := range ids {
+		v.Rules = append(v.Rules, router.RuleMatch{ID: id})
+	}
+	return v
+}
+
+func TestCollectorAttributesAndScopes(t *testing.T) {
+	c := NewCollector()
+	c.Reset(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
+	pairs := []router.ShadowRecord{
+		{Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
+		// Lost block caused only by the rule in scope: expected.
+		{Path: "/contact", Baseline: verdictWith(true, 920350, 930120, 949110), Candidate: verdictWith(false, 920350)},
+		// Lost block on a path in scope, whatever the rule: expected.
+		{Path: "/support/tickets", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
+		// Lost block by a rule outside scope: counts against the candidate.
+		{Path: "/search", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
+		// New block: 942520 only on the candidate side.
+		{Path: "/search", Enforcing: router.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
+	}
+	for _, p := range pairs {
+		c.ObserveShadow(p)
+	}
+	e := c.Snapshot()
+	if e.Pairs != 5 || e.LostBlocks.InScope != 2 || e.LostBlocks.OutOfScope != 1 || e.NewBlocks.OutOfScope != 1 {
+		t.Fatalf("pairs %d, lost %+v, new %+v", e.Pairs, e.LostBlocks, e.NewBlocks)
+	}
+	if got := e.LostBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942100 {
+		t.Errorf("lost-block rules %v, want 942100 only (949110 is evaluation, in-scope ones excluded)", got)
+	}
+	if got := e.NewBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942520 {
+		t.Errorf("new-block rules %v, want 942520 (920350 fired on both sides)", got)
+	}
+	if e.CandidateRequests() != 4 {
+		t.Errorf("candidate judged %d requests, want 4 in shadow", e.CandidateRequests())
+	}
+	c.Reset(Scope{})
+	if c.Snapshot().Pairs != 0 {
+		t.Error("reset kept evidence")
+	}
+}
+
+func sketchOf(t *testing.T, n int, mean time.Duration, rng *rand.Rand) *ddsketch.DDSketch {
+	s, _ := ddsketch.NewDefaultDDSketch(0.01)
+	for range n {
+		s.Add((mean + time.Duration(rng.NormFloat64()*float64(mean)/10)).Seconds())
+	}
+	return s
+}
+
+func TestEvaluate(t *testing.T) {
+	p := DefaultConfig.Policy
+	rng := rand.New(rand.NewPCG(3, 4))
+	arms := func(nb, bb, nc, bc int64) [2]ArmEvidence {
+		return [2]ArmEvidence{{Requests: nb, Blocked: bb}, {Requests: nc, Blocked: bc}}
+	}
+	tests := []struct {
+		name    string
+		e       Evidence
+		percent float64
+		want    Verdict
+		check   string // the outcome whose reason must mention...
+		mention string
+	}{
+		{name: "no traffic never passes", e: Evidence{}, percent: 0, want: Inconclusive, check: "new_blocks", mention: "0 of 0"},
+		{name: "clean shadow passes", e: Evidence{Pairs: 20000}, percent: 0, want: Pass, check: "new_blocks", mention: "at most"},
+		// Why: one new block among three requests is not evidence.
+		{name: "one new block in three requests waits", e: Evidence{Pairs: 3, NewBlocks: Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}}, percent: 0, want: Inconclusive},
+		{name: "clear new-block regression fails naming the rule", e: Evidence{Pairs: 3000, NewBlocks: Disagreements{OutOfScope: 30, Rules: map[int]int64{942520: 30}}}, percent: 0, want: Fail, check: "new_blocks", mention: "942520 (x30)"},
+		{name: "in-scope lost blocks do not count", e: Evidence{Pairs: 20000, LostBlocks: Disagreements{InScope: 400}}, percent: 0, want: Pass, check: "lost_blocks", mention: "400 more in scope"},
+		{name: "split checks skipped at 0%", e: Evidence{Pairs: 20000, Arms: arms(20000, 5000, 0, 0)}, percent: 0, want: Pass, check: "block_rate", mention: "not compared"},
+		{name: "candidate arm blocking far more fails", e: Evidence{Pairs: 20000, Arms: arms(10000, 100, 10000, 500)}, percent: 50, want: Fail, check: "block_rate", mention: "candidate 5% (n=10000) vs baseline 1% (n=10000)"},
+		// Why: at 5% of clients the split checks may fail but need not pass.
+		{name: "low share: split inconclusive does not hold", e: Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 5, want: Pass},
+		{name: "high share: split must pass", e: Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 50, want: Inconclusive, check: "block_rate", mention: "not yet conclusive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := Evaluate(tt.e, p, tt.percent)
+			if a.Verdict != tt.want {
+				t.Errorf("verdict %s, want %s: %s", a.Verdict, tt.want, a.Reason())
+			}
+			if tt.check == "" {
+				return
+			}
+			for _, o := range a.Outcomes {
+				if o.Check == tt.check && !strings.Contains(o.Reason, tt.mention) {
+					t.Errorf("%s reason %q lacks %q", o.Check, o.Reason, tt.mention)
+				}
+			}
+		})
+	}
+
+	t.Run("latency", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			cand time.Duration
+			want Verdict
+		}{{"same speed passes", 2 * time.Millisecond, Pass}, {"twice as slow fails", 4 * time.Millisecond, Fail}} {
+			e := Evidence{Arms: [2]ArmEvidence{
+				{Requests: 20000, WAFTime: sketchOf(t, 20000, 2*time.Millisecond, rng)},
+				{Requests: 20000, WAFTime: sketchOf(t, 20000, tt.cand, rng)},
+			}}
+			for _, o := range Evaluate(e, p, 50).Outcomes {
+				if o.Check == "waf_time_p99" && o.Verdict != tt.want {
+					t.Errorf("%s: %s: %s", tt.name, o.Verdict, o.Reason)
+				}
+			}
+		}
+	})
+}
+
+// simulate feeds a stream of requests to the collector at 50% share with
+// shadow on every request, evaluating every `every` requests, and returns
+// the request count at the first Fail (0 if none within n).
+func simulate(rng *rand.Rand, n, every int, baseBlock, candBlock, newBlock float64, p Policy) (failedAt int) {
+	c := NewCollector()
+	for i := 1; i <= n; i++ {
+		arm := router.Baseline
+		if rng.IntN(2) == 1 {
+			arm = router.Candidate
+		}
+		rate := baseBlock
+		if arm == router.Candidate {
+			rate = candBlock
+		}
+		c.ObserveRequest(router.RequestRecord{Arm: arm, Action: map[bool]router.Action{true: router.Blocked, false: router.Allowed}[rng.Float64() < rate]})
+		pair := router.ShadowRecord{Path: "/", Enforcing: arm}
+		if rng.Float64() < newBlock {
+			pair.Candidate = verdictWith(true, 942520, 949110)
+		}
+		c.ObserveShadow(pair)
+		if i%every == 0 && Evaluate(c.Snapshot(), p, 50).Verdict == Fail {
+			return i
+		}
+	}
+	return 0
+}
+
+func TestSimulationErrorRatesAndDetectionDelay(t *testing.T) {
+	p := DefaultConfig.Policy
+	runs := 200
+	if testing.Short() {
+		runs = 50
+	}
+	// A/A: the candidate blocks exactly like the baseline (2% of requests).
+	// Evaluated every 100 requests up to 20,000: any rollback is wrong.
+	wrong := 0
+	for seed := range runs {
+		if simulate(rand.New(rand.NewPCG(uint64(seed), 11)), 20000, 100, 0.02, 0.02, 0, p) > 0 {
+			wrong++
+		}
+	}
+	if rate := float64(wrong) / float64(runs); rate > p.Alpha {
+		t.Errorf("A/A rolled back in %.1f%% of runs, more than alpha %.0f%%", 100*rate, 100*p.Alpha)
+	} else {
+		t.Logf("A/A: wrongly rolled back in %d of %d runs (%.1f%%; alpha %.0f%%)", wrong, runs, 100*rate, 100*p.Alpha)
+	}
+
+	// A candidate adding 0.5% new blocks (five times the 0.1% limit) must
+	// be rolled back; report how many requests it took.
+	var delays []int
+	for seed := range runs {
+		at := simulate(rand.New(rand.NewPCG(uint64(seed), 22)), 50000, 100, 0.02, 0.025, 0.005, p)
+		if at == 0 {
+			t.Fatalf("seed %d: a 0.5%% new-block candidate was not rolled back within 50,000 requests", seed)
+		}
+		delays = append(delays, at)
+	}
+	sort.Ints(delays)
+	t.Logf("0.5%% new blocks: rolled back after a median of %d requests (p90 %d, max %d)", delays[len(delays)/2], delays[len(delays)*9/10], delays[len(delays)-1])
+	if delays[len(delays)/2] > 10000 {
+		t.Errorf("median detection after %d requests: too slow", delays[len(delays)/2])
+	}
+}
