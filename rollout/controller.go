@@ -1,0 +1,446 @@
+// Package rollout walks a candidate ruleset through its steps, judges it
+// against the baseline at every step, and promotes or rolls it back by
+// policy. Operators can pause, resume, promote and roll back at any time.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Phase is where a rollout stands.
+type Phase string
+
+// Phases. Shadow, Progressing and Paused are active; the others are at rest.
+const (
+	Idle        Phase = "idle"
+	Shadow      Phase = "shadow"      // share 0, candidate judged in shadow
+	Progressing Phase = "progressing" // candidate enforcing on a step's share
+	Paused      Phase = "paused"      // share held, analysis goes on
+	Promoted    Phase = "promoted"
+	RolledBack  Phase = "rolled_back"
+)
+
+// Phases lists every phase, for one metric series each.
+var Phases = []Phase{Idle, Shadow, Progressing, Paused, Promoted, RolledBack}
+
+// Active reports whether a rollout is under way.
+func (p Phase) Active() bool { return p == Shadow || p == Progressing || p == Paused }
+
+// RulesetRef names a ruleset by version, with where it came from.
+type RulesetRef struct {
+	Version string `json:"version"`
+	Path    string `json:"path"`
+}
+
+// Decision is what the controller, or an operator, decided.
+type Decision struct {
+	Time     time.Time `json:"time"`
+	Action   string    `json:"action"` // start, advance, promote, rollback, hold, pause, resume
+	Reason   string    `json:"reason"`
+	Actor    string    `json:"actor"`
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// State is the durable rollout state.
+type State struct {
+	Phase        Phase       `json:"state"`
+	Step         int         `json:"step"`
+	Percent      float64     `json:"candidate_percent"`
+	Started      time.Time   `json:"started,omitzero"`
+	StepStarted  time.Time   `json:"step_started,omitzero"`
+	Baseline     RulesetRef  `json:"baseline"`
+	Candidate    *RulesetRef `json:"candidate,omitempty"`
+	Scope        Scope       `json:"scope"`
+	Reason       string      `json:"reason,omitempty"`
+	LastDecision *Decision   `json:"last_decision,omitempty"`
+}
+
+// Errors callers branch on.
+var (
+	ErrConflict   = errors.New("conflicts with the rollout's state")
+	ErrBadRequest = errors.New("bad request")
+)
+
+// Router is the part of the router the controller drives.
+type Router interface {
+	Snapshot() *router.Snapshot
+	Swap(*router.Snapshot) error
+}
+
+// EvidenceSource gives the evidence gathered since the last Reset.
+type EvidenceSource interface {
+	Snapshot() Evidence
+	Reset(Scope)
+}
+
+// Store keeps state, journal and ruleset bundles; FileStore implements it.
+type Store interface {
+	Load() (State, error)
+	Save(State) error
+	Append(Entry) error
+	SaveRuleset(*ruleset.Ruleset) error
+}
+
+var _ Store = FileStore{}
+
+// Reporter is told about every state change and analysis, for metrics.
+type Reporter interface {
+	ReportRollout(st State, a *Analysis, decision string)
+}
+
+// Controller runs rollouts. It is safe for concurrent use: the analysis
+// runs without its lock, so a rollback never waits for one.
+type Controller struct {
+	cfg          Config
+	router       Router
+	evidence     EvidenceSource
+	store        Store
+	reporter     Reporter
+	log          *slog.Logger
+	shadowSample router.Share
+
+	mu    sync.Mutex
+	state State
+	gen   atomic.Int64 // bumped by every change; stale analyses are discarded
+}
+
+// Options wire a Controller.
+type Options struct {
+	Config   Config
+	Router   Router
+	Evidence EvidenceSource
+	Store    Store
+	Reporter Reporter // optional
+	Logger   *slog.Logger
+	// ShadowSample is the shadow share used while a rollout runs.
+	ShadowSample router.Share
+}
+
+// New returns a controller in the state the store holds. Call Restore to
+// put that state's rulesets back into service after a restart.
+func New(o Options) (*Controller, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("rollout.%w", err)
+	}
+	st, err := o.Store.Load()
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	c.report(nil, "")
+	return c, nil
+}
+
+// State returns the current state.
+func (c *Controller) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Config returns the controller's configuration.
+func (c *Controller) Config() Config { return c.cfg }
+
+// Restore serves the saved state after a restart: the candidate (and a
+// promoted baseline) come back from their bundles at the saved share.
+// load fetches a bundle by version.
+func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	cur := c.router.Snapshot()
+	next := &router.Snapshot{Baseline: cur.Baseline}
+	var fresh []*ruleset.Ruleset
+	if st.Baseline.Version != "" && st.Baseline.Version != cur.Baseline.Version {
+		base, err := load(st.Baseline.Version)
+		if err != nil {
+			return fmt.Errorf("restoring baseline %s: %w", st.Baseline.Version, err)
+		}
+		next.Baseline, fresh = base, append(fresh, base)
+	}
+	if st.Phase.Active() && st.Candidate != nil {
+		cand, err := load(st.Candidate.Version)
+		if err != nil {
+			for _, rs := range fresh {
+				rs.Retire()
+			}
+			return fmt.Errorf("restoring candidate %s: %w", st.Candidate.Version, err)
+		}
+		next.Candidate, next.ShadowSample = cand, c.shadowSample
+		next.Share, _ = router.ParseShare(st.Percent)
+		fresh = append(fresh, cand)
+	}
+	if err := c.router.Swap(next); err != nil {
+		for _, rs := range fresh {
+			rs.Retire()
+		}
+		return err
+	}
+	if st.Phase.Active() {
+		c.evidence.Reset(st.Scope)
+	}
+	return nil
+}
+
+// Start begins a rollout of candidate from the current baseline.
+func (c *Controller) Start(cand *ruleset.Ruleset, scope Scope, actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Phase.Active() {
+		return c.state, fmt.Errorf("a rollout of %s is already %s: %w", c.state.Candidate.Version, c.state.Phase, ErrConflict)
+	}
+	if reason == "" {
+		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
+	}
+	cur := c.router.Snapshot()
+	if cand.Version == cur.Baseline.Version {
+		return c.state, fmt.Errorf("candidate %s is the baseline already: %w", cand.Version, ErrBadRequest)
+	}
+	for _, rs := range []*ruleset.Ruleset{cur.Baseline, cand} {
+		if err := c.store.SaveRuleset(rs); err != nil {
+			return c.state, err
+		}
+	}
+	step := c.cfg.Steps[0]
+	share, _ := router.ParseShare(step.Percent)
+	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample}); err != nil {
+		return c.state, err
+	}
+	c.evidence.Reset(scope)
+	st := State{
+		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
+		Baseline: RulesetRef{cur.Baseline.Version, cur.Baseline.Path}, Candidate: &RulesetRef{cand.Version, cand.Path},
+		Scope: scope, Reason: reason,
+	}
+	return c.commit(st, Decision{Time: now, Action: "start", Reason: reason, Actor: actor}, 0)
+}
+
+func phaseOf(percent float64) Phase {
+	if percent == 0 {
+		return Shadow
+	}
+	return Progressing
+}
+
+// commit saves st with its decision, journals it and reports it. Called
+// with c.mu held.
+func (c *Controller) commit(st State, d Decision, latency time.Duration) (State, error) {
+	c.gen.Add(1)
+	st.LastDecision = &d
+	c.state = st
+	err := c.store.Save(st)
+	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
+		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
+	if st.Candidate != nil {
+		e.Candidate = st.Candidate.Version
+	}
+	err = errors.Join(err, c.store.Append(e))
+	c.log.Info("rollout "+d.Action, "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
+	c.report(d.Analysis, d.Action)
+	return st, err
+}
+
+func (c *Controller) report(a *Analysis, decision string) {
+	if c.reporter != nil {
+		c.reporter.ReportRollout(c.state, a, decision)
+	}
+}
+
+// Step analyses the evidence once and acts on it. It takes now so tests
+// can drive it one interval at a time.
+func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) {
+	c.mu.Lock()
+	st, gen := c.state, c.gen.Load()
+	c.mu.Unlock()
+	if !st.Phase.Active() {
+		return Decision{Time: now, Action: "none", Reason: "no rollout under way"}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	ev := c.evidence.Snapshot()
+	a := Evaluate(ev, c.cfg.Policy, st.Percent)
+	step := c.cfg.Steps[st.Step]
+	d := Decision{Time: now, Actor: "controller", Analysis: &a}
+	switch {
+	case a.Verdict == Fail:
+		d.Action, d.Reason = "rollback", a.Reason()
+	case now.Sub(st.Started) >= c.cfg.MaxDuration && st.Phase != Paused:
+		d.Action = c.cfg.Policy.OnMaxDuration
+		d.Reason = fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", c.cfg.MaxDuration, a.Reason())
+	case st.Phase == Paused:
+		d.Action, d.Reason = "hold", "paused: "+a.Reason()
+	case a.Verdict != Pass:
+		d.Action, d.Reason = "hold", a.Reason()
+	case now.Sub(st.StepStarted) < step.MinDuration:
+		d.Action, d.Reason = "hold", fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
+	case ev.CandidateRequests() < step.MinRequests:
+		d.Action, d.Reason = "hold", fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step, step.MinRequests, ev.CandidateRequests())
+	case st.Step == len(c.cfg.Steps)-1:
+		d.Action, d.Reason = "promote", fmt.Sprintf("all checks pass at %v%% after %s: %s", st.Percent, now.Sub(st.Started).Round(time.Second), summary(a))
+	default:
+		d.Action, d.Reason = "advance", fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step, st.Percent, ev.CandidateRequests(), summary(a))
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return Decision{Time: now, Action: "none", Reason: "state changed during analysis"}, nil
+	}
+	switch d.Action {
+	case "hold":
+		// Holding changes nothing; the analysis is journalled so the
+		// history shows what each look saw.
+		_, err := c.commit(c.state, d, 0)
+		return d, err
+	case "rollback":
+		_, err := c.rollbackLocked(d, 0)
+		return d, err
+	case "pause":
+		st.Phase = Paused
+		_, err := c.commit(st, d, 0)
+		return d, err
+	case "promote":
+		_, err := c.promoteLocked(d)
+		return d, err
+	}
+	next := c.cfg.Steps[st.Step+1]
+	share, _ := router.ParseShare(next.Percent)
+	if err := c.router.Swap(c.router.Snapshot().WithShare(share)); err != nil {
+		return d, err
+	}
+	c.evidence.Reset(st.Scope)
+	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
+	_, err := c.commit(st, d, 0)
+	return d, err
+}
+
+func summary(a Analysis) string {
+	s := ""
+	for _, o := range a.Outcomes {
+		if o.Verdict == Pass {
+			if s != "" {
+				s += "; "
+			}
+			s += o.Reason
+		}
+	}
+	return s
+}
+
+// Rollback takes the candidate out of service at once, from any state, and
+// then records why. It is idempotent: with nothing to roll back it
+// succeeds and says so.
+func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error) {
+	start := time.Now()
+	// Traffic first: one atomic swap, without waiting for the lock an
+	// analysis in progress might be about to take.
+	if cur := c.router.Snapshot(); cur.Candidate != nil {
+		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
+			return c.State(), err
+		}
+	}
+	latency := time.Since(start)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.Phase.Active() {
+		return c.state, nil
+	}
+	if reason == "" {
+		reason = "manual rollback"
+	}
+	return c.rollbackLocked(Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}, latency)
+}
+
+// rollbackLocked restores baseline-only routing (again: an advance may
+// have slipped in between an unlocked swap and the lock) and records it.
+func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, error) {
+	if cur := c.router.Snapshot(); cur.Candidate != nil {
+		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
+			return c.state, err
+		}
+	}
+	st := c.state
+	st.Phase, st.Percent = RolledBack, 0
+	return c.commit(st, d, latency)
+}
+
+// Promote makes the candidate the baseline now, skipping remaining steps.
+func (c *Controller) Promote(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.Phase.Active() {
+		return c.state, fmt.Errorf("no rollout to promote (state %s): %w", c.state.Phase, ErrConflict)
+	}
+	if reason == "" {
+		reason = "manual promotion"
+	}
+	return c.promoteLocked(Decision{Time: now, Action: "promote", Reason: reason, Actor: actor})
+}
+
+// promoteLocked swaps the candidate in as the baseline in one step.
+func (c *Controller) promoteLocked(d Decision) (State, error) {
+	cur := c.router.Snapshot()
+	if cur.Candidate == nil {
+		return c.state, fmt.Errorf("router has no candidate to promote: %w", ErrConflict)
+	}
+	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
+		return c.state, err
+	}
+	st := c.state
+	st.Phase, st.Percent = Promoted, 100
+	st.Baseline, st.Candidate = *st.Candidate, nil
+	return c.commit(st, d, 0)
+}
+
+// Pause holds the share; analysis goes on and a failure still rolls back.
+func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.state.Phase == Paused:
+		return c.state, nil
+	case !c.state.Phase.Active():
+		return c.state, fmt.Errorf("no rollout to pause (state %s): %w", c.state.Phase, ErrConflict)
+	}
+	st := c.state
+	st.Phase = Paused
+	return c.commit(st, Decision{Time: now, Action: "pause", Reason: reason, Actor: actor}, 0)
+}
+
+// Resume continues a paused rollout at its step; the step's clock restarts.
+func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Phase != Paused {
+		return c.state, fmt.Errorf("rollout is %s, not paused: %w", c.state.Phase, ErrConflict)
+	}
+	st := c.state
+	st.Phase, st.StepStarted = phaseOf(st.Percent), now
+	return c.commit(st, Decision{Time: now, Action: "resume", Reason: reason, Actor: actor}, 0)
+}
+
+// Run calls Step every interval until ctx is done.
+func (c *Controller) Run(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := c.Step(ctx, now); err != nil {
+				c.log.Error("rollout analysis failed", "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,312 @@
+package rollout
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// fakeRouter holds a snapshot like the real router, without serving.
+type fakeRouter struct {
+	mu   sync.Mutex
+	snap *router.Snapshot
+}
+
+func (f *fakeRouter) Snapshot() *router.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
+func (f *fakeRouter) Swap(s *router.Snapshot) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.snap = s
+	f.mu.Unlock()
+	return nil
+}
+
+// fakeEvidence returns whatever the test set; hook runs inside Snapshot,
+// i.e. in the middle of an analysis.
+type fakeEvidence struct {
+	mu     sync.Mutex
+	ev     Evidence
+	resets int
+	hook   func()
+}
+
+func (f *fakeEvidence) Snapshot() Evidence {
+	if f.hook != nil {
+		f.hook()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ev
+}
+func (f *fakeEvidence) Reset(Scope) { f.mu.Lock(); f.resets++; f.ev = Evidence{}; f.mu.Unlock() }
+func (f *fakeEvidence) set(e Evidence) {
+	f.mu.Lock()
+	f.ev = e
+	f.mu.Unlock()
+}
+
+func loadRS(t *testing.T, path string) *ruleset.Ruleset {
+	t.Helper()
+	rs, err := ruleset.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+var testSteps = []Step{
+	{Percent: 0, MinDuration: time.Minute, MinRequests: 100},
+	{Percent: 10, MinDuration: time.Minute, MinRequests: 100},
+	{Percent: 100, MinDuration: time.Minute, MinRequests: 100},
+}
+
+type harness struct {
+	c     *Controller
+	r     *fakeRouter
+	ev    *fakeEvidence
+	store FileStore
+	base  *ruleset.Ruleset
+	cand  *ruleset.Ruleset
+	t0    time.Time
+}
+
+func newHarness(t *testing.T, edit func(*Config)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	// The candidate is loaded from a copy, so tests can delete the original.
+	src, _ := os.ReadFile("../router/testdata/actions-candidate.conf")
+	candPath := filepath.Join(dir, "cand", "candidate.conf")
+	os.MkdirAll(filepath.Dir(candPath), 0o755)
+	os.WriteFile(candPath, src, 0o644)
+	h := &harness{r: &fakeRouter{}, ev: &fakeEvidence{}, store: FileStore{Dir: filepath.Join(dir, "state")},
+		base: loadRS(t, "../router/testdata/actions.conf"), cand: loadRS(t, candPath), t0: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	h.r.snap = &router.Snapshot{Baseline: h.base}
+	cfg := DefaultConfig
+	cfg.Steps = testSteps
+	cfg.MaxDuration = time.Hour
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.c = h.newController(t, cfg)
+	return h
+}
+
+func (h *harness) newController(t *testing.T, cfg Config) *Controller {
+	c, err := New(Options{Config: cfg, Router: h.r, Evidence: h.ev, Store: h.store, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ShadowSample: router.MaxShare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (h *harness) step(t *testing.T, at time.Duration) Decision {
+	t.Helper()
+	d, err := h.c.Step(context.Background(), h.t0.Add(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// clean is evidence that passes every check at any share.
+func clean(pairs int64) Evidence { return Evidence{Pairs: pairs, shadowedByCandidate: pairs} }
+
+func TestRolloutToPromotion(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.c.Start(h.cand, Scope{}, "alice", "fix FP on tickets", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.r.Snapshot(); s.Candidate != h.cand || s.Share != 0 || s.ShadowSample != router.MaxShare {
+		t.Fatalf("start: share %d shadow %d", s.Share, s.ShadowSample)
+	}
+	// One line per interval, as the controller would see it.
+	steps := []struct {
+		at       time.Duration
+		evidence Evidence
+		action   string
+		phase    Phase
+		share    router.Share
+	}{
+		{15 * time.Second, Evidence{}, "hold", Shadow, 0},                    // no traffic never advances
+		{30 * time.Second, clean(20000), "hold", Shadow, 0},                   // passes, but min_duration not met
+		{61 * time.Second, clean(20000), "advance", Progressing, 1000},        // 10%
+		{90 * time.Second, clean(20000), "hold", Progressing, 1000},           // new step: its own minimum
+		{125 * time.Second, clean(50), "hold", Progressing, 1000},             // too few requests
+		{130 * time.Second, clean(20000), "advance", Progressing, router.MaxShare},
+		{200 * time.Second, clean(20000), "promote", Promoted, 0},
+	}
+	for i, s := range steps {
+		h.ev.set(s.evidence)
+		d := h.step(t, s.at)
+		st := h.c.State()
+		share := h.r.Snapshot().Share
+		if d.Action != s.action || st.Phase != s.phase || share != s.share {
+			t.Fatalf("line %d at %s: %s -> %s share %d, want %s -> %s share %d (%s)", i, s.at, d.Action, st.Phase, share, s.action, s.phase, s.share, d.Reason)
+		}
+	}
+	if s := h.r.Snapshot(); s.Baseline != h.cand || s.Candidate != nil {
+		t.Fatal("promotion did not make the candidate the baseline")
+	}
+	if st := h.c.State(); st.Baseline.Version != h.cand.Version || st.LastDecision.Action != "promote" {
+		t.Errorf("state after promotion: %+v", st)
+	}
+	hist, _ := h.store.History(0)
+	if len(hist) != 1+len(steps) || hist[0].Action != "start" || hist[0].Actor != "alice" || hist[len(hist)-1].Action != "promote" {
+		t.Errorf("journal has %d entries: first %+v", len(hist), hist[0])
+	}
+	if hist[len(hist)-1].Analysis == nil || hist[len(hist)-1].Candidate == "" && hist[len(hist)-1].Baseline != h.cand.Version {
+		t.Error("promotion journalled without its evidence and versions")
+	}
+}
+
+func TestRegressionRollsBackNamingTheRule(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.Start(h.cand, Scope{}, "alice", "raise PL", h.t0)
+	h.ev.set(Evidence{Pairs: 3000, NewBlocks: Disagreements{OutOfScope: 40, Rules: map[int]int64{942520: 40}}})
+	d := h.step(t, 15*time.Second)
+	if d.Action != "rollback" || !strings.Contains(d.Reason, "942520") || h.c.State().Phase != RolledBack {
+		t.Fatalf("%s (%s) -> %s", d.Action, d.Reason, h.c.State().Phase)
+	}
+	if h.r.Snapshot().Candidate != nil {
+		t.Error("candidate still in service after rollback")
+	}
+}
+
+func TestManualRollbackFromAnyStateIsImmediateAndIdempotent(t *testing.T) {
+	for _, setup := range []string{"shadow", "progressing", "paused", "idle", "promoted"} {
+		t.Run(setup, func(t *testing.T) {
+			h := newHarness(t, nil)
+			if setup != "idle" {
+				h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+			}
+			switch setup {
+			case "progressing":
+				h.ev.set(clean(20000))
+				h.step(t, 2*time.Minute)
+			case "paused":
+				h.c.Pause("bob", "looking", h.t0)
+			case "promoted":
+				h.c.Promote("bob", "ship it", h.t0)
+			}
+			wasActive := h.c.State().Phase.Active()
+			for i := range 2 {
+				st, err := h.c.Rollback("carol", "pager", h.t0.Add(time.Hour))
+				if err != nil {
+					t.Fatalf("rollback %d: %v", i, err)
+				}
+				if h.r.Snapshot().Candidate != nil {
+					t.Fatalf("rollback %d: candidate still routed", i)
+				}
+				if wasActive && st.Phase != RolledBack {
+					t.Fatalf("rollback %d: state %s", i, st.Phase)
+				}
+			}
+			hist, _ := h.store.History(0)
+			rollbacks := 0
+			for _, e := range hist {
+				if e.Action == "rollback" {
+					rollbacks++
+					if e.Actor != "carol" || e.Reason != "pager" || e.EffectLatency <= 0 {
+						t.Errorf("rollback entry %+v", e)
+					}
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[wasActive]; rollbacks != want {
+				t.Errorf("%d rollback entries, want %d (the second call changes nothing)", rollbacks, want)
+			}
+		})
+	}
+}
+
+func TestRollbackDuringAnalysisWins(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	h.ev.set(clean(20000))
+	// The operator rolls back while the controller is mid-analysis of an
+	// evidence window that would advance the rollout.
+	h.ev.hook = func() {
+		h.ev.hook = nil
+		if _, err := h.c.Rollback("carol", "now", h.t0); err != nil {
+			t.Error(err)
+		}
+	}
+	d := h.step(t, 2*time.Minute)
+	if d.Action == "advance" || h.r.Snapshot().Candidate != nil || h.c.State().Phase != RolledBack {
+		t.Fatalf("analysis overrode a rollback: %s, phase %s", d.Action, h.c.State().Phase)
+	}
+}
+
+func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxDuration = 6 * time.Hour; c.Interval = time.Minute })
+	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	// One request a minute, and one of them a new block.
+	for m := 1; m < 6*60; m++ {
+		e := Evidence{Pairs: int64(m), shadowedByCandidate: int64(m)}
+		if m >= 30 {
+			e.NewBlocks = Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}
+		}
+		h.ev.set(e)
+		if d := h.step(t, time.Duration(m)*time.Minute); d.Action != "hold" {
+			t.Fatalf("minute %d: %s (%s)", m, d.Action, d.Reason)
+		}
+	}
+	d := h.step(t, 6*time.Hour)
+	if d.Action != "rollback" || !strings.HasPrefix(d.Reason, "inconclusive") {
+		t.Fatalf("at max_duration: %s (%s)", d.Action, d.Reason)
+	}
+}
+
+func TestRestartResumesFromStore(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.Start(h.cand, Scope{Paths: []string{"/support/"}}, "alice", "test", h.t0)
+	h.ev.set(clean(20000))
+	h.step(t, 2*time.Minute) // now at 10%
+	// The original candidate file vanishes; a new process starts with
+	// only the baseline in service, as serve would.
+	os.Remove(h.cand.Path)
+	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: h.base}}
+	c2 := h.newController(t, h.c.Config())
+	if err := c2.Restore(h.store.LoadRuleset); err != nil {
+		t.Fatal(err)
+	}
+	st := c2.State()
+	s := h.r.Snapshot()
+	if st.Phase != Progressing || st.Step != 1 || s.Candidate == nil || s.Candidate.Version != h.cand.Version || s.Share != 1000 {
+		t.Fatalf("after restart: phase %s step %d share %d candidate %v", st.Phase, st.Step, s.Share, s.Candidate != nil)
+	}
+	if len(st.Scope.Paths) != 1 {
+		t.Error("scope lost across restart")
+	}
+	hist, _ := h.store.History(0)
+	if len(hist) != 2 {
+		t.Errorf("journal has %d entries after restart, want 2", len(hist))
+	}
+}
+
+func TestStartConflictsAndBadRequests(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.c.Start(h.cand, Scope{}, "alice", "", h.t0); err == nil {
+		t.Error("started without a reason")
+	}
+	if _, err := h.c.Start(h.base, Scope{}, "alice", "same", h.t0); err == nil {
+		t.Error("started the baseline as its own candidate")
+	}
+	h.c.Start(h.cand, Scope{}, "alice", "first", h.t0)
+	if _, err := h.c.Start(h.cand, Scope{}, "bob", "second", h.t0); err == nil {
+		t.Error("two rollouts at once")
+	}
+	if _, err := h.c.Resume("bob", "", h.t0); err == nil {
+		t.Error("resumed a rollout that was not paused")
+	}
+}

@@ -1,0 +1,196 @@
+package rollout
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Entry is one journal line: who did what, why, on what evidence.
+type Entry struct {
+	Time      time.Time `json:"time"`
+	Actor     string    `json:"actor"`
+	Action    string    `json:"action"`
+	Reason    string    `json:"reason"`
+	State     Phase     `json:"state"`
+	Step      int       `json:"step"`
+	Percent   float64   `json:"candidate_percent"`
+	Baseline  string    `json:"baseline_version"`
+	Candidate string    `json:"candidate_version,omitempty"`
+	Analysis  *Analysis `json:"analysis,omitempty"`
+	// EffectLatency is how long a manual rollback took from request to
+	// the new routing state being in force.
+	EffectLatency time.Duration `json:"effect_latency_ns,omitempty"`
+}
+
+// FileStore keeps rollout state, journal and ruleset bundles in a
+// directory. State is written atomically (temp file, fsync, rename, fsync
+// of the directory) so a crash at any moment leaves the old or the new
+// state, never half of one; the journal is appended and synced per entry.
+type FileStore struct {
+	Dir string
+}
+
+func (s FileStore) statePath() string   { return filepath.Join(s.Dir, "rollout.json") }
+func (s FileStore) journalPath() string { return filepath.Join(s.Dir, "journal.jsonl") }
+
+// Load returns the saved state, or the idle state if none was saved.
+func (s FileStore) Load() (State, error) {
+	b, err := os.ReadFile(s.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{Phase: Idle}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("rollout state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("rollout state %s: %w", s.statePath(), err)
+	}
+	return st, nil
+}
+
+// Save writes st atomically.
+func (s FileStore) Save(st State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.statePath(), b)
+}
+
+func writeAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename there is nothing left to remove
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append adds an entry to the journal.
+func (s FileStore) Append(e Entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.journalPath(), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return f.Sync()
+}
+
+// History returns the last n journal entries (all if n <= 0), oldest first.
+// A torn last line (a crash mid-append) is skipped, not fatal.
+func (s FileStore) History(n int) ([]Entry, error) {
+	f, err := os.Open(s.journalPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	var out []Entry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e Entry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, sc.Err()
+}
+
+type bundleManifest struct {
+	Version string `json:"version"`
+	Main    string `json:"main"`
+	Source  string `json:"source"`
+}
+
+// SaveRuleset keeps the ruleset's local files under rulesets/<version>/,
+// so it can be served again after the originals change or vanish. The
+// embedded CRS files are part of the binary and not copied.
+func (s FileStore) SaveRuleset(rs *ruleset.Ruleset) error {
+	dir := filepath.Join(s.Dir, "rulesets", rs.Version)
+	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
+		return nil // bundles are immutable: same version, same bytes
+	}
+	if len(rs.Files) == 0 || rs.Files[0].Embedded {
+		return fmt.Errorf("ruleset %s: main file not recorded", rs.Path)
+	}
+	for _, f := range rs.Files {
+		if f.Embedded {
+			continue
+		}
+		if err := writeAtomic(filepath.Join(dir, filepath.FromSlash(f.Name)), f.Content); err != nil {
+			return fmt.Errorf("saving ruleset %s: %w", rs.Version, err)
+		}
+	}
+	m, _ := json.Marshal(bundleManifest{Version: rs.Version, Main: rs.Files[0].Name, Source: rs.Path})
+	return writeAtomic(filepath.Join(dir, "manifest.json"), m)
+}
+
+// LoadRuleset compiles a saved bundle and checks it is the version asked for.
+func (s FileStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
+	dir := filepath.Join(s.Dir, "rulesets", version)
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
+	}
+	var m bundleManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
+	}
+	rs, err := ruleset.LoadFS(os.DirFS(dir), m.Main, m.Source)
+	if err != nil {
+		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
+	}
+	if rs.Version != version {
+		rs.Retire()
+		return nil, fmt.Errorf("ruleset bundle %s compiles to version %s (was the embedded CRS upgraded?)", version, rs.Version)
+	}
+	return rs, nil
+}
