@@ -138,11 +138,11 @@ func TestRolloutToPromotion(t *testing.T) {
 		phase    Phase
 		share    router.Share
 	}{
-		{15 * time.Second, Evidence{}, "hold", Shadow, 0},                    // no traffic never advances
-		{30 * time.Second, clean(20000), "hold", Shadow, 0},                   // passes, but min_duration not met
-		{61 * time.Second, clean(20000), "advance", Progressing, 1000},        // 10%
-		{90 * time.Second, clean(20000), "hold", Progressing, 1000},           // new step: its own minimum
-		{125 * time.Second, clean(50), "hold", Progressing, 1000},             // too few requests
+		{15 * time.Second, Evidence{}, "hold", Shadow, 0},              // no traffic never advances
+		{30 * time.Second, clean(20000), "hold", Shadow, 0},            // passes, but min_duration not met
+		{61 * time.Second, clean(20000), "advance", Progressing, 1000}, // 10%
+		{90 * time.Second, clean(20000), "hold", Progressing, 1000},    // new step: its own minimum
+		{125 * time.Second, clean(50), "hold", Progressing, 1000},      // too few requests
 		{130 * time.Second, clean(20000), "advance", Progressing, router.MaxShare},
 		{200 * time.Second, clean(20000), "promote", Promoted, 0},
 	}
