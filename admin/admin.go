@@ -5,13 +5,18 @@ package admin
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wafcanary/wafcanary/rollout"
 )
 
 // Config is the admin listener's configuration.
@@ -55,10 +60,34 @@ func IsLoopback(host string) bool {
 // safe for concurrent use.
 type StatusFunc func() any
 
+// Rollouts is the rollout controller as the admin API drives it.
+// Implementations must be safe for concurrent use.
+type Rollouts interface {
+	Start(StartRequest) (any, error)
+	// Do carries out pause, resume, promote or rollback.
+	Do(action string, req ActionRequest) (any, error)
+	History(n int) (any, error)
+}
+
+// StartRequest is the body of POST /api/v1/rollout/start.
+type StartRequest struct {
+	// Candidate is a ruleset file on the server, or embedded:NAME.
+	Candidate string        `json:"candidate"`
+	Reason    string        `json:"reason"`
+	Actor     string        `json:"actor"`
+	Scope     rollout.Scope `json:"scope"`
+}
+
+// ActionRequest is the body of POST /api/v1/rollout/{action}.
+type ActionRequest struct {
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+}
+
 // Handler returns the admin mux: /metrics and /healthz are open (the
 // listener is loopback by default, and scrapers rarely carry tokens);
-// everything under /api/ needs the bearer token.
-func Handler(g prometheus.Gatherer, token string, status StatusFunc) http.Handler {
+// everything under /api/ needs the bearer token. rollouts may be nil.
+func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -67,13 +96,87 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc) http.Handle
 	})
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(status())
+		writeJSON(w, http.StatusOK, status())
 	})
+	if rollouts != nil {
+		api.HandleFunc("POST /api/v1/rollout/start", func(w http.ResponseWriter, r *http.Request) {
+			var req StartRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			if req.Actor == "" {
+				req.Actor = "api"
+			}
+			reply(w, func() (any, error) { return rollouts.Start(req) })
+		})
+		api.HandleFunc("POST /api/v1/rollout/{action}", func(w http.ResponseWriter, r *http.Request) {
+			action := r.PathValue("action")
+			switch action {
+			case "pause", "resume", "promote", "rollback":
+			default:
+				writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q: want start, pause, resume, promote or rollback", action))
+				return
+			}
+			var req ActionRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			if req.Actor == "" {
+				req.Actor = "api"
+			}
+			reply(w, func() (any, error) { return rollouts.Do(action, req) })
+		})
+		api.HandleFunc("GET /api/v1/rollout/history", func(w http.ResponseWriter, r *http.Request) {
+			n := 0
+			if v := r.URL.Query().Get("n"); v != "" {
+				var err error
+				if n, err = strconv.Atoi(v); err != nil || n < 0 {
+					writeError(w, http.StatusBadRequest, "n: want a non-negative integer, got "+strconv.Quote(v))
+					return
+				}
+			}
+			reply(w, func() (any, error) { return rollouts.History(n) })
+		})
+	}
 	mux.Handle("/api/", requireToken(token, api))
 	return mux
+}
+
+// decode reads a JSON body strictly; an empty body is an empty request.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, f func() (any, error)) {
+	v, err := f()
+	switch {
+	case errors.Is(err, rollout.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, rollout.ErrBadRequest):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 func requireToken(token string, next http.Handler) http.Handler {

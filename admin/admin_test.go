@@ -33,7 +33,7 @@ func TestConfigValidate(t *testing.T) {
 func TestHandlerAuth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "wafcanary_test_total", Help: "x"}))
-	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() any { return map[string]int{"share": 5} }))
+	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() any { return map[string]int{"share": 5} }, nil))
 	defer srv.Close()
 	tests := []struct {
 		path, auth string

@@ -158,7 +158,7 @@ func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)
 	defer c.mu.Unlock()
 	st := c.state
 	cur := c.router.Snapshot()
-	next := &router.Snapshot{Baseline: cur.Baseline}
+	next := *cur // a static candidate from the configuration stays unless the rollout says otherwise
 	var fresh []*ruleset.Ruleset
 	if st.Baseline.Version != "" && st.Baseline.Version != cur.Baseline.Version {
 		base, err := load(st.Baseline.Version)
@@ -179,7 +179,10 @@ func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)
 		next.Share, _ = router.ParseShare(st.Percent)
 		fresh = append(fresh, cand)
 	}
-	if err := c.router.Swap(next); err != nil {
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := c.router.Swap(&next); err != nil {
 		for _, rs := range fresh {
 			rs.Retire()
 		}

@@ -85,3 +85,32 @@ func slogVerdict(key, version string, v Verdict) slog.Attr {
 		"version", version, "blocked", v.Blocked, "rule_ids", v.RuleIDs(),
 		"rules", v.Rules, "inbound_anomaly_score", v.InboundScore)
 }
+
+// Tee returns an Observer that tells each of obs, in order.
+func Tee(obs ...Observer) Observer { return tee(obs) }
+
+type tee []Observer
+
+func (t tee) ObserveRequest(r RequestRecord) {
+	for _, o := range t {
+		o.ObserveRequest(r)
+	}
+}
+
+func (t tee) ObserveShadow(s ShadowRecord) {
+	for _, o := range t {
+		o.ObserveShadow(s)
+	}
+}
+
+func (t tee) ShadowDropped() {
+	for _, o := range t {
+		o.ShadowDropped()
+	}
+}
+
+func (t tee) ObserveSnapshot(s *Snapshot) {
+	for _, o := range t {
+		o.ObserveSnapshot(s)
+	}
+}

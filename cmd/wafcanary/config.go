@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	Routing  router.RoutingConfig `mapstructure:"routing"`
 	Shadow   router.ShadowConfig  `mapstructure:"shadow"`
 	Proxy    router.ProxyConfig   `mapstructure:"proxy"`
+	Rollout  rollout.Config       `mapstructure:"rollout"`
 	Log      LogConfig            `mapstructure:"log"`
 }
 
@@ -53,6 +55,7 @@ func defaultConfig() Config {
 		Routing:  router.DefaultRoutingConfig,
 		Shadow:   router.DefaultShadowConfig,
 		Proxy:    router.DefaultProxyConfig,
+		Rollout:  rollout.DefaultConfig,
 		Log:      LogConfig{Level: "info"},
 	}
 }
@@ -83,7 +86,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/metrics"
+	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -33,6 +34,9 @@ type server struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	router     *router.Router
+	collector  *rollout.Collector
+	store      rollout.FileStore
+	rollout    *rollout.Controller
 	adminToken string
 
 	reloadMu sync.Mutex // one reload at a time
@@ -73,12 +77,27 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	up, _ := url.Parse(cfg.Upstream) // validated with the config
+	s.collector = rollout.NewCollector()
 	s.router, err = router.New(snap, router.Options{
 		Upstream: up, Routing: cfg.Routing, Shadow: cfg.Shadow, Proxy: cfg.Proxy,
-		Secret: []byte(secret), Observer: s.metrics, Logger: log,
+		Secret: []byte(secret), Observer: router.Tee(s.metrics, s.collector), Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
+	s.store = rollout.FileStore{Dir: cfg.StateDir}
+	s.rollout, err = rollout.New(rollout.Options{
+		Config: cfg.Rollout, Router: s.router, Evidence: s.collector, Store: s.store,
+		Reporter: metrics.NewRollout(s.reg), Logger: log, ShadowSample: sample,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A rollout under way (or a promotion) outlives the process: its
+	// rulesets come back from their bundles, at the saved share.
+	if err := s.rollout.Restore(s.store.LoadRuleset); err != nil {
+		log.Error("cannot restore the rollout's rulesets; serving the configured ones", "error", err.Error())
 	}
 	return s, nil
 }
@@ -120,6 +139,11 @@ func (s *server) buildSnapshot(strict bool) (*router.Snapshot, error) {
 func (s *server) reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if st := s.rollout.State(); st.Phase.Active() {
+		err := fmt.Errorf("a rollout is %s: reload refused, the rollout owns the rulesets in service (roll back or promote first)", st.Phase)
+		s.log.Error("reload refused", "error", err.Error())
+		return err
+	}
 	snap, err := s.buildSnapshot(true)
 	if err != nil {
 		s.log.Error("reload refused; rulesets in service keep serving", "error", err.Error())
@@ -143,22 +167,94 @@ func versionOf(rs *ruleset.Ruleset) string {
 	return rs.Version
 }
 
-// status is what GET /api/v1/status shows.
+// status is what GET /api/v1/status shows: the routing in force and the
+// rollout's state, with its last decision and the evidence behind it.
 func (s *server) status() any {
 	snap := s.router.Snapshot()
-	return map[string]any{
-		"baseline":              map[string]any{"path": snap.Baseline.Path, "version": snap.Baseline.Version},
-		"candidate":             candidateStatus(snap.Candidate),
-		"candidate_percent":     snap.Share.Percent(),
-		"shadow_sample_percent": snap.ShadowSample.Percent(),
+	st := s.rollout.State()
+	return statusView{
+		State:               string(st.Phase),
+		CandidatePercent:    snap.Share.Percent(),
+		ShadowSamplePercent: snap.ShadowSample.Percent(),
+		Step:                st.Step,
+		Steps:               len(s.cfg.Rollout.Steps),
+		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
+		Candidate:           refOf(snap.Candidate),
+		Scope:               st.Scope,
+		Started:             st.Started,
+		StepStarted:         st.StepStarted,
+		LastDecision:        st.LastDecision,
 	}
 }
 
-func candidateStatus(rs *ruleset.Ruleset) any {
+// statusView is the status document; `wafcanary status -o json` prints it.
+type statusView struct {
+	State               string              `json:"state"`
+	CandidatePercent    float64             `json:"candidate_percent"`
+	ShadowSamplePercent float64             `json:"shadow_sample_percent"`
+	Step                int                 `json:"step"`
+	Steps               int                 `json:"steps"`
+	Baseline            *rollout.RulesetRef `json:"baseline"`
+	Candidate           *rollout.RulesetRef `json:"candidate"`
+	Scope               rollout.Scope       `json:"scope"`
+	Started             time.Time           `json:"started,omitzero"`
+	StepStarted         time.Time           `json:"step_started,omitzero"`
+	LastDecision        *rollout.Decision   `json:"last_decision"`
+}
+
+func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 	if rs == nil {
 		return nil
 	}
-	return map[string]any{"path": rs.Path, "version": rs.Version}
+	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path}
+}
+
+// Start implements admin.Rollouts.
+func (s *server) Start(req admin.StartRequest) (any, error) {
+	if req.Candidate == "" {
+		return nil, fmt.Errorf("candidate: a ruleset file is required: %w", rollout.ErrBadRequest)
+	}
+	cand, err := loadRuleset(req.Candidate)
+	if err != nil {
+		s.metrics.RulesetLoadFailed("candidate")
+		return nil, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+	}
+	if _, err := s.rollout.Start(cand, req.Scope, req.Actor, req.Reason, time.Now()); err != nil {
+		cand.Retire()
+		return nil, err
+	}
+	return s.status(), nil
+}
+
+// Do implements admin.Rollouts.
+func (s *server) Do(action string, req admin.ActionRequest) (any, error) {
+	now := time.Now()
+	var err error
+	switch action {
+	case "pause":
+		_, err = s.rollout.Pause(req.Actor, req.Reason, now)
+	case "resume":
+		_, err = s.rollout.Resume(req.Actor, req.Reason, now)
+	case "promote":
+		_, err = s.rollout.Promote(req.Actor, req.Reason, now)
+	case "rollback":
+		_, err = s.rollout.Rollback(req.Actor, req.Reason, now)
+	default:
+		err = fmt.Errorf("unknown action %q: %w", action, rollout.ErrBadRequest)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.status(), nil
+}
+
+// History implements admin.Rollouts.
+func (s *server) History(n int) (any, error) {
+	h, err := s.store.History(n)
+	if h == nil {
+		h = []rollout.Entry{}
+	}
+	return h, err
 }
 
 // run serves the proxy on proxyLn and the admin endpoints on adminLn until
@@ -171,12 +267,15 @@ func (s *server) run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	adm := &http.Server{
-		Handler:           admin.Handler(s.reg, s.adminToken, s.status),
+		Handler:           admin.Handler(s.reg, s.adminToken, s.status, s),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})
 	go func() { s.router.Run(shadowCtx); close(shadowDone) }()
+	controlCtx, stopControl := context.WithCancel(ctx)
+	controlDone := make(chan struct{})
+	go func() { s.rollout.Run(controlCtx); close(controlDone) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- proxy.Serve(proxyLn) }()
@@ -187,6 +286,8 @@ func (s *server) run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
+	stopControl()
+	<-controlDone
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if e := proxy.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {

@@ -1,0 +1,74 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wafcanary/wafcanary/rollout"
+)
+
+// Rollout holds the controller's metrics: where the rollout stands, what
+// it decided, and the evidence against each limit, so a dashboard can plot
+// why a decision came.
+type Rollout struct {
+	state     *prometheus.GaugeVec
+	step      prometheus.Gauge
+	decisions *prometheus.CounterVec
+	evidence  *prometheus.GaugeVec
+}
+
+var _ rollout.Reporter = (*Rollout)(nil)
+
+// Decisions the controller and operators take, created at zero.
+var decisions = []string{"start", "advance", "promote", "rollback", "hold", "pause", "resume"}
+
+// NewRollout creates the rollout collectors and registers them with reg.
+func NewRollout(reg prometheus.Registerer) *Rollout {
+	r := &Rollout{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_state",
+			Help: "1 for the rollout's current state, 0 for the others.",
+		}, []string{"state"}),
+		step: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_step",
+			Help: "Index of the rollout step in force (0 is the first).",
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_rollout_decisions_total",
+			Help: "Decisions taken, by the controller or an operator.",
+		}, []string{"decision"}),
+		evidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_evidence",
+			Help: "Latest analysis per check: observed value, confidence-sequence bounds and the policy limit (rates as 0-1 fractions, latencies in seconds); verdict is 0 skip, 1 pass, 2 inconclusive, 3 fail.",
+		}, []string{"check", "value"}),
+	}
+	reg.MustRegister(r.state, r.step, r.decisions, r.evidence)
+	for _, d := range decisions {
+		r.decisions.WithLabelValues(d)
+	}
+	return r
+}
+
+// ReportRollout implements rollout.Reporter.
+func (r *Rollout) ReportRollout(st rollout.State, a *rollout.Analysis, decision string) {
+	for _, p := range rollout.Phases {
+		v := 0.0
+		if p == st.Phase {
+			v = 1
+		}
+		r.state.WithLabelValues(string(p)).Set(v)
+	}
+	r.step.Set(float64(st.Step))
+	if decision != "" {
+		r.decisions.WithLabelValues(decision).Inc()
+	}
+	if a == nil {
+		return
+	}
+	for _, o := range a.Outcomes {
+		r.evidence.WithLabelValues(o.Check, "observed").Set(o.Observed)
+		r.evidence.WithLabelValues(o.Check, "lower").Set(o.Lower)
+		r.evidence.WithLabelValues(o.Check, "upper").Set(o.Upper)
+		r.evidence.WithLabelValues(o.Check, "limit").Set(o.Limit)
+		r.evidence.WithLabelValues(o.Check, "verdict").Set(float64(o.Verdict))
+	}
+}
