@@ -17,6 +17,9 @@ const (
 	exitFailure        = 1 // the server failed at run time
 	exitUsage          = 2 // bad flags or configuration
 	exitInvalidRuleset = 3 // a ruleset did not compile
+	exitConflict       = 4 // the request conflicts with the rollout's state
+	exitUnauthorized   = 5 // missing or wrong admin token
+	exitUnreachable    = 6 // the admin API could not be reached
 )
 
 func main() {
@@ -30,13 +33,24 @@ func main() {
 }
 
 func exitCode(err error) int {
-	var inv errInvalidRuleset
-	var usage errUsage
+	var (
+		inv          errInvalidRuleset
+		usage        errUsage
+		conflict     errConflict
+		unauthorized errUnauthorized
+		unreachable  errUnreachable
+	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &inv):
 		return exitInvalidRuleset
+	case errors.As(err, &conflict):
+		return exitConflict
+	case errors.As(err, &unauthorized):
+		return exitUnauthorized
+	case errors.As(err, &unreachable):
+		return exitUnreachable
 	case errors.As(err, &usage):
 		return exitUsage
 	}

@@ -16,7 +16,12 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
-	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd())
+	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd(),
+		newStartCmd(), newStatusCmd(), newHistoryCmd(),
+		newActionCmd("pause", "Hold the rollout's share; analysis goes on and a failure still rolls back"),
+		newActionCmd("resume", "Continue a paused rollout at its step"),
+		newActionCmd("promote", "Make the candidate the baseline now, skipping remaining steps"),
+		newActionCmd("rollback", "Take the candidate out of service now, from any state (idempotent)"))
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
+)
+
+// liveServer is a server running as serve runs it, on loopback.
+type liveServer struct {
+	s            *server
+	proxy, admin string
+	stop         func()
+}
+
+func startLive(t *testing.T, cfg Config) *liveServer {
+	t.Helper()
+	s, err := newServer(cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, al := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx, pl, al) }()
+	ls := &liveServer{s: s, proxy: "http://" + pl.Addr().String(), admin: "http://" + al.Addr().String()}
+	var once atomic.Bool
+	ls.stop = func() {
+		if once.Swap(true) {
+			return
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+	t.Cleanup(ls.stop)
+	return ls
+}
+
+// rolloutConfig walks shadow, 50%, 100% on a few hundred requests, with
+// limits loose enough for that little traffic; the controller is driven
+// by the test (the interval never ticks).
+func rolloutConfig(t *testing.T, upstream string) Config {
+	cfg := testConfig(t, upstream)
+	cfg.Routing.StickyKey = "header:X-Client-ID"
+	cfg.Rollout.Interval = time.Hour
+	cfg.Rollout.MaxDuration = 2 * time.Hour
+	cfg.Rollout.Steps = []rollout.Step{{Percent: 0, MinRequests: 150}, {Percent: 50, MinRequests: 150}, {Percent: 100, MinRequests: 100}}
+	cfg.Rollout.Policy.MaxNewBlockRate = 0.05
+	cfg.Rollout.Policy.MaxLostBlockRate = 0.05
+	cfg.Rollout.Policy.SplitChecksFromPercent = 100
+	return cfg
+}
+
+// send drives n requests from distinct clients: mostly benign, with every
+// tenth one of extra (false positives or attacks).
+func send(t *testing.T, proxy string, n, offset int, extra []demo.Request) {
+	t.Helper()
+	benign := demo.BenignRequests()
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i := range n {
+		r := benign[i%len(benign)]
+		if i%10 == 0 && len(extra) > 0 {
+			r = extra[(i/10)%len(extra)]
+		}
+		req, _ := http.NewRequest(r.Method, proxy+r.Path, strings.NewReader(r.Body))
+		for k, v := range r.Header {
+			req.Header[k] = v
+		}
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+		req.Header.Set("Accept", "text/html,application/json;q=0.9,*/*;q=0.8")
+		req.Header.Set("X-Client-ID", fmt.Sprint("client-", offset+i))
+		req.Host = "shop.example.com"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// settle waits (bounded) until the shadow workers have judged what was sent.
+func settle(t *testing.T, s *server, pairs int64) {
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d shadow pairs", pairs), func() bool { return s.collector.Snapshot().Pairs >= pairs })
+}
+
+func ticketFP() demo.Request { return demo.FalsePositiveRequests()[0] }
+
+func TestRolloutEndToEnd(t *testing.T) {
+	clearEnv(t)
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+
+	t.Run("exclusion candidate is promoted", func(t *testing.T) {
+		ls := startLive(t, rolloutConfig(t, app.URL))
+		t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+		ctx := context.Background()
+		out, _, err := runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", "../../configs/rulesets/candidate-exclusion.conf",
+			"--reason", "930120 false positive on support tickets", "--scope-path", "/support/tickets", "--scope-rule", "930120")
+		if err != nil {
+			t.Fatalf("start: %v\n%s", err, out)
+		}
+		now := time.Now()
+		for i, want := range []string{"advance", "advance", "promote"} {
+			send(t, ls.proxy, 200, i*1000, []demo.Request{ticketFP()})
+			settle(t, ls.s, 150)
+			now = now.Add(time.Minute)
+			d, err := ls.s.rollout.Step(ctx, now)
+			if err != nil || d.Action != want {
+				t.Fatalf("step %d: %s (%s), want %s", i, d.Action, d.Reason, want)
+			}
+		}
+		snap := ls.s.router.Snapshot()
+		if snap.Candidate != nil || !strings.Contains(snap.Baseline.Path, "candidate-exclusion") {
+			t.Fatalf("after promotion baseline is %s", snap.Baseline.Path)
+		}
+		// The fixed false positive now passes for everyone.
+		send(t, ls.proxy, 1, 9999, nil)
+		out, _, err = runRoot(t, ctx, "status", "--admin", ls.admin, "-o", "json")
+		if err != nil || !strings.Contains(out, `"state": "promoted"`) || !strings.Contains(out, `"action": "promote"`) {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		out, _, err = runRoot(t, ctx, "history", "--admin", ls.admin)
+		if err != nil || strings.Count(out, "\n") != 4 || !strings.Contains(out, "930120 false positive") {
+			t.Errorf("history: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("over-blocking candidate is rolled back naming the rule", func(t *testing.T) {
+		ls := startLive(t, rolloutConfig(t, app.URL))
+		t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+		if _, _, err := runRoot(t, context.Background(), "start", "--admin", ls.admin, "--candidate", "embedded:candidate-pl2.conf", "--reason", "raise to PL2"); err != nil {
+			t.Fatal(err)
+		}
+		fps := demo.FalsePositiveRequests()[1:] // quoted search, quoted comment: blocked at PL2 only
+		send(t, ls.proxy, 200, 0, fps)
+		settle(t, ls.s, 200)
+		d, _ := ls.s.rollout.Step(context.Background(), time.Now().Add(time.Minute))
+		if d.Action != "rollback" || !(strings.Contains(d.Reason, "942520") || strings.Contains(d.Reason, "942200")) {
+			t.Fatalf("%s: %s", d.Action, d.Reason)
+		}
+		if ls.s.router.Snapshot().Candidate != nil {
+			t.Error("candidate still in service")
+		}
+	})
+
+	t.Run("manual rollback takes effect on the next request", func(t *testing.T) {
+		ls := startLive(t, rolloutConfig(t, app.URL))
+		t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+		ctx := context.Background()
+		runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", "embedded:candidate-exclusion.conf", "--reason", "test")
+		send(t, ls.proxy, 200, 0, nil)
+		settle(t, ls.s, 150)
+		if d, _ := ls.s.rollout.Step(ctx, time.Now().Add(time.Minute)); d.Action != "advance" {
+			t.Fatalf("did not reach 50%%: %s", d.Reason)
+		}
+		// Find a client on the candidate arm: its false positive passes.
+		client := ""
+		for i := range 200 {
+			id := fmt.Sprint("probe-", i)
+			if router.NewAssigner([]byte(mustSecret(t, ls.s))).Assign("h:"+id, 5000) == router.Candidate {
+				client = id
+				break
+			}
+		}
+		post := func() int {
+			fp := ticketFP()
+			req, _ := http.NewRequest("POST", ls.proxy+fp.Path, strings.NewReader(fp.Body))
+			req.Header = fp.Header.Clone()
+			req.Header.Set("X-Client-ID", client)
+			req.Host = "shop.example.com"
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := post(); code != 201 {
+			t.Fatalf("candidate client's ticket got %d before rollback, want 201", code)
+		}
+		start := time.Now()
+		out, _, err := runRoot(t, ctx, "rollback", "--admin", ls.admin, "--reason", "pager went off")
+		if err != nil {
+			t.Fatalf("rollback: %v\n%s", err, out)
+		}
+		if code := post(); code != 403 {
+			t.Fatalf("the next request after rollback got %d, want the baseline's 403", code)
+		}
+		elapsed := time.Since(start)
+		h, _ := ls.s.store.History(1)
+		t.Logf("rollback: routing swap took %s inside the server; command plus next request %s", h[0].EffectLatency, elapsed)
+		// Idempotent, and says where it stands.
+		if out, _, err := runRoot(t, ctx, "rollback", "--admin", ls.admin); err != nil || !strings.Contains(out, "rolled_back") {
+			t.Errorf("second rollback: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("restart mid-rollout resumes the same state and share", func(t *testing.T) {
+		cfg := rolloutConfig(t, app.URL)
+		ls := startLive(t, cfg)
+		ctx := context.Background()
+		t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+		runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", "embedded:candidate-exclusion.conf", "--reason", "test")
+		send(t, ls.proxy, 200, 0, nil)
+		settle(t, ls.s, 150)
+		ls.s.rollout.Step(ctx, time.Now().Add(time.Minute))
+		before := ls.s.rollout.State()
+		ls.stop()
+
+		again := startLive(t, cfg)
+		st, snap := again.s.rollout.State(), again.s.router.Snapshot()
+		if st.Phase != rollout.Progressing || st.Step != before.Step || snap.Share != 5000 || snap.Candidate == nil || snap.Candidate.Version != before.Candidate.Version {
+			t.Fatalf("after restart: %s step %d share %d, want %s step %d share 5000", st.Phase, st.Step, snap.Share, before.Phase, before.Step)
+		}
+		if h, _ := again.s.store.History(0); len(h) != 2 {
+			t.Errorf("journal has %d entries, want start and advance", len(h))
+		}
+	})
+}
+
+func mustSecret(t *testing.T, s *server) string {
+	t.Helper()
+	v, err := stateValue(s.cfg.StateDir, "routing.secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
