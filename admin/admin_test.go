@@ -1,12 +1,16 @@
 package admin
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wafcanary/wafcanary/rollout"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -63,5 +67,57 @@ func TestHandlerAuth(t *testing.T) {
 		if resp.StatusCode != tt.status || !strings.Contains(sb.String(), tt.body) {
 			t.Errorf("%s (%q): %d %q, want %d containing %q", tt.path, tt.auth, resp.StatusCode, sb.String(), tt.status, tt.body)
 		}
+	}
+}
+
+// fakeRollouts answers with a fixed error, to check the status mapping.
+type fakeRollouts struct{ err error }
+
+func (f fakeRollouts) Start(StartRequest) (any, error) {
+	return map[string]string{"state": "shadow"}, f.err
+}
+func (f fakeRollouts) Do(string, ActionRequest) (any, error) {
+	return map[string]string{"state": "paused"}, f.err
+}
+func (f fakeRollouts) History(int) (any, error) { return []string{}, f.err }
+
+func TestRolloutEndpoints(t *testing.T) {
+	const token = "0123456789abcdef"
+	tests := []struct {
+		name, method, path, body, auth string
+		err                            error
+		status                         int
+		body2                          string // substring of the answer
+	}{
+		{"start", "POST", "/api/v1/rollout/start", `{"candidate":"c.conf","reason":"r"}`, token, nil, 200, `"shadow"`},
+		{"no token", "POST", "/api/v1/rollout/rollback", `{}`, "", nil, 401, ""},
+		{"unknown field", "POST", "/api/v1/rollout/start", `{"candidat":"c.conf"}`, token, nil, 400, "unknown field"},
+		{"bad JSON", "POST", "/api/v1/rollout/pause", `{`, token, nil, 400, "request body"},
+		{"unknown action", "POST", "/api/v1/rollout/explode", `{}`, token, nil, 404, "unknown action"},
+		{"conflict", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("already running: %w", rollout.ErrConflict), 409, "already running"},
+		{"bad request", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("x.conf:3: nope: %w", rollout.ErrBadRequest), 400, "x.conf:3"},
+		{"empty body is an empty request", "POST", "/api/v1/rollout/rollback", ``, token, nil, 200, `"paused"`},
+		{"history bad n", "GET", "/api/v1/rollout/history?n=-1", ``, token, nil, 400, "non-negative"},
+		{"history", "GET", "/api/v1/rollout/history?n=5", ``, token, nil, 200, "[]"},
+		{"wrong method", "GET", "/api/v1/rollout/start", ``, token, nil, 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() any { return nil }, fakeRollouts{tt.err}))
+			defer srv.Close()
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.body2) {
+				t.Errorf("%d %s, want %d containing %q", resp.StatusCode, b, tt.status, tt.body2)
+			}
+		})
 	}
 }

@@ -310,3 +310,22 @@ func TestStartConflictsAndBadRequests(t *testing.T) {
 		t.Error("resumed a rollout that was not paused")
 	}
 }
+
+func TestRestartAfterPromotionServesThePromotedVersion(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	if _, err := h.c.Promote("alice", "ship", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	// The original file is gone and the new process starts from the old
+	// configured baseline, as serve would.
+	os.Remove(h.cand.Path)
+	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: h.base}}
+	c2 := h.newController(t, h.c.Config())
+	if err := c2.Restore(h.store.LoadRuleset); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.r.Snapshot(); s.Baseline.Version != h.cand.Version || s.Candidate != nil {
+		t.Fatalf("after restart the baseline is %s, want the promoted %s", s.Baseline.Version, h.cand.Version)
+	}
+}

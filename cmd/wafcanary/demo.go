@@ -18,15 +18,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/rollout"
 )
 
 type demoOptions struct {
 	listen, adminListen   string
 	baseline, candidate   string
-	candidatePercent      float64
+	overBlocking          bool
 	shadowPercent         float64
 	rate                  float64
+	stepDuration          time.Duration
 	duration, reportEvery time.Duration
 }
 
@@ -36,9 +39,12 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run a self-contained demo: app, proxy, baseline and candidate, synthetic traffic",
 		Long: `Start a small demo application as the upstream, wafcanary in front of it with
-the shipped baseline and a candidate (both embedded in the binary), and a
-generator of benign, attack and false-positive traffic. It prints what is
-happening and where to look until Ctrl-C or --duration.`,
+the shipped baseline (embedded in the binary), and a generator of benign,
+attack and false-positive traffic; then roll out a candidate through
+shadow, 10%, 50% and 100%. The shipped exclusion candidate is promoted in
+about a minute; --over-blocking rolls out the paranoia-level-2 candidate,
+which the controller rolls back. It prints what is happening and where to
+look until Ctrl-C or --duration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -54,9 +60,10 @@ happening and where to look until Ctrl-C or --duration.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "proxy listen address (port 0 picks a free one)")
 	f.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:9090", "admin (metrics) listen address")
 	f.StringVar(&o.baseline, "baseline", "embedded:baseline.conf", "baseline ruleset file or embedded:NAME")
-	f.StringVar(&o.candidate, "candidate", "embedded:candidate-exclusion.conf", "candidate ruleset file or embedded:NAME (try embedded:candidate-pl2.conf)")
-	f.Float64Var(&o.candidatePercent, "candidate-percent", 50, "share of clients on the candidate")
+	f.StringVar(&o.candidate, "candidate", "embedded:candidate-exclusion.conf", "candidate ruleset file or embedded:NAME")
+	f.BoolVar(&o.overBlocking, "over-blocking", false, "roll out embedded:candidate-pl2.conf instead, which blocks legitimate requests and is rolled back")
 	f.Float64Var(&o.shadowPercent, "shadow-percent", 100, "share of requests also judged in shadow")
+	f.DurationVar(&o.stepDuration, "step-duration", 10*time.Second, "minimum time at each rollout step")
 	f.Float64Var(&o.rate, "rate", 20, "synthetic requests per second")
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.DurationVar(&o.reportEvery, "report-every", 5*time.Second, "how often to print a summary")
@@ -80,8 +87,13 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	cfg.Listen, cfg.Admin.Listen = o.listen, o.adminListen
 	cfg.Upstream = "http://" + appLn.Addr().String()
 	cfg.StateDir = dir
-	cfg.Rulesets = RulesetsConfig{Baseline: o.baseline, Candidate: o.candidate}
-	cfg.Routing.CandidatePercent, cfg.Shadow.SamplePercent = o.candidatePercent, o.shadowPercent
+	cfg.Rulesets = RulesetsConfig{Baseline: o.baseline}
+	cfg.Shadow.SamplePercent = o.shadowPercent
+	cfg.Rollout = demoRollout(o.stepDuration)
+	scope := rollout.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}
+	if o.overBlocking {
+		o.candidate, scope = "embedded:candidate-pl2.conf", rollout.Scope{}
+	}
 	// Demo clients carry a stable X-Client-ID; keying on it spreads them
 	// over both arms although they all come from 127.0.0.1.
 	cfg.Routing.StickyKey = "header:X-Client-ID"
@@ -110,12 +122,12 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 		return errUsage{fmt.Errorf("admin: %w (choose another address with --admin-listen, e.g. --admin-listen 127.0.0.1:0)", err)}
 	}
 	proxyURL := "http://" + proxyLn.Addr().String()
-	snap := s.router.Snapshot()
-	if snap.Candidate == nil {
+	if _, err := s.Start(admin.StartRequest{Candidate: o.candidate, Reason: "demo rollout", Actor: "demo", Scope: scope}); err != nil {
 		proxyLn.Close()
 		adminLn.Close()
-		return errInvalidRuleset{fmt.Errorf("candidate %s refused; see %s", o.candidate, logPath)}
+		return errInvalidRuleset{fmt.Errorf("candidate %s refused: %w", o.candidate, err)}
 	}
+	snap := s.router.Snapshot()
 
 	fmt.Fprintf(out, `wafcanary demo
   demo app (upstream)  %s
@@ -124,7 +136,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
   logs (JSON lines)    %s
   baseline             %s  version %s
   candidate            %s  version %s
-                       enforcing on %.2f%% of clients, judging %.2f%% of requests in shadow
+  rollout              %s, at least %s and 150 requests per step, analysed every %s
 
 Synthetic traffic, %.0f requests/s from 200 clients: benign browsing, searches,
 JSON orders and forms; a few attacks (SQL injection, XSS, path traversal);
@@ -134,12 +146,13 @@ Try, in another terminal:
   curl -i '%s/search?q=1%%27%%20OR%%20%%271%%27%%3D%%271%%27--'    SQL injection: 403 from either ruleset
   grep '"shadow disagreement"' %s         where the rulesets differ, with rule IDs
   grep '"request blocked"' %s | tail -1   which rule blocked a request (grep its request_id)
-  curl -s http://%s/metrics | grep '^wafcanary_'
+  WAFCANARY_ADMIN_TOKEN=$(cat %s/admin.token) go run ./cmd/wafcanary status --admin http://%s --watch
+  WAFCANARY_ADMIN_TOKEN=$(cat %s/admin.token) go run ./cmd/wafcanary rollback --admin http://%s
 
 `, cfg.Upstream, proxyURL, adminLn.Addr(), logPath,
 		snap.Baseline.Path, snap.Baseline.Version, snap.Candidate.Path, snap.Candidate.Version,
-		snap.Share.Percent(), snap.ShadowSample.Percent(), o.rate,
-		proxyURL, logPath, logPath, adminLn.Addr())
+		stepsText(cfg.Rollout.Steps), o.stepDuration, cfg.Rollout.Interval, o.rate,
+		proxyURL, logPath, logPath, dir, adminLn.Addr(), dir, adminLn.Addr())
 
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
@@ -158,11 +171,24 @@ Try, in another terminal:
 	start := time.Now()
 	tick := time.NewTicker(o.reportEvery)
 	defer tick.Stop()
+	decisions := time.NewTicker(250 * time.Millisecond)
+	defer decisions.Stop()
+	var last *rollout.Decision
 loop:
 	for {
 		select {
 		case <-tick.C:
 			fmt.Fprintln(out, summary(s.reg, &fp, time.Since(start)))
+		case <-decisions.C:
+			// Every decision but "hold" changes something: say what and why.
+			st := s.rollout.State()
+			if d := st.LastDecision; d != nil && d != last && (last == nil || d.Time != last.Time || d.Action != last.Action) {
+				last = d
+				if d.Action != "hold" {
+					fmt.Fprintf(out, "[%4.0fs] rollout %s -> %s, candidate on %g%% of clients: %s\n",
+						time.Since(start).Seconds(), d.Action, st.Phase, st.Percent, d.Reason)
+				}
+			}
 		case <-ctx.Done():
 			break loop
 		}
@@ -172,6 +198,35 @@ loop:
 	fmt.Fprintf(out, "\nstopped; logs kept in %s\n", logPath)
 	stopServe()
 	return errors.Join(terr, <-served)
+}
+
+// demoRollout is a rollout short enough to watch: shadow, 10%, 50%,
+// 100%, each for stepDuration and 150 requests, with limits sized for a
+// few hundred requests per step rather than production traffic.
+func demoRollout(stepDuration time.Duration) rollout.Config {
+	c := rollout.DefaultConfig
+	c.Steps = []rollout.Step{
+		{Percent: 0, MinDuration: stepDuration, MinRequests: 150},
+		{Percent: 10, MinDuration: stepDuration, MinRequests: 150},
+		{Percent: 50, MinDuration: stepDuration, MinRequests: 150},
+		{Percent: 100, MinDuration: stepDuration, MinRequests: 150},
+	}
+	c.Interval = 2 * time.Second
+	c.MaxDuration = 10 * time.Minute
+	c.Policy.MaxNewBlockRate, c.Policy.MaxLostBlockRate = 0.02, 0.02
+	c.Policy.SplitChecksFromPercent = 100
+	return c
+}
+
+func stepsText(steps []rollout.Step) string {
+	parts := make([]string, len(steps))
+	for i, st := range steps {
+		parts[i] = fmt.Sprintf("%g%%", st.Percent)
+		if st.Percent == 0 {
+			parts[i] = "shadow"
+		}
+	}
+	return strings.Join(parts, " -> ")
 }
 
 // fpCount tallies what clients saw of the false-positive requests.

@@ -16,6 +16,7 @@ var (
 	bannerProxy   = regexp.MustCompile(`(?m)^  proxy +(http://127\.0\.0\.1:[1-9]\d*)$`)
 	bannerMetrics = regexp.MustCompile(`(?m)^  metrics +(http://127\.0\.0\.1:[1-9]\d*/metrics)$`)
 	bannerLog     = regexp.MustCompile(`(?m)^  logs \(JSON lines\) +(\S+)$`)
+	shadowAgree   = regexp.MustCompile(`shadow: [1-9]\d* agree`)
 	summaryLine   = regexp.MustCompile(`(?m)^\[ *\d+s\] baseline (\d+) req, \d+ blocked \| candidate (\d+) req, \d+ blocked \| shadow: `)
 )
 
@@ -35,7 +36,7 @@ func TestDemo(t *testing.T) {
 		done <- runDemo(ctx, &out, demoOptions{
 			listen: "127.0.0.1:0", adminListen: "127.0.0.1:0",
 			baseline: "embedded:baseline.conf", candidate: "embedded:candidate-exclusion.conf",
-			candidatePercent: 50, shadowPercent: 100,
+			shadowPercent: 100, stepDuration: time.Minute,
 			rate: 20, reportEvery: time.Second,
 		})
 	}()
@@ -82,14 +83,16 @@ func TestDemo(t *testing.T) {
 	if len(summaries) < 2 {
 		t.Errorf("%d summary lines, want a periodic one and the final one:\n%s", len(summaries), text)
 	}
-	var both bool
+	// The rollout starts in shadow: the baseline serves everyone and the
+	// candidate judges copies.
+	var served bool
 	for _, m := range summaries {
 		b, _ := strconv.Atoi(m[1])
 		k, _ := strconv.Atoi(m[2])
-		both = both || (b > 0 && k > 0)
+		served = served || (b > 0 && k == 0 && strings.Contains(m[0], "shadow: "))
 	}
-	if !both {
-		t.Errorf("no summary line counts requests on both arms:\n%s", text)
+	if !served || !shadowAgree.MatchString(text) {
+		t.Errorf("no summary line shows baseline traffic judged in shadow:\n%s", text)
 	}
 	if !strings.Contains(text, "stopped; logs kept in "+logPath) {
 		t.Errorf("output does not end by naming the log:\n%s", text)
@@ -128,5 +131,44 @@ func TestDemo(t *testing.T) {
 	// No header dump of any kind: a "cookie" or "authorization" key with a value.
 	if m := regexp.MustCompile(`(?i)"(cookie|authorization)"\s*:\s*(\[\s*)?"[^"]`).FindString(string(logData)); m != "" {
 		t.Errorf("%s logs a credential header: %s", logPath, m)
+	}
+}
+
+// TestDemoRollouts runs the demo's rollout on short steps: the exclusion
+// candidate is promoted, the over-blocking one rolled back, each within a
+// bounded wait.
+func TestDemoRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two rollouts of several seconds each; the full test run covers it")
+	}
+	for _, tt := range []struct {
+		name         string
+		overBlocking bool
+		want         string
+	}{
+		{"exclusion is promoted", false, "rollout promote -> promoted"},
+		{"over-blocking candidate is rolled back", true, "rollout rollback -> rolled_back"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TMPDIR", t.TempDir())
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			var out syncBuffer
+			done := make(chan error, 1)
+			go func() {
+				done <- runDemo(ctx, &out, demoOptions{
+					listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", baseline: "embedded:baseline.conf",
+					candidate: "embedded:candidate-exclusion.conf", overBlocking: tt.overBlocking,
+					shadowPercent: 100, stepDuration: time.Second, rate: 100, reportEvery: 5 * time.Second,
+				})
+			}()
+			start := time.Now()
+			waitFor(t, 80*time.Second, tt.want, func() bool { return strings.Contains(out.String(), tt.want) })
+			t.Logf("%s after %s", tt.want, time.Since(start).Round(time.Second))
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runDemo: %v", err)
+			}
+		})
 	}
 }
