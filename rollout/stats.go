@@ -51,10 +51,11 @@ func RateBounds(x, n int64, alpha, priorMean float64) (lo, hi float64) {
 	return lo, hi
 }
 
-// bisect finds where logM crosses threshold between from and to. rising
-// says logM falls from `from` towards `to` (the lower end), otherwise it
-// rises (the upper end). The result is on the inside of the set, rounded
-// outwards, so the interval never shrinks below the true set.
+// bisect finds where logM crosses threshold between from and to: for the
+// lower end (lower true) logM falls from `from` (0) towards `to` (the
+// estimate), for the upper end it rises from `from` (the estimate) towards
+// `to` (1). The result is rounded outwards, so the interval returned always
+// contains the true set.
 func bisect(logM func(float64) float64, threshold, from, to float64, lower bool) float64 {
 	inside, outside := to, from // lower end: phat is inside, 0 is outside
 	if !lower {
