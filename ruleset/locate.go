@@ -49,36 +49,44 @@ func locate(dir, main string, newFS func() *sourceFS, cause error) *compileError
 	if _, err := coraza.NewWAF(cfg); err == nil || parsed == 0 {
 		return &compileError{cause: cause}
 	}
-	w := &walker{src: src, files: src.files(), target: parsed}
+	var file string
+	var line, seen int
+	w := &walker{files: src.files(), route: src.route, visit: func(f string, l int, _ string) bool {
+		seen++
+		if seen == parsed {
+			file, line = f, l
+			return true
+		}
+		return false
+	}}
 	if !w.walk(main) {
 		return &compileError{cause: cause}
 	}
-	file := w.file
 	if !strings.HasPrefix(file, "@") {
 		file = filepath.Join(dir, filepath.FromSlash(file))
 	}
-	return &compileError{file: file, line: w.line, cause: cause}
+	return &compileError{file: file, line: line, cause: cause}
 }
 
 // walker replays SecLang's reading order over the recorded files: logical
 // lines (joined by trailing backslashes, or between backtick lines), with
 // each Include descending into the file(s) it names. Data files read by
 // operators such as @pmFromFile sit between them in the record and are
-// skipped by name.
+// skipped by name. Files recorded without content (the embedded CRS, in a
+// loaded Ruleset) are passed over in order.
 type walker struct {
-	src    *sourceFS
-	files  []File
-	next   int // next recorded file to descend into
-	seen   int // directives passed so far
-	target int // the directive Coraza stopped at, 1-based
-
-	file string
-	line int
+	files []File
+	route func(string) (fs.FS, string, bool)
+	next  int // next recorded file to descend into
+	// visit sees every directive with the file and line it starts on;
+	// returning true stops the walk.
+	visit func(file string, line int, directive string) bool
 }
 
-// walk replays the file Coraza knows as name.
+// walk replays the file Coraza knows as name; it reports whether visit
+// stopped the walk.
 func (w *walker) walk(name string) bool {
-	_, want, _ := w.src.route(name)
+	_, want, _ := w.route(name)
 	for w.next < len(w.files) && w.files[w.next].Name != want {
 		w.next++
 	}
@@ -116,20 +124,26 @@ func (w *walker) walk(name string) bool {
 		directive := logical.String()
 		logical.Reset()
 
-		w.seen++
-		if w.seen == w.target {
-			w.file, w.line = f.Name, start
+		if w.visit(f.Name, start, directive) {
 			return true
 		}
-		name, opts, _ := strings.Cut(directive, " ")
-		if !strings.EqualFold(name, "include") {
+		verb, opts, _ := strings.Cut(directive, " ")
+		if !strings.EqualFold(verb, "include") {
 			continue
 		}
-		// Resolved as Coraza's parser does: globs against the root,
-		// other names against the including file's directory.
-		included := []string{path.Join(path.Dir(name), strings.Trim(opts, `"`))}
-		if opts = strings.Trim(opts, `"`); strings.Contains(opts, "*") {
-			included, _ = fs.Glob(w.src, opts)
+		// Resolved as Coraza's parser does: globs against the root (here:
+		// the files recorded from this point on, in the order read), other
+		// names against the including file's directory.
+		opts = strings.Trim(strings.TrimSpace(opts), `"`)
+		included := []string{path.Join(path.Dir(name), opts)}
+		if strings.Contains(opts, "*") {
+			_, pattern, _ := w.route(opts)
+			included = nil
+			for _, rf := range w.files[w.next:] {
+				if ok, _ := path.Match(pattern, rf.Name); ok {
+					included = append(included, rf.Name)
+				}
+			}
 		}
 		for _, inc := range included {
 			if w.walk(inc) {

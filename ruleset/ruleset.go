@@ -35,6 +35,7 @@ type Rule struct {
 	Phase    int
 	Paranoia int  // from the CRS tag paranoia-level/N; 0 when untagged
 	Logs     bool // false for bookkeeping rules marked nolog
+	Tags     []string
 	File     string
 	Line     int
 }
@@ -136,6 +137,7 @@ func ruleOf(m types.RuleMetadata) Rule {
 		ID:    m.ID(),
 		Phase: int(m.Phase()),
 		Logs:  !hasAction(m.Raw(), "nolog"),
+		Tags:  m.Tags(),
 		File:  m.File(),
 		Line:  m.Line(),
 	}

@@ -1,6 +1,7 @@
 package ruleset
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +106,8 @@ func TestLoadRefusesBrokenRulesets(t *testing.T) {
 		{"broken/afterinclude.conf", []string{"broken/afterinclude.conf:3:", "denyy"}},
 		// Why: an error after the whole CRS (globbed includes) still points home.
 		{"broken/crsafter.conf", []string{"broken/crsafter.conf:5:", "missing closing )"}},
+		// Why: an include inside a subdirectory is relative to that subdirectory.
+		{"broken/nested.conf", []string{"broken/sub/level2.conf:2:", "bogus"}},
 		{"broken/missing.conf", []string{"broken/missing.conf:2:", "parts/nope.conf"}},
 		{"broken/escape.conf", []string{"broken/escape.conf:2:", "inside the ruleset's directory"}},
 		{"broken/does-not-exist.conf", []string{"does-not-exist.conf", "no such file"}},
@@ -146,5 +149,33 @@ func TestRetireClosesAfterLastRelease(t *testing.T) {
 	}
 	if rs.Acquire() {
 		t.Fatal("acquired a closed ruleset")
+	}
+}
+
+func TestDirectivesInParseOrder(t *testing.T) {
+	rs, err := Load("testdata/ok.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	var got []string
+	for _, d := range rs.Directives() {
+		got = append(got, fmt.Sprintf("%s:%d %s", d.File, d.Line, d.Name))
+	}
+	want := []string{"ok.conf:2 SecRuleEngine", "ok.conf:3 Include", "local/rules.conf:1 SecRule", "local/rules.conf:2 SecRule"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("directives %q, want %q", got, want)
+	}
+	// The shipped baseline's directives are its own lines only: the CRS
+	// files are embedded and passed over.
+	base, err := Load("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	for _, d := range base.Directives() {
+		if d.File != "baseline.conf" {
+			t.Errorf("directive from %s listed", d.File)
+		}
 	}
 }
