@@ -46,7 +46,7 @@ func locate(dir, main string, newFS func() *sourceFS, cause error) *compileError
 		}
 	}).WithLevel(debuglog.LevelDebug)
 	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(main).WithDebugLogger(logger)
-	if _, err := coraza.NewWAF(cfg); err == nil || parsed == 0 {
+	if _, err := newWAF(cfg); err == nil || parsed == 0 {
 		return &compileError{cause: cause}
 	}
 	var file string

@@ -91,7 +91,7 @@ func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
 	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
 		rules = append(rules, ruleOf(m))
 	})
-	waf, err := coraza.NewWAF(cfg)
+	waf, err := newWAF(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), name, newFS, err))
 	}
@@ -115,6 +115,19 @@ func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
 	}
 	rs.refs.Store(1)
 	return rs, nil
+}
+
+// newWAF compiles cfg. Coraza can panic on some valid-looking input (in
+// v3.8.1, SecRuleRemoveByMsg with any loaded rule that has no msg, which
+// is most of CRS); a candidate file must never take the process down, so
+// a panic is a compile error like any other.
+func newWAF(cfg coraza.WAFConfig) (waf coraza.WAF, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("coraza panicked while compiling: %v", p)
+		}
+	}()
+	return coraza.NewWAF(cfg)
 }
 
 // version hashes names and contents with length prefixes, so that moving

@@ -108,6 +108,9 @@ func TestLoadRefusesBrokenRulesets(t *testing.T) {
 		{"broken/crsafter.conf", []string{"broken/crsafter.conf:5:", "missing closing )"}},
 		// Why: an include inside a subdirectory is relative to that subdirectory.
 		{"broken/nested.conf", []string{"broken/sub/level2.conf:2:", "bogus"}},
+		// Why: Coraza 3.8.1 panics here (nil msg on most CRS rules); a
+		// candidate must be refused, not crash the process.
+		{"broken/removebymsg.conf", []string{"broken/removebymsg.conf:5:", "coraza panicked while compiling"}},
 		{"broken/missing.conf", []string{"broken/missing.conf:2:", "parts/nope.conf"}},
 		{"broken/escape.conf", []string{"broken/escape.conf:2:", "inside the ruleset's directory"}},
 		{"broken/does-not-exist.conf", []string{"does-not-exist.conf", "no such file"}},
