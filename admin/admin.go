@@ -76,6 +76,9 @@ type StartRequest struct {
 	Reason    string        `json:"reason"`
 	Actor     string        `json:"actor"`
 	Scope     rollout.Scope `json:"scope"`
+	// OverrideGuard, when set, is the reason to start despite the
+	// forbidden-edit guard; it is written to the journal.
+	OverrideGuard string `json:"override_guard,omitempty"`
 }
 
 // ActionRequest is the body of POST /api/v1/rollout/{action}.

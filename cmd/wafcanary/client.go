@@ -106,7 +106,7 @@ func actor() string {
 
 func newStartCmd() *cobra.Command {
 	o := &clientOptions{}
-	var candidate, reason string
+	var candidate, reason, override string
 	var rules []int
 	var paths []string
 	cmd := &cobra.Command{
@@ -126,7 +126,7 @@ func newStartCmd() *cobra.Command {
 			}
 			var st statusView
 			body := map[string]any{"candidate": candidate, "reason": reason, "actor": actor(),
-				"scope": map[string]any{"rule_ids": rules, "paths": paths}}
+				"scope": map[string]any{"rule_ids": rules, "paths": paths}, "override_guard": override}
 			if err := o.call(cmd.Context(), "POST", "/api/v1/rollout/start", body, &st); err != nil {
 				return err
 			}
@@ -139,6 +139,7 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
 	f.IntSliceVar(&rules, "scope-rule", nil, "rule ID the change is meant to affect (repeatable)")
 	f.StringSliceVar(&paths, "scope-path", nil, "path prefix the change is meant to affect (repeatable)")
+	f.StringVar(&override, "override-guard", "", "start despite the forbidden-edit guard; the reason is journalled")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }

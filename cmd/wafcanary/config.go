@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 )
@@ -30,6 +31,7 @@ type Config struct {
 	Shadow   router.ShadowConfig  `mapstructure:"shadow"`
 	Proxy    router.ProxyConfig   `mapstructure:"proxy"`
 	Rollout  rollout.Config       `mapstructure:"rollout"`
+	Gates    gates.Config         `mapstructure:"gates"`
 	Log      LogConfig            `mapstructure:"log"`
 }
 
@@ -56,6 +58,7 @@ func defaultConfig() Config {
 		Shadow:   router.DefaultShadowConfig,
 		Proxy:    router.DefaultProxyConfig,
 		Rollout:  rollout.DefaultConfig,
+		Gates:    gates.DefaultConfig,
 		Log:      LogConfig{Level: "info"},
 	}
 }
@@ -86,7 +89,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

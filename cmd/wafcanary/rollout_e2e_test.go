@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -236,4 +237,33 @@ func mustSecret(t *testing.T, s *server) string {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func TestStartRefusesForbiddenEdits(t *testing.T) {
+	clearEnv(t)
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+	ls := startLive(t, rolloutConfig(t, app.URL))
+	t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+	dir := t.TempDir()
+	cand := dir + "/turn-off.conf"
+	os.WriteFile(cand, []byte("Include @coraza.conf-recommended\nSecRuleEngine On\nInclude @crs-setup.conf.example\nInclude @owasp_crs/*.conf\n# quiet the false positives, all of them\nSecRuleRemoveById 949110\n"), 0o644)
+	ctx := context.Background()
+
+	_, _, err := runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", cand, "--reason", "fewer tickets")
+	if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error(), "turn-off.conf:6: SecRuleRemoveById: removes 949110") {
+		t.Fatalf("start: exit %d, %v", exitCode(err), err)
+	}
+	if st := ls.s.rollout.State(); st.Phase != rollout.Idle || ls.s.router.Snapshot().Candidate != nil {
+		t.Fatalf("a refused candidate changed the state: %s", st.Phase)
+	}
+
+	if _, _, err := runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", cand, "--reason", "fewer tickets",
+		"--override-guard", "incident 42: approved by security on call"); err != nil {
+		t.Fatalf("start with override: %v", err)
+	}
+	h, _ := ls.s.store.History(0)
+	if len(h) != 2 || h[0].Action != "guard_override" || !strings.Contains(h[0].Reason, "incident 42") || !strings.Contains(h[0].Reason, "removes 949110") || h[1].Action != "start" {
+		t.Fatalf("journal: %+v", h)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -218,6 +219,25 @@ func (s *server) Start(req admin.StartRequest) (any, error) {
 	if err != nil {
 		s.metrics.RulesetLoadFailed("candidate")
 		return nil, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+	}
+	if v := gates.Guard(s.router.Snapshot().Baseline, cand, s.cfg.Gates); len(v) > 0 {
+		lines := make([]string, len(v))
+		for i, x := range v {
+			lines[i] = "  " + x.String()
+		}
+		if req.OverrideGuard == "" {
+			cand.Retire()
+			return nil, fmt.Errorf("candidate %s refused by the forbidden-edit guard:\n%s\n(to start anyway, give a reason with --override-guard): %w",
+				req.Candidate, strings.Join(lines, "\n"), rollout.ErrBadRequest)
+		}
+		st := s.rollout.State()
+		if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "guard_override",
+			Reason: req.OverrideGuard + "; overriding:\n" + strings.Join(lines, "\n"), State: st.Phase,
+			Baseline: s.router.Snapshot().Baseline.Version, Candidate: cand.Version}); err != nil {
+			cand.Retire()
+			return nil, err
+		}
+		s.log.Warn("forbidden-edit guard overridden", "actor", req.Actor, "reason", req.OverrideGuard, "violations", lines)
 	}
 	if _, err := s.rollout.Start(cand, req.Scope, req.Actor, req.Reason, time.Now()); err != nil {
 		cand.Retire()
