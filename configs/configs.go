@@ -7,7 +7,7 @@ import (
 	"io/fs"
 )
 
-//go:embed wafcanary.yaml rulesets/*.conf
+//go:embed wafcanary.yaml rulesets/*.conf rulesets/*.cases.yaml
 var files embed.FS
 
 // Rulesets holds the shipped rulesets: baseline.conf, candidate-exclusion.conf

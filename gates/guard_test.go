@@ -88,3 +88,10 @@ func TestShippedCandidatesPassTheGuard(t *testing.T) {
 		cand.Retire()
 	}
 }
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,171 @@
+package gates
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Case is one request a candidate must let through or must block.
+type Case struct {
+	Name    string            `yaml:"name" json:"name"`
+	Method  string            `yaml:"method" json:"method"`
+	Path    string            `yaml:"path" json:"path"` // request target, query included, sent as written
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// Cases is a candidate's cases file: the false positives it fixes
+// (must_pass) and the attacks on the same endpoints it must still block
+// (must_block).
+type Cases struct {
+	MustPass  []Case `yaml:"must_pass" json:"must_pass"`
+	MustBlock []Case `yaml:"must_block" json:"must_block"`
+}
+
+// LoadCases reads a cases file strictly: an unknown key is an error, so a
+// misspelt must_block cannot silently check nothing. "embedded:NAME" reads
+// from fsys.
+func LoadCases(path string, embedded fs.FS) (Cases, error) {
+	var b []byte
+	var err error
+	if name, ok := strings.CutPrefix(path, "embedded:"); ok {
+		b, err = fs.ReadFile(embedded, name)
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return Cases{}, fmt.Errorf("cases %s: %w", path, err)
+	}
+	var cs Cases
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cs); err != nil {
+		return Cases{}, fmt.Errorf("cases %s: %w", path, err)
+	}
+	for kind, list := range map[string][]Case{"must_pass": cs.MustPass, "must_block": cs.MustBlock} {
+		for i, c := range list {
+			switch {
+			case c.Name == "":
+				return Cases{}, fmt.Errorf("cases %s: %s[%d].name: required", path, kind, i)
+			case !strings.HasPrefix(c.Path, "/"):
+				return Cases{}, fmt.Errorf("cases %s: %s[%d].path: must start with /, got %q", path, kind, i, c.Path)
+			}
+		}
+	}
+	if len(cs.MustPass)+len(cs.MustBlock) == 0 {
+		return Cases{}, fmt.Errorf("cases %s: no must_pass or must_block cases", path)
+	}
+	return cs, nil
+}
+
+// request builds the case's request as a browser would send it, unless
+// the case's headers say otherwise.
+func (c Case) request() (*http.Request, error) {
+	method := c.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	r, err := http.NewRequest(method, "http://probe.wafcanary.invalid"+c.Path, strings.NewReader(c.Body))
+	if err != nil {
+		return nil, fmt.Errorf("case %q: %w", c.Name, err)
+	}
+	r.RequestURI = c.Path
+	r.Host = "www.example.com"
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	for k, v := range c.Headers {
+		if strings.EqualFold(k, "Host") {
+			r.Host = v
+			continue
+		}
+		r.Header.Set(k, v)
+	}
+	if c.Body != "" {
+		r.Header.Set("Content-Length", fmt.Sprint(len(c.Body)))
+	}
+	return r, nil
+}
+
+func judge(ctx context.Context, rs *ruleset.Ruleset, c Case) (router.Verdict, error) {
+	r, err := c.request()
+	if err != nil {
+		return router.Verdict{}, err
+	}
+	return router.Judge(ctx, rs, "case-"+c.Name, r)
+}
+
+// Failure is a case the candidate got wrong.
+type Failure struct {
+	Kind  string `json:"kind"` // must_pass or must_block
+	Case  string `json:"case"`
+	Rules []int  `json:"rules,omitempty"`
+}
+
+func (f Failure) String() string {
+	if f.Kind == "must_pass" {
+		return fmt.Sprintf("must_pass case %q is blocked by the candidate (rules %v)", f.Case, f.Rules)
+	}
+	return fmt.Sprintf("must_block case %q is let through by the candidate", f.Case)
+}
+
+// Check runs every case against the candidate in process.
+func Check(ctx context.Context, cand *ruleset.Ruleset, cs Cases) ([]Failure, error) {
+	var out []Failure
+	for kind, list := range map[string][]Case{"must_pass": cs.MustPass, "must_block": cs.MustBlock} {
+		for _, c := range list {
+			v, err := judge(ctx, cand, c)
+			if err != nil {
+				return nil, err
+			}
+			if v.Blocked != (kind == "must_block") {
+				out = append(out, Failure{Kind: kind, Case: c.Name, Rules: v.RuleIDs()})
+			}
+		}
+	}
+	return out, nil
+}
+
+// ProbeAttacks are classic attacks on a neutral path that any CRS-based
+// candidate must keep blocking; live probes add them to a rollout's own
+// must_block cases.
+var ProbeAttacks = []Case{
+	{Name: "probe: SQL injection tautology", Path: "/probe?id=1%27%20OR%20%271%27%3D%271%27--"},
+	{Name: "probe: SQL injection union", Path: "/probe?q=%27%20UNION%20SELECT%20username%2C%20password%20FROM%20users--"},
+	{Name: "probe: XSS script tag", Path: "/probe?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E"},
+	{Name: "probe: path traversal", Path: "/probe?file=..%2F..%2F..%2F..%2Fetc%2Fpasswd"},
+	{Name: "probe: command injection", Path: "/probe?host=127.0.0.1%3Bcat%20%2Fetc%2Fpasswd"},
+}
+
+// Probe judges every must_block case, and ProbeAttacks, with both
+// rulesets in process (nothing reaches the upstream). It returns the first
+// case the baseline blocks and the candidate lets through, described for
+// a rollback reason, or "" if there is none.
+func Probe(ctx context.Context, base, cand *ruleset.Ruleset, mustBlock []Case) (string, error) {
+	for _, c := range append(append([]Case(nil), mustBlock...), ProbeAttacks...) {
+		b, err := judge(ctx, base, c)
+		if err != nil {
+			return "", err
+		}
+		if !b.Blocked {
+			continue // the baseline lets it through too: nothing was lost
+		}
+		k, err := judge(ctx, cand, c)
+		if err != nil {
+			return "", err
+		}
+		if !k.Blocked {
+			return fmt.Sprintf("live probe: must_block case %q is blocked by the baseline (rules %v) and let through by the candidate", c.Name, b.RuleIDs()), nil
+		}
+	}
+	return "", nil
+}

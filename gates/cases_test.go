@@ -1,0 +1,71 @@
+package gates
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+func TestShippedCases(t *testing.T) {
+	ctx := context.Background()
+	base, _ := ruleset.Load("../configs/rulesets/baseline.conf")
+	defer base.Retire()
+	for _, name := range []string{"candidate-exclusion", "candidate-pl2"} {
+		cs, err := LoadCases("embedded:"+name+".cases.yaml", configs.Rulesets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cand, err := ruleset.Load("../configs/rulesets/" + name + ".conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := Check(ctx, cand, cs); err != nil || len(f) != 0 {
+			t.Errorf("%s fails its own cases: %v %v", name, f, err)
+		}
+		cand.Retire()
+	}
+	// The check can fail: the baseline blocks the false positive the
+	// exclusion's must_pass case describes.
+	cs, _ := LoadCases("embedded:candidate-exclusion.cases.yaml", configs.Rulesets)
+	f, err := Check(ctx, base, cs)
+	if err != nil || len(f) != 1 || f[0].Kind != "must_pass" || !strings.Contains(f[0].String(), "ticket mentioning /etc/hosts") {
+		t.Errorf("baseline against the exclusion's cases: %v %v", f, err)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	ctx := context.Background()
+	base, _ := ruleset.Load("../configs/rulesets/baseline.conf")
+	defer base.Retire()
+	good, _ := ruleset.Load("../configs/rulesets/candidate-exclusion.conf")
+	defer good.Retire()
+	cs, _ := LoadCases("embedded:candidate-exclusion.cases.yaml", configs.Rulesets)
+	if got, err := Probe(ctx, base, good, cs.MustBlock); err != nil || got != "" {
+		t.Errorf("exclusion candidate failed a probe: %q %v", got, err)
+	}
+	// A candidate that drops the SQL injection rules is caught by the
+	// first SQL injection it is shown.
+	noSQLi := loadText(t, before+crs+"SecRuleRemoveByTag attack-sqli\n")
+	got, err := Probe(ctx, base, noSQLi, cs.MustBlock)
+	if err != nil || !strings.Contains(got, `"SQL injection in the ticket's email"`) || !strings.Contains(got, "let through by the candidate") {
+		t.Errorf("probe of a candidate without SQLi rules: %q %v", got, err)
+	}
+}
+
+func TestLoadCasesRefusesBadFiles(t *testing.T) {
+	for _, tt := range []struct{ text, want string }{
+		{"must_blok:\n  - {name: x, path: /}\n", "field must_blok not found"},
+		{"must_block:\n  - {path: /}\n", "must_block[0].name: required"},
+		{"must_pass:\n  - {name: x, path: search}\n", "must_pass[0].path: must start with /"},
+		{"{}\n", "no must_pass or must_block cases"},
+	} {
+		path := t.TempDir() + "/c.yaml"
+		writeFile(t, path, tt.text)
+		if _, err := LoadCases(path, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.text, err, tt.want)
+		}
+	}
+}
