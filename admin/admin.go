@@ -76,9 +76,12 @@ type StartRequest struct {
 	Reason    string        `json:"reason"`
 	Actor     string        `json:"actor"`
 	Scope     rollout.Scope `json:"scope"`
-	// OverrideGuard, when set, is the reason to start despite the
-	// forbidden-edit guard; it is written to the journal.
-	OverrideGuard string `json:"override_guard,omitempty"`
+	// Cases is the candidate's cases file (must_pass, must_block),
+	// checked at start and by the live probe; optional.
+	Cases string `json:"cases,omitempty"`
+	// OverrideGates, when set, is the reason to start despite failed
+	// gates (forbidden edits, failing cases); it is written to the journal.
+	OverrideGates string `json:"override_gates,omitempty"`
 }
 
 // ActionRequest is the body of POST /api/v1/rollout/{action}.

@@ -52,16 +52,19 @@ type Decision struct {
 
 // State is the durable rollout state.
 type State struct {
-	Phase        Phase       `json:"state"`
-	Step         int         `json:"step"`
-	Percent      float64     `json:"candidate_percent"`
-	Started      time.Time   `json:"started,omitzero"`
-	StepStarted  time.Time   `json:"step_started,omitzero"`
-	Baseline     RulesetRef  `json:"baseline"`
-	Candidate    *RulesetRef `json:"candidate,omitempty"`
-	Scope        Scope       `json:"scope"`
-	Reason       string      `json:"reason,omitempty"`
-	LastDecision *Decision   `json:"last_decision,omitempty"`
+	Phase       Phase       `json:"state"`
+	Step        int         `json:"step"`
+	Percent     float64     `json:"candidate_percent"`
+	Started     time.Time   `json:"started,omitzero"`
+	StepStarted time.Time   `json:"step_started,omitzero"`
+	Baseline    RulesetRef  `json:"baseline"`
+	Candidate   *RulesetRef `json:"candidate,omitempty"`
+	Scope       Scope       `json:"scope"`
+	Reason      string      `json:"reason,omitempty"`
+	// Cases is the candidate's cases file, whose must_block cases the
+	// live probe checks at every analysis.
+	Cases        string    `json:"cases,omitempty"`
+	LastDecision *Decision `json:"last_decision,omitempty"`
 }
 
 // Errors callers branch on.
@@ -92,6 +95,11 @@ type Store interface {
 
 var _ Store = FileStore{}
 
+// Probe checks, at every analysis, that the candidate still blocks what it
+// must, judging in process; it returns a reason naming the first case it
+// lets through that the baseline blocks, or "".
+type Probe func(ctx context.Context, st State, base, cand *ruleset.Ruleset) (string, error)
+
 // Reporter is told about every state change and analysis, for metrics.
 type Reporter interface {
 	ReportRollout(st State, a *Analysis, decision string)
@@ -105,6 +113,7 @@ type Controller struct {
 	evidence     EvidenceSource
 	store        Store
 	reporter     Reporter
+	probe        Probe
 	log          *slog.Logger
 	shadowSample router.Share
 
@@ -120,6 +129,7 @@ type Options struct {
 	Evidence EvidenceSource
 	Store    Store
 	Reporter Reporter // optional
+	Probe    Probe    // optional
 	Logger   *slog.Logger
 	// ShadowSample is the shadow share used while a rollout runs.
 	ShadowSample router.Share
@@ -135,7 +145,7 @@ func New(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, log: o.Logger, shadowSample: o.ShadowSample, state: st}
 	c.report(nil, "")
 	return c, nil
 }
@@ -194,8 +204,17 @@ func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)
 	return nil
 }
 
+// Spec is what an operator says when starting a rollout.
+type Spec struct {
+	Scope  Scope
+	Actor  string
+	Reason string
+	Cases  string // cases file for the live probe; optional
+}
+
 // Start begins a rollout of candidate from the current baseline.
-func (c *Controller) Start(cand *ruleset.Ruleset, scope Scope, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (State, error) {
+	scope, actor, reason := spec.Scope, spec.Actor, spec.Reason
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state.Phase.Active() {
@@ -222,7 +241,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, scope Scope, actor, reason str
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{cur.Baseline.Version, cur.Baseline.Path}, Candidate: &RulesetRef{cand.Version, cand.Path},
-		Scope: scope, Reason: reason,
+		Scope: scope, Reason: reason, Cases: spec.Cases,
 	}
 	return c.commit(st, Decision{Time: now, Action: "start", Reason: reason, Actor: actor}, 0)
 }
@@ -270,11 +289,22 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
+	var probeFailure string
+	if snap := c.router.Snapshot(); c.probe != nil && snap.Candidate != nil {
+		var err error
+		if probeFailure, err = c.probe(ctx, st, snap.Baseline, snap.Candidate); err != nil {
+			c.log.Error("live probe failed to run", "error", err.Error())
+		}
+	}
 	ev := c.evidence.Snapshot()
 	a := Evaluate(ev, c.cfg.Policy, st.Percent)
 	step := c.cfg.Steps[st.Step]
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
 	switch {
+	case probeFailure != "":
+		// Known attacks are rare in live traffic: the evidence can look
+		// healthy while protection is gone. A failed probe ends it at once.
+		d.Action, d.Reason = "rollback", probeFailure
 	case a.Verdict == Fail:
 		d.Action, d.Reason = "rollback", a.Reason()
 	case now.Sub(st.Started) >= c.cfg.MaxDuration && st.Phase != Paused:

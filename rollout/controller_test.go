@@ -124,7 +124,7 @@ func clean(pairs int64) Evidence { return Evidence{Pairs: pairs, shadowedByCandi
 
 func TestRolloutToPromotion(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Scope{}, "alice", "fix FP on tickets", h.t0); err != nil {
+	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "fix FP on tickets"}, h.t0); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.r.Snapshot(); s.Candidate != h.cand || s.Share != 0 || s.ShadowSample != router.MaxShare {
@@ -172,7 +172,7 @@ func TestRolloutToPromotion(t *testing.T) {
 
 func TestRegressionRollsBackNamingTheRule(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Scope{}, "alice", "raise PL", h.t0)
+	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "raise PL"}, h.t0)
 	h.ev.set(Evidence{Pairs: 3000, NewBlocks: Disagreements{OutOfScope: 40, Rules: map[int]int64{942520: 40}}})
 	d := h.step(t, 15*time.Second)
 	if d.Action != "rollback" || !strings.Contains(d.Reason, "942520") || h.c.State().Phase != RolledBack {
@@ -188,7 +188,7 @@ func TestManualRollbackFromAnyStateIsImmediateAndIdempotent(t *testing.T) {
 		t.Run(setup, func(t *testing.T) {
 			h := newHarness(t, nil)
 			if setup != "idle" {
-				h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+				h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 			}
 			switch setup {
 			case "progressing":
@@ -231,7 +231,7 @@ func TestManualRollbackFromAnyStateIsImmediateAndIdempotent(t *testing.T) {
 
 func TestRollbackDuringAnalysisWins(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	h.ev.set(clean(20000))
 	// The operator rolls back while the controller is mid-analysis of an
 	// evidence window that would advance the rollout.
@@ -249,7 +249,7 @@ func TestRollbackDuringAnalysisWins(t *testing.T) {
 
 func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxDuration = 6 * time.Hour; c.Interval = time.Minute })
-	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	// One request a minute, and one of them a new block.
 	for m := 1; m < 6*60; m++ {
 		e := Evidence{Pairs: int64(m), shadowedByCandidate: int64(m)}
@@ -269,7 +269,7 @@ func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 
 func TestRestartResumesFromStore(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Scope{Paths: []string{"/support/"}}, "alice", "test", h.t0)
+	h.c.Start(h.cand, Spec{Scope: Scope{Paths: []string{"/support/"}}, Actor: "alice", Reason: "test"}, h.t0)
 	h.ev.set(clean(20000))
 	h.step(t, 2*time.Minute) // now at 10%
 	// The original candidate file vanishes; a new process starts with
@@ -296,14 +296,14 @@ func TestRestartResumesFromStore(t *testing.T) {
 
 func TestStartConflictsAndBadRequests(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Scope{}, "alice", "", h.t0); err == nil {
+	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: ""}, h.t0); err == nil {
 		t.Error("started without a reason")
 	}
-	if _, err := h.c.Start(h.base, Scope{}, "alice", "same", h.t0); err == nil {
+	if _, err := h.c.Start(h.base, Spec{Scope: Scope{}, Actor: "alice", Reason: "same"}, h.t0); err == nil {
 		t.Error("started the baseline as its own candidate")
 	}
-	h.c.Start(h.cand, Scope{}, "alice", "first", h.t0)
-	if _, err := h.c.Start(h.cand, Scope{}, "bob", "second", h.t0); err == nil {
+	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "first"}, h.t0)
+	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "bob", Reason: "second"}, h.t0); err == nil {
 		t.Error("two rollouts at once")
 	}
 	if _, err := h.c.Resume("bob", "", h.t0); err == nil {
@@ -313,7 +313,7 @@ func TestStartConflictsAndBadRequests(t *testing.T) {
 
 func TestRestartAfterPromotionServesThePromotedVersion(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Scope{}, "alice", "test", h.t0)
+	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	if _, err := h.c.Promote("alice", "ship", h.t0); err != nil {
 		t.Fatal(err)
 	}
@@ -327,5 +327,30 @@ func TestRestartAfterPromotionServesThePromotedVersion(t *testing.T) {
 	}
 	if s := h.r.Snapshot(); s.Baseline.Version != h.cand.Version || s.Candidate != nil {
 		t.Fatalf("after restart the baseline is %s, want the promoted %s", s.Baseline.Version, h.cand.Version)
+	}
+}
+
+func TestFailedProbeRollsBackAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	calls := 0
+	h.c.probe = func(_ context.Context, st State, base, cand *ruleset.Ruleset) (string, error) {
+		calls++
+		if st.Cases != "cases.yaml" || base != h.base || cand != h.cand {
+			t.Errorf("probe got cases %q and the wrong rulesets", st.Cases)
+		}
+		if calls == 1 {
+			return "", nil
+		}
+		return `live probe: must_block case "sqli" is let through by the candidate`, nil
+	}
+	h.c.Start(h.cand, Spec{Actor: "alice", Reason: "test", Cases: "cases.yaml"}, h.t0)
+	h.ev.set(clean(20000))
+	if d := h.step(t, 10*time.Second); d.Action != "hold" {
+		t.Fatalf("first look: %s", d.Action)
+	}
+	// Clean evidence does not save a candidate that fails a probe.
+	d := h.step(t, 20*time.Second)
+	if d.Action != "rollback" || !strings.Contains(d.Reason, `"sqli"`) || h.r.Snapshot().Candidate != nil {
+		t.Fatalf("%s: %s", d.Action, d.Reason)
 	}
 }

@@ -106,7 +106,7 @@ func actor() string {
 
 func newStartCmd() *cobra.Command {
 	o := &clientOptions{}
-	var candidate, reason, override string
+	var candidate, reason, override, cases string
 	var rules []int
 	var paths []string
 	cmd := &cobra.Command{
@@ -117,16 +117,18 @@ func newStartCmd() *cobra.Command {
 			if candidate == "" || reason == "" {
 				return errUsage{errors.New("--candidate and --reason are required")}
 			}
-			if !strings.HasPrefix(candidate, "embedded:") {
-				abs, err := absPath(candidate)
-				if err != nil {
-					return errUsage{err}
+			for _, p := range []*string{&candidate, &cases} {
+				if *p != "" && !strings.HasPrefix(*p, "embedded:") {
+					abs, err := absPath(*p)
+					if err != nil {
+						return errUsage{err}
+					}
+					*p = abs
 				}
-				candidate = abs
 			}
 			var st statusView
 			body := map[string]any{"candidate": candidate, "reason": reason, "actor": actor(),
-				"scope": map[string]any{"rule_ids": rules, "paths": paths}, "override_guard": override}
+				"scope": map[string]any{"rule_ids": rules, "paths": paths}, "cases": cases, "override_gates": override}
 			if err := o.call(cmd.Context(), "POST", "/api/v1/rollout/start", body, &st); err != nil {
 				return err
 			}
@@ -139,7 +141,8 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
 	f.IntSliceVar(&rules, "scope-rule", nil, "rule ID the change is meant to affect (repeatable)")
 	f.StringSliceVar(&paths, "scope-path", nil, "path prefix the change is meant to affect (repeatable)")
-	f.StringVar(&override, "override-guard", "", "start despite the forbidden-edit guard; the reason is journalled")
+	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block): checked now and probed at every analysis")
+	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }

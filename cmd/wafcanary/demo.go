@@ -122,7 +122,11 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 		return errUsage{fmt.Errorf("admin: %w (choose another address with --admin-listen, e.g. --admin-listen 127.0.0.1:0)", err)}
 	}
 	proxyURL := "http://" + proxyLn.Addr().String()
-	if _, err := s.Start(admin.StartRequest{Candidate: o.candidate, Reason: "demo rollout", Actor: "demo", Scope: scope}); err != nil {
+	req := admin.StartRequest{Candidate: o.candidate, Reason: "demo rollout", Actor: "demo", Scope: scope}
+	if name, ok := strings.CutPrefix(o.candidate, "embedded:"); ok {
+		req.Cases = "embedded:" + strings.TrimSuffix(name, ".conf") + ".cases.yaml"
+	}
+	if _, err := s.Start(req); err != nil {
 		proxyLn.Close()
 		adminLn.Close()
 		return errInvalidRuleset{fmt.Errorf("candidate %s refused: %w", o.candidate, err)}

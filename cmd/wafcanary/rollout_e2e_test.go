@@ -259,11 +259,40 @@ func TestStartRefusesForbiddenEdits(t *testing.T) {
 	}
 
 	if _, _, err := runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", cand, "--reason", "fewer tickets",
-		"--override-guard", "incident 42: approved by security on call"); err != nil {
+		"--override-gates", "incident 42: approved by security on call"); err != nil {
 		t.Fatalf("start with override: %v", err)
 	}
 	h, _ := ls.s.store.History(0)
-	if len(h) != 2 || h[0].Action != "guard_override" || !strings.Contains(h[0].Reason, "incident 42") || !strings.Contains(h[0].Reason, "removes 949110") || h[1].Action != "start" {
+	if len(h) != 2 || h[0].Action != "gates_override" || !strings.Contains(h[0].Reason, "incident 42") || !strings.Contains(h[0].Reason, "removes 949110") || h[1].Action != "start" {
 		t.Fatalf("journal: %+v", h)
+	}
+}
+
+func TestCandidateWithoutSQLiRulesRefusedThenProbedOut(t *testing.T) {
+	clearEnv(t)
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+	ls := startLive(t, rolloutConfig(t, app.URL))
+	t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+	cand := t.TempDir() + "/no-sqli.conf"
+	os.WriteFile(cand, []byte("Include @coraza.conf-recommended\nSecRuleEngine On\nInclude @crs-setup.conf.example\nInclude @owasp_crs/*.conf\nSecRuleRemoveByTag attack-sqli\n"), 0o644)
+	ctx := context.Background()
+	args := []string{"start", "--admin", ls.admin, "--candidate", cand, "--reason", "too many SQLi false positives",
+		"--cases", "../../configs/rulesets/candidate-exclusion.cases.yaml"}
+
+	_, _, err := runRoot(t, ctx, args...)
+	if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error(), `must_block case "SQL injection in the ticket's email" is let through by the candidate`) {
+		t.Fatalf("start: exit %d, %v", exitCode(err), err)
+	}
+	if _, _, err := runRoot(t, ctx, append(args, "--override-gates", "testing the probes")...); err != nil {
+		t.Fatalf("start with override: %v", err)
+	}
+	// No traffic at all: the probe alone rolls it back at the first look.
+	d, err := ls.s.rollout.Step(ctx, time.Now())
+	if err != nil || d.Action != "rollback" || !strings.Contains(d.Reason, "live probe") || !strings.Contains(d.Reason, "SQL injection") {
+		t.Fatalf("first analysis: %s (%s) %v", d.Action, d.Reason, err)
+	}
+	if ls.s.router.Snapshot().Candidate != nil {
+		t.Error("candidate still in service")
 	}
 }

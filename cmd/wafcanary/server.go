@@ -90,7 +90,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	s.store = rollout.FileStore{Dir: cfg.StateDir}
 	s.rollout, err = rollout.New(rollout.Options{
 		Config: cfg.Rollout, Router: s.router, Evidence: s.collector, Store: s.store,
-		Reporter: metrics.NewRollout(s.reg), Logger: log, ShadowSample: sample,
+		Reporter: metrics.NewRollout(s.reg), Probe: s.probe, Logger: log, ShadowSample: sample,
 	})
 	if err != nil {
 		return nil, err
@@ -220,30 +220,71 @@ func (s *server) Start(req admin.StartRequest) (any, error) {
 		s.metrics.RulesetLoadFailed("candidate")
 		return nil, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
 	}
-	if v := gates.Guard(s.router.Snapshot().Baseline, cand, s.cfg.Gates); len(v) > 0 {
-		lines := make([]string, len(v))
-		for i, x := range v {
-			lines[i] = "  " + x.String()
-		}
-		if req.OverrideGuard == "" {
-			cand.Retire()
-			return nil, fmt.Errorf("candidate %s refused by the forbidden-edit guard:\n%s\n(to start anyway, give a reason with --override-guard): %w",
-				req.Candidate, strings.Join(lines, "\n"), rollout.ErrBadRequest)
-		}
-		st := s.rollout.State()
-		if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "guard_override",
-			Reason: req.OverrideGuard + "; overriding:\n" + strings.Join(lines, "\n"), State: st.Phase,
-			Baseline: s.router.Snapshot().Baseline.Version, Candidate: cand.Version}); err != nil {
-			cand.Retire()
-			return nil, err
-		}
-		s.log.Warn("forbidden-edit guard overridden", "actor", req.Actor, "reason", req.OverrideGuard, "violations", lines)
+	if err := s.gate(req, cand); err != nil {
+		cand.Retire()
+		return nil, err
 	}
-	if _, err := s.rollout.Start(cand, req.Scope, req.Actor, req.Reason, time.Now()); err != nil {
+	spec := rollout.Spec{Scope: req.Scope, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases}
+	if _, err := s.rollout.Start(cand, spec, time.Now()); err != nil {
 		cand.Retire()
 		return nil, err
 	}
 	return s.status(), nil
+}
+
+// gate runs the checks a candidate must pass before it judges traffic:
+// the forbidden-edit guard and, when given, its own cases. Failures refuse
+// it, naming each line or case, unless the request overrides the gates
+// with a reason, which is journalled with what it overrides.
+func (s *server) gate(req admin.StartRequest, cand *ruleset.Ruleset) error {
+	var problems []string
+	for _, v := range gates.Guard(s.router.Snapshot().Baseline, cand, s.cfg.Gates) {
+		problems = append(problems, "  "+v.String())
+	}
+	if req.Cases != "" {
+		cs, err := gates.LoadCases(req.Cases, configs.Rulesets)
+		if err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+		}
+		failures, err := gates.Check(context.Background(), cand, cs)
+		if err != nil {
+			return err
+		}
+		for _, f := range failures {
+			problems = append(problems, "  "+f.String())
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	if req.OverrideGates == "" {
+		return fmt.Errorf("candidate %s refused by its gates:\n%s\n(to start anyway, give a reason with --override-gates): %w",
+			req.Candidate, strings.Join(problems, "\n"), rollout.ErrBadRequest)
+	}
+	snap := s.router.Snapshot()
+	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "gates_override",
+		Reason: req.OverrideGates + "; overriding:\n" + strings.Join(problems, "\n"), State: s.rollout.State().Phase,
+		Baseline: snap.Baseline.Version, Candidate: cand.Version}); err != nil {
+		return err
+	}
+	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", problems)
+	return nil
+}
+
+// probe is the rollout's live probe: the rollout's must_block cases and
+// the classic attacks, judged with both rulesets in process.
+func (s *server) probe(ctx context.Context, st rollout.State, base, cand *ruleset.Ruleset) (string, error) {
+	var mustBlock []gates.Case
+	if st.Cases != "" {
+		cs, err := gates.LoadCases(st.Cases, configs.Rulesets)
+		if err != nil {
+			// The file may be gone after a restart; the classic attacks
+			// are still probed.
+			s.log.Warn("live probe without the rollout's cases", "error", err.Error())
+		}
+		mustBlock = cs.MustBlock
+	}
+	return gates.Probe(ctx, base, cand, mustBlock)
 }
 
 // Do implements admin.Rollouts.
