@@ -3,6 +3,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -63,7 +64,7 @@ type StatusFunc func() any
 // Rollouts is the rollout controller as the admin API drives it.
 // Implementations must be safe for concurrent use.
 type Rollouts interface {
-	Start(StartRequest) (any, error)
+	Start(context.Context, StartRequest) (any, error)
 	// Do carries out pause, resume, promote or rollback.
 	Do(action string, req ActionRequest) (any, error)
 	History(n int) (any, error)
@@ -113,7 +114,7 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			if req.Actor == "" {
 				req.Actor = "api"
 			}
-			reply(w, func() (any, error) { return rollouts.Start(req) })
+			reply(w, func() (any, error) { return rollouts.Start(r.Context(), req) })
 		})
 		api.HandleFunc("POST /api/v1/rollout/{action}", func(w http.ResponseWriter, r *http.Request) {
 			action := r.PathValue("action")

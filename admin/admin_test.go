@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,7 +74,7 @@ func TestHandlerAuth(t *testing.T) {
 // fakeRollouts answers with a fixed error, to check the status mapping.
 type fakeRollouts struct{ err error }
 
-func (f fakeRollouts) Start(StartRequest) (any, error) {
+func (f fakeRollouts) Start(context.Context, StartRequest) (any, error) {
 	return map[string]string{"state": "shadow"}, f.err
 }
 func (f fakeRollouts) Do(string, ActionRequest) (any, error) {

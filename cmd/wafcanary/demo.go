@@ -126,7 +126,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	if name, ok := strings.CutPrefix(o.candidate, "embedded:"); ok {
 		req.Cases = "embedded:" + strings.TrimSuffix(name, ".conf") + ".cases.yaml"
 	}
-	if _, err := s.Start(req); err != nil {
+	if _, err := s.Start(ctx, req); err != nil {
 		proxyLn.Close()
 		adminLn.Close()
 		return errInvalidRuleset{fmt.Errorf("candidate %s refused: %w", o.candidate, err)}

@@ -211,7 +211,7 @@ func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 }
 
 // Start implements admin.Rollouts.
-func (s *server) Start(req admin.StartRequest) (any, error) {
+func (s *server) Start(ctx context.Context, req admin.StartRequest) (any, error) {
 	if req.Candidate == "" {
 		return nil, fmt.Errorf("candidate: a ruleset file is required: %w", rollout.ErrBadRequest)
 	}
@@ -220,7 +220,7 @@ func (s *server) Start(req admin.StartRequest) (any, error) {
 		s.metrics.RulesetLoadFailed("candidate")
 		return nil, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
 	}
-	if err := s.gate(req, cand); err != nil {
+	if err := s.gate(ctx, req, cand); err != nil {
 		cand.Retire()
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (s *server) Start(req admin.StartRequest) (any, error) {
 // the forbidden-edit guard and, when given, its own cases. Failures refuse
 // it, naming each line or case, unless the request overrides the gates
 // with a reason, which is journalled with what it overrides.
-func (s *server) gate(req admin.StartRequest, cand *ruleset.Ruleset) error {
+func (s *server) gate(ctx context.Context, req admin.StartRequest, cand *ruleset.Ruleset) error {
 	var problems []string
 	for _, v := range gates.Guard(s.router.Snapshot().Baseline, cand, s.cfg.Gates) {
 		problems = append(problems, "  "+v.String())
@@ -246,7 +246,7 @@ func (s *server) gate(req admin.StartRequest, cand *ruleset.Ruleset) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
 		}
-		failures, err := gates.Check(context.Background(), cand, cs)
+		failures, err := gates.Check(ctx, cand, cs)
 		if err != nil {
 			return err
 		}
