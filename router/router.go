@@ -62,9 +62,13 @@ func New(initial *Snapshot, o Options) (*Router, error) {
 	if len(o.Secret) < 16 {
 		return nil, errors.New("router: assignment secret must be at least 16 bytes")
 	}
-	for name, v := range map[string]interface{ Validate() error }{"routing": o.Routing, "shadow": o.Shadow, "proxy": o.Proxy} {
-		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("router: %s.%w", name, err)
+	sections := []struct {
+		name string
+		v    interface{ Validate() error }
+	}{{"routing", o.Routing}, {"shadow", o.Shadow}, {"proxy", o.Proxy}}
+	for _, s := range sections { // a slice, so "the first invalid key" is always the same one
+		if err := s.v.Validate(); err != nil {
+			return nil, fmt.Errorf("router: %s.%w", s.name, err)
 		}
 	}
 	sticky, _ := parseStickyKey(o.Routing.StickyKey)      // validated above

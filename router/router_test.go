@@ -171,15 +171,24 @@ func TestAssignerMonotonicOverSteps(t *testing.T) {
 }
 
 func TestClientCannotPickItsArm(t *testing.T) {
-	f := newFixture(t, smallSnapshot(t, 0), nil, nil)
-	// Nothing the client sends can move it off the baseline at share 0.
-	hdr := map[string]string{"X-Wafcanary-Arm": "candidate", "X-Client-ID": "x", "Cookie": "wafcanary_arm=candidate", "X-Forwarded-For": "1.2.3.4"}
+	// At 50%, keyed on the client address: whatever else the client sends
+	// (headers naming an arm, a client ID, a forged X-Forwarded-For from an
+	// untrusted peer), every request from 127.0.0.1 lands on one arm.
+	f := newFixture(t, smallSnapshot(t, 5000), nil, nil)
+	var first Arm
 	for i := range 50 {
 		id := fmt.Sprintf("pick-%d", i)
-		hdr["X-Client-ID"] = fmt.Sprint(i)
-		f.do(t, "GET", "/", id, nil, hdr)
-		if rec := f.rec.byID(t, id); rec.Arm != Baseline {
-			t.Fatalf("request %d judged by %s at share 0", i, rec.Arm)
+		f.do(t, "GET", "/", id, nil, map[string]string{
+			"X-Wafcanary-Arm": []string{"baseline", "candidate"}[i%2],
+			"X-Client-ID":     fmt.Sprint(i),
+			"Cookie":          "wafcanary_arm=candidate; uid=" + fmt.Sprint(i),
+			"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i),
+		})
+		arm := f.rec.byID(t, id).Arm
+		if i == 0 {
+			first = arm
+		} else if arm != first {
+			t.Fatalf("request %d moved from %s to %s by changing what it sent", i, first, arm)
 		}
 	}
 }

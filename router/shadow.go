@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
@@ -68,11 +69,10 @@ func (rt *Router) offerShadow(snap *Snapshot, ex *exchange, v *requestView, body
 	}
 }
 
-// captureBody copies the request body Coraza buffered. A request
-// interrupted before its body was read has none buffered; the shadow
-// ruleset then judges it without one, which is what it would have seen had
-// it enforced the same phase-1 verdict... unless the body mattered, so such
-// requests with a body are not sampled rather than judged on half of it.
+// captureBody copies the request body Coraza buffered. A request blocked
+// in phase 1 carries a body nobody read; judging it without that body could
+// flip the other ruleset's verdict, so such a request is not sampled (and
+// counts as dropped) rather than judged on part of what the client sent.
 func (rt *Router) captureBody(tx types.Transaction, interrupted bool) ([]byte, bool) {
 	if !tx.IsRequestBodyAccessible() {
 		return nil, !interrupted
@@ -93,7 +93,7 @@ func (rt *Router) captureBody(tx types.Transaction, interrupted bool) ([]byte, b
 }
 
 func pathOf(uri string) string {
-	if i := bytes.IndexAny([]byte(uri), "?#"); i >= 0 {
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		return uri[:i]
 	}
 	return uri

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -119,7 +120,7 @@ func newStartCmd() *cobra.Command {
 			}
 			for _, p := range []*string{&candidate, &cases} {
 				if *p != "" && !strings.HasPrefix(*p, "embedded:") {
-					abs, err := absPath(*p)
+					abs, err := filepath.Abs(*p)
 					if err != nil {
 						return errUsage{err}
 					}
@@ -276,15 +277,4 @@ func printStatus(out io.Writer, st statusView, format string) error {
 		}
 	}
 	return nil
-}
-
-func absPath(p string) (string, error) {
-	if strings.HasPrefix(p, "/") {
-		return p, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	return wd + "/" + p, nil
 }

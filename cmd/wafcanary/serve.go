@@ -33,12 +33,12 @@ refused and the rulesets in service keep serving.`,
 			}
 			proxyLn, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
-				return fmt.Errorf("listen: %w", err)
+				return fmt.Errorf("listen: %w (set listen or --listen to a free address)", err)
 			}
 			adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 			if err != nil {
 				proxyLn.Close()
-				return fmt.Errorf("admin.listen: %w", err)
+				return fmt.Errorf("admin.listen: %w (set admin.listen or --admin-listen to a free loopback address)", err)
 			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
