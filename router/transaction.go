@@ -57,12 +57,16 @@ type requestView struct {
 	id                 string
 	method, uri, proto string
 	host               string
-	header             http.Header
-	transferEncoding   []string
-	clientIP           string
-	clientPort         int
-	serverIP           string
-	serverPort         int
+	// emptyHost is set when an HTTP/1.1 client sent "Host:" with no value:
+	// net/http refuses a missing Host at 1.1, so an empty r.Host can only
+	// mean that, and CRS tells the two apart (920290 and 920280).
+	emptyHost        bool
+	header           http.Header
+	transferEncoding []string
+	clientIP         string
+	clientPort       int
+	serverIP         string
+	serverPort       int
 }
 
 func viewOf(r *http.Request, id, clientIP string, clientPort int) requestView {
@@ -79,6 +83,8 @@ func viewOf(r *http.Request, id, clientIP string, clientPort int) requestView {
 	}
 	if v.uri == "" { // requests built in-process, not read off the wire
 		v.uri = r.URL.RequestURI()
+	} else {
+		v.emptyHost = r.Host == "" && r.ProtoAtLeast(1, 1)
 	}
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
@@ -102,6 +108,8 @@ func processRequestHeaders(tx types.Transaction, v *requestView) *types.Interrup
 	if v.host != "" {
 		tx.AddRequestHeader("Host", v.host)
 		tx.SetServerName(hostOnly(v.host))
+	} else if v.emptyHost {
+		tx.AddRequestHeader("Host", "")
 	}
 	for _, te := range v.transferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)

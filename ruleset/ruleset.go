@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing/fstest"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
@@ -83,11 +84,39 @@ func Load(path string) (*Ruleset, error) {
 // embedded in the binary: name is the main file in dir, and path is how
 // errors and Ruleset.Path refer to it.
 func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
+	return load(dir, name, path, "")
+}
+
+// Recompile compiles the same bytes as r again, with prelude compiled
+// before them. It is how a ruleset is run under a test profile, such as the
+// CRS regression suite's, that must take effect before the ruleset's own
+// settings and CRS's defaults. The result has its own version and owner
+// reference; r is not affected.
+func (r *Ruleset) Recompile(prelude string) (*Ruleset, error) {
+	if len(r.Files) == 0 {
+		return nil, fmt.Errorf("ruleset %s: no files recorded", r.Path)
+	}
+	// fstest.MapFS is the standard library's map file system; it does not
+	// bring package testing with it.
+	local := fstest.MapFS{}
+	for _, f := range r.Files {
+		if !f.Embedded {
+			local[f.Name] = &fstest.MapFile{Data: f.Content, Mode: 0o444}
+		}
+	}
+	return load(local, r.Files[0].Name, r.Path, prelude)
+}
+
+func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
 
 	var rules []Rule
-	cfg := coraza.NewWAFConfig().WithRootFS(src).WithDirectivesFromFile(name)
+	cfg := coraza.NewWAFConfig().WithRootFS(src)
+	if prelude != "" {
+		cfg = cfg.WithDirectives(prelude)
+	}
+	cfg = cfg.WithDirectivesFromFile(name)
 	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
 		rules = append(rules, ruleOf(m))
 	})
@@ -98,7 +127,11 @@ func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
 	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
 
 	files := src.files()
-	ver := version(files)
+	hashed := files
+	if prelude != "" {
+		hashed = append([]File{{Name: "<prelude>", Content: []byte(prelude)}}, files...)
+	}
+	ver := version(hashed)
 	for i := range files {
 		if files[i].Embedded {
 			// The embedded CRS is part of the binary; keeping a second

@@ -182,3 +182,59 @@ func TestDirectivesInParseOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRecompileWithPrelude recompiles the recorded bytes, local includes
+// in a subdirectory too, after the original files are gone.
+func TestRecompileWithPrelude(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "inc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "main.conf"), "SecRuleEngine On\nInclude inc/*.conf\n")
+	writeFile(t, filepath.Join(dir, "inc", "a.conf"), `SecRule ARGS "@rx x" "id:10,phase:1,pass,log"`+"\n")
+	rs, err := Load(filepath.Join(dir, "main.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	re, err := rs.Recompile(`SecAction "id:5,phase:1,pass,nolog"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer re.Retire()
+	if got := fmt.Sprint(ids(re.Rules)); got != "[5 10]" {
+		t.Errorf("recompiled rules %s, want [5 10]", got)
+	}
+	if fmt.Sprint(ids(rs.Rules)) != "[10]" {
+		t.Errorf("original changed: %v", ids(rs.Rules))
+	}
+	if re.Version == rs.Version {
+		t.Error("a prelude must change the version")
+	}
+	same, err := rs.Recompile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer same.Retire()
+	if same.Version != rs.Version {
+		t.Errorf("recompiling the same bytes gave version %s, want %s", same.Version, rs.Version)
+	}
+}
+
+func ids(rules []Rule) []int {
+	var out []int
+	for _, r := range rules {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
