@@ -138,6 +138,6 @@ func (r *recorder) wait(id string, wait time.Duration) (router.RequestRecord, bo
 	}
 }
 
-func (*recorder) ObserveShadow(router.ShadowRecord)  {}
-func (*recorder) ShadowDropped()                     {}
-func (*recorder) ObserveSnapshot(*router.Snapshot) {}
+func (*recorder) ObserveShadow(router.ShadowRecord) {}
+func (*recorder) ShadowDropped()                    {}
+func (*recorder) ObserveSnapshot(*router.Snapshot)  {}

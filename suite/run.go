@@ -34,12 +34,12 @@ type Result struct {
 
 // Report is one instance's results, in case order.
 type Report struct {
-	Version string        `json:"version"`
-	Results []Result      `json:"-"`
-	Total   int           `json:"total"`
-	Passed  int           `json:"passed"`
-	Failed  int           `json:"failed"`
-	Ignored int           `json:"ignored"`
+	Version string   `json:"version"`
+	Results []Result `json:"-"`
+	Total   int      `json:"total"`
+	Passed  int      `json:"passed"`
+	Failed  int      `json:"failed"`
+	Ignored int      `json:"ignored"`
 	// MedianWAFTime is the median over cases of the time spent in Coraza.
 	MedianWAFTime time.Duration `json:"median_waf_time_ns"`
 }
