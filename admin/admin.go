@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -165,6 +166,8 @@ func reply(w http.ResponseWriter, f func() (any, error)) {
 	switch {
 	case errors.Is(err, rollout.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, gates.ErrRefused):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, rollout.ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case err != nil:

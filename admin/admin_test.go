@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -97,6 +98,7 @@ func TestRolloutEndpoints(t *testing.T) {
 		{"unknown action", "POST", "/api/v1/rollout/explode", `{}`, token, nil, 404, "unknown action"},
 		{"conflict", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("already running: %w", rollout.ErrConflict), 409, "already running"},
 		{"bad request", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("x.conf:3: nope: %w", rollout.ErrBadRequest), 400, "x.conf:3"},
+		{"refused by gates", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("candidate c.conf %w:\n  x.conf:4: removes 949110", gates.ErrRefused), 422, "x.conf:4"},
 		{"empty body is an empty request", "POST", "/api/v1/rollout/rollback", ``, token, nil, 200, `"paused"`},
 		{"history bad n", "GET", "/api/v1/rollout/history?n=-1", ``, token, nil, 400, "non-negative"},
 		{"history", "GET", "/api/v1/rollout/history?n=5", ``, token, nil, 200, "[]"},

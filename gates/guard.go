@@ -13,24 +13,6 @@ import (
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
-// Config is the gates section.
-type Config struct {
-	// MaxInboundThreshold is the highest inbound anomaly score threshold a
-	// candidate may set (CRS default 5: one critical match blocks).
-	MaxInboundThreshold int `mapstructure:"max_inbound_threshold"`
-}
-
-// DefaultConfig is the gates section's default.
-var DefaultConfig = Config{MaxInboundThreshold: 10}
-
-// Validate reports the first invalid key, named relative to the section.
-func (c Config) Validate() error {
-	if c.MaxInboundThreshold < 1 {
-		return fmt.Errorf("max_inbound_threshold: must be at least 1, got %d", c.MaxInboundThreshold)
-	}
-	return nil
-}
-
 // protected are the CRS rules that turn scores into verdicts; without
 // them the rest of the rule set still scores, but nothing is blocked.
 var protected = []protectedRule{

@@ -22,6 +22,8 @@ type clientOptions struct {
 	admin     string
 	tokenFile string
 	output    string
+	// timeout bounds the whole call; 0 means 30 seconds.
+	timeout time.Duration
 }
 
 func addClientFlags(cmd *cobra.Command, o *clientOptions) {
@@ -69,7 +71,11 @@ func (o *clientOptions) call(ctx context.Context, method, path string, body, out
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return errUnreachable{fmt.Errorf("cannot reach wafcanary at %s: %w", o.admin, err)}
 	}
@@ -87,6 +93,8 @@ func (o *clientOptions) call(ctx context.Context, method, path string, body, out
 			return errUnauthorized{err}
 		case http.StatusConflict:
 			return errConflict{err}
+		case http.StatusUnprocessableEntity:
+			return errRefused{err}
 		case http.StatusBadRequest, http.StatusNotFound:
 			return errUsage{err}
 		}
@@ -106,7 +114,8 @@ func actor() string {
 }
 
 func newStartCmd() *cobra.Command {
-	o := &clientOptions{}
+	// The server runs the gates, CRS suite included, before it answers.
+	o := &clientOptions{timeout: 10 * time.Minute}
 	var candidate, reason, override, cases string
 	var rules []int
 	var paths []string

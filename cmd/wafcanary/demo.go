@@ -24,6 +24,7 @@ import (
 )
 
 type demoOptions struct {
+	crsSuite              bool
 	listen, adminListen   string
 	baseline, candidate   string
 	overBlocking          bool
@@ -61,6 +62,7 @@ look until Ctrl-C or --duration.`,
 	f.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:9090", "admin (metrics) listen address")
 	f.StringVar(&o.baseline, "baseline", "embedded:baseline.conf", "baseline ruleset file or embedded:NAME")
 	f.StringVar(&o.candidate, "candidate", "embedded:candidate-exclusion.conf", "candidate ruleset file or embedded:NAME")
+	f.BoolVar(&o.crsSuite, "crs-suite", true, "run the CRS regression suite gate before the rollout starts (about 30 s)")
 	f.BoolVar(&o.overBlocking, "over-blocking", false, "roll out embedded:candidate-pl2.conf instead, which blocks legitimate requests and is rolled back")
 	f.Float64Var(&o.shadowPercent, "shadow-percent", 100, "share of requests also judged in shadow")
 	f.DurationVar(&o.stepDuration, "step-duration", 10*time.Second, "minimum time at each rollout step")
@@ -89,6 +91,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	cfg.StateDir = dir
 	cfg.Rulesets = RulesetsConfig{Baseline: o.baseline}
 	cfg.Shadow.SamplePercent = o.shadowPercent
+	cfg.Gates.CRSSuite = o.crsSuite
 	cfg.Rollout = demoRollout(o.stepDuration)
 	scope := rollout.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}
 	if o.overBlocking {
@@ -126,10 +129,17 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	if name, ok := strings.CutPrefix(o.candidate, "embedded:"); ok {
 		req.Cases = "embedded:" + strings.TrimSuffix(name, ".conf") + ".cases.yaml"
 	}
+	if cfg.Gates.CRSSuite {
+		fmt.Fprintf(out, "Checking %s before it serves: guard, its cases, and CRS's regression suite through both rulesets (about 30 s)...\n", o.candidate)
+	}
+	began := time.Now()
 	if _, err := s.Start(ctx, req); err != nil {
 		proxyLn.Close()
 		adminLn.Close()
 		return errInvalidRuleset{fmt.Errorf("candidate %s refused: %w", o.candidate, err)}
+	}
+	if cfg.Gates.CRSSuite {
+		fmt.Fprintf(out, "Gates passed in %.0f s.\n\n", time.Since(began).Seconds())
 	}
 	snap := s.router.Snapshot()
 

@@ -20,6 +20,7 @@ const (
 	exitConflict       = 4 // the request conflicts with the rollout's state
 	exitUnauthorized   = 5 // missing or wrong admin token
 	exitUnreachable    = 6 // the admin API could not be reached
+	exitRefused        = 7 // the candidate failed its gates
 )
 
 func main() {
@@ -39,6 +40,7 @@ func exitCode(err error) int {
 		conflict     errConflict
 		unauthorized errUnauthorized
 		unreachable  errUnreachable
+		refused      errRefused
 	)
 	switch {
 	case err == nil:
@@ -51,6 +53,8 @@ func exitCode(err error) int {
 		return exitUnauthorized
 	case errors.As(err, &unreachable):
 		return exitUnreachable
+	case errors.As(err, &refused):
+		return exitRefused
 	case errors.As(err, &usage):
 		return exitUsage
 	}
@@ -61,3 +65,8 @@ func exitCode(err error) int {
 type errUsage struct{ error }
 
 func (e errUsage) Unwrap() error { return e.error }
+
+// errRefused marks a candidate that failed its gates, for the exit code.
+type errRefused struct{ error }
+
+func (e errRefused) Unwrap() error { return e.error }

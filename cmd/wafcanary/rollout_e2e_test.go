@@ -251,7 +251,7 @@ func TestStartRefusesForbiddenEdits(t *testing.T) {
 	ctx := context.Background()
 
 	_, _, err := runRoot(t, ctx, "start", "--admin", ls.admin, "--candidate", cand, "--reason", "fewer tickets")
-	if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error(), "turn-off.conf:6: SecRuleRemoveById: removes 949110") {
+	if exitCode(err) != exitRefused || err == nil || !strings.Contains(err.Error(), "turn-off.conf:6: SecRuleRemoveById: removes 949110") {
 		t.Fatalf("start: exit %d, %v", exitCode(err), err)
 	}
 	if st := ls.s.rollout.State(); st.Phase != rollout.Idle || ls.s.router.Snapshot().Candidate != nil {
@@ -281,7 +281,7 @@ func TestCandidateWithoutSQLiRulesRefusedThenProbedOut(t *testing.T) {
 		"--cases", "../../configs/rulesets/candidate-exclusion.cases.yaml"}
 
 	_, _, err := runRoot(t, ctx, args...)
-	if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error(), `must_block case "SQL injection in the ticket's email" is let through by the candidate`) {
+	if exitCode(err) != exitRefused || err == nil || !strings.Contains(err.Error(), `must_block case "SQL injection in the ticket's email" is let through by the candidate`) {
 		t.Fatalf("start: exit %d, %v", exitCode(err), err)
 	}
 	if _, _, err := runRoot(t, ctx, append(args, "--override-gates", "testing the probes")...); err != nil {
@@ -294,5 +294,38 @@ func TestCandidateWithoutSQLiRulesRefusedThenProbedOut(t *testing.T) {
 	}
 	if ls.s.router.Snapshot().Candidate != nil {
 		t.Error("candidate still in service")
+	}
+}
+
+// TestStartRunsCRSSuite: with gates.crs_suite on, start runs CRS's
+// regression suite through both rulesets and refuses a candidate that
+// breaks cases the baseline passes, naming them, even without a cases file.
+func TestStartRunsCRSSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the CRS suite through two rulesets (about 30 s); run without -short")
+	}
+	clearEnv(t)
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+	cfg := rolloutConfig(t, app.URL)
+	cfg.Gates.CRSSuite = true
+	ls := startLive(t, cfg)
+	t.Setenv("WAFCANARY_ADMIN_TOKEN", ls.s.adminToken)
+
+	_, _, err := runRoot(t, context.Background(), "start", "--admin", ls.admin,
+		"--candidate", "testdata/rulesets/no-sqli.conf", "--reason", "too many SQLi false positives")
+	if exitCode(err) != exitRefused || err == nil {
+		t.Fatalf("start: exit %d, %v", exitCode(err), err)
+	}
+	for _, want := range []string{
+		"CRS case 942100-1 (rule 942100) passes on the baseline and fails on the candidate: rule 942100 did not fire",
+		"more\n(to start anyway, give a reason with --override-gates)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal lacks %q:\n%v", want, err)
+		}
+	}
+	if st := ls.s.rollout.State(); st.Phase != rollout.Idle || ls.s.router.Snapshot().Candidate != nil {
+		t.Fatalf("a refused candidate changed the state: %s", st.Phase)
 	}
 }

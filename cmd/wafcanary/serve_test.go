@@ -40,6 +40,8 @@ func testConfig(t *testing.T, upstream string) Config {
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Upstream = upstream
 	cfg.StateDir = t.TempDir()
+	// The CRS suite gate takes ~20 s a start; TestStartRunsCRSSuite covers it.
+	cfg.Gates.CRSSuite = false
 	return cfg
 }
 

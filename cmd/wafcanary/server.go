@@ -233,42 +233,61 @@ func (s *server) Start(ctx context.Context, req admin.StartRequest) (any, error)
 }
 
 // gate runs the checks a candidate must pass before it judges traffic:
-// the forbidden-edit guard and, when given, its own cases. Failures refuse
-// it, naming each line or case, unless the request overrides the gates
-// with a reason, which is journalled with what it overrides.
+// the forbidden-edit guard, its own cases when given, and the CRS
+// regression suite with the cost comparison (gates.crs_suite). Failures
+// refuse it, naming each line or case, unless the request overrides the
+// gates with a reason, which is journalled with what it overrides.
 func (s *server) gate(ctx context.Context, req admin.StartRequest, cand *ruleset.Ruleset) error {
-	var problems []string
-	for _, v := range gates.Guard(s.router.Snapshot().Baseline, cand, s.cfg.Gates) {
-		problems = append(problems, "  "+v.String())
-	}
+	var cs *gates.Cases
 	if req.Cases != "" {
-		cs, err := gates.LoadCases(req.Cases, configs.Rulesets)
+		c, err := gates.LoadCases(req.Cases, configs.Rulesets)
 		if err != nil {
 			return fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
 		}
-		failures, err := gates.Check(ctx, cand, cs)
-		if err != nil {
-			return err
-		}
-		for _, f := range failures {
-			problems = append(problems, "  "+f.String())
-		}
+		cs = &c
 	}
+	base := s.router.Snapshot().Baseline
+	rep, err := gates.Evaluate(ctx, base, cand, cs, s.cfg.Gates)
+	if err != nil {
+		return fmt.Errorf("running the gates: %w", err)
+	}
+	if sr := rep.Suite; sr != nil {
+		s.log.Info("CRS suite run", "candidate", cand.Version, "cases", sr.Candidate.Total,
+			"changes", len(sr.Changes), "cost_ratio", sr.Cost.Ratio, "seconds", sr.Seconds)
+	}
+	problems := rep.Problems()
 	if len(problems) == 0 {
 		return nil
 	}
+	list := indentList(problems, 20)
 	if req.OverrideGates == "" {
-		return fmt.Errorf("candidate %s refused by its gates:\n%s\n(to start anyway, give a reason with --override-gates): %w",
-			req.Candidate, strings.Join(problems, "\n"), rollout.ErrBadRequest)
+		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
+			req.Candidate, gates.ErrRefused, list)
 	}
-	snap := s.router.Snapshot()
 	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "gates_override",
-		Reason: req.OverrideGates + "; overriding:\n" + strings.Join(problems, "\n"), State: s.rollout.State().Phase,
-		Baseline: snap.Baseline.Version, Candidate: cand.Version}); err != nil {
+		Reason: req.OverrideGates + "; overriding:\n" + list, State: s.rollout.State().Phase,
+		Baseline: base.Version, Candidate: cand.Version}); err != nil {
 		return err
 	}
-	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", problems)
+	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", len(problems))
 	return nil
+}
+
+// indentList renders problems one per indented line, the first max of
+// them, so a candidate that breaks hundreds of suite cases stays readable.
+func indentList(problems []string, max int) string {
+	var b strings.Builder
+	for i, p := range problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i == max {
+			fmt.Fprintf(&b, "  ... and %d more", len(problems)-max)
+			break
+		}
+		b.WriteString("  " + p)
+	}
+	return b.String()
 }
 
 // probe is the rollout's live probe: the rollout's must_block cases and

@@ -1,37 +1,201 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate FILE...",
-		Short: "Compile ruleset files and report their version and rule count",
-		Long: `Compile each ruleset file (with everything it includes, local or from the
-embedded CRS) and print its version and rule counts. A ruleset that does not
-compile is reported with its file and line; the exit code is then 3.`,
-		Args: cobra.MinimumNArgs(1),
+	var file, baseline, candidate, cases, output string
+	var crsSuite bool
+	cmd := &cobra.Command{
+		Use:   "validate FILE... | validate --baseline FILE --candidate FILE [--cases FILE]",
+		Short: "Compile rulesets, or check a candidate against a baseline with every gate",
+		Long: `With files as arguments: compile each ruleset file (with everything it
+includes, local or from the embedded CRS) and print its version and rule
+counts. A ruleset that does not compile is reported with its file and line.
+
+With --baseline and --candidate: compile both and run the gates a rollout
+start runs, printing a summary (or JSON with -o json):
+  - the forbidden-edit guard (949110, 949111, 959100, 980170, the rule
+    engine, the inbound threshold ceiling), naming each line;
+  - the candidate's own cases (--cases): must_pass and must_block requests;
+  - the CRS regression suite (about 4,700 cases) through two wafcanary
+    proxies on loopback, one per ruleset, listing every case whose outcome
+    differs (rule, test, before, after), and the cost gate: the candidate's
+    median time inside the WAF over the suite against the baseline's.
+
+Exit codes: 0 all gates pass; 2 bad flags or configuration; 3 a ruleset
+does not compile; 7 the candidate fails a gate. Limits (gates.*) come
+from --config, WAFCANARY_GATES_* or their defaults.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			failed := 0
-			for _, file := range args {
-				rs, err := loadRuleset(file)
-				if err != nil {
-					failed++
-					fmt.Fprintf(out, "FAIL %v\n", err)
-					continue
+			if output != "text" && output != "json" {
+				return errUsage{fmt.Errorf("--output: want text or json, got %q", output)}
+			}
+			if baseline == "" && candidate == "" {
+				if len(args) == 0 || cases != "" {
+					return errUsage{errors.New("give ruleset files to compile, or --baseline and --candidate")}
 				}
-				fmt.Fprintf(out, "ok   %s version %s, %d rules (%d that log), %d files\n",
-					file, rs.Version, len(rs.Rules), len(rs.LoggingRuleIDs()), len(rs.Files))
-				rs.Retire()
+				return compileOnly(cmd.OutOrStdout(), args)
 			}
-			if failed > 0 {
-				return errInvalidRuleset{fmt.Errorf("%d of %d rulesets do not compile", failed, len(args))}
+			if baseline == "" || candidate == "" || len(args) > 0 {
+				return errUsage{errors.New("--baseline and --candidate go together, without file arguments")}
 			}
-			return nil
+			cfg, err := loadConfig(file, nil)
+			if err != nil {
+				return errUsage{err}
+			}
+			cfg.Gates.CRSSuite = crsSuite
+			return validatePair(cmd, cfg.Gates, baseline, candidate, cases, output)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "config", "c", "", "YAML configuration file, for the gates section")
+	f.StringVar(&baseline, "baseline", "", "baseline ruleset file, or embedded:NAME")
+	f.StringVar(&candidate, "candidate", "", "candidate ruleset file, or embedded:NAME")
+	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block), or embedded:NAME")
+	f.BoolVar(&crsSuite, "crs-suite", true, "run the CRS regression suite and the cost gate (about 20 s)")
+	f.StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func compileOnly(out io.Writer, files []string) error {
+	failed := 0
+	for _, file := range files {
+		rs, err := loadRuleset(file)
+		if err != nil {
+			failed++
+			fmt.Fprintf(out, "FAIL %v\n", err)
+			continue
+		}
+		fmt.Fprintf(out, "ok   %s version %s, %d rules (%d that log), %d files\n",
+			file, rs.Version, len(rs.Rules), len(rs.LoggingRuleIDs()), len(rs.Files))
+		rs.Retire()
+	}
+	if failed > 0 {
+		return errInvalidRuleset{fmt.Errorf("%d of %d rulesets do not compile", failed, len(files))}
+	}
+	return nil
+}
+
+// validation is validate's JSON output.
+type validation struct {
+	Baseline  string       `json:"baseline"`
+	Candidate string       `json:"candidate"`
+	Pass      bool         `json:"pass"`
+	Problems  []string     `json:"problems"`
+	Report    gates.Report `json:"report"`
+}
+
+func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cases, output string) error {
+	var loaded []*ruleset.Ruleset
+	defer func() {
+		for _, rs := range loaded {
+			rs.Retire()
+		}
+	}()
+	for _, file := range []string{baseline, candidate} {
+		rs, err := loadRuleset(file)
+		if err != nil {
+			return errInvalidRuleset{err}
+		}
+		loaded = append(loaded, rs)
+	}
+	var cs *gates.Cases
+	if cases != "" {
+		c, err := gates.LoadCases(cases, configs.Rulesets)
+		if err != nil {
+			return errUsage{err}
+		}
+		cs = &c
+	}
+	rep, err := gates.Evaluate(cmd.Context(), loaded[0], loaded[1], cs, cfg)
+	if err != nil {
+		return err
+	}
+	v := validation{Baseline: baseline, Candidate: candidate, Report: rep, Problems: rep.Problems()}
+	v.Pass = len(v.Problems) == 0
+	if v.Problems == nil {
+		v.Problems = []string{}
+	}
+	out := cmd.OutOrStdout()
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	} else {
+		printValidation(out, v, loaded)
+	}
+	if !v.Pass {
+		return errRefused{fmt.Errorf("candidate %s %w: %d problems", candidate, gates.ErrRefused, len(v.Problems))}
+	}
+	return nil
+}
+
+func printValidation(out io.Writer, v validation, rs []*ruleset.Ruleset) {
+	r := v.Report
+	fmt.Fprintf(out, "baseline   %s  version %s, %d rules\n", v.Baseline, rs[0].Version, len(rs[0].Rules))
+	fmt.Fprintf(out, "candidate  %s  version %s, %d rules\n", v.Candidate, rs[1].Version, len(rs[1].Rules))
+	fmt.Fprintf(out, "guard      %s\n", verdict(len(r.Guard), "forbidden edit"))
+	for _, g := range r.Guard {
+		fmt.Fprintf(out, "  %s\n", g)
+	}
+	if r.CasesChecked > 0 {
+		fmt.Fprintf(out, "cases      %d checked, %s\n", r.CasesChecked, verdict(len(r.Cases), "failing case"))
+		for _, f := range r.Cases {
+			fmt.Fprintf(out, "  %s\n", f)
+		}
+	} else {
+		fmt.Fprintln(out, "cases      none given (--cases)")
+	}
+	s := r.Suite
+	if s == nil {
+		fmt.Fprintln(out, "CRS suite  not run (--crs-suite=false)")
+	} else {
+		fmt.Fprintf(out, "CRS suite  %d cases in %.1f s: baseline passes %d (%.2f%%), candidate %d (%.2f%%), %d left out; %s\n",
+			s.Baseline.Total, s.Seconds, s.Baseline.Passed, 100*s.Baseline.PassRate(),
+			s.Candidate.Passed, 100*s.Candidate.PassRate(), s.Baseline.Ignored, verdict(len(s.Regressions()), "regression"))
+		if len(s.Changes) > 0 {
+			tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "  RULE\tTEST\tBEFORE\tAFTER\tWHY")
+			for _, c := range s.Changes {
+				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", c.RuleID, c.Case, c.Before, c.After, c.Why)
+			}
+			tw.Flush()
+		}
+		status := "ok"
+		if s.Cost.Ratio > s.Cost.Limit {
+			status = "too slow"
+		}
+		fmt.Fprintf(out, "cost       median WAF time %s vs %s on the baseline: %.2fx (limit %.2fx), %s\n",
+			s.Candidate.MedianWAFTime.Round(time.Microsecond), s.Baseline.MedianWAFTime.Round(time.Microsecond),
+			s.Cost.Ratio, s.Cost.Limit, status)
+	}
+	if v.Pass {
+		fmt.Fprintln(out, "result     PASS")
+	} else {
+		fmt.Fprintf(out, "result     FAIL, %d problems\n", len(v.Problems))
+	}
+}
+
+func verdict(n int, what string) string {
+	switch n {
+	case 0:
+		return "ok"
+	case 1:
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -1,0 +1,35 @@
+package gates
+
+import (
+	"fmt"
+	"math"
+)
+
+// Config is the gates section.
+type Config struct {
+	// MaxInboundThreshold is the highest inbound anomaly score threshold a
+	// candidate may set (CRS default 5: one critical match blocks).
+	MaxInboundThreshold int `mapstructure:"max_inbound_threshold"`
+	// CRSSuite runs CRS's regression suite through both rulesets when a
+	// rollout starts, refusing a candidate that fails a case the baseline
+	// passes. It takes about 20 s on two cores.
+	CRSSuite bool `mapstructure:"crs_suite"`
+	// MaxCostRatio is the highest ratio of the candidate's median time
+	// inside the WAF to the baseline's, over the suite's requests, that a
+	// candidate may have. It needs CRSSuite.
+	MaxCostRatio float64 `mapstructure:"max_cost_ratio"`
+}
+
+// DefaultConfig is the gates section's default.
+var DefaultConfig = Config{MaxInboundThreshold: 10, CRSSuite: true, MaxCostRatio: 1.5}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c Config) Validate() error {
+	if c.MaxInboundThreshold < 1 {
+		return fmt.Errorf("max_inbound_threshold: must be at least 1, got %d", c.MaxInboundThreshold)
+	}
+	if math.IsNaN(c.MaxCostRatio) || c.MaxCostRatio < 1 {
+		return fmt.Errorf("max_cost_ratio: must be at least 1 (the candidate as fast as the baseline), got %v", c.MaxCostRatio)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package gates
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/suite"
+)
+
+// ErrRefused marks a candidate refused by its gates.
+var ErrRefused = errors.New("refused by its gates")
+
+// Report is the outcome of every gate for one candidate against one
+// baseline. The candidate passes when Problems is empty.
+type Report struct {
+	Baseline  string      `json:"baseline_version"`
+	Candidate string      `json:"candidate_version"`
+	Guard     []Violation `json:"guard"`
+	Cases     []Failure   `json:"cases"`
+	// CasesChecked is the number of must_pass and must_block cases judged.
+	CasesChecked int          `json:"cases_checked"`
+	Suite        *SuiteReport `json:"suite,omitempty"`
+}
+
+// SuiteReport is the CRS regression suite run through both rulesets side
+// by side.
+type SuiteReport struct {
+	Baseline  suite.Report   `json:"baseline"`
+	Candidate suite.Report   `json:"candidate"`
+	Changes   []suite.Change `json:"changes"`
+	Seconds   float64        `json:"seconds"`
+	Cost      Cost           `json:"cost"`
+}
+
+// Cost compares the median time each ruleset spent inside Coraza per case.
+// Both ran under the suite's profile (every paranoia level), interleaved
+// case by case, so the ratio is what the candidate's own edits cost.
+type Cost struct {
+	Ratio float64 `json:"ratio"`
+	Limit float64 `json:"limit"`
+}
+
+// Regressions returns the changes that lose a passing case.
+func (s *SuiteReport) Regressions() []suite.Change {
+	var out []suite.Change
+	for _, c := range s.Changes {
+		if c.Regression() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Problems lists what refuses the candidate, one line each.
+func (r Report) Problems() []string {
+	var out []string
+	for _, v := range r.Guard {
+		out = append(out, v.String())
+	}
+	for _, f := range r.Cases {
+		out = append(out, f.String())
+	}
+	if s := r.Suite; s != nil {
+		for _, c := range s.Regressions() {
+			out = append(out, fmt.Sprintf("CRS case %s (rule %d) passes on the baseline and fails on the candidate: %s", c.Case, c.RuleID, c.Why))
+		}
+		if s.Cost.Ratio > s.Cost.Limit {
+			out = append(out, fmt.Sprintf("median WAF time over the CRS suite is %.2fx the baseline's (%s vs %s), above the limit of %.2fx",
+				s.Cost.Ratio, s.Candidate.MedianWAFTime.Round(time.Microsecond), s.Baseline.MedianWAFTime.Round(time.Microsecond), s.Cost.Limit))
+		}
+	}
+	return out
+}
+
+// crsCases are CRS's regression tests, parsed once per process.
+var crsCases = sync.OnceValues(func() ([]suite.Case, error) { return suite.Load(crstests.FS) })
+
+// Evaluate runs every gate: the forbidden-edit guard, the candidate's own
+// cases (if cs is not nil) and, when cfg.CRSSuite is set, the CRS
+// regression suite through both rulesets with the cost comparison.
+func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg Config) (Report, error) {
+	r := Report{Baseline: base.Version, Candidate: cand.Version, Guard: Guard(base, cand, cfg)}
+	if cs != nil {
+		failures, err := Check(ctx, cand, *cs)
+		if err != nil {
+			return Report{}, err
+		}
+		r.Cases = failures
+		r.CasesChecked = len(cs.MustPass) + len(cs.MustBlock)
+	}
+	if cfg.CRSSuite {
+		s, err := RunSuite(ctx, base, cand)
+		if err != nil {
+			return Report{}, err
+		}
+		s.Cost.Limit = cfg.MaxCostRatio
+		r.Suite = s
+	}
+	return r, nil
+}
+
+// RunSuite sends the CRS regression suite through two wafcanary proxies on
+// loopback, one per ruleset, each compiled under the suite's profile, and
+// compares them case by case.
+func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset) (*SuiteReport, error) {
+	cases, err := crsCases()
+	if err != nil {
+		return nil, fmt.Errorf("loading the CRS regression suite: %w", err)
+	}
+	began := time.Now()
+	var targets []*suite.Instance
+	defer func() {
+		for _, in := range targets {
+			_ = in.Close()
+		}
+	}()
+	for _, rs := range []*ruleset.Ruleset{base, cand} {
+		prof, err := suite.Compile(rs)
+		if err != nil {
+			return nil, fmt.Errorf("compiling %s for the CRS suite: %w", rs.Path, err)
+		}
+		in, err := suite.Start(prof)
+		if err != nil {
+			prof.Retire()
+			return nil, err
+		}
+		targets = append(targets, in)
+	}
+	reps, err := suite.Run(ctx, cases, targets, suite.Options{Ignore: suite.Ignored()})
+	if err != nil {
+		return nil, err
+	}
+	s := &SuiteReport{Baseline: reps[0], Candidate: reps[1], Changes: suite.Diff(reps[0], reps[1])}
+	s.Baseline.Version, s.Candidate.Version = base.Version, cand.Version
+	if b := reps[0].MedianWAFTime; b > 0 {
+		s.Cost.Ratio = float64(reps[1].MedianWAFTime) / float64(b)
+	}
+	s.Seconds = time.Since(began).Seconds()
+	return s, nil
+}
