@@ -134,38 +134,3 @@ func Check(ctx context.Context, cand *ruleset.Ruleset, cs Cases) ([]Failure, err
 	}
 	return out, nil
 }
-
-// ProbeAttacks are classic attacks on a neutral path that any CRS-based
-// candidate must keep blocking; live probes add them to a rollout's own
-// must_block cases.
-var ProbeAttacks = []Case{
-	{Name: "probe: SQL injection tautology", Path: "/probe?id=1%27%20OR%20%271%27%3D%271%27--"},
-	{Name: "probe: SQL injection union", Path: "/probe?q=%27%20UNION%20SELECT%20username%2C%20password%20FROM%20users--"},
-	{Name: "probe: XSS script tag", Path: "/probe?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E"},
-	{Name: "probe: path traversal", Path: "/probe?file=..%2F..%2F..%2F..%2Fetc%2Fpasswd"},
-	{Name: "probe: command injection", Path: "/probe?host=127.0.0.1%3Bcat%20%2Fetc%2Fpasswd"},
-}
-
-// Probe judges every must_block case, and ProbeAttacks, with both
-// rulesets in process (nothing reaches the upstream). It returns the first
-// case the baseline blocks and the candidate lets through, described for
-// a rollback reason, or "" if there is none.
-func Probe(ctx context.Context, base, cand *ruleset.Ruleset, mustBlock []Case) (string, error) {
-	for _, c := range append(append([]Case(nil), mustBlock...), ProbeAttacks...) {
-		b, err := judge(ctx, base, c)
-		if err != nil {
-			return "", err
-		}
-		if !b.Blocked {
-			continue // the baseline lets it through too: nothing was lost
-		}
-		k, err := judge(ctx, cand, c)
-		if err != nil {
-			return "", err
-		}
-		if !k.Blocked {
-			return fmt.Sprintf("live probe: must_block case %q is blocked by the baseline (rules %v) and let through by the candidate", c.Name, b.RuleIDs()), nil
-		}
-	}
-	return "", nil
-}

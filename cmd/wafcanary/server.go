@@ -290,8 +290,9 @@ func indentList(problems []string, max int) string {
 	return b.String()
 }
 
-// probe is the rollout's live probe: the rollout's must_block cases and
-// the classic attacks, judged with both rulesets in process.
+// probe is the rollout's live probe: the rollout's must_block cases, the
+// classic attacks and a fixed sample of CRS attack cases, judged with both
+// rulesets in process.
 func (s *server) probe(ctx context.Context, st rollout.State, base, cand *ruleset.Ruleset) (string, error) {
 	var mustBlock []gates.Case
 	if st.Cases != "" {
