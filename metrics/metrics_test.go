@@ -50,7 +50,8 @@ func TestObserve(t *testing.T) {
 	m.ObserveRequest(router.RequestRecord{Arm: router.Baseline, Action: router.Blocked, WAFDuration: time.Millisecond, Duration: 2 * time.Millisecond,
 		Verdict: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}}) // 424242 is not loaded: not counted
 	m.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Allowed, UpstreamError: true})
-	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true}})
+	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}})
+	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}, Candidate: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}})
 	m.ShadowDropped()
 
 	want := `
@@ -76,6 +77,13 @@ wafcanary_upstream_errors_total{arm="candidate"} 1
 	}
 	if v := testutil.ToFloat64(m.shadow.WithLabelValues("blocked", "allowed")); v != 1 {
 		t.Errorf("lost-block pairs = %v", v)
+	}
+	// Only the disagreeing pair names its rules, and only loaded ones.
+	if v := testutil.ToFloat64(m.disagreeRules.WithLabelValues("lost_block", "103")); v != 1 {
+		t.Errorf("rule 103 behind lost blocks = %v, want 1", v)
+	}
+	if n := testutil.CollectAndCount(m.disagreeRules); n != 1 {
+		t.Errorf("%d disagreement rule series, want 1", n)
 	}
 	// Rule series: the logging rules of each loaded ruleset, nothing else.
 	// actions.conf has six logging rules, the candidate one.
