@@ -229,12 +229,16 @@ func checkSelector(t *testing.T, where, expr string) {
 }
 
 // TestPromtoolChecksShippedFiles runs promtool on the shipped scrape
-// config (which loads the rules file) and on the rules.
+// config (which loads the rules file), on the rules, and the rules' unit
+// tests.
 func TestPromtoolChecksShippedFiles(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 	for _, args := range [][]string{
 		{"check", "config", "../configs/prometheus/prometheus.yml"},
 		{"check", "rules", rulesFile},
+		// Unit tests: each alert fires on series shaped like wafcanary's
+		// and stays quiet on healthy ones.
+		{"test", "rules", "../configs/prometheus/wafcanary-rules.test.yml"},
 	} {
 		out, err := exec.Command(promtool, args...).CombinedOutput()
 		if err != nil {
