@@ -123,7 +123,9 @@ func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset) (*SuiteReport, e
 	for _, rs := range []*ruleset.Ruleset{base, cand} {
 		prof, err := suite.Compile(rs)
 		if err != nil {
-			return nil, fmt.Errorf("compiling %s for the CRS suite: %w", rs.Path, err)
+			// rs itself compiles, so the clash is with the suite's test
+			// profile, most likely a SecDefaultAction for phase 3, 4 or 5.
+			return nil, fmt.Errorf("%s compiles, but not under the CRS suite's test profile (suite/profile.conf sets SecDefaultAction for phases 3 to 5; remove the ruleset's own, or skip the suite with --crs-suite=false or gates.crs_suite: false): %w", rs.Path, err)
 		}
 		in, err := suite.Start(prof)
 		if err != nil {

@@ -8,8 +8,6 @@ import (
 
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 
-	"github.com/wafcanary/wafcanary/configs"
-	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/suite"
 )
 
@@ -34,20 +32,7 @@ func TestShippedBaseline(t *testing.T) {
 		t.Skip("the whole CRS suite takes about 10 s; run without -short")
 	}
 	cases := crsCases(t)
-	rs, err := ruleset.LoadFS(configs.Rulesets, "baseline.conf", "configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Retire()
-	prof, err := suite.Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := suite.Start(prof)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in := start(t, "../configs/rulesets/baseline.conf")
 
 	ignore := suite.Ignored()
 	began := time.Now()

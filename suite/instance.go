@@ -34,7 +34,8 @@ type Instance struct {
 
 // Start serves rs through a real wafcanary router on loopback. rs must be
 // compiled for the suite (see Compile); Start takes over its owner
-// reference and retires it on Close.
+// reference and retires it on Close. If Start fails, rs is still the
+// caller's to retire.
 func Start(rs *ruleset.Ruleset) (*Instance, error) {
 	up, upAddr, err := serve(Backend())
 	if err != nil {
