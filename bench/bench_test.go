@@ -1,0 +1,153 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		ppid      int
+		ticks     int64
+		wantError bool
+	}{
+		{"plain", "4242 (nginx) S 4200 4242 4242 0 -1 4194624 100 0 0 0 150 25 0 0 20 0 1 0 100 1000 200", 4200, 175, false},
+		// The command name may hold spaces and parentheses: count from the last ')'.
+		{"odd command name", "77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 1 1", 1, 7, false},
+		{"truncated", "77 (x) R 1 2 3", 0, 0, true},
+		{"no name", "garbage", 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ppid, ticks, err := parseStat([]byte(tt.in))
+			if (err != nil) != tt.wantError {
+				t.Fatalf("error = %v, want error %v", err, tt.wantError)
+			}
+			if ppid != tt.ppid || ticks != tt.ticks {
+				t.Errorf("got ppid %d ticks %d, want %d %d", ppid, ticks, tt.ppid, tt.ticks)
+			}
+		})
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	status := "Name:\twafcanary\nVmPeak:\t 2000000 kB\nVmHWM:\t   81234 kB\nVmRSS:\t   70001 kB\n"
+	for field, want := range map[string]int64{"VmHWM": 81234, "VmRSS": 70001} {
+		got, err := parseStatusKB([]byte(status), field)
+		if err != nil || got != want {
+			t.Errorf("%s = %d, %v; want %d", field, got, err, want)
+		}
+	}
+	if _, err := parseStatusKB([]byte(status), "VmSwap"); err == nil {
+		t.Error("missing field: want an error")
+	}
+}
+
+// The real /proc of this test process: CPU grows, memory is there, and
+// this process is among its parent's children.
+func TestProcSelf(t *testing.T) {
+	pid := os.Getpid()
+	c0, err := procCPU(pid)
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	if c1, _ := procCPU(pid); c1 <= c0 {
+		t.Errorf("CPU did not grow while spinning: %v then %v", c0, c1)
+	}
+	if kb := sumMemKB([]int{pid}, "VmHWM"); kb <= 0 {
+		t.Errorf("VmHWM = %d kB", kb)
+	}
+	found := false
+	for _, c := range children(os.Getppid()) {
+		found = found || c == pid
+	}
+	if !found {
+		t.Errorf("pid %d not among the children of %d", pid, os.Getppid())
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := `Running 7s test @ http://127.0.0.1:40001
+  1 threads and 8 connections
+  2143 requests in 7.00s, 11.2MB read
+  Non-2xx or 3xx responses: 86
+Requests/sec:    306.14
+WAFBENCH {"requests":2143,"duration_us":7000432,"status_errors":86,"connect_errors":0,"read_errors":1,"write_errors":0,"timeouts":2,"p50_us":25140,"p99_us":71110}
+`
+	r, err := parseWrk([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 2143 || r.StatusErrors != 86 || r.P50US != 25140 || r.P99US != 71110 || r.socketErrors() != 3 {
+		t.Errorf("parsed %+v", r)
+	}
+	if rps := r.rps(); rps < 306 || rps > 306.2 {
+		t.Errorf("rps = %f, want about 306.1", rps)
+	}
+	for name, bad := range map[string]string{
+		"no summary line": "Requests/sec: 306.14\n",
+		"zero requests":   `WAFBENCH {"requests":0,"duration_us":1}` + "\n",
+		"bad json":        "WAFBENCH {requests\n",
+	} {
+		if _, err := parseWrk([]byte(bad)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestParseShadowMetrics(t *testing.T) {
+	text := `# HELP wafcanary_shadow_verdicts_total x
+# TYPE wafcanary_shadow_verdicts_total counter
+wafcanary_shadow_verdicts_total{baseline="allowed",candidate="allowed"} 980
+wafcanary_shadow_verdicts_total{baseline="blocked",candidate="blocked"} 40
+wafcanary_shadow_dropped_total 7
+wafcanary_requests_total{action="allowed",arm="baseline"} 500
+wafcanary_requests_total{action="blocked",arm="baseline"} 20
+wafcanary_requests_total{action="allowed",arm="candidate"} 480
+wafcanary_shadow_sample_ratio 1
+`
+	c, err := parseShadowMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.pairs != 1020 || c.dropped != 7 || c.arms["baseline"] != 520 || c.arms["candidate"] != 480 {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	tg := &target{
+		heavy: []wrkResult{
+			{Requests: 1000, DurationUS: 2e6, StatusErrors: 40, P50US: 10000, P99US: 50000},
+			{Requests: 3000, DurationUS: 2e6, StatusErrors: 120, P50US: 30000, P99US: 70000},
+			{Requests: 2000, DurationUS: 2e6, StatusErrors: 80, P50US: 20000, P99US: 90000},
+		},
+		light:     []wrkResult{{P50US: 5000}, {P50US: 7000}, {P50US: 6000}},
+		cpu:       12 * time.Second,
+		heavyReqs: 6000,
+		idleRSSKB: 70 * 1024,
+	}
+	s := summarise(tg)
+	if s.rps != 1000 || s.p50 != 20 || s.p99 != 70 || s.moderateP50 != 6 || s.cpuPer1k != 2 || s.blocked != 0.04 || s.idleMB != 70 {
+		t.Errorf("got %+v", s)
+	}
+	lo, hi := roundRatios(s, summary{roundRPS: []float64{1000, 1000, 500}})
+	if lo != 0.5 || hi != 2 {
+		t.Errorf("round ratios %v-%v, want 0.5-2", lo, hi)
+	}
+}
+
+func TestWafcanaryConfigSplitsOnClientHeader(t *testing.T) {
+	c := wafcanaryConfig("127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/s", 100)
+	for _, want := range []string{"candidate_percent: 50", "sticky_key: header:X-Client-ID", "sample_percent: 100", "candidate: embedded:candidate-exclusion.conf"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("config lacks %q:\n%s", want, c)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Paths of Debian's packages: nginx, libnginx-mod-http-modsecurity
+// (ModSecurity v3) and modsecurity-crs (CRS 3.3.4).
+const (
+	nginxModule   = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
+	debianCRSDir  = "/usr/share/modsecurity-crs/rules"
+	debianCRSConf = "/etc/modsecurity/crs"
+	unicodeMap    = "/etc/nginx/unicode.mapping"
+)
+
+// nginxConf is a complete nginx configuration for a non-daemon nginx
+// under prefix: two workers (one per core here), access log off, keepalive
+// to the upstream, ModSecurity on.
+func nginxConf(prefix, listen, upstream string, workers int, asRoot bool) string {
+	user := ""
+	if asRoot {
+		user = "user nobody nogroup;\n"
+	}
+	return fmt.Sprintf(`%sdaemon off;
+master_process on;
+worker_processes %d;
+pid %[3]s/nginx.pid;
+error_log %[3]s/error.log warn;
+load_module %[4]s;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %[3]s/client_body;
+    proxy_temp_path %[3]s/proxy;
+    fastcgi_temp_path %[3]s/fastcgi;
+    uwsgi_temp_path %[3]s/uwsgi;
+    scgi_temp_path %[3]s/scgi;
+    upstream app {
+        server %[5]s;
+        keepalive 256;
+    }
+    server {
+        listen %[6]s reuseport;
+        modsecurity on;
+        modsecurity_rules_file %[3]s/modsec.conf;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_buffering on;
+        }
+    }
+}
+`, user, workers, prefix, nginxModule, strings.TrimPrefix(upstream, "http://"), listen)
+}
+
+// modsecConf mirrors wafcanary's baseline as closely as ModSecurity
+// allows: Coraza's recommended settings (request and response body
+// access, the same MIME types and limits, JSON and XML body processors),
+// rule engine On (blocking), audit log off, and Debian's CRS 3.3.4 with
+// its default paranoia level 1 and anomaly thresholds (inbound 5,
+// outbound 4).
+func modsecConf(prefix string) string {
+	return fmt.Sprintf(`SecRuleEngine On
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" \
+     "id:'200000',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" \
+     "id:'200001',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRequestBodyLimit 13107200
+SecRequestBodyNoFilesLimit 131072
+SecRequestBodyLimitAction Reject
+SecRule REQBODY_ERROR "!@eq 0" \
+    "id:'200002', phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" \
+    "id:'200003',phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecPcreMatchLimit 1000
+SecPcreMatchLimitRecursion 1000
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html text/xml
+SecResponseBodyLimit 524288
+SecResponseBodyLimitAction ProcessPartial
+SecTmpDir %[1]s/tmp
+SecDataDir %[1]s/tmp
+SecAuditEngine Off
+SecArgumentSeparator &
+SecCookieFormat 0
+SecUnicodeMapFile %[2]s 20127
+SecStatusEngine Off
+Include %[3]s/crs-setup.conf
+Include %[3]s/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf
+Include %[4]s/*.conf
+Include %[3]s/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf
+`, prefix, unicodeMap, debianCRSConf, debianCRSDir)
+}
+
+// writeNginxPrefix lays out prefix for nginx -p: configuration and the
+// directories nginx and ModSecurity write to, readable by the workers.
+func writeNginxPrefix(prefix, listen, upstream string, workers int) error {
+	for _, d := range []string{"", "client_body", "proxy", "fastcgi", "uwsgi", "scgi", "tmp", "logs"} {
+		if err := os.MkdirAll(filepath.Join(prefix, d), 0o777); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Join(prefix, d), 0o777); err != nil {
+			return err
+		}
+	}
+	asRoot := os.Geteuid() == 0
+	if err := os.WriteFile(filepath.Join(prefix, "nginx.conf"), []byte(nginxConf(prefix, listen, upstream, workers, asRoot)), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(prefix, "modsec.conf"), []byte(modsecConf(prefix)), 0o644)
+}

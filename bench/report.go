@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// summary is one target's figures over all rounds.
+type summary struct {
+	rps            float64 // all requests over all throughput time
+	p50, p99       float64 // ms, median over rounds
+	moderateP50    float64 // ms, median over rounds, one connection
+	cpuPer1k       float64 // CPU seconds per 1,000 requests
+	blocked        float64 // fraction answered non-2xx/3xx
+	socketErrs     int64
+	idleMB, peakMB float64
+	roundRPS       []float64
+}
+
+func summarise(t *target) summary {
+	var s summary
+	var reqs, us, status int64
+	var p50, p99, mp50 []float64
+	for _, r := range t.heavy {
+		reqs += r.Requests
+		us += r.DurationUS
+		status += r.StatusErrors
+		s.socketErrs += r.socketErrors()
+		p50 = append(p50, ms(r.P50US))
+		p99 = append(p99, ms(r.P99US))
+		s.roundRPS = append(s.roundRPS, r.rps())
+	}
+	for _, r := range t.light {
+		mp50 = append(mp50, ms(r.P50US))
+		s.socketErrs += r.socketErrors()
+	}
+	if us > 0 {
+		s.rps = float64(reqs) / (float64(us) / 1e6)
+	}
+	if reqs > 0 {
+		s.blocked = float64(status) / float64(reqs)
+	}
+	if t.heavyReqs > 0 {
+		s.cpuPer1k = t.cpu.Seconds() / float64(t.heavyReqs) * 1000
+	}
+	s.p50, s.p99, s.moderateP50 = median(p50), median(p99), median(mp50)
+	s.idleMB, s.peakMB = float64(t.idleRSSKB)/1024, float64(t.peakKB)/1024
+	return s
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// roundRatios are a/b round by round: the spread shows how much of a
+// ratio is noise.
+func roundRatios(a, b summary) (lo, hi float64) {
+	for i := range min(len(a.roundRPS), len(b.roundRPS)) {
+		if b.roundRPS[i] == 0 {
+			continue
+		}
+		r := a.roundRPS[i] / b.roundRPS[i]
+		if i == 0 || r < lo {
+			lo = r
+		}
+		if i == 0 || r > hi {
+			hi = r
+		}
+	}
+	return lo, hi
+}
+
+func report(w io.Writer, targets []*target, o runOptions) {
+	sums := map[string]summary{}
+	for _, t := range targets {
+		sums[t.name] = summarise(t)
+	}
+	ref := func(name string, s summary) string {
+		r, ok := sums[name]
+		if !ok || r.rps == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", s.rps/r.rps)
+	}
+
+	fmt.Fprintf(w, "\nwafbench: %d interleaved rounds; throughput runs wrk -t%d -c%d -d%s, moderate-load runs wrk -t1 -c1 -d%s; same mix (mix.lua) for every target\n\n",
+		o.rounds, o.threads, o.connections, o.duration, o.moderate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\treq/s\tp50 ms\tp99 ms\tp50 ms c1\tCPU s/1k req\tidle RSS MB\tpeak RSS MB\tnon-2xx\tx coraza\tx nginx\t")
+	for _, t := range targets {
+		s := sums[t.name]
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%.1f\t%.1f\t%.1f%%\t%s\t%s\t\n",
+			t.name, s.rps, s.p50, s.p99, s.moderateP50, s.cpuPer1k, s.idleMB, s.peakMB, 100*s.blocked,
+			ref("coraza", s), ref("nginx-modsec", s))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, t := range targets {
+		fmt.Fprintf(w, "  %-18s %s\n", t.name, t.desc)
+	}
+	fmt.Fprint(w, `
+  Rulesets: wafcanary and the bare Coraza proxy run CRS 4.25 (wafcanary's embedded
+  baseline.conf: paranoia level 1, inbound threshold 5, SecRuleEngine On, request and
+  response body access); the candidate is candidate-exclusion.conf. nginx runs
+  ModSecurity v3 with Debian's CRS 3.3.4 (modsecurity-crs), paranoia level 1, inbound
+  threshold 5, SecRuleEngine On, request and response body access with the same MIME
+  types and limits. The two CRS versions differ in rules, so nginx's figures are a
+  reference for cost, not for detection.
+  p50/p99: median over rounds of wrk's per-run percentiles. CPU: utime+stime of the
+  target's processes (nginx: master and workers) over the throughput runs, including
+  queued shadow work. RSS: VmRSS before any request (idle) and VmHWM at the end
+  (peak); nginx sums its processes (shared pages counted more than once).
+  non-2xx: share of answers that were not 2xx/3xx (the mix has 4% attacks).
+`)
+	for _, t := range targets {
+		if s := sums[t.name]; s.socketErrs > 0 {
+			fmt.Fprintf(w, "  WARNING: %s had %d socket errors or timeouts\n", t.name, s.socketErrs)
+		}
+		if t.metricsURL != "" && t.shadow.arms != nil {
+			total := t.shadow.arms["baseline"] + t.shadow.arms["candidate"]
+			if total > 0 {
+				fmt.Fprintf(w, "  %s: candidate arm judged %.0f%% of requests; shadow pairs %.0f, dropped %.0f\n",
+					t.name, 100*t.shadow.arms["candidate"]/total, t.shadow.pairs, t.shadow.dropped)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	targetChecks(w, sums)
+}
+
+// targetChecks prints issue 6's targets against the figures.
+func targetChecks(w io.Writer, sums map[string]summary) {
+	wc, okW := sums["wafcanary"]
+	check := func(met bool, format string, args ...any) {
+		verdict := "met    "
+		if !met {
+			verdict = "NOT MET"
+		}
+		fmt.Fprintf(w, "  [%s] %s\n", verdict, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintln(w, "Targets:")
+	if !okW {
+		fmt.Fprintln(w, "  (wafcanary not run)")
+		return
+	}
+	if c, ok := sums["coraza"]; ok && c.rps > 0 {
+		lo, hi := roundRatios(wc, c)
+		check(wc.rps/c.rps >= 0.95, "split throughput >= 0.95x bare Coraza: %.2fx (rounds %.2f-%.2f)", wc.rps/c.rps, lo, hi)
+	}
+	if n, ok := sums["nginx-modsec"]; ok && n.rps > 0 {
+		lo, hi := roundRatios(wc, n)
+		check(wc.rps/n.rps >= 1.5, "split throughput >= 1.5x nginx+ModSecurity: %.2fx (rounds %.2f-%.2f)", wc.rps/n.rps, lo, hi)
+	}
+	if s, ok := sums["wafcanary-shadow"]; ok && wc.rps > 0 {
+		lo, hi := roundRatios(s, wc)
+		check(s.rps/wc.rps >= 0.55, "shadow 100%% throughput >= 0.55x shadow 0%%: %.2fx (rounds %.2f-%.2f)", s.rps/wc.rps, lo, hi)
+		if wc.moderateP50 > 0 {
+			check(s.moderateP50/wc.moderateP50 <= 1.1, "moderate-load p50 with shadow <= 1.1x without: %.2fx (%.2f ms vs %.2f ms)",
+				s.moderateP50/wc.moderateP50, s.moderateP50, wc.moderateP50)
+		}
+	}
+	check(wc.idleMB < 80, "idle RSS with both rulesets loaded < 80 MB: %.1f MB", wc.idleMB)
+	fmt.Fprintln(w, strings.Repeat("-", 60))
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed mix.lua
+var mixLua []byte
+
+// target is one system under test: a process (nginx: a master and its
+// workers) listening on url in front of the shared upstream.
+type target struct {
+	name, desc string
+	url        string
+	metricsURL string // wafcanary's admin /metrics, for the shadow counts
+	cmd        *exec.Cmd
+	nginx      bool
+
+	idleRSSKB int64
+	peakKB    int64
+	heavy     []wrkResult // throughput runs, one per round
+	light     []wrkResult // moderate-load runs, one per round
+	cpu       time.Duration
+	heavyReqs int64
+	shadow    shadowCounts
+}
+
+func (t *target) pids() []int {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return nil
+	}
+	pid := t.cmd.Process.Pid
+	if t.nginx {
+		return append([]int{pid}, children(pid)...)
+	}
+	return []int{pid}
+}
+
+type runOptions struct {
+	bin, workdir               string
+	rounds                     int
+	duration, moderate, warmup time.Duration
+	threads, connections       int
+	only                       string
+	keep                       bool
+	nginxWorkers               int
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	var o runOptions
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	fs.StringVar(&o.bin, "bin", "", "directory holding the wafcanary binary (required)")
+	fs.StringVar(&o.workdir, "workdir", "", "scratch directory (default: a new temporary directory)")
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; every target runs once per round")
+	fs.DurationVar(&o.duration, "duration", 7*time.Second, "length of each throughput run (whole seconds)")
+	fs.DurationVar(&o.moderate, "moderate", 3*time.Second, "length of each moderate-load run, one connection (whole seconds)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up run per target before the rounds (whole seconds)")
+	fs.IntVar(&o.threads, "threads", 1, "wrk threads for throughput runs")
+	fs.IntVar(&o.connections, "connections", 8, "wrk connections for throughput runs")
+	fs.StringVar(&o.only, "only", "", "comma-separated target names to run (default: all)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (logs, generated configuration)")
+	fs.IntVar(&o.nginxWorkers, "nginx-workers", runtime.NumCPU(), "nginx worker processes")
+	fs.Parse(args)
+	if o.bin == "" {
+		return errors.New("-bin is required")
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found: run `make bench`, which installs it, or apt-get install wrk")
+	}
+	if o.workdir == "" {
+		d, err := os.MkdirTemp("", "wafbench-")
+		if err != nil {
+			return err
+		}
+		o.workdir = d
+		if !o.keep {
+			defer os.RemoveAll(d)
+		}
+	}
+	// nginx workers drop to nobody and must reach their temp directories.
+	if err := os.Chmod(o.workdir, 0o755); err != nil {
+		return err
+	}
+	script := filepath.Join(o.workdir, "mix.lua")
+	if err := os.WriteFile(script, mixLua, 0o644); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	var started []*target
+	defer func() {
+		for _, t := range started {
+			stopProcess(t.cmd)
+		}
+	}()
+	up := &target{name: "upstream"}
+	upAddr := freeAddr()
+	up.cmd = exec.Command(self, "upstream", "-listen", upAddr)
+	if err := startProcess(up.cmd, o.workdir, "upstream"); err != nil {
+		return err
+	}
+	started = append(started, up)
+	upstream := "http://" + upAddr
+	if err := waitReady(ctx, upstream+"/"); err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+
+	targets := allTargets(self, filepath.Join(o.bin, "wafcanary"), upstream, o)
+	if o.only != "" {
+		targets = selectTargets(targets, strings.Split(o.only, ","))
+	}
+	for _, t := range targets {
+		fmt.Fprintf(os.Stderr, "starting %s (%s)\n", t.name, t.url)
+		if err := startProcess(t.cmd, o.workdir, t.name); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		started = append(started, t)
+		if err := waitReady(ctx, t.url+"/"); err != nil {
+			return fmt.Errorf("%s: %w (logs in %s; add -keep)", t.name, err, o.workdir)
+		}
+	}
+	// Idle RSS: every ruleset compiled, no request served yet.
+	time.Sleep(time.Second)
+	for _, t := range targets {
+		t.idleRSSKB = sumMemKB(t.pids(), "VmRSS")
+	}
+
+	heavy := load{threads: o.threads, connections: o.connections, duration: o.duration}
+	light := load{threads: 1, connections: 1, duration: o.moderate}
+	for _, t := range targets {
+		fmt.Fprintf(os.Stderr, "warming up %s\n", t.name)
+		if _, err := runWrk(ctx, script, t.url, load{threads: o.threads, connections: o.connections, duration: o.warmup}); err != nil {
+			return err
+		}
+	}
+	for round := range o.rounds {
+		// Rotate the order so that no target always runs first or last.
+		order := append(append([]*target(nil), targets[round%len(targets):]...), targets[:round%len(targets)]...)
+		for _, t := range order {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			settle(t)
+			cpu0 := sumCPU(t.pids())
+			r, err := runWrk(ctx, script, t.url, heavy)
+			if err != nil {
+				return err
+			}
+			settle(t) // shadow samples still queued are part of the cost
+			t.cpu += sumCPU(t.pids()) - cpu0
+			t.heavy = append(t.heavy, r)
+			t.heavyReqs += r.Requests
+			fmt.Fprintf(os.Stderr, "round %d/%d  %-18s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms\n",
+				round+1, o.rounds, t.name, r.rps(), ms(r.P50US), ms(r.P99US))
+		}
+		for _, t := range order {
+			settle(t)
+			r, err := runWrk(ctx, script, t.url, light)
+			if err != nil {
+				return err
+			}
+			t.light = append(t.light, r)
+			fmt.Fprintf(os.Stderr, "round %d/%d  %-18s moderate load (1 connection): p50 %6.2f ms\n",
+				round+1, o.rounds, t.name, ms(r.P50US))
+		}
+	}
+	for _, t := range targets {
+		t.peakKB = sumMemKB(t.pids(), "VmHWM")
+		if t.metricsURL != "" {
+			t.shadow, _ = scrapeShadow(ctx, t.metricsURL)
+		}
+	}
+	report(os.Stdout, targets, o)
+	return nil
+}
+
+func allTargets(self, wafcanary, upstream string, o runOptions) []*target {
+	var ts []*target
+	add := func(t *target) { ts = append(ts, t) }
+
+	plain := freeAddr()
+	add(&target{name: "go-proxy", desc: "Go httputil.ReverseProxy, no WAF", url: "http://" + plain,
+		cmd: exec.Command(self, "proxy", "-mode", "plain", "-listen", plain, "-upstream", upstream)})
+
+	bare := freeAddr()
+	add(&target{name: "coraza", desc: "bare Coraza v3.8.1 http.WrapHandler + CRS 4.25", url: "http://" + bare,
+		cmd: exec.Command(self, "proxy", "-mode", "coraza", "-listen", bare, "-upstream", upstream)})
+
+	for _, shadow := range []int{0, 100} {
+		name := "wafcanary"
+		if shadow > 0 {
+			name = "wafcanary-shadow"
+		}
+		listen, admin := freeAddr(), freeAddr()
+		dir := filepath.Join(o.workdir, name)
+		conf := filepath.Join(o.workdir, name+".yaml")
+		if err := os.WriteFile(conf, []byte(wafcanaryConfig(listen, admin, upstream, dir, shadow)), 0o644); err != nil {
+			panic(err) // the scratch directory was just created and written to
+		}
+		add(&target{name: name, desc: fmt.Sprintf("wafcanary split 50/50, shadow %d%%", shadow), url: "http://" + listen,
+			metricsURL: "http://" + admin + "/metrics",
+			cmd:        exec.Command(wafcanary, "serve", "-c", conf)})
+	}
+
+	ng := freeAddr()
+	prefix := filepath.Join(o.workdir, "nginx")
+	if err := writeNginxPrefix(prefix, ng, upstream, o.nginxWorkers); err != nil {
+		panic(err)
+	}
+	add(&target{name: "nginx-modsec", desc: "nginx 1.22 + ModSecurity v3.0.9 + CRS 3.3.4", url: "http://" + ng, nginx: true,
+		cmd: exec.Command("nginx", "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-e", filepath.Join(prefix, "error.log"))})
+	return ts
+}
+
+// wafcanaryConfig is the configuration `wafcanary serve` gets: the shipped
+// baseline against the shipped exclusion candidate, 50/50, sticky on the
+// X-Client-ID header the mix sets (every wrk connection has the same
+// address). Everything else keeps its default.
+func wafcanaryConfig(listen, admin, upstream, stateDir string, shadowPercent int) string {
+	return fmt.Sprintf(`listen: %s
+upstream: %s
+state_dir: %s
+admin:
+  listen: %s
+rulesets:
+  baseline: embedded:baseline.conf
+  candidate: embedded:candidate-exclusion.conf
+routing:
+  candidate_percent: 50
+  sticky_key: header:X-Client-ID
+shadow:
+  sample_percent: %d
+`, listen, upstream, stateDir, admin, shadowPercent)
+}
+
+func selectTargets(ts []*target, names []string) []*target {
+	var out []*target
+	for _, t := range ts {
+		for _, n := range names {
+			if t.name == strings.TrimSpace(n) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func startProcess(cmd *exec.Cmd, dir, name string) error {
+	f, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
+	return cmd.Start()
+}
+
+// stopProcess asks the process to stop and kills it if it has not within
+// five seconds. nginx's master takes its workers with it.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// freeAddr returns a loopback address with a port the kernel just had free.
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitReady(ctx context.Context, url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after 60 s: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// settle waits until the target's processes stop using CPU (at most 5 s),
+// so that work queued by one run (shadow samples) is charged to it and not
+// to the next.
+func settle(t *target) {
+	prev := sumCPU(t.pids())
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		cur := sumCPU(t.pids())
+		if cur-prev <= 10*time.Millisecond {
+			return
+		}
+		prev = cur
+	}
+}
+
+// shadowCounts are read from wafcanary's metrics after the rounds.
+type shadowCounts struct {
+	pairs, dropped float64
+	arms           map[string]float64 // requests by enforcing arm
+}
+
+func scrapeShadow(ctx context.Context, url string) (shadowCounts, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return shadowCounts{}, err
+	}
+	defer resp.Body.Close()
+	return parseShadowMetrics(resp.Body)
+}
+
+// parseShadowMetrics sums the shadow pair, drop and per-arm request
+// counters in Prometheus text format.
+func parseShadowMetrics(r io.Reader) (shadowCounts, error) {
+	c := shadowCounts{arms: map[string]float64{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		series := line[:i]
+		switch name, labels, _ := strings.Cut(series, "{"); name {
+		case "wafcanary_shadow_verdicts_total":
+			c.pairs += v
+		case "wafcanary_shadow_dropped_total":
+			c.dropped += v
+		case "wafcanary_requests_total":
+			if _, arm, ok := strings.Cut(labels, `arm="`); ok {
+				arm, _, _ = strings.Cut(arm, `"`)
+				c.arms[arm] += v
+			}
+		}
+	}
+	return c, sc.Err()
+}
+
+func ms(us int64) float64 { return float64(us) / 1000 }
