@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -52,6 +53,19 @@ type Config struct {
 	Interval    time.Duration `mapstructure:"interval"`
 	MaxDuration time.Duration `mapstructure:"max_duration"`
 	Policy      Policy        `mapstructure:"policy"`
+	// MetricsSource is where the evidence comes from: "process" (this
+	// replica's own traffic) or "prometheus" (a fleet's, summed).
+	MetricsSource string           `mapstructure:"metrics_source"`
+	Prometheus    PrometheusConfig `mapstructure:"prometheus"`
+}
+
+// PrometheusConfig says where a fleet's evidence is read.
+type PrometheusConfig struct {
+	URL string `mapstructure:"url"`
+	// Selector restricts every query to wafcanary's series, as label
+	// matchers without braces, e.g. job="wafcanary".
+	Selector string        `mapstructure:"selector"`
+	Timeout  time.Duration `mapstructure:"timeout"`
 }
 
 // DefaultConfig is the rollout section's default: shadow only, then 1%,
@@ -79,6 +93,8 @@ var DefaultConfig = Config{
 		SplitChecksFromPercent:   25,
 		OnMaxDuration:            "rollback",
 	},
+	MetricsSource: "process",
+	Prometheus:    PrometheusConfig{Timeout: 5 * time.Second},
 }
 
 // Validate reports the first invalid key, named relative to the section.
@@ -108,6 +124,19 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDuration < c.Interval {
 		return fmt.Errorf("max_duration: must be at least the interval (%s), got %s", c.Interval, c.MaxDuration)
+	}
+	switch c.MetricsSource {
+	case "process":
+	case "prometheus":
+		u, err := url.Parse(c.Prometheus.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("prometheus.url: metrics_source is prometheus, want an http:// or https:// URL, got %q", c.Prometheus.URL)
+		}
+		if c.Prometheus.Timeout <= 0 || c.Prometheus.Timeout >= c.Interval {
+			return fmt.Errorf("prometheus.timeout: must be positive and below the interval (%s), got %s", c.Interval, c.Prometheus.Timeout)
+		}
+	default:
+		return fmt.Errorf("metrics_source: want process or prometheus, got %q", c.MetricsSource)
 	}
 	return c.Policy.validate()
 }

@@ -61,6 +61,11 @@ type State struct {
 	Candidate   *RulesetRef `json:"candidate,omitempty"`
 	Scope       Scope       `json:"scope"`
 	Reason      string      `json:"reason,omitempty"`
+	// ShadowSample is the shadow share (percent) while the rollout runs;
+	// with Baseline, Candidate and Percent it is the routing every replica
+	// serves. Zero means the serving replica's own shadow.sample_percent
+	// (states saved before it was recorded).
+	ShadowSample float64 `json:"shadow_sample_percent,omitempty"`
 	// Cases is the candidate's cases file, whose must_block cases the
 	// live probe checks at every analysis.
 	Cases        string    `json:"cases,omitempty"`
@@ -71,6 +76,10 @@ type State struct {
 var (
 	ErrConflict   = errors.New("conflicts with the rollout's state")
 	ErrBadRequest = errors.New("bad request")
+	// ErrNotLeader: another replica of the fleet takes decisions.
+	ErrNotLeader = fmt.Errorf("this replica does not lead the fleet's rollout (%w)", ErrConflict)
+	// ErrStale: the shared state changed since this replica read it.
+	ErrStale = errors.New("the rollout state changed on another replica")
 )
 
 // Router is the part of the router the controller drives.
@@ -79,18 +88,38 @@ type Router interface {
 	Swap(*router.Snapshot) error
 }
 
-// EvidenceSource gives the evidence gathered since the last Reset.
+// EvidenceSource gives the evidence gathered in the current window: the
+// in-process Collector on one node, Prometheus summed over a fleet.
 type EvidenceSource interface {
-	Snapshot() Evidence
-	Reset(Scope)
+	// Evidence returns the window's evidence; an error means there is
+	// nothing to judge, and the analysis is inconclusive.
+	Evidence(ctx context.Context) (Evidence, error)
+	// Reset starts a window for scope at since, the step's start; sources
+	// that can look back (Prometheus) count from there.
+	Reset(scope Scope, since time.Time)
 }
 
-// Store keeps state, journal and ruleset bundles; FileStore implements it.
+// Store keeps state, journal and ruleset bundles: FileStore on one node,
+// etcd for a fleet.
 type Store interface {
 	Load() (State, error)
-	Save(State) error
+	// Commit saves st and journals e as one change. A shared store refuses
+	// it with ErrStale when another replica changed the state since this
+	// one read it, and with ErrNotLeader, except for a rollback, when this
+	// replica no longer leads.
+	Commit(st State, e Entry) error
 	Append(Entry) error
 	SaveRuleset(*ruleset.Ruleset) error
+	LoadRuleset(version string) (*ruleset.Ruleset, error)
+}
+
+// Leadership says whether this replica may take decisions. Without one
+// (a single node) it always may.
+type Leadership interface {
+	Leading() bool
+	// Leader names the replica that leads, "" when none does or it is
+	// not known.
+	Leader() string
 }
 
 var _ Store = FileStore{}
@@ -114,6 +143,7 @@ type Controller struct {
 	store        Store
 	reporter     Reporter
 	probe        Probe
+	lead         Leadership
 	log          *slog.Logger
 	shadowSample router.Share
 
@@ -130,7 +160,10 @@ type Options struct {
 	Store    Store
 	Reporter Reporter // optional
 	Probe    Probe    // optional
-	Logger   *slog.Logger
+	// Leadership is set for a fleet: only the leader analyses, starts,
+	// pauses, resumes and promotes; any replica may roll back.
+	Leadership Leadership
+	Logger     *slog.Logger
 	// ShadowSample is the shadow share used while a rollout runs.
 	ShadowSample router.Share
 }
@@ -145,7 +178,7 @@ func New(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
 	c.report(nil, "")
 	return c, nil
 }
@@ -161,47 +194,118 @@ func (c *Controller) State() State {
 func (c *Controller) Config() Config { return c.cfg }
 
 // Restore serves the saved state after a restart: the candidate (and a
-// promoted baseline) come back from their bundles at the saved share.
-// load fetches a bundle by version.
+// promoted baseline) come back from their bundles at the saved share. A
+// static candidate from the configuration stays unless a rollout is under
+// way. load fetches a bundle by version.
 func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.state
-	cur := c.router.Snapshot()
-	next := *cur // a static candidate from the configuration stays unless the rollout says otherwise
-	var fresh []*ruleset.Ruleset
-	if st.Baseline.Version != "" && st.Baseline.Version != cur.Baseline.Version {
-		base, err := load(st.Baseline.Version)
-		if err != nil {
-			return fmt.Errorf("restoring baseline %s: %w", st.Baseline.Version, err)
-		}
-		next.Baseline, fresh = base, append(fresh, base)
+	if err := c.serve(c.state, load, true); err != nil {
+		return err
 	}
-	if st.Phase.Active() && st.Candidate != nil {
-		cand, err := load(st.Candidate.Version)
-		if err != nil {
-			for _, rs := range fresh {
-				rs.Retire()
-			}
-			return fmt.Errorf("restoring candidate %s: %w", st.Candidate.Version, err)
-		}
-		next.Candidate, next.ShadowSample = cand, c.shadowSample
-		next.Share, _ = router.ParseShare(st.Percent)
-		fresh = append(fresh, cand)
+	if c.state.Phase.Active() {
+		c.evidence.Reset(c.state.Scope, c.state.StepStarted)
 	}
-	if len(fresh) == 0 {
+	return nil
+}
+
+// Sync adopts a state another replica of the fleet wrote: its routing is
+// served at once (bundles fetched by load when not already in service)
+// and, if the rollout moved, any analysis in progress is discarded and the
+// evidence window restarts at the step's start. adopt runs first, under
+// the controller's lock, so the store can record which revision this
+// replica's decisions build on; it returns false for a state older than
+// the one adopted, which is then ignored. The state is adopted even if
+// its rulesets cannot be served (the error says why): the replica keeps
+// serving what it has, and its status shows it lagging.
+func (c *Controller) Sync(st State, load func(version string) (*ruleset.Ruleset, error), adopt func() bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if adopt != nil && !adopt() {
 		return nil
 	}
-	if err := c.router.Swap(&next); err != nil {
+	err := c.serve(st, load, false)
+	prev := c.state
+	c.state = st
+	moved := prev.Phase != st.Phase || prev.Step != st.Step || !prev.StepStarted.Equal(st.StepStarted) ||
+		!prev.Started.Equal(st.Started) || prev.Baseline != st.Baseline
+	if moved {
+		c.gen.Add(1)
+		if st.Phase.Active() {
+			c.evidence.Reset(st.Scope, st.StepStarted)
+		}
+	}
+	c.report(nil, "")
+	return err
+}
+
+// serve puts st's routing in force, reusing rulesets already in service.
+// keepStatic keeps a candidate that no rollout owns (one configured in
+// the file) when st has none. Called with c.mu held.
+func (c *Controller) serve(st State, load func(version string) (*ruleset.Ruleset, error), keepStatic bool) error {
+	cur := c.router.Snapshot()
+	var fresh []*ruleset.Ruleset
+	fail := func(err error) error {
 		for _, rs := range fresh {
 			rs.Retire()
 		}
 		return err
 	}
-	if st.Phase.Active() {
-		c.evidence.Reset(st.Scope)
+	get := func(v string) (*ruleset.Ruleset, error) {
+		for _, rs := range []*ruleset.Ruleset{cur.Baseline, cur.Candidate} {
+			if rs != nil && rs.Version == v {
+				return rs, nil
+			}
+		}
+		rs, err := load(v)
+		if err == nil {
+			fresh = append(fresh, rs)
+		}
+		return rs, err
+	}
+	next := router.Snapshot{Baseline: cur.Baseline}
+	if keepStatic {
+		next = *cur
+	}
+	if st.Baseline.Version != "" {
+		base, err := get(st.Baseline.Version)
+		if err != nil {
+			return fail(fmt.Errorf("serving baseline %s: %w", st.Baseline.Version, err))
+		}
+		next.Baseline = base
+	}
+	if st.Phase.Active() && st.Candidate != nil {
+		cand, err := get(st.Candidate.Version)
+		if err != nil {
+			return fail(fmt.Errorf("serving candidate %s: %w", st.Candidate.Version, err))
+		}
+		next.Candidate = cand
+		next.Share, _ = router.ParseShare(st.Percent)
+		next.ShadowSample = c.shadowSample
+		if st.ShadowSample > 0 {
+			next.ShadowSample, _ = router.ParseShare(st.ShadowSample)
+		}
+	} else if !keepStatic || next.Baseline != cur.Baseline {
+		next.Candidate, next.Share, next.ShadowSample = nil, 0, 0
+	}
+	if next == *cur {
+		return nil
+	}
+	if err := c.router.Swap(&next); err != nil {
+		return fail(err)
 	}
 	return nil
+}
+
+// leading refuses a decision on a replica that does not lead.
+func (c *Controller) leading() error {
+	if c.lead == nil || c.lead.Leading() {
+		return nil
+	}
+	if l := c.lead.Leader(); l != "" {
+		return fmt.Errorf("%w: replica %s leads; send this to its admin API", ErrNotLeader, l)
+	}
+	return fmt.Errorf("%w: no replica leads right now (is the state store reachable?)", ErrNotLeader)
 }
 
 // Spec is what an operator says when starting a rollout.
@@ -217,6 +321,9 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	scope, actor, reason := spec.Scope, spec.Actor, spec.Reason
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
 	if c.state.Phase.Active() {
 		return c.state, fmt.Errorf("a rollout of %s is already %s: %w", c.state.Candidate.Version, c.state.Phase, ErrConflict)
 	}
@@ -234,16 +341,23 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	}
 	step := c.cfg.Steps[0]
 	share, _ := router.ParseShare(step.Percent)
-	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample}); err != nil {
+	next := &router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample}
+	if err := next.Validate(); err != nil {
 		return c.state, err
 	}
-	c.evidence.Reset(scope)
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{cur.Baseline.Version, cur.Baseline.Path}, Candidate: &RulesetRef{cand.Version, cand.Path},
-		Scope: scope, Reason: reason, Cases: spec.Cases,
+		ShadowSample: c.shadowSample.Percent(), Scope: scope, Reason: reason, Cases: spec.Cases,
 	}
-	return c.commit(st, Decision{Time: now, Action: "start", Reason: reason, Actor: actor}, 0)
+	// Recorded first, served second: a decision the store refused (a
+	// fleet's leadership lost) must not be in force anywhere.
+	st, err := c.commit(st, Decision{Time: now, Action: "start", Reason: reason, Actor: actor}, 0)
+	if err != nil {
+		return st, err
+	}
+	c.evidence.Reset(scope, now)
+	return st, c.router.Swap(next)
 }
 
 func phaseOf(percent float64) Phase {
@@ -253,22 +367,25 @@ func phaseOf(percent float64) Phase {
 	return Progressing
 }
 
-// commit saves st with its decision, journals it and reports it. Called
-// with c.mu held.
+// commit records st with its decision in the store and journal, then
+// makes it the controller's state. If the store refuses, nothing changes
+// and the current state is returned with the error. Called with c.mu held.
 func (c *Controller) commit(st State, d Decision, latency time.Duration) (State, error) {
-	c.gen.Add(1)
 	st.LastDecision = &d
-	c.state = st
-	err := c.store.Save(st)
 	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
 		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
 	if st.Candidate != nil {
 		e.Candidate = st.Candidate.Version
 	}
-	err = errors.Join(err, c.store.Append(e))
+	if err := c.store.Commit(st, e); err != nil {
+		c.log.Error("rollout "+d.Action+" not recorded", "actor", d.Actor, "error", err.Error())
+		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
+	}
+	c.gen.Add(1)
+	c.state = st
 	c.log.Info("rollout "+d.Action, "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
 	c.report(d.Analysis, d.Action)
-	return st, err
+	return st, nil
 }
 
 func (c *Controller) report(a *Analysis, decision string) {
@@ -283,6 +400,9 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	c.mu.Lock()
 	st, gen := c.state, c.gen.Load()
 	c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return Decision{Time: now, Action: "none", Reason: err.Error()}, nil
+	}
 	if !st.Phase.Active() {
 		return Decision{Time: now, Action: "none", Reason: "no rollout under way"}, nil
 	}
@@ -296,10 +416,16 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 			c.log.Error("live probe failed to run", "error", err.Error())
 		}
 	}
-	ev := c.evidence.Snapshot()
+	ev, evErr := c.evidence.Evidence(ctx)
 	a := Evaluate(ev, c.cfg.Policy, st.Percent)
 	step := c.cfg.Steps[st.Step]
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
+	if evErr != nil {
+		// No evidence is never a pass; only the probe or max_duration
+		// can end the rollout while it lasts.
+		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "evidence", Verdict: Inconclusive, Required: true,
+			Reason: "evidence unavailable: " + evErr.Error()}}}
+	}
 	switch {
 	case probeFailure != "":
 		// Known attacks are rare in live traffic: the evidence can look
@@ -348,13 +474,13 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	}
 	next := c.cfg.Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
-	if err := c.router.Swap(c.router.Snapshot().WithShare(share)); err != nil {
+	snap := c.router.Snapshot().WithShare(share)
+	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
+	if _, err := c.commit(st, d, 0); err != nil {
 		return d, err
 	}
-	c.evidence.Reset(st.Scope)
-	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
-	_, err := c.commit(st, d, 0)
-	return d, err
+	c.evidence.Reset(st.Scope, now)
+	return d, c.router.Swap(snap)
 }
 
 func summary(a Analysis) string {
@@ -396,21 +522,41 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 
 // rollbackLocked restores baseline-only routing (again: an advance may
 // have slipped in between an unlocked swap and the lock) and records it.
+// In a fleet the record is what takes the candidate off every other
+// replica, so a record refused because another replica wrote first is
+// retried on the fresh state, which may already be at rest.
 func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, error) {
 	if cur := c.router.Snapshot(); cur.Candidate != nil {
 		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
 			return c.state, err
 		}
 	}
-	st := c.state
-	st.Phase, st.Percent = RolledBack, 0
-	return c.commit(st, d, latency)
+	for attempt := 0; ; attempt++ {
+		st := c.state
+		st.Phase, st.Percent = RolledBack, 0
+		out, err := c.commit(st, d, latency)
+		if !errors.Is(err, ErrStale) || attempt == 3 {
+			return out, err
+		}
+		fresh, lerr := c.store.Load()
+		if lerr != nil {
+			return out, errors.Join(err, lerr)
+		}
+		c.gen.Add(1)
+		c.state = fresh
+		if !fresh.Phase.Active() {
+			return fresh, nil
+		}
+	}
 }
 
 // Promote makes the candidate the baseline now, skipping remaining steps.
 func (c *Controller) Promote(actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
 	if !c.state.Phase.Active() {
 		return c.state, fmt.Errorf("no rollout to promote (state %s): %w", c.state.Phase, ErrConflict)
 	}
@@ -426,19 +572,23 @@ func (c *Controller) promoteLocked(d Decision) (State, error) {
 	if cur.Candidate == nil {
 		return c.state, fmt.Errorf("router has no candidate to promote: %w", ErrConflict)
 	}
-	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
-		return c.state, err
-	}
 	st := c.state
 	st.Phase, st.Percent = Promoted, 100
 	st.Baseline, st.Candidate = *st.Candidate, nil
-	return c.commit(st, d, 0)
+	st, err := c.commit(st, d, 0)
+	if err != nil {
+		return st, err
+	}
+	return st, c.router.Swap(&router.Snapshot{Baseline: cur.Candidate})
 }
 
 // Pause holds the share; analysis goes on and a failure still rolls back.
 func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
 	switch {
 	case c.state.Phase == Paused:
 		return c.state, nil
@@ -454,6 +604,9 @@ func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
 func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
 	if c.state.Phase != Paused {
 		return c.state, fmt.Errorf("rollout is %s, not paused: %w", c.state.Phase, ErrConflict)
 	}

@@ -39,17 +39,23 @@ type fakeEvidence struct {
 	ev     Evidence
 	resets int
 	hook   func()
+	err    error
 }
 
-func (f *fakeEvidence) Snapshot() Evidence {
+func (f *fakeEvidence) Evidence(context.Context) (Evidence, error) {
 	if f.hook != nil {
 		f.hook()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.ev
+	return f.ev, f.err
 }
-func (f *fakeEvidence) Reset(Scope) { f.mu.Lock(); f.resets++; f.ev = Evidence{}; f.mu.Unlock() }
+func (f *fakeEvidence) Reset(Scope, time.Time) {
+	f.mu.Lock()
+	f.resets++
+	f.ev = Evidence{}
+	f.mu.Unlock()
+}
 func (f *fakeEvidence) set(e Evidence) {
 	f.mu.Lock()
 	f.ev = e
@@ -120,7 +126,7 @@ func (h *harness) step(t *testing.T, at time.Duration) Decision {
 }
 
 // clean is evidence that passes every check at any share.
-func clean(pairs int64) Evidence { return Evidence{Pairs: pairs, shadowedByCandidate: pairs} }
+func clean(pairs int64) Evidence { return Evidence{Pairs: pairs, ShadowedByCandidate: pairs} }
 
 func TestRolloutToPromotion(t *testing.T) {
 	h := newHarness(t, nil)
@@ -252,7 +258,7 @@ func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	// One request a minute, and one of them a new block.
 	for m := 1; m < 6*60; m++ {
-		e := Evidence{Pairs: int64(m), shadowedByCandidate: int64(m)}
+		e := Evidence{Pairs: int64(m), ShadowedByCandidate: int64(m)}
 		if m >= 30 {
 			e.NewBlocks = Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}
 		}

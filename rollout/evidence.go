@@ -1,10 +1,12 @@
 package rollout
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
@@ -71,36 +73,56 @@ type Evidence struct {
 	LostBlocks Disagreements // baseline blocks, candidate allows
 	Arms       [2]ArmEvidence
 	Dropped    int64
-
-	shadowedByCandidate int64 // pairs the baseline enforced
+	// ShadowedByCandidate counts the pairs the baseline enforced on: the
+	// candidate judged them in shadow.
+	ShadowedByCandidate int64
 }
 
 // CandidateRequests is how many requests the candidate judged, enforcing
 // on its arm or in shadow: the traffic a step's min_requests counts.
 func (e Evidence) CandidateRequests() int64 {
-	return e.Arms[router.Candidate].Requests + e.shadowedByCandidate
+	return e.Arms[router.Candidate].Requests + e.ShadowedByCandidate
 }
 
 // Collector gathers Evidence from the router. It implements
 // router.Observer; its request-path methods hold a mutex only for a few
 // counter updates, and the controller's Snapshot only to copy.
 type Collector struct {
-	mu    sync.Mutex
-	scope Scope
-	ev    Evidence
+	mu      sync.Mutex
+	scope   Scope
+	ev      Evidence
+	counter Counter
 }
 
-var _ router.Observer = (*Collector)(nil)
+// Counter is told of every pair and disagreement the collector counts,
+// classified as the controller will judge them, so a fleet's evidence can
+// be summed over its replicas in Prometheus.
+type Counter interface {
+	CountPair(enforcing router.Arm)
+	CountDisagreement(kind string, inScope bool, rules []int)
+}
 
-// NewCollector returns an empty collector.
-func NewCollector() *Collector {
-	c := &Collector{}
-	c.Reset(Scope{})
+var (
+	_ router.Observer = (*Collector)(nil)
+	_ EvidenceSource  = (*Collector)(nil)
+)
+
+// NewCollector returns an empty collector; counter may be nil.
+func NewCollector(counter Counter) *Collector {
+	c := &Collector{counter: counter}
+	c.ResetScope(Scope{})
 	return c
 }
 
-// Reset starts a new evidence window with scope.
-func (c *Collector) Reset(scope Scope) {
+// Evidence implements EvidenceSource.
+func (c *Collector) Evidence(context.Context) (Evidence, error) { return c.Snapshot(), nil }
+
+// Reset implements EvidenceSource: the window starts now, whatever since
+// says, as the process saw nothing before.
+func (c *Collector) Reset(scope Scope, _ time.Time) { c.ResetScope(scope) }
+
+// ResetScope starts a new evidence window with scope.
+func (c *Collector) ResetScope(scope Scope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.scope = scope
@@ -153,12 +175,13 @@ func (c *Collector) ObserveRequest(r router.RequestRecord) {
 // ObserveShadow implements router.Observer.
 func (c *Collector) ObserveShadow(s router.ShadowRecord) {
 	var d *Disagreements
+	var kind string
 	var blocking, other router.Verdict
 	switch {
 	case s.Candidate.Blocked && !s.Baseline.Blocked:
-		d, blocking, other = &c.ev.NewBlocks, s.Candidate, s.Baseline
+		d, kind, blocking, other = &c.ev.NewBlocks, "new_block", s.Candidate, s.Baseline
 	case s.Baseline.Blocked && !s.Candidate.Blocked:
-		d, blocking, other = &c.ev.LostBlocks, s.Baseline, s.Candidate
+		d, kind, blocking, other = &c.ev.LostBlocks, "lost_block", s.Baseline, s.Candidate
 	}
 	var rules []int
 	if d != nil {
@@ -166,14 +189,21 @@ func (c *Collector) ObserveShadow(s router.ShadowRecord) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.counter != nil {
+		c.counter.CountPair(s.Enforcing)
+	}
 	c.ev.Pairs++
 	if s.Enforcing == router.Baseline {
-		c.ev.shadowedByCandidate++
+		c.ev.ShadowedByCandidate++
 	}
 	if d == nil {
 		return
 	}
-	if c.scope.covers(s.Path, rules) {
+	inScope := c.scope.covers(s.Path, rules)
+	if c.counter != nil {
+		c.counter.CountDisagreement(kind, inScope, rules)
+	}
+	if inScope {
 		d.InScope++
 		return
 	}

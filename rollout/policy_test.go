@@ -21,8 +21,8 @@ func verdictWith(blocked bool, ids ...int) router.Verdict {
 }
 
 func TestCollectorAttributesAndScopes(t *testing.T) {
-	c := NewCollector()
-	c.Reset(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
+	c := NewCollector(nil)
+	c.ResetScope(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
 	pairs := []router.ShadowRecord{
 		{Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
 		// Lost block caused only by the rule in scope: expected.
@@ -50,7 +50,7 @@ func TestCollectorAttributesAndScopes(t *testing.T) {
 	if e.CandidateRequests() != 4 {
 		t.Errorf("candidate judged %d requests, want 4 in shadow", e.CandidateRequests())
 	}
-	c.Reset(Scope{})
+	c.ResetScope(Scope{})
 	if c.Snapshot().Pairs != 0 {
 		t.Error("reset kept evidence")
 	}
@@ -130,7 +130,7 @@ func TestEvaluate(t *testing.T) {
 // shadow on every request, evaluating every `every` requests, and returns
 // the request count at the first Fail (0 if none within n).
 func simulate(rng *rand.Rand, n, every int, baseBlock, candBlock, newBlock float64, p Policy) (failedAt int) {
-	c := NewCollector()
+	c := NewCollector(nil)
 	for i := 1; i <= n; i++ {
 		arm := router.Baseline
 		if rng.IntN(2) == 1 {

@@ -98,6 +98,15 @@ func writeAtomic(path string, b []byte) error {
 	return d.Sync()
 }
 
+// Commit saves st, then journals e. On one node there is no other writer
+// to lose a race to.
+func (s FileStore) Commit(st State, e Entry) error {
+	if err := s.Save(st); err != nil {
+		return err
+	}
+	return s.Append(e)
+}
+
 // Append adds an entry to the journal.
 func (s FileStore) Append(e Entry) error {
 	b, err := json.Marshal(e)

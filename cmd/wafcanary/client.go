@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wafcanary/wafcanary/fleet"
 )
 
 // clientOptions are the flags every command that talks to a running
@@ -160,11 +162,15 @@ func newStartCmd() *cobra.Command {
 func newActionCmd(action, short string) *cobra.Command {
 	o := &clientOptions{}
 	var reason string
+	var direct etcdOptions
 	cmd := &cobra.Command{
 		Use:   action,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if action == "rollback" && direct.set() {
+				return rollbackViaEtcd(cmd, direct, reason)
+			}
 			var st statusView
 			start := time.Now()
 			if err := o.call(cmd.Context(), "POST", "/api/v1/rollout/"+action, map[string]string{"reason": reason, "actor": actor()}, &st); err != nil {
@@ -179,7 +185,65 @@ func newActionCmd(action, short string) *cobra.Command {
 	addClientFlags(cmd, o)
 	cmd.Flags().StringVar(&reason, "reason", "", "why: recorded in the journal")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	if action == "rollback" {
+		f := cmd.Flags()
+		f.StringSliceVar(&direct.endpoints, "etcd", nil, "roll the fleet back through etcd (comma-separated endpoints), with no replica's admin API")
+		f.StringVar(&direct.prefix, "etcd-prefix", fleet.DefaultConfig.Prefix, "the fleet's key prefix in etcd, with --etcd")
+		f.StringVarP(&direct.config, "config", "c", "", "roll back through the etcd named in this config file's state.etcd section")
+	}
 	return cmd
+}
+
+// etcdOptions reach a fleet's state in etcd directly.
+type etcdOptions struct {
+	endpoints []string
+	prefix    string
+	config    string
+}
+
+func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.config != "" }
+
+// rollbackViaEtcd writes the rolled-back state into etcd; every replica
+// watching it serves the baseline alone within a second. It needs no
+// replica to answer, only etcd.
+func rollbackViaEtcd(cmd *cobra.Command, o etcdOptions, reason string) error {
+	cfg := fleet.DefaultConfig
+	if o.config != "" {
+		c, err := loadConfig(o.config, nil)
+		if err != nil {
+			return errUsage{err}
+		}
+		if c.State.Backend != "etcd" {
+			return errUsage{fmt.Errorf("%s: state.backend is %q, not etcd: roll back through the admin API", o.config, c.State.Backend)}
+		}
+		cfg = c.State.Etcd
+	}
+	if len(o.endpoints) > 0 {
+		cfg.Endpoints = o.endpoints
+	}
+	if cmd.Flags().Changed("etcd-prefix") || o.config == "" {
+		cfg.Prefix = o.prefix
+	}
+	if err := cfg.Validate(); err != nil {
+		return errUsage{fmt.Errorf("etcd: %w", err)}
+	}
+	cli, err := cfg.Client()
+	if err != nil {
+		return errUnreachable{err}
+	}
+	defer cli.Close()
+	start := time.Now()
+	prev, did, err := fleet.NewStore(cli, cfg, "").Rollback(actor(), reason, time.Now())
+	if err != nil {
+		return errUnreachable{err}
+	}
+	if !did {
+		fmt.Fprintf(cmd.OutOrStdout(), "nothing to roll back: the fleet's rollout is %s\n", prev.Phase)
+		return nil
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "rolled back %s in etcd (%s); every replica serves baseline %s alone as it sees the change\n",
+		prev.Candidate.Version, time.Since(start).Round(time.Microsecond), prev.Baseline.Version)
+	return nil
 }
 
 func newStatusCmd() *cobra.Command {
@@ -270,6 +334,24 @@ func printStatus(out io.Writer, st statusView, format string) error {
 	}
 	if st.Candidate != nil {
 		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
+	}
+	if f := st.Fleet; f != nil {
+		store := "etcd up"
+		if !f.StoreUp {
+			store = "etcd UNREACHABLE (" + f.StoreError + "): serving the last routing, no decisions"
+		}
+		fmt.Fprintf(out, "fleet       replica %s, leader %s; %s\n", f.Replica, f.Leader, store)
+		for _, r := range f.Replicas {
+			cand := "-"
+			if r.Candidate != "" {
+				cand = fmt.Sprintf("%s at %g%%", r.Candidate, r.CandidatePercent)
+			}
+			lead := ""
+			if r.Leader {
+				lead = " (leader)"
+			}
+			fmt.Fprintf(out, "  %-20s baseline %s, candidate %s, state revision %d%s\n", r.ID, r.Baseline, cand, r.StateRevision, lead)
+		}
 	}
 	if d := st.LastDecision; d != nil {
 		fmt.Fprintf(out, "last        %s by %s, %s ago: %s\n", d.Action, d.Actor, time.Since(d.Time).Round(time.Second), d.Reason)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -25,6 +26,7 @@ type Config struct {
 	Listen   string               `mapstructure:"listen"`
 	Upstream string               `mapstructure:"upstream"`
 	StateDir string               `mapstructure:"state_dir"`
+	State    StateConfig          `mapstructure:"state"`
 	Admin    admin.Config         `mapstructure:"admin"`
 	Rulesets RulesetsConfig       `mapstructure:"rulesets"`
 	Routing  router.RoutingConfig `mapstructure:"routing"`
@@ -42,6 +44,15 @@ type RulesetsConfig struct {
 	Candidate string `mapstructure:"candidate"`
 }
 
+// StateConfig says where the rollout state lives: in state_dir (one
+// node) or in etcd, shared by a fleet of replicas.
+type StateConfig struct {
+	Backend string `mapstructure:"backend"`
+	// ReplicaID names this replica in the fleet; default host:listen-port.
+	ReplicaID string       `mapstructure:"replica_id"`
+	Etcd      fleet.Config `mapstructure:"etcd"`
+}
+
 // LogConfig controls wafcanary's own log.
 type LogConfig struct {
 	Level string `mapstructure:"level"`
@@ -52,6 +63,7 @@ func defaultConfig() Config {
 		Listen:   "127.0.0.1:8080",
 		Upstream: "http://127.0.0.1:8081",
 		StateDir: "state",
+		State:    StateConfig{Backend: "file", Etcd: fleet.DefaultConfig},
 		Admin:    admin.DefaultConfig,
 		Rulesets: RulesetsConfig{Baseline: "embedded:baseline.conf"},
 		Routing:  router.DefaultRoutingConfig,
@@ -80,6 +92,18 @@ func (c Config) Validate() error {
 	}
 	if c.Routing.CandidatePercent > 0 && c.Rulesets.Candidate == "" {
 		return fmt.Errorf("routing.candidate_percent: is %v but rulesets.candidate is not set", c.Routing.CandidatePercent)
+	}
+	switch c.State.Backend {
+	case "file":
+	case "etcd":
+		if err := c.State.Etcd.Validate(); err != nil {
+			return fmt.Errorf("state.etcd.%w", err)
+		}
+		if c.Rulesets.Candidate != "" {
+			return errors.New("rulesets.candidate: with state.backend etcd the fleet's candidate comes from `wafcanary start`; leave it empty so every replica serves the same rulesets")
+		}
+	default:
+		return fmt.Errorf("state.backend: want file or etcd, got %q", c.State.Backend)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

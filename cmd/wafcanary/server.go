@@ -8,15 +8,19 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -36,11 +40,22 @@ type server struct {
 	metrics    *metrics.Metrics
 	router     *router.Router
 	collector  *rollout.Collector
-	store      rollout.FileStore
+	store      store
 	rollout    *rollout.Controller
 	adminToken string
 
+	// A fleet's replica (state.backend etcd); nil on a single node.
+	etcd   *clientv3.Client
+	member *fleet.Member
+
 	reloadMu sync.Mutex // one reload at a time
+}
+
+// store is what the server needs of the state store: the controller's
+// part, and the journal for history.
+type store interface {
+	rollout.Store
+	History(n int) ([]rollout.Entry, error)
 }
 
 // loadRuleset loads a file, or a shipped ruleset named "embedded:NAME".
@@ -60,12 +75,15 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg, version)
 
-	secret := cfg.Routing.HashSecret
 	var err error
-	if secret == "" {
-		if secret, err = stateValue(cfg.StateDir, "routing.secret"); err != nil {
-			return nil, err
+	if cfg.State.Backend == "etcd" {
+		if s.etcd, err = cfg.State.Etcd.Client(); err != nil {
+			return nil, fmt.Errorf("state.etcd: %w", err)
 		}
+	}
+	secret, err := s.routingSecret()
+	if err != nil {
+		return nil, err
 	}
 	s.adminToken = cfg.Admin.Token
 	if s.adminToken == "" {
@@ -78,7 +96,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	up, _ := url.Parse(cfg.Upstream) // validated with the config
-	s.collector = rollout.NewCollector()
+	s.collector = rollout.NewCollector(metrics.NewEvidence(s.reg))
 	s.router, err = router.New(snap, router.Options{
 		Upstream: up, Routing: cfg.Routing, Shadow: cfg.Shadow, Proxy: cfg.Proxy,
 		Secret: []byte(secret), Observer: router.Tee(s.metrics, s.collector), Logger: log,
@@ -87,20 +105,103 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
-	s.store = rollout.FileStore{Dir: cfg.StateDir}
-	s.rollout, err = rollout.New(rollout.Options{
-		Config: cfg.Rollout, Router: s.router, Evidence: s.collector, Store: s.store,
+	var evidence rollout.EvidenceSource = s.collector
+	if cfg.Rollout.MetricsSource == "prometheus" {
+		if evidence, err = fleet.NewPrometheusEvidence(cfg.Rollout.Prometheus); err != nil {
+			return nil, err
+		}
+	}
+	opts := rollout.Options{
+		Config: cfg.Rollout, Router: s.router, Evidence: evidence,
 		Reporter: metrics.NewRollout(s.reg), Probe: s.probe, Logger: log, ShadowSample: sample,
+	}
+	if s.etcd == nil {
+		s.store = rollout.FileStore{Dir: cfg.StateDir}
+		opts.Store = s.store
+		if s.rollout, err = rollout.New(opts); err != nil {
+			return nil, err
+		}
+		// A rollout under way (or a promotion) outlives the process: its
+		// rulesets come back from their bundles, at the saved share.
+		if err := s.rollout.Restore(s.store.LoadRuleset); err != nil {
+			log.Error("cannot restore the rollout's rulesets; serving the configured ones", "error", err.Error())
+		}
+		return s, nil
+	}
+	return s, s.joinFleet(opts)
+}
+
+// replicaID names this replica in the fleet: state.replica_id, or the
+// host name and proxy port.
+func (s *server) replicaID() string {
+	if s.cfg.State.ReplicaID != "" {
+		return s.cfg.State.ReplicaID
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(s.cfg.Listen)
+	return host + ":" + port
+}
+
+// joinFleet wires the controller to the shared state in etcd. The
+// replica serves the fleet's routing before it takes traffic when etcd
+// answers; when it does not, it serves the configured baseline and
+// follows as soon as etcd is back.
+func (s *server) joinFleet(opts rollout.Options) error {
+	st := fleet.NewStore(s.etcd, s.cfg.State.Etcd, s.replicaID())
+	s.store = st
+	s.member = fleet.NewMember(fleet.MemberOptions{
+		Client: s.etcd, Config: s.cfg.State.Etcd, Store: st, ID: s.replicaID(), Admin: s.cfg.Admin.Listen,
+		Served: s.served, Reporter: metrics.NewFleet(s.reg), Logger: s.log,
 	})
-	if err != nil {
-		return nil, err
+	opts.Store, opts.Leadership = st, s.member
+	var err error
+	if s.rollout, err = rollout.New(opts); err != nil {
+		return err
 	}
-	// A rollout under way (or a promotion) outlives the process: its
-	// rulesets come back from their bundles, at the saved share.
-	if err := s.rollout.Restore(s.store.LoadRuleset); err != nil {
-		log.Error("cannot restore the rollout's rulesets; serving the configured ones", "error", err.Error())
+	s.member.SetFollower(s.rollout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.State.Etcd.DialTimeout)
+	defer cancel()
+	if err := s.member.Sync(ctx); err != nil {
+		s.log.Error("cannot read the fleet's state yet; serving the configured baseline until etcd answers", "error", err.Error())
 	}
-	return s, nil
+	return nil
+}
+
+// served is what this replica serves, for its fleet record.
+func (s *server) served() fleet.Served {
+	snap := s.router.Snapshot()
+	out := fleet.Served{Baseline: snap.Baseline.Version, CandidatePercent: snap.Share.Percent()}
+	if snap.Candidate != nil {
+		out.Candidate, out.ShadowSamplePercent = snap.Candidate.Version, snap.ShadowSample.Percent()
+	}
+	return out
+}
+
+// routingSecret is the sticky-assignment secret: configured, or kept in
+// state_dir; a fleet shares one from etcd (cached in state_dir, so a
+// replica restarting while etcd is down still puts clients on their arm).
+func (s *server) routingSecret() (string, error) {
+	if s.cfg.Routing.HashSecret != "" {
+		return s.cfg.Routing.HashSecret, nil
+	}
+	if s.etcd == nil {
+		return stateValue(s.cfg.StateDir, "routing.secret")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.State.Etcd.DialTimeout)
+	defer cancel()
+	cache := filepath.Join(s.cfg.StateDir, "fleet-routing.secret")
+	secret, err := fleet.NewStore(s.etcd, s.cfg.State.Etcd, "").RoutingSecret(ctx)
+	if err == nil {
+		if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
+			return "", fmt.Errorf("state_dir: %w", err)
+		}
+		return secret, os.WriteFile(cache, []byte(secret), 0o600)
+	}
+	if b, rerr := os.ReadFile(cache); rerr == nil && len(b) >= 16 {
+		s.log.Warn("etcd unreachable; using the fleet's routing secret cached in state_dir", "error", err.Error())
+		return string(b), nil
+	}
+	return "", fmt.Errorf("state.etcd: the fleet's routing secret is in etcd, which does not answer, and none is cached in %s: %w", cache, err)
 }
 
 // buildSnapshot compiles the configured rulesets into a routing snapshot.
@@ -140,6 +241,11 @@ func (s *server) buildSnapshot(strict bool) (*router.Snapshot, error) {
 func (s *server) reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.member != nil {
+		err := errors.New("state.backend is etcd: reload refused, a fleet changes rulesets through rollouts so every replica serves the same ones")
+		s.log.Error("reload refused", "error", err.Error())
+		return err
+	}
 	if st := s.rollout.State(); st.Phase.Active() {
 		err := fmt.Errorf("a rollout is %s: reload refused, the rollout owns the rulesets in service (roll back or promote first)", st.Phase)
 		s.log.Error("reload refused", "error", err.Error())
@@ -185,7 +291,36 @@ func (s *server) status() any {
 		Started:             st.Started,
 		StepStarted:         st.StepStarted,
 		LastDecision:        st.LastDecision,
+		Fleet:               s.fleetStatus(),
 	}
+}
+
+// fleetView is the fleet part of the status: who leads, whether etcd
+// answers, and what every replica serves, so a stuck one is visible.
+type fleetView struct {
+	Replica    string          `json:"replica"`
+	Leader     string          `json:"leader"`
+	Leading    bool            `json:"leading"`
+	StoreUp    bool            `json:"store_up"`
+	StoreError string          `json:"store_error,omitempty"`
+	Replicas   []fleet.Replica `json:"replicas"`
+}
+
+func (s *server) fleetStatus() *fleetView {
+	if s.member == nil {
+		return nil
+	}
+	up, why := s.member.StoreUp()
+	v := &fleetView{Replica: s.member.ID(), Leader: s.member.Leader(), Leading: s.member.Leading(), StoreUp: up, StoreError: why}
+	if up {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		v.Replicas, _ = s.member.Replicas(ctx)
+	}
+	if v.Replicas == nil {
+		v.Replicas = []fleet.Replica{}
+	}
+	return v
 }
 
 // statusView is the status document; `wafcanary status -o json` prints it.
@@ -201,6 +336,7 @@ type statusView struct {
 	Started             time.Time           `json:"started,omitzero"`
 	StepStarted         time.Time           `json:"step_started,omitzero"`
 	LastDecision        *rollout.Decision   `json:"last_decision"`
+	Fleet               *fleetView          `json:"fleet,omitempty"`
 }
 
 func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
@@ -357,6 +493,12 @@ func (s *server) run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	controlCtx, stopControl := context.WithCancel(ctx)
 	controlDone := make(chan struct{})
 	go func() { s.rollout.Run(controlCtx); close(controlDone) }()
+	memberDone := make(chan struct{})
+	if s.member != nil {
+		go func() { s.member.Run(controlCtx); close(memberDone) }()
+	} else {
+		close(memberDone)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- proxy.Serve(proxyLn) }()
@@ -369,6 +511,10 @@ func (s *server) run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	}
 	stopControl()
 	<-controlDone
+	<-memberDone // resigned: another replica leads now, not after the lease
+	if s.etcd != nil {
+		defer s.etcd.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if e := proxy.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {

@@ -1,0 +1,289 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/fleet/fleettest"
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// recorder stands in for the rollout controller: it records the states
+// the member hands it, in order.
+type recorder struct {
+	mu     sync.Mutex
+	states []rollout.State
+}
+
+func (r *recorder) Sync(st rollout.State, _ func(string) (*ruleset.Ruleset, error), adopt func() bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if adopt() {
+		r.states = append(r.states, st)
+	}
+	return nil
+}
+
+func (r *recorder) last() rollout.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return rollout.State{}
+	}
+	return r.states[len(r.states)-1]
+}
+
+type replica struct {
+	m      *Member
+	store  *Store
+	rec    *recorder
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func testConfig(endpoint string) Config {
+	c := DefaultConfig
+	c.Endpoints, c.LeaseTTL, c.Prefix = []string{endpoint}, 2*time.Second, "/test/"
+	return c
+}
+
+func client(t *testing.T, cfg Config) *clientv3.Client {
+	t.Helper()
+	cli, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func startReplica(t *testing.T, cfg Config, id string) *replica {
+	t.Helper()
+	cli := client(t, cfg)
+	r := &replica{store: NewStore(cli, cfg, id), rec: &recorder{}, done: make(chan struct{})}
+	r.m = NewMember(MemberOptions{Client: cli, Config: cfg, Store: r.store, ID: id, Follower: r.rec,
+		Served: func() Served { return Served{Baseline: "b"} }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.m.Run(ctx); close(r.done) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *replica) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func leaderOf(t *testing.T, rs ...*replica) *replica {
+	t.Helper()
+	var l *replica
+	fleettest.WaitFor(t, 10*time.Second, "exactly one leader", func() bool {
+		n := 0
+		for _, r := range rs {
+			if r.m.Leading() {
+				n, l = n+1, r
+			}
+		}
+		return n == 1
+	})
+	return l
+}
+
+func activeState(step int) rollout.State {
+	now := time.Now().UTC().Round(time.Millisecond)
+	return rollout.State{Phase: rollout.Progressing, Step: step, Percent: 10, Started: now, StepStarted: now,
+		Baseline: rollout.RulesetRef{Version: "base"}, Candidate: &rollout.RulesetRef{Version: "cand"}}
+}
+
+func TestLeaderFencedFollowersFollowAndFailover(t *testing.T) {
+	etcd := fleettest.StartEtcd(t)
+	cfg := testConfig(etcd.Endpoint())
+	a, b := startReplica(t, cfg, "a"), startReplica(t, cfg, "b")
+	l := leaderOf(t, a, b)
+	f := a
+	if l == a {
+		f = b
+	}
+	if got := f.m.Leader(); got != l.m.ID() {
+		t.Errorf("follower names leader %q, want %q", got, l.m.ID())
+	}
+
+	// Only the leader decides.
+	st := activeState(1)
+	if err := f.store.Commit(st, rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
+		t.Fatalf("follower's decision: got %v, want ErrNotLeader", err)
+	}
+	written := time.Now()
+	if err := l.store.Commit(st, rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+		t.Fatalf("leader's decision refused: %v", err)
+	}
+	fleettest.WaitFor(t, time.Second, "the follower applying the leader's state within a second", func() bool {
+		return f.rec.last().Step == 1 && f.rec.last().Phase == rollout.Progressing
+	})
+	t.Logf("follower applied the leader's state %s after it was written", time.Since(written).Round(time.Millisecond))
+
+	// A stale replica's write is refused even with leadership: it has
+	// not seen the newest state.
+	l.store.mu.Lock()
+	l.store.rev--
+	l.store.mu.Unlock()
+	if err := l.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrStale) {
+		t.Fatalf("decision on a stale state: got %v, want ErrStale", err)
+	}
+	if _, err := l.store.Load(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A leader that stalls keeps believing it leads; its lease ends, the
+	// other replica takes over, and the stalled one's next write is
+	// fenced off although its revision is current.
+	l.store.mu.Lock()
+	staleFence := l.store.fence
+	l.store.mu.Unlock()
+	l.m.mu.Lock()
+	lease := l.m.lease
+	l.m.mu.Unlock()
+	lost := time.Now()
+	if _, err := client(t, cfg).Revoke(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.WaitFor(t, 5*time.Second, "the other replica taking over", func() bool { return f.m.Leading() })
+	t.Logf("takeover %s after the leader's lease ended", time.Since(lost).Round(time.Millisecond))
+	if err := f.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+		t.Fatalf("new leader's decision refused: %v", err)
+	}
+	if _, err := l.store.Load(); err != nil {
+		t.Fatal(err)
+	}
+	l.store.setFence(staleFence, true) // as if it had not noticed
+	if err := l.store.Commit(activeState(3), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
+		t.Fatalf("former leader's decision: got %v, want ErrNotLeader", err)
+	}
+	if got, _ := f.store.Load(); got.Step != 2 {
+		t.Fatalf("state step %d after the fenced write, want 2", got.Step)
+	}
+
+	// A leader that stops resigns: the other takes over at once, not
+	// after the lease.
+	l2 := leaderOf(t, a, b)
+	other := a
+	if l2 == a {
+		other = b
+	}
+	stopped := time.Now()
+	l2.stop()
+	fleettest.WaitFor(t, time.Second, "takeover within a second of a clean stop", func() bool { return other.m.Leading() })
+	t.Logf("takeover %s after the leader stopped", time.Since(stopped).Round(time.Millisecond))
+}
+
+func TestRollbackWithOnlyEtcd(t *testing.T) {
+	etcd := fleettest.StartEtcd(t)
+	cfg := testConfig(etcd.Endpoint())
+	a, b := startReplica(t, cfg, "a"), startReplica(t, cfg, "b")
+	l := leaderOf(t, a, b)
+	if err := l.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := NewStore(client(t, cfg), cfg, "")
+	start := time.Now()
+	prev, did, err := cli.Rollback("ops", "too many blocks", time.Now())
+	if err != nil || !did || prev.Phase != rollout.Progressing {
+		t.Fatalf("rollback: %v, did %v, previous %s", err, did, prev.Phase)
+	}
+	fleettest.WaitFor(t, time.Second, "both replicas rolled back within a second", func() bool {
+		return a.rec.last().Phase == rollout.RolledBack && b.rec.last().Phase == rollout.RolledBack
+	})
+	t.Logf("both replicas had the rollback %s after the command", time.Since(start).Round(time.Millisecond))
+	if _, did, err := cli.Rollback("ops", "again", time.Now()); err != nil || did {
+		t.Fatalf("second rollback: did %v, %v; want nothing to do", did, err)
+	}
+	h, err := cli.History(0)
+	if err != nil || len(h) != 2 || h[0].Action != "start" || h[1].Action != "rollback" || h[1].Actor != "ops" || h[1].Reason != "too many blocks" {
+		t.Fatalf("journal %+v, %v", h, err)
+	}
+}
+
+func TestBundlesSecretAndStoreOutage(t *testing.T) {
+	etcd := fleettest.StartEtcd(t)
+	cfg := testConfig(etcd.Endpoint())
+	s := NewStore(client(t, cfg), cfg, "x")
+	rs, err := ruleset.LoadFS(configs.Rulesets, "candidate-exclusion.conf", "embedded:candidate-exclusion.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	if err := s.SaveRuleset(rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadRuleset(rs.Version)
+	if err != nil {
+		t.Fatalf("bundle does not come back: %v", err)
+	}
+	got.Retire()
+	// Bytes that do not hash to the version are refused.
+	if _, err := client(t, cfg).Put(context.Background(), s.key(keyRulesets+"deadbeef"),
+		`{"version":"deadbeef","main":"m.conf","files":{"m.conf":"`+"U2VjUnVsZUVuZ2luZSBPbgo="+`"}}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadRuleset("deadbeef"); err == nil {
+		t.Fatal("a bundle whose bytes hash to another version was served")
+	}
+
+	s1, err := s.RoutingSecret(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := NewStore(client(t, cfg), cfg, "y").RoutingSecret(context.Background())
+	if err != nil || s1 != s2 || len(s1) < 32 {
+		t.Fatalf("replicas got routing secrets %q and %q (%v)", s1, s2, err)
+	}
+
+	// etcd down: the replica says so and stops leading; back: it leads
+	// again and sees changes made meanwhile... by nobody, as nobody
+	// could write.
+	a := startReplica(t, cfg, "a")
+	leaderOf(t, a)
+	etcd.Stop()
+	fleettest.WaitFor(t, 5*time.Second, "the store reported down", func() bool { up, _ := a.m.StoreUp(); return !up })
+	fleettest.WaitFor(t, 10*time.Second, "leadership given up without the store", func() bool { return !a.m.Leading() })
+	if err := a.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err == nil {
+		t.Fatal("a decision was recorded with etcd down")
+	}
+	etcd.Start()
+	fleettest.WaitFor(t, 10*time.Second, "the store back", func() bool { up, _ := a.m.StoreUp(); return up })
+	leaderOf(t, a)
+}
+
+func TestSketchesFromBuckets(t *testing.T) {
+	bucket := func(arm, le string, v float64) *model.Sample {
+		return &model.Sample{Metric: model.Metric{"arm": model.LabelValue(arm), "le": model.LabelValue(le)}, Value: model.SampleValue(v)}
+	}
+	// Cumulative: 100 under 1 ms, 100 more under 2 ms, 800 more under 5 ms.
+	vec := model.Vector{bucket("candidate", "0.001", 100), bucket("candidate", "0.002", 200), bucket("candidate", "0.005", 1000),
+		bucket("candidate", "+Inf", 1000), bucket("baseline", "0.001", 0), bucket("baseline", "+Inf", 0)}
+	sk := sketches(vec)
+	if _, ok := sk[router.Baseline]; ok {
+		t.Error("an arm without observations got a sketch")
+	}
+	c := sk[router.Candidate]
+	if c == nil || c.GetCount() != 1000 {
+		t.Fatalf("candidate sketch %v", c)
+	}
+	p50, _ := c.GetValueAtQuantile(0.5)
+	p10, _ := c.GetValueAtQuantile(0.05)
+	if p50 < 0.002 || p50 > 0.005 || p10 > 0.001 {
+		t.Errorf("p50 %v (want in the 2-5 ms bucket), p5 %v (want under 1 ms)", p50, p10)
+	}
+}

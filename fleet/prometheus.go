@@ -1,0 +1,205 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
+)
+
+// PrometheusEvidence reads the evidence of the whole fleet from
+// Prometheus: every series summed over the replicas with increase() over
+// the step so far. It implements rollout.EvidenceSource. Prometheus sees
+// a replica's counters one scrape interval late, and increase() needs two
+// samples in the window, so a step's first scrape intervals read as
+// little or no evidence: inconclusive, never a pass.
+type PrometheusEvidence struct {
+	api      v1.API
+	selector string
+	timeout  time.Duration
+	now      func() time.Time
+
+	mu    sync.Mutex
+	since time.Time
+}
+
+var _ rollout.EvidenceSource = (*PrometheusEvidence)(nil)
+
+// NewPrometheusEvidence queries the Prometheus at cfg.URL.
+func NewPrometheusEvidence(cfg rollout.PrometheusConfig) (*PrometheusEvidence, error) {
+	c, err := api.NewClient(api.Config{Address: cfg.URL})
+	if err != nil {
+		return nil, fmt.Errorf("rollout.prometheus.url: %w", err)
+	}
+	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now, since: time.Now()}, nil
+}
+
+// Reset implements rollout.EvidenceSource. The scope needs no keeping
+// here: every replica's collector classifies disagreements in or out of
+// scope as it counts them (wafcanary_evidence_disagreements_total).
+func (p *PrometheusEvidence) Reset(_ rollout.Scope, since time.Time) {
+	p.mu.Lock()
+	p.since = since
+	p.mu.Unlock()
+}
+
+// Queries returns the PromQL this source runs for a window, by what it
+// feeds; the README documents them.
+func (p *PrometheusEvidence) Queries(window time.Duration) map[string]string {
+	w := "[" + strconv.FormatInt(int64(math.Ceil(window.Seconds())), 10) + "s]"
+	sel := "{" + p.selector + "}"
+	return map[string]string{
+		"pairs":         "sum by (enforcing) (increase(wafcanary_evidence_pairs_total" + sel + w + "))",
+		"disagreements": "sum by (kind, scope) (increase(wafcanary_evidence_disagreements_total" + sel + w + "))",
+		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + sel + w + ")) > 0",
+		"requests":      "sum by (arm, action) (increase(wafcanary_requests_total" + sel + w + "))",
+		"upstream":      "sum by (arm) (increase(wafcanary_upstream_errors_total" + sel + w + "))",
+		"dropped":       "sum(increase(wafcanary_shadow_dropped_total" + sel + w + "))",
+		"waf_time":      "sum by (arm, le) (increase(wafcanary_waf_duration_seconds_bucket" + sel + w + "))",
+	}
+}
+
+// Evidence implements rollout.EvidenceSource. Any failed query fails the
+// whole read: half the evidence could pass what the whole would not.
+func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, error) {
+	p.mu.Lock()
+	since := p.since
+	p.mu.Unlock()
+	now := p.now()
+	window := max(now.Sub(since), time.Second)
+	ev := rollout.Evidence{NewBlocks: rollout.Disagreements{Rules: map[int]int64{}}, LostBlocks: rollout.Disagreements{Rules: map[int]int64{}}}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	results := map[string]model.Vector{}
+	for name, q := range p.Queries(window) {
+		v, _, _, err := p.api.Query(ctx, q, now)
+		if err != nil {
+			return rollout.Evidence{}, fmt.Errorf("prometheus query %s: %w", name, err)
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return rollout.Evidence{}, fmt.Errorf("prometheus query %s: want a vector, got %s", name, v.Type())
+		}
+		results[name] = vec
+	}
+	count := func(s *model.Sample) int64 { return int64(math.Round(float64(s.Value))) }
+	arm := func(s *model.Sample, label model.LabelName) (router.Arm, bool) {
+		switch s.Metric[label] {
+		case "baseline":
+			return router.Baseline, true
+		case "candidate":
+			return router.Candidate, true
+		}
+		return 0, false
+	}
+	for _, s := range results["pairs"] {
+		ev.Pairs += count(s)
+		if a, ok := arm(s, "enforcing"); ok && a == router.Baseline {
+			ev.ShadowedByCandidate += count(s)
+		}
+	}
+	kinds := map[model.LabelValue]*rollout.Disagreements{"new_block": &ev.NewBlocks, "lost_block": &ev.LostBlocks}
+	for _, s := range results["disagreements"] {
+		d := kinds[s.Metric["kind"]]
+		switch {
+		case d == nil:
+		case s.Metric["scope"] == "in":
+			d.InScope += count(s)
+		default:
+			d.OutOfScope += count(s)
+		}
+	}
+	for _, s := range results["rules"] {
+		id, err := strconv.Atoi(string(s.Metric["rule_id"]))
+		if d := kinds[s.Metric["kind"]]; d != nil && err == nil && count(s) > 0 {
+			d.Rules[id] += count(s)
+		}
+	}
+	for _, s := range results["requests"] {
+		if a, ok := arm(s, "arm"); ok {
+			ev.Arms[a].Requests += count(s)
+			if s.Metric["action"] == "blocked" {
+				ev.Arms[a].Blocked += count(s)
+			}
+		}
+	}
+	for _, s := range results["upstream"] {
+		if a, ok := arm(s, "arm"); ok {
+			ev.Arms[a].UpstreamErrors += count(s)
+		}
+	}
+	for _, s := range results["dropped"] {
+		ev.Dropped += count(s)
+	}
+	for a, sk := range sketches(results["waf_time"]) {
+		ev.Arms[a].WAFTime = sk
+	}
+	return ev, nil
+}
+
+// sketches turns cumulative histogram buckets into one sketch per arm,
+// each bucket's count placed at the geometric middle of its bounds (the
+// last finite bound for +Inf). Quantiles are then as precise as the
+// buckets: the latency checks compare bucket-resolution figures.
+func sketches(buckets model.Vector) map[router.Arm]*ddsketch.DDSketch {
+	type bound struct {
+		le    float64
+		count float64
+	}
+	byArm := map[router.Arm][]bound{}
+	for _, s := range buckets {
+		var a router.Arm
+		switch s.Metric["arm"] {
+		case "baseline":
+			a = router.Baseline
+		case "candidate":
+			a = router.Candidate
+		default:
+			continue
+		}
+		le, err := strconv.ParseFloat(string(s.Metric["le"]), 64)
+		if err != nil {
+			continue
+		}
+		byArm[a] = append(byArm[a], bound{le, float64(s.Value)})
+	}
+	out := map[router.Arm]*ddsketch.DDSketch{}
+	for a, bs := range byArm {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+		sk, _ := ddsketch.NewDefaultDDSketch(0.01)
+		lower, prev := 0.0, 0.0
+		for _, b := range bs {
+			n := math.Round(b.count - prev)
+			prev = math.Max(prev, b.count)
+			upper := b.le
+			if math.IsInf(upper, 1) {
+				upper = lower
+			}
+			if n > 0 && upper > 0 {
+				v := upper / 2
+				if lower > 0 {
+					v = math.Sqrt(lower * upper)
+				}
+				_ = sk.AddWithCount(v, n)
+			}
+			if !math.IsInf(b.le, 1) {
+				lower = b.le
+			}
+		}
+		if sk.GetCount() > 0 {
+			out[a] = sk
+		}
+	}
+	return out
+}
