@@ -24,6 +24,8 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/wafcanary/wafcanary/rx"
 )
 
 // ErrClosed is returned by Acquire's callers when a ruleset has been retired
@@ -108,6 +110,10 @@ func (r *Ruleset) Recompile(prelude string) (*Ruleset, error) {
 }
 
 func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
+	// Every ruleset wafcanary compiles matches @rx with RE2 where that is
+	// faster and gives the same outcome (see package rx): it must be in
+	// place before the first rule is compiled.
+	rx.Register()
 	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
 
