@@ -6,6 +6,7 @@ package fleettest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -166,6 +167,10 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// LogWriter returns a writer that passes a process's output to the test
+// log with prefix.
+func LogWriter(t testing.TB, prefix string) io.Writer { return &logWriter{t: t, prefix: prefix} }
 
 // logWriter passes a server's output to the test log, line by line, and
 // stops when the test has ended.
