@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,6 +132,10 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), name, newFS, err))
 	}
 	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
+	// Compiling CRS leaves tens of megabytes of parser garbage that the
+	// runtime would otherwise keep mapped until the heap grew back into
+	// it; a load is rare (start-up, SIGHUP, gates), so give it back now.
+	debug.FreeOSMemory()
 
 	files := src.files()
 	hashed := files
