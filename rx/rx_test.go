@@ -129,3 +129,33 @@ func TestInvalidPatternRefused(t *testing.T) {
 		t.Error("want a compile error, as Coraza gives")
 	}
 }
+
+// BenchmarkEvaluate compares the operator with Go's regexp, the engine of
+// Coraza's own @rx, on a CRS-like SQL injection pattern and a benign
+// value, capturing as CRS rules do.
+func BenchmarkEvaluate(b *testing.B) {
+	pattern := `(?i)(?:\b(?:s(?:elect\b.{1,100}?\b(?:(?:length|count|top)\b.{1,100}?\bfrom|from\b.{1,100}?\bwhere)|ys(?:\.database_name|aux)\b)|(?:union\b.{1,100}?\bselect|into\s+(?:out|dump)file)\b)|[\s'"(]sleep\s*\()`
+	value := strings.Repeat("Great product, arrived quickly and works well. ", 8)
+	std := regexp.MustCompile("(?sm)" + pattern)
+	op, err := New(plugintypes.OperatorOptions{Arguments: pattern})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("go-regexp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if std.FindStringSubmatchIndex(value) != nil {
+				b.Fatal("matched")
+			}
+		}
+	})
+	b.Run("rx", func(b *testing.B) {
+		b.ReportAllocs()
+		tx := &fakeTx{capturing: true}
+		for b.Loop() {
+			if op.Evaluate(tx, value) {
+				b.Fatal("matched")
+			}
+		}
+	})
+}
