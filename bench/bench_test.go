@@ -151,3 +151,14 @@ func TestWafcanaryConfigSplitsOnClientHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadArgs(t *testing.T) {
+	flat := load{threads: 1, connections: 8, duration: 7 * time.Second}.args("mix.lua", "http://x")
+	if got := strings.Join(flat, " "); got != "-t1 -c8 -d7s --timeout 5s -s mix.lua http://x" {
+		t.Errorf("flat out: %s", got)
+	}
+	paced := load{threads: 1, connections: 1, duration: 4 * time.Second, think: 20 * time.Millisecond}.args("mix.lua", "http://x")
+	if got := strings.Join(paced[len(paced)-2:], " "); got != "-- 20" {
+		t.Errorf("paced run passes think time as %q, want mix.lua's argument -- 20", got)
+	}
+}

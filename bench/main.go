@@ -1,14 +1,14 @@
 // Command wafbench is wafcanary's side-by-side benchmark (make bench). It
 // starts, on loopback, an upstream application and every target in front of
 // it: wafcanary in split mode with shadow at 0% and at 100%, a bare Coraza
-// proxy, a plain Go reverse proxy and nginx with ModSecurity v3. It then
+// proxy (stock, and with wafcanary's RE2 @rx), a plain Go reverse proxy and nginx with ModSecurity v3. It then
 // drives them in turn with wrk over one request mix, in interleaved rounds
 // so machine drift hits every target alike, and prints throughput, latency,
 // CPU per request and memory with ratios to the references.
 //
 //	wafbench run -bin DIR [-rounds 3] [-duration 7s] ...
 //	wafbench upstream -listen ADDR
-//	wafbench proxy -mode plain|coraza -listen ADDR -upstream URL
+//	wafbench proxy -mode plain|coraza|coraza-tuned -listen ADDR -upstream URL
 package main
 
 import (
@@ -58,7 +58,7 @@ func proxyCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("proxy", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	upstream := fs.String("upstream", "", "upstream URL")
-	mode := fs.String("mode", "plain", "plain (no WAF) or coraza (stock Coraza middleware, CRS baseline)")
+	mode := fs.String("mode", "plain", "plain (no WAF), coraza (stock Coraza middleware, CRS baseline) or coraza-tuned (the same with wafcanary's RE2 @rx)")
 	fs.Parse(args)
 	var h http.Handler
 	var err error
@@ -66,7 +66,9 @@ func proxyCmd(ctx context.Context, args []string) error {
 	case "plain":
 		h, err = reverseProxy(*upstream)
 	case "coraza":
-		h, err = bareCorazaHandler(*upstream)
+		h, err = bareCorazaHandler(*upstream, false)
+	case "coraza-tuned":
+		h, err = bareCorazaHandler(*upstream, true)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}

@@ -70,6 +70,12 @@ function init(args)
   -- Threads start at different points so they do not march in step.
   n = math.random(0, #mix - 1)
   attack = math.random(0, #attacks - 1)
+  -- An optional think time in ms (wrk ... -- MS) paces each connection:
+  -- the moderate-load runs use it.
+  local think = tonumber(args[1] or "0") or 0
+  if think > 0 then
+    delay = function() return think end
+  end
 end
 
 request = function()

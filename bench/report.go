@@ -12,7 +12,7 @@ import (
 type summary struct {
 	rps            float64 // all requests over all throughput time
 	p50, p99       float64 // ms, median over rounds
-	moderateP50    float64 // ms, median over rounds, one connection
+	moderateP50    float64 // ms, median over rounds, one paced connection
 	cpuPer1k       float64 // CPU seconds per 1,000 requests
 	blocked        float64 // fraction answered non-2xx/3xx
 	socketErrs     int64
@@ -94,10 +94,10 @@ func report(w io.Writer, targets []*target, o runOptions) {
 		return fmt.Sprintf("%.2fx", s.rps/r.rps)
 	}
 
-	fmt.Fprintf(w, "\nwafbench: %d interleaved rounds; throughput runs wrk -t%d -c%d -d%s, moderate-load runs wrk -t1 -c1 -d%s; same mix (mix.lua) for every target\n\n",
-		o.rounds, o.threads, o.connections, o.duration, o.moderate)
+	fmt.Fprintf(w, "\nwafbench: %d interleaved rounds; throughput runs wrk -t%d -c%d -d%s, moderate-load runs wrk -t1 -c1 -d%s with %s think time; same mix (mix.lua) for every target\n\n",
+		o.rounds, o.threads, o.connections, o.duration, o.moderate, o.think)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s\tp50 ms\tp99 ms\tp50 ms c1\tCPU s/1k req\tidle RSS MB\tpeak RSS MB\tnon-2xx\tx coraza\tx nginx\t")
+	fmt.Fprintln(tw, "target\treq/s\tp50 ms\tp99 ms\tp50 ms moderate\tCPU s/1k req\tidle RSS MB\tpeak RSS MB\tnon-2xx\tx coraza\tx nginx\t")
 	for _, t := range targets {
 		s := sums[t.name]
 		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.3f\t%.1f\t%.1f\t%.1f%%\t%s\t%s\t\n",
@@ -116,7 +116,8 @@ func report(w io.Writer, targets []*target, o runOptions) {
   ModSecurity v3 with Debian's CRS 3.3.4 (modsecurity-crs), paranoia level 1, inbound
   threshold 5, SecRuleEngine On, request and response body access with the same MIME
   types and limits. The two CRS versions differ in rules, so nginx's figures are a
-  reference for cost, not for detection.
+  reference for cost, not for detection. wafcanary and coraza+re2 match @rx with RE2
+  where that gives the same outcome (package rx); coraza is stock Coraza throughout.
   p50/p99: median over rounds of wrk's per-run percentiles. CPU: utime+stime of the
   target's processes (nginx: master and workers) over the throughput runs, including
   queued shadow work. RSS: VmRSS before any request (idle) and VmHWM at the end

@@ -53,13 +53,13 @@ func (t *target) pids() []int {
 }
 
 type runOptions struct {
-	bin, workdir               string
-	rounds                     int
-	duration, moderate, warmup time.Duration
-	threads, connections       int
-	only                       string
-	keep                       bool
-	nginxWorkers               int
+	bin, workdir                      string
+	rounds                            int
+	duration, moderate, warmup, think time.Duration
+	threads, connections              int
+	only                              string
+	keep                              bool
+	nginxWorkers                      int
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -69,7 +69,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.workdir, "workdir", "", "scratch directory (default: a new temporary directory)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; every target runs once per round")
 	fs.DurationVar(&o.duration, "duration", 7*time.Second, "length of each throughput run (whole seconds)")
-	fs.DurationVar(&o.moderate, "moderate", 3*time.Second, "length of each moderate-load run, one connection (whole seconds)")
+	fs.DurationVar(&o.moderate, "moderate", 4*time.Second, "length of each moderate-load run: one connection, paced by -think (whole seconds)")
+	fs.DurationVar(&o.think, "think", 20*time.Millisecond, "pause before each request in moderate-load runs; 0: one connection flat out")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up run per target before the rounds (whole seconds)")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads for throughput runs")
 	fs.IntVar(&o.connections, "connections", 8, "wrk connections for throughput runs")
@@ -145,7 +146,7 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 
 	heavy := load{threads: o.threads, connections: o.connections, duration: o.duration}
-	light := load{threads: 1, connections: 1, duration: o.moderate}
+	light := load{threads: 1, connections: 1, duration: o.moderate, think: o.think}
 	for _, t := range targets {
 		fmt.Fprintf(os.Stderr, "warming up %s\n", t.name)
 		if _, err := runWrk(ctx, script, t.url, load{threads: o.threads, connections: o.connections, duration: o.warmup}); err != nil {
@@ -179,7 +180,7 @@ func runCmd(ctx context.Context, args []string) error {
 				return err
 			}
 			t.light = append(t.light, r)
-			fmt.Fprintf(os.Stderr, "round %d/%d  %-18s moderate load (1 connection): p50 %6.2f ms\n",
+			fmt.Fprintf(os.Stderr, "round %d/%d  %-18s moderate load: p50 %6.2f ms\n",
 				round+1, o.rounds, t.name, ms(r.P50US))
 		}
 	}
@@ -204,6 +205,10 @@ func allTargets(self, wafcanary, upstream string, o runOptions) []*target {
 	bare := freeAddr()
 	add(&target{name: "coraza", desc: "bare Coraza v3.8.1 http.WrapHandler + CRS 4.25", url: "http://" + bare,
 		cmd: exec.Command(self, "proxy", "-mode", "coraza", "-listen", bare, "-upstream", upstream)})
+
+	tuned := freeAddr()
+	add(&target{name: "coraza+re2", desc: "the same bare Coraza proxy with wafcanary's RE2 @rx (package rx)", url: "http://" + tuned,
+		cmd: exec.Command(self, "proxy", "-mode", "coraza-tuned", "-listen", tuned, "-upstream", upstream)})
 
 	for _, shadow := range []int{0, 100} {
 		name := "wafcanary"

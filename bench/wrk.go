@@ -58,14 +58,21 @@ func parseWrk(out []byte) (wrkResult, error) {
 type load struct {
 	threads, connections int
 	duration             time.Duration
+	// think is a pause before each request on a connection (mix.lua's
+	// delay); zero drives the connections flat out.
+	think time.Duration
 }
 
 func (l load) args(script, url string) []string {
-	return []string{
+	args := []string{
 		"-t" + strconv.Itoa(l.threads), "-c" + strconv.Itoa(l.connections),
 		"-d" + strconv.Itoa(int(l.duration.Seconds())) + "s",
 		"--timeout", "5s", "-s", script, url,
 	}
+	if l.think > 0 {
+		args = append(args, "--", strconv.FormatInt(l.think.Milliseconds(), 10))
+	}
+	return args
 }
 
 // runWrk drives url with the mix for l.duration. The context bounds it
