@@ -14,6 +14,10 @@ import (
 // fleet's controller can sum them over the replicas in Prometheus.
 type Evidence struct {
 	pairs, disagreements, rules *prometheus.CounterVec
+	// The fixed series, resolved once: the shadow worker counts every
+	// pair without a label lookup.
+	pair  [2]prometheus.Counter
+	inOut map[string][2]prometheus.Counter // kind -> out, in
 }
 
 var _ rollout.Counter = (*Evidence)(nil)
@@ -35,67 +39,33 @@ func NewEvidence(reg prometheus.Registerer) *Evidence {
 		}, []string{"kind", "rule_id"}),
 	}
 	reg.MustRegister(e.pairs, e.disagreements, e.rules)
-	// increase() cannot see a series' first sample: create them at zero.
+	// increase() cannot see a series' first sample: all exist from zero.
 	for _, a := range router.Arms {
-		e.pairs.WithLabelValues(a.String())
+		e.pair[a] = e.pairs.WithLabelValues(a.String())
 	}
+	e.inOut = map[string][2]prometheus.Counter{}
 	for _, k := range []string{"new_block", "lost_block"} {
-		for _, s := range []string{"in", "out"} {
-			e.disagreements.WithLabelValues(k, s)
-		}
+		e.inOut[k] = [2]prometheus.Counter{e.disagreements.WithLabelValues(k, "out"), e.disagreements.WithLabelValues(k, "in")}
 	}
 	return e
 }
 
 // CountPair implements rollout.Counter.
-func (e *Evidence) CountPair(enforcing router.Arm) { e.pairs.WithLabelValues(enforcing.String()).Inc() }
+func (e *Evidence) CountPair(enforcing router.Arm) { e.pair[enforcing].Inc() }
 
 // CountDisagreement implements rollout.Counter.
 func (e *Evidence) CountDisagreement(kind string, inScope bool, rules []int) {
-	scope := "out"
-	if inScope {
-		scope = "in"
-	}
-	e.disagreements.WithLabelValues(kind, scope).Inc()
-	if inScope {
+	c, ok := e.inOut[kind]
+	if !ok {
 		return
 	}
+	if inScope {
+		c[1].Inc()
+		return
+	}
+	c[0].Inc()
 	// Rule IDs come from the loaded rulesets' own rules: bounded.
 	for _, id := range rules {
 		e.rules.WithLabelValues(kind, strconv.Itoa(id)).Inc()
 	}
-}
-
-// Fleet reports a replica's place in a fleet.
-type Fleet struct {
-	leader, storeUp prometheus.Gauge
-}
-
-// NewFleet creates the collectors and registers them with reg.
-func NewFleet(reg prometheus.Registerer) *Fleet {
-	f := &Fleet{
-		leader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wafcanary_fleet_leader",
-			Help: "1 if this replica leads the fleet's rollout (takes its decisions), else 0.",
-		}),
-		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wafcanary_state_store_up",
-			Help: "1 if the shared state store (etcd) answered the last check, else 0: the replica serves its last routing and no decision is taken.",
-		}),
-	}
-	reg.MustRegister(f.leader, f.storeUp)
-	return f
-}
-
-// ReportFleet implements fleet.Reporter.
-func (f *Fleet) ReportFleet(leading, storeUp bool) {
-	f.leader.Set(b2f(leading))
-	f.storeUp.Set(b2f(storeUp))
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

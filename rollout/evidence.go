@@ -187,30 +187,37 @@ func (c *Collector) ObserveShadow(s router.ShadowRecord) {
 	if d != nil {
 		rules = attribute(blocking, other)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	inScope := c.count(s.Enforcing, d, s.Path, rules)
+	// Prometheus counters take their own locks; not under ours.
 	if c.counter != nil {
 		c.counter.CountPair(s.Enforcing)
+		if d != nil {
+			c.counter.CountDisagreement(kind, inScope, rules)
+		}
 	}
+}
+
+// count adds a pair, and its disagreement d if any, to the window, and
+// reports whether the disagreement is in the rollout's scope.
+func (c *Collector) count(enforcing router.Arm, d *Disagreements, path string, rules []int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.ev.Pairs++
-	if s.Enforcing == router.Baseline {
+	if enforcing == router.Baseline {
 		c.ev.ShadowedByCandidate++
 	}
 	if d == nil {
-		return
+		return false
 	}
-	inScope := c.scope.covers(s.Path, rules)
-	if c.counter != nil {
-		c.counter.CountDisagreement(kind, inScope, rules)
-	}
-	if inScope {
+	if c.scope.covers(path, rules) {
 		d.InScope++
-		return
+		return true
 	}
 	d.OutOfScope++
 	for _, id := range rules {
 		d.Rules[id]++
 	}
+	return false
 }
 
 // ShadowDropped implements router.Observer.

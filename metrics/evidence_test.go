@@ -1,0 +1,46 @@
+package metrics
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wafcanary/wafcanary/router"
+)
+
+// The fleet's controller sums these series: they must count what the
+// collector counts, scope included, and name rules only out of scope.
+func TestEvidenceCounters(t *testing.T) {
+	e := NewEvidence(prometheus.NewRegistry())
+	if got := testutil.ToFloat64(e.disagreements.WithLabelValues("lost_block", "in")); got != 0 {
+		t.Fatalf("series not created at zero: %v", got)
+	}
+	e.CountPair(router.Baseline)
+	e.CountPair(router.Baseline)
+	e.CountPair(router.Candidate)
+	e.CountDisagreement("new_block", true, []int{942100})
+	e.CountDisagreement("new_block", false, []int{942100, 932160})
+	e.CountDisagreement("bogus", false, []int{1})
+	for _, c := range []struct {
+		got  prometheus.Counter
+		want float64
+	}{
+		{e.pairs.WithLabelValues("baseline"), 2},
+		{e.pairs.WithLabelValues("candidate"), 1},
+		{e.disagreements.WithLabelValues("new_block", "in"), 1},
+		{e.disagreements.WithLabelValues("new_block", "out"), 1},
+		{e.rules.WithLabelValues("new_block", "942100"), 1},
+		{e.rules.WithLabelValues("new_block", "932160"), 1},
+	} {
+		if v := testutil.ToFloat64(c.got); v != c.want {
+			t.Errorf("%s = %v, want %v", c.got.Desc(), v, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(e.disagreements); n != 4 {
+		t.Errorf("%d disagreement series, want 4 (an unknown kind makes none)", n)
+	}
+	if n := testutil.CollectAndCount(e.rules); n != 2 {
+		t.Errorf("%d rule series, want 2 (in-scope rules are not named)", n)
+	}
+}
