@@ -98,6 +98,15 @@ func NewMember(o MemberOptions) *Member {
 // the controller needs the member first (as its Leadership).
 func (m *Member) SetFollower(f Follower) { m.follower = f }
 
+// name is how this replica appears as leader: its ID and, so an operator
+// sent elsewhere knows where to go, its admin address.
+func (m *Member) name() string {
+	if m.admin == "" {
+		return m.id
+	}
+	return m.id + " (admin " + m.admin + ")"
+}
+
 // Leading implements rollout.Leadership.
 func (m *Member) Leading() bool { return m.leading.Load() }
 
@@ -279,7 +288,7 @@ func (m *Member) lead(ctx context.Context, sess *concurrency.Session) {
 			}
 		}
 	}()
-	if err := el.Campaign(cctx, m.id); err != nil {
+	if err := el.Campaign(cctx, m.name()); err != nil {
 		return
 	}
 	// Decisions build on the newest state, not on what the watch has
@@ -293,7 +302,7 @@ func (m *Member) lead(ctx context.Context, sess *concurrency.Session) {
 	}
 	m.store.setFence(clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()), true)
 	m.leading.Store(true)
-	m.leader.Store(m.id)
+	m.leader.Store(m.name())
 	m.log.Info("leading the fleet's rollout", "replica", m.id)
 	m.report()
 	m.publish()

@@ -45,8 +45,9 @@ type server struct {
 	adminToken string
 
 	// A fleet's replica (state.backend etcd); nil on a single node.
-	etcd   *clientv3.Client
-	member *fleet.Member
+	etcd       *clientv3.Client
+	fleetStore *fleet.Store
+	member     *fleet.Member
 
 	reloadMu sync.Mutex // one reload at a time
 }
@@ -80,6 +81,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		if s.etcd, err = cfg.State.Etcd.Client(); err != nil {
 			return nil, fmt.Errorf("state.etcd: %w", err)
 		}
+		s.fleetStore = fleet.NewStore(s.etcd, cfg.State.Etcd, s.replicaID())
 	}
 	secret, err := s.routingSecret()
 	if err != nil {
@@ -147,7 +149,7 @@ func (s *server) replicaID() string {
 // answers; when it does not, it serves the configured baseline and
 // follows as soon as etcd is back.
 func (s *server) joinFleet(opts rollout.Options) error {
-	st := fleet.NewStore(s.etcd, s.cfg.State.Etcd, s.replicaID())
+	st := s.fleetStore
 	s.store = st
 	s.member = fleet.NewMember(fleet.MemberOptions{
 		Client: s.etcd, Config: s.cfg.State.Etcd, Store: st, ID: s.replicaID(), Admin: s.cfg.Admin.Listen,
@@ -190,7 +192,7 @@ func (s *server) routingSecret() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.State.Etcd.DialTimeout)
 	defer cancel()
 	cache := filepath.Join(s.cfg.StateDir, "fleet-routing.secret")
-	secret, err := fleet.NewStore(s.etcd, s.cfg.State.Etcd, "").RoutingSecret(ctx)
+	secret, err := s.fleetStore.RoutingSecret(ctx)
 	if err == nil {
 		if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
 			return "", fmt.Errorf("state_dir: %w", err)
