@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wafcanary/wafcanary/fleet/fleettest"
 )
 
 var dashboardFiles = []string{"wafcanary-rollout.json", "wafcanary-overview.json"}
@@ -232,7 +234,7 @@ func checkSelector(t *testing.T, where, expr string) {
 // config (which loads the rules file), on the rules, and the rules' unit
 // tests.
 func TestPromtoolChecksShippedFiles(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := fleettest.Require(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "config", "../configs/prometheus/prometheus.yml"},
 		{"check", "rules", rulesFile},
@@ -247,31 +249,6 @@ func TestPromtoolChecksShippedFiles(t *testing.T) {
 	}
 }
 
-// requireTool finds a Prometheus binary, installing Debian's prometheus
-// package when it is missing and this user may (root, or sudo without a
-// password): the README's test command must work on a fresh machine.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	install := []string{"apt-get", "install", "-y", "--no-install-recommends", "prometheus"}
-	if os.Geteuid() != 0 {
-		install = append([]string{"sudo", "-n"}, install...)
-	}
-	t.Logf("%s not found; running %s", name, strings.Join(install, " "))
-	cmd := exec.Command(install[0], install[1:]...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s is needed and could not be installed (%v); install Debian's prometheus package:\n%s", name, err, out)
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("installed prometheus, still no %s: %v", name, err)
-	}
-	return p
-}
-
 // TestQueriesAgainstRealPrometheus builds wafcanary, runs its demo (a real
 // proxy with the shipped baseline and the exclusion candidate rolled out
 // through shadow, 10%, 50% and 100%, with benign, attack and
@@ -283,7 +260,7 @@ func TestQueriesAgainstRealPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds wafcanary and runs it with a real Prometheus for about a minute; run without -short")
 	}
-	prom := requireTool(t, "prometheus")
+	prom := fleettest.Require(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
