@@ -54,6 +54,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: id, Context: r.Context()})
 	ex.tx = tx
+	var sample *capture
 	defer func() {
 		// Runs on every exit, including the panic net/http uses to abort a
 		// response (drop, or a copy error once headers are out).
@@ -63,6 +64,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rt.finish(ex, tx, r, &rec, sw.status, start)
 		rs.Release()
+		rt.offerShadow(sample)
 		if p != nil {
 			panic(p)
 		}
@@ -75,7 +77,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	it, replay, err := rt.inspectRequest(ex, &view, body)
 	if err == nil {
-		rt.offerShadow(snap, ex, &view, body, it)
+		sample = rt.captureShadow(snap, ex, &view, body, it)
 	}
 
 	switch {

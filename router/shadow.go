@@ -27,28 +27,28 @@ type capture struct {
 	other     *ruleset.Ruleset
 }
 
-// offerShadow samples the request for shadow evaluation. It never blocks:
-// when the queue is full the sample is dropped and counted. Verdicts are
-// compared on the request phases only, since the shadow ruleset never sees
-// a response.
-func (rt *Router) offerShadow(snap *Snapshot, ex *exchange, v *requestView, body io.Reader, it *types.Interruption) {
+// captureShadow samples the request for shadow evaluation and copies what
+// the other ruleset needs, while the transaction still holds the body.
+// Verdicts are compared on the request phases only, since the shadow
+// ruleset never sees a response. A nil capture means not sampled.
+func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *requestView, body io.Reader, it *types.Interruption) *capture {
 	if snap.Candidate == nil || snap.ShadowSample == 0 || ex.tx == nil {
-		return
+		return nil
 	}
 	if snap.ShadowSample < MaxShare && rand.Uint32N(uint32(MaxShare)) >= uint32(snap.ShadowSample) {
-		return
+		return nil
 	}
 	var data []byte
 	if body != nil {
 		var ok bool
 		if data, ok = rt.captureBody(ex.tx, it != nil); !ok {
 			rt.obs.ShadowDropped()
-			return
+			return nil
 		}
 	}
 	other := snap.Ruleset(ex.arm.Other())
 	if !other.Acquire() {
-		return // swapped out since this request started; nothing left to compare
+		return nil // swapped out since this request started; nothing left to compare
 	}
 	c := &capture{
 		view:      *v,
@@ -61,10 +61,22 @@ func (rt *Router) offerShadow(snap *Snapshot, ex *exchange, v *requestView, body
 	}
 	c.view.header = v.header.Clone()
 	c.view.transferEncoding = append([]string(nil), v.transferEncoding...)
+	return c
+}
+
+// offerShadow queues a capture for the shadow workers. It is called once
+// the response has been handed to the client, so the shadow evaluation
+// does not take CPU from the request it copies (on a small machine, the
+// response phases and the upstream's own work). It never blocks: when the
+// queue is full the sample is dropped and counted.
+func (rt *Router) offerShadow(c *capture) {
+	if c == nil {
+		return
+	}
 	select {
 	case rt.shadow <- c:
 	default:
-		other.Release()
+		c.other.Release()
 		rt.obs.ShadowDropped()
 	}
 }

@@ -52,6 +52,7 @@ func Register() {
 type Operator struct {
 	std *regexp.Regexp
 	re2 *re2.Regexp // nil when RE2 cannot compile the pattern
+	pre *prefilter  // nil when the pattern gives no cheap condition
 }
 
 // New compiles an @rx operator; it has Coraza's OperatorFactory signature.
@@ -71,7 +72,7 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		o := &Operator{std: std}
+		o := &Operator{std: std, pre: newPrefilter(expr)}
 		if r, err := re2.Compile(expr); err == nil && r.NumSubexp() == std.NumSubexp() {
 			o.re2 = r
 		}
@@ -86,6 +87,9 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 // Evaluate reports whether value matches, recording up to nine capture
 // groups (group 0 is the whole match) when the rule captures.
 func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.pre != nil && !o.pre.mayMatch(value) {
+		return false
+	}
 	useRE2 := o.re2 != nil && len(value) >= MinRE2Len && utf8.ValidString(value)
 	if !tx.Capturing() {
 		if useRE2 {
