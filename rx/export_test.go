@@ -13,12 +13,13 @@ func Prefilter(argument string) (mayMatch func(string) bool, minLen int, lits []
 	if !ok || o.pre == nil {
 		return nil, 0, nil
 	}
-	if o.pre.lits != nil {
-		for _, set := range o.pre.lits.long {
+	if l := o.pre.lits; l != nil {
+		lits = append(lits, l.few...)
+		for _, set := range l.byPair {
 			lits = append(lits, set...)
 		}
-		for c := range 128 {
-			if o.pre.lits.single[c>>6]&(1<<(c&63)) != 0 {
+		for c := range 256 {
+			if l.single[c] && !(l.fold && 'A' <= c && c <= 'Z') {
 				lits = append(lits, string(rune(c)))
 			}
 		}

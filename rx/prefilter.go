@@ -3,6 +3,9 @@ package rx
 import (
 	"regexp/syntax"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // A prefilter answers "this value cannot match" without running the
@@ -11,20 +14,21 @@ import (
 //
 //   - minLen: every match consumes at least this many bytes, so a shorter
 //     value cannot match;
-//   - lits: every match contains at least one of these strings (ASCII,
-//     lower-cased), so an ASCII value that contains none of them, compared
-//     without case, cannot match.
+//   - lits: every match contains at least one of a set of strings, so a
+//     value that contains none of them cannot match.
 //
 // On benign traffic nearly every CRS evaluation is a "no match", and most
-// CRS patterns need a keyword (select, script, /etc/, ...) that ordinary
-// values lack; the prefilter answers those in one pass over the value.
+// CRS patterns need a keyword (select, <script, /etc/, a web shell's
+// <title>) that ordinary values lack; the prefilter answers those in one
+// pass over the value, where a regexp engine would run its automaton.
 //
 // It can only say "no" when the regexp would say no. Where the analysis is
-// unsure it keeps no condition, and values that are not ASCII skip the
-// literal check (case folding reaches outside ASCII: (?i)k matches U+212A
-// KELVIN SIGN), so they always run the regexp. Coraza's stock operator has
-// the same idea (SecRxPreFilter); it lives inside that operator, which this
-// package replaces, hence this one.
+// unsure it keeps no condition. Strings taken from case-insensitive parts
+// of a pattern are compared without ASCII case and only on ASCII values:
+// case folding reaches outside ASCII ((?i)k matches U+212A KELVIN SIGN),
+// so a value that is not ASCII runs the regexp. Coraza's stock operator
+// has the same idea (SecRxPreFilter); it lives inside that operator, which
+// this package replaces, hence this one.
 type prefilter struct {
 	minLen int
 	lits   *litSet // nil: no literal condition
@@ -40,7 +44,7 @@ func (p *prefilter) mayMatch(value string) bool {
 
 // Limits that keep the analysis and the per-value check cheap. A bigger
 // set is dropped (no condition), never truncated: a truncated set would
-// reject values that contain only a dropped literal.
+// reject values that contain only a dropped string.
 const (
 	maxExact = 64  // strings a node can match, when enumerated
 	maxLits  = 256 // strings in a required set
@@ -54,8 +58,7 @@ func newPrefilter(expr string) *prefilter {
 		return nil
 	}
 	p := &prefilter{minLen: minLen(re)}
-	in := analyse(re)
-	if set := in.best(); set != nil {
+	if set, ok := analyse(re).best(); ok {
 		p.lits = newLitSet(set)
 	}
 	if p.minLen == 0 && p.lits == nil {
@@ -96,49 +99,74 @@ func minLen(re *syntax.Regexp) int {
 	}
 }
 
-// info is what a node tells about the ASCII text it matches, lower-cased:
-// exact, when not nil, holds every string the node can match; req, when
-// not nil, is a set one of whose members is in every match.
+// strs is a set of strings. Folded sets hold lower-case strings to be
+// compared without ASCII case, on ASCII values only; the others are
+// compared byte for byte, on any value.
+type strs struct {
+	s    []string
+	fold bool
+}
+
+// folded is the set compared without case: a weaker condition than the
+// exact one, so a set may always be folded, never unfolded.
+func (a strs) folded() strs {
+	if a.fold {
+		return a
+	}
+	out := strs{fold: true}
+	for _, s := range a.s {
+		out.s = union(out.s, []string{strings.Map(lowerRune, s)})
+	}
+	return out
+}
+
+// align brings two sets to the same comparison.
+func align(a, b strs) (strs, strs) {
+	if a.fold != b.fold {
+		return a.folded(), b.folded()
+	}
+	return a, b
+}
+
+// info is what a node tells about the text it matches: exact, when ok,
+// holds every string the node can match; req, when ok, is a set one of
+// whose members is in every match.
 type info struct {
-	exact []string
-	req   []string
+	exact, req     strs
+	exactOK, reqOK bool
 }
 
 // best is the strongest required set: the exact set when there is one,
 // unless the node can match the empty string, which satisfies any set.
-func (in info) best() []string {
-	if in.exact != nil {
-		if slices.Contains(in.exact, "") {
-			return nil
-		}
-		return in.exact
+func (in info) best() (strs, bool) {
+	if in.exactOK {
+		return in.exact, !slices.Contains(in.exact.s, "")
 	}
-	return in.req
+	return in.req, in.reqOK
 }
+
+func exactly(fold bool, s ...string) info {
+	return info{exact: strs{s, fold}, exactOK: true}
+}
+
+func requires(s strs, ok bool) info { return info{req: s, reqOK: ok} }
 
 func analyse(re *syntax.Regexp) info {
 	switch re.Op {
 	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
-		return info{exact: []string{""}}
+		return exactly(false, "")
 	case syntax.OpLiteral:
-		b := make([]byte, len(re.Rune))
-		for i, r := range re.Rune {
-			if r >= 0x80 {
-				return info{} // matches no ASCII text; claim nothing
-			}
-			b[i] = lower(byte(r))
-		}
-		return info{exact: []string{string(b)}}
+		return literal(re)
 	case syntax.OpCharClass:
-		return info{exact: classChars(re.Rune)}
+		return class(re.Rune)
 	case syntax.OpCapture:
 		return analyse(re.Sub[0])
 	case syntax.OpPlus:
-		return info{req: analyse(re.Sub[0]).best()}
+		return requires(analyse(re.Sub[0]).best())
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return info{req: analyse(re.Sub[0]).best()}
+			return requires(analyse(re.Sub[0]).best())
 		}
 		return info{}
 	case syntax.OpConcat:
@@ -150,27 +178,56 @@ func analyse(re *syntax.Regexp) info {
 	}
 }
 
-// classChars is the ASCII members of a character class, lower-cased, when
-// there are few of them ([Ss] is one). Members outside ASCII match no ASCII
-// text, so leaving them out keeps the set necessary for ASCII values.
-func classChars(ranges []rune) []string {
-	var seen [128]bool
+// literal: a case-sensitive literal is its UTF-8 bytes (unless it holds
+// U+FFFD, which Go also matches against an invalid byte); a folded one is
+// its lower-case ASCII, and if it holds a letter outside ASCII it matches
+// no ASCII value, so it claims nothing.
+func literal(re *syntax.Regexp) info {
+	fold := false
+	if re.Flags&syntax.FoldCase != 0 {
+		for _, r := range re.Rune {
+			if unicode.SimpleFold(r) != r {
+				fold = true
+			}
+		}
+	}
+	for _, r := range re.Rune {
+		if r == utf8.RuneError || fold && r >= utf8.RuneSelf {
+			return info{}
+		}
+	}
+	s := string(re.Rune)
+	if fold {
+		s = strings.Map(lowerRune, s)
+	}
+	return exactly(fold, s)
+}
+
+// class: a small class of ASCII characters ([Ss], [/\\]) is its members.
+// A class that also holds characters outside ASCII, as (?i)[k] holds
+// U+212A, is reduced to its ASCII members compared without case: sound
+// for ASCII values, the only ones a folded set is checked against.
+func class(ranges []rune) info {
 	var out []string
+	fold := false
 	for i := 0; i+1 < len(ranges); i += 2 {
-		for r := ranges[i]; r <= ranges[i+1] && r < 0x80; r++ {
-			c := lower(byte(r))
-			if !seen[c] {
-				seen[c] = true
-				if out = append(out, string(c)); len(out) > 4 {
-					return nil
-				}
+		if ranges[i+1] >= utf8.RuneSelf {
+			fold = true
+		}
+		for r := ranges[i]; r <= ranges[i+1] && r < utf8.RuneSelf; r++ {
+			if out = union(out, []string{string(r)}); len(out) > 4 {
+				return info{}
 			}
 		}
 	}
 	if len(out) == 0 {
-		return nil // no ASCII member: claim nothing rather than "never"
+		return info{} // no ASCII member: claim nothing rather than "never"
 	}
-	return out
+	set := strs{s: out}
+	if fold {
+		set = set.folded()
+	}
+	return info{exact: set, exactOK: true}
 }
 
 // concat joins runs of enumerable neighbours by cross product (s, e, l,
@@ -178,74 +235,87 @@ func classChars(ranges []rune) []string {
 // run or child: each of them is necessary for the whole.
 func concat(subs []*syntax.Regexp) info {
 	var (
-		best     []string
-		run      = []string{""}
+		best     strs
+		found    bool
+		run      = strs{s: []string{""}}
 		allExact = true
 	)
-	consider := func(set []string) {
-		if set != nil && !slices.Contains(set, "") && stronger(set, best) {
-			best = set
+	consider := func(set strs, ok bool) {
+		if ok && !slices.Contains(set.s, "") && (!found || stronger(set, best)) {
+			best, found = set, true
 		}
 	}
 	for _, s := range subs {
 		in := analyse(s)
-		if in.exact == nil {
+		if !in.exactOK {
 			allExact = false
-			consider(run)
-			run = []string{""}
-			consider(in.req)
+			consider(run, true)
+			run = strs{s: []string{""}}
+			consider(in.req, in.reqOK)
 			continue
 		}
-		if next := cross(run, in.exact); next != nil {
+		if next, ok := cross(run, in.exact); ok {
 			run = next
 			continue
 		}
 		allExact = false
-		consider(run)
+		consider(run, true)
 		run = in.exact
 	}
 	if allExact {
-		return info{exact: run}
+		return info{exact: run, exactOK: true}
 	}
-	consider(run)
-	return info{req: best}
+	consider(run, true)
+	return requires(best, found)
 }
 
 // alternate: every match is a match of one branch, so the union of the
 // branches' enumerations is an enumeration, and the union of their
 // required sets is required, provided every branch has one.
 func alternate(subs []*syntax.Regexp) info {
-	var exact, req []string
+	var exact, req strs
 	exactOK, reqOK := true, true
-	for _, s := range subs {
+	for i, s := range subs {
 		in := analyse(s)
-		if exactOK {
-			exact = union(exact, in.exact)
-			exactOK = in.exact != nil && len(exact) <= maxExact
+		if exactOK = exactOK && in.exactOK; exactOK {
+			if i == 0 {
+				exact = in.exact
+			} else {
+				exact = unionSets(exact, in.exact)
+			}
+			exactOK = len(exact.s) <= maxExact
 		}
 		if reqOK {
-			b := in.best()
-			req = union(req, b)
-			reqOK = b != nil && len(req) <= maxLits
+			b, ok := in.best()
+			if i == 0 {
+				req = b
+			} else {
+				req = unionSets(req, b)
+			}
+			reqOK = ok && len(req.s) <= maxLits
 		}
 	}
 	switch {
 	case exactOK:
-		return info{exact: exact}
+		return info{exact: exact, exactOK: true}
 	case reqOK:
-		return info{req: req}
+		return requires(req, true)
 	}
 	return info{}
 }
 
 // stronger reports whether set a makes a better check than b: its
-// shortest member is longer (fewer chance hits), then it is smaller.
-func stronger(a, b []string) bool {
-	if b == nil {
-		return true
+// shortest member is longer (fewer chance hits), then it is compared
+// byte for byte (on every value, and faster), then it is smaller.
+func stronger(a, b strs) bool {
+	sa, sb := shortest(a.s), shortest(b.s)
+	if sa != sb {
+		return sa > sb
 	}
-	sa, sb := shortest(a), shortest(b)
-	return sa > sb || sa == sb && len(a) < len(b)
+	if a.fold != b.fold {
+		return !a.fold
+	}
+	return len(a.s) < len(b.s)
 }
 
 func shortest(set []string) int {
@@ -258,20 +328,24 @@ func shortest(set []string) int {
 	return n
 }
 
-// cross is every a followed by every b, or nil when that is too many.
-func cross(a, b []string) []string {
-	if len(a)*len(b) > maxExact {
-		return nil
+// cross is every a followed by every b, unless that is too many.
+func cross(a, b strs) (strs, bool) {
+	if len(a.s)*len(b.s) > maxExact {
+		return strs{}, false
 	}
-	out := make([]string, 0, len(a)*len(b))
-	for _, x := range a {
-		for _, y := range b {
-			if s := x + y; !slices.Contains(out, s) {
-				out = append(out, s)
-			}
+	a, b = align(a, b)
+	out := strs{fold: a.fold}
+	for _, x := range a.s {
+		for _, y := range b.s {
+			out.s = union(out.s, []string{x + y})
 		}
 	}
-	return out
+	return out, true
+}
+
+func unionSets(a, b strs) strs {
+	a, b = align(a, b)
+	return strs{s: union(slices.Clip(a.s), b.s), fold: a.fold}
 }
 
 func union(a, b []string) []string {
@@ -290,27 +364,52 @@ func lower(c byte) byte {
 	return c
 }
 
-// litSet finds whether an ASCII value contains, without case, any of a set
-// of lower-case ASCII strings, in one pass: one-byte members are a bitmap
-// of bytes; longer ones are found through a hashed bitmap of their first
-// two bytes, so most positions cost two lookups.
-type litSet struct {
-	single [2]uint64  // one-byte members
-	pairs  [64]uint64 // 4,096-bit hash of the first two bytes of longer members
-	long   map[uint16][]string
+func lowerRune(r rune) rune {
+	if 'A' <= r && r <= 'Z' {
+		return r + 'a' - 'A'
+	}
+	return r
 }
 
-func newLitSet(set []string) *litSet {
-	l := &litSet{long: map[uint16][]string{}}
-	for _, s := range set {
+// litSet finds whether a value contains any of a set of strings. A few
+// case-sensitive strings are searched for with strings.Contains (which
+// uses the CPU's vector instructions); otherwise one pass looks each byte
+// up in a table of first bytes, and only on a hit checks a hashed bitmap
+// of first two bytes before comparing the candidates.
+type litSet struct {
+	fold   bool
+	few    []string  // case-sensitive and at most fewLits: searched one by one
+	first  [256]bool // first bytes of members (both cases when folded)
+	single [256]bool // one-byte members (both cases when folded)
+	pairs  [64]uint64
+	byPair map[uint16][]string // members of two bytes or more, by their first two (lower-cased when folded)
+}
+
+const fewLits = 4
+
+func newLitSet(set strs) *litSet {
+	l := &litSet{fold: set.fold}
+	if !set.fold && len(set.s) <= fewLits {
+		l.few = set.s
+		return l
+	}
+	l.byPair = map[uint16][]string{}
+	mark := func(t *[256]bool, c byte) {
+		t[c] = true
+		if set.fold && 'a' <= c && c <= 'z' {
+			t[c-'a'+'A'] = true
+		}
+	}
+	for _, s := range set.s {
+		mark(&l.first, s[0])
 		if len(s) == 1 {
-			l.single[s[0]>>6] |= 1 << (s[0] & 63)
+			mark(&l.single, s[0])
 			continue
 		}
 		k := uint16(s[0])<<8 | uint16(s[1])
 		h := pairHash(k)
 		l.pairs[h>>6] |= 1 << (h & 63)
-		l.long[k] = append(l.long[k], s)
+		l.byPair[k] = append(l.byPair[k], s)
 	}
 	return l
 }
@@ -318,26 +417,40 @@ func newLitSet(set []string) *litSet {
 func pairHash(k uint16) uint32 { return uint32(k) * 2654435761 >> 20 }
 
 // foundIn reports whether value may contain a member: true when it does,
-// or when it is not ASCII and so cannot be compared without case folding.
+// or, for a folded set, when value is not ASCII.
 func (l *litSet) foundIn(value string) bool {
+	if l.few != nil {
+		for _, s := range l.few {
+			if strings.Contains(value, s) {
+				return true
+			}
+		}
+		return false
+	}
 	for i := 0; i < len(value); i++ {
 		c := value[i]
-		if c >= 0x80 {
+		if l.fold && c >= utf8.RuneSelf {
 			return true
 		}
-		c = lower(c)
-		if l.single[c>>6]&(1<<(c&63)) != 0 {
+		if !l.first[c] {
+			continue
+		}
+		if l.single[c] {
 			return true
 		}
 		if i+1 == len(value) {
 			break
 		}
-		k := uint16(c)<<8 | uint16(lower(value[i+1]))
+		d := value[i+1]
+		if l.fold {
+			c, d = lower(c), lower(d)
+		}
+		k := uint16(c)<<8 | uint16(d)
 		if h := pairHash(k); l.pairs[h>>6]&(1<<(h&63)) == 0 {
 			continue
 		}
-		for _, s := range l.long[k] {
-			if hasPrefixFold(value[i:], s) {
+		for _, s := range l.byPair[k] {
+			if l.hasPrefix(value[i:], s) {
 				return true
 			}
 		}
@@ -345,9 +458,10 @@ func (l *litSet) foundIn(value string) bool {
 	return false
 }
 
-// hasPrefixFold reports whether s starts with the lower-case ASCII prefix,
-// comparing without ASCII case.
-func hasPrefixFold(s, prefix string) bool {
+func (l *litSet) hasPrefix(s, prefix string) bool {
+	if !l.fold {
+		return strings.HasPrefix(s, prefix)
+	}
 	if len(s) < len(prefix) {
 		return false
 	}

@@ -33,7 +33,9 @@ func TestPrefilterConditions(t *testing.T) {
 		{`(?:foo|x*)bar`, 3, []string{"bar"}},
 		{`(?:foo)?`, 0, nil},
 		{`x{3,}y`, 4, []string{"x"}},
-		{`\x{212A}elvin`, 6, nil}, // cannot match ASCII; claims nothing
+		{`\x{212A}elvin`, 6, []string{"\u212Aelvin"}},
+		{`(?i)\x{212A}elvin`, 6, []string{"kelvin"}}, // the parser folds K to k
+		{`<title>r57 shell</title>`, 24, []string{"<title>r57 shell</title>"}},
 	}
 	for _, tt := range tests {
 		_, minLen, lits := rx.Prefilter(tt.pattern)
@@ -60,6 +62,8 @@ func TestPrefilterTraps(t *testing.T) {
 		{`[a-z]{2}\d`, "ab1"},                  // big classes claim nothing
 		{`\bselect\b`, "(select)"},             // assertions are empty
 		{`(?i)[\x{212A}]elvin`, "\u212Aelvin"}, // class outside ASCII
+		{`(?i)select`, "\u00e9SELECT"},         // not ASCII, folded set
+		{`caf\x{e9}`, "un caf\u00e9"},          // case-sensitive, not ASCII
 	}
 	for _, tt := range tests {
 		std := regexp.MustCompile("(?sm)" + tt.pattern)
@@ -196,5 +200,21 @@ func TestPrefilterNeverRejectsAMatchOnCRS(t *testing.T) {
 		withFilter, len(patterns), rejected, pairs, 100*float64(rejected)/float64(max(pairs, 1)), len(values))
 	if withFilter < len(patterns)/2 || rejected < pairs/2 {
 		t.Errorf("the prefilter covers too little to be worth its place")
+	}
+}
+
+// A case-sensitive pattern's set is compared byte for byte: other cases
+// are rejected, on any value.
+func TestPrefilterCaseSensitive(t *testing.T) {
+	may, _, _ := rx.Prefilter(`<title>Mini Shell</title>`)
+	for v, want := range map[string]bool{
+		"<html><title>Mini Shell</title>":           true,
+		"<html><title>mini shell</title>":           false,
+		"<html>\u00e9<title>MINI SHELL</title>":     false,
+		"<p>caf\u00e9</p><title>Mini Shell</title>": true,
+	} {
+		if got := may(v); got != want {
+			t.Errorf("mayMatch(%q) = %v, want %v", v, got, want)
+		}
 	}
 }

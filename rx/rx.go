@@ -24,6 +24,7 @@ package rx
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,8 +37,14 @@ import (
 )
 
 // MinRE2Len is the shortest value handed to RE2; shorter values are
-// matched by Go's regexp, which is faster on them.
+// matched by Go's regexp, whose backtracker is faster on them. Patterns
+// too big for that backtracker use RE2 at every length (see New).
 const MinRE2Len = 24
+
+// maxBacktrackInsts is the largest program Go's regexp runs with its
+// backtracker (regexp's maxBacktrackProg); a bigger one takes its NFA
+// simulation, slower than RE2's DFA at any length.
+const maxBacktrackInsts = 500
 
 var register sync.Once
 
@@ -50,9 +57,10 @@ func Register() {
 
 // Operator is the @rx operator. It is safe for concurrent use.
 type Operator struct {
-	std *regexp.Regexp
-	re2 *re2.Regexp // nil when RE2 cannot compile the pattern
-	pre *prefilter  // nil when the pattern gives no cheap condition
+	std    *regexp.Regexp
+	re2    *re2.Regexp // nil when RE2 cannot compile the pattern
+	re2Min int         // shortest value handed to re2
+	pre    *prefilter  // nil when the pattern gives no cheap condition
 }
 
 // New compiles an @rx operator; it has Coraza's OperatorFactory signature.
@@ -74,7 +82,10 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		}
 		o := &Operator{std: std, pre: newPrefilter(expr)}
 		if r, err := re2.Compile(expr); err == nil && r.NumSubexp() == std.NumSubexp() {
-			o.re2 = r
+			o.re2, o.re2Min = r, MinRE2Len
+			if progSize(expr) > maxBacktrackInsts {
+				o.re2Min = 0
+			}
 		}
 		return o, nil
 	})
@@ -90,7 +101,7 @@ func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool 
 	if o.pre != nil && !o.pre.mayMatch(value) {
 		return false
 	}
-	useRE2 := o.re2 != nil && len(value) >= MinRE2Len && utf8.ValidString(value)
+	useRE2 := o.re2 != nil && len(value) >= o.re2Min && utf8.ValidString(value)
 	if !tx.Capturing() {
 		if useRE2 {
 			return o.re2.MatchString(value)
@@ -114,6 +125,19 @@ func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool 
 		}
 	}
 	return true
+}
+
+// progSize is the number of instructions Go's regexp compiles expr to.
+func progSize(expr string) int {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // binaryOperator matches bytes rather than UTF-8 text, for patterns such
