@@ -14,6 +14,7 @@ import (
 	txhttp "github.com/corazawaf/coraza/v3/http"
 
 	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/pm"
 	"github.com/wafcanary/wafcanary/rx"
 )
 
@@ -39,14 +40,15 @@ func reverseProxy(upstream string) (*httputil.ReverseProxy, error) {
 // bareCorazaHandler is the reference: stock Coraza's own net/http
 // middleware over the reverse proxy, with wafcanary's shipped baseline
 // ruleset (CRS 4.25, paranoia level 1, blocking) and nothing of
-// wafcanary's in the way. With tuned, it first installs wafcanary's RE2
-// @rx operator (package rx), process-wide: the same engine tuning without
-// wafcanary's proxy, which separates wafcanary's own overhead from what
-// the tuning buys. The stock reference runs in its own process and never
-// installs it.
+// wafcanary's in the way. With tuned, it first installs wafcanary's @rx
+// and @pm operators (packages rx and pm), process-wide: the same engine
+// tuning without wafcanary's proxy, which separates wafcanary's own
+// overhead from what the tuning buys. The stock reference runs in its own
+// process and never installs them.
 func bareCorazaHandler(upstream string, tuned bool) (http.Handler, error) {
 	if tuned {
 		rx.Register()
+		pm.Register()
 	}
 	rp, err := reverseProxy(upstream)
 	if err != nil {

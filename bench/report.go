@@ -116,8 +116,9 @@ func report(w io.Writer, targets []*target, o runOptions) {
   ModSecurity v3 with Debian's CRS 3.3.4 (modsecurity-crs), paranoia level 1, inbound
   threshold 5, SecRuleEngine On, request and response body access with the same MIME
   types and limits. The two CRS versions differ in rules, so nginx's figures are a
-  reference for cost, not for detection. wafcanary and coraza+re2 match @rx with RE2
-  where that gives the same outcome (package rx); coraza is stock Coraza throughout.
+  reference for cost, not for detection. wafcanary and coraza-tuned use wafcanary's
+  @rx (prefilter, RE2 where that gives the same outcome; package rx) and @pm (a
+  literal search before Coraza's automaton; package pm); coraza is stock Coraza.
   p50/p99: median over rounds of wrk's per-run percentiles. CPU: utime+stime of the
   target's processes (nginx: master and workers) over the throughput runs, including
   queued shadow work. RSS: VmRSS before any request (idle) and VmHWM at the end

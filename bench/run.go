@@ -207,7 +207,7 @@ func allTargets(self, wafcanary, upstream string, o runOptions) []*target {
 		cmd: exec.Command(self, "proxy", "-mode", "coraza", "-listen", bare, "-upstream", upstream)})
 
 	tuned := freeAddr()
-	add(&target{name: "coraza+re2", desc: "the same bare Coraza proxy with wafcanary's RE2 @rx (package rx)", url: "http://" + tuned,
+	add(&target{name: "coraza-tuned", desc: "the same bare Coraza proxy with wafcanary's @rx and @pm (packages rx, pm)", url: "http://" + tuned,
 		cmd: exec.Command(self, "proxy", "-mode", "coraza-tuned", "-listen", tuned, "-upstream", upstream)})
 
 	for _, shadow := range []int{0, 100} {

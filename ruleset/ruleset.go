@@ -26,6 +26,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
 
+	"github.com/wafcanary/wafcanary/pm"
 	"github.com/wafcanary/wafcanary/rx"
 )
 
@@ -111,10 +112,11 @@ func (r *Ruleset) Recompile(prelude string) (*Ruleset, error) {
 }
 
 func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
-	// Every ruleset wafcanary compiles matches @rx with RE2 where that is
-	// faster and gives the same outcome (see package rx): it must be in
+	// Every ruleset wafcanary compiles uses its faster @rx (package rx)
+	// and @pm (package pm), which give Coraza's outcomes: they must be in
 	// place before the first rule is compiled.
 	rx.Register()
+	pm.Register()
 	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
 

@@ -14,15 +14,7 @@ func Prefilter(argument string) (mayMatch func(string) bool, minLen int, lits []
 		return nil, 0, nil
 	}
 	if l := o.pre.lits; l != nil {
-		lits = append(lits, l.few...)
-		for _, set := range l.byPair {
-			lits = append(lits, set...)
-		}
-		for c := range 256 {
-			if l.single[c] && !(l.fold && 'A' <= c && c <= 'Z') {
-				lits = append(lits, string(rune(c)))
-			}
-		}
+		lits = l.Members()
 	}
 	return o.pre.mayMatch, o.pre.minLen, lits
 }

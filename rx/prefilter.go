@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/wafcanary/wafcanary/literal"
 )
 
 // A prefilter answers "this value cannot match" without running the
@@ -31,7 +33,7 @@ import (
 // this package replaces, hence this one.
 type prefilter struct {
 	minLen int
-	lits   *litSet // nil: no literal condition
+	lits   *literal.Set // nil: no literal condition
 }
 
 // mayMatch reports whether value can match; false is certain.
@@ -39,7 +41,19 @@ func (p *prefilter) mayMatch(value string) bool {
 	if len(value) < p.minLen {
 		return false
 	}
-	return p.lits == nil || p.lits.foundIn(value)
+	if p.lits == nil || p.lits.Folded() && !isASCII(value) {
+		return true
+	}
+	return p.lits.FoundIn(value)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // Limits that keep the analysis and the per-value check cheap. A bigger
@@ -59,7 +73,7 @@ func newPrefilter(expr string) *prefilter {
 	}
 	p := &prefilter{minLen: minLen(re)}
 	if set, ok := analyse(re).best(); ok {
-		p.lits = newLitSet(set)
+		p.lits = literal.New(set.s, set.fold)
 	}
 	if p.minLen == 0 && p.lits == nil {
 		return nil
@@ -157,7 +171,7 @@ func analyse(re *syntax.Regexp) info {
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return exactly(false, "")
 	case syntax.OpLiteral:
-		return literal(re)
+		return literalInfo(re)
 	case syntax.OpCharClass:
 		return class(re.Rune)
 	case syntax.OpCapture:
@@ -178,11 +192,11 @@ func analyse(re *syntax.Regexp) info {
 	}
 }
 
-// literal: a case-sensitive literal is its UTF-8 bytes (unless it holds
+// literalInfo: a case-sensitive literal is its UTF-8 bytes (unless it holds
 // U+FFFD, which Go also matches against an invalid byte); a folded one is
 // its lower-case ASCII, and if it holds a letter outside ASCII it matches
 // no ASCII value, so it claims nothing.
-func literal(re *syntax.Regexp) info {
+func literalInfo(re *syntax.Regexp) info {
 	fold := false
 	if re.Flags&syntax.FoldCase != 0 {
 		for _, r := range re.Rune {
@@ -357,118 +371,9 @@ func union(a, b []string) []string {
 	return a
 }
 
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
 func lowerRune(r rune) rune {
 	if 'A' <= r && r <= 'Z' {
 		return r + 'a' - 'A'
 	}
 	return r
-}
-
-// litSet finds whether a value contains any of a set of strings. A few
-// case-sensitive strings are searched for with strings.Contains (which
-// uses the CPU's vector instructions); otherwise one pass looks each byte
-// up in a table of first bytes, and only on a hit checks a hashed bitmap
-// of first two bytes before comparing the candidates.
-type litSet struct {
-	fold   bool
-	few    []string  // case-sensitive and at most fewLits: searched one by one
-	first  [256]bool // first bytes of members (both cases when folded)
-	single [256]bool // one-byte members (both cases when folded)
-	pairs  [64]uint64
-	byPair map[uint16][]string // members of two bytes or more, by their first two (lower-cased when folded)
-}
-
-const fewLits = 4
-
-func newLitSet(set strs) *litSet {
-	l := &litSet{fold: set.fold}
-	if !set.fold && len(set.s) <= fewLits {
-		l.few = set.s
-		return l
-	}
-	l.byPair = map[uint16][]string{}
-	mark := func(t *[256]bool, c byte) {
-		t[c] = true
-		if set.fold && 'a' <= c && c <= 'z' {
-			t[c-'a'+'A'] = true
-		}
-	}
-	for _, s := range set.s {
-		mark(&l.first, s[0])
-		if len(s) == 1 {
-			mark(&l.single, s[0])
-			continue
-		}
-		k := uint16(s[0])<<8 | uint16(s[1])
-		h := pairHash(k)
-		l.pairs[h>>6] |= 1 << (h & 63)
-		l.byPair[k] = append(l.byPair[k], s)
-	}
-	return l
-}
-
-func pairHash(k uint16) uint32 { return uint32(k) * 2654435761 >> 20 }
-
-// foundIn reports whether value may contain a member: true when it does,
-// or, for a folded set, when value is not ASCII.
-func (l *litSet) foundIn(value string) bool {
-	if l.few != nil {
-		for _, s := range l.few {
-			if strings.Contains(value, s) {
-				return true
-			}
-		}
-		return false
-	}
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if l.fold && c >= utf8.RuneSelf {
-			return true
-		}
-		if !l.first[c] {
-			continue
-		}
-		if l.single[c] {
-			return true
-		}
-		if i+1 == len(value) {
-			break
-		}
-		d := value[i+1]
-		if l.fold {
-			c, d = lower(c), lower(d)
-		}
-		k := uint16(c)<<8 | uint16(d)
-		if h := pairHash(k); l.pairs[h>>6]&(1<<(h&63)) == 0 {
-			continue
-		}
-		for _, s := range l.byPair[k] {
-			if l.hasPrefix(value[i:], s) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (l *litSet) hasPrefix(s, prefix string) bool {
-	if !l.fold {
-		return strings.HasPrefix(s, prefix)
-	}
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		if lower(s[i]) != prefix[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,9 @@
+package pm
+
+import "github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+// Automaton is op's evaluation without the literal search in front: what
+// Coraza's own operator does.
+func Automaton(op plugintypes.Operator) func(plugintypes.TransactionState, string) bool {
+	return op.(*Operator).automaton
+}

@@ -1,0 +1,151 @@
+// Package pm is Coraza's @pm and @pmFromFile operators with a one-pass
+// literal search (package literal) in front of the Aho-Corasick automaton.
+//
+// Coraza matches @pm phrases with github.com/petar-dambovaliev/aho-corasick
+// in leftmost-longest mode, which walks its automaton byte by byte through
+// every value, and CRS evaluates @pm rules on every argument, header and
+// cookie. On benign traffic the answer is nearly always "no phrase here";
+// the literal search gives that answer from a byte table, and only values
+// that hold a phrase reach the automaton, built exactly as Coraza builds
+// it, so matches and captures are Coraza's own.
+package pm
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+	"github.com/wafcanary/wafcanary/literal"
+)
+
+var register sync.Once
+
+// Register installs the operators as @pm, @pmFromFile and @pmf for every
+// WAF compiled after it, process-wide (Coraza's operator registry is
+// global). Calling it again is harmless.
+func Register() {
+	register.Do(func() {
+		plugins.RegisterOperator("pm", New)
+		plugins.RegisterOperator("pmFromFile", NewFromFile)
+		plugins.RegisterOperator("pmf", NewFromFile)
+	})
+}
+
+// Operator is @pm or @pmFromFile. It is safe for concurrent use.
+type Operator struct {
+	ac     ahocorasick.AhoCorasick
+	lits   *literal.Set
+	minLen int
+}
+
+// New compiles @pm: space-separated phrases, matched without case. It
+// has Coraza's OperatorFactory signature.
+func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	data := strings.ToLower(options.Arguments)
+	return compile(options.Memoizer, "wafcanary-pm:"+data, strings.Split(data, " "), true)
+}
+
+// NewFromFile compiles @pmFromFile: one phrase per line of the named file,
+// found as Coraza finds it (absolute in the root filesystem, otherwise
+// relative to the including files' directories), blank lines and # comments
+// skipped.
+func NewFromFile(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	data, err := loadFromFile(options.Arguments, options.Path, options.Root)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		lines = append(lines, strings.ToLower(l))
+	}
+	return compile(options.Memoizer, "wafcanary-pmf:"+strings.Join(options.Path, ",")+options.Arguments, lines, false)
+}
+
+// compile builds the automaton with Coraza's own options (its @pm asks for
+// the DFA, its @pmFromFile does not) and the literal set in front of it.
+func compile(m plugintypes.Memoizer, key string, phrases []string, dfa bool) (plugintypes.Operator, error) {
+	build := func() (any, error) {
+		b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
+			AsciiCaseInsensitive: true,
+			MatchOnlyWholeWords:  false,
+			MatchKind:            ahocorasick.LeftMostLongestMatch,
+			DFA:                  dfa,
+		})
+		o := &Operator{ac: b.Build(phrases), lits: literal.New(phrases, true), minLen: -1}
+		for _, p := range phrases {
+			if o.minLen < 0 || len(p) < o.minLen {
+				o.minLen = len(p)
+			}
+		}
+		o.minLen = max(o.minLen, 0)
+		return o, nil
+	}
+	do := func(_ string, f func() (any, error)) (any, error) { return f() }
+	if m != nil {
+		do = m.Do
+	}
+	o, err := do(key, build)
+	if err != nil {
+		return nil, err
+	}
+	return o.(*Operator), nil
+}
+
+// Evaluate reports whether value holds a phrase, capturing up to ten
+// matches (leftmost-longest, as Coraza does) when the rule captures.
+func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if len(value) < o.minLen || !o.lits.FoundIn(value) {
+		return false
+	}
+	return o.automaton(tx, value)
+}
+
+// automaton is Coraza's own evaluation.
+func (o *Operator) automaton(tx plugintypes.TransactionState, value string) bool {
+	iter := o.ac.Iter(value)
+	if !tx.Capturing() {
+		return iter.Next() != nil
+	}
+	n := 0
+	for m := iter.Next(); m != nil && n < 10; m = iter.Next() {
+		tx.CaptureField(n, value[m.Start():m.End()])
+		n++
+	}
+	return n > 0
+}
+
+// loadFromFile reads a data file the way Coraza's operators do.
+func loadFromFile(name string, dirs []string, root fs.FS) ([]byte, error) {
+	if path.IsAbs(name) {
+		return fs.ReadFile(root, name)
+	}
+	if len(dirs) == 0 {
+		return nil, errors.New("empty dirs")
+	}
+	var err error
+	for _, d := range dirs {
+		var content []byte
+		if content, err = fs.ReadFile(root, path.Join(d, name)); err == nil {
+			return content, nil
+		}
+		if !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
+	return nil, err
+}

@@ -1,0 +1,124 @@
+package pm_test
+
+import (
+	"io/fs"
+	"maps"
+	"testing"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/pm"
+	"github.com/wafcanary/wafcanary/suite"
+)
+
+// fakeTx records captures; only the methods the operator calls are real.
+type fakeTx struct {
+	plugintypes.TransactionState
+	capturing bool
+	captured  map[int]string
+}
+
+func (f *fakeTx) Capturing() bool { return f.capturing }
+func (f *fakeTx) CaptureField(i int, v string) {
+	if f.captured == nil {
+		f.captured = map[int]string{}
+	}
+	f.captured[i] = v
+}
+
+func TestPhrases(t *testing.T) {
+	op, err := pm.New(plugintypes.OperatorOptions{Arguments: "<script> javascript: onerror="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{
+		"a=<SCRIPT>alert(1)":   true,
+		"x JavaScript:void(0)": true,
+		"img onError=":         true,
+		"benign value":         false,
+		"onerror":              false,
+		"":                     false,
+	} {
+		tx := &fakeTx{capturing: true}
+		if got := op.Evaluate(tx, v); got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		} else if got && tx.captured[0] == "" {
+			t.Errorf("%q: nothing captured", v)
+		}
+	}
+}
+
+// crsOperators compiles the shipped baseline (CRS 4.25) with the
+// operators of this package and returns every one it built, by argument.
+func crsOperators(t *testing.T) map[string]plugintypes.Operator {
+	t.Helper()
+	ops := map[string]plugintypes.Operator{}
+	wrap := func(name string, f func(plugintypes.OperatorOptions) (plugintypes.Operator, error)) {
+		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+			op, err := f(o)
+			if err == nil {
+				ops[name+" "+o.Arguments] = op
+			}
+			return op, err
+		})
+	}
+	wrap("pm", pm.New)
+	wrap("pmFromFile", pm.NewFromFile)
+	wrap("pmf", pm.NewFromFile)
+	base, err := fs.ReadFile(configs.Rulesets, "baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(string(base))); err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) < 20 {
+		t.Fatalf("CRS built %d @pm operators, expected dozens", len(ops))
+	}
+	return ops
+}
+
+// TestSameAsAutomatonOnCRS evaluates every @pm and @pmFromFile operator
+// of CRS on every value the CRS suite sends, capturing and not: the
+// answer and the captures must be those of the automaton alone, which is
+// built as Coraza builds it.
+func TestSameAsAutomatonOnCRS(t *testing.T) {
+	ops := crsOperators(t)
+	cases, err := suite.Load(crstests.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := suite.Values(cases)
+	if testing.Short() {
+		var sample []string
+		for i := 0; i < len(values); i += 8 {
+			sample = append(sample, values[i])
+		}
+		values = sample
+	}
+	var evaluated, matched int
+	for name, op := range ops {
+		ref := pm.Automaton(op)
+		for _, v := range values {
+			for _, capturing := range []bool{false, true} {
+				got, want := &fakeTx{capturing: capturing}, &fakeTx{capturing: capturing}
+				g, w := op.Evaluate(got, v), ref(want, v)
+				if g != w || !maps.Equal(got.captured, want.captured) {
+					t.Fatalf("%s on %q (capturing %v): %v %v, automaton %v %v", name, v, capturing, g, got.captured, w, want.captured)
+				}
+				if !capturing {
+					evaluated++
+					if w {
+						matched++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d CRS @pm operators, %d values: %d evaluations agree, %d of them matches", len(ops), len(values), evaluated, matched)
+}
