@@ -13,10 +13,11 @@ package pm
 import (
 	"bufio"
 	"bytes"
-	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -86,13 +87,10 @@ func compile(m plugintypes.Memoizer, key string, phrases []string, dfa bool) (pl
 			MatchKind:            ahocorasick.LeftMostLongestMatch,
 			DFA:                  dfa,
 		})
-		o := &Operator{ac: b.Build(phrases), lits: literal.New(phrases, true), minLen: -1}
-		for _, p := range phrases {
-			if o.minLen < 0 || len(p) < o.minLen {
-				o.minLen = len(p)
-			}
+		o := &Operator{ac: b.Build(phrases), lits: literal.New(phrases, true)}
+		if len(phrases) > 0 {
+			o.minLen = len(slices.MinFunc(phrases, func(a, b string) int { return len(a) - len(b) }))
 		}
-		o.minLen = max(o.minLen, 0)
 		return o, nil
 	}
 	do := func(_ string, f func() (any, error)) (any, error) { return f() }
@@ -135,7 +133,7 @@ func loadFromFile(name string, dirs []string, root fs.FS) ([]byte, error) {
 		return fs.ReadFile(root, name)
 	}
 	if len(dirs) == 0 {
-		return nil, errors.New("empty dirs")
+		return nil, fmt.Errorf("%s: a relative data file needs the directory of a rules file; rules given inline must name it by absolute path", name)
 	}
 	var err error
 	for _, d := range dirs {
@@ -147,5 +145,5 @@ func loadFromFile(name string, dirs []string, root fs.FS) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return nil, err
+	return nil, fmt.Errorf("data file %s not found in %s: %w", name, strings.Join(dirs, ", "), err)
 }

@@ -3,7 +3,9 @@ package pm_test
 import (
 	"io/fs"
 	"maps"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
@@ -50,6 +52,27 @@ func TestPhrases(t *testing.T) {
 		} else if got && tx.captured[0] == "" {
 			t.Errorf("%q: nothing captured", v)
 		}
+	}
+}
+
+func TestFromFile(t *testing.T) {
+	root := fstest.MapFS{"rules/words.data": {Data: []byte("# scanners\n\nNikto\n  sqlmap  \n")}}
+	op, err := pm.NewFromFile(plugintypes.OperatorOptions{Arguments: "words.data", Path: []string{"other", "rules"}, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{"Mozilla/5.0 NIKTO/2.5": true, "sqlmap/1.7": true, "# scanners": false, "curl/8": false} {
+		if got := op.Evaluate(&fakeTx{}, v); got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
+	_, err = pm.NewFromFile(plugintypes.OperatorOptions{Arguments: "missing.data", Path: []string{"rules"}, Root: root})
+	if err == nil || !strings.Contains(err.Error(), "missing.data not found in rules") {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err = pm.NewFromFile(plugintypes.OperatorOptions{Arguments: "words.data", Root: root})
+	if err == nil || !strings.Contains(err.Error(), "absolute path") {
+		t.Errorf("no rules directory: %v", err)
 	}
 }
 

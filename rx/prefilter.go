@@ -64,13 +64,9 @@ const (
 	maxLits  = 256 // strings in a required set
 )
 
-// newPrefilter analyses expr (as compiled, with its (?sm) wrapper). It
-// returns nil when no condition is worth checking.
-func newPrefilter(expr string) *prefilter {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return nil
-	}
+// newPrefilter analyses the parsed pattern (as compiled, with its (?sm)
+// wrapper). It returns nil when no condition is worth checking.
+func newPrefilter(re *syntax.Regexp) *prefilter {
 	p := &prefilter{minLen: minLen(re)}
 	if set, ok := analyse(re).best(); ok {
 		p.lits = literal.New(set.s, set.fold)

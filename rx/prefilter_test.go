@@ -1,9 +1,9 @@
 package rx_test
 
 import (
+	"io/fs"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
@@ -84,21 +84,11 @@ func crsPatterns(t *testing.T) []string {
 		seen[o.Arguments] = true
 		return rx.New(o)
 	})
-	base, err := configs.Rulesets.Open("baseline.conf")
+	base, err := fs.ReadFile(configs.Rulesets, "baseline.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer base.Close()
-	var b strings.Builder
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := base.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(b.String())); err != nil {
+	if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(string(base))); err != nil {
 		t.Fatal(err)
 	}
 	var out []string

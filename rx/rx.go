@@ -18,7 +18,11 @@
 //   - patterns RE2 does not compile use Go's regexp; patterns Go does not
 //     compile are refused, as before;
 //   - short values are matched with Go's regexp, whose backtracker beats
-//     the cost of handing a string to RE2.
+//     the cost of handing a string to RE2, unless the pattern is too big
+//     for that backtracker;
+//   - before either engine runs, a prefilter read off the pattern's syntax
+//     tree (prefilter.go) rejects values that cannot match: too short, or
+//     lacking every string a match must contain.
 package rx
 
 import (
@@ -80,10 +84,15 @@ func New(options plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		o := &Operator{std: std, pre: newPrefilter(expr)}
+		// Go's regexp compiled expr, so its parser accepts it too.
+		tree, err := syntax.Parse(expr, syntax.Perl)
+		if err != nil {
+			return nil, err
+		}
+		o := &Operator{std: std, pre: newPrefilter(tree)}
 		if r, err := re2.Compile(expr); err == nil && r.NumSubexp() == std.NumSubexp() {
 			o.re2, o.re2Min = r, MinRE2Len
-			if progSize(expr) > maxBacktrackInsts {
+			if progSize(tree) > maxBacktrackInsts {
 				o.re2Min = 0
 			}
 		}
@@ -127,13 +136,9 @@ func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool 
 	return true
 }
 
-// progSize is the number of instructions Go's regexp compiles expr to.
-func progSize(expr string) int {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return 0
-	}
-	prog, err := syntax.Compile(re.Simplify())
+// progSize is the number of instructions Go's regexp compiles tree to.
+func progSize(tree *syntax.Regexp) int {
+	prog, err := syntax.Compile(tree.Simplify())
 	if err != nil {
 		return 0
 	}
