@@ -1,6 +1,10 @@
 package literal
 
 import (
+	"fmt"
+	"io/fs"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -53,7 +57,8 @@ func TestFoundIn(t *testing.T) {
 }
 
 // Random sets over a small alphabet, so that members share first bytes
-// and pairs collide in the hashed bitmap, against the definition.
+// and four-byte keys, and pairs and keys collide in the hashed bitmaps,
+// against the definition.
 func TestFoundInRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	const alphabet = "abcABC<>/ \xc3\xa9"
@@ -68,7 +73,7 @@ func TestFoundInRandom(t *testing.T) {
 		fold := r.IntN(2) == 0
 		var members []string
 		for range 1 + r.IntN(12) {
-			m := str(4)
+			m := str(1 + r.IntN(8))
 			if fold {
 				m = asciiLower(m)
 			}
@@ -76,9 +81,56 @@ func TestFoundInRandom(t *testing.T) {
 		}
 		set := New(members, fold)
 		for range 20 {
-			v := str(24)
+			v := str(40)
 			if got, want := set.FoundIn(v), naive(members, fold, v); got != want {
 				t.Fatalf("%q fold %v in %q: %v, want %v", members, fold, v, got, want)
+			}
+		}
+	}
+}
+
+// Hundreds of members sharing their first four bytes, and keys that fill
+// the open-addressed table's probe runs.
+func TestFoundInCrowded(t *testing.T) {
+	var members []string
+	for i := range 600 {
+		members = append(members, fmt.Sprintf("warning: %d failed", i), fmt.Sprintf("%04d", i))
+	}
+	set := New(members, true)
+	for _, tt := range []struct {
+		value string
+		want  bool
+	}{
+		{"<b>WARNING: 599 failed</b>", true},
+		{"warning: 600 failed", false},
+		{"warning: 59 faile", false},
+		{"id 0042!", true},
+		{"id 042", false},
+		{"id 0600", false},
+	} {
+		if got := set.FoundIn(tt.value); got != tt.want {
+			t.Errorf("FoundIn(%q) = %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// lower4 must agree with lower on every byte value in every position;
+// a carry from one byte into the next would show here.
+func TestLower4(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for pos := range 4 {
+		for c := range 256 {
+			var in, want [4]byte
+			for j := range in {
+				in[j] = byte(r.IntN(256))
+			}
+			in[pos] = byte(c)
+			for j := range in {
+				want[j] = lower(in[j])
+			}
+			got := lower4(quad(string(in[:])))
+			if got != quad(string(want[:])) {
+				t.Fatalf("lower4(%q) = %08x, want %q", in, got, want)
 			}
 		}
 	}
@@ -100,4 +152,44 @@ func BenchmarkFoundIn(b *testing.B) {
 			title.FoundIn(page)
 		}
 	})
+}
+
+// BenchmarkCRSDataFiles searches the bench mix's values for the phrases
+// of the CRS data files that @pmFromFile rules search request arguments
+// and response bodies for: the lists whose search showed in profiles.
+func BenchmarkCRSDataFiles(b *testing.B) {
+	page := strings.Repeat("<li><a href=\"/products/wh-1000xm5?ref=list\">Wireless headphones</a> <span class=\"price\">279.99</span></li>\n", 60)
+	values := []string{
+		page,
+		"Dana Whitfield", "dana@example.com", "Order A-10293",
+		strings.Repeat("Great product, arrived quickly and works well. ", 8),
+		"wireless headphones", "price", "2", "audio", "sony", "shipped",
+		"Please leave the parcel with the neighbour at number 12 if nobody answers the door. Thanks a lot!",
+		"https://shop.example.com/products/headphones?utm_source=newsletter&utm_medium=email",
+	}
+	var total int64
+	for _, v := range values {
+		total += int64(len(v))
+	}
+	for _, name := range []string{"php-errors.data", "sql-errors.data", "unix-shell.data", "lfi-os-files.data", "windows-powershell-commands.data", "php-function-names-933150.data", "restricted-files.data"} {
+		data, err := fs.ReadFile(coreruleset.FS, "@owasp_crs/"+name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var members []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
+				members = append(members, strings.ToLower(line))
+			}
+		}
+		set := New(members, true)
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(total)
+			for b.Loop() {
+				for _, v := range values {
+					set.FoundIn(v)
+				}
+			}
+		})
+	}
 }
