@@ -14,7 +14,7 @@ import (
 type Set struct {
 	fold   bool
 	always bool      // holds the empty string, which every value contains
-	few    []string  // case-sensitive and at most fewMembers: searched one by one
+	few    []rare    // at most fewMembers: searched one by one
 	first  [256]bool // first bytes of members (both cases when folded)
 	single [256]bool // one-byte members (both cases when folded)
 
@@ -44,9 +44,100 @@ type quadSlot struct {
 	lo, hi uint32 // long[lo:hi] share key; hi == 0: empty slot
 }
 
-// fewMembers is how many case-sensitive members are searched for one at
-// a time with strings.Contains, which uses the CPU's vector instructions.
+// fewMembers is how many members are searched for one at a time, each
+// by its rarest byte.
 const fewMembers = 4
+
+// rare is a member to search for by its rarest byte: CRS's web-shell
+// rules look for "<title>..." and "<html>..." in HTML responses, where
+// strings.Contains stops at every '<'. strings.IndexByte runs on the
+// CPU's vector instructions, so skipping to a byte that seldom occurs
+// leaves few places to compare the whole member.
+//
+// A folded member whose rarest byte is a letter is searched for twice,
+// once by each case of that letter.
+type rare struct {
+	s    string
+	fold bool
+	off  int // index in s of its rarest byte
+}
+
+func newRare(s string, fold bool) rare {
+	r := rare{s: s, fold: fold}
+	for i := 1; i < len(s); i++ {
+		if commonness(s[i]) < commonness(s[r.off]) {
+			r.off = i
+		}
+	}
+	return r
+}
+
+// in reports whether v contains r.s.
+func (r rare) in(v string) bool {
+	b := r.s[r.off]
+	if r.fold && 'a' <= b && b <= 'z' {
+		return r.by(v, b) || r.by(v, b-'a'+'A')
+	}
+	return r.by(v, b)
+}
+
+// by reports whether v contains r.s at a place where v holds b at the
+// offset of r.s's rarest byte.
+func (r rare) by(v string, b byte) bool {
+	n := len(r.s)
+	if len(v) < n {
+		return false
+	}
+	// The rarest byte of a match at p sits at p+off, for p in [0, len(v)-n].
+	for i, last := r.off, len(v)-n+r.off; i <= last; i++ {
+		j := strings.IndexByte(v[i:last+1], b)
+		if j < 0 {
+			return false
+		}
+		i += j
+		if at := v[i-r.off : i-r.off+n]; at == r.s || r.fold && equalFold(at, r.s) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFold reports whether s, lower-cased in ASCII, equals lower.
+func equalFold(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		if lowerByte(s[i]) != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// commonness ranks how often a byte occurs in web traffic (HTML, JSON,
+// form posts, English): higher is commoner. It only steers which byte a
+// search skips to; any ranking gives the same answers.
+func commonness(c byte) int {
+	const lowers = "etaoinsrhldcumfpgwybvkxjqz"
+	const uppers = "ETAOINSRHLDCUMFPGWYBVKXJQZ"
+	const punct = "<>/\"=.,-:;_'()&?#!%+[]{}@*|~$^`\\"
+	switch {
+	case c == ' ':
+		return 255
+	case 'a' <= c && c <= 'z':
+		return 250 - strings.IndexByte(lowers, c)
+	case c == '\n' || c == '\t' || c == '\r':
+		return 200
+	case strings.IndexByte(punct, c) >= 0:
+		return 190 - strings.IndexByte(punct, c)
+	case '0' <= c && c <= '9':
+		return 140
+	case 'A' <= c && c <= 'Z':
+		return 130 - strings.IndexByte(uppers, c)
+	case c >= 0x80:
+		return 60
+	default:
+		return 0
+	}
+}
 
 // New returns the set of members. With fold, members must be lower-case
 // and are matched ignoring ASCII case (bytes outside ASCII compare as
@@ -59,8 +150,10 @@ func New(members []string, fold bool) *Set {
 			return l
 		}
 	}
-	if !fold && len(members) <= fewMembers {
-		l.few = members
+	if len(members) <= fewMembers {
+		for _, m := range members {
+			l.few = append(l.few, newRare(m, fold))
+		}
 		return l
 	}
 	mark := func(t *[256]bool, c byte) {
@@ -132,7 +225,10 @@ func (l *Set) Members() []string {
 	if l.always {
 		return []string{""}
 	}
-	out := append([]string(nil), l.few...)
+	var out []string
+	for _, r := range l.few {
+		out = append(out, r.s)
+	}
 	out = append(out, l.long...)
 	for _, set := range l.short {
 		out = append(out, set...)
@@ -176,8 +272,8 @@ func (l *Set) FoundIn(value string) bool {
 		return true
 	}
 	if l.few != nil {
-		for _, s := range l.few {
-			if strings.Contains(value, s) {
+		for _, r := range l.few {
+			if r.in(value) {
 				return true
 			}
 		}
@@ -196,7 +292,7 @@ func (l *Set) FoundIn(value string) bool {
 		}
 		c, d := value[i], value[i+1]
 		if l.fold {
-			c, d = lower(c), lower(d)
+			c, d = lowerByte(c), lowerByte(d)
 		}
 		pk := pairKey(c, d)
 		if h := pairHash(pk); l.pairs[h>>6]&(1<<(h&63)) == 0 {
@@ -251,14 +347,14 @@ func (l *Set) hasPrefix(s, prefix string) bool {
 		return false
 	}
 	for i := 0; i < len(prefix); i++ {
-		if lower(s[i]) != prefix[i] {
+		if lowerByte(s[i]) != prefix[i] {
 			return false
 		}
 	}
 	return true
 }
 
-func lower(c byte) byte {
+func lowerByte(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
 	}
