@@ -112,6 +112,9 @@ func pathOf(uri string) string {
 }
 
 func (rt *Router) shadowWorker(ctx context.Context) {
+	if err := lowerPriority(); err != nil {
+		rt.log.Warn("shadow worker runs at normal priority", "error", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():
