@@ -1,5 +1,6 @@
 // Package literal finds whether a value contains any of a set of strings,
-// in one pass and without allocating. The @rx prefilter (package rx) and
+// without allocating: small sets by skipping to each member's rarest byte,
+// larger ones in one pass over the value. The @rx prefilter (package rx) and
 // the @pm operators (package pm) use it to answer "no match" on benign
 // values without running a regexp or an Aho-Corasick automaton.
 package literal
