@@ -33,11 +33,14 @@ type Set struct {
 	// long runs of string comparisons; four bytes nearly always leave one
 	// candidate. quads is a bitmap of the four-byte keys' hashes, the
 	// cheap "no" for most positions; table is an open-addressed index of
-	// the keys into long.
-	quads     []uint64
-	quadShift uint8
-	table     []quadSlot
-	long      []string // grouped by key; table slots point at runs
+	// the keys into long. Both take the top bits of a key's multiplicative
+	// hash: its low bits depend only on the key's low (first) bytes, which
+	// CRS's members share, and would cluster the table into long probes.
+	quads      []uint64
+	quadShift  uint8
+	table      []quadSlot
+	tableShift uint8
+	long       []string // grouped by key; table slots point at runs
 }
 
 type quadSlot struct {
@@ -201,8 +204,9 @@ func (l *Set) index(keys []uint32, byKey map[uint32][]string) {
 	bitsLog := max(9, bits.Len(uint(len(keys)*16-1)))
 	l.quads = make([]uint64, 1<<bitsLog/64)
 	l.quadShift = uint8(32 - bitsLog)
-	slotsLog := bits.Len(uint(len(keys)*2 - 1))
+	slotsLog := max(1, bits.Len(uint(len(keys)*2-1)))
 	l.table = make([]quadSlot, 1<<slotsLog)
+	l.tableShift = uint8(32 - slotsLog)
 	mask := uint32(len(l.table) - 1)
 	for _, k := range keys {
 		h := hash(k)
@@ -210,7 +214,7 @@ func (l *Set) index(keys []uint32, byKey map[uint32][]string) {
 		l.quads[b>>6] |= 1 << (b & 63)
 		lo := uint32(len(l.long))
 		l.long = append(l.long, byKey[k]...)
-		i := h & mask
+		i := h >> l.tableShift
 		for l.table[i].hi != 0 {
 			i = (i + 1) & mask
 		}
@@ -315,7 +319,7 @@ func (l *Set) FoundIn(value string) bool {
 			continue
 		}
 		mask := uint32(len(l.table) - 1)
-		for j := h & mask; l.table[j].hi != 0; j = (j + 1) & mask {
+		for j := h >> l.tableShift; l.table[j].hi != 0; j = (j + 1) & mask {
 			if s := l.table[j]; s.key == k {
 				for _, m := range l.long[s.lo:s.hi] {
 					if l.hasPrefix(rest[4:], m[4:]) {

@@ -114,6 +114,45 @@ func TestFoundInCrowded(t *testing.T) {
 	}
 }
 
+// The table's probe runs stay short on CRS's lists: a hash whose slot
+// came from the keys' shared first bytes clustered them into runs of
+// 6-20 probes on average (up to 64).
+func TestTableProbesShortOnCRS(t *testing.T) {
+	for _, name := range []string{"php-errors.data", "lfi-os-files.data", "restricted-files.data", "unix-shell.data"} {
+		set := New(crsData(t, name), true)
+		mask := uint32(len(set.table) - 1)
+		probes, keys := 0, 0
+		for _, s := range set.table {
+			if s.hi == 0 {
+				continue
+			}
+			keys++
+			for j := hash(s.key) >> set.tableShift; set.table[j].key != s.key; j = (j + 1) & mask {
+				probes++
+			}
+			probes++
+		}
+		if avg := float64(probes) / float64(keys); avg > 2 {
+			t.Errorf("%s: %d keys take %.2f probes on average, want at most 2", name, keys, avg)
+		}
+	}
+}
+
+// crsData reads a CRS data file's phrases, lower-cased as @pm compares them.
+func crsData(t testing.TB, name string) []string {
+	data, err := fs.ReadFile(coreruleset.FS, "@owasp_crs/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
+			members = append(members, strings.ToLower(line))
+		}
+	}
+	return members
+}
+
 // lower4 must agree with lower on every byte value in every position;
 // a carry from one byte into the next would show here.
 func TestLower4(t *testing.T) {
@@ -179,17 +218,7 @@ func BenchmarkCRSDataFiles(b *testing.B) {
 		total += int64(len(v))
 	}
 	for _, name := range []string{"php-errors.data", "sql-errors.data", "unix-shell.data", "lfi-os-files.data", "windows-powershell-commands.data", "php-function-names-933150.data", "restricted-files.data"} {
-		data, err := fs.ReadFile(coreruleset.FS, "@owasp_crs/"+name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var members []string
-		for _, line := range strings.Split(string(data), "\n") {
-			if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
-				members = append(members, strings.ToLower(line))
-			}
-		}
-		set := New(members, true)
+		set := New(crsData(b, name), true)
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(total)
 			for b.Loop() {
