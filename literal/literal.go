@@ -295,7 +295,7 @@ func (l *Set) FoundIn(value string) bool {
 		if i+1 == len(value) {
 			break
 		}
-		c, d := value[i], value[i+1]
+		d := value[i+1]
 		if l.fold {
 			c, d = lowerByte(c), lowerByte(d)
 		}
