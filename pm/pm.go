@@ -13,6 +13,8 @@ package pm
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -74,7 +76,11 @@ func NewFromFile(options plugintypes.OperatorOptions) (plugintypes.Operator, err
 		}
 		lines = append(lines, strings.ToLower(l))
 	}
-	return compile(options.Memoizer, "wafcanary-pmf:"+strings.Join(options.Path, ",")+options.Arguments, lines, false)
+	// Keyed by the phrases, not (as Coraza keys it) by the file's name:
+	// matchers are cached process-wide, and a candidate reloaded after its
+	// data file was edited must not get the list the live WAF compiled.
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return compile(options.Memoizer, "wafcanary-pmf:"+hex.EncodeToString(sum[:]), lines, false)
 }
 
 // compile builds the automaton with Coraza's own options (its @pm asks for

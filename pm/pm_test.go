@@ -145,3 +145,47 @@ func TestSameAsAutomatonOnCRS(t *testing.T) {
 	}
 	t.Logf("%d CRS @pm operators, %d values: %d evaluations agree, %d of them matches", len(ops), len(values), evaluated, matched)
 }
+
+// TestDataFileEditedBetweenWAFs compiles two WAFs, both alive as the
+// baseline and a reloaded candidate are, from rules files at the same
+// paths whose data files differ: each must match its own phrases.
+// Matchers are cached process-wide, so a cache keyed by the file's name
+// rather than its phrases would hand the second WAF the first one's list.
+func TestDataFileEditedBetweenWAFs(t *testing.T) {
+	pm.Register()
+	waf := func(phrases string) coraza.WAF {
+		t.Helper()
+		root := fstest.MapFS{
+			"rules/main.conf":  {Data: []byte("SecRuleEngine On\nSecRule ARGS \"@pmFromFile words.data\" \"id:1,phase:1,deny,status:403\"\n")},
+			"rules/words.data": {Data: []byte(phrases)},
+		}
+		w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives("Include rules/main.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	blocks := func(w coraza.WAF, arg string) bool {
+		tx := w.NewTransaction()
+		defer tx.Close()
+		tx.ProcessURI("/?q="+arg, "GET", "HTTP/1.1")
+		tx.AddRequestHeader("Host", "example.com")
+		return tx.ProcessRequestHeaders() != nil
+	}
+	before, after := waf("nikto\n"), waf("sqlmap\n")
+	for _, c := range []struct {
+		name string
+		w    coraza.WAF
+		arg  string
+		want bool
+	}{
+		{"before the edit", before, "nikto", true},
+		{"before the edit", before, "sqlmap", false},
+		{"after the edit", after, "sqlmap", true},
+		{"after the edit", after, "nikto", false},
+	} {
+		if got := blocks(c.w, c.arg); got != c.want {
+			t.Errorf("%s, %q: blocked %v, want %v", c.name, c.arg, got, c.want)
+		}
+	}
+}
