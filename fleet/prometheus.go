@@ -59,10 +59,14 @@ func (p *PrometheusEvidence) Reset(_ rollout.Scope, since time.Time) {
 func (p *PrometheusEvidence) Queries(window time.Duration) map[string]string {
 	w := "[" + strconv.FormatInt(int64(math.Ceil(window.Seconds())), 10) + "s]"
 	sel := "{" + p.selector + "}"
+	outOfScope := `{scope="out"}`
+	if p.selector != "" {
+		outOfScope = `{scope="out",` + p.selector + "}"
+	}
 	return map[string]string{
 		"pairs":         "sum by (enforcing) (increase(wafcanary_evidence_pairs_total" + sel + w + "))",
 		"disagreements": "sum by (kind, scope) (increase(wafcanary_evidence_disagreements_total" + sel + w + "))",
-		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + sel + w + ")) > 0",
+		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + outOfScope + w + ")) > 0",
 		"requests":      "sum by (arm, action) (increase(wafcanary_requests_total" + sel + w + "))",
 		"upstream":      "sum by (arm) (increase(wafcanary_upstream_errors_total" + sel + w + "))",
 		"dropped":       "sum(increase(wafcanary_shadow_dropped_total" + sel + w + "))",

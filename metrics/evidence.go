@@ -35,8 +35,8 @@ func NewEvidence(reg prometheus.Registerer) *Evidence {
 		}, []string{"kind", "scope"}),
 		rules: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wafcanary_evidence_disagreement_rules_total",
-			Help: "Rules behind out-of-scope disagreements: those that logged on the blocking side only.",
-		}, []string{"kind", "rule_id"}),
+			Help: "Rules behind disagreements, in or out of the rollout's scope: those that logged on the blocking side only, score-evaluation rules such as 949110 left out.",
+		}, []string{"kind", "scope", "rule_id"}),
 	}
 	reg.MustRegister(e.pairs, e.disagreements, e.rules)
 	// increase() cannot see a series' first sample: all exist from zero.
@@ -59,13 +59,15 @@ func (e *Evidence) CountDisagreement(kind string, inScope bool, rules []int) {
 	if !ok {
 		return
 	}
+	scope := "out"
 	if inScope {
+		scope = "in"
 		c[1].Inc()
-		return
+	} else {
+		c[0].Inc()
 	}
-	c[0].Inc()
 	// Rule IDs come from the loaded rulesets' own rules: bounded.
 	for _, id := range rules {
-		e.rules.WithLabelValues(kind, strconv.Itoa(id)).Inc()
+		e.rules.WithLabelValues(kind, scope, strconv.Itoa(id)).Inc()
 	}
 }

@@ -10,11 +10,13 @@ import (
 )
 
 // The fleet's controller sums these series: they must count what the
-// collector counts, scope included, and name rules only out of scope.
+// collector counts, scope included, and name the rules behind each.
 func TestEvidenceCounters(t *testing.T) {
 	e := NewEvidence(prometheus.NewRegistry())
-	if got := testutil.ToFloat64(e.disagreements.WithLabelValues("lost_block", "in")); got != 0 {
-		t.Fatalf("series not created at zero: %v", got)
+	// increase() cannot see a series' first sample: the fixed series must
+	// exist from the start. (Asking for one by its labels would create it.)
+	if p, d := testutil.CollectAndCount(e.pairs), testutil.CollectAndCount(e.disagreements); p != 2 || d != 4 {
+		t.Fatalf("%d pair and %d disagreement series before any count, want 2 and 4", p, d)
 	}
 	e.CountPair(router.Baseline)
 	e.CountPair(router.Baseline)
@@ -30,8 +32,9 @@ func TestEvidenceCounters(t *testing.T) {
 		{e.pairs.WithLabelValues("candidate"), 1},
 		{e.disagreements.WithLabelValues("new_block", "in"), 1},
 		{e.disagreements.WithLabelValues("new_block", "out"), 1},
-		{e.rules.WithLabelValues("new_block", "942100"), 1},
-		{e.rules.WithLabelValues("new_block", "932160"), 1},
+		{e.rules.WithLabelValues("new_block", "in", "942100"), 1},
+		{e.rules.WithLabelValues("new_block", "out", "942100"), 1},
+		{e.rules.WithLabelValues("new_block", "out", "932160"), 1},
 	} {
 		if v := testutil.ToFloat64(c.got); v != c.want {
 			t.Errorf("%s = %v, want %v", c.got.Desc(), v, c.want)
@@ -40,7 +43,7 @@ func TestEvidenceCounters(t *testing.T) {
 	if n := testutil.CollectAndCount(e.disagreements); n != 4 {
 		t.Errorf("%d disagreement series, want 4 (an unknown kind makes none)", n)
 	}
-	if n := testutil.CollectAndCount(e.rules); n != 2 {
-		t.Errorf("%d rule series, want 2 (in-scope rules are not named)", n)
+	if n := testutil.CollectAndCount(e.rules); n != 3 {
+		t.Errorf("%d rule series, want 3 (an unknown kind names none)", n)
 	}
 }

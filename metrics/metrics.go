@@ -23,7 +23,6 @@ type Metrics struct {
 	duration      *prometheus.HistogramVec
 	ruleMatches   *prometheus.CounterVec
 	shadow        *prometheus.CounterVec
-	disagreeRules *prometheus.CounterVec
 	shadowDropped prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
 	weight        prometheus.Gauge
@@ -77,10 +76,6 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "wafcanary_shadow_verdicts_total",
 			Help: "Requests judged by both rulesets (one live, one in shadow), by each one's request-phase verdict.",
 		}, []string{"baseline", "candidate"}),
-		disagreeRules: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wafcanary_shadow_disagreement_rules_total",
-			Help: "Rules behind shadow pairs where exactly one ruleset blocks: kind new_block counts the candidate's rules when only it blocks, lost_block the baseline's when only it blocks.",
-		}, []string{"kind", "rule_id"}),
 		shadowDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wafcanary_shadow_dropped_total",
 			Help: "Shadow samples not evaluated: queue full, body too large to capture, or evaluation failed.",
@@ -111,7 +106,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"version", "goversion", "coraza", "coreruleset"}),
 	}
 	m.known.Store(&[2]map[int]string{})
-	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow, m.disagreeRules,
+	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
 		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
 	// Series that exist from start-up, so rates and absent() behave
@@ -176,21 +171,6 @@ func (m *Metrics) ObserveRequest(r router.RequestRecord) {
 // ObserveShadow implements router.Observer.
 func (m *Metrics) ObserveShadow(s router.ShadowRecord) {
 	m.shadow.WithLabelValues(verdictLabel(s.Baseline.Blocked), verdictLabel(s.Candidate.Blocked)).Inc()
-	if !s.Disagree() {
-		return
-	}
-	// The blocking side's rules explain the disagreement. Only rules of
-	// the loaded inventory become labels, so the series stay bounded.
-	kind, arm, v := "new_block", router.Candidate, s.Candidate
-	if s.Baseline.Blocked {
-		kind, arm, v = "lost_block", router.Baseline, s.Baseline
-	}
-	known := m.known.Load()[arm]
-	for _, rule := range v.Rules {
-		if id, ok := known[rule.ID]; ok {
-			m.disagreeRules.WithLabelValues(kind, id).Inc()
-		}
-	}
 }
 
 // ShadowDropped implements router.Observer.

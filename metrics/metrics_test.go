@@ -78,13 +78,6 @@ wafcanary_upstream_errors_total{arm="candidate"} 1
 	if v := testutil.ToFloat64(m.shadow.WithLabelValues("blocked", "allowed")); v != 1 {
 		t.Errorf("lost-block pairs = %v", v)
 	}
-	// Only the disagreeing pair names its rules, and only loaded ones.
-	if v := testutil.ToFloat64(m.disagreeRules.WithLabelValues("lost_block", "103")); v != 1 {
-		t.Errorf("rule 103 behind lost blocks = %v, want 1", v)
-	}
-	if n := testutil.CollectAndCount(m.disagreeRules); n != 1 {
-		t.Errorf("%d disagreement rule series, want 1", n)
-	}
 	// Rule series: the logging rules of each loaded ruleset, nothing else.
 	// actions.conf has six logging rules, the candidate one.
 	if n := testutil.CollectAndCount(m.ruleMatches); n != 7 {

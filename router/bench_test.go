@@ -225,7 +225,10 @@ func BenchmarkAssign(b *testing.B) {
 // BenchmarkObserveRequest is the metrics side of a request: counters,
 // histograms and the per-rule matches of a blocked request.
 func BenchmarkObserveRequest(b *testing.B) {
-	m := metrics.New(prometheus.NewRegistry(), "bench")
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "bench")
+	// Rule series are counted only for the loaded rulesets' rules.
+	m.ObserveSnapshot(&router.Snapshot{Baseline: loadB(b, "baseline.conf"), Candidate: loadB(b, "candidate-exclusion.conf")})
 	recs := []router.RequestRecord{
 		{ID: "a", Arm: router.Baseline, Action: router.Allowed, Status: 200, WAFDuration: 900 * time.Microsecond, Duration: 1200 * time.Microsecond},
 		{ID: "b", Arm: router.Candidate, Action: router.Blocked, Status: 403, WAFDuration: 1500 * time.Microsecond, Duration: 1600 * time.Microsecond,
@@ -237,4 +240,30 @@ func BenchmarkObserveRequest(b *testing.B) {
 		m.ObserveRequest(recs[i%len(recs)])
 		i++
 	}
+	b.StopTimer()
+	if n := ruleMatches(b, reg, "candidate", "942100"); n == 0 {
+		b.Fatal("rule 942100 was never counted: the benchmark skipped the per-rule work")
+	}
+}
+
+func ruleMatches(b *testing.B, g prometheus.Gatherer, arm, id string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "wafcanary_rule_matches_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["arm"] == arm && l["rule_id"] == id {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -113,9 +113,10 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 			return nil, err
 		}
 	}
+	reporter := metrics.NewRollout(s.reg)
 	opts := rollout.Options{
 		Config: cfg.Rollout, Router: s.router, Evidence: evidence,
-		Reporter: metrics.NewRollout(s.reg), Probe: s.probe, Logger: log, ShadowSample: sample,
+		Reporter: reporter, Probe: s.probe, Logger: log, ShadowSample: sample,
 	}
 	if s.etcd == nil {
 		s.store = rollout.FileStore{Dir: cfg.StateDir}
@@ -130,7 +131,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		}
 		return s, nil
 	}
-	return s, s.joinFleet(opts)
+	return s, s.joinFleet(opts, reporter)
 }
 
 // replicaID names this replica in the fleet: state.replica_id, or the
@@ -148,12 +149,12 @@ func (s *server) replicaID() string {
 // replica serves the fleet's routing before it takes traffic when etcd
 // answers; when it does not, it serves the configured baseline and
 // follows as soon as etcd is back.
-func (s *server) joinFleet(opts rollout.Options) error {
+func (s *server) joinFleet(opts rollout.Options, reporter *metrics.Rollout) error {
 	st := s.fleetStore
 	s.store = st
 	s.member = fleet.NewMember(fleet.MemberOptions{
 		Client: s.etcd, Config: s.cfg.State.Etcd, Store: st, ID: s.replicaID(), Admin: s.cfg.Admin.Listen,
-		Served: s.served, Reporter: metrics.NewFleet(s.reg), Logger: s.log,
+		Served: s.served, Reporter: metrics.NewFleet(s.reg, reporter), Logger: s.log,
 	})
 	opts.Store, opts.Leadership = st, s.member
 	var err error
