@@ -130,7 +130,6 @@ func TestSummarise(t *testing.T) {
 		},
 		light:     []wrkResult{{P50US: 5000}, {P50US: 7000}, {P50US: 6000}},
 		cpu:       12 * time.Second,
-		heavyReqs: 6000,
 		idleRSSKB: 70 * 1024,
 	}
 	s := summarise(tg)
@@ -160,5 +159,41 @@ func TestLoadArgs(t *testing.T) {
 	paced := load{threads: 1, connections: 1, duration: 4 * time.Second, think: 20 * time.Millisecond}.args("mix.lua", "http://x")
 	if got := strings.Join(paced[len(paced)-2:], " "); got != "-- 20" {
 		t.Errorf("paced run passes think time as %q, want mix.lua's argument -- 20", got)
+	}
+}
+
+func TestSelectTargets(t *testing.T) {
+	ts := []*target{{name: "go-proxy"}, {name: "coraza"}, {name: "wafcanary"}}
+	got, err := selectTargets(ts, []string{"wafcanary", " go-proxy"})
+	if err != nil || len(got) != 2 || got[0].name != "go-proxy" || got[1].name != "wafcanary" {
+		t.Errorf("got %v, %v; want go-proxy, wafcanary", got, err)
+	}
+	// A typo must not leave an empty (or silently smaller) run.
+	if _, err := selectTargets(ts, []string{"wafcanry"}); err == nil || !strings.Contains(err.Error(), "go-proxy, coraza, wafcanary") {
+		t.Errorf("unknown target: %v, want an error listing the targets", err)
+	}
+}
+
+// The shadow target is met only when every sample was evaluated: dropping
+// work makes a run faster than the target means.
+func TestShadowTargetNeedsEverySampleEvaluated(t *testing.T) {
+	base := summary{rps: 500, roundRPS: []float64{500}, idleMB: 70}
+	for _, c := range []struct {
+		name   string
+		shadow shadowCounts
+		want   string
+	}{
+		{"all evaluated", shadowCounts{pairs: 1000}, "[met    ] shadow 100%"},
+		{"some dropped", shadowCounts{pairs: 900, dropped: 100}, "[NOT MET] shadow 100%"},
+		{"not scraped", shadowCounts{}, "[NOT MET] shadow 100%"},
+	} {
+		var b strings.Builder
+		targetChecks(&b, map[string]summary{
+			"wafcanary":        base,
+			"wafcanary-shadow": {rps: 300, roundRPS: []float64{300}, shadow: c.shadow},
+		})
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%s: want %q in\n%s", c.name, c.want, b.String())
+		}
 	}
 }

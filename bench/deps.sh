@@ -4,7 +4,7 @@
 set -eu
 missing=""
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
-command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
+{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing="$missing nginx"
 [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || missing="$missing libnginx-mod-http-modsecurity"
 [ -d /usr/share/modsecurity-crs/rules ] || missing="$missing modsecurity-crs"
 [ -z "$missing" ] && exit 0

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -17,7 +18,7 @@ const (
 )
 
 // nginxConf is a complete nginx configuration for a non-daemon nginx
-// under prefix: two workers (one per core here), access log off, keepalive
+// under prefix: the given number of workers, access log off, keepalive
 // to the upstream, ModSecurity on.
 func nginxConf(prefix, listen, upstream string, workers int, asRoot bool) string {
 	user := ""
@@ -114,4 +115,23 @@ func writeNginxPrefix(prefix, listen, upstream string, workers int) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(prefix, "modsec.conf"), []byte(modsecConf(prefix)), 0o644)
+}
+
+// nginxReady points cmd at the nginx binary and checks, before any target
+// starts, that ModSecurity and Debian's CRS are installed. Debian puts
+// nginx in /usr/sbin, which a user's PATH often lacks.
+func nginxReady(cmd *exec.Cmd) error {
+	const fix = "run bench/deps.sh, or apt-get install nginx libnginx-mod-http-modsecurity modsecurity-crs"
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			return fmt.Errorf("nginx not found on PATH or in /usr/sbin: %s", fix)
+		}
+		cmd.Path, cmd.Err = "/usr/sbin/nginx", nil
+	}
+	for _, p := range []string{nginxModule, debianCRSDir, debianCRSConf, unicodeMap} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("nginx-modsec needs %s: %s", p, fix)
+		}
+	}
+	return nil
 }

@@ -119,3 +119,14 @@ func sumMemKB(pids []int, field string) int64 {
 	}
 	return total
 }
+
+// exited reports whether a child has ended: it is a zombie not yet waited
+// for, or gone.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +38,6 @@ type target struct {
 	heavy     []wrkResult // throughput runs, one per round
 	light     []wrkResult // moderate-load runs, one per round
 	cpu       time.Duration
-	heavyReqs int64
 	shadow    shadowCounts
 }
 
@@ -90,7 +90,9 @@ func runCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		o.workdir = d
-		if !o.keep {
+		if o.keep {
+			fmt.Fprintf(os.Stderr, "scratch directory (kept): %s\n", d)
+		} else {
 			defer os.RemoveAll(d)
 		}
 	}
@@ -121,13 +123,22 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	started = append(started, up)
 	upstream := "http://" + upAddr
-	if err := waitReady(ctx, upstream+"/"); err != nil {
+	if err := waitReady(ctx, upstream+"/", up.cmd, o.workdir, "upstream"); err != nil {
 		return fmt.Errorf("upstream: %w", err)
 	}
 
 	targets := allTargets(self, filepath.Join(o.bin, "wafcanary"), upstream, o)
 	if o.only != "" {
-		targets = selectTargets(targets, strings.Split(o.only, ","))
+		if targets, err = selectTargets(targets, strings.Split(o.only, ",")); err != nil {
+			return err
+		}
+	}
+	for _, t := range targets {
+		if t.nginx {
+			if err := nginxReady(t.cmd); err != nil {
+				return err
+			}
+		}
 	}
 	for _, t := range targets {
 		fmt.Fprintf(os.Stderr, "starting %s (%s)\n", t.name, t.url)
@@ -135,8 +146,8 @@ func runCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		started = append(started, t)
-		if err := waitReady(ctx, t.url+"/"); err != nil {
-			return fmt.Errorf("%s: %w (logs in %s; add -keep)", t.name, err, o.workdir)
+		if err := waitReady(ctx, t.url+"/", t.cmd, o.workdir, t.name); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
 	// Idle RSS: every ruleset compiled, no request served yet.
@@ -169,7 +180,6 @@ func runCmd(ctx context.Context, args []string) error {
 			settle(t) // shadow samples still queued are part of the cost
 			t.cpu += sumCPU(t.pids()) - cpu0
 			t.heavy = append(t.heavy, r)
-			t.heavyReqs += r.Requests
 			fmt.Fprintf(os.Stderr, "round %d/%d  %-18s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms\n",
 				round+1, o.rounds, t.name, r.rps(), ms(r.P50US), ms(r.P99US))
 		}
@@ -187,7 +197,10 @@ func runCmd(ctx context.Context, args []string) error {
 	for _, t := range targets {
 		t.peakKB = sumMemKB(t.pids(), "VmHWM")
 		if t.metricsURL != "" {
-			t.shadow, _ = scrapeShadow(ctx, t.metricsURL)
+			var err error
+			if t.shadow, err = scrapeShadow(ctx, t.metricsURL); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: shadow counts unknown: %v\n", t.name, err)
+			}
 		}
 	}
 	report(os.Stdout, targets, o)
@@ -257,16 +270,25 @@ shadow:
 `, listen, upstream, stateDir, admin, shadowPercent)
 }
 
-func selectTargets(ts []*target, names []string) []*target {
+// selectTargets keeps the named targets, in their usual order.
+func selectTargets(ts []*target, names []string) ([]*target, error) {
 	var out []*target
+	var known []string
 	for _, t := range ts {
+		known = append(known, t.name)
 		for _, n := range names {
 			if t.name == strings.TrimSpace(n) {
 				out = append(out, t)
+				break
 			}
 		}
 	}
-	return out
+	for _, n := range names {
+		if !slices.Contains(known, strings.TrimSpace(n)) {
+			return nil, fmt.Errorf("-only: no target %q; the targets are %s", strings.TrimSpace(n), strings.Join(known, ", "))
+		}
+	}
+	return out, nil
 }
 
 func startProcess(cmd *exec.Cmd, dir, name string) error {
@@ -275,12 +297,14 @@ func startProcess(cmd *exec.Cmd, dir, name string) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
+	// Never outlive the bench; a group of its own lets stopProcess reach
+	// nginx's workers too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	return cmd.Start()
 }
 
-// stopProcess asks the process to stop and kills it if it has not within
-// five seconds. nginx's master takes its workers with it.
+// stopProcess asks the process to stop and kills its whole group (nginx:
+// master and workers) if it has not within five seconds.
 func stopProcess(cmd *exec.Cmd) {
 	if cmd == nil || cmd.Process == nil {
 		return
@@ -291,7 +315,7 @@ func stopProcess(cmd *exec.Cmd) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
 }
@@ -306,17 +330,26 @@ func freeAddr() string {
 	return ln.Addr().String()
 }
 
-func waitReady(ctx context.Context, url string) error {
+// waitReady polls url until it answers, the process ends, or a minute
+// has passed; a failure carries the end of the process's log.
+func waitReady(ctx context.Context, url string, cmd *exec.Cmd, logDir, name string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(url)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after 60 s: %w", err)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case exited(cmd.Process.Pid):
+			return fmt.Errorf("exited before answering; its log ends:\n%s", logTail(logDir, name))
+		case time.Now().After(deadline):
+			return fmt.Errorf("not ready after 60 s (%w); its log ends:\n%s", err, logTail(logDir, name))
 		}
 		select {
 		case <-ctx.Done():
@@ -324,6 +357,16 @@ func waitReady(ctx context.Context, url string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// logTail is the last lines of a process's log (startProcess names it).
+func logTail(dir, name string) string {
+	b, err := os.ReadFile(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-15):], "\n")
 }
 
 // settle waits until the target's processes stop using CPU (at most 5 s),
@@ -349,7 +392,7 @@ type shadowCounts struct {
 
 func scrapeShadow(ctx context.Context, url string) (shadowCounts, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return shadowCounts{}, err
 	}
