@@ -139,8 +139,8 @@ func TestLeaderFencedFollowersFollowAndFailover(t *testing.T) {
 	l.store.mu.Lock()
 	l.store.rev--
 	l.store.mu.Unlock()
-	if err := l.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrStale) {
-		t.Fatalf("decision on a stale state: got %v, want ErrStale", err)
+	if err := l.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrStale) || !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("decision on a stale state: got %v, want ErrStale (a conflict, 409)", err)
 	}
 	if _, err := l.store.Load(); err != nil {
 		t.Fatal(err)
@@ -285,5 +285,39 @@ func TestSketchesFromBuckets(t *testing.T) {
 	p10, _ := c.GetValueAtQuantile(0.05)
 	if p50 < 0.002 || p50 > 0.005 || p10 > 0.001 {
 		t.Errorf("p50 %v (want in the 2-5 ms bucket), p5 %v (want under 1 ms)", p50, p10)
+	}
+}
+
+// scopeCounter records how the replica's collector classified each
+// disagreement: what it would add to the series the leader sums.
+type scopeCounter struct{ in, out int }
+
+func (c *scopeCounter) CountPair(router.Arm) {}
+func (c *scopeCounter) CountDisagreement(_ string, inScope bool, _ []int) {
+	if inScope {
+		c.in++
+	} else {
+		c.out++
+	}
+}
+
+// With evidence read from Prometheus, each replica's own collector still
+// decides in or out of scope; resetting the source (as the controller
+// does on every replica when the rollout moves) must hand it the scope.
+func TestPrometheusEvidenceScopesTheReplicasCollector(t *testing.T) {
+	counts := &scopeCounter{}
+	local := rollout.NewCollector(counts)
+	p, err := NewPrometheusEvidence(rollout.PrometheusConfig{URL: "http://127.0.0.1:1", Timeout: time.Second}, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := router.ShadowRecord{Path: "/search", Enforcing: router.Candidate,
+		Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 942100}}}}
+	p.Reset(rollout.Scope{Paths: []string{"/search"}}, time.Now())
+	local.ObserveShadow(lost)
+	lost.Path = "/checkout"
+	local.ObserveShadow(lost)
+	if counts.in != 1 || counts.out != 1 {
+		t.Errorf("in scope %d, out of scope %d; want 1 and 1", counts.in, counts.out)
 	}
 }

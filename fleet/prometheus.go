@@ -29,6 +29,7 @@ type PrometheusEvidence struct {
 	selector string
 	timeout  time.Duration
 	now      func() time.Time
+	local    Scoper // may be nil
 
 	mu    sync.Mutex
 	since time.Time
@@ -36,22 +37,35 @@ type PrometheusEvidence struct {
 
 var _ rollout.EvidenceSource = (*PrometheusEvidence)(nil)
 
-// NewPrometheusEvidence queries the Prometheus at cfg.URL.
-func NewPrometheusEvidence(cfg rollout.PrometheusConfig) (*PrometheusEvidence, error) {
+// Scoper is this replica's own evidence collector: it classifies each
+// disagreement in or out of the rollout's scope as it counts it into the
+// series the leader sums (rollout.Collector).
+type Scoper interface {
+	ResetScope(rollout.Scope)
+}
+
+// NewPrometheusEvidence queries the Prometheus at cfg.URL. local is told
+// the scope at every Reset.
+func NewPrometheusEvidence(cfg rollout.PrometheusConfig, local Scoper) (*PrometheusEvidence, error) {
 	c, err := api.NewClient(api.Config{Address: cfg.URL})
 	if err != nil {
 		return nil, fmt.Errorf("rollout.prometheus.url: %w", err)
 	}
-	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now, since: time.Now()}, nil
+	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now, since: time.Now(), local: local}, nil
 }
 
-// Reset implements rollout.EvidenceSource. The scope needs no keeping
-// here: every replica's collector classifies disagreements in or out of
-// scope as it counts them (wafcanary_evidence_disagreements_total).
-func (p *PrometheusEvidence) Reset(_ rollout.Scope, since time.Time) {
+// Reset implements rollout.EvidenceSource. Every replica's controller
+// resets its source when the rollout moves (the leader when it decides,
+// followers when they sync), so each replica's collector learns the
+// rollout's scope here, and the in/out split summed in Prometheus is the
+// rollout's own.
+func (p *PrometheusEvidence) Reset(scope rollout.Scope, since time.Time) {
 	p.mu.Lock()
 	p.since = since
 	p.mu.Unlock()
+	if p.local != nil {
+		p.local.ResetScope(scope)
+	}
 }
 
 // Queries returns the PromQL this source runs for a window, by what it

@@ -79,7 +79,7 @@ var (
 	// ErrNotLeader: another replica of the fleet takes decisions.
 	ErrNotLeader = fmt.Errorf("this replica does not lead the fleet's rollout (%w)", ErrConflict)
 	// ErrStale: the shared state changed since this replica read it.
-	ErrStale = errors.New("the rollout state changed on another replica")
+	ErrStale = fmt.Errorf("the rollout state changed on another replica; read the status again and retry if the action still applies (%w)", ErrConflict)
 )
 
 // Router is the part of the router the controller drives.
@@ -150,6 +150,10 @@ type Controller struct {
 	mu    sync.Mutex
 	state State
 	gen   atomic.Int64 // bumped by every change; stale analyses are discarded
+	// synced is set by the first Sync: until then the state is what New
+	// read (or, in a fleet that could not reach its store, none), and the
+	// evidence window has not been set to its step.
+	synced bool
 }
 
 // Options wire a Controller.
@@ -169,14 +173,21 @@ type Options struct {
 }
 
 // New returns a controller in the state the store holds. Call Restore to
-// put that state's rulesets back into service after a restart.
+// put that state's rulesets back into service after a restart. In a fleet
+// (Options.Leadership set) a store that cannot be read is not fatal: the
+// replica starts idle, serving what it was configured with, and takes
+// the fleet's state at its first Sync.
 func New(o Options) (*Controller, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("rollout.%w", err)
 	}
 	st, err := o.Store.Load()
-	if err != nil {
+	switch {
+	case err != nil && o.Leadership == nil:
 		return nil, err
+	case err != nil:
+		o.Logger.Warn("rollout state unreadable; starting idle until the fleet's state store answers", "error", err.Error())
+		st = State{Phase: Idle}
 	}
 	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
 	c.report(nil, "")
@@ -227,8 +238,9 @@ func (c *Controller) Sync(st State, load func(version string) (*ruleset.Ruleset,
 	err := c.serve(st, load, false)
 	prev := c.state
 	c.state = st
-	moved := prev.Phase != st.Phase || prev.Step != st.Step || !prev.StepStarted.Equal(st.StepStarted) ||
+	moved := !c.synced || prev.Phase != st.Phase || prev.Step != st.Step || !prev.StepStarted.Equal(st.StepStarted) ||
 		!prev.Started.Equal(st.Started) || prev.Baseline != st.Baseline
+	c.synced = true
 	if moved {
 		c.gen.Add(1)
 		if st.Phase.Active() {
@@ -298,6 +310,11 @@ func (c *Controller) serve(st State, load func(version string) (*ruleset.Ruleset
 }
 
 // leading refuses a decision on a replica that does not lead.
+// CanDecide returns ErrNotLeader, naming the leader, when another
+// replica takes this fleet's decisions: a caller can refuse a request
+// before doing the work it would need (gates) rather than after.
+func (c *Controller) CanDecide() error { return c.leading() }
+
 func (c *Controller) leading() error {
 	if c.lead == nil || c.lead.Leading() {
 		return nil

@@ -3,6 +3,8 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -124,5 +126,56 @@ func TestSyncServesAnotherReplicasState(t *testing.T) {
 	st.Phase, st.Percent = RolledBack, 0
 	if err := h.c.Sync(st, load, nil); err != nil || h.r.Snapshot().Candidate != nil || h.r.Snapshot().Baseline != h.base {
 		t.Fatalf("rolled-back state: %v, still serving %v", err, h.r.Snapshot().Candidate)
+	}
+}
+
+// unreadableStore cannot be read, as a fleet store whose etcd is down.
+type unreadableStore struct{ FileStore }
+
+func (unreadableStore) Load() (State, error) {
+	return State{}, errors.New("etcd: reading the rollout state: context deadline exceeded")
+}
+
+// A replica that restarts mid-rollout must set its evidence window (and
+// the rollout's scope) at its first sync, even though the state it syncs
+// is the one it loaded; and in a fleet, a store it cannot read at start
+// leaves it idle rather than not starting at all.
+func TestFleetReplicaRestartingMidRollout(t *testing.T) {
+	h := newHarness(t, nil)
+	st := State{Phase: Progressing, Step: 1, Percent: 10, Started: h.t0, StepStarted: h.t0,
+		Baseline: RulesetRef{Version: h.base.Version}, Candidate: &RulesetRef{Version: h.cand.Version}}
+	if err := h.store.SaveRuleset(h.cand); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Config: h.c.Config(), Router: h.r, Evidence: h.ev, Store: h.store, Leadership: &follower{},
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ShadowSample: router.MaxShare}
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resets := h.ev.resets
+	if err := c.Sync(st, h.store.LoadRuleset, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if h.ev.resets != resets+1 {
+		t.Errorf("first sync of the loaded state reset the evidence %d times, want once", h.ev.resets-resets)
+	}
+	if err := c.Sync(st, h.store.LoadRuleset, func() bool { return true }); err != nil || h.ev.resets != resets+1 {
+		t.Errorf("the same state again: %v, %d resets, want no more", err, h.ev.resets-resets)
+	}
+
+	opts.Store = unreadableStore{h.store}
+	if c, err = New(opts); err != nil {
+		t.Fatalf("a fleet replica with its store down did not start: %v", err)
+	}
+	if c.State().Phase != Idle {
+		t.Errorf("started in %s, want idle", c.State().Phase)
+	}
+	opts.Leadership = nil
+	if _, err := New(opts); err == nil {
+		t.Error("a single replica started on a state it could not read")
 	}
 }

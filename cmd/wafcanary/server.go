@@ -109,7 +109,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
 	var evidence rollout.EvidenceSource = s.collector
 	if cfg.Rollout.MetricsSource == "prometheus" {
-		if evidence, err = fleet.NewPrometheusEvidence(cfg.Rollout.Prometheus); err != nil {
+		if evidence, err = fleet.NewPrometheusEvidence(cfg.Rollout.Prometheus, s.collector); err != nil {
 			return nil, err
 		}
 	}
@@ -353,6 +353,11 @@ func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 func (s *server) Start(ctx context.Context, req admin.StartRequest) (any, error) {
 	if req.Candidate == "" {
 		return nil, fmt.Errorf("candidate: a ruleset file is required: %w", rollout.ErrBadRequest)
+	}
+	// A follower would refuse the start only after the gates (the CRS
+	// suite takes tens of seconds) and after journalling any override.
+	if err := s.rollout.CanDecide(); err != nil {
+		return nil, err
 	}
 	cand, err := loadRuleset(req.Candidate)
 	if err != nil {
