@@ -1,7 +1,7 @@
 # make bench: the side-by-side benchmark of issue 6 (bench/, docs/PERFORMANCE.md).
 # Builds wafcanary and the harness, installs wrk, nginx, ModSecurity v3 and
 # Debian's CRS when missing, and runs every target on loopback in interleaved
-# rounds (about four minutes). BENCH_FLAGS passes flags to `wafbench run`,
+# rounds (about six minutes). BENCH_FLAGS passes flags to `wafbench run`,
 # e.g. BENCH_FLAGS="-rounds 5 -keep".
 
 BENCH_FLAGS ?=

@@ -26,16 +26,25 @@ func Require(t testing.TB, binary, pkg string) string {
 	if p, err := exec.LookPath(binary); err == nil {
 		return p
 	}
-	install := []string{"apt-get", "install", "-y", "--no-install-recommends", pkg}
-	if os.Geteuid() != 0 {
-		install = append([]string{"sudo", "-n"}, install...)
+	run := func(args ...string) ([]byte, error) {
+		if os.Geteuid() != 0 {
+			args = append([]string{"sudo", "-n"}, args...)
+		}
+		t.Logf("%s not found; running %s", binary, strings.Join(args, " "))
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
 	}
-	t.Logf("%s not found; running %s", binary, strings.Join(install, " "))
-	cmd := exec.Command(install[0], install[1:]...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	// A fresh machine has empty package lists.
+	if out, err := run("apt-get", "update", "-q"); err != nil {
+		t.Logf("apt-get update failed (%v); trying the install anyway:\n%s", err, out)
+	}
+	if out, err := run("apt-get", "install", "-y", "--no-install-recommends", pkg); err != nil {
 		t.Fatalf("%s is needed and could not be installed (%v); install Debian's %s package:\n%s", binary, err, pkg, out)
 	}
+	// Where systemd runs, the package starts its service, whose port
+	// (Prometheus's 9090) tests and the demo expect free.
+	_, _ = run("systemctl", "stop", "prometheus", "etcd")
 	p, err := exec.LookPath(binary)
 	if err != nil {
 		t.Fatalf("installed %s, still no %s: %v", pkg, binary, err)
