@@ -3,9 +3,11 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,10 +72,15 @@ func client(t *testing.T, cfg Config) *clientv3.Client {
 
 func startReplica(t *testing.T, cfg Config, id string) *replica {
 	t.Helper()
+	return startReplicaLogging(t, cfg, id, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startReplicaLogging(t *testing.T, cfg Config, id string, log *slog.Logger) *replica {
+	t.Helper()
 	cli := client(t, cfg)
 	r := &replica{store: NewStore(cli, cfg, id), rec: &recorder{}, done: make(chan struct{})}
 	r.m = NewMember(MemberOptions{Client: cli, Config: cfg, Store: r.store, ID: id, Follower: r.rec,
-		Served: func() Served { return Served{Baseline: "b"} }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Served: func() Served { return Served{Baseline: "b"} }, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.m.Run(ctx); close(r.done) }()
@@ -319,5 +326,54 @@ func TestPrometheusEvidenceScopesTheReplicasCollector(t *testing.T) {
 	local.ObserveShadow(lost)
 	if counts.in != 1 || counts.out != 1 {
 		t.Errorf("in scope %d, out of scope %d; want 1 and 1", counts.in, counts.out)
+	}
+}
+
+// warnings counts the warnings a replica logs.
+type warnings struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (w warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.n.Add(1)
+	}
+	return nil
+}
+
+// Once etcd compacts past the state key's last write (auto-compaction on
+// a fleet that sits idle), a watch from that write fails at once. A
+// replica must watch from the revision it read at, not loop re-reading.
+func TestFollowingAfterCompaction(t *testing.T) {
+	etcd := fleettest.StartEtcd(t)
+	cfg := testConfig(etcd.Endpoint())
+	a := startReplica(t, cfg, "a")
+	leaderOf(t, a)
+	if err := a.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := client(t, cfg)
+	var last int64
+	for i := range 5 {
+		resp, err := cli.Put(context.Background(), fmt.Sprintf("/elsewhere/%d", i), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = resp.Header.Revision
+	}
+	if _, err := cli.Compact(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	var warned atomic.Int64
+	b := startReplicaLogging(t, cfg, "b", slog.New(warnings{slog.DiscardHandler, &warned}))
+	fleettest.WaitFor(t, 5*time.Second, "the new replica applying the state", func() bool { return b.rec.last().Step == 1 })
+	if err := a.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.WaitFor(t, 5*time.Second, "the new replica following the next decision", func() bool { return b.rec.last().Step == 2 })
+	if n := warned.Load(); n != 0 {
+		t.Errorf("%d warnings while following a compacted store, want none (a watch failing on compacted history)", n)
 	}
 }

@@ -162,17 +162,25 @@ func (m *Member) Run(ctx context.Context) {
 // Sync reads the shared state and serves it; followers call it on start
 // and whenever the watch may have missed something.
 func (m *Member) Sync(ctx context.Context) error {
+	_, err := m.sync(ctx)
+	return err
+}
+
+// sync is Sync, returning the store's revision at the read: a watch
+// from the next one misses nothing, and unlike the state's own revision
+// it is not lost when etcd compacts an idle key's history.
+func (m *Member) sync(ctx context.Context) (int64, error) {
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
 	resp, err := m.cli.Get(cctx, m.store.key(keyState))
 	if err != nil {
-		return fmt.Errorf("etcd: reading the rollout state: %w", err)
+		return 0, fmt.Errorf("etcd: reading the rollout state: %w", err)
 	}
 	st, rev, err := decodeState(resp.Kvs)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return m.apply(st, rev)
+	return resp.Header.Revision, m.apply(st, rev)
 }
 
 func (m *Member) apply(st rollout.State, rev int64) error {
@@ -193,12 +201,13 @@ func (m *Member) apply(st rollout.State, rev int64) error {
 // follow watches the state key and applies every change.
 func (m *Member) follow(ctx context.Context) {
 	for ctx.Err() == nil {
-		if err := m.Sync(ctx); err != nil {
+		at, err := m.sync(ctx)
+		if err != nil {
 			m.setUp(err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.store.key(keyState), clientv3.WithRev(m.store.revision()+1))
+		wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.store.key(keyState), clientv3.WithRev(at+1))
 		for resp := range wch {
 			if err := resp.Err(); err != nil {
 				m.log.Warn("state watch interrupted; reading the state again", "error", err.Error())
