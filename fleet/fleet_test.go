@@ -320,7 +320,8 @@ func TestPrometheusEvidenceScopesTheReplicasCollector(t *testing.T) {
 	}
 	lost := router.ShadowRecord{Path: "/search", Enforcing: router.Candidate,
 		Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 942100}}}}
-	p.Reset(rollout.Scope{Paths: []string{"/search"}}, time.Now())
+	now := time.Now()
+	p.Reset(rollout.Windows{Scope: rollout.Scope{Paths: []string{"/search"}}, Rollout: now, Step: now})
 	local.ObserveShadow(lost)
 	lost.Path = "/checkout"
 	local.ObserveShadow(lost)

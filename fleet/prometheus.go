@@ -20,7 +20,8 @@ import (
 
 // PrometheusEvidence reads the evidence of the whole fleet from
 // Prometheus: every series summed over the replicas with increase() over
-// the step so far. It implements rollout.EvidenceSource. Prometheus sees
+// its window (shadow pairs since the rollout started, split arms since
+// the step started). It implements rollout.EvidenceSource. Prometheus sees
 // a replica's counters one scrape interval late, and increase() needs two
 // samples in the window, so a step's first scrape intervals read as
 // little or no evidence: inconclusive, never a pass.
@@ -31,8 +32,8 @@ type PrometheusEvidence struct {
 	now      func() time.Time
 	local    Scoper // may be nil
 
-	mu    sync.Mutex
-	since time.Time
+	mu      sync.Mutex
+	windows rollout.Windows
 }
 
 var _ rollout.EvidenceSource = (*PrometheusEvidence)(nil)
@@ -51,7 +52,9 @@ func NewPrometheusEvidence(cfg rollout.PrometheusConfig, local Scoper) (*Prometh
 	if err != nil {
 		return nil, fmt.Errorf("rollout.prometheus.url: %w", err)
 	}
-	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now, since: time.Now(), local: local}, nil
+	now := time.Now()
+	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now,
+		windows: rollout.Windows{Rollout: now, Step: now}, local: local}, nil
 }
 
 // Reset implements rollout.EvidenceSource. Every replica's controller
@@ -59,30 +62,36 @@ func NewPrometheusEvidence(cfg rollout.PrometheusConfig, local Scoper) (*Prometh
 // followers when they sync), so each replica's collector learns the
 // rollout's scope here, and the in/out split summed in Prometheus is the
 // rollout's own.
-func (p *PrometheusEvidence) Reset(scope rollout.Scope, since time.Time) {
+func (p *PrometheusEvidence) Reset(w rollout.Windows) {
 	p.mu.Lock()
-	p.since = since
+	p.windows = w
 	p.mu.Unlock()
 	if p.local != nil {
-		p.local.ResetScope(scope)
+		p.local.ResetScope(w.Scope)
 	}
 }
 
-// Queries returns the PromQL this source runs for a window, by what it
-// feeds; the README documents them.
-func (p *PrometheusEvidence) Queries(window time.Duration) map[string]string {
-	w := "[" + strconv.FormatInt(int64(math.Ceil(window.Seconds())), 10) + "s]"
+// Queries returns the PromQL this source runs, by what it feeds, for
+// shadow pairs counted over the last rollout and split arms over the last
+// step; the README documents them.
+func (p *PrometheusEvidence) Queries(rollout, step time.Duration) map[string]string {
+	rng := func(d time.Duration) string {
+		return "[" + strconv.FormatInt(int64(math.Ceil(max(d, time.Second).Seconds())), 10) + "s]"
+	}
+	r, w := rng(rollout), rng(step)
 	sel := "{" + p.selector + "}"
 	outOfScope := `{scope="out"}`
 	if p.selector != "" {
 		outOfScope = `{scope="out",` + p.selector + "}"
 	}
 	return map[string]string{
-		"pairs":         "sum by (enforcing) (increase(wafcanary_evidence_pairs_total" + sel + w + "))",
-		"disagreements": "sum by (kind, scope) (increase(wafcanary_evidence_disagreements_total" + sel + w + "))",
-		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + outOfScope + w + ")) > 0",
+		"pairs":         "sum(increase(wafcanary_evidence_pairs_total" + sel + r + "))",
+		"disagreements": "sum by (kind, scope) (increase(wafcanary_evidence_disagreements_total" + sel + r + "))",
+		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + outOfScope + r + ")) > 0",
+		"step_pairs":    "sum by (enforcing) (increase(wafcanary_evidence_pairs_total" + sel + w + "))",
 		"requests":      "sum by (arm, action) (increase(wafcanary_requests_total" + sel + w + "))",
 		"upstream":      "sum by (arm) (increase(wafcanary_upstream_errors_total" + sel + w + "))",
+		"response":      "sum by (arm) (increase(wafcanary_response_blocks_total" + sel + w + "))",
 		"dropped":       "sum(increase(wafcanary_shadow_dropped_total" + sel + w + "))",
 		"waf_time":      "sum by (arm, le) (increase(wafcanary_waf_duration_seconds_bucket" + sel + w + "))",
 	}
@@ -92,15 +101,14 @@ func (p *PrometheusEvidence) Queries(window time.Duration) map[string]string {
 // whole read: half the evidence could pass what the whole would not.
 func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, error) {
 	p.mu.Lock()
-	since := p.since
+	win := p.windows
 	p.mu.Unlock()
 	now := p.now()
-	window := max(now.Sub(since), time.Second)
 	ev := rollout.Evidence{NewBlocks: rollout.Disagreements{Rules: map[int]int64{}}, LostBlocks: rollout.Disagreements{Rules: map[int]int64{}}}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	results := map[string]model.Vector{}
-	for name, q := range p.Queries(window) {
+	for name, q := range p.Queries(now.Sub(win.Rollout), now.Sub(win.Step)) {
 		v, _, _, err := p.api.Query(ctx, q, now)
 		if err != nil {
 			return rollout.Evidence{}, fmt.Errorf("prometheus query %s: %w", name, err)
@@ -123,6 +131,8 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 	}
 	for _, s := range results["pairs"] {
 		ev.Pairs += count(s)
+	}
+	for _, s := range results["step_pairs"] {
 		if a, ok := arm(s, "enforcing"); ok && a == router.Baseline {
 			ev.ShadowedByCandidate += count(s)
 		}
@@ -155,6 +165,11 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 	for _, s := range results["upstream"] {
 		if a, ok := arm(s, "arm"); ok {
 			ev.Arms[a].UpstreamErrors += count(s)
+		}
+	}
+	for _, s := range results["response"] {
+		if a, ok := arm(s, "arm"); ok {
+			ev.Arms[a].ResponseBlocked += count(s)
 		}
 	}
 	for _, s := range results["dropped"] {

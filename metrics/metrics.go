@@ -25,6 +25,7 @@ type Metrics struct {
 	shadow        *prometheus.CounterVec
 	shadowDropped prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
+	respBlocks    *prometheus.CounterVec
 	weight        prometheus.Gauge
 	shadowSample  prometheus.Gauge
 	rulesetInfo   *prometheus.GaugeVec
@@ -84,6 +85,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "wafcanary_upstream_errors_total",
 			Help: "Allowed requests the upstream failed to answer (unreachable, timed out, broke off), by arm. Clients that went away are not counted.",
 		}, arm),
+		respBlocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_response_blocks_total",
+			Help: "Requests blocked in a response phase, after the upstream answered, by arm (also counted as blocked in wafcanary_requests_total). Shadow pairs compare request phases only, so these are the blocks only the split arms see.",
+		}, arm),
 		weight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wafcanary_candidate_weight_ratio",
 			Help: "Share of sticky keys the candidate enforces on, 0 to 1.",
@@ -107,7 +112,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	m.known.Store(&[2]map[int]string{})
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
-		m.shadowDropped, m.upstreamErrs, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
+		m.shadowDropped, m.upstreamErrs, m.respBlocks, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
@@ -118,6 +123,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.wafDuration.WithLabelValues(a.String())
 		m.duration.WithLabelValues(a.String())
 		m.upstreamErrs.WithLabelValues(a.String())
+		m.respBlocks.WithLabelValues(a.String())
 		m.loadFailures.WithLabelValues(a.String())
 	}
 	for _, b := range []string{"allowed", "blocked"} {
@@ -156,6 +162,9 @@ func (m *Metrics) ObserveRequest(r router.RequestRecord) {
 	m.duration.WithLabelValues(arm).Observe(r.Duration.Seconds())
 	if r.UpstreamError {
 		m.upstreamErrs.WithLabelValues(arm).Inc()
+	}
+	if r.BlockedInResponse {
+		m.respBlocks.WithLabelValues(arm).Inc()
 	}
 	if len(r.Verdict.Rules) == 0 {
 		return

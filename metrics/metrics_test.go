@@ -50,6 +50,7 @@ func TestObserve(t *testing.T) {
 	m.ObserveRequest(router.RequestRecord{Arm: router.Baseline, Action: router.Blocked, WAFDuration: time.Millisecond, Duration: 2 * time.Millisecond,
 		Verdict: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}}) // 424242 is not loaded: not counted
 	m.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Allowed, UpstreamError: true})
+	m.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Blocked, BlockedInResponse: true})
 	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}})
 	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}, Candidate: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}})
 	m.ShadowDropped()
@@ -65,8 +66,12 @@ wafcanary_shadow_dropped_total 1
 # TYPE wafcanary_upstream_errors_total counter
 wafcanary_upstream_errors_total{arm="baseline"} 0
 wafcanary_upstream_errors_total{arm="candidate"} 1
+# HELP wafcanary_response_blocks_total Requests blocked in a response phase, after the upstream answered, by arm (also counted as blocked in wafcanary_requests_total). Shadow pairs compare request phases only, so these are the blocks only the split arms see.
+# TYPE wafcanary_response_blocks_total counter
+wafcanary_response_blocks_total{arm="baseline"} 0
+wafcanary_response_blocks_total{arm="candidate"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wafcanary_candidate_weight_ratio", "wafcanary_shadow_dropped_total", "wafcanary_upstream_errors_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wafcanary_candidate_weight_ratio", "wafcanary_shadow_dropped_total", "wafcanary_upstream_errors_total", "wafcanary_response_blocks_total"); err != nil {
 		t.Error(err)
 	}
 	if v := testutil.ToFloat64(m.requests.WithLabelValues("baseline", "blocked")); v != 1 {

@@ -32,9 +32,11 @@ type Policy struct {
 	// minus baseline arm, in absolute fraction (0.005 = 0.5 points).
 	MaxBlockRateIncrease     float64 `mapstructure:"max_block_rate_increase"`
 	MaxUpstreamErrorIncrease float64 `mapstructure:"max_upstream_error_increase"`
-	// MaxLatencyRatio and LatencySlack: the candidate's WAF time at p50 and
-	// p99 may be at most ratio x baseline + slack.
+	// MaxLatencyRatio, LatencySlackP50 and LatencySlack: the candidate's
+	// WAF time at p50 may be at most ratio x the baseline's + the p50
+	// slack, at p99 ratio x the baseline's + LatencySlack.
 	MaxLatencyRatio float64       `mapstructure:"max_latency_ratio"`
+	LatencySlackP50 time.Duration `mapstructure:"latency_slack_p50"`
 	LatencySlack    time.Duration `mapstructure:"latency_slack"`
 	// MinLatencySamples per arm before latency is judged at all.
 	MinLatencySamples int64 `mapstructure:"min_latency_samples"`
@@ -88,6 +90,7 @@ var DefaultConfig = Config{
 		MaxBlockRateIncrease:     0.005,
 		MaxUpstreamErrorIncrease: 0.005,
 		MaxLatencyRatio:          1.2,
+		LatencySlackP50:          100 * time.Microsecond,
 		LatencySlack:             time.Millisecond,
 		MinLatencySamples:        200,
 		SplitChecksFromPercent:   25,
@@ -154,6 +157,8 @@ func (p Policy) validate() error {
 		return fmt.Errorf("policy.alpha: must be between 0 and 0.5, got %v", p.Alpha)
 	case p.MaxLatencyRatio < 1:
 		return fmt.Errorf("policy.max_latency_ratio: must be at least 1, got %v", p.MaxLatencyRatio)
+	case p.LatencySlackP50 < 0:
+		return fmt.Errorf("policy.latency_slack_p50: must not be negative, got %s", p.LatencySlackP50)
 	case p.LatencySlack < 0:
 		return fmt.Errorf("policy.latency_slack: must not be negative, got %s", p.LatencySlack)
 	case p.MinLatencySamples < 1:

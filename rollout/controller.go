@@ -94,9 +94,9 @@ type EvidenceSource interface {
 	// Evidence returns the window's evidence; an error means there is
 	// nothing to judge, and the analysis is inconclusive.
 	Evidence(ctx context.Context) (Evidence, error)
-	// Reset starts a window for scope at since, the step's start; sources
-	// that can look back (Prometheus) count from there.
-	Reset(scope Scope, since time.Time)
+	// Reset starts the windows of w; sources that can look back
+	// (Prometheus) count from their starts.
+	Reset(w Windows)
 }
 
 // Store keeps state, journal and ruleset bundles: FileStore on one node,
@@ -215,7 +215,7 @@ func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)
 		return err
 	}
 	if c.state.Phase.Active() {
-		c.evidence.Reset(c.state.Scope, c.state.StepStarted)
+		c.evidence.Reset(windowsOf(c.state))
 	}
 	return nil
 }
@@ -244,7 +244,7 @@ func (c *Controller) Sync(st State, load func(version string) (*ruleset.Ruleset,
 	if moved {
 		c.gen.Add(1)
 		if st.Phase.Active() {
-			c.evidence.Reset(st.Scope, st.StepStarted)
+			c.evidence.Reset(windowsOf(st))
 		}
 	}
 	c.report(nil, "")
@@ -373,7 +373,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	if err != nil {
 		return st, err
 	}
-	c.evidence.Reset(scope, now)
+	c.evidence.Reset(windowsOf(st))
 	return st, c.router.Swap(next)
 }
 
@@ -496,7 +496,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	if _, err := c.commit(st, d, 0); err != nil {
 		return d, err
 	}
-	c.evidence.Reset(st.Scope, now)
+	c.evidence.Reset(windowsOf(st))
 	return d, c.router.Swap(snap)
 }
 

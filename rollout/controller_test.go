@@ -35,11 +35,12 @@ func (f *fakeRouter) Swap(s *router.Snapshot) error {
 // fakeEvidence returns whatever the test set; hook runs inside Snapshot,
 // i.e. in the middle of an analysis.
 type fakeEvidence struct {
-	mu     sync.Mutex
-	ev     Evidence
-	resets int
-	hook   func()
-	err    error
+	mu      sync.Mutex
+	ev      Evidence
+	resets  int
+	windows Windows
+	hook    func()
+	err     error
 }
 
 func (f *fakeEvidence) Evidence(context.Context) (Evidence, error) {
@@ -50,9 +51,10 @@ func (f *fakeEvidence) Evidence(context.Context) (Evidence, error) {
 	defer f.mu.Unlock()
 	return f.ev, f.err
 }
-func (f *fakeEvidence) Reset(Scope, time.Time) {
+func (f *fakeEvidence) Reset(w Windows) {
 	f.mu.Lock()
 	f.resets++
+	f.windows = w
 	f.ev = Evidence{}
 	f.mu.Unlock()
 }
@@ -159,6 +161,11 @@ func TestRolloutToPromotion(t *testing.T) {
 		share := h.r.Snapshot().Share
 		if d.Action != s.action || st.Phase != s.phase || share != s.share {
 			t.Fatalf("line %d at %s: %s -> %s share %d, want %s -> %s share %d (%s)", i, s.at, d.Action, st.Phase, share, s.action, s.phase, s.share, d.Reason)
+		}
+		// Shadow pairs count from the rollout's start, split arms from
+		// the step's.
+		if w := h.ev.windows; st.Phase.Active() && (!w.Rollout.Equal(h.t0) || !w.Step.Equal(st.StepStarted)) {
+			t.Fatalf("line %d: evidence windows from %s and %s, want the rollout's start %s and the step's %s", i, w.Rollout, w.Step, h.t0, st.StepStarted)
 		}
 	}
 	if s := h.r.Snapshot(); s.Baseline != h.cand || s.Candidate != nil {

@@ -60,28 +60,62 @@ type RuleCount struct {
 // ArmEvidence is one arm's split evidence.
 type ArmEvidence struct {
 	Requests, Blocked, UpstreamErrors int64
-	// WAFTime is a sketch of seconds inside Coraza per request, 1%
-	// relative accuracy. Nil when the arm saw no request.
+	// ResponseBlocked counts the blocks (among Blocked) from a response
+	// phase, which shadow pairs cannot see.
+	ResponseBlocked int64
+	// WAFTime is a sketch of seconds inside Coraza per request. Nil when
+	// the arm saw no request.
 	WAFTime *ddsketch.DDSketch
 }
 
-// Evidence is everything the controller judges, gathered since the
-// current step began.
+// sketchAccuracy is the relative accuracy of the in-process WAF-time
+// sketches. The latency checks widen their bounds by it, and a +30% p50
+// regression is only 4% past the default limit (1.2 x + 0.1 ms at 2 ms),
+// so 0.5% rather than 1%: about 900 bins between 10 µs and 50 ms.
+const sketchAccuracy = 0.005
+
+// accuracy is the relative accuracy of the quantiles read from WAFTime.
+func (a ArmEvidence) accuracy() float64 {
+	if a.WAFTime == nil {
+		return 0
+	}
+	return a.WAFTime.IndexMapping.RelativeAccuracy()
+}
+
+// Evidence is everything the controller judges. Shadow pairs (Pairs,
+// NewBlocks, LostBlocks) count from the rollout's start: the same
+// request judged by both rulesets says the same whatever the share. The
+// rest counts from the step's start.
 type Evidence struct {
 	Pairs      int64
 	NewBlocks  Disagreements // candidate blocks, baseline allows
 	LostBlocks Disagreements // baseline blocks, candidate allows
 	Arms       [2]ArmEvidence
 	Dropped    int64
-	// ShadowedByCandidate counts the pairs the baseline enforced on: the
-	// candidate judged them in shadow.
+	// ShadowedByCandidate counts the pairs of this step the baseline
+	// enforced on: the candidate judged them in shadow.
 	ShadowedByCandidate int64
 }
 
-// CandidateRequests is how many requests the candidate judged, enforcing
-// on its arm or in shadow: the traffic a step's min_requests counts.
+// CandidateRequests is how many requests the candidate judged at this
+// step, enforcing on its arm or in shadow: the traffic a step's
+// min_requests counts.
 func (e Evidence) CandidateRequests() int64 {
 	return e.Arms[router.Candidate].Requests + e.ShadowedByCandidate
+}
+
+// Windows says where evidence starts counting: the rollout's scope
+// classifies disagreements, shadow pairs count from Rollout (the
+// rollout's start) and split arms from Step (the step's start).
+type Windows struct {
+	Scope   Scope
+	Rollout time.Time
+	Step    time.Time
+}
+
+// windowsOf returns the evidence windows of a rollout in state st.
+func windowsOf(st State) Windows {
+	return Windows{Scope: st.Scope, Rollout: st.Started, Step: st.StepStarted}
 }
 
 // Collector gathers Evidence from the router. It implements
@@ -90,6 +124,7 @@ func (e Evidence) CandidateRequests() int64 {
 type Collector struct {
 	mu      sync.Mutex
 	scope   Scope
+	rollout time.Time // start of the paired window
 	ev      Evidence
 	counter Counter
 }
@@ -117,19 +152,35 @@ func NewCollector(counter Counter) *Collector {
 // Evidence implements EvidenceSource.
 func (c *Collector) Evidence(context.Context) (Evidence, error) { return c.Snapshot(), nil }
 
-// Reset implements EvidenceSource: the window starts now, whatever since
-// says, as the process saw nothing before.
-func (c *Collector) Reset(scope Scope, _ time.Time) { c.ResetScope(scope) }
+// Reset implements EvidenceSource. The process saw nothing before it
+// started, so each window starts now: the step's always, the paired one
+// only when it belongs to another rollout than the one counted so far
+// (or the scope changed), so shadow pairs add up across a rollout's steps.
+func (c *Collector) Reset(w Windows) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !slices.Equal(w.Scope.Paths, c.scope.Paths) || !slices.Equal(w.Scope.RuleIDs, c.scope.RuleIDs) {
+		c.resetLocked(w.Scope)
+		c.rollout = w.Rollout
+		return
+	}
+	c.ev.Arms, c.ev.Dropped, c.ev.ShadowedByCandidate = [2]ArmEvidence{}, 0, 0
+}
 
-// ResetScope starts a new evidence window with scope.
+// ResetScope starts new evidence windows, all of them, with scope.
 func (c *Collector) ResetScope(scope Scope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.resetLocked(scope)
+	c.rollout = time.Time{}
+}
+
+func (c *Collector) resetLocked(scope Scope) {
 	c.scope = scope
 	c.ev = Evidence{NewBlocks: Disagreements{Rules: map[int]int64{}}, LostBlocks: Disagreements{Rules: map[int]int64{}}}
 }
 
-// Snapshot returns a copy of the evidence gathered since the last Reset.
+// Snapshot returns a copy of the evidence gathered in its windows.
 func (c *Collector) Snapshot() Evidence {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,12 +211,15 @@ func (c *Collector) ObserveRequest(r router.RequestRecord) {
 	a.Requests++
 	if r.Action == router.Blocked {
 		a.Blocked++
+		if r.BlockedInResponse {
+			a.ResponseBlocked++
+		}
 	}
 	if r.UpstreamError {
 		a.UpstreamErrors++
 	}
 	if a.WAFTime == nil {
-		a.WAFTime, _ = ddsketch.NewDefaultDDSketch(0.01)
+		a.WAFTime, _ = ddsketch.NewDefaultDDSketch(sketchAccuracy)
 	}
 	if s := r.WAFDuration.Seconds(); s > 0 {
 		_ = a.WAFTime.Add(s)
@@ -228,7 +282,7 @@ func (c *Collector) ShadowDropped() {
 }
 
 // ObserveSnapshot implements router.Observer; the controller resets the
-// window itself when it changes the share.
+// windows itself when it changes the share.
 func (c *Collector) ObserveSnapshot(*router.Snapshot) {}
 
 // attribute returns the rules behind a disagreement: those that logged on

@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -42,11 +43,24 @@ func (v *Verdict) UnmarshalJSON(b []byte) error {
 	return fmt.Errorf("unknown verdict %q", s)
 }
 
+// Window is the stretch of evidence a check judges.
+type Window string
+
+// Windows. Shadow pairs judge the same request with both rulesets, so
+// what they show does not depend on the share: they count from the
+// rollout's start. Split arms compare different clients at a share, so
+// they count from the step's start.
+const (
+	RolloutWindow Window = "rollout"
+	StepWindow    Window = "step"
+)
+
 // Outcome is one check's result, with the numbers behind it.
 type Outcome struct {
 	Check    string  `json:"check"`
 	Verdict  Verdict `json:"verdict"`
 	Required bool    `json:"required"` // must pass before the rollout advances
+	Window   Window  `json:"window,omitempty"`
 	Reason   string  `json:"reason"`
 	// Observed is the point estimate; Lower and Upper its confidence
 	// sequence; Limit the policy's bound on the same scale.
@@ -81,18 +95,19 @@ func (a Analysis) Reason() string {
 	return strings.Join(parts, "; ")
 }
 
-// Evaluate judges evidence gathered at a step with the candidate on
-// percent of clients.
+// Evaluate judges evidence gathered with the candidate on percent of
+// clients: shadow pairs since the rollout started, split arms since the
+// step started.
 func Evaluate(e Evidence, p Policy, percent float64) Analysis {
 	split := percent > 0 && percent < 100
 	splitRequired := split && percent >= p.SplitChecksFromPercent
 	a := Analysis{Outcomes: []Outcome{
 		disagreementCheck("new_blocks", "new blocks", e.NewBlocks, e.Pairs, p.MaxNewBlockRate, p.Alpha),
 		disagreementCheck("lost_blocks", "lost blocks", e.LostBlocks, e.Pairs, p.MaxLostBlockRate, p.Alpha),
-		armRateCheck("block_rate", "block rate", e, func(a ArmEvidence) int64 { return a.Blocked }, p.MaxBlockRateIncrease, p.Alpha, split, splitRequired),
-		armRateCheck("upstream_errors", "upstream error rate", e, func(a ArmEvidence) int64 { return a.UpstreamErrors }, p.MaxUpstreamErrorIncrease, p.Alpha, split, splitRequired),
-		latencyCheck("waf_time_p50", 0.5, e, p, split, splitRequired),
-		latencyCheck("waf_time_p99", 0.99, e, p, split, splitRequired),
+		blockRateCheck(e, p.MaxBlockRateIncrease, p.Alpha, split, splitRequired),
+		upstreamErrorCheck(e, p.MaxUpstreamErrorIncrease, p.Alpha, split, splitRequired),
+		latencyCheck("waf_time_p50", 0.5, p.LatencySlackP50, e, p, split, splitRequired),
+		latencyCheck("waf_time_p99", 0.99, p.LatencySlack, e, p, split, splitRequired),
 	}}
 	a.Verdict = Pass
 	for _, o := range a.Outcomes {
@@ -106,113 +121,203 @@ func Evaluate(e Evidence, p Policy, percent float64) Analysis {
 	return a
 }
 
+// judge is the one three-way comparison of a confidence sequence
+// [lo, hi] with a limit it must not exceed.
+func judge(lo, hi, limit float64) Verdict {
+	switch {
+	case lo > limit:
+		return Fail
+	case hi <= limit:
+		return Pass
+	}
+	return Inconclusive
+}
+
 func disagreementCheck(check, name string, d Disagreements, pairs int64, limit, alpha float64) Outcome {
-	lo, hi := RateBounds(d.OutOfScope, pairs, alpha, limit)
-	o := Outcome{Check: check, Required: true, Lower: lo, Upper: hi, Limit: limit, N: pairs, Rules: d.TopRules(5)}
+	lo, hi := RateBounds(d.OutOfScope, pairs, alpha, NewMixture(pairedNOpt, alpha))
+	o := Outcome{Check: check, Required: true, Window: RolloutWindow, Lower: lo, Upper: hi, Limit: limit, N: pairs, Rules: d.TopRules(5)}
 	if pairs > 0 {
 		o.Observed = float64(d.OutOfScope) / float64(pairs)
 	}
-	head := fmt.Sprintf("%s outside scope: %d of %d paired requests (%s)", name, d.OutOfScope, pairs, pct(o.Observed))
+	head := fmt.Sprintf("%s outside scope since the rollout started: %d of %d paired requests (%s)", name, d.OutOfScope, pairs, pct(o.Observed))
 	if d.InScope > 0 {
 		head += fmt.Sprintf(", %d more in scope", d.InScope)
 	}
 	if len(o.Rules) > 0 {
 		head += ", rules " + ruleList(o.Rules)
 	}
-	switch {
-	case lo > limit:
-		o.Verdict = Fail
+	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
+	case Fail:
 		o.Reason = fmt.Sprintf("%s: rate at least %s > limit %s (alpha %g)", head, pct(lo), pct(limit), alpha)
-	case hi <= limit:
-		o.Verdict = Pass
+	case Pass:
 		o.Reason = fmt.Sprintf("%s: rate at most %s <= limit %s", head, pct(hi), pct(limit))
 	default:
-		o.Verdict = Inconclusive
 		o.Reason = fmt.Sprintf("%s: rate between %s and %s, not yet conclusive against limit %s", head, pct(lo), pct(hi), pct(limit))
 	}
 	return o
 }
 
-func armRateCheck(check, name string, e Evidence, count func(ArmEvidence) int64, limit, alpha float64, split, required bool) Outcome {
-	o := Outcome{Check: check, Required: required, Limit: limit}
+func rate(x, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(x) / float64(n)
+}
+
+// blockRateCheck bounds how much more the candidate's arm blocks than the
+// baseline's. Two confidence sequences, each at alpha/2, bound the same
+// difference and the check uses where they overlap:
+//   - the arms' block rates compared directly (DiffBounds); noisy, since
+//     attacks land on one arm or the other by chance;
+//   - the same difference split by phase: in the request phases it is
+//     what shadow pairs measure on identical requests (new blocks minus
+//     lost blocks, in scope or not, since the rollout started), in the
+//     response phases, which pairs cannot see, the arms' rates of
+//     response-phase blocks (rare, so tightly bounded). With clients
+//     assigned to arms by a hash they cannot choose, an arm's request-
+//     phase block rate differs from the other's only by what the pairs
+//     measure.
+//
+// With shadow on every request the second is far narrower (an A/A
+// candidate passes in a few thousand requests where the direct
+// comparison needs tens of thousands); with little or no shadow the first
+// still decides.
+func blockRateCheck(e Evidence, limit, alpha float64, split, required bool) Outcome {
+	const name = "block rate"
+	o := Outcome{Check: "block_rate", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
 		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
 	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
-	// Two bounds, each at alpha/2: together they hold with 1-alpha.
-	bLo, bHi := RateBounds(count(b), b.Requests, alpha/2, limit)
-	cLo, cHi := RateBounds(count(c), c.Requests, alpha/2, limit)
-	rate := func(a ArmEvidence) float64 {
-		if a.Requests == 0 {
-			return 0
-		}
-		return float64(count(a)) / float64(a.Requests)
-	}
-	o.Observed, o.Lower, o.Upper, o.N = rate(c)-rate(b), cLo-bHi, cHi-bLo, c.Requests
-	head := fmt.Sprintf("%s: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c)), c.Requests, pct(rate(b)), b.Requests)
-	switch {
-	case o.Lower > limit:
-		o.Verdict = Fail
-		o.Reason = fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g)", head, points(o.Lower), points(limit), alpha)
-	case o.Upper <= limit:
-		o.Verdict = Pass
-		o.Reason = fmt.Sprintf("%s: increase at most %s <= limit %s", head, points(o.Upper), points(limit))
+	arm, paired := NewMixture(armNOpt, alpha), NewMixture(pairedNOpt, alpha)
+	directLo, directHi := DiffBounds(c.Blocked, c.Requests, b.Blocked, b.Requests, alpha/2, arm)
+	// Split by phase: alpha/4 for the request phases (alpha/8 for each of
+	// new and lost blocks) and alpha/4 for the response phases.
+	newBlocks, lostBlocks := e.NewBlocks.InScope+e.NewBlocks.OutOfScope, e.LostBlocks.InScope+e.LostBlocks.OutOfScope
+	newLo, newHi := RateBounds(newBlocks, e.Pairs, alpha/8, paired)
+	lostLo, lostHi := RateBounds(lostBlocks, e.Pairs, alpha/8, paired)
+	respLo, respHi := DiffBounds(c.ResponseBlocked, c.Requests, b.ResponseBlocked, b.Requests, alpha/4, arm)
+	lo := max(directLo, newLo-lostHi+respLo)
+	hi := min(directHi, newHi-lostLo+respHi)
+	o.Observed, o.Lower, o.Upper, o.N = rate(c.Blocked, c.Requests)-rate(b.Blocked, b.Requests), lo, hi, c.Requests
+	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.Blocked, c.Requests)), c.Requests, pct(rate(b.Blocked, b.Requests)), b.Requests)
+	parts := fmt.Sprintf("request phases %+.3g points over %d shadow pairs since the rollout started, response phases %+.3g points",
+		100*(rate(newBlocks, e.Pairs)-rate(lostBlocks, e.Pairs)), e.Pairs, 100*(rate(c.ResponseBlocked, c.Requests)-rate(b.ResponseBlocked, b.Requests)))
+	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
+	case Fail:
+		o.Reason = fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g; %s)", head, points(lo), points(limit), alpha, parts)
+	case Pass:
+		o.Reason = fmt.Sprintf("%s: increase at most %s <= limit %s (%s)", head, points(hi), points(limit), parts)
 	default:
-		o.Verdict = Inconclusive
-		o.Reason = fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s", head, points(o.Lower), points(o.Upper), points(limit))
+		o.Reason = fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s (%s)", head, points(lo), points(hi), points(limit), parts)
 	}
 	return o
 }
 
-func latencyCheck(check string, q float64, e Evidence, p Policy, split, required bool) Outcome {
-	name := fmt.Sprintf("WAF time p%g", q*100)
-	o := Outcome{Check: check, Required: required}
+// upstreamErrorCheck bounds how much more often the upstream fails on the
+// candidate's arm: the arms' rates compared directly.
+func upstreamErrorCheck(e Evidence, limit, alpha float64, split, required bool) Outcome {
+	const name = "upstream error rate"
+	o := Outcome{Check: "upstream_errors", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
 		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
-	b, c := e.Arms[router.Baseline].WAFTime, e.Arms[router.Candidate].WAFTime
-	if b == nil || c == nil || int64(b.GetCount()) < p.MinLatencySamples || int64(c.GetCount()) < p.MinLatencySamples {
+	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
+	lo, hi := DiffBounds(c.UpstreamErrors, c.Requests, b.UpstreamErrors, b.Requests, alpha, NewMixture(armNOpt, alpha))
+	o.Observed, o.Lower, o.Upper, o.N = rate(c.UpstreamErrors, c.Requests)-rate(b.UpstreamErrors, b.Requests), lo, hi, c.Requests
+	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.UpstreamErrors, c.Requests)), c.Requests, pct(rate(b.UpstreamErrors, b.Requests)), b.Requests)
+	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
+	case Fail:
+		o.Reason = fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g)", head, points(lo), points(limit), alpha)
+	case Pass:
+		o.Reason = fmt.Sprintf("%s: increase at most %s <= limit %s", head, points(hi), points(limit))
+	default:
+		o.Reason = fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s", head, points(lo), points(hi), points(limit))
+	}
+	return o
+}
+
+// Quantiles is what a latency check reads of an arm's WAF times: a
+// sketch (DDSketch in process, histogram buckets from Prometheus).
+type Quantiles interface {
+	GetValueAtQuantile(float64) (float64, error)
+	GetCount() float64
+}
+
+// quantileBounds is a confidence sequence at alpha for the q-quantile of
+// s, in seconds: QuantileRanks read from the sketch, widened by its
+// relative accuracy. The lower bound is 0 and the upper infinite where
+// no sample bounds them yet.
+func quantileBounds(s Quantiles, q, alpha, accuracy float64) (mid, lo, hi float64) {
+	n := int64(s.GetCount())
+	at := func(rank int64) float64 { // 1-based rank among n samples
+		if n == 1 {
+			v, _ := s.GetValueAtQuantile(0)
+			return v
+		}
+		v, _ := s.GetValueAtQuantile(float64(rank-1) / float64(n-1))
+		return v
+	}
+	mid, _ = s.GetValueAtQuantile(q)
+	kLo, kHi := QuantileRanks(q, n, alpha, NewMixture(armNOpt, alpha))
+	lo, hi = 0, math.Inf(1)
+	if kLo >= 1 {
+		lo = at(kLo) / (1 + accuracy)
+	}
+	if kHi <= n {
+		hi = at(kHi) / (1 - accuracy)
+	}
+	return mid, lo, hi
+}
+
+func latencyCheck(check string, q float64, slack time.Duration, e Evidence, p Policy, split, required bool) Outcome {
+	name := fmt.Sprintf("WAF time p%g at this step", q*100)
+	o := Outcome{Check: check, Required: required, Window: StepWindow}
+	if !split {
+		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
+		return o
+	}
+	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
+	if b.WAFTime == nil || c.WAFTime == nil || int64(b.WAFTime.GetCount()) < p.MinLatencySamples || int64(c.WAFTime.GetCount()) < p.MinLatencySamples {
 		o.Verdict = Inconclusive
 		o.Reason = fmt.Sprintf("%s: fewer than %d samples on an arm", name, p.MinLatencySamples)
 		return o
 	}
-	// Alpha is shared by the two arms' bands.
-	at := func(s interface {
-		GetValueAtQuantile(float64) (float64, error)
-		GetCount() float64
-	}, shift float64) time.Duration {
-		level := q + shift*QuantileSlack(int64(s.GetCount()), p.Alpha/2)
-		level = min(max(level, 0), 1)
-		v, _ := s.GetValueAtQuantile(level)
-		return time.Duration(v * float64(time.Second))
-	}
-	cMid, cLo, cHi := at(c, 0), at(c, -1), at(c, 1)
-	bMid, bLo, bHi := at(b, 0), at(b, -1), at(b, 1)
-	limitOf := func(base time.Duration) time.Duration {
-		return time.Duration(float64(base)*p.MaxLatencyRatio) + p.LatencySlack
-	}
-	o.Observed, o.Lower, o.Upper, o.Limit, o.N = cMid.Seconds(), cLo.Seconds(), cHi.Seconds(), limitOf(bMid).Seconds(), int64(c.GetCount())
-	head := fmt.Sprintf("%s: candidate %s vs baseline %s", name, round(cMid), round(bMid))
+	// Alpha is shared by the two arms' sequences.
+	cMid, cLo, cHi := quantileBounds(c.WAFTime, q, p.Alpha/2, c.accuracy())
+	bMid, bLo, bHi := quantileBounds(b.WAFTime, q, p.Alpha/2, b.accuracy())
+	limitOf := func(base float64) float64 { return base*p.MaxLatencyRatio + slack.Seconds() }
+	o.Observed, o.Lower, o.Upper, o.Limit, o.N = cMid, cLo, cHi, limitOf(bMid), int64(c.WAFTime.GetCount())
+	head := fmt.Sprintf("%s: candidate %s vs baseline %s (n=%d, %d)", name, seconds(cMid), seconds(bMid), int64(c.WAFTime.GetCount()), int64(b.WAFTime.GetCount()))
+	// Fail when even the fastest the candidate can be is slower than the
+	// slowest limit; pass when its slowest is within the fastest limit.
 	switch {
 	case cLo > limitOf(bHi):
 		o.Verdict = Fail
-		o.Reason = fmt.Sprintf("%s: candidate at least %s > %g x %s + %s", head, round(cLo), p.MaxLatencyRatio, round(bHi), p.LatencySlack)
+		o.Reason = fmt.Sprintf("%s: candidate at least %s > %g x %s + %s", head, seconds(cLo), p.MaxLatencyRatio, seconds(bHi), slack)
 	case cHi <= limitOf(bLo):
 		o.Verdict = Pass
-		o.Reason = fmt.Sprintf("%s: candidate at most %s <= %g x %s + %s", head, round(cHi), p.MaxLatencyRatio, round(bLo), p.LatencySlack)
+		o.Reason = fmt.Sprintf("%s: candidate at most %s <= %g x %s + %s", head, seconds(cHi), p.MaxLatencyRatio, seconds(bLo), slack)
 	default:
 		o.Verdict = Inconclusive
-		o.Reason = fmt.Sprintf("%s: not yet conclusive against %g x baseline + %s", head, p.MaxLatencyRatio, p.LatencySlack)
+		o.Reason = fmt.Sprintf("%s: candidate between %s and %s, baseline between %s and %s: not yet conclusive against %g x baseline + %s",
+			head, seconds(cLo), seconds(cHi), seconds(bLo), seconds(bHi), p.MaxLatencyRatio, slack)
 	}
 	return o
 }
 
 func pct(f float64) string    { return fmt.Sprintf("%.3g%%", 100*f) }
 func points(f float64) string { return fmt.Sprintf("%.3g points", 100*f) }
-func round(d time.Duration) time.Duration {
-	return d.Round(10 * time.Microsecond)
+
+// seconds prints a duration given in seconds, to 10 µs; "unbounded" for
+// an upper bound no sample gives yet.
+func seconds(s float64) string {
+	if math.IsInf(s, 1) {
+		return "unbounded"
+	}
+	return time.Duration(s * float64(time.Second)).Round(10 * time.Microsecond).String()
 }
 
 func ruleList(rules []RuleCount) string {

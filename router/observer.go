@@ -61,6 +61,10 @@ type RequestRecord struct {
 	// UpstreamError is set when the upstream could not be reached or failed
 	// mid-response; a client that went away is not an upstream error.
 	UpstreamError bool
+	// BlockedInResponse is set when the block came from a response phase,
+	// after the upstream answered: a block shadow pairs, which compare the
+	// request phases only, cannot see.
+	BlockedInResponse bool
 }
 
 // ShadowRecord is one request judged by both rulesets: the enforcing one

@@ -376,6 +376,11 @@ func TestActions(t *testing.T) {
 			if rec.Action != tt.action || (tt.rule != 0 && rec.Verdict.RuleID != tt.rule) {
 				t.Errorf("action %s rule %d, want %s %d", rec.Action, rec.Verdict.RuleID, tt.action, tt.rule)
 			}
+			// Why: shadow pairs compare request phases only; the split
+			// arms must know which blocks those pairs cannot see.
+			if inResponse := strings.HasPrefix(tt.name, "response") && tt.action == Blocked; rec.BlockedInResponse != inResponse {
+				t.Errorf("blocked in a response phase %v, want %v", rec.BlockedInResponse, inResponse)
+			}
 			if rec.UpstreamError {
 				t.Error("counted as upstream error")
 			}

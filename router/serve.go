@@ -110,7 +110,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.proxy.ServeHTTP(sw, out)
 	switch {
 	case ex.blocked:
-		rec.Action = Blocked
+		rec.Action, rec.BlockedInResponse = Blocked, true
 	case ex.failed:
 		rec.Action = Error
 	}

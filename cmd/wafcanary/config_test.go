@@ -118,6 +118,7 @@ func TestLoadConfigBadFiles(t *testing.T) {
 		"dial-timeout.bad.yml":            "proxy.dial_timeout: must be at least 1ms (write units, e.g. 5s), got 0s",
 		"rollout-steps.bad.yml":           "rollout.steps[1].percent: must rise from step to step, got 1 after 5",
 		"rollout-policy.bad.yml":          `rollout.policy.on_max_duration: must be "rollback" or "pause", got "promote"`,
+		"rollout-latency-slack.bad.yml":   "rollout.policy.latency_slack_p50: must not be negative, got -1ms",
 		"dial-timeout-unitless.bad.yml":   "proxy.dial_timeout: must be at least 1ms (write units, e.g. 5s), got 5ns",
 		"response-header-timeout.bad.yml": "proxy.response_header_timeout: must be 0 (no limit) or at least 1ms",
 		// "config: " anchors the top-level key, which "admin.listen" also ends with.

@@ -1,0 +1,236 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing/fstest"
+	"time"
+
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Result is how one simulated rollout ended.
+type Result int
+
+// Results.
+const (
+	Promoted     Result = iota
+	RolledBack          // by evidence or the live probe: a check failed
+	Inconclusive        // max_duration passed without a conclusion
+)
+
+func (r Result) String() string {
+	return [...]string{"promoted", "rolled back", "inconclusive"}[r]
+}
+
+// Outcome is one simulated rollout.
+type Outcome struct {
+	Result Result
+	// Elapsed is the time from start to the decision that ended it, and
+	// Requests the requests sent meanwhile.
+	Elapsed  time.Duration
+	Requests int64
+	// Checks are the failing checks of a rollback.
+	Checks []string
+}
+
+// Run simulates one rollout of scenario s under cfg, with the random
+// stream seeded by seed: it starts the candidate at t0, sends requests
+// in virtual time, analyses every cfg.Interval as the controller's Run
+// loop would, and returns when the rollout is promoted or rolled back.
+func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outcome, error) {
+	rng := newRand(seed)
+	base, cand, err := rulesets()
+	if err != nil {
+		return Outcome{}, err
+	}
+	collector := rollout.NewCollector(nil)
+	logger := slog.New(slog.DiscardHandler)
+	upstream, _ := url.Parse("http://127.0.0.1:1") // never contacted: nothing is served
+	secret := []byte("sim-routing-secret-0123456789")
+	rt, err := router.New(&router.Snapshot{Baseline: base}, router.Options{
+		Upstream: upstream, Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, Proxy: router.DefaultProxyConfig,
+		Secret: secret, Observer: collector, Logger: logger,
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	ctl, err := rollout.New(rollout.Options{Config: cfg, Router: rt, Evidence: collector, Store: newMemoryStore(),
+		Logger: logger, ShadowSample: router.MaxShare})
+	if err != nil {
+		return Outcome{}, err
+	}
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	spec := rollout.Spec{Scope: rollout.Scope{Paths: []string{scopePath}, RuleIDs: []int{ruleFalsePositive}}, Actor: "sim", Reason: s.Name}
+	if _, err := ctl.Start(cand, spec, t0); err != nil {
+		return Outcome{}, err
+	}
+	gen := newGenerator(s, rng)
+	assign := router.NewAssigner(secret)
+	keys := make([]string, s.Traffic.Clients)
+	for i := range keys {
+		keys[i] = "client-" + strconv.Itoa(i)
+	}
+	now, next := t0, t0.Add(cfg.Interval)
+	var requests int64
+	for {
+		now = now.Add(time.Duration(rng.ExpFloat64() / s.Traffic.Rate * float64(time.Second)))
+		for !now.Before(next) {
+			if err := ctx.Err(); err != nil {
+				return Outcome{}, err
+			}
+			d, err := ctl.Step(ctx, next)
+			if err != nil {
+				return Outcome{}, fmt.Errorf("step at %s: %w", next.Sub(t0), err)
+			}
+			if o, done := ended(d, next.Sub(t0), requests); done {
+				return o, nil
+			}
+			next = next.Add(cfg.Interval)
+		}
+		requests++
+		r := gen.next()
+		snap := rt.Snapshot()
+		arm := assign.Assign(keys[r.client], snap.Share)
+		enforced, waf := r.baseline, r.baseTime
+		if arm == router.Candidate {
+			enforced, waf = r.candidate, r.candTime
+		}
+		inResponse := !enforced.Blocked && (r.responseBlock || (arm == router.Candidate && r.candidateResponseBlock))
+		rec := router.RequestRecord{Arm: arm, Action: router.Allowed, WAFDuration: waf, BlockedInResponse: inResponse,
+			UpstreamError: !enforced.Blocked && r.upstreamError}
+		if enforced.Blocked || inResponse {
+			rec.Action = router.Blocked
+		}
+		collector.ObserveRequest(rec)
+		if snap.Candidate != nil {
+			collector.ObserveShadow(router.ShadowRecord{Path: r.path, Enforcing: arm, Baseline: r.baseline, Candidate: r.candidate})
+		}
+	}
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed)) }
+
+// ended reads a decision: whether it ended the rollout, and how.
+func ended(d rollout.Decision, elapsed time.Duration, requests int64) (Outcome, bool) {
+	o := Outcome{Elapsed: elapsed, Requests: requests}
+	switch d.Action {
+	case "promote":
+		o.Result = Promoted
+	case "rollback", "pause":
+		o.Result = RolledBack
+		if strings.HasPrefix(d.Reason, "inconclusive") {
+			o.Result = Inconclusive
+		} else if d.Analysis != nil {
+			for _, c := range d.Analysis.Outcomes {
+				if c.Verdict == rollout.Fail {
+					o.Checks = append(o.Checks, c.Check)
+				}
+			}
+		}
+	default:
+		return o, false
+	}
+	return o, true
+}
+
+// rulesets compiles a baseline and a candidate of two versions. They only
+// give the routing state its identities: the sim draws their verdicts.
+// Each run gets its own, since a promotion retires (closes) the baseline.
+func rulesets() (base, cand *ruleset.Ruleset, err error) {
+	const rules = "SecRuleEngine On\nSecRule ARGS \"@contains attack\" \"id:1000,phase:2,deny,log\"\n"
+	fs := fstest.MapFS{
+		"baseline.conf":  {Data: []byte(rules)},
+		"candidate.conf": {Data: []byte("# candidate\n" + rules)},
+	}
+	if base, err = ruleset.LoadFS(fs, "baseline.conf", "sim/baseline.conf"); err != nil {
+		return nil, nil, err
+	}
+	if cand, err = ruleset.LoadFS(fs, "candidate.conf", "sim/candidate.conf"); err != nil {
+		return nil, nil, err
+	}
+	return base, cand, nil
+}
+
+// MinimumTime is how long cfg's steps take at rate requests/s when every
+// check passes at once: each step's min_duration or the time to see its
+// min_requests judged by the candidate (all requests, with shadow on
+// every request), whichever is longer.
+func MinimumTime(cfg rollout.Config, rate float64) time.Duration {
+	var total time.Duration
+	for _, s := range cfg.Steps {
+		total += max(s.MinDuration, time.Duration(float64(s.MinRequests)/rate*float64(time.Second)))
+	}
+	return total
+}
+
+// memoryStore keeps the controller's state and journal in memory: the
+// simulation measures decisions, not the disk, and the file store's
+// fsync per decision would dominate its run time.
+type memoryStore struct {
+	mu       sync.Mutex
+	state    rollout.State
+	rulesets map[string]*ruleset.Ruleset
+}
+
+var _ rollout.Store = (*memoryStore)(nil)
+
+func newMemoryStore() *memoryStore {
+	return &memoryStore{state: rollout.State{Phase: rollout.Idle}, rulesets: map[string]*ruleset.Ruleset{}}
+}
+
+func (m *memoryStore) Load() (rollout.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state, nil
+}
+
+func (m *memoryStore) Commit(st rollout.State, _ rollout.Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.state = st
+	return nil
+}
+
+func (m *memoryStore) Append(rollout.Entry) error { return nil }
+
+func (m *memoryStore) SaveRuleset(rs *ruleset.Ruleset) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rulesets[rs.Version] = rs
+	return nil
+}
+
+func (m *memoryStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rs, ok := m.rulesets[version]; ok {
+		return rs, nil
+	}
+	return nil, fmt.Errorf("no ruleset %s", version)
+}
+
+// median of durations; 0 for none.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	for i := 1; i < len(s); i++ { // small slices: insertion sort
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
