@@ -97,8 +97,8 @@ type Result struct {
 // Traffic sends a mix of benign and attack requests to a target.
 //
 // Requests are picked from three lists with weights of roughly 80% Benign,
-// 5% Attacks and 15% FalsePositives; a list with no entries gets no
-// traffic and the others keep their relative weights. Picks (kind, request
+// 5% Attacks and 15% FalsePositives, or Weights; a list with no entries
+// gets no traffic and the others keep their relative weights. Picks (kind, request
 // and simulated client) come from a math/rand/v2 PCG source seeded with
 // Seed, so the sequence of requests sent is the same on every run.
 //
@@ -121,8 +121,18 @@ type Traffic struct {
 	// samples.
 	FalsePositives []Request
 
+	// Weights, when set, replace the default mix of 80 benign, 5 attack
+	// and 15 false-positive requests in 100, in any unit: {Benign: 96,
+	// Attacks: 1, FalsePositives: 3} makes 1% of the traffic attacks.
+	Weights *Weights
+
 	// Seed seeds request selection; zero means DefaultSeed.
 	Seed uint64
+}
+
+// Weights are the relative shares of the request kinds.
+type Weights struct {
+	Benign, Attacks, FalsePositives int
 }
 
 // Run sends requests at Rate until ctx is done, with at most MaxInFlight
@@ -261,13 +271,17 @@ func (t *Traffic) newPicker() (*picker, error) {
 	if attacks == nil {
 		attacks = AttackRequests()
 	}
+	w := Weights{weightBenign, weightAttack, weightFalsePositive}
+	if t.Weights != nil {
+		w = *t.Weights
+	}
 	p := &picker{}
 	for _, c := range []category{
-		{KindBenign, weightBenign, benign},
-		{KindAttack, weightAttack, attacks},
-		{KindFalsePositive, weightFalsePositive, t.FalsePositives},
+		{KindBenign, w.Benign, benign},
+		{KindAttack, w.Attacks, attacks},
+		{KindFalsePositive, w.FalsePositives, t.FalsePositives},
 	} {
-		if len(c.reqs) > 0 {
+		if len(c.reqs) > 0 && c.weight > 0 {
 			p.cats = append(p.cats, c)
 			p.total += c.weight
 		}

@@ -227,6 +227,23 @@ func TestPickerDeterministicAndWeighted(t *testing.T) {
 	if _, err := (&Traffic{Benign: []Request{}, Attacks: []Request{}}).newPicker(); err == nil {
 		t.Error("newPicker with nothing to send did not fail")
 	}
+
+	// Weights replace the default mix; a zero weight sends none of a kind.
+	counts = map[Kind]int{}
+	p, _ = (&Traffic{FalsePositives: FalsePositiveRequests(), Weights: &Weights{Benign: 96, Attacks: 1, FalsePositives: 3}}).newPicker()
+	for range n {
+		r, _ := p.next()
+		counts[r.Kind]++
+	}
+	if got := float64(counts[KindAttack]) / n; got < 0.007 || got > 0.013 {
+		t.Errorf("attack share with weights 96/1/3 = %.4f, want about 0.01", got)
+	}
+	p, _ = (&Traffic{FalsePositives: FalsePositiveRequests(), Weights: &Weights{Benign: 1}}).newPicker()
+	for range 1000 {
+		if r, _ := p.next(); r.Kind != KindBenign {
+			t.Fatalf("sent %s with weight 0", r.Kind)
+		}
+	}
 }
 
 func TestSimClientsStable(t *testing.T) {

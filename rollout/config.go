@@ -38,6 +38,10 @@ type Policy struct {
 	MaxLatencyRatio float64       `mapstructure:"max_latency_ratio"`
 	LatencySlackP50 time.Duration `mapstructure:"latency_slack_p50"`
 	LatencySlack    time.Duration `mapstructure:"latency_slack"`
+	// LatencyTailMargin is the p99 check's indifference zone, in quantile
+	// level: it passes when the candidate's p(99 - 100 x margin) is within
+	// the limit, and fails when its p99 is beyond it.
+	LatencyTailMargin float64 `mapstructure:"latency_tail_margin"`
 	// MinLatencySamples per arm before latency is judged at all.
 	MinLatencySamples int64 `mapstructure:"min_latency_samples"`
 	// SplitChecksFromPercent: from this share on, the split-arm and
@@ -92,6 +96,7 @@ var DefaultConfig = Config{
 		MaxLatencyRatio:          1.2,
 		LatencySlackP50:          100 * time.Microsecond,
 		LatencySlack:             time.Millisecond,
+		LatencyTailMargin:        0.005,
 		MinLatencySamples:        200,
 		SplitChecksFromPercent:   25,
 		OnMaxDuration:            "rollback",
@@ -161,6 +166,8 @@ func (p Policy) validate() error {
 		return fmt.Errorf("policy.latency_slack_p50: must not be negative, got %s", p.LatencySlackP50)
 	case p.LatencySlack < 0:
 		return fmt.Errorf("policy.latency_slack: must not be negative, got %s", p.LatencySlack)
+	case !(p.LatencyTailMargin >= 0 && p.LatencyTailMargin < 0.5):
+		return fmt.Errorf("policy.latency_tail_margin: must be a fraction from 0 to below 0.5 (0.005 = half a percentile), got %v", p.LatencyTailMargin)
 	case p.MinLatencySamples < 1:
 		return fmt.Errorf("policy.min_latency_samples: must be at least 1, got %d", p.MinLatencySamples)
 	case p.SplitChecksFromPercent < 0 || p.SplitChecksFromPercent > 100:

@@ -106,8 +106,8 @@ func Evaluate(e Evidence, p Policy, percent float64) Analysis {
 		disagreementCheck("lost_blocks", "lost blocks", e.LostBlocks, e.Pairs, p.MaxLostBlockRate, p.Alpha),
 		blockRateCheck(e, p.MaxBlockRateIncrease, p.Alpha, split, splitRequired),
 		upstreamErrorCheck(e, p.MaxUpstreamErrorIncrease, p.Alpha, split, splitRequired),
-		latencyCheck("waf_time_p50", 0.5, p.LatencySlackP50, e, p, split, splitRequired),
-		latencyCheck("waf_time_p99", 0.99, p.LatencySlack, e, p, split, splitRequired),
+		latencyCheck("waf_time_p50", 0.5, 0, p.LatencySlackP50, e, p, split, splitRequired),
+		latencyCheck("waf_time_p99", 0.99, p.LatencyTailMargin, p.LatencySlack, e, p, split, splitRequired),
 	}}
 	a.Verdict = Pass
 	for _, o := range a.Outcomes {
@@ -272,7 +272,17 @@ func quantileBounds(s Quantiles, q, alpha, accuracy float64) (mid, lo, hi float6
 	return mid, lo, hi
 }
 
-func latencyCheck(check string, q float64, slack time.Duration, e Evidence, p Policy, split, required bool) Outcome {
+// latencyCheck compares the arms' q-quantiles of WAF time: the candidate's
+// may be at most ratio x the baseline's + slack. It fails when even the
+// fastest the candidate's q-quantile can be exceeds the highest the limit
+// can be. It passes when the candidate's (q - margin)-quantile is at most
+// the lowest the limit can be: at most 1 - q + margin of its requests are
+// slower than the limit. The margin is an indifference zone for tails,
+// where the quantile function is steep (GC pauses, noisy neighbours) and
+// telling p99 from p99 x 1.2 takes far more samples than telling p98.5
+// from p99. Each kind of wrong decision has probability at most alpha: the
+// baseline's sequence and each of the candidate's take alpha/2.
+func latencyCheck(check string, q, margin float64, slack time.Duration, e Evidence, p Policy, split, required bool) Outcome {
 	name := fmt.Sprintf("WAF time p%g at this step", q*100)
 	o := Outcome{Check: check, Required: required, Window: StepWindow}
 	if !split {
@@ -285,25 +295,31 @@ func latencyCheck(check string, q float64, slack time.Duration, e Evidence, p Po
 		o.Reason = fmt.Sprintf("%s: fewer than %d samples on an arm", name, p.MinLatencySamples)
 		return o
 	}
-	// Alpha is shared by the two arms' sequences.
 	cMid, cLo, cHi := quantileBounds(c.WAFTime, q, p.Alpha/2, c.accuracy())
+	passQ, passHi := q, cHi
+	if margin > 0 {
+		passQ = q - margin
+		_, _, passHi = quantileBounds(c.WAFTime, passQ, p.Alpha/2, c.accuracy())
+	}
 	bMid, bLo, bHi := quantileBounds(b.WAFTime, q, p.Alpha/2, b.accuracy())
 	limitOf := func(base float64) float64 { return base*p.MaxLatencyRatio + slack.Seconds() }
-	o.Observed, o.Lower, o.Upper, o.Limit, o.N = cMid, cLo, cHi, limitOf(bMid), int64(c.WAFTime.GetCount())
+	o.Observed, o.Lower, o.Upper, o.Limit, o.N = cMid, cLo, passHi, limitOf(bMid), int64(c.WAFTime.GetCount())
 	head := fmt.Sprintf("%s: candidate %s vs baseline %s (n=%d, %d)", name, seconds(cMid), seconds(bMid), int64(c.WAFTime.GetCount()), int64(b.WAFTime.GetCount()))
-	// Fail when even the fastest the candidate can be is slower than the
-	// slowest limit; pass when its slowest is within the fastest limit.
+	of := ""
+	if margin > 0 {
+		of = fmt.Sprintf(" (its p%g)", 100*passQ)
+	}
 	switch {
 	case cLo > limitOf(bHi):
 		o.Verdict = Fail
 		o.Reason = fmt.Sprintf("%s: candidate at least %s > %g x %s + %s", head, seconds(cLo), p.MaxLatencyRatio, seconds(bHi), slack)
-	case cHi <= limitOf(bLo):
+	case passHi <= limitOf(bLo):
 		o.Verdict = Pass
-		o.Reason = fmt.Sprintf("%s: candidate at most %s <= %g x %s + %s", head, seconds(cHi), p.MaxLatencyRatio, seconds(bLo), slack)
+		o.Reason = fmt.Sprintf("%s: candidate%s at most %s <= %g x %s + %s", head, of, seconds(passHi), p.MaxLatencyRatio, seconds(bLo), slack)
 	default:
 		o.Verdict = Inconclusive
-		o.Reason = fmt.Sprintf("%s: candidate between %s and %s, baseline between %s and %s: not yet conclusive against %g x baseline + %s",
-			head, seconds(cLo), seconds(cHi), seconds(bLo), seconds(bHi), p.MaxLatencyRatio, slack)
+		o.Reason = fmt.Sprintf("%s: candidate from %s, up to %s%s; baseline between %s and %s: not yet conclusive against %g x baseline + %s",
+			head, seconds(cLo), seconds(passHi), of, seconds(bLo), seconds(bHi), p.MaxLatencyRatio, slack)
 	}
 	return o
 }

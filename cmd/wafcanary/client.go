@@ -362,9 +362,9 @@ func printStatus(out io.Writer, st statusView, format string) error {
 				if oc.Required {
 					req = "*"
 				}
-				fmt.Fprintf(out, "  %s %-16s %-12s %s\n", req, oc.Check, oc.Verdict, oc.Reason)
+				fmt.Fprintf(out, "  %s %-16s %-12s %-8s %s\n", req, oc.Check, oc.Verdict, oc.Window, oc.Reason)
 			}
-			fmt.Fprintln(out, "  (* must pass to advance)")
+			fmt.Fprintln(out, "  (* must pass to advance; window: rollout = since the rollout started, step = since the step started)")
 		}
 	}
 	return nil

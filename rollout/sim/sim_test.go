@@ -55,6 +55,9 @@ func TestDecisionsAtOneRequestPerSecond(t *testing.T) {
 	for _, s := range Scenarios() {
 		s.Traffic = DefaultTraffic
 		s.Traffic.Rate = 1
+		if s.Tweak != nil {
+			s.Tweak(&s.Traffic)
+		}
 		o, err := Run(context.Background(), s, rollout.DefaultConfig, 7)
 		if err != nil {
 			t.Fatal(err)

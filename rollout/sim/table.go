@@ -101,13 +101,15 @@ func Table(ctx context.Context, o Options) ([]Row, error) {
 	}
 	type job struct{ row, run int }
 	var rows []Row
-	for si, s := range o.Scenarios {
+	for _, s := range o.Scenarios {
 		for _, rate := range o.Rates {
 			s := s
 			s.Traffic = o.Traffic
 			s.Traffic.Rate = rate
+			if s.Tweak != nil {
+				s.Tweak(&s.Traffic)
+			}
 			rows = append(rows, Row{Scenario: s, Rate: rate, Outcomes: make([]Outcome, o.Runs), Minimum: MinimumTime(o.Config, rate)})
-			_ = si
 		}
 	}
 	jobs := make(chan job)

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/rollout"
+)
+
+// status says, for each check, which window of evidence it judged.
+func TestStatusShowsEachChecksWindow(t *testing.T) {
+	a := rollout.Analysis{Verdict: rollout.Inconclusive, Outcomes: []rollout.Outcome{
+		{Check: "new_blocks", Verdict: rollout.Pass, Required: true, Window: rollout.RolloutWindow, Reason: "new blocks outside scope since the rollout started: 0 of 9000 paired requests"},
+		{Check: "waf_time_p99", Verdict: rollout.Inconclusive, Required: true, Window: rollout.StepWindow, Reason: "WAF time p99 at this step: fewer than 200 samples on an arm"},
+	}}
+	st := statusView{State: "progressing", Step: 1, Steps: 3, CandidatePercent: 50,
+		LastDecision: &rollout.Decision{Time: time.Now(), Action: "hold", Actor: "controller", Reason: a.Reason(), Analysis: &a}}
+	var b strings.Builder
+	if err := printStatus(&b, st, "text"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  * new_blocks       pass         rollout  new blocks outside scope since the rollout started",
+		"  * waf_time_p99     inconclusive step     WAF time p99 at this step",
+		"window: rollout = since the rollout started, step = since the step started",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
