@@ -72,6 +72,72 @@ type Outcome struct {
 	Rules    []RuleCount `json:"rules,omitempty"`
 }
 
+// MarshalJSON writes the outcome with its infinite bounds (a quantile no
+// sample bounds yet) as the strings "+Inf" and "-Inf": JSON has no
+// infinity, and a decision whose analysis cannot be written cannot be
+// recorded.
+func (o Outcome) MarshalJSON() ([]byte, error) {
+	type plain Outcome
+	return json.Marshal(struct {
+		plain
+		Observed bound `json:"observed"`
+		Lower    bound `json:"lower"`
+		Upper    bound `json:"upper"`
+		Limit    bound `json:"limit"`
+	}{plain(o), bound(o.Observed), bound(o.Lower), bound(o.Upper), bound(o.Limit)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (o *Outcome) UnmarshalJSON(b []byte) error {
+	type plain Outcome
+	var v struct {
+		plain
+		Observed bound `json:"observed"`
+		Lower    bound `json:"lower"`
+		Upper    bound `json:"upper"`
+		Limit    bound `json:"limit"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = Outcome(v.plain)
+	o.Observed, o.Lower, o.Upper, o.Limit = float64(v.Observed), float64(v.Lower), float64(v.Upper), float64(v.Limit)
+	return nil
+}
+
+// bound is a float64 that JSON carries even when infinite.
+type bound float64
+
+func (f bound) MarshalJSON() ([]byte, error) {
+	switch v := float64(f); {
+	case math.IsInf(v, 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Inf"`), nil
+	case math.IsNaN(v):
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+func (f *bound) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"+Inf"`:
+		*f = bound(math.Inf(1))
+	case `"-Inf"`:
+		*f = bound(math.Inf(-1))
+	case "null":
+		*f = bound(math.NaN())
+	default:
+		var v float64
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*f = bound(v)
+	}
+	return nil
+}
+
 // Analysis is every check's outcome and the verdict they add up to.
 type Analysis struct {
 	Outcomes []Outcome `json:"outcomes"`

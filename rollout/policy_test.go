@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -232,5 +234,26 @@ func TestCollectorWindows(t *testing.T) {
 	c.Reset(Windows{Scope: Scope{Paths: []string{"/search"}}, Rollout: t0.Add(time.Hour), Step: t0.Add(2 * time.Hour)})
 	if e := c.Snapshot(); e.Pairs != 0 {
 		t.Errorf("pairs classified under another scope were kept: %d", e.Pairs)
+	}
+}
+
+// A latency bound no sample gives yet is infinite; the decision carrying
+// it must still be recorded (JSON has no infinity), and read back.
+func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
+	d := Decision{Action: "advance", Analysis: &Analysis{Outcomes: []Outcome{{Check: "waf_time_p99", Verdict: Inconclusive, Window: StepWindow,
+		Observed: 0.003, Lower: 0.002, Upper: math.Inf(1), Limit: 0.0046, N: 250}}}}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatalf("an analysis with an unbounded quantile cannot be written: %v", err)
+	}
+	if !strings.Contains(string(b), `"upper":"+Inf"`) || !strings.Contains(string(b), `"window":"step"`) || !strings.Contains(string(b), `"check":"waf_time_p99"`) {
+		t.Errorf("JSON %s", b)
+	}
+	var back Decision
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if o := back.Analysis.Outcomes[0]; !math.IsInf(o.Upper, 1) || o.Lower != 0.002 || o.N != 250 || o.Verdict != Inconclusive || o.Window != StepWindow {
+		t.Errorf("read back %+v", o)
 	}
 }

@@ -1,0 +1,183 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+var _ admin.Rollouts = (*Node)(nil)
+
+// Start implements admin.Rollouts: it loads and gates the candidate, then
+// starts its rollout, refused if another baseline came into service while
+// the gates ran.
+func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status, error) {
+	if req.Candidate == "" {
+		return admin.Status{}, fmt.Errorf("candidate: a ruleset file is required: %w", rollout.ErrBadRequest)
+	}
+	// A follower would refuse the start only after the gates (the CRS
+	// suite takes tens of seconds) and after journalling any override.
+	if err := s.rollout.CanDecide(); err != nil {
+		return admin.Status{}, err
+	}
+	cand, err := LoadRuleset(req.Candidate)
+	if err != nil {
+		s.metrics.RulesetLoadFailed("candidate")
+		return admin.Status{}, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+	}
+	base := s.router.Snapshot().Baseline
+	if err := s.gate(ctx, req, base, cand); err != nil {
+		cand.Retire()
+		return admin.Status{}, err
+	}
+	spec := rollout.Spec{Scope: req.Scope, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
+	if _, err := s.rollout.Start(cand, spec, time.Now()); err != nil {
+		cand.Retire()
+		return admin.Status{}, err
+	}
+	return s.Status(), nil
+}
+
+// gate runs the checks a candidate must pass before it judges traffic:
+// the forbidden-edit guard, its own cases when given, and the CRS
+// regression suite with the cost comparison (gates.crs_suite). Failures
+// refuse it, naming each line or case, unless the request overrides the
+// gates with a reason, which is journalled with what it overrides.
+func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *ruleset.Ruleset) error {
+	var cs *gates.Cases
+	if req.Cases != "" {
+		c, err := gates.LoadCases(req.Cases, configs.Rulesets)
+		if err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+		}
+		cs = &c
+	}
+	rep, err := gates.Evaluate(ctx, base, cand, cs, s.cfg.Gates)
+	if err != nil {
+		return fmt.Errorf("running the gates: %w", err)
+	}
+	if sr := rep.Suite; sr != nil {
+		s.log.Info("CRS suite run", "candidate", cand.Version, "cases", sr.Candidate.Total,
+			"changes", len(sr.Changes), "cost_ratio", sr.Cost.Ratio, "seconds", sr.Seconds)
+	}
+	problems := rep.Problems()
+	if len(problems) == 0 {
+		return nil
+	}
+	list := indentList(problems, 20)
+	if req.OverrideGates == "" {
+		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
+			req.Candidate, gates.ErrRefused, list)
+	}
+	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "gates_override",
+		Reason: req.OverrideGates + "; overriding:\n" + list, State: s.rollout.State().Phase,
+		Baseline: base.Version, Candidate: cand.Version}); err != nil {
+		return err
+	}
+	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", len(problems))
+	return nil
+}
+
+// indentList renders problems one per indented line, the first max of
+// them, so a candidate that breaks hundreds of suite cases stays readable.
+func indentList(problems []string, max int) string {
+	var b strings.Builder
+	for i, p := range problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i == max {
+			fmt.Fprintf(&b, "  ... and %d more", len(problems)-max)
+			break
+		}
+		b.WriteString("  " + p)
+	}
+	return b.String()
+}
+
+// probe is the rollout's live probe: the rollout's must_block cases, the
+// classic attacks and a fixed sample of CRS attack cases, judged with both
+// rulesets in process.
+func (s *Node) probe(ctx context.Context, st rollout.State, base, cand *ruleset.Ruleset) (string, error) {
+	var mustBlock []gates.Case
+	if st.Cases != "" {
+		cs, err := gates.LoadCases(st.Cases, configs.Rulesets)
+		if err != nil {
+			// The file may be gone after a restart; the classic attacks
+			// are still probed.
+			s.log.Warn("live probe without the rollout's cases", "error", err.Error())
+		}
+		mustBlock = cs.MustBlock
+	}
+	return gates.Probe(ctx, base, cand, mustBlock)
+}
+
+// Do implements admin.Rollouts.
+func (s *Node) Do(action admin.Action, req admin.ActionRequest) (admin.Status, error) {
+	now := time.Now()
+	var err error
+	switch action {
+	case admin.Pause:
+		_, err = s.rollout.Pause(req.Actor, req.Reason, now)
+	case admin.Resume:
+		_, err = s.rollout.Resume(req.Actor, req.Reason, now)
+	case admin.Promote:
+		_, err = s.rollout.Promote(req.Actor, req.Reason, now)
+	case admin.Rollback:
+		_, err = s.rollout.Rollback(req.Actor, req.Reason, now)
+	case admin.Undo:
+		if _, err = s.rollout.Undo(req.To, req.Actor, req.Reason, now); err == nil {
+			s.logServing("undo")
+		}
+	default:
+		err = fmt.Errorf("unknown action %q: %w", action, rollout.ErrBadRequest)
+	}
+	if err != nil {
+		return admin.Status{}, err
+	}
+	return s.Status(), nil
+}
+
+// History implements admin.Rollouts.
+func (s *Node) History(n int) ([]rollout.Entry, error) { return s.store.History(n) }
+
+// Status is what GET /api/v1/status shows: the routing in force (what
+// this process serves) and the rollout's state, with its last decision
+// and the evidence behind it, and the baselines kept for undo.
+func (s *Node) Status() admin.Status {
+	snap := s.router.Snapshot()
+	st := s.rollout.State()
+	v := admin.Status{
+		State:               string(st.Phase),
+		CandidatePercent:    snap.Share.Percent(),
+		ShadowSamplePercent: snap.ShadowSample.Percent(),
+		Step:                st.Step,
+		Steps:               len(s.cfg.Rollout.Steps),
+		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
+		Candidate:           refOf(snap.Candidate),
+		Scope:               st.Scope,
+		Started:             st.Started,
+		StepStarted:         st.StepStarted,
+		LastDecision:        st.LastDecision,
+		Baselines:           st.Baselines,
+		Fleet:               s.fleetStatus(),
+	}
+	if v.Baselines == nil {
+		v.Baselines = []rollout.RulesetRef{}
+	}
+	return v
+}
+
+func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
+	if rs == nil {
+		return nil
+	}
+	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path}
+}

@@ -1,0 +1,255 @@
+// Package node is one wafcanary process: it builds the router, the
+// rollout controller, the fleet member and the admin API from a validated
+// configuration, runs them and shuts them down in order, reloads the
+// configured rulesets, and implements the admin API. It is the only
+// package that wires the others together; cmd/wafcanary binds flags and
+// files to its Config and prints what it returns.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/fleet"
+	"github.com/wafcanary/wafcanary/metrics"
+	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// Node is one wafcanary process: the proxy, its admin endpoints and the
+// state they share. Build it with New, serve with Run. Every change of
+// what it serves goes through its rollout controller, recorded first.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	metrics    *metrics.Metrics
+	router     *router.Router
+	collector  *rollout.Collector
+	store      store
+	rollout    *rollout.Controller
+	adminToken string
+
+	// A fleet's replica (state.backend etcd); nil on a single node.
+	etcd       *clientv3.Client
+	fleetStore *fleet.Store
+	member     *fleet.Member
+
+	reloadMu sync.Mutex // one reload's compile at a time
+
+	// beforeReload, if set, runs between a reload's compile and its
+	// application, so a test can land a start in between.
+	beforeReload func()
+}
+
+// store is what the node needs of the state store: the controller's
+// part, and the journal for history.
+type store interface {
+	rollout.Store
+	History(n int) ([]rollout.Entry, error)
+}
+
+// InvalidRulesetError is a ruleset that does not compile, with its file
+// and line: the configured baseline at start-up, or a reload's.
+type InvalidRulesetError struct{ Err error }
+
+func (e InvalidRulesetError) Error() string { return e.Err.Error() }
+func (e InvalidRulesetError) Unwrap() error { return e.Err }
+
+// New loads the configured rulesets, builds the router and the
+// controller, and puts back in service what the state says should serve:
+// a rollout under way, a promotion or an undo. A baseline that does not
+// compile is fatal (InvalidRulesetError): there is nothing to serve. A
+// candidate that does not compile is refused, logged with its file and
+// line, and the baseline serves alone. version is the build's, for
+// wafcanary_build_info.
+func New(cfg Config, log *slog.Logger, version string) (*Node, error) {
+	s := &Node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = metrics.New(s.reg, version)
+
+	var err error
+	if cfg.State.Backend == "etcd" {
+		if s.etcd, err = cfg.State.Etcd.Client(); err != nil {
+			return nil, fmt.Errorf("state.etcd: %w", err)
+		}
+		s.fleetStore = fleet.NewStore(s.etcd, cfg.State.Etcd, s.replicaID())
+	}
+	secret, err := s.routingSecret()
+	if err != nil {
+		return nil, err
+	}
+	s.adminToken = cfg.Admin.Token
+	if s.adminToken == "" {
+		if s.adminToken, err = stateValue(cfg.StateDir, "admin.token"); err != nil {
+			return nil, err
+		}
+	}
+	conf, err := s.configured(false)
+	if err != nil {
+		return nil, err
+	}
+	up, _ := url.Parse(cfg.Upstream) // validated with the config
+	s.collector = rollout.NewCollector(metrics.NewEvidence(s.reg))
+	// Until the controller has decided, the router holds the configured
+	// rulesets; no listener is open yet, so nothing is served from them.
+	s.router, err = router.New(snapshotOf(conf), router.Options{
+		Upstream: up, Routing: cfg.Routing, Shadow: cfg.Shadow, Proxy: cfg.Proxy,
+		Secret: []byte(secret), Observer: router.Tee(s.metrics, s.collector), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
+	var evidence rollout.EvidenceSource = s.collector
+	if cfg.Rollout.MetricsSource == "prometheus" {
+		if evidence, err = fleet.NewPrometheusEvidence(cfg.Rollout.Prometheus, s.collector); err != nil {
+			return nil, err
+		}
+	}
+	reporter := metrics.NewRollout(s.reg)
+	opts := rollout.Options{
+		Config: cfg.Rollout, Router: s.router, Evidence: evidence,
+		Reporter: reporter, Probe: s.probe, Logger: log, ShadowSample: sample,
+	}
+	if s.etcd != nil {
+		err = s.joinFleet(opts, reporter)
+	} else {
+		err = s.startNode(opts, conf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.logServing("start-up")
+	return s, nil
+}
+
+// startNode builds a single node's controller on its state_dir and serves
+// what the state and the configuration say.
+func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
+	st := rollout.FileStore{Dir: s.cfg.StateDir}
+	s.store = st
+	opts.Store = st
+	var err error
+	if s.rollout, err = rollout.New(opts); err != nil {
+		return err
+	}
+	if phase := s.rollout.State().Phase; phase.Active() {
+		// A rollout under way owns the rulesets: they come back from
+		// their bundles, at the saved share.
+		if conf.Candidate != nil {
+			s.log.Warn("rulesets.candidate is not served: a rollout is under way and owns the rulesets", "state", string(phase))
+		}
+		if err := s.rollout.Restore(st.LoadRuleset); err != nil {
+			s.log.Error("cannot restore the rollout's rulesets; serving the configured ones", "error", err.Error())
+		}
+		return nil
+	}
+	// The state's baseline (a promotion, an undo) outlives an unchanged
+	// configured file; a changed file is a new baseline, journalled.
+	if _, err := s.rollout.Reload(conf, "startup", time.Now()); err != nil {
+		return fmt.Errorf("serving the configured rulesets: %w", err)
+	}
+	return nil
+}
+
+// logServing says what serves and why: the first line an operator reads
+// after a restart or a reload.
+func (s *Node) logServing(when string) {
+	snap, st := s.router.Snapshot(), s.rollout.State()
+	source := "rulesets.baseline"
+	switch {
+	case st.Phase.Active():
+		source = "the rollout under way"
+	case st.Baseline.Version == snap.Baseline.Version && st.Configured != "" && st.Configured != snap.Baseline.Version:
+		source = "the rollout state (" + decisionOf(st) + "); rulesets.baseline, unchanged, is version " + st.Configured
+	}
+	s.log.Info("serving", "when", when, "baseline", snap.Baseline.Version, "baseline_path", snap.Baseline.Path,
+		"baseline_from", source, "candidate", versionOf(snap.Candidate), "candidate_percent", snap.Share.Percent(), "state", string(st.Phase))
+}
+
+func decisionOf(st rollout.State) string {
+	if st.LastDecision == nil {
+		return string(st.Phase)
+	}
+	return st.LastDecision.Action + " by " + st.LastDecision.Actor + " at " + st.LastDecision.Time.Format(time.RFC3339)
+}
+
+func versionOf(rs *ruleset.Ruleset) string {
+	if rs == nil {
+		return ""
+	}
+	return rs.Version
+}
+
+// Metrics is the node's registry: what /metrics serves.
+func (s *Node) Metrics() prometheus.Gatherer { return s.reg }
+
+// Handler is the proxy: what the listen address serves.
+func (s *Node) Handler() http.Handler { return s.router }
+
+// Run serves the proxy on proxyLn and the admin endpoints on adminLn until
+// ctx is done, then stops deciding, drains in-flight requests and stops
+// the shadow workers, in that order.
+func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
+	proxy := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	adm := &http.Server{
+		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
+	shadowDone := make(chan struct{})
+	go func() { s.router.Run(shadowCtx); close(shadowDone) }()
+	controlCtx, stopControl := context.WithCancel(ctx)
+	controlDone := make(chan struct{})
+	go func() { s.rollout.Run(controlCtx); close(controlDone) }()
+	memberDone := make(chan struct{})
+	if s.member != nil {
+		go func() { s.member.Run(controlCtx); close(memberDone) }()
+	} else {
+		close(memberDone)
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- proxy.Serve(proxyLn) }()
+	go func() { errc <- adm.Serve(adminLn) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("listener stopped: %w", err)
+	}
+	stopControl()
+	<-controlDone
+	<-memberDone // resigned: another replica leads now, not after the lease
+	if s.etcd != nil {
+		defer s.etcd.Close()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if e := proxy.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	_ = adm.Shutdown(shutdownCtx)
+	stopShadow()
+	<-shadowDone
+	return err
+}
