@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,36 +61,16 @@ func IsLoopback(host string) bool {
 
 // StatusFunc reports the state shown by GET /api/v1/status. It must be
 // safe for concurrent use.
-type StatusFunc func() any
+type StatusFunc func() Status
 
 // Rollouts is the rollout controller as the admin API drives it.
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use. Each call returns the
+// status after it.
 type Rollouts interface {
-	Start(context.Context, StartRequest) (any, error)
-	// Do carries out pause, resume, promote or rollback.
-	Do(action string, req ActionRequest) (any, error)
-	History(n int) (any, error)
-}
-
-// StartRequest is the body of POST /api/v1/rollout/start.
-type StartRequest struct {
-	// Candidate is a ruleset file on the server, or embedded:NAME.
-	Candidate string        `json:"candidate"`
-	Reason    string        `json:"reason"`
-	Actor     string        `json:"actor"`
-	Scope     rollout.Scope `json:"scope"`
-	// Cases is the candidate's cases file (must_pass, must_block),
-	// checked at start and by the live probe; optional.
-	Cases string `json:"cases,omitempty"`
-	// OverrideGates, when set, is the reason to start despite failed
-	// gates (forbidden edits, failing cases); it is written to the journal.
-	OverrideGates string `json:"override_gates,omitempty"`
-}
-
-// ActionRequest is the body of POST /api/v1/rollout/{action}.
-type ActionRequest struct {
-	Reason string `json:"reason"`
-	Actor  string `json:"actor"`
+	Start(context.Context, StartRequest) (Status, error)
+	// Do carries out one of Actions.
+	Do(action Action, req ActionRequest) (Status, error)
+	History(n int) ([]rollout.Entry, error)
 }
 
 // Handler returns the admin mux: /metrics and /healthz are open (the
@@ -118,11 +99,9 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			reply(w, func() (any, error) { return rollouts.Start(r.Context(), req) })
 		})
 		api.HandleFunc("POST /api/v1/rollout/{action}", func(w http.ResponseWriter, r *http.Request) {
-			action := r.PathValue("action")
-			switch action {
-			case "pause", "resume", "promote", "rollback":
-			default:
-				writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q: want start, pause, resume, promote or rollback", action))
+			action := Action(r.PathValue("action"))
+			if !slices.Contains(Actions, action) {
+				writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q: want start, pause, resume, promote, rollback or undo", action))
 				return
 			}
 			var req ActionRequest
@@ -143,7 +122,13 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 					return
 				}
 			}
-			reply(w, func() (any, error) { return rollouts.History(n) })
+			reply(w, func() (any, error) {
+				h, err := rollouts.History(n)
+				if h == nil {
+					h = []rollout.Entry{}
+				}
+				return h, err
+			})
 		})
 	}
 	mux.Handle("/api/", requireToken(token, api))

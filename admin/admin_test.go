@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,7 +40,7 @@ func TestConfigValidate(t *testing.T) {
 func TestHandlerAuth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "wafcanary_test_total", Help: "x"}))
-	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() any { return map[string]int{"share": 5} }, nil))
+	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() Status { return Status{CandidatePercent: 5} }, nil))
 	defer srv.Close()
 	tests := []struct {
 		path, auth string
@@ -50,7 +51,7 @@ func TestHandlerAuth(t *testing.T) {
 		{"/healthz", "", 200, "ok"},
 		{"/api/v1/status", "", 401, ""},
 		{"/api/v1/status", "Bearer wrong-token-0000000", 401, ""},
-		{"/api/v1/status", "Bearer 0123456789abcdef", 200, `"share": 5`},
+		{"/api/v1/status", "Bearer 0123456789abcdef", 200, `"candidate_percent": 5`},
 	}
 	for _, tt := range tests {
 		req, _ := http.NewRequest("GET", srv.URL+tt.path, nil)
@@ -75,13 +76,13 @@ func TestHandlerAuth(t *testing.T) {
 // fakeRollouts answers with a fixed error, to check the status mapping.
 type fakeRollouts struct{ err error }
 
-func (f fakeRollouts) Start(context.Context, StartRequest) (any, error) {
-	return map[string]string{"state": "shadow"}, f.err
+func (f fakeRollouts) Start(context.Context, StartRequest) (Status, error) {
+	return Status{State: "shadow"}, f.err
 }
-func (f fakeRollouts) Do(string, ActionRequest) (any, error) {
-	return map[string]string{"state": "paused"}, f.err
+func (f fakeRollouts) Do(a Action, req ActionRequest) (Status, error) {
+	return Status{State: "paused", LastDecision: &rollout.Decision{Action: string(a), Reason: req.To}}, f.err
 }
-func (f fakeRollouts) History(int) (any, error) { return []string{}, f.err }
+func (f fakeRollouts) History(int) ([]rollout.Entry, error) { return nil, f.err }
 
 func TestRolloutEndpoints(t *testing.T) {
 	const token = "0123456789abcdef"
@@ -100,13 +101,14 @@ func TestRolloutEndpoints(t *testing.T) {
 		{"bad request", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("x.conf:3: nope: %w", rollout.ErrBadRequest), 400, "x.conf:3"},
 		{"refused by gates", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("candidate c.conf %w:\n  x.conf:4: removes 949110", gates.ErrRefused), 422, "x.conf:4"},
 		{"empty body is an empty request", "POST", "/api/v1/rollout/rollback", ``, token, nil, 200, `"paused"`},
+		{"undo to a version", "POST", "/api/v1/rollout/undo", `{"reason":"r","to":"abc123"}`, token, nil, 200, `"reason": "abc123"`},
 		{"history bad n", "GET", "/api/v1/rollout/history?n=-1", ``, token, nil, 400, "non-negative"},
 		{"history", "GET", "/api/v1/rollout/history?n=5", ``, token, nil, 200, "[]"},
 		{"wrong method", "GET", "/api/v1/rollout/start", ``, token, nil, 405, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() any { return nil }, fakeRollouts{tt.err}))
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, fakeRollouts{tt.err}))
 			defer srv.Close()
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
 			if tt.auth != "" {
@@ -122,5 +124,46 @@ func TestRolloutEndpoints(t *testing.T) {
 				t.Errorf("%d %s, want %d containing %q", resp.StatusCode, b, tt.status, tt.body2)
 			}
 		})
+	}
+}
+
+// The typed client the CLI uses: answers decoded, refusals as *Error with
+// the server's status and message, no answer as ErrUnreachable.
+func TestClient(t *testing.T) {
+	const token = "0123456789abcdef"
+	for _, tt := range []struct {
+		name   string
+		err    error
+		status int
+	}{
+		{"ok", nil, 0},
+		{"conflict", fmt.Errorf("no rollout in progress; use undo: %w", rollout.ErrConflict), 409},
+		{"refused", fmt.Errorf("candidate %w", gates.ErrRefused), 422},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{State: "idle"} }, fakeRollouts{tt.err}))
+			defer srv.Close()
+			c := &Client{URL: srv.URL, Token: token}
+			st, err := c.Do(context.Background(), Undo, ActionRequest{Reason: "r", To: "v1"})
+			var e *Error
+			switch {
+			case tt.status == 0 && (err != nil || st.LastDecision.Action != "undo" || st.LastDecision.Reason != "v1"):
+				t.Fatalf("undo: %v, %+v", err, st)
+			case tt.status != 0 && (!errors.As(err, &e) || e.Status != tt.status || !strings.Contains(e.Message, tt.err.Error())):
+				t.Fatalf("error %v, want status %d with the server's message", err, tt.status)
+			}
+			if st, err := c.Status(context.Background()); err != nil || st.State != "idle" {
+				t.Errorf("status: %v, %+v", err, st)
+			}
+		})
+	}
+	if _, err := (&Client{URL: "http://127.0.0.1:1", Token: token}).Status(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("nothing listening: %v, want ErrUnreachable", err)
+	}
+	srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, nil))
+	defer srv.Close()
+	var e *Error
+	if _, err := (&Client{URL: srv.URL, Token: "wrong-token-0000000"}).Status(context.Background()); !errors.As(err, &e) || e.Status != 401 {
+		t.Errorf("wrong token: %v, want a 401 Error", err)
 	}
 }

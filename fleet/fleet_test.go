@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,6 +220,54 @@ func TestRollbackWithOnlyEtcd(t *testing.T) {
 	h, err := cli.History(0)
 	if err != nil || len(h) != 2 || h[0].Action != "start" || h[1].Action != "rollback" || h[1].Actor != "ops" || h[1].Reason != "too many blocks" {
 		t.Fatalf("journal %+v, %v", h, err)
+	}
+}
+
+// Undo, like rollback, works with only etcd reachable and from a
+// replica that does not lead: the record is what every replica follows.
+func TestUndoWithOnlyEtcdAndFromAFollower(t *testing.T) {
+	etcd := fleettest.StartEtcd(t)
+	cfg := testConfig(etcd.Endpoint())
+	a, b := startReplica(t, cfg, "a"), startReplica(t, cfg, "b")
+	l := leaderOf(t, a, b)
+	follower := a
+	if l == a {
+		follower = b
+	}
+	promoted := rollout.State{Phase: rollout.Promoted, Percent: 100, Baseline: rollout.RulesetRef{Version: "cand"},
+		Baselines: []rollout.RulesetRef{{Version: "base"}, {Version: "cand"}}}
+	if err := l.store.Commit(promoted, rollout.Entry{Time: time.Now(), Action: "promote"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := NewStore(client(t, cfg), cfg, "")
+	st, err := cli.Undo("", "ops", "the false positive is back", time.Now())
+	if err != nil || st.Baseline.Version != "base" {
+		t.Fatalf("undo: %v, baseline %s", err, st.Baseline.Version)
+	}
+	fleettest.WaitFor(t, time.Second, "both replicas on the undone-to baseline", func() bool {
+		return a.rec.last().Baseline.Version == "base" && b.rec.last().Baseline.Version == "base"
+	})
+	if _, err := cli.Undo("nope", "ops", "?", time.Now()); !errors.Is(err, rollout.ErrBadRequest) {
+		t.Errorf("undo to a version never kept: %v", err)
+	}
+	// A follower's own store takes an undo too (unfenced, like rollback);
+	// it must have read the state first, as its controller has.
+	if _, err := follower.store.Load(); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := rollout.Undone(a.rec.last(), "cand", rollout.Decision{Time: time.Now(), Action: "undo", Reason: "r", Actor: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.store.Commit(back, rollout.NewEntry(back, *back.LastDecision, 0)); err != nil {
+		t.Fatalf("undo through a follower: %v", err)
+	}
+	if err := follower.store.Commit(back, rollout.Entry{Time: time.Now(), Action: "promote"}); !errors.Is(err, rollout.ErrConflict) {
+		t.Errorf("a follower recorded a promotion: %v", err)
+	}
+	h, _ := cli.History(0)
+	if len(h) != 3 || h[1].Action != "undo" || !strings.Contains(h[1].Reason, "cand -> base") {
+		t.Errorf("journal %+v", h)
 	}
 }
 

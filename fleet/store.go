@@ -34,8 +34,10 @@ const (
 // It implements rollout.Store. Every write of the state is a transaction
 // conditional on the state's revision being the one this replica last
 // read or wrote (so no replica overwrites a decision it has not seen) and,
-// except for rollbacks, on this replica holding the leadership (so a
-// paused or cut-off former leader cannot decide).
+// except for rollbacks and undos (which any replica may take, as an
+// operator reaching for them cannot choose the leader), on this replica
+// holding the leadership (so a paused or cut-off former leader cannot
+// decide).
 type Store struct {
 	cli     *clientv3.Client
 	prefix  string
@@ -129,7 +131,7 @@ func (s *Store) Commit(st rollout.State, e rollout.Entry) error {
 	rev, fence, led := s.rev, s.fence, s.led
 	s.mu.Unlock()
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.key(keyState)), "=", rev)}
-	if e.Action != "rollback" {
+	if e.Action != "rollback" && e.Action != "undo" {
 		if !led {
 			return fmt.Errorf("etcd: %w", rollout.ErrNotLeader)
 		}
@@ -307,16 +309,56 @@ func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bo
 		prev := st
 		d := rollout.Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}
 		st.Phase, st.Percent, st.LastDecision = rollout.RolledBack, 0, &d
-		e := rollout.Entry{Time: now, Actor: actor, Action: "rollback", Reason: reason, State: st.Phase, Step: st.Step,
-			Baseline: st.Baseline.Version}
-		if st.Candidate != nil {
-			e.Candidate = st.Candidate.Version
-		}
-		err = s.Commit(st, e)
+		err = s.Commit(st, rollout.NewEntry(st, d, 0))
 		if errors.Is(err, rollout.ErrStale) {
 			continue
 		}
 		return prev, err == nil, err
 	}
 	return rollout.State{}, false, errors.New("etcd: the state kept changing; rollback not recorded")
+}
+
+// Undo makes an earlier baseline the fleet's baseline with only etcd
+// reachable, as Rollback does for a candidate: the replicas, watching,
+// serve it from its bundle. to is a version kept in the state (or a
+// prefix of one); empty means the one before the current. It returns the
+// state written.
+func (s *Store) Undo(to, actor, reason string, now time.Time) (rollout.State, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		st, err := s.Load()
+		if err != nil {
+			return st, err
+		}
+		next, _, err := rollout.Undone(st, to, rollout.Decision{Time: now, Action: "undo", Reason: reason, Actor: actor})
+		if err != nil {
+			return st, err
+		}
+		err = s.Commit(next, rollout.NewEntry(next, *next.LastDecision, 0))
+		if errors.Is(err, rollout.ErrStale) {
+			continue
+		}
+		return next, err
+	}
+	return rollout.State{}, errors.New("etcd: the state kept changing; undo not recorded")
+}
+
+// PruneRulesets implements rollout.Store: it deletes every bundle whose
+// version is not in keep.
+func (s *Store) PruneRulesets(keep []string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.key(keyRulesets), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("etcd: ruleset bundles: %w", err)
+	}
+	var errs []error
+	for _, kv := range resp.Kvs {
+		if slices.Contains(keep, string(kv.Key[len(s.key(keyRulesets)):])) {
+			continue
+		}
+		if _, err := s.cli.Delete(ctx, string(kv.Key)); err != nil {
+			errs = append(errs, fmt.Errorf("etcd: deleting ruleset bundle %s: %w", kv.Key, err))
+		}
+	}
+	return errors.Join(errs...)
 }

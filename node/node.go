@@ -174,6 +174,8 @@ func (s *Node) logServing(when string) {
 	switch {
 	case st.Phase.Active():
 		source = "the rollout under way"
+	case s.member != nil && st.Baseline.Version == snap.Baseline.Version:
+		source = "the fleet's state (" + decisionOf(st) + ")"
 	case st.Baseline.Version == snap.Baseline.Version && st.Configured != "" && st.Configured != snap.Baseline.Version:
 		source = "the rollout state (" + decisionOf(st) + "); rulesets.baseline, unchanged, is version " + st.Configured
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	// replica's own traffic) or "prometheus" (a fleet's, summed).
 	MetricsSource string           `mapstructure:"metrics_source"`
 	Prometheus    PrometheusConfig `mapstructure:"prometheus"`
+	// KeepBaselines is how many baselines that have served are kept, with
+	// their files, for undo; the one serving is always among them.
+	KeepBaselines int `mapstructure:"keep_baselines"`
 }
 
 // PrometheusConfig says where a fleet's evidence is read.
@@ -103,6 +106,7 @@ var DefaultConfig = Config{
 	},
 	MetricsSource: "process",
 	Prometheus:    PrometheusConfig{Timeout: 5 * time.Second},
+	KeepBaselines: 10,
 }
 
 // Validate reports the first invalid key, named relative to the section.
@@ -129,6 +133,9 @@ func (c Config) Validate() error {
 	}
 	if c.Interval < time.Second {
 		return fmt.Errorf("interval: must be at least 1s, got %s", c.Interval)
+	}
+	if c.KeepBaselines < 2 {
+		return fmt.Errorf("keep_baselines: must be at least 2 (the one serving and one to undo to), got %d", c.KeepBaselines)
 	}
 	if c.MaxDuration < c.Interval {
 		return fmt.Errorf("max_duration: must be at least the interval (%s), got %s", c.Interval, c.MaxDuration)

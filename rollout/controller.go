@@ -39,6 +39,8 @@ func (p Phase) Active() bool { return p == Shadow || p == Progressing || p == Pa
 type RulesetRef struct {
 	Version string `json:"version"`
 	Path    string `json:"path"`
+	// Since is when it began serving as the baseline (in State.Baselines).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Decision is what the controller, or an operator, decided.
@@ -70,6 +72,16 @@ type State struct {
 	// live probe checks at every analysis.
 	Cases        string    `json:"cases,omitempty"`
 	LastDecision *Decision `json:"last_decision,omitempty"`
+	// Configured is the version of the configured baseline file
+	// (rulesets.baseline) this state last took: a reload or restart that
+	// finds the file at this version keeps the state's own baseline (a
+	// promotion or an undo outlives an unchanged file); another version is
+	// a new baseline, journalled.
+	Configured string `json:"configured_baseline,omitempty"`
+	// Baselines are the baselines that have served, oldest first, the one
+	// serving last: the versions undo can go back to. Their bundles are
+	// kept (rollout.keep_baselines of them).
+	Baselines []RulesetRef `json:"baselines,omitempty"`
 }
 
 // Errors callers branch on.
@@ -111,6 +123,8 @@ type Store interface {
 	Append(Entry) error
 	SaveRuleset(*ruleset.Ruleset) error
 	LoadRuleset(version string) (*ruleset.Ruleset, error)
+	// PruneRulesets deletes every bundle whose version is not in keep.
+	PruneRulesets(keep []string) error
 }
 
 // Leadership says whether this replica may take decisions. Without one
@@ -331,6 +345,11 @@ type Spec struct {
 	Actor  string
 	Reason string
 	Cases  string // cases file for the live probe; optional
+	// Baseline is the version the candidate was gated against; if another
+	// baseline serves by the time the rollout would start (a reload or an
+	// undo landed while the gates ran), the start is refused. Empty: not
+	// checked.
+	Baseline string
 }
 
 // Start begins a rollout of candidate from the current baseline.
@@ -348,6 +367,9 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
 	}
 	cur := c.router.Snapshot()
+	if spec.Baseline != "" && spec.Baseline != cur.Baseline.Version {
+		return c.state, fmt.Errorf("the baseline changed from %s to %s while the candidate was checked against it; start again: %w", spec.Baseline, cur.Baseline.Version, ErrConflict)
+	}
 	if cand.Version == cur.Baseline.Version {
 		return c.state, fmt.Errorf("candidate %s is the baseline already: %w", cand.Version, ErrBadRequest)
 	}
@@ -364,8 +386,12 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	}
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
-		Baseline: RulesetRef{cur.Baseline.Version, cur.Baseline.Path}, Candidate: &RulesetRef{cand.Version, cand.Path},
+		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
 		ShadowSample: c.shadowSample.Percent(), Scope: scope, Reason: reason, Cases: spec.Cases,
+		Configured: c.state.Configured, Baselines: c.state.Baselines,
+	}
+	if len(st.Baselines) == 0 { // a state from before baselines were kept
+		st.Baselines = []RulesetRef{{Version: cur.Baseline.Version, Path: cur.Baseline.Path, Since: now}}
 	}
 	// Recorded first, served second: a decision the store refused (a
 	// fleet's leadership lost) must not be in force anywhere.
@@ -389,12 +415,7 @@ func phaseOf(percent float64) Phase {
 // and the current state is returned with the error. Called with c.mu held.
 func (c *Controller) commit(st State, d Decision, latency time.Duration) (State, error) {
 	st.LastDecision = &d
-	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
-		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
-	if st.Candidate != nil {
-		e.Candidate = st.Candidate.Version
-	}
-	if err := c.store.Commit(st, e); err != nil {
+	if err := c.store.Commit(st, NewEntry(st, d, latency)); err != nil {
 		c.log.Error("rollout "+d.Action+" not recorded", "actor", d.Actor, "error", err.Error())
 		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
 	}
@@ -403,6 +424,17 @@ func (c *Controller) commit(st State, d Decision, latency time.Duration) (State,
 	c.log.Info("rollout "+d.Action, "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
 	c.report(d.Analysis, d.Action)
 	return st, nil
+}
+
+// NewEntry is the journal line of decision d, taken in state st (the
+// state it leads to); latency is how long it took to take effect.
+func NewEntry(st State, d Decision, latency time.Duration) Entry {
+	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
+		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
+	if st.Candidate != nil {
+		e.Candidate = st.Candidate.Version
+	}
+	return e
 }
 
 func (c *Controller) report(a *Analysis, decision string) {
@@ -514,27 +546,39 @@ func summary(a Analysis) string {
 }
 
 // Rollback takes the candidate out of service at once, from any state, and
-// then records why. It is idempotent: with nothing to roll back it
-// succeeds and says so.
+// then records why. It is idempotent: after a rollback, another succeeds
+// and changes nothing. With no rollout in progress and no candidate
+// serving it is refused with ErrConflict, naming undo: a rollback never
+// changes the baseline.
 func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error) {
 	start := time.Now()
 	// Traffic first: one atomic swap, without waiting for the lock an
 	// analysis in progress might be about to take.
+	var static *ruleset.Ruleset
 	if cur := c.router.Snapshot(); cur.Candidate != nil {
 		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
 			return c.State(), err
 		}
+		static = cur.Candidate
 	}
 	latency := time.Since(start)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.state.Phase.Active() {
-		return c.state, nil
-	}
 	if reason == "" {
 		reason = "manual rollback"
 	}
-	return c.rollbackLocked(Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}, latency)
+	switch {
+	case c.state.Phase.Active():
+		return c.rollbackLocked(Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}, latency)
+	case static != nil:
+		// A candidate the configuration put in service, no rollout's.
+		e := Entry{Time: now, Actor: actor, Action: "rollback", Reason: reason, State: c.state.Phase,
+			Baseline: c.router.Snapshot().Baseline.Version, Candidate: static.Version, EffectLatency: latency}
+		return c.state, c.store.Append(e)
+	case c.state.Phase == RolledBack:
+		return c.state, nil
+	}
+	return c.state, fmt.Errorf("no rollout in progress (state %s) and no candidate serving: rollback only takes a candidate out of service; to serve an earlier baseline again, use `wafcanary undo`: %w", c.state.Phase, ErrConflict)
 }
 
 // rollbackLocked restores baseline-only routing (again: an advance may
@@ -552,6 +596,9 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 		st := c.state
 		st.Phase, st.Percent = RolledBack, 0
 		out, err := c.commit(st, d, latency)
+		if err == nil {
+			c.prune()
+		}
 		if !errors.Is(err, ErrStale) || attempt == 3 {
 			return out, err
 		}
@@ -592,11 +639,16 @@ func (c *Controller) promoteLocked(d Decision) (State, error) {
 	st := c.state
 	st.Phase, st.Percent = Promoted, 100
 	st.Baseline, st.Candidate = *st.Candidate, nil
+	st.Baselines = served(st.Baselines, st.Baseline, d.Time, c.cfg.KeepBaselines)
 	st, err := c.commit(st, d, 0)
 	if err != nil {
 		return st, err
 	}
-	return st, c.router.Swap(&router.Snapshot{Baseline: cur.Candidate})
+	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
+		return st, err
+	}
+	c.prune()
+	return st, nil
 }
 
 // Pause holds the share; analysis goes on and a failure still rolls back.

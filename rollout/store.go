@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -202,4 +203,27 @@ func (s FileStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 		return nil, fmt.Errorf("ruleset bundle %s compiles to version %s (was the embedded CRS upgraded?)", version, rs.Version)
 	}
 	return rs, nil
+}
+
+// PruneRulesets implements Store: it deletes every bundle under
+// rulesets/ whose version is not in keep.
+func (s FileStore) PruneRulesets(keep []string) error {
+	dir := filepath.Join(s.Dir, "rulesets")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ruleset bundles: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || slices.Contains(keep, e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/fleet"
+	"github.com/wafcanary/wafcanary/rollout"
 )
 
 // clientOptions are the flags every command that talks to a running
@@ -56,56 +56,53 @@ func (o *clientOptions) token() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// call sends one API request and decodes the JSON answer into out.
-func (o *clientOptions) call(ctx context.Context, method, path string, body, out any) error {
+// client is the admin API client these options describe.
+func (o *clientOptions) client() (*admin.Client, error) {
 	token, err := o.token()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(o.admin, "/")+path, rd)
-	if err != nil {
-		return errUsage{fmt.Errorf("--admin: %w", err)}
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
 	timeout := o.timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
-	if err != nil {
-		return errUnreachable{fmt.Errorf("cannot reach wafcanary at %s: %w", o.admin, err)}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		err := fmt.Errorf("%s %s: %s", method, path, msg)
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			return errUnauthorized{err}
-		case http.StatusConflict:
-			return errConflict{err}
-		case http.StatusUnprocessableEntity:
-			return errRefused{err}
-		case http.StatusBadRequest, http.StatusNotFound:
-			return errUsage{err}
-		}
-		return err
-	}
-	if out == nil {
+	return &admin.Client{URL: o.admin, Token: token, Timeout: timeout}, nil
+}
+
+// exitError maps what the admin client returned to the error kinds that
+// pick the exit code.
+func exitError(err error) error {
+	var e *admin.Error
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, admin.ErrUnreachable):
+		return errUnreachable{err}
+	case !errors.As(err, &e):
+		return errUsage{err}
 	}
-	return json.Unmarshal(b, out)
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return errUnauthorized{err}
+	case http.StatusConflict:
+		return errConflict{err}
+	case http.StatusUnprocessableEntity:
+		return errRefused{err}
+	case http.StatusBadRequest, http.StatusNotFound:
+		return errUsage{err}
+	}
+	return err
+}
+
+// do runs one call with the client these options describe.
+func do[T any](o *clientOptions, call func(*admin.Client) (T, error)) (T, error) {
+	c, err := o.client()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := call(c)
+	return v, exitError(err)
 }
 
 func actor() string {
@@ -138,10 +135,10 @@ func newStartCmd() *cobra.Command {
 					*p = abs
 				}
 			}
-			var st statusView
-			body := map[string]any{"candidate": candidate, "reason": reason, "actor": actor(),
-				"scope": map[string]any{"rule_ids": rules, "paths": paths}, "cases": cases, "override_gates": override}
-			if err := o.call(cmd.Context(), "POST", "/api/v1/rollout/start", body, &st); err != nil {
+			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
+				Scope: rollout.Scope{RuleIDs: rules, Paths: paths}, Cases: cases, OverrideGates: override}
+			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
+			if err != nil {
 				return err
 			}
 			return printStatus(cmd.OutOrStdout(), st, o.output)
@@ -159,37 +156,49 @@ func newStartCmd() *cobra.Command {
 	return cmd
 }
 
-func newActionCmd(action, short string) *cobra.Command {
+func newActionCmd(action admin.Action, short string) *cobra.Command {
 	o := &clientOptions{}
-	var reason string
+	var reason, to string
 	var direct etcdOptions
 	cmd := &cobra.Command{
-		Use:   action,
+		Use:   string(action),
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if action == "rollback" && direct.set() {
-				return rollbackViaEtcd(cmd, direct, reason)
+			if direct.set() {
+				return viaEtcd(cmd, direct, action, to, reason)
 			}
-			var st statusView
+			if action == admin.Undo && reason == "" {
+				return errUsage{errors.New("--reason is required: it is journalled with the undo")}
+			}
 			start := time.Now()
-			if err := o.call(cmd.Context(), "POST", "/api/v1/rollout/"+action, map[string]string{"reason": reason, "actor": actor()}, &st); err != nil {
+			req := admin.ActionRequest{Reason: reason, Actor: actor(), To: to}
+			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Do(cmd.Context(), action, req) })
+			if err != nil {
 				return err
 			}
-			if action == "rollback" && o.output != "json" {
-				fmt.Fprintf(cmd.OutOrStdout(), "rolled back: the baseline judges every request from now on (round trip %s)\n", time.Since(start).Round(time.Microsecond))
+			if o.output != "json" {
+				switch action {
+				case admin.Rollback:
+					fmt.Fprintf(cmd.OutOrStdout(), "rolled back: the baseline judges every request from now on (round trip %s)\n", time.Since(start).Round(time.Microsecond))
+				case admin.Undo:
+					fmt.Fprintf(cmd.OutOrStdout(), "undone: baseline %s judges every request from now on (round trip %s)\n", st.Baseline.Version, time.Since(start).Round(time.Microsecond))
+				}
 			}
 			return printStatus(cmd.OutOrStdout(), st, o.output)
 		},
 	}
 	addClientFlags(cmd, o)
-	cmd.Flags().StringVar(&reason, "reason", "", "why: recorded in the journal")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
-	if action == "rollback" {
-		f := cmd.Flags()
-		f.StringSliceVar(&direct.endpoints, "etcd", nil, "roll the fleet back through etcd (comma-separated endpoints), with no replica's admin API")
+	f := cmd.Flags()
+	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
+	f.StringVarP(&o.output, "output", "o", "text", "text or json")
+	if action == admin.Undo {
+		f.StringVar(&to, "to", "", "the baseline version to serve again, or a unique prefix (default: the one before the current; `wafcanary history` lists them)")
+	}
+	if action == admin.Rollback || action == admin.Undo {
+		f.StringSliceVar(&direct.endpoints, "etcd", nil, "act on the fleet through etcd (comma-separated endpoints), with no replica's admin API")
 		f.StringVar(&direct.prefix, "etcd-prefix", fleet.DefaultConfig.Prefix, "the fleet's key prefix in etcd, with --etcd")
-		f.StringVarP(&direct.config, "config", "c", "", "roll back through the etcd named in this config file's state.etcd section")
+		f.StringVarP(&direct.config, "config", "c", "", "act through the etcd named in this config file's state.etcd section")
 	}
 	return cmd
 }
@@ -203,10 +212,10 @@ type etcdOptions struct {
 
 func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.config != "" }
 
-// rollbackViaEtcd writes the rolled-back state into etcd; every replica
-// watching it serves the baseline alone within a second. It needs no
-// replica to answer, only etcd.
-func rollbackViaEtcd(cmd *cobra.Command, o etcdOptions, reason string) error {
+// viaEtcd writes a rollback or an undo into etcd; every replica watching
+// the state serves it within a second. It needs no replica to answer,
+// only etcd.
+func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason string) error {
 	cfg := fleet.DefaultConfig
 	if o.config != "" {
 		c, err := loadConfig(o.config, nil)
@@ -214,7 +223,7 @@ func rollbackViaEtcd(cmd *cobra.Command, o etcdOptions, reason string) error {
 			return errUsage{err}
 		}
 		if c.State.Backend != "etcd" {
-			return errUsage{fmt.Errorf("%s: state.backend is %q, not etcd: roll back through the admin API", o.config, c.State.Backend)}
+			return errUsage{fmt.Errorf("%s: state.backend is %q, not etcd: use the admin API", o.config, c.State.Backend)}
 		}
 		cfg = c.State.Etcd
 	}
@@ -227,21 +236,39 @@ func rollbackViaEtcd(cmd *cobra.Command, o etcdOptions, reason string) error {
 	if err := cfg.Validate(); err != nil {
 		return errUsage{fmt.Errorf("etcd: %w", err)}
 	}
+	if action == admin.Undo && reason == "" {
+		return errUsage{errors.New("--reason is required: it is journalled with the undo")}
+	}
 	cli, err := cfg.Client()
 	if err != nil {
 		return errUnreachable{err}
 	}
 	defer cli.Close()
 	start := time.Now()
-	prev, did, err := fleet.NewStore(cli, cfg, "").Rollback(actor(), reason, time.Now())
+	store := fleet.NewStore(cli, cfg, "")
+	out := cmd.OutOrStdout()
+	if action == admin.Undo {
+		st, err := store.Undo(to, actor(), reason, time.Now())
+		switch {
+		case errors.Is(err, rollout.ErrConflict):
+			return errConflict{err}
+		case errors.Is(err, rollout.ErrBadRequest):
+			return errUsage{err}
+		case err != nil:
+			return errUnreachable{err}
+		}
+		fmt.Fprintf(out, "undone in etcd (%s): %s; every replica serves baseline %s as it sees the change\n",
+			time.Since(start).Round(time.Microsecond), st.LastDecision.Reason, st.Baseline.Version)
+		return nil
+	}
+	prev, did, err := store.Rollback(actor(), reason, time.Now())
 	if err != nil {
 		return errUnreachable{err}
 	}
 	if !did {
-		fmt.Fprintf(cmd.OutOrStdout(), "nothing to roll back: the fleet's rollout is %s\n", prev.Phase)
-		return nil
+		return errConflict{fmt.Errorf("nothing to roll back: the fleet's rollout is %s; to serve an earlier baseline again, use `wafcanary undo`", prev.Phase)}
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "rolled back %s in etcd (%s); every replica serves baseline %s alone as it sees the change\n",
+	fmt.Fprintf(out, "rolled back %s in etcd (%s); every replica serves baseline %s alone as it sees the change\n",
 		prev.Candidate.Version, time.Since(start).Round(time.Microsecond), prev.Baseline.Version)
 	return nil
 }
@@ -257,8 +284,8 @@ func newStatusCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			for {
-				var st statusView
-				if err := o.call(cmd.Context(), "GET", "/api/v1/status", nil, &st); err != nil {
+				st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Status(cmd.Context()) })
+				if err != nil {
 					return err
 				}
 				if watch {
@@ -291,21 +318,15 @@ func newHistoryCmd() *cobra.Command {
 		Short: "Show the rollout journal: who decided what, why, on what evidence",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var entries []map[string]any
-			if err := o.call(cmd.Context(), "GET", fmt.Sprintf("/api/v1/rollout/history?n=%d", n), nil, &entries); err != nil {
+			entries, err := do(o, func(c *admin.Client) ([]rollout.Entry, error) { return c.History(cmd.Context(), n) })
+			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if o.output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Status(cmd.Context()) })
+			if err != nil {
+				return err
 			}
-			for _, e := range entries {
-				fmt.Fprintf(out, "%s  %-9s %-11s by %-10s step %v at %v%%  %s\n",
-					e["time"], e["action"], e["state"], e["actor"], e["step"], e["candidate_percent"], e["reason"])
-			}
-			return nil
+			return printHistory(cmd.OutOrStdout(), entries, st.Baselines, o.output)
 		},
 	}
 	addClientFlags(cmd, o)
@@ -314,8 +335,44 @@ func newHistoryCmd() *cobra.Command {
 	return cmd
 }
 
+// printHistory renders the journal, then the baselines undo can go back
+// to, as text or JSON.
+func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.RulesetRef, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	case "text":
+	default:
+		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	}
+	for _, e := range entries {
+		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
+		if e.Action == "undo" || e.Action == "reload" || e.Action == "promote" {
+			line += "  baseline " + e.Baseline
+		}
+		fmt.Fprintf(out, "%s  %s\n", line, e.Reason)
+	}
+	if len(baselines) > 0 {
+		fmt.Fprintln(out, "\nbaselines kept (wafcanary undo --to VERSION), oldest first:")
+		for i, b := range baselines {
+			mark := ""
+			if i == len(baselines)-1 {
+				mark = "  (serving)"
+			}
+			since := ""
+			if !b.Since.IsZero() {
+				since = " since " + b.Since.Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "  %s  %s%s%s\n", b.Version, b.Path, since, mark)
+		}
+	}
+	return nil
+}
+
 // printStatus renders a status document as text or JSON.
-func printStatus(out io.Writer, st statusView, format string) error {
+func printStatus(out io.Writer, st admin.Status, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")

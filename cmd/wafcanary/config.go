@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -13,114 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/wafcanary/wafcanary/admin"
-	"github.com/wafcanary/wafcanary/fleet"
-	"github.com/wafcanary/wafcanary/gates"
-	"github.com/wafcanary/wafcanary/rollout"
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/node"
 )
-
-// Config is the whole configuration file. Each section is the owning
-// package's own type; only this file knows about viper.
-type Config struct {
-	Listen   string               `mapstructure:"listen"`
-	Upstream string               `mapstructure:"upstream"`
-	StateDir string               `mapstructure:"state_dir"`
-	State    StateConfig          `mapstructure:"state"`
-	Admin    admin.Config         `mapstructure:"admin"`
-	Rulesets RulesetsConfig       `mapstructure:"rulesets"`
-	Routing  router.RoutingConfig `mapstructure:"routing"`
-	Shadow   router.ShadowConfig  `mapstructure:"shadow"`
-	Proxy    router.ProxyConfig   `mapstructure:"proxy"`
-	Rollout  rollout.Config       `mapstructure:"rollout"`
-	Gates    gates.Config         `mapstructure:"gates"`
-	Log      LogConfig            `mapstructure:"log"`
-}
-
-// RulesetsConfig names the ruleset files. "embedded:NAME" refers to a
-// ruleset shipped inside the binary (configs/rulesets/NAME).
-type RulesetsConfig struct {
-	Baseline  string `mapstructure:"baseline"`
-	Candidate string `mapstructure:"candidate"`
-}
-
-// StateConfig says where the rollout state lives: in state_dir (one
-// node) or in etcd, shared by a fleet of replicas.
-type StateConfig struct {
-	Backend string `mapstructure:"backend"`
-	// ReplicaID names this replica in the fleet; default host:listen-port.
-	ReplicaID string       `mapstructure:"replica_id"`
-	Etcd      fleet.Config `mapstructure:"etcd"`
-}
-
-// LogConfig controls wafcanary's own log.
-type LogConfig struct {
-	Level string `mapstructure:"level"`
-}
-
-func defaultConfig() Config {
-	return Config{
-		Listen:   "127.0.0.1:8080",
-		Upstream: "http://127.0.0.1:8081",
-		StateDir: "state",
-		State:    StateConfig{Backend: "file", Etcd: fleet.DefaultConfig},
-		Admin:    admin.DefaultConfig,
-		Rulesets: RulesetsConfig{Baseline: "embedded:baseline.conf"},
-		Routing:  router.DefaultRoutingConfig,
-		Shadow:   router.DefaultShadowConfig,
-		Proxy:    router.DefaultProxyConfig,
-		Rollout:  rollout.DefaultConfig,
-		Gates:    gates.DefaultConfig,
-		Log:      LogConfig{Level: "info"},
-	}
-}
-
-// Validate checks the top-level keys, then each section, naming the key.
-func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: want host:port, got %q", c.Listen)
-	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("upstream: want an http:// or https:// URL, got %q", c.Upstream)
-	}
-	if c.StateDir == "" {
-		return errors.New("state_dir: must not be empty")
-	}
-	if c.Rulesets.Baseline == "" {
-		return errors.New("rulesets.baseline: must name a ruleset file")
-	}
-	if c.Routing.CandidatePercent > 0 && c.Rulesets.Candidate == "" {
-		return fmt.Errorf("routing.candidate_percent: is %v but rulesets.candidate is not set", c.Routing.CandidatePercent)
-	}
-	switch c.State.Backend {
-	case "file":
-	case "etcd":
-		if err := c.State.Etcd.Validate(); err != nil {
-			return fmt.Errorf("state.etcd.%w", err)
-		}
-		if c.Rulesets.Candidate != "" {
-			return errors.New("rulesets.candidate: with state.backend etcd the fleet's candidate comes from `wafcanary start`; leave it empty so every replica serves the same rulesets")
-		}
-	default:
-		return fmt.Errorf("state.backend: want file or etcd, got %q", c.State.Backend)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log.level: want debug, info, warn or error, got %q", c.Log.Level)
-	}
-	sections := []struct {
-		name string
-		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}}
-	for _, s := range sections {
-		if err := s.v.Validate(); err != nil {
-			return fmt.Errorf("%s.%w", s.name, err)
-		}
-	}
-	return nil
-}
 
 // flagKeys binds command-line flags to config keys.
 var flagKeys = map[string]string{
@@ -138,10 +29,10 @@ var flagKeys = map[string]string{
 // loadConfig merges defaults, the file (if any), WAFCANARY_* environment
 // variables and flags, in rising precedence, and refuses unknown keys and
 // bad values by name.
-func loadConfig(file string, flags *pflag.FlagSet) (Config, error) {
+func loadConfig(file string, flags *pflag.FlagSet) (node.Config, error) {
 	v := viper.New()
 	known := map[string]any{}
-	flatten("", reflect.ValueOf(defaultConfig()), known)
+	flatten("", reflect.ValueOf(node.Default()), known)
 	for k, d := range known {
 		v.SetDefault(k, d)
 	}
@@ -149,13 +40,13 @@ func loadConfig(file string, flags *pflag.FlagSet) (Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	if err := unknownEnv(known); err != nil {
-		return Config{}, err
+		return node.Config{}, err
 	}
 	if file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("config %s: %w", file, err)
+			return node.Config{}, fmt.Errorf("config %s: %w", file, err)
 		}
 		var unknown []string
 		for _, k := range v.AllKeys() {
@@ -165,24 +56,24 @@ func loadConfig(file string, flags *pflag.FlagSet) (Config, error) {
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return Config{}, fmt.Errorf("config %s: unknown key %s%s", file, strings.Join(unknown, ", "), suggest(unknown[0], known))
+			return node.Config{}, fmt.Errorf("config %s: unknown key %s%s", file, strings.Join(unknown, ", "), suggest(unknown[0], known))
 		}
 	}
 	if flags != nil {
 		for name, key := range flagKeys {
 			if f := flags.Lookup(name); f != nil {
 				if err := v.BindPFlag(key, f); err != nil {
-					return Config{}, err
+					return node.Config{}, err
 				}
 			}
 		}
 	}
-	var cfg Config
+	var cfg node.Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
 }

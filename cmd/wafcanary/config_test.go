@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"github.com/wafcanary/wafcanary/node"
 )
 
 // shippedConfig is the documented example configuration.
@@ -41,13 +42,13 @@ func TestShippedConfigShowsEveryDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := defaultConfig()
+	want := node.Default()
 	// "trusted_proxies: []" decodes as an empty slice, the default is nil.
 	if len(got.Routing.TrustedProxies) == 0 && len(want.Routing.TrustedProxies) == 0 {
 		got.Routing.TrustedProxies, want.Routing.TrustedProxies = nil, nil
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("shipped config differs from defaultConfig():\n got %+v\nwant %+v", got, want)
+		t.Errorf("shipped config differs from node.Default():\n got %+v\nwant %+v", got, want)
 	}
 
 	v := viper.New()
@@ -57,7 +58,7 @@ func TestShippedConfigShowsEveryDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string]any{}
-	flatten("", reflect.ValueOf(defaultConfig()), known)
+	flatten("", reflect.ValueOf(node.Default()), known)
 	for key := range known {
 		if !v.InConfig(key) {
 			t.Errorf("key %s is not documented in %s", key, shippedConfig)
@@ -73,7 +74,7 @@ func TestLoadConfigDecodesEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := defaultConfig()
+	want := node.Default()
 	want.Listen = "0.0.0.0:8080"
 	want.Upstream = "https://app.internal:8443"
 	want.StateDir = "/var/lib/wafcanary"

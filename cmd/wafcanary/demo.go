@@ -20,6 +20,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -85,11 +86,11 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	go app.Serve(appLn)
 	defer app.Close()
 
-	cfg := defaultConfig()
+	cfg := node.Default()
 	cfg.Listen, cfg.Admin.Listen = o.listen, o.adminListen
 	cfg.Upstream = "http://" + appLn.Addr().String()
 	cfg.StateDir = dir
-	cfg.Rulesets = RulesetsConfig{Baseline: o.baseline}
+	cfg.Rulesets = node.RulesetsConfig{Baseline: o.baseline}
 	cfg.Shadow.SamplePercent = o.shadowPercent
 	cfg.Gates.CRSSuite = o.crsSuite
 	cfg.Rollout = demoRollout(o.stepDuration)
@@ -111,7 +112,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 
-	s, err := newServer(cfg, log)
+	s, err := node.New(cfg, log, version)
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	if cfg.Gates.CRSSuite {
 		fmt.Fprintf(out, "Gates passed in %.0f s.\n\n", time.Since(began).Seconds())
 	}
-	snap := s.router.Snapshot()
+	served := s.Status()
 
 	fmt.Fprintf(out, `wafcanary demo
   demo app (upstream)  %s
@@ -164,13 +165,13 @@ Try, in another terminal:
   WAFCANARY_ADMIN_TOKEN=$(cat %s/admin.token) go run ./cmd/wafcanary rollback --admin http://%s
 
 `, cfg.Upstream, proxyURL, adminLn.Addr(), logPath,
-		snap.Baseline.Path, snap.Baseline.Version, snap.Candidate.Path, snap.Candidate.Version,
+		served.Baseline.Path, served.Baseline.Version, served.Candidate.Path, served.Candidate.Version,
 		stepsText(cfg.Rollout.Steps), o.stepDuration, cfg.Rollout.Interval, o.rate,
 		proxyURL, logPath, logPath, dir, adminLn.Addr(), dir, adminLn.Addr())
 
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan error, 1)
-	go func() { served <- s.run(serveCtx, proxyLn, adminLn) }()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(serveCtx, proxyLn, adminLn) }()
 
 	var fp fpCount
 	traffic := &demo.Traffic{
@@ -192,15 +193,15 @@ loop:
 	for {
 		select {
 		case <-tick.C:
-			fmt.Fprintln(out, summary(s.reg, &fp, time.Since(start)))
+			fmt.Fprintln(out, summary(s.Metrics(), &fp, time.Since(start)))
 		case <-decisions.C:
 			// Every decision but "hold" changes something: say what and why.
-			st := s.rollout.State()
-			if d := st.LastDecision; d != nil && d != last && (last == nil || d.Time != last.Time || d.Action != last.Action) {
+			st := s.Status()
+			if d := st.LastDecision; d != nil && (last == nil || d.Time != last.Time || d.Action != last.Action) {
 				last = d
 				if d.Action != "hold" {
 					fmt.Fprintf(out, "[%4.0fs] rollout %s -> %s, candidate on %g%% of clients: %s\n",
-						time.Since(start).Seconds(), d.Action, st.Phase, st.Percent, d.Reason)
+						time.Since(start).Seconds(), d.Action, st.State, st.CandidatePercent, d.Reason)
 				}
 			}
 		case <-ctx.Done():
@@ -208,10 +209,10 @@ loop:
 		}
 	}
 	terr := <-trafficDone
-	fmt.Fprintln(out, summary(s.reg, &fp, time.Since(start)))
+	fmt.Fprintln(out, summary(s.Metrics(), &fp, time.Since(start)))
 	fmt.Fprintf(out, "\nstopped; logs kept in %s\n", logPath)
 	stopServe()
-	return errors.Join(terr, <-served)
+	return errors.Join(terr, <-done)
 }
 
 // demoRollout is a rollout short enough to watch: shadow, 10%, 50%,

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 )
@@ -84,18 +85,18 @@ func (f *testFleet) alive() []*fleetReplica {
 }
 
 // status reads a replica's status; ok is false if it does not answer.
-func (r *fleetReplica) status() (statusView, bool) {
+func (r *fleetReplica) status() (admin.Status, bool) {
 	req, _ := http.NewRequest("GET", "http://"+r.admin+"/api/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+fleetToken)
 	c := &http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
-		return statusView{}, false
+		return admin.Status{}, false
 	}
 	defer resp.Body.Close()
-	var st statusView
+	var st admin.Status
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		return statusView{}, false
+		return admin.Status{}, false
 	}
 	return st, true
 }
@@ -113,6 +114,22 @@ func (r *fleetReplica) post(path string, body any) (int, string) {
 	var out bytes.Buffer
 	_, _ = out.ReadFrom(resp.Body)
 	return resp.StatusCode, out.String()
+}
+
+// ticket sends the support-ticket false positive (930120, fixed by the
+// shipped exclusion) through the replica's proxy and returns the status.
+func (r *fleetReplica) ticket(t *testing.T) int {
+	t.Helper()
+	fp := demo.FalsePositiveRequests()[0]
+	req, _ := http.NewRequest(fp.Method, "http://"+r.proxy+fp.Path, strings.NewReader(fp.Body))
+	req.Header = fp.Header.Clone()
+	req.Header.Set("X-Client-ID", "ticket-writer")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("ticket through %s: %v", r.id, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (f *testFleet) leader() *fleetReplica {
@@ -288,7 +305,7 @@ log: {level: info}
 	if st, ok := lead.status(); !ok || st.State != "promoted" || st.Baseline.Version != before.Candidate.Version {
 		t.Fatalf("restarted replica serves %+v, want the promoted %s", st.Baseline, before.Candidate.Version)
 	}
-	var st statusView
+	var st admin.Status
 	waitFor(t, 10*time.Second, "three replicas in the fleet's status", func() bool {
 		st, _ = next.status()
 		return st.Fleet != nil && len(st.Fleet.Replicas) == 3
@@ -373,6 +390,53 @@ log: {level: info}
 			t.Errorf("journal ends with %s %q", last.Action, last.Reason)
 		}
 	}
+	// Undo the promotion from a follower's admin API, then undo the undo
+	// with only etcd: every replica serves the baseline asked for within a
+	// second, and the false positive the exclusion fixed is blocked again,
+	// then passes again, on every replica.
+	original, promoted := before.Baseline.Version, before.Candidate.Version
+	for _, step := range []struct {
+		via, to, want string
+		ticket        int
+	}{{"follower", "", original, http.StatusForbidden}, {"etcd", promoted[:10], promoted, http.StatusOK}} {
+		lead = f.leader()
+		args := []string{"undo", "--etcd", etcd.Endpoint(), "--etcd-prefix", "/fleet-test/", "--reason", "undo via " + step.via}
+		if step.to != "" {
+			args = append(args, "--to", step.to)
+		}
+		if step.via == "follower" {
+			for _, r := range f.alive() {
+				if r != lead {
+					args = []string{"undo", "--admin", "http://" + r.admin, "--reason", "undo via " + step.via}
+					break
+				}
+			}
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "WAFCANARY_ADMIN_TOKEN="+fleetToken)
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("wafcanary %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		waitFor(t, time.Second, "every replica on baseline "+step.want, func() bool {
+			for _, r := range f.alive() {
+				if st, ok := r.status(); !ok || st.Baseline.Version != step.want {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("undo via %s (CLI process start included) in force on every replica %s later", step.via, time.Since(t0).Round(time.Millisecond))
+		for _, r := range f.alive() {
+			if got := r.ticket(t); got != step.ticket {
+				t.Errorf("after undo via %s replica %s answers the ticket false positive with %d, want %d", step.via, r.id, got, step.ticket)
+			}
+		}
+		if h := historyOf(t, f.leader()); h[len(h)-1].Action != "undo" || !strings.HasPrefix(h[len(h)-1].Reason, "undo via "+step.via) {
+			t.Errorf("journal ends with %+v", h[len(h)-1])
+		}
+	}
+
 	// The one request the generator may have had in flight to the killed
 	// replica can fail; nothing else may.
 	if failed := tr.failed.Load(); failed > 1 {

@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -111,3 +114,18 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// sqliPath is a request every CRS ruleset blocks.
+const sqliPath = "/search?q=1%27%20OR%20%271%27%3D%271%27--"
+
+// newUpstream is the application behind the proxy: it answers every
+// request with 200 and names the path it saw.
+func newUpstream(t *testing.T) *httptest.Server {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "upstream saw %s\n", r.URL.Path)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }

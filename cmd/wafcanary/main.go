@@ -9,7 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wafcanary/wafcanary/node"
 )
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 // Exit codes, documented in the README.
 const (
@@ -35,7 +40,7 @@ func main() {
 
 func exitCode(err error) int {
 	var (
-		inv          errInvalidRuleset
+		inv          node.InvalidRulesetError
 		usage        errUsage
 		conflict     errConflict
 		unauthorized errUnauthorized
@@ -45,7 +50,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &inv):
+	case errors.As(err, &inv), errors.As(err, new(errInvalidRuleset)):
 		return exitInvalidRuleset
 	case errors.As(err, &conflict):
 		return exitConflict
@@ -60,6 +65,11 @@ func exitCode(err error) int {
 	}
 	return exitFailure
 }
+
+// errInvalidRuleset marks a ruleset that failed to compile, for the exit code.
+type errInvalidRuleset struct{ error }
+
+func (e errInvalidRuleset) Unwrap() error { return e.error }
 
 // errUsage marks bad flags or configuration, for the exit code.
 type errUsage struct{ error }

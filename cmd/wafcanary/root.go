@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/wafcanary/wafcanary/admin"
 )
 
 func newRootCmd() *cobra.Command {
@@ -18,10 +19,11 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
 	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd(),
 		newStartCmd(), newStatusCmd(), newHistoryCmd(),
-		newActionCmd("pause", "Hold the rollout's share; analysis goes on and a failure still rolls back"),
-		newActionCmd("resume", "Continue a paused rollout at its step"),
-		newActionCmd("promote", "Make the candidate the baseline now, skipping remaining steps"),
-		newActionCmd("rollback", "Take the candidate out of service now, from any state (idempotent)"))
+		newActionCmd(admin.Pause, "Hold the rollout's share; analysis goes on and a failure still rolls back"),
+		newActionCmd(admin.Resume, "Continue a paused rollout at its step"),
+		newActionCmd(admin.Promote, "Make the candidate the baseline now, skipping remaining steps"),
+		newActionCmd(admin.Rollback, "Take the candidate out of service now, from any rollout state (idempotent)"),
+		newActionCmd(admin.Undo, "Serve an earlier baseline again, from the next request (after a promotion: the way back)"))
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/wafcanary/wafcanary/node"
 )
 
 func newServeCmd() *cobra.Command {
@@ -19,7 +20,10 @@ func newServeCmd() *cobra.Command {
 environment variables (WAFCANARY_ROUTING_CANDIDATE_PERCENT for
 routing.candidate_percent) and flags, each overriding the one before.
 SIGHUP recompiles the ruleset files; a ruleset that fails to compile is
-refused and the rulesets in service keep serving.`,
+refused and the rulesets in service keep serving. After a promotion or an
+undo the state's baseline keeps serving while rulesets.baseline is
+unchanged; a changed file is a new baseline, journalled. Refused while a
+rollout runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(file, cmd.Flags())
@@ -27,7 +31,7 @@ refused and the rulesets in service keep serving.`,
 				return errUsage{err}
 			}
 			log := newLogger(cfg.Log.Level)
-			s, err := newServer(cfg, log)
+			s, err := node.New(cfg, log, version)
 			if err != nil {
 				return err
 			}
@@ -45,12 +49,12 @@ refused and the rulesets in service keep serving.`,
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					_ = s.reload() // logged inside; the old rulesets keep serving
+					_ = s.Reload() // logged inside; the old rulesets keep serving
 				}
 			}()
 			log.Info("serving", "listen", proxyLn.Addr().String(), "upstream", cfg.Upstream,
 				"admin", adminLn.Addr().String(), "admin_token_file", tokenHint(cfg))
-			return s.run(cmd.Context(), proxyLn, adminLn)
+			return s.Run(cmd.Context(), proxyLn, adminLn)
 		},
 	}
 	addConfigFlags(cmd, &file)
@@ -73,7 +77,7 @@ func addConfigFlags(cmd *cobra.Command, file *string) {
 }
 
 // tokenHint says where the admin token is without printing it.
-func tokenHint(cfg Config) string {
+func tokenHint(cfg node.Config) string {
 	if cfg.Admin.Token != "" {
 		return "(from configuration)"
 	}

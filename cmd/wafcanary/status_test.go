@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -14,7 +15,7 @@ func TestStatusShowsEachChecksWindow(t *testing.T) {
 		{Check: "new_blocks", Verdict: rollout.Pass, Required: true, Window: rollout.RolloutWindow, Reason: "new blocks outside scope since the rollout started: 0 of 9000 paired requests"},
 		{Check: "waf_time_p99", Verdict: rollout.Inconclusive, Required: true, Window: rollout.StepWindow, Reason: "WAF time p99 at this step: fewer than 200 samples on an arm"},
 	}}
-	st := statusView{State: "progressing", Step: 1, Steps: 3, CandidatePercent: 50,
+	st := admin.Status{State: "progressing", Step: 1, Steps: 3, CandidatePercent: 50,
 		LastDecision: &rollout.Decision{Time: time.Now(), Action: "hold", Actor: "controller", Reason: a.Reason(), Analysis: &a}}
 	var b strings.Builder
 	if err := printStatus(&b, st, "text"); err != nil {

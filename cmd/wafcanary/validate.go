@@ -12,6 +12,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
@@ -72,7 +73,7 @@ from --config, WAFCANARY_GATES_* or their defaults.`,
 func compileOnly(out io.Writer, files []string) error {
 	failed := 0
 	for _, file := range files {
-		rs, err := loadRuleset(file)
+		rs, err := node.LoadRuleset(file)
 		if err != nil {
 			failed++
 			fmt.Fprintf(out, "FAIL %v\n", err)
@@ -105,7 +106,7 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 		}
 	}()
 	for _, file := range []string{baseline, candidate} {
-		rs, err := loadRuleset(file)
+		rs, err := node.LoadRuleset(file)
 		if err != nil {
 			return errInvalidRuleset{err}
 		}

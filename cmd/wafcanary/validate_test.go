@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/wafcanary/wafcanary/node"
 )
 
 // runRoot runs the wafcanary command line with args and returns what it
@@ -131,7 +133,7 @@ func TestValidateReportsLoadedRuleset(t *testing.T) {
 		if m == nil || m[1] != file {
 			t.Fatalf("line %d = %q, want an ok line for %s", i+1, lines[i], file)
 		}
-		rs, err := loadRuleset(file)
+		rs, err := node.LoadRuleset(file)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,10 +2,12 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,7 +195,15 @@ func (m *memoryStore) Load() (rollout.State, error) {
 	return m.state, nil
 }
 
-func (m *memoryStore) Commit(st rollout.State, _ rollout.Entry) error {
+// Commit keeps st; both are encoded as a real store would, so a decision
+// that could not be written fails here too.
+func (m *memoryStore) Commit(st rollout.State, e rollout.Entry) error {
+	if _, err := json.Marshal(st); err != nil {
+		return err
+	}
+	if _, err := json.Marshal(e); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.state = st
@@ -216,6 +226,17 @@ func (m *memoryStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 		return rs, nil
 	}
 	return nil, fmt.Errorf("no ruleset %s", version)
+}
+
+func (m *memoryStore) PruneRulesets(keep []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for v := range m.rulesets {
+		if !slices.Contains(keep, v) {
+			delete(m.rulesets, v)
+		}
+	}
+	return nil
 }
 
 // median of durations; 0 for none.

@@ -1,0 +1,80 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/wafcanary/wafcanary/fleet"
+	"github.com/wafcanary/wafcanary/rollout"
+)
+
+// Status is the document GET /api/v1/status returns: the routing in force
+// (what this process serves, not what the state says it should), the
+// rollout's state, its last decision with the evidence behind it, the
+// baselines an undo can go back to, and, in a fleet, every replica.
+type Status struct {
+	State               string              `json:"state"`
+	CandidatePercent    float64             `json:"candidate_percent"`
+	ShadowSamplePercent float64             `json:"shadow_sample_percent"`
+	Step                int                 `json:"step"`
+	Steps               int                 `json:"steps"`
+	Baseline            *rollout.RulesetRef `json:"baseline"`
+	Candidate           *rollout.RulesetRef `json:"candidate"`
+	Scope               rollout.Scope       `json:"scope"`
+	Started             time.Time           `json:"started,omitzero"`
+	StepStarted         time.Time           `json:"step_started,omitzero"`
+	LastDecision        *rollout.Decision   `json:"last_decision"`
+	// Baselines are the baselines kept for undo, oldest first; the last
+	// one serves.
+	Baselines []rollout.RulesetRef `json:"baselines"`
+	Fleet     *FleetStatus         `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet part of the status: who leads, whether etcd
+// answers, and what every replica serves, so a stuck one is visible.
+type FleetStatus struct {
+	Replica    string          `json:"replica"`
+	Leader     string          `json:"leader"`
+	Leading    bool            `json:"leading"`
+	StoreUp    bool            `json:"store_up"`
+	StoreError string          `json:"store_error,omitempty"`
+	Replicas   []fleet.Replica `json:"replicas"`
+}
+
+// StartRequest is the body of POST /api/v1/rollout/start.
+type StartRequest struct {
+	// Candidate is a ruleset file on the server, or embedded:NAME.
+	Candidate string        `json:"candidate"`
+	Reason    string        `json:"reason"`
+	Actor     string        `json:"actor"`
+	Scope     rollout.Scope `json:"scope"`
+	// Cases is the candidate's cases file (must_pass, must_block),
+	// checked at start and by the live probe; optional.
+	Cases string `json:"cases,omitempty"`
+	// OverrideGates, when set, is the reason to start despite failed
+	// gates (forbidden edits, failing cases); it is written to the journal.
+	OverrideGates string `json:"override_gates,omitempty"`
+}
+
+// ActionRequest is the body of POST /api/v1/rollout/{action}.
+type ActionRequest struct {
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+	// To is, for undo, the version to go back to (or a prefix of it);
+	// empty means the baseline that served before the current one.
+	To string `json:"to,omitempty"`
+}
+
+// Action is what POST /api/v1/rollout/{action} does.
+type Action string
+
+// Actions.
+const (
+	Pause    Action = "pause"
+	Resume   Action = "resume"
+	Promote  Action = "promote"
+	Rollback Action = "rollback"
+	Undo     Action = "undo"
+)
+
+// Actions lists every action the API takes.
+var Actions = []Action{Pause, Resume, Promote, Rollback, Undo}

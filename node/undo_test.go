@@ -1,0 +1,126 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/rollout"
+)
+
+// ticket sends the support-ticket false positive (930120, fixed by the
+// shipped exclusion) and returns the status the client got.
+func (ls *liveServer) ticket(t *testing.T) int {
+	t.Helper()
+	fp := ticketFP()
+	req, _ := http.NewRequest(fp.Method, ls.proxy+fp.Path, strings.NewReader(fp.Body))
+	req.Header = fp.Header.Clone()
+	req.Header.Set("X-Client-ID", "ticket-writer")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A promotion sticks through SIGHUP; rollback after it says to use undo;
+// undo puts the old baseline back from the next request and survives a
+// restart; the journal shows each step.
+func TestPromotionSticksThenUndo(t *testing.T) {
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+	cfg := rolloutConfig(t, app.URL)
+	ls := startLive(t, cfg)
+	ctx := context.Background()
+	original := ls.s.router.Snapshot().Baseline.Version
+	if got := ls.ticket(t); got != http.StatusForbidden {
+		t.Fatalf("before: the baseline answers the false positive with %d, want 403", got)
+	}
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "fixes TICKET-123"}); err != nil {
+		t.Fatal(err)
+	}
+	promoted := ls.s.router.Snapshot().Baseline.Version
+	if got := ls.ticket(t); got != http.StatusCreated {
+		t.Fatalf("after promotion: %d, want the false positive to pass (201)", got)
+	}
+
+	// SIGHUP with the configuration unchanged keeps the promotion.
+	if err := ls.s.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if v := ls.s.router.Snapshot().Baseline.Version; v != promoted {
+		t.Fatalf("after SIGHUP the baseline is %s, want the promoted %s", v, promoted)
+	}
+	if got := ls.ticket(t); got != http.StatusCreated {
+		t.Fatalf("after SIGHUP: %d, want the false positive to still pass", got)
+	}
+
+	// rollback has nothing to take out of service: it says so, naming undo.
+	_, err := ls.api().Do(ctx, admin.Rollback, admin.ActionRequest{Actor: "bob", Reason: "FP?"})
+	var e *admin.Error
+	if !errors.As(err, &e) || e.Status != http.StatusConflict || !strings.Contains(e.Message, "wafcanary undo") {
+		t.Fatalf("rollback after promotion: %v, want 409 naming undo", err)
+	}
+
+	// undo: the next request is judged by the old baseline.
+	began := time.Now()
+	st, err := ls.api().Do(ctx, admin.Undo, admin.ActionRequest{Actor: "bob", Reason: "TICKET-123 was the wrong fix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ls.ticket(t); got != http.StatusForbidden {
+		t.Fatalf("the request after undo got %d, want the old baseline's 403", got)
+	}
+	t.Logf("undo: API call and the next request judged by the old baseline in %s", time.Since(began).Round(time.Microsecond))
+	if st.Baseline.Version != original || len(st.Baselines) != 2 || st.Baselines[1].Version != original {
+		t.Fatalf("status after undo: baseline %s, kept %+v", st.Baseline.Version, st.Baselines)
+	}
+
+	// A restart keeps the undo (the configured file is unchanged).
+	ls.stop()
+	again := startLive(t, cfg)
+	if v := again.s.router.Snapshot().Baseline.Version; v != original {
+		t.Fatalf("after restart the baseline is %s, want %s", v, original)
+	}
+	if got := again.ticket(t); got != http.StatusForbidden {
+		t.Fatalf("after restart: %d, want 403", got)
+	}
+	h, err := again.api().History(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range h {
+		actions = append(actions, e.Action)
+	}
+	if got := strings.Join(actions, " "); got != "reload start promote undo" {
+		t.Errorf("journal: %s, want the first start's reload, start, promote, undo", got)
+	}
+	if last := h[len(h)-1]; !strings.Contains(last.Reason, promoted+" -> "+original) || last.Actor != "bob" || last.EffectLatency <= 0 {
+		t.Errorf("undo entry: %+v", last)
+	}
+}
+
+// A start that lands while a reload compiles wins; the reload is refused
+// and the router serves exactly what the controller says.
+func TestStartDuringReload(t *testing.T) {
+	app := httptest.NewServer(demo.NewApp())
+	t.Cleanup(app.Close)
+	ls := startLive(t, rolloutConfig(t, app.URL))
+	ls.s.beforeReload = func() { ls.start(t, "embedded:candidate-exclusion.conf") }
+	if err := ls.s.Reload(); !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("reload around a start: %v, want refused", err)
+	}
+	st, snap := ls.s.rollout.State(), ls.s.router.Snapshot()
+	if !st.Phase.Active() || snap.Candidate == nil || st.Candidate.Version != snap.Candidate.Version || st.Baseline.Version != snap.Baseline.Version {
+		t.Fatalf("controller %s with %v, router serves %s and %v", st.Phase, st.Candidate, snap.Baseline.Version, snap.Candidate != nil)
+	}
+}

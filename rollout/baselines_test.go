@@ -1,0 +1,279 @@
+package rollout
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// variant writes the harness's baseline with a comment, so it compiles to
+// another version, and loads it.
+func variant(t *testing.T, name string) *ruleset.Ruleset {
+	t.Helper()
+	src, err := os.ReadFile("../router/testdata/actions.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".conf")
+	if err := os.WriteFile(path, append([]byte("# "+name+"\n"), src...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return loadRS(t, path)
+}
+
+// configured is the harness's configured baseline file, compiled afresh
+// as a reload does.
+func (h *harness) configured(t *testing.T) Configured {
+	return Configured{Baseline: loadRS(t, h.base.Path)}
+}
+
+func (h *harness) entries(t *testing.T) []Entry {
+	t.Helper()
+	hist, err := h.store.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hist
+}
+
+func (h *harness) promote(t *testing.T, cand *ruleset.Ruleset, at time.Time) {
+	t.Helper()
+	if _, err := h.c.Start(cand, Spec{Actor: "alice", Reason: "ship " + cand.Version}, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Promote("alice", "ship", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The bug this guards against: SIGHUP after a promotion recompiled the
+// configured file and silently put the old baseline back.
+func TestReloadKeepsAPromotionWhileTheFileIsUnchanged(t *testing.T) {
+	h := newHarness(t, nil)
+	if changed, err := h.c.Reload(h.configured(t), "startup", h.t0); err != nil || changed {
+		t.Fatalf("first start: changed %v, %v; want the configured baseline adopted, nothing served changing", changed, err)
+	}
+	if st := h.c.State(); st.Configured != h.base.Version || len(st.Baselines) != 1 {
+		t.Fatalf("state after the first start: configured %q, baselines %v", st.Configured, st.Baselines)
+	}
+	h.promote(t, h.cand, h.t0)
+	before := len(h.entries(t))
+
+	changed, err := h.c.Reload(h.configured(t), "sighup", h.t0.Add(time.Hour))
+	if err != nil || changed {
+		t.Fatalf("reload of the unchanged file: changed %v, %v", changed, err)
+	}
+	if s := h.r.Snapshot(); s.Baseline.Version != h.cand.Version {
+		t.Fatalf("after SIGHUP the baseline is %s, want the promoted %s", s.Baseline.Version, h.cand.Version)
+	}
+	if n := len(h.entries(t)); n != before {
+		t.Errorf("a reload that changed nothing wrote %d journal entries", n-before)
+	}
+
+	// The operator edits the configured file: a new baseline, journalled.
+	edited := variant(t, "edited")
+	changed, err = h.c.Reload(Configured{Baseline: edited}, "sighup", h.t0.Add(2*time.Hour))
+	if err != nil || !changed {
+		t.Fatalf("reload of a changed file: changed %v, %v", changed, err)
+	}
+	if s := h.r.Snapshot(); s.Baseline != edited {
+		t.Fatalf("after the file changed the baseline is %s, want the file's %s", s.Baseline.Version, edited.Version)
+	}
+	last := h.entries(t)[len(h.entries(t))-1]
+	if last.Action != "reload" || last.Actor != "sighup" || last.Baseline != edited.Version ||
+		!strings.Contains(last.Reason, h.cand.Version+" -> "+edited.Version) {
+		t.Errorf("journal: %+v, want a sighup reload naming %s -> %s", last, h.cand.Version, edited.Version)
+	}
+	if st := h.c.State(); st.Baseline.Version != edited.Version || st.Configured != edited.Version {
+		t.Errorf("state: baseline %s configured %s", st.Baseline.Version, st.Configured)
+	}
+}
+
+func TestReloadRefusedWhileARolloutRuns(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+		t.Fatal(err)
+	}
+	edited := variant(t, "edited")
+	if _, err := h.c.Reload(Configured{Baseline: edited}, "sighup", h.t0); !errors.Is(err, ErrConflict) {
+		t.Fatalf("reload during a rollout: %v, want a conflict", err)
+	}
+	if s := h.r.Snapshot(); s.Baseline != h.base || s.Candidate != h.cand {
+		t.Fatal("a refused reload changed what serves")
+	}
+	if !edited.Closed() {
+		t.Error("the refused reload's ruleset was not retired")
+	}
+}
+
+// A start whose gates ran against one baseline while a reload put
+// another in service must not start: the candidate was never checked
+// against what it would be compared with. And a reload prepared before a
+// start lands after it must be refused. Either way the router and the
+// controller agree.
+func TestStartAndReloadInterleaved(t *testing.T) {
+	h := newHarness(t, nil)
+	gatedAgainst := h.r.Snapshot().Baseline.Version
+	edited := variant(t, "edited")
+	if _, err := h.c.Reload(Configured{Baseline: edited}, "sighup", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "r", Baseline: gatedAgainst}, h.t0); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "start again") {
+		t.Fatalf("start gated against a replaced baseline: %v", err)
+	}
+	if st := h.c.State(); st.Phase.Active() || h.r.Snapshot().Candidate != nil {
+		t.Fatal("the refused start left a candidate serving or a rollout recorded")
+	}
+
+	// The other order: a reload compiled before the start, applied after.
+	prepared := Configured{Baseline: variant(t, "prepared")}
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "r", Baseline: edited.Version}, h.t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Reload(prepared, "sighup", h.t0); !errors.Is(err, ErrConflict) {
+		t.Fatalf("reload after the start: %v, want a conflict", err)
+	}
+	st, s := h.c.State(), h.r.Snapshot()
+	if s.Candidate == nil || st.Candidate == nil || s.Candidate.Version != st.Candidate.Version || s.Baseline.Version != st.Baseline.Version {
+		t.Fatalf("router serves %s/%v, controller says %s/%v", s.Baseline.Version, s.Candidate != nil, st.Baseline.Version, st.Candidate)
+	}
+}
+
+func TestUndo(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.c.Reload(h.configured(t), "startup", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Undo("", "alice", "nothing before", h.t0); !errors.Is(err, ErrNothingToUndo) {
+		t.Fatalf("undo with one baseline kept: %v", err)
+	}
+	h.promote(t, h.cand, h.t0)
+
+	// rollback after a promotion says what to use instead.
+	if _, err := h.c.Rollback("alice", "FP is back", h.t0.Add(time.Hour)); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "undo") {
+		t.Fatalf("rollback after promotion: %v, want a conflict naming undo", err)
+	}
+	if _, err := h.c.Undo("", "alice", "", h.t0); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("undo without a reason: %v", err)
+	}
+
+	st, err := h.c.Undo("", "alice", "FP is back (TICKET-9)", h.t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := h.r.Snapshot(); s.Baseline.Version != h.base.Version || s.Candidate != nil {
+		t.Fatalf("after undo the router serves %s, want %s", s.Baseline.Version, h.base.Version)
+	}
+	if st.Baseline.Version != h.base.Version || st.Phase != Idle || st.LastDecision.Action != "undo" {
+		t.Fatalf("state after undo: %+v", st)
+	}
+	last := h.entries(t)[len(h.entries(t))-1]
+	if last.Action != "undo" || last.Actor != "alice" || !strings.Contains(last.Reason, "TICKET-9") ||
+		!strings.Contains(last.Reason, h.cand.Version+" -> "+h.base.Version) || last.EffectLatency <= 0 {
+		t.Errorf("journal: %+v", last)
+	}
+
+	// A restart with the configured file unchanged keeps the undo; so
+	// does a SIGHUP.
+	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: loadRS(t, h.base.Path)}}
+	h.c = h.newController(t, h.c.Config())
+	if _, err := h.c.Reload(h.configured(t), "startup", h.t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.r.Snapshot(); s.Baseline.Version != h.base.Version {
+		t.Fatalf("after a restart the baseline is %s, want the undone-to %s", s.Baseline.Version, h.base.Version)
+	}
+
+	// Undo to a version named by a prefix: back to the promoted one.
+	if _, err := h.c.Undo(h.cand.Version[:8], "bob", "it was fine", h.t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.r.Snapshot(); s.Baseline.Version != h.cand.Version {
+		t.Fatalf("undo --to %s: serving %s", h.cand.Version[:8], s.Baseline.Version)
+	}
+	if _, err := h.c.Undo("ffffffffff", "bob", "?", h.t0); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("undo to a version never kept: %v", err)
+	}
+	if _, err := h.c.Undo(h.cand.Version, "bob", "?", h.t0); !errors.Is(err, ErrConflict) {
+		t.Errorf("undo to the version in service: %v", err)
+	}
+	// Refused while a rollout runs.
+	if _, err := h.c.Start(variant(t, "next"), Spec{Actor: "alice", Reason: "r"}, h.t0.Add(4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Undo("", "bob", "during", h.t0.Add(4*time.Hour)); !errors.Is(err, ErrConflict) {
+		t.Errorf("undo during a rollout: %v", err)
+	}
+	// Rollback stays idempotent: twice is success both times.
+	for range 2 {
+		if _, err := h.c.Rollback("bob", "pager", h.t0.Add(5*time.Hour)); err != nil {
+			t.Fatalf("rollback: %v", err)
+		}
+	}
+}
+
+// Every baseline that served is kept for undo, up to keep_baselines; the
+// bundles of the others, and of candidates before the last, are removed.
+func TestBaselinesKeptAndPruned(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.KeepBaselines = 2 })
+	if _, err := h.c.Reload(h.configured(t), "startup", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for i, name := range []string{"one", "two", "three"} {
+		rs := variant(t, name)
+		versions = append(versions, rs.Version)
+		h.promote(t, rs, h.t0.Add(time.Duration(i)*time.Hour))
+	}
+	st := h.c.State()
+	if len(st.Baselines) != 2 || st.Baselines[0].Version != versions[1] || st.Baselines[1].Version != versions[2] {
+		t.Fatalf("baselines kept: %+v, want the last two promoted", st.Baselines)
+	}
+	entries, err := os.ReadDir(filepath.Join(h.store.Dir, "rulesets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundles []string
+	for _, e := range entries {
+		bundles = append(bundles, e.Name())
+	}
+	if len(bundles) != 2 || !strings.Contains(strings.Join(bundles, " "), versions[1]) || !strings.Contains(strings.Join(bundles, " "), versions[2]) {
+		t.Errorf("bundles on disk: %v, want only %v", bundles, versions[1:])
+	}
+}
+
+// At start-up the router already holds the configured rulesets the
+// controller is handed: they must keep serving, not be retired as unused.
+func TestReloadAtStartUpKeepsTheRulesetsInService(t *testing.T) {
+	h := newHarness(t, nil)
+	cand := variant(t, "static")
+	h.r.snap = &router.Snapshot{Baseline: h.base, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}
+	if _, err := h.c.Reload(Configured{Baseline: h.base, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "startup", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	s := h.r.Snapshot()
+	if s.Baseline != h.base || s.Candidate != cand || h.base.Closed() || cand.Closed() {
+		t.Fatalf("after start-up: baseline closed %v, candidate closed %v", h.base.Closed(), cand.Closed())
+	}
+	// The same file again, freshly compiled: the instance in service stays.
+	again := loadRS(t, h.base.Path)
+	if changed, err := h.c.Reload(Configured{Baseline: again, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "sighup", h.t0); err != nil || changed {
+		t.Fatalf("reload of the same files: %v, changed %v", err, changed)
+	}
+	if !again.Closed() || h.base.Closed() || h.r.Snapshot().Baseline != h.base {
+		t.Error("the second compile should be retired and the one in service kept")
+	}
+	// The configured candidate's share changes: journalled.
+	if changed, err := h.c.Reload(Configured{Baseline: loadRS(t, h.base.Path), Candidate: cand, Share: 2500, ShadowSample: router.MaxShare}, "sighup", h.t0); err != nil || !changed {
+		t.Fatalf("share change: %v, changed %v", err, changed)
+	}
+	if last := h.entries(t)[len(h.entries(t))-1]; last.Action != "reload" || !strings.Contains(last.Reason, "at 10% -> ") || !strings.Contains(last.Reason, "at 25%") {
+		t.Errorf("journal: %+v", last)
+	}
+}
