@@ -2,49 +2,13 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// clearEnv unsets every WAFCANARY_* variable for the duration of the test
-// (t.Setenv restores them afterwards), so the environment the tests run in
-// cannot leak into loadConfig.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "WAFCANARY_") {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe to write from one goroutine while the
-// test reads it from another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // response is what the tests look at in an HTTP answer.
 type response struct {
@@ -98,16 +62,4 @@ func metricValue(body, series string) (float64, bool) {
 		return v, err == nil
 	}
 	return 0, false
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

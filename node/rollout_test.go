@@ -14,6 +14,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/fleet/fleettest"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 )
@@ -92,9 +93,13 @@ func send(t *testing.T, proxy string, n, offset int, extra []demo.Request) {
 	}
 }
 
-// settle waits (bounded) until the shadow workers have judged what was sent.
-func settle(t *testing.T, s *Node, pairs int64) {
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d shadow pairs", pairs), func() bool { return s.collector.Snapshot().Pairs >= pairs })
+// settle waits (bounded) until the candidate has judged n requests at this step,
+// enforcing or in shadow: what a step's min_requests counts. (Shadow
+// pairs count over the whole rollout, so they say nothing of the step.)
+func settle(t *testing.T, s *Node, n int64) {
+	fleettest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d requests judged by the candidate at this step", n), func() bool {
+		return s.collector.Snapshot().CandidateRequests() >= n
+	})
 }
 
 func ticketFP() demo.Request { return demo.FalsePositiveRequests()[0] }

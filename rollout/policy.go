@@ -270,15 +270,21 @@ func blockRateCheck(e Evidence, limit, alpha float64, split, required bool) Outc
 	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.Blocked, c.Requests)), c.Requests, pct(rate(b.Blocked, b.Requests)), b.Requests)
 	parts := fmt.Sprintf("request phases %+.3g points over %d shadow pairs since the rollout started, response phases %+.3g points",
 		100*(rate(newBlocks, e.Pairs)-rate(lostBlocks, e.Pairs)), e.Pairs, 100*(rate(c.ResponseBlocked, c.Requests)-rate(b.ResponseBlocked, b.Requests)))
-	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
-	case Fail:
-		o.Reason = fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g; %s)", head, points(lo), points(limit), alpha, parts)
-	case Pass:
-		o.Reason = fmt.Sprintf("%s: increase at most %s <= limit %s (%s)", head, points(hi), points(limit), parts)
-	default:
-		o.Reason = fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s (%s)", head, points(lo), points(hi), points(limit), parts)
-	}
+	o.Verdict = judge(lo, hi, limit)
+	o.Reason = increaseReason(o.Verdict, head, lo, hi, limit, alpha) + " (" + parts + ")"
 	return o
+}
+
+// increaseReason says how a difference of two arms' rates stands against
+// its limit, in points.
+func increaseReason(v Verdict, head string, lo, hi, limit, alpha float64) string {
+	switch v {
+	case Fail:
+		return fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g)", head, points(lo), points(limit), alpha)
+	case Pass:
+		return fmt.Sprintf("%s: increase at most %s <= limit %s", head, points(hi), points(limit))
+	}
+	return fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s", head, points(lo), points(hi), points(limit))
 }
 
 // upstreamErrorCheck bounds how much more often the upstream fails on the
@@ -294,14 +300,8 @@ func upstreamErrorCheck(e Evidence, limit, alpha float64, split, required bool) 
 	lo, hi := DiffBounds(c.UpstreamErrors, c.Requests, b.UpstreamErrors, b.Requests, alpha, NewMixture(armNOpt, alpha))
 	o.Observed, o.Lower, o.Upper, o.N = rate(c.UpstreamErrors, c.Requests)-rate(b.UpstreamErrors, b.Requests), lo, hi, c.Requests
 	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.UpstreamErrors, c.Requests)), c.Requests, pct(rate(b.UpstreamErrors, b.Requests)), b.Requests)
-	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
-	case Fail:
-		o.Reason = fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g)", head, points(lo), points(limit), alpha)
-	case Pass:
-		o.Reason = fmt.Sprintf("%s: increase at most %s <= limit %s", head, points(hi), points(limit))
-	default:
-		o.Reason = fmt.Sprintf("%s: increase between %s and %s, not yet conclusive against limit %s", head, points(lo), points(hi), points(limit))
-	}
+	o.Verdict = judge(lo, hi, limit)
+	o.Reason = increaseReason(o.Verdict, head, lo, hi, limit, alpha)
 	return o
 }
 

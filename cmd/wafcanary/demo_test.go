@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wafcanary/wafcanary/fleet/fleettest"
 )
 
 var (
@@ -44,7 +48,7 @@ func TestDemo(t *testing.T) {
 		})
 	}()
 
-	waitFor(t, time.Minute, "the demo banner", func() bool { return bannerLog.MatchString(out.String()) })
+	fleettest.WaitFor(t, time.Minute, "the demo banner", func() bool { return bannerLog.MatchString(out.String()) })
 	banner := out.String()
 	proxyM, metricsM, logM := bannerProxy.FindStringSubmatch(banner), bannerMetrics.FindStringSubmatch(banner), bannerLog.FindStringSubmatch(banner)
 	if proxyM == nil || metricsM == nil || logM == nil {
@@ -57,22 +61,34 @@ func TestDemo(t *testing.T) {
 
 	// The banner's addresses are the live ones. This request carries
 	// credentials the log must not repeat.
-	c := newClient(t)
 	const cookie, bearer = "session=c00kieSecret4242", "Bearer t0kenSecret4242"
-	r := httpGet(t, c, proxyM[1]+sqliPath, "Cookie", cookie, "Authorization", bearer)
-	if r.status != 403 {
-		t.Errorf("SQL injection through the banner's proxy URL: status %d, want 403", r.status)
+	req, _ := http.NewRequest(http.MethodGet, proxyM[1]+sqliPath, nil)
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Authorization", bearer)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ourID := r.header.Get("X-Request-ID")
+	r.Body.Close()
+	if r.StatusCode != 403 {
+		t.Errorf("SQL injection through the banner's proxy URL: status %d, want 403", r.StatusCode)
+	}
+	ourID := r.Header.Get("X-Request-ID")
 	if ourID == "" {
 		t.Error("blocked response has no X-Request-ID")
 	}
-	if m := httpGet(t, c, metricsM[1]); m.status != 200 || !strings.Contains(m.body, "wafcanary_requests_total") {
-		t.Errorf("banner's metrics URL: status %d, want 200 with wafcanary metrics", m.status)
+	m, err := http.Get(metricsM[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	if m.StatusCode != 200 || !strings.Contains(string(body), "wafcanary_requests_total") {
+		t.Errorf("banner's metrics URL: status %d, want 200 with wafcanary metrics", m.StatusCode)
 	}
 
 	// A periodic summary with shadow verdicts, then stop.
-	waitFor(t, time.Minute, "a summary with shadow verdicts", func() bool { return shadowAgree.MatchString(out.String()) })
+	fleettest.WaitFor(t, time.Minute, "a summary with shadow verdicts", func() bool { return shadowAgree.MatchString(out.String()) })
 	cancel()
 	select {
 	case err := <-done:
@@ -169,7 +185,7 @@ func TestDemoRollouts(t *testing.T) {
 				})
 			}()
 			start := time.Now()
-			waitFor(t, 80*time.Second, tt.want, func() bool { return strings.Contains(out.String(), tt.want) })
+			fleettest.WaitFor(t, 80*time.Second, tt.want, func() bool { return strings.Contains(out.String(), tt.want) })
 			t.Logf("%s after %s", tt.want, time.Since(start).Round(time.Second))
 			cancel()
 			if err := <-done; err != nil {

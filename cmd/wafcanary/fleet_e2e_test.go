@@ -48,7 +48,7 @@ func (f *testFleet) start(r *fleetReplica) {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	f.t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	waitFor(f.t, 30*time.Second, r.id+" healthy", func() bool {
+	fleettest.WaitFor(f.t, 30*time.Second, r.id+" healthy", func() bool {
 		resp, err := http.Get("http://" + r.admin + "/healthz")
 		if err != nil {
 			return false
@@ -256,7 +256,7 @@ log: {level: info}
 	defer func() { stopTraffic(); <-trafficDone }()
 
 	var lead *fleetReplica
-	waitFor(t, 15*time.Second, "a leader", func() bool { lead = f.leader(); return lead != nil })
+	fleettest.WaitFor(t, 15*time.Second, "a leader", func() bool { lead = f.leader(); return lead != nil })
 	follower := f.replicas[0]
 	if follower == lead {
 		follower = f.replicas[1]
@@ -271,7 +271,7 @@ log: {level: info}
 	}
 
 	// Every replica serves the candidate; the leader is killed at 50%.
-	waitFor(t, 60*time.Second, "the rollout at 50% on every replica", func() bool {
+	fleettest.WaitFor(t, 60*time.Second, "the rollout at 50% on every replica", func() bool {
 		for _, r := range f.alive() {
 			st, ok := r.status()
 			if !ok || st.Step != 1 || st.Candidate == nil || st.CandidatePercent != 50 {
@@ -284,7 +284,7 @@ log: {level: info}
 	killed := time.Now()
 	f.kill(lead)
 	var next *fleetReplica
-	waitFor(t, 10*time.Second, "another replica leading", func() bool { next = f.leader(); return next != nil })
+	fleettest.WaitFor(t, 10*time.Second, "another replica leading", func() bool { next = f.leader(); return next != nil })
 	failover := time.Since(killed)
 	after, _ := next.status()
 	if after.Step != 1 || !after.StepStarted.Equal(before.StepStarted) || after.Candidate == nil || after.Candidate.Version != before.Candidate.Version {
@@ -293,7 +293,7 @@ log: {level: info}
 	}
 	t.Logf("leader %s killed; %s leads %s later, at the same step", lead.id, next.id, failover.Round(time.Millisecond))
 
-	waitFor(t, 90*time.Second, "promotion on the live replicas", func() bool {
+	fleettest.WaitFor(t, 90*time.Second, "promotion on the live replicas", func() bool {
 		for _, r := range f.alive() {
 			if st, ok := r.status(); !ok || st.State != "promoted" || st.Candidate != nil || st.Baseline.Version != before.Candidate.Version {
 				return false
@@ -306,7 +306,7 @@ log: {level: info}
 		t.Fatalf("restarted replica serves %+v, want the promoted %s", st.Baseline, before.Candidate.Version)
 	}
 	var st admin.Status
-	waitFor(t, 10*time.Second, "three replicas in the fleet's status", func() bool {
+	fleettest.WaitFor(t, 10*time.Second, "three replicas in the fleet's status", func() bool {
 		st, _ = next.status()
 		return st.Fleet != nil && len(st.Fleet.Replicas) == 3
 	})
@@ -319,7 +319,7 @@ log: {level: info}
 	// etcd goes away for a while: replicas keep serving, nobody decides.
 	sentBefore, failedBefore := tr.sent.Load(), tr.failed.Load()
 	etcd.Stop()
-	waitFor(t, 10*time.Second, "every replica reporting the store down", func() bool {
+	fleettest.WaitFor(t, 10*time.Second, "every replica reporting the store down", func() bool {
 		for _, r := range f.alive() {
 			if st, ok := r.status(); !ok || st.Fleet.StoreUp {
 				return false
@@ -327,12 +327,12 @@ log: {level: info}
 		}
 		return true
 	})
-	waitFor(t, 10*time.Second, "no replica leading without the store", func() bool { return f.leader() == nil })
+	fleettest.WaitFor(t, 10*time.Second, "no replica leading without the store", func() bool { return f.leader() == nil })
 	if code, body := next.post("/api/v1/rollout/start", map[string]any{"candidate": "embedded:candidate-pl2.conf", "reason": "no store", "actor": "test"}); code == http.StatusOK {
 		t.Fatalf("a rollout started with etcd down: %s", body)
 	}
 	etcd.Start()
-	waitFor(t, 15*time.Second, "the store back and a leader", func() bool {
+	fleettest.WaitFor(t, 15*time.Second, "the store back and a leader", func() bool {
 		for _, r := range f.alive() {
 			if st, ok := r.status(); !ok || !st.Fleet.StoreUp {
 				return false
@@ -354,7 +354,7 @@ log: {level: info}
 		if code, body := lead.post("/api/v1/rollout/start", map[string]any{"candidate": "embedded:candidate-pl2.conf", "reason": "rollback via " + via, "actor": "test"}); code != http.StatusOK {
 			t.Fatalf("start: %d %s", code, body)
 		}
-		waitFor(t, 20*time.Second, "the candidate on every replica", func() bool {
+		fleettest.WaitFor(t, 20*time.Second, "the candidate on every replica", func() bool {
 			for _, r := range f.alive() {
 				if st, ok := r.status(); !ok || st.Candidate == nil {
 					return false
@@ -418,7 +418,7 @@ log: {level: info}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("wafcanary %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		waitFor(t, time.Second, "every replica on baseline "+step.want, func() bool {
+		fleettest.WaitFor(t, time.Second, "every replica on baseline "+step.want, func() bool {
 			for _, r := range f.alive() {
 				if st, ok := r.status(); !ok || st.Baseline.Version != step.want {
 					return false
