@@ -28,8 +28,8 @@ func (c Config) Validate() error {
 	if c.MaxInboundThreshold < 1 {
 		return fmt.Errorf("max_inbound_threshold: must be at least 1, got %d", c.MaxInboundThreshold)
 	}
-	if math.IsNaN(c.MaxCostRatio) || c.MaxCostRatio < 1 {
-		return fmt.Errorf("max_cost_ratio: must be at least 1 (the candidate as fast as the baseline), got %v", c.MaxCostRatio)
+	if !(c.MaxCostRatio >= 1) || math.IsInf(c.MaxCostRatio, 1) {
+		return fmt.Errorf("max_cost_ratio: must be a finite number, at least 1 (the candidate as fast as the baseline), got %v", c.MaxCostRatio)
 	}
 	return nil
 }

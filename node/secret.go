@@ -19,15 +19,27 @@ func stateValue(dir, name string) (string, error) {
 	}
 	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+	switch {
+	case err == nil && len(strings.TrimSpace(string(b))) >= 16:
 		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	case err == nil:
+		// Regenerating it would move about half the clients to the other
+		// arm (routing.secret) or lock every operator out (admin.token).
+		return "", fmt.Errorf("state_dir: %s holds %d characters, fewer than the 16 it was written with: truncated or edited; restore it from a backup (or, knowing that every client may change arm, delete it to generate a new one)", path, len(strings.TrimSpace(string(b))))
+	case !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("state_dir: %w", err)
 	}
+	// Written and synced before it is used: a secret lost in a crash
+	// would move clients between arms at the next start.
 	v := rand.Text()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(v+"\n"), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	_, werr := f.WriteString(v + "\n")
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
 		return "", fmt.Errorf("state_dir: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

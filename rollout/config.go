@@ -3,6 +3,7 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"time"
 )
@@ -117,8 +118,11 @@ func (c Config) Validate() error {
 	prev := -1.0
 	for i, s := range c.Steps {
 		switch {
-		case s.Percent < 0 || s.Percent > 100:
+		case !(s.Percent >= 0 && s.Percent <= 100):
 			return fmt.Errorf("steps[%d].percent: must be between 0 and 100, got %v", i, s.Percent)
+		case math.Abs(math.Round(s.Percent*100)-s.Percent*100) > 1e-6:
+			// Why: the router's share has 0.01% steps; 0.001 would run at 0%.
+			return fmt.Errorf("steps[%d].percent: resolution is 0.01, got %v", i, s.Percent)
 		case s.Percent <= prev:
 			return fmt.Errorf("steps[%d].percent: must rise from step to step, got %v after %v", i, s.Percent, prev)
 		case s.MinDuration < 0:
@@ -165,10 +169,13 @@ func (p Policy) validate() error {
 		{"max_block_rate_increase", p.MaxBlockRateIncrease}, {"max_upstream_error_increase", p.MaxUpstreamErrorIncrease},
 	}
 	switch {
-	case p.Alpha <= 0 || p.Alpha >= 0.5:
+	// Comparisons are written so that NaN fails them: NaN compares false
+	// with everything, and a NaN alpha collapsed every bound to its point
+	// estimate.
+	case !(p.Alpha > 0 && p.Alpha < 0.5):
 		return fmt.Errorf("policy.alpha: must be between 0 and 0.5, got %v", p.Alpha)
-	case p.MaxLatencyRatio < 1:
-		return fmt.Errorf("policy.max_latency_ratio: must be at least 1, got %v", p.MaxLatencyRatio)
+	case !(p.MaxLatencyRatio >= 1) || math.IsInf(p.MaxLatencyRatio, 1):
+		return fmt.Errorf("policy.max_latency_ratio: must be a finite number, at least 1, got %v", p.MaxLatencyRatio)
 	case p.LatencySlackP50 < 0:
 		return fmt.Errorf("policy.latency_slack_p50: must not be negative, got %s", p.LatencySlackP50)
 	case p.LatencySlack < 0:
@@ -177,13 +184,13 @@ func (p Policy) validate() error {
 		return fmt.Errorf("policy.latency_tail_margin: must be a fraction from 0 to below 0.5 (0.005 = half a percentile), got %v", p.LatencyTailMargin)
 	case p.MinLatencySamples < 1:
 		return fmt.Errorf("policy.min_latency_samples: must be at least 1, got %d", p.MinLatencySamples)
-	case p.SplitChecksFromPercent < 0 || p.SplitChecksFromPercent > 100:
+	case !(p.SplitChecksFromPercent >= 0 && p.SplitChecksFromPercent <= 100):
 		return fmt.Errorf("policy.split_checks_from_percent: must be between 0 and 100, got %v", p.SplitChecksFromPercent)
 	case p.OnMaxDuration != "rollback" && p.OnMaxDuration != "pause":
 		return fmt.Errorf(`policy.on_max_duration: must be "rollback" or "pause", got %q`, p.OnMaxDuration)
 	}
 	for _, f := range fractions {
-		if f.v <= 0 || f.v >= 1 {
+		if !(f.v > 0 && f.v < 1) {
 			return fmt.Errorf("policy.%s: must be a fraction between 0 and 1 (0.001 = 0.1%%), got %v", f.key, f.v)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,6 +169,16 @@ type Controller struct {
 	// read (or, in a fleet that could not reach its store, none), and the
 	// evidence window has not been set to its step.
 	synced bool
+	// unrecorded is a rollback in force that the store refused to record
+	// (a full disk): the controller's state already says rolled back, and
+	// every analysis retries the record first.
+	unrecorded *unrecorded
+}
+
+type unrecorded struct {
+	st      State
+	d       Decision
+	latency time.Duration
 }
 
 // Options wire a Controller.
@@ -203,9 +214,70 @@ func New(o Options) (*Controller, error) {
 		o.Logger.Warn("rollout state unreadable; starting idle until the fleet's state store answers", "error", err.Error())
 		st = State{Phase: Idle}
 	}
+	if err := st.Check(); err != nil {
+		return nil, fmt.Errorf("rollout state: %w (fix or remove it; the journal keeps its history)", err)
+	}
 	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	if o.Leadership == nil {
+		if err := c.fitSteps(time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	c.report(nil, "")
 	return c, nil
+}
+
+// Check reports a state that cannot have been written by a controller: a
+// file edited by hand, or torn by something other than a crash (the file
+// store's writes are atomic).
+func (st State) Check() error {
+	switch {
+	case !slices.Contains(Phases, st.Phase):
+		return fmt.Errorf("unknown state %q", st.Phase)
+	case !(st.Percent >= 0 && st.Percent <= 100):
+		return fmt.Errorf("candidate_percent: must be between 0 and 100, got %v", st.Percent)
+	case !(st.ShadowSample >= 0 && st.ShadowSample <= 100):
+		return fmt.Errorf("shadow_sample_percent: must be between 0 and 100, got %v", st.ShadowSample)
+	case st.Step < 0:
+		return fmt.Errorf("step: must not be negative, got %d", st.Step)
+	case st.Phase.Active() && (st.Candidate == nil || st.Candidate.Version == ""):
+		return fmt.Errorf("a rollout %s without a candidate", st.Phase)
+	case st.Phase.Active() && st.Baseline.Version == "":
+		return fmt.Errorf("a rollout %s without a baseline", st.Phase)
+	}
+	if _, err := router.ParseShare(st.Percent); err != nil {
+		return fmt.Errorf("candidate_percent: %w", err)
+	}
+	return nil
+}
+
+// fitSteps pauses a rollout whose step the configured steps no longer
+// have (rollout.steps was shortened while it ran): at the step with the
+// largest share not above the one it serves, so resuming never raises
+// the share past where it was. It is recorded like any decision. Called
+// without c.mu.
+func (c *Controller) fitSteps(now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	if !st.Phase.Active() || st.Step < len(c.cfg.Steps) {
+		return nil
+	}
+	step := 0
+	for i, s := range c.cfg.Steps {
+		if s.Percent <= st.Percent {
+			step = i
+		}
+	}
+	next := "promotion"
+	if step+1 < len(c.cfg.Steps) {
+		next = fmt.Sprintf("step %d (%g%%)", step+1, c.cfg.Steps[step+1].Percent)
+	}
+	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
+		len(c.cfg.Steps), st.Step, st.Percent, step, c.cfg.Steps[step].Percent, next)
+	st.Step, st.Phase = step, Paused
+	_, err := c.commit(st, Decision{Time: now, Action: "pause", Reason: reason, Actor: "startup"}, 0)
+	return err
 }
 
 // State returns the current state.
@@ -363,6 +435,9 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	if c.state.Phase.Active() {
 		return c.state, fmt.Errorf("a rollout of %s is already %s: %w", c.state.Candidate.Version, c.state.Phase, ErrConflict)
 	}
+	if c.unrecorded != nil {
+		return c.state, fmt.Errorf("the last rollback is not recorded yet (is state_dir full?): %w", ErrConflict)
+	}
 	if reason == "" {
 		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
 	}
@@ -446,6 +521,9 @@ func (c *Controller) report(a *Analysis, decision string) {
 // Step analyses the evidence once and acts on it. It takes now so tests
 // can drive it one interval at a time.
 func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) {
+	if err := c.recordRollback(); err != nil {
+		return Decision{Time: now, Action: "none", Reason: "rollback in force, not yet recorded: " + err.Error()}, nil
+	}
 	c.mu.Lock()
 	st, gen := c.state, c.gen.Load()
 	c.mu.Unlock()
@@ -457,6 +535,13 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
+	}
+	if st.Step >= len(c.cfg.Steps) {
+		// Another replica's state, written under other steps.
+		if err := c.fitSteps(now); err != nil {
+			return Decision{}, err
+		}
+		return *c.State().LastDecision, nil
 	}
 	var probeFailure string
 	if snap := c.router.Snapshot(); c.probe != nil && snap.Candidate != nil {
@@ -599,6 +684,16 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 		if err == nil {
 			c.prune()
 		}
+		if err != nil && !errors.Is(err, ErrStale) && !errors.Is(err, ErrConflict) {
+			// The rollback wins anyway: the router serves the baseline
+			// alone already, and nothing may put the candidate back while
+			// the record is retried (Step).
+			c.gen.Add(1)
+			st.LastDecision = &d
+			c.state, c.unrecorded = st, &unrecorded{st: st, d: d, latency: latency}
+			c.report(nil, "rollback")
+			return st, fmt.Errorf("%w: the rollback is in force in this process and recorded as soon as the store takes it (retried at every analysis); until then a restart would serve the candidate again", err)
+		}
 		if !errors.Is(err, ErrStale) || attempt == 3 {
 			return out, err
 		}
@@ -612,6 +707,39 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 			return fresh, nil
 		}
 	}
+}
+
+// recordRollback retries recording a rollback the store refused; nil when
+// there is none left to record.
+func (c *Controller) recordRollback() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.unrecorded
+	if u == nil {
+		return nil
+	}
+	err := c.store.Commit(u.st, NewEntry(u.st, u.d, u.latency))
+	if errors.Is(err, ErrStale) {
+		// Another replica wrote first: roll back its state instead.
+		c.unrecorded = nil
+		fresh, lerr := c.store.Load()
+		if lerr != nil {
+			c.unrecorded = u
+			return lerr
+		}
+		c.gen.Add(1)
+		c.state = fresh
+		if fresh.Phase.Active() {
+			_, err = c.rollbackLocked(u.d, u.latency)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	c.unrecorded = nil
+	c.log.Info("rollback recorded", "actor", u.d.Actor, "decided", u.d.Time)
+	return nil
 }
 
 // Promote makes the candidate the baseline now, skipping remaining steps.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,5 +376,117 @@ func TestFailedProbeRollsBackAtOnce(t *testing.T) {
 	d := h.step(t, 20*time.Second)
 	if d.Action != "rollback" || !strings.Contains(d.Reason, `"sqli"`) || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("%s: %s", d.Action, d.Reason)
+	}
+}
+
+// The crash loop this guards against: rollout.steps shortened while a
+// rollout was at a later step panicked one interval after every start.
+func TestStateBeyondTheConfiguredStepsIsPausedNotAPanic(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Duration{2 * time.Minute, 4 * time.Minute} {
+		h.ev.set(clean(20000))
+		if d := h.step(t, at); d.Action != "advance" {
+			t.Fatalf("at %s: %s (%s)", at, d.Action, d.Reason)
+		}
+	}
+	// Now at the 100% step, index 2 of 3.
+	cfg := h.c.Config()
+	cfg.Steps = []Step{{Percent: 0, MinDuration: time.Minute, MinRequests: 100}, {Percent: 100, MinDuration: time.Minute, MinRequests: 100}}
+	// Like a restart with the shorter steps.
+	c2 := h.newController(t, cfg)
+	st := c2.State()
+	if st.Phase != Paused || st.Step != 1 || st.Percent != 100 || st.LastDecision.Actor != "startup" || !strings.Contains(st.LastDecision.Reason, "rollout.steps has 2 steps") {
+		t.Fatalf("after restart with fewer steps: %s step %d at %g%%: %+v", st.Phase, st.Step, st.Percent, st.LastDecision)
+	}
+	h.ev.set(clean(20000))
+	if d, err := c2.Step(context.Background(), h.t0.Add(10*time.Minute)); err != nil || d.Action != "hold" || !strings.HasPrefix(d.Reason, "paused") {
+		t.Fatalf("analysis after: %s (%s) %v, want a paused hold", d.Action, d.Reason, err)
+	}
+	if _, err := c2.Resume("alice", "go on", h.t0.Add(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	h.ev.set(clean(20000))
+	if d, err := c2.Step(context.Background(), h.t0.Add(13*time.Minute)); err != nil || d.Action != "promote" {
+		t.Fatalf("after resume: %s (%s) %v, want promotion from the last step", d.Action, d.Reason, err)
+	}
+}
+
+func TestCorruptStateRefusedByName(t *testing.T) {
+	for _, tt := range []struct{ json, want string }{
+		{`{"state":"progressing","step":1,"candidate_percent":50,"baseline":{"version":"b"}}`, "without a candidate"},
+		{`{"state":"exploded"}`, `unknown state "exploded"`},
+		{`{"state":"progressing","step":-1,"candidate_percent":50,"baseline":{"version":"b"},"candidate":{"version":"c"}}`, "step: must not be negative"},
+		{`{"state":"progressing","step":1,"candidate_percent":150,"baseline":{"version":"b"},"candidate":{"version":"c"}}`, "candidate_percent: must be between 0 and 100, got 150"},
+	} {
+		h := newHarness(t, nil)
+		os.MkdirAll(h.store.Dir, 0o700)
+		os.WriteFile(filepath.Join(h.store.Dir, "rollout.json"), []byte(tt.json), 0o600)
+		_, err := New(Options{Config: h.c.Config(), Router: h.r, Evidence: h.ev, Store: h.store, Logger: slog.New(slog.DiscardHandler)})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error naming %q", tt.json, err, tt.want)
+		}
+	}
+}
+
+// failingStore refuses to record while full is set, as a file store on a
+// full disk does.
+type failingStore struct {
+	FileStore
+	full *atomic.Bool
+}
+
+func (s failingStore) Commit(st State, e Entry) error {
+	if s.full.Load() {
+		return errors.New("write rollout.json: no space left on device")
+	}
+	return s.FileStore.Commit(st, e)
+}
+
+// The fault this guards against: a rollback the store could not record
+// left the candidate off the router while the controller stayed
+// "progressing", and the next analysis advanced it back in.
+func TestRollbackThatCannotBeRecordedStillWins(t *testing.T) {
+	h := newHarness(t, nil)
+	full := &atomic.Bool{}
+	h.c.store = failingStore{FileStore: h.store, full: full}
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+		t.Fatal(err)
+	}
+	h.ev.set(clean(20000))
+	h.step(t, 2*time.Minute) // 10%
+	full.Store(true)
+	st, err := h.c.Rollback("bob", "pager", h.t0.Add(3*time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "in force") {
+		t.Fatalf("rollback on a full disk: %v, want an error saying it is in force but not recorded", err)
+	}
+	if st.Phase != RolledBack || h.c.State().Phase != RolledBack || h.r.Snapshot().Candidate != nil {
+		t.Fatalf("after the unrecorded rollback: state %s, candidate served %v", h.c.State().Phase, h.r.Snapshot().Candidate != nil)
+	}
+	if _, err := h.c.Start(h.cand, Spec{Actor: "alice", Reason: "again"}, h.t0.Add(4*time.Minute)); !errors.Is(err, ErrConflict) {
+		t.Errorf("start while a rollback is unrecorded: %v", err)
+	}
+	h.ev.set(clean(20000))
+	if d := h.step(t, 5*time.Minute); d.Action != "none" || h.r.Snapshot().Candidate != nil {
+		t.Fatalf("analysis with the disk still full: %s (%s), candidate served %v", d.Action, d.Reason, h.r.Snapshot().Candidate != nil)
+	}
+	// Space comes back: the next analysis records the rollback, once.
+	full.Store(false)
+	h.step(t, 6*time.Minute)
+	h.step(t, 7*time.Minute)
+	saved, _ := h.store.Load()
+	if saved.Phase != RolledBack || saved.LastDecision.Actor != "bob" {
+		t.Fatalf("on disk after space returned: %s by %v", saved.Phase, saved.LastDecision)
+	}
+	rollbacks := 0
+	for _, e := range h.entries(t) {
+		if e.Action == "rollback" {
+			rollbacks++
+		}
+	}
+	if rollbacks != 1 {
+		t.Errorf("%d rollback entries, want 1", rollbacks)
 	}
 }

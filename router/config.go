@@ -99,19 +99,28 @@ func (c RoutingConfig) Validate() error {
 	return nil
 }
 
+// Bounds of the shadow section.
+const (
+	MaxShadowQueue   = 1 << 16
+	MaxShadowWorkers = 256
+	MaxShadowBody    = 64 << 20
+)
+
 // Validate reports the first invalid key, named relative to the section.
 func (c ShadowConfig) Validate() error {
 	if _, err := ParseShare(c.SamplePercent); err != nil {
 		return fmt.Errorf("sample_percent: %w", err)
 	}
-	if c.QueueSize < 1 {
-		return fmt.Errorf("queue_size: must be at least 1, got %d", c.QueueSize)
+	// The queue is allocated at start-up and each worker is an OS thread:
+	// 1e11 slots or 100,000 workers crashed the process before it served.
+	if c.QueueSize < 1 || c.QueueSize > MaxShadowQueue {
+		return fmt.Errorf("queue_size: must be between 1 and %d, got %d", MaxShadowQueue, c.QueueSize)
 	}
-	if c.Workers < 1 {
-		return fmt.Errorf("workers: must be at least 1, got %d", c.Workers)
+	if c.Workers < 1 || c.Workers > MaxShadowWorkers {
+		return fmt.Errorf("workers: must be between 1 and %d, got %d", MaxShadowWorkers, c.Workers)
 	}
-	if c.MaxBodyBytes < 0 {
-		return fmt.Errorf("max_body_bytes: must not be negative, got %d", c.MaxBodyBytes)
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > MaxShadowBody {
+		return fmt.Errorf("max_body_bytes: must be between 0 and %d, got %d", MaxShadowBody, c.MaxBodyBytes)
 	}
 	return nil
 }
