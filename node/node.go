@@ -49,6 +49,7 @@ type Node struct {
 	member     *fleet.Member
 
 	reloadMu sync.Mutex // one reload's compile at a time
+	unlock   func()     // releases state_dir
 
 	// beforeReload, if set, runs between a reload's compile and its
 	// application, so a test can land a start in between.
@@ -76,12 +77,19 @@ func (e InvalidRulesetError) Unwrap() error { return e.Err }
 // candidate that does not compile is refused, logged with its file and
 // line, and the baseline serves alone. version is the build's, for
 // wafcanary_build_info.
-func New(cfg Config, log *slog.Logger, version string) (*Node, error) {
+func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	s := &Node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	if s.unlock, err = lockStateDir(cfg.StateDir, "listen "+cfg.Listen+", admin "+cfg.Admin.Listen); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.unlock()
+		}
+	}()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg, version)
 
-	var err error
 	if cfg.State.Backend == "etcd" {
 		if s.etcd, err = cfg.State.Etcd.Client(); err != nil {
 			return nil, fmt.Errorf("state.etcd: %w", err)
@@ -197,6 +205,10 @@ func versionOf(rs *ruleset.Ruleset) string {
 	return rs.Version
 }
 
+// Close releases what New took without Run: state_dir's lock. Run
+// releases it itself when it returns.
+func (s *Node) Close() { s.unlock() }
+
 // Metrics is the node's registry: what /metrics serves.
 func (s *Node) Metrics() prometheus.Gatherer { return s.reg }
 
@@ -245,6 +257,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	if s.etcd != nil {
 		defer s.etcd.Close()
 	}
+	defer s.unlock()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if e := proxy.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {

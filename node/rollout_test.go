@@ -343,3 +343,21 @@ func TestStartRunsCRSSuite(t *testing.T) {
 		t.Fatalf("a refused candidate changed the state: %s", st.Phase)
 	}
 }
+
+// start reads a path the API names: a device or a file that is no ruleset
+// is refused at once, without reading it whole or quoting it.
+func TestStartRefusesWhatIsNoRuleset(t *testing.T) {
+	ls := startLive(t, rolloutConfig(t, newUpstream(t).URL))
+	for _, path := range []string{"/dev/zero", "/etc/passwd", "/proc/self/environ"} {
+		began := time.Now()
+		_, err := ls.api().Start(context.Background(), admin.StartRequest{Candidate: path, Reason: "r"})
+		var e *admin.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || time.Since(began) > 5*time.Second {
+			t.Errorf("start %s: %v after %s, want a prompt 400", path, err, time.Since(began))
+			continue
+		}
+		if strings.Contains(e.Message, "root:") || strings.Contains(e.Message, "PATH=") {
+			t.Errorf("start %s quotes the file: %s", path, e.Message)
+		}
+	}
+}

@@ -29,3 +29,23 @@ func TestStateValue(t *testing.T) {
 		t.Error("the truncated file was overwritten")
 	}
 }
+
+// The fault this guards against: two processes on one state_dir each ran
+// rollouts on the same files, the last writer winning.
+func TestOneNodePerStateDir(t *testing.T) {
+	cfg := testConfig(t, newUpstream(t).URL)
+	first, err := New(cfg, quietLogger(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, quietLogger(), "test")
+	if err == nil || !strings.Contains(err.Error(), "in use by another wafcanary (pid ") || !strings.Contains(err.Error(), cfg.Listen) {
+		t.Fatalf("second node on the same state_dir: %v, want refused naming the holder", err)
+	}
+	first.Close()
+	again, err := New(cfg, quietLogger(), "test")
+	if err != nil {
+		t.Fatalf("after the first released it: %v", err)
+	}
+	again.Close()
+}

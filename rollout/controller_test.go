@@ -490,3 +490,22 @@ func TestRollbackThatCannotBeRecordedStillWins(t *testing.T) {
 		t.Errorf("%d rollback entries, want 1", rollbacks)
 	}
 }
+
+// The fault this guards against: a torn last journal line (a crash mid-
+// append) swallowed the next entry, appended onto the fragment.
+func TestJournalAfterATornLine(t *testing.T) {
+	s := FileStore{Dir: t.TempDir()}
+	if err := s.Append(Entry{Action: "start", Reason: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(filepath.Join(s.Dir, "journal.jsonl"), os.O_APPEND|os.O_WRONLY, 0o600)
+	f.WriteString(`{"time":"2026-12-01T00:00:00Z","actor":"controller","action":"adv`)
+	f.Close()
+	if err := s.Append(Entry{Action: "rollback", Reason: "after the crash"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.History(0)
+	if err != nil || len(h) != 2 || h[0].Reason != "first" || h[1].Reason != "after the crash" {
+		t.Fatalf("history after a torn line: %+v, %v; want both whole entries", h, err)
+	}
+}

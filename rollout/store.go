@@ -117,12 +117,22 @@ func (s FileStore) Append(e Entry) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.journalPath(), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(s.journalPath(), os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	line := append(b, '\n')
+	// A crash mid-append leaves a torn last line. Appending onto it would
+	// make one unreadable line of the fragment and this entry, losing the
+	// entry; a newline first fences the fragment off (History skips it).
+	if info, err := f.Stat(); err == nil && info.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, info.Size()-1); err == nil && last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
+	}
+	if _, err := f.Write(line); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return f.Sync()

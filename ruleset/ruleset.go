@@ -5,6 +5,7 @@
 package ruleset
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -78,8 +79,12 @@ func Load(path string) (*Ruleset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ruleset %s: %w", path, err)
 	}
-	if _, err := os.Stat(abs); err != nil {
+	info, err := os.Stat(abs)
+	if err != nil {
 		return nil, fmt.Errorf("ruleset %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("ruleset %s: not a regular file (%s)", path, info.Mode().Type())
 	}
 	return LoadFS(os.DirFS(filepath.Dir(abs)), filepath.Base(abs), path)
 }
@@ -119,6 +124,18 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	pm.Register()
 	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
+	// A file with no directive at all is not a ruleset, and Coraza's
+	// error would quote its first line: from an arbitrary path on the
+	// server (/etc/passwd) that is a leak, not a diagnosis.
+	if !strings.HasPrefix(name, "@") {
+		main, err := readBounded(dir, name)
+		if err != nil {
+			return nil, fmt.Errorf("ruleset %s: %w", path, err)
+		}
+		if !hasDirective(main) {
+			return nil, fmt.Errorf("ruleset %s: not a SecLang file: no Sec... or Include directive in it", path)
+		}
+	}
 
 	var rules []Rule
 	cfg := coraza.NewWAFConfig().WithRootFS(src)
@@ -140,6 +157,12 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	debug.FreeOSMemory()
 
 	files := src.files()
+	if err := checkLineLengths(prelude, files); err != nil {
+		if c, ok := waf.(experimental.WAFCloser); ok {
+			_ = c.Close()
+		}
+		return nil, fmt.Errorf("ruleset %s: %w", path, err)
+	}
 	hashed := files
 	if prelude != "" {
 		hashed = append([]File{{Name: "<prelude>", Content: []byte(prelude)}}, files...)
@@ -161,6 +184,50 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	}
 	rs.refs.Store(1)
 	return rs, nil
+}
+
+// maxLine is the longest line Coraza's SecLang parser reads: a
+// bufio.Scanner with its default buffer, whose error it never checks.
+const maxLine = bufio.MaxScanTokenSize - 1
+
+// checkLineLengths refuses a line Coraza's parser would stop at: past it,
+// the rest of that file is silently dropped and the ruleset still
+// compiles, so attacks the dropped rules catch pass.
+func checkLineLengths(prelude string, files []File) error {
+	check := func(name string, b []byte) error {
+		n := 0
+		for line := range strings.Lines(string(b)) {
+			n++
+			if l := len(strings.TrimRight(line, "\n")); l > maxLine {
+				return fmt.Errorf("%s:%d: a line of %d bytes, longer than the %d Coraza's parser reads: it would stop there and drop every rule after it; split the line (a trailing \\ continues it)", name, n, l, maxLine)
+			}
+		}
+		return nil
+	}
+	if err := check("<prelude>", []byte(prelude)); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.Embedded {
+			continue
+		}
+		if err := check(f.Name, f.Content); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasDirective reports whether any line of a file starts with a SecLang
+// directive (Sec..., Include), comments and blank lines aside.
+func hasDirective(b []byte) bool {
+	for line := range strings.Lines(string(b)) {
+		line = strings.ToLower(strings.TrimSpace(line))
+		if strings.HasPrefix(line, "sec") || strings.HasPrefix(line, "include") {
+			return true
+		}
+	}
+	return false
 }
 
 // newWAF compiles cfg. Coraza can panic on some valid-looking input (in

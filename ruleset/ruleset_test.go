@@ -238,3 +238,57 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// A candidate path comes from the admin API: whatever it names must not
+// take the process down or come back quoted in an error.
+func TestLoadRefusesWhatIsNotARulesetFile(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.conf")
+	f, _ := os.Create(big)
+	f.WriteString("SecRuleEngine On\n# ")
+	f.Truncate(MaxFileBytes + 1)
+	f.Close()
+	secret := filepath.Join(dir, "secret.txt")
+	os.WriteFile(secret, []byte("root:x:0:0:topsecret-value:/root:/bin/bash\n"), 0o600)
+	incBig := filepath.Join(dir, "includes-big.conf")
+	os.WriteFile(incBig, []byte("SecRuleEngine On\nInclude big.conf\n"), 0o600)
+	for _, tt := range []struct{ path, want string }{
+		{"/dev/zero", "not a regular file"},
+		{dir, "not a regular file"},
+		{big, "more than the 8 MiB a ruleset file may have"},
+		{incBig, "big.conf: "},
+		{secret, "not a SecLang file"},
+	} {
+		_, err := Load(tt.path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Load(%s): %v, want an error containing %q", tt.path, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("Load(%s) quotes the file: %v", tt.path, err)
+		}
+	}
+}
+
+// The fault this guards against: a line over 64 KiB made Coraza's parser
+// stop reading the file there; the ruleset compiled, validate said ok, and
+// the rules after the line were gone.
+func TestLoadRefusesALineCorazaWouldStopAt(t *testing.T) {
+	dir := t.TempDir()
+	long := `SecRule ARGS "@pm ` + strings.Repeat("x", 70000) + `" "id:1,phase:2,deny"`
+	os.WriteFile(filepath.Join(dir, "long.conf"), []byte("SecRuleEngine On\n"+long+"\nSecRule ARGS \"@contains attack\" \"id:2,phase:2,deny\"\n"), 0o600)
+	_, err := Load(filepath.Join(dir, "long.conf"))
+	if err == nil || !strings.Contains(err.Error(), "long.conf:2: a line of 70") || !strings.Contains(err.Error(), "drop every rule after it") {
+		t.Fatalf("Load: %v, want the long line refused at file:line", err)
+	}
+	// Just under the limit still loads, both rules in it.
+	ok := `SecRule ARGS "@pm ` + strings.Repeat("x", maxLine-60) + `" "id:1,phase:2,deny"`
+	os.WriteFile(filepath.Join(dir, "ok.conf"), []byte("SecRuleEngine On\n"+ok+"\nSecRule ARGS \"@contains attack\" \"id:2,phase:2,deny\"\n"), 0o600)
+	rs, err := Load(filepath.Join(dir, "ok.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	if len(rs.Rules) != 2 {
+		t.Errorf("%d rules compiled from a line just under the limit, want 2", len(rs.Rules))
+	}
+}

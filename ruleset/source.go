@@ -2,6 +2,7 @@ package ruleset
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"sync"
@@ -28,9 +29,18 @@ type sourceFS struct {
 	local fs.FS
 	crs   fs.FS
 
-	mu   sync.Mutex
-	read []File
+	mu        sync.Mutex
+	read      []File
+	localSize int64
 }
+
+// Bounds on what a ruleset may read from disk. A candidate path comes
+// from an operator over the admin API: /dev/zero once read at 400 MB/s
+// until the OOM killer ended the proxy.
+const (
+	MaxFileBytes  = 8 << 20  // one file
+	MaxLocalBytes = 32 << 20 // all of a ruleset's own files
+)
 
 // route picks the file system for name and the name to use inside it.
 // The CRS file system keys its files by the part starting at '@'; Coraza
@@ -56,13 +66,53 @@ func (s *sourceFS) ReadFile(name string) ([]byte, error) {
 	if err := checkLocal(!embedded, n); err != nil {
 		return nil, err
 	}
-	b, err := fs.ReadFile(fsys, n)
+	var b []byte
+	var err error
+	if embedded {
+		b, err = fs.ReadFile(fsys, n)
+	} else {
+		b, err = readBounded(fsys, n)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !embedded {
+		if s.localSize += int64(len(b)); s.localSize > MaxLocalBytes {
+			return nil, fmt.Errorf("%s: the ruleset's own files exceed %d MiB together", n, MaxLocalBytes>>20)
+		}
+	}
 	s.read = append(s.read, File{Name: n, Embedded: embedded, Content: b})
-	s.mu.Unlock()
+	return b, nil
+}
+
+// readBounded reads a local file that must be a regular file of at most
+// MaxFileBytes; the size is checked while reading too, since some files
+// (under /proc) report none.
+func readBounded(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, info.Mode().Type())
+	}
+	if info.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d MiB a ruleset file may have", name, info.Size(), MaxFileBytes>>20)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: more than the %d MiB a ruleset file may have", name, MaxFileBytes>>20)
+	}
 	return b, nil
 }
 
