@@ -91,7 +91,12 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 	st.Baseline = RulesetRef{Version: next.Baseline.Version, Path: next.Baseline.Path}
 	st.Baselines = served(st.Baselines, st.Baseline, now, c.cfg.KeepBaselines)
 
-	if cfg.Candidate != nil {
+	switch {
+	case cfg.Candidate != nil && cfg.Candidate.Version == st.Withdrawn:
+		// Rolled back: not served again until the file changes.
+		c.log.Warn("rulesets.candidate is not served: it was rolled back; change the file, or remove it from the configuration", "version", st.Withdrawn)
+	case cfg.Candidate != nil:
+		st.Withdrawn = ""
 		next.Candidate, next.Share, next.ShadowSample = cfg.Candidate, cfg.Share, cfg.ShadowSample
 		if cur.Candidate != nil && cur.Candidate.Version == cfg.Candidate.Version {
 			next.Candidate = cur.Candidate // the one in service, not a second compile
@@ -136,7 +141,7 @@ func versionOf(rs *ruleset.Ruleset) string {
 
 // stateEqual compares what Reload may change of a state.
 func stateEqual(a, b State) bool {
-	return a.Baseline.Version == b.Baseline.Version && a.Configured == b.Configured && slices.EqualFunc(a.Baselines, b.Baselines,
+	return a.Baseline.Version == b.Baseline.Version && a.Configured == b.Configured && a.Withdrawn == b.Withdrawn && slices.EqualFunc(a.Baselines, b.Baselines,
 		func(x, y RulesetRef) bool { return x.Version == y.Version })
 }
 

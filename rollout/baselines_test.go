@@ -277,3 +277,41 @@ func TestReloadAtStartUpKeepsTheRulesetsInService(t *testing.T) {
 		t.Errorf("journal: %+v", last)
 	}
 }
+
+// The fault this guards against: rolling back a candidate the
+// configuration names was neither journalled nor durable; SIGHUP or a
+// restart put it back at its share.
+func TestRollbackOfAConfiguredCandidateStays(t *testing.T) {
+	h := newHarness(t, nil)
+	static := variant(t, "static")
+	conf := func(cand *ruleset.Ruleset) Configured {
+		return Configured{Baseline: loadRS(t, h.base.Path), Candidate: cand, Share: 5000, ShadowSample: router.MaxShare}
+	}
+	if _, err := h.c.Reload(conf(static), "startup", h.t0); err != nil {
+		t.Fatal(err)
+	}
+	if h.r.Snapshot().Candidate == nil {
+		t.Fatal("the configured candidate does not serve")
+	}
+	st, err := h.c.Rollback("bob", "pager", h.t0.Add(time.Minute))
+	if err != nil || h.r.Snapshot().Candidate != nil || st.Withdrawn != static.Version {
+		t.Fatalf("rollback: %v, candidate served %v, withdrawn %q", err, h.r.Snapshot().Candidate != nil, st.Withdrawn)
+	}
+	if last := h.entries(t)[len(h.entries(t))-1]; last.Action != "rollback" || last.Candidate != static.Version {
+		t.Errorf("journal: %+v", last)
+	}
+	// SIGHUP with the same file, then a restart: still withdrawn.
+	if _, err := h.c.Reload(conf(loadRS(t, static.Path)), "sighup", h.t0.Add(2*time.Minute)); err != nil || h.r.Snapshot().Candidate != nil {
+		t.Fatalf("after SIGHUP the rolled-back candidate serves again (%v)", err)
+	}
+	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: loadRS(t, h.base.Path)}}
+	h.c = h.newController(t, h.c.Config())
+	if _, err := h.c.Reload(conf(loadRS(t, static.Path)), "startup", h.t0.Add(3*time.Minute)); err != nil || h.r.Snapshot().Candidate != nil {
+		t.Fatalf("after a restart the rolled-back candidate serves again (%v)", err)
+	}
+	// A changed candidate file is a new candidate: it serves.
+	changed := variant(t, "static-fixed")
+	if _, err := h.c.Reload(conf(changed), "sighup", h.t0.Add(4*time.Minute)); err != nil || h.r.Snapshot().Candidate == nil || h.c.State().Withdrawn != "" {
+		t.Fatalf("a changed candidate file: %v, served %v", err, h.r.Snapshot().Candidate != nil)
+	}
+}

@@ -83,6 +83,10 @@ type State struct {
 	// serving last: the versions undo can go back to. Their bundles are
 	// kept (rollout.keep_baselines of them).
 	Baselines []RulesetRef `json:"baselines,omitempty"`
+	// Withdrawn is the version of a candidate the configuration names
+	// (rulesets.candidate) that was rolled back: reloads and restarts do
+	// not serve it again until the file changes.
+	Withdrawn string `json:"withdrawn_candidate,omitempty"`
 }
 
 // Errors callers branch on.
@@ -441,6 +445,9 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	if reason == "" {
 		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
 	}
+	if err := scope.Validate(); err != nil {
+		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	cur := c.router.Snapshot()
 	if spec.Baseline != "" && spec.Baseline != cur.Baseline.Version {
 		return c.state, fmt.Errorf("the baseline changed from %s to %s while the candidate was checked against it; start again: %w", spec.Baseline, cur.Baseline.Version, ErrConflict)
@@ -656,10 +663,20 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 	case c.state.Phase.Active():
 		return c.rollbackLocked(Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}, latency)
 	case static != nil:
-		// A candidate the configuration put in service, no rollout's.
-		e := Entry{Time: now, Actor: actor, Action: "rollback", Reason: reason, State: c.state.Phase,
-			Baseline: c.router.Snapshot().Baseline.Version, Candidate: static.Version, EffectLatency: latency}
-		return c.state, c.store.Append(e)
+		// A candidate the configuration put in service, no rollout's: it
+		// stays withdrawn across reloads and restarts.
+		st := c.state
+		st.Withdrawn = static.Version
+		d := Decision{Time: now, Action: "rollback", Reason: reason + " (rulesets.candidate " + static.Version + " withdrawn until the file changes)", Actor: actor}
+		e := NewEntry(st, d, latency)
+		e.Candidate = static.Version
+		st.LastDecision = &d
+		if err := c.store.Commit(st, e); err != nil {
+			return c.state, fmt.Errorf("recording rollback: %w", err)
+		}
+		c.gen.Add(1)
+		c.state = st
+		return st, nil
 	case c.state.Phase == RolledBack:
 		return c.state, nil
 	}

@@ -326,6 +326,10 @@ func TestStartConflictsAndBadRequests(t *testing.T) {
 	if _, err := h.c.Start(h.base, Spec{Scope: Scope{}, Actor: "alice", Reason: "same"}, h.t0); err == nil {
 		t.Error("started the baseline as its own candidate")
 	}
+	// Why: an empty scope path put every disagreement in scope.
+	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{Paths: []string{""}}, Actor: "alice", Reason: "r"}, h.t0); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("start with an empty scope path: %v", err)
+	}
 	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "first"}, h.t0)
 	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "bob", Reason: "second"}, h.t0); err == nil {
 		t.Error("two rollouts at once")

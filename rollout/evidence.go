@@ -2,6 +2,9 @@ package rollout
 
 import (
 	"context"
+	"fmt"
+	"net/url"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -299,9 +302,12 @@ func attribute(blocking, other router.Verdict) []int {
 }
 
 func (s Scope) covers(path string, rules []int) bool {
-	for _, p := range s.Paths {
-		if strings.HasPrefix(path, p) {
-			return true
+	if len(s.Paths) > 0 {
+		clean := normalPath(path)
+		for _, p := range s.Paths {
+			if underPath(clean, p) {
+				return true
+			}
 		}
 	}
 	if len(rules) == 0 || len(s.RuleIDs) == 0 {
@@ -313,4 +319,46 @@ func (s Scope) covers(path string, rules []int) bool {
 		}
 	}
 	return true
+}
+
+// normalPath is a request path as the WAF's REQUEST_FILENAME compares it:
+// percent-decoded, dot segments resolved, so /support/tickets/../admin is
+// /admin and not under /support/tickets.
+func normalPath(raw string) string {
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		p = raw
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return path.Clean(p)
+}
+
+// underPath reports whether the clean path p is scope path or below it,
+// segment by segment: /support/tickets covers /support/tickets/42, not
+// /support/ticketsadmin.
+func underPath(p, scope string) bool {
+	scope = strings.TrimSuffix(scope, "/")
+	return scope == "" || p == scope || strings.HasPrefix(p, scope+"/")
+}
+
+// Validate refuses a scope that would excuse more than it names: an empty
+// or relative path (an empty one put every disagreement in scope), a path
+// with dot segments, a rule ID that cannot exist.
+func (s Scope) Validate() error {
+	for i, p := range s.Paths {
+		switch {
+		case p == "" || !strings.HasPrefix(p, "/"):
+			return fmt.Errorf("scope.paths[%d]: want an absolute path such as /support/tickets, got %q", i, p)
+		case p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/"):
+			return fmt.Errorf("scope.paths[%d]: want a clean path (no ., .. or //), got %q; did you mean %q?", i, p, path.Clean(p))
+		}
+	}
+	for i, id := range s.RuleIDs {
+		if id <= 0 {
+			return fmt.Errorf("scope.rule_ids[%d]: want a rule ID, got %d", i, id)
+		}
+	}
+	return nil
 }

@@ -257,3 +257,36 @@ func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
 		t.Errorf("read back %+v", o)
 	}
 }
+
+// Scope paths match whole segments of the path as the WAF sees it: the
+// fault was a raw string prefix, so /support/tickets covered
+// /support/ticketsadmin and /support/tickets/../.., and an empty path
+// covered everything.
+func TestScopePaths(t *testing.T) {
+	s := Scope{Paths: []string{"/support/tickets"}}
+	for _, tt := range []struct {
+		path string
+		in   bool
+	}{
+		{"/support/tickets", true},
+		{"/support/tickets/42", true},
+		{"/support/tickets/", true},
+		{"/support/%74ickets/42", true}, // percent-encoded, as CRS decodes it
+		{"/support/ticketsadmin", false},
+		{"/support/tickets/../../admin", false},
+		{"/support/tickets/..%2f..%2fadmin", false},
+		{"/support", false},
+	} {
+		if got := s.covers(tt.path, nil); got != tt.in {
+			t.Errorf("%s in scope %v: %v, want %v", tt.path, s.Paths, got, tt.in)
+		}
+	}
+	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("scope %+v accepted", bad)
+		}
+	}
+	if err := (Scope{Paths: []string{"/", "/support/tickets/"}, RuleIDs: []int{930120}}).Validate(); err != nil {
+		t.Errorf("good scope refused: %v", err)
+	}
+}
