@@ -162,7 +162,12 @@ func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
 			s.log.Warn("rulesets.candidate is not served: a rollout is under way and owns the rulesets", "state", string(phase))
 		}
 		if err := s.rollout.Restore(st.LoadRuleset); err != nil {
-			s.log.Error("cannot restore the rollout's rulesets; serving the configured ones", "error", err.Error())
+			// Left "progressing" with nothing of it served, the rollout
+			// would only end at max_duration: end it now, recorded.
+			s.log.Error("cannot restore the rollout's rulesets; rolling it back", "error", err.Error())
+			if _, rerr := s.rollout.Rollback("startup", "the rollout's rulesets cannot be served after a restart: "+err.Error(), time.Now()); rerr != nil {
+				return fmt.Errorf("rolling back a rollout whose rulesets cannot be served: %w", rerr)
+			}
 		}
 		return nil
 	}
@@ -222,12 +227,17 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	proxy := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.Proxy.ReadTimeout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	// The admin API's requests are small; a start may take minutes to
+	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
 		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})

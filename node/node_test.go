@@ -327,3 +327,31 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name, key, value string) 
 	}
 	return 0
 }
+
+// The fault this guards against: a client trickling its body held the
+// connection for ever (3,000 of them held ~56 KB each).
+func TestTricklingBodyIsCutOff(t *testing.T) {
+	cfg := testConfig(t, newUpstream(t).URL)
+	cfg.Proxy.ReadTimeout = 300 * time.Millisecond
+	s, err := New(cfg, quietLogger(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, al := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, pl, al) }()
+	defer func() { cancel(); <-done }()
+	conn, err := net.Dial("tcp", pl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /comment HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nabc")
+	began := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn)
+	if took := time.Since(began); err != nil || took > 3*time.Second {
+		t.Fatalf("the trickling connection was still open after %s (%v), want it closed after about 300ms", took.Round(time.Millisecond), err)
+	}
+}

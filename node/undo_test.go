@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,27 @@ func TestStartDuringReload(t *testing.T) {
 	st, snap := ls.s.rollout.State(), ls.s.router.Snapshot()
 	if !st.Phase.Active() || snap.Candidate == nil || st.Candidate.Version != snap.Candidate.Version || st.Baseline.Version != snap.Baseline.Version {
 		t.Fatalf("controller %s with %v, router serves %s and %v", st.Phase, st.Candidate, snap.Baseline.Version, snap.Candidate != nil)
+	}
+}
+
+// The fault this guards against: a candidate bundle missing at restart
+// left the rollout "progressing" with nothing of it served until
+// max_duration.
+func TestRestartWithoutTheCandidatesBundleRollsBack(t *testing.T) {
+	cfg := rolloutConfig(t, newUpstream(t).URL)
+	ls := startLive(t, cfg)
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	cand := ls.s.rollout.State().Candidate.Version
+	ls.stop()
+	if err := os.RemoveAll(filepath.Join(cfg.StateDir, "rulesets", cand)); err != nil {
+		t.Fatal(err)
+	}
+	again := startLive(t, cfg)
+	st := again.s.rollout.State()
+	if st.Phase != rollout.RolledBack || st.LastDecision.Actor != "startup" || !strings.Contains(st.LastDecision.Reason, "cannot be served after a restart") {
+		t.Fatalf("after a restart without the candidate's bundle: %s, %+v", st.Phase, st.LastDecision)
+	}
+	if again.s.router.Snapshot().Candidate != nil {
+		t.Error("a candidate serves")
 	}
 }

@@ -60,6 +60,10 @@ type ProxyConfig struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
 	// headers; zero means no limit.
 	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout"`
+	// ReadTimeout bounds reading a client's whole request, body included;
+	// zero means no limit. Without it a client trickling a body holds its
+	// connection, and its buffer, for ever.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
 }
 
 // Defaults for each section.
@@ -71,6 +75,7 @@ var (
 		InspectResponseBody: true,
 		PreserveHost:        true,
 		DialTimeout:         5 * time.Second,
+		ReadTimeout:         time.Minute,
 	}
 )
 
@@ -137,6 +142,9 @@ func (c ProxyConfig) Validate() error {
 	}
 	if c.ResponseHeaderTimeout != 0 && c.ResponseHeaderTimeout < time.Millisecond {
 		return fmt.Errorf("response_header_timeout: must be 0 (no limit) or at least 1ms (write units, e.g. 30s), got %s", c.ResponseHeaderTimeout)
+	}
+	if c.ReadTimeout != 0 && c.ReadTimeout < time.Millisecond {
+		return fmt.Errorf("read_timeout: must be 0 (no limit) or at least 1ms (write units, e.g. 60s), got %s", c.ReadTimeout)
 	}
 	return nil
 }
