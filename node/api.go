@@ -27,6 +27,11 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	if err := s.rollout.CanDecide(); err != nil {
 		return admin.Status{}, err
 	}
+	// Nor run them (8-27 s with the CRS suite) to refuse a busy
+	// controller after; the controller checks again under its lock.
+	if st := s.rollout.State(); st.Phase.Active() {
+		return admin.Status{}, fmt.Errorf("a rollout of %s is already %s: %w", st.Candidate.Version, st.Phase, rollout.ErrConflict)
+	}
 	cand, err := LoadRuleset(req.Candidate)
 	if err != nil {
 		s.metrics.RulesetLoadFailed("candidate")

@@ -17,6 +17,7 @@ import (
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // liveServer is a server running as serve runs it, on loopback.
@@ -360,4 +361,30 @@ func TestStartRefusesWhatIsNoRuleset(t *testing.T) {
 			t.Errorf("start %s quotes the file: %s", path, e.Message)
 		}
 	}
+}
+
+// A start on a busy controller is refused before the gates run, not
+// after the CRS suite's 8-27 s.
+func TestStartOnABusyControllerRefusedAtOnce(t *testing.T) {
+	cfg := rolloutConfig(t, newUpstream(t).URL)
+	cfg.Gates.CRSSuite = true
+	ls := startLive(t, cfg)
+	if _, err := ls.s.rollout.Start(mustLoad(t, "embedded:candidate-exclusion.conf"), rollout.Spec{Actor: "a", Reason: "r"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	_, err := ls.api().Start(context.Background(), admin.StartRequest{Candidate: "embedded:candidate-pl2.conf", Reason: "second"})
+	var e *admin.Error
+	if !errors.As(err, &e) || e.Status != http.StatusConflict || time.Since(began) > 2*time.Second {
+		t.Fatalf("second start: %v after %s, want a prompt 409", err, time.Since(began))
+	}
+}
+
+func mustLoad(t *testing.T, spec string) *ruleset.Ruleset {
+	t.Helper()
+	rs, err := LoadRuleset(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -174,6 +175,18 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 				// Keep the chain built by trusted proxies; SetXForwarded
 				// appends this hop. From anyone else it is discarded.
 				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			} else {
+				// An upstream may trust this for the client's address.
+				pr.Out.Header.Del("X-Real-IP")
+			}
+			// An h2c upgrade would turn the connection into HTTP/2 the
+			// upstream speaks directly with the client: every request
+			// after it would pass without the WAF. Other upgrades
+			// (WebSocket) are judged at their handshake like any request.
+			if strings.EqualFold(strings.TrimSpace(pr.Out.Header.Get("Upgrade")), "h2c") {
+				pr.Out.Header.Del("Upgrade")
+				pr.Out.Header.Del("Http2-Settings")
+				pr.Out.Header.Del("Connection")
 			}
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Request-ID", ex.id)

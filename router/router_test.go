@@ -568,3 +568,49 @@ func TestStreamingResponseNotBuffered(t *testing.T) {
 	}
 	close(next)
 }
+
+// Headers that would let a client speak past the WAF or pose as another
+// address: an h2c upgrade (the upstream would then take HTTP/2 straight
+// from the client, every later request unseen) and X-Real-IP from a peer
+// that is not a trusted proxy.
+func TestUpgradeToH2CAndRealIPNotForwarded(t *testing.T) {
+	seen := make(chan http.Header, 2)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.WriteHeader(200)
+	})
+	for _, tt := range []struct {
+		name      string
+		trusted   []string
+		wantReal  string
+		upgrade   string
+		wantUpgrd string
+	}{
+		{"untrusted peer, h2c", nil, "", "h2c", ""},
+		{"trusted peer keeps X-Real-IP, websocket upgrade kept", []string{"127.0.0.0/8"}, "198.51.100.9", "websocket", "websocket"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, &Snapshot{Baseline: load(t, "testdata/actions.conf")}, up, func(o *Options) { o.Routing.TrustedProxies = tt.trusted })
+			req, _ := http.NewRequest("GET", f.proxy.URL+"/", nil)
+			req.Header.Set("X-Real-IP", "198.51.100.9")
+			req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+			req.Header.Set("Upgrade", tt.upgrade)
+			req.Header.Set("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			h := <-seen
+			if got := h.Get("X-Real-IP"); got != tt.wantReal {
+				t.Errorf("upstream X-Real-IP %q, want %q", got, tt.wantReal)
+			}
+			if got := h.Get("Upgrade"); got != tt.wantUpgrd {
+				t.Errorf("upstream Upgrade %q, want %q", got, tt.wantUpgrd)
+			}
+			if tt.upgrade == "h2c" && (h.Get("Http2-Settings") != "" || strings.Contains(strings.ToLower(h.Get("Connection")), "upgrade")) {
+				t.Errorf("h2c upgrade leaked upstream: %v", h)
+			}
+		})
+	}
+}
