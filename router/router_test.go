@@ -12,7 +12,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -612,5 +615,29 @@ func TestUpgradeToH2CAndRealIPNotForwarded(t *testing.T) {
 				t.Errorf("h2c upgrade leaked upstream: %v", h)
 			}
 		})
+	}
+}
+
+// The fault this guards against: a rule message with %{MATCHED_VAR} put
+// the matched cookie or token into the verdict, and so into logs.
+func TestMatchedValuesNeverInMessages(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "leaky.conf"), []byte("SecRuleEngine On\n"+
+		`SecRule REQUEST_COOKIES|REQUEST_HEADERS:Authorization "@rx s3cr3t" "id:7001,phase:1,deny,log,msg:'suspicious value %{MATCHED_VAR} in %{MATCHED_VAR_NAME}'"`+"\n"), 0o600)
+	rs := load(t, filepath.Join(dir, "leaky.conf"))
+	for _, h := range []map[string]string{{"Cookie": "session=tok-s3cr3t-42"}, {"Authorization": "Bearer abc-s3cr3t-xyz"}} {
+		req := httptest.NewRequest("GET", "/", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		v, err := Judge(context.Background(), rs, "leak", req)
+		if err != nil || !v.Blocked || len(v.Rules) == 0 {
+			t.Fatalf("%v: %+v, %v", h, v, err)
+		}
+		for _, r := range v.Rules {
+			if strings.Contains(r.Message, "s3cr3t") || !strings.Contains(r.Message, "[redacted]") {
+				t.Errorf("message %q carries the matched value", r.Message)
+			}
+		}
 	}
 }

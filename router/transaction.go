@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/collection"
@@ -197,6 +198,11 @@ func verdictOf(tx types.Transaction) Verdict {
 				t += ":" + d.Key()
 			}
 			rm.Targets = append(rm.Targets, t)
+			// A message with %{MATCHED_VAR} carries the matched value (a
+			// cookie, a token): it never leaves the process.
+			if val := d.Value(); len(val) >= 3 {
+				rm.Message = strings.ReplaceAll(rm.Message, val, "[redacted]")
+			}
 		}
 		v.Rules = append(v.Rules, rm)
 	}
