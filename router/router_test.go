@@ -641,3 +641,53 @@ func TestMatchedValuesNeverInMessages(t *testing.T) {
 		}
 	}
 }
+
+// The template's own words stay, even when they equal the matched value;
+// a macro that is not request data (a score, a variable's name) stays.
+func TestRedactMessageKeepsTheTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		raw, msg string
+		values   []string
+		want     string
+	}{
+		{`SecRule ARGS:q "@contains attack" "id:1,deny,msg:'attack in q'"`, "attack in q", []string{"attack"}, "attack in q"},
+		{`SecRule ARGS "@rx x" "id:2,deny,msg:'got %{MATCHED_VAR} in %{MATCHED_VAR_NAME}'"`, "got tok-x in ARGS:a", []string{"tok-x"}, "got [redacted] in ARGS:a"},
+		{`SecRule TX:S "@ge 5" "id:3,deny,msg:'Inbound Anomaly Score Exceeded (Total Score: %{TX.BLOCKING_INBOUND_ANOMALY_SCORE})'"`, "Inbound Anomaly Score Exceeded (Total Score: 15)", []string{"15"}, "Inbound Anomaly Score Exceeded (Total Score: 15)"},
+		{`SecRule ARGS "@rx (s\w+)" "id:4,capture,deny,msg:'capture %{tx.1} and %{REQUEST_HEADERS.Cookie}'"`, "capture sec and a=b", []string{"sec"}, "capture [redacted] and [redacted]"},
+		{`SecRule ARGS "@rx x" "id:5,deny,msg:'it\'s %{MATCHED_VAR}',logdata:'msg: %{MATCHED_VAR}'"`, "it's xyz", []string{"xyz"}, "it's [redacted]"},
+		// No msg in the raw text (a default action): the matched values go.
+		{`SecRule ARGS "@rx x" "id:6,deny"`, "default says xyz", []string{"xyz"}, "default says [redacted]"},
+		// The expansion does not fit the template: every macro goes.
+		{`SecRule ARGS "@rx x" "id:7,deny,msg:'score %{TX.score}!'"`, "something else", nil, "score [redacted]!"},
+	} {
+		if got := redactMessage(tc.raw, tc.msg, tc.values); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// Against the real CRS, the blocking evaluation keeps its score and an
+// injection's message its words; the attack string appears nowhere.
+func TestCRSMessagesAfterRedaction(t *testing.T) {
+	rs := load(t, shipped("baseline.conf"))
+	req := httptest.NewRequest("GET", "/search?q="+url.QueryEscape("1' UNION SELECT password FROM users--"), nil)
+	v, err := Judge(context.Background(), rs, "crs", req)
+	if err != nil || !v.Blocked {
+		t.Fatalf("%+v, %v", v, err)
+	}
+	var score bool
+	for _, r := range v.Rules {
+		if strings.Contains(r.Message, "UNION SELECT") {
+			t.Errorf("rule %d: message %q carries the attack", r.ID, r.Message)
+		}
+		if r.ID == 949110 {
+			score = strings.Contains(r.Message, fmt.Sprintf("(Total Score: %d)", v.InboundScore))
+			if !score {
+				t.Errorf("949110 message %q lost its score %d", r.Message, v.InboundScore)
+			}
+		}
+	}
+	if !score {
+		t.Errorf("949110 did not log: %+v", v.Rules)
+	}
+}

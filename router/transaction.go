@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/collection"
@@ -191,19 +190,19 @@ func verdictOf(tx types.Transaction) Verdict {
 		if l, ok := m.(loggingRule); ok && !l.Log() {
 			continue
 		}
-		rm := RuleMatch{ID: m.Rule().ID(), Message: m.Message()}
+		rm := RuleMatch{ID: m.Rule().ID()}
+		var values []string
 		for _, d := range m.MatchedDatas() {
 			t := d.Variable().Name()
 			if d.Key() != "" {
 				t += ":" + d.Key()
 			}
 			rm.Targets = append(rm.Targets, t)
-			// A message with %{MATCHED_VAR} carries the matched value (a
-			// cookie, a token): it never leaves the process.
-			if val := d.Value(); len(val) >= 3 {
-				rm.Message = strings.ReplaceAll(rm.Message, val, "[redacted]")
-			}
+			values = append(values, d.Value())
 		}
+		// A message with %{MATCHED_VAR} carries the matched value (a
+		// cookie, a token): it never leaves the process.
+		rm.Message = redactMessage(m.Rule().Raw(), m.Message(), values)
 		v.Rules = append(v.Rules, rm)
 	}
 	v.InboundScore = txInt(tx, "blocking_inbound_anomaly_score")
