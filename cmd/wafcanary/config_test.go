@@ -103,6 +103,9 @@ func TestLoadConfigBadFiles(t *testing.T) {
 		// Nested keys are checked too, and suggested with their section.
 		"unknown-nested.bad.yml": "unknown key routing.stickykey (did you mean routing.sticky_key?)",
 		"wrong-type.bad.yml":     "'routing.candidate_percent' cannot parse value as 'float64'",
+		// Weak typing is off: a boolean is not a number, a fraction not a count.
+		"percent-bool.bad.yml":            "'routing.candidate_percent' expected a number, got true",
+		"shadow-workers-fraction.bad.yml": "'shadow.workers' expected a whole number, got 4.5",
 		// The file has a candidate, so the range check (not the missing-candidate one) fires.
 		"percent-range.bad.yml":             "routing.candidate_percent: must be between 0 and 100, got 120",
 		"percent-resolution.bad.yml":        "routing.candidate_percent: resolution is 0.01, got 0.001",
@@ -260,5 +263,27 @@ func TestLoadConfigEnvironment(t *testing.T) {
 				t.Errorf("loadConfig error %q, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// Environment variables are strings: with weak typing off they must
+// still reach booleans, counts, durations and lists.
+func TestLoadConfigEnvironmentTypes(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("WAFCANARY_GATES_CRS_SUITE", "false")
+	t.Setenv("WAFCANARY_SHADOW_WORKERS", "3")
+	t.Setenv("WAFCANARY_PROXY_DIAL_TIMEOUT", "2s")
+	t.Setenv("WAFCANARY_ROUTING_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")
+	cfg, err := loadConfig("testdata/minimal.good.yml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Gates.CRSSuite || cfg.Shadow.Workers != 3 || cfg.Proxy.DialTimeout != 2*time.Second ||
+		!reflect.DeepEqual(cfg.Routing.TrustedProxies, []string{"10.0.0.0/8", "192.168.1.7"}) {
+		t.Errorf("got crs_suite %v, workers %d, dial %v, proxies %q", cfg.Gates.CRSSuite, cfg.Shadow.Workers, cfg.Proxy.DialTimeout, cfg.Routing.TrustedProxies)
+	}
+	t.Setenv("WAFCANARY_GATES_CRS_SUITE", "sometimes")
+	if _, err := loadConfig("testdata/minimal.good.yml", nil); err == nil || !strings.Contains(err.Error(), "'gates.crs_suite' cannot parse value") {
+		t.Errorf("crs_suite=sometimes: %v", err)
 	}
 }
