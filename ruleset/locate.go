@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3"
@@ -49,23 +50,82 @@ func locate(dir, main string, newFS func() *sourceFS, cause error) *compileError
 	if _, err := newWAF(cfg); err == nil || parsed == 0 {
 		return &compileError{cause: cause}
 	}
+	// Coraza reads an include loop round and round until a rule id
+	// repeats or its include count runs out, and says that instead.
+	if loop := findLoop(main, src); loop != nil {
+		return loop.in(dir)
+	}
 	var file string
 	var line, seen int
-	w := &walker{files: src.files(), route: src.route, visit: func(f string, l int, _ string) bool {
+	// Where each setting Coraza checks after parsing was last set.
+	setAt := map[string]*compileError{}
+	w := &walker{files: src.files(), route: src.route, visit: func(f string, l int, d string) bool {
 		seen++
+		verb, _, _ := strings.Cut(d, " ")
+		setAt[strings.ToLower(verb)] = &compileError{file: f, line: l}
 		if seen == parsed {
 			file, line = f, l
-			return true
 		}
 		return false
 	}}
-	if !w.walk(main) {
+	w.walk(main)
+	if settings := settingOf(cause); seen == parsed && settings != nil {
+		// Every directive parsed, and the error is one of the settings
+		// Coraza checks once the whole ruleset is read (a body limit over
+		// 1 GiB): the last directive read is not to blame, the one that
+		// set it is.
+		for _, v := range settings {
+			if at := setAt[v]; at != nil {
+				return (&compileError{file: at.file, line: at.line, cause: cause}).in(dir)
+			}
+		}
+		return &compileError{cause: fmt.Errorf("the ruleset's settings: %w", cause)}
+	}
+	if file == "" {
 		return &compileError{cause: cause}
 	}
-	if !strings.HasPrefix(file, "@") {
-		file = filepath.Join(dir, filepath.FromSlash(file))
+	return (&compileError{file: file, line: line, cause: cause}).in(dir)
+}
+
+// settingOf names the directives that can cause one of the errors
+// Coraza's WAF.Validate returns after parsing, most likely first.
+func settingOf(err error) []string {
+	msg := err.Error()
+	for _, s := range []struct{ words, directives string }{
+		{"memory limit", "secrequestbodyinmemorylimit secrequestbodylimit"},
+		{"request body limit", "secrequestbodylimit"},
+		{"response body limit", "secresponsebodylimit"},
+		{"argument limit", "secargumentslimit"},
+		{"request body json depth", "secrequestbodyjsondepthlimit"},
+		{"response body json depth", "secresponsebodyjsondepthlimit"},
+		{"SecUploadDir", "secuploadkeepfiles secuploaddir"},
+	} {
+		if strings.Contains(msg, s.words) {
+			return strings.Fields(s.directives)
+		}
 	}
-	return &compileError{file: file, line: line, cause: cause}
+	return nil
+}
+
+// in places a local file name under the ruleset's directory.
+func (e *compileError) in(dir string) *compileError {
+	if e.file != "" && !strings.HasPrefix(e.file, "@") {
+		e.file = filepath.Join(dir, filepath.FromSlash(e.file))
+	}
+	return e
+}
+
+// findLoop replays the files read and returns the Include that names a
+// file already being read, or nil.
+func findLoop(main string, src *sourceFS) *compileError {
+	var found *compileError
+	w := &walker{files: src.files(), route: src.route, visit: func(string, int, string) bool { return false },
+		loop: func(file string, line int, chain []string) {
+			found = &compileError{file: file, line: line,
+				cause: fmt.Errorf("include loop: %s", strings.Join(chain, " -> "))}
+		}}
+	w.walk(main)
+	return found
 }
 
 // walker replays SecLang's reading order over the recorded files: logical
@@ -81,6 +141,11 @@ type walker struct {
 	// visit sees every directive with the file and line it starts on;
 	// returning true stops the walk.
 	visit func(file string, line int, directive string) bool
+	// loop, if set, is told of an Include of a file already being read
+	// (chain runs from the outermost file to the repeated one), and the
+	// walk stops there.
+	loop  func(file string, line int, chain []string)
+	stack []string
 }
 
 // walk replays the file Coraza knows as name; it reports whether visit
@@ -95,6 +160,8 @@ func (w *walker) walk(name string) bool {
 	}
 	f := w.files[w.next]
 	w.next++
+	w.stack = append(w.stack, f.Name)
+	defer func() { w.stack = w.stack[:len(w.stack)-1] }()
 	lines := strings.Split(string(f.Content), "\n")
 	var logical strings.Builder
 	start, backticks := 0, false
@@ -146,6 +213,10 @@ func (w *walker) walk(name string) bool {
 			}
 		}
 		for _, inc := range included {
+			if _, n, _ := w.route(inc); w.loop != nil && slices.Contains(w.stack, n) {
+				w.loop(f.Name, start, append(slices.Clone(w.stack), n))
+				return true
+			}
 			if w.walk(inc) {
 				return true
 			}

@@ -114,6 +114,8 @@ func TestLoadRefusesBrokenRulesets(t *testing.T) {
 		{"broken/missing.conf", []string{"broken/missing.conf:2:", "parts/nope.conf"}},
 		{"broken/escape.conf", []string{"broken/escape.conf:2:", "inside the ruleset's directory"}},
 		{"broken/does-not-exist.conf", []string{"does-not-exist.conf", "no such file"}},
+		{"broken/bodylimit.conf", []string{"broken/bodylimit.conf:4:", "request body limit should be at most 1GiB"}},
+		{"broken/loop.conf", []string{"broken/parts/loop-c.conf:2:", "include loop: loop.conf -> parts/loop-b.conf -> parts/loop-c.conf -> parts/loop-b.conf"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
