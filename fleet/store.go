@@ -123,7 +123,7 @@ func (s *Store) Commit(st rollout.State, e rollout.Entry) error {
 	if err != nil {
 		return err
 	}
-	eb, err := json.Marshal(e)
+	eb, err := rollout.MarshalEntry(e)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Store) journalKey(t time.Time) string {
 
 // Append implements rollout.Store.
 func (s *Store) Append(e rollout.Entry) error {
-	b, err := json.Marshal(e)
+	b, err := rollout.MarshalEntry(e)
 	if err != nil {
 		return err
 	}

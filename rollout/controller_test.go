@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -511,5 +512,49 @@ func TestJournalAfterATornLine(t *testing.T) {
 	h, err := s.History(0)
 	if err != nil || len(h) != 2 || h[0].Reason != "first" || h[1].Reason != "after the crash" {
 		t.Fatalf("history after a torn line: %+v, %v; want both whole entries", h, err)
+	}
+}
+
+// The fault this guards against: one journal line over 16 MiB made
+// history fail (500 from the API), hiding every entry.
+func TestJournalLineTooLongToRead(t *testing.T) {
+	s := FileStore{Dir: t.TempDir()}
+	s.Append(Entry{Action: "start", Reason: "first"})
+	f, _ := os.OpenFile(filepath.Join(s.Dir, "journal.jsonl"), os.O_APPEND|os.O_WRONLY, 0o600)
+	f.WriteString(`{"action":"pause","reason":"` + strings.Repeat("x", 17<<20) + "\"}\n")
+	f.Close()
+	s.Append(Entry{Action: "rollback", Reason: "after"})
+	h, err := s.History(0)
+	if err != nil || len(h) != 3 || h[0].Reason != "first" || h[2].Reason != "after" ||
+		h[1].Action != ActionUnreadable || !strings.Contains(h[1].Reason, "journal line 2: 17825823 bytes") {
+		t.Fatalf("history: %d entries, %v; middle %q", len(h), err, h[1].Reason)
+	}
+	// Lines just under the reader's buffer and just over it read whole.
+	var b strings.Builder
+	for _, n := range []int{64<<10 - 40, 64 << 10, 200 << 10} {
+		e, _ := json.Marshal(Entry{Action: "pause", Reason: strings.Repeat("y", n)})
+		b.Write(append(e, '\n'))
+	}
+	got, err := readJournal(strings.NewReader(b.String()), 1<<20)
+	if err != nil || len(got) != 3 || len(got[2].Reason) != 200<<10 {
+		t.Fatalf("long lines: %d entries, %v", len(got), err)
+	}
+}
+
+// An entry is never refused for its size: a long reason is cut, then a
+// huge analysis is left out, and what remains fits etcd's request limit.
+func TestMarshalEntryBounds(t *testing.T) {
+	b, err := MarshalEntry(Entry{Action: "gates_override", Reason: strings.Repeat("é", MaxReasonBytes)})
+	var e Entry
+	if err != nil || json.Unmarshal(b, &e) != nil || !strings.HasSuffix(e.Reason, " bytes cut)") || len(e.Reason) > MaxReasonBytes+40 {
+		t.Fatalf("%d bytes, %v, reason ends %q", len(b), err, e.Reason[len(e.Reason)-30:])
+	}
+	a := &Analysis{Verdict: Fail}
+	for range 20000 {
+		a.Outcomes = append(a.Outcomes, Outcome{Check: "new_block_rate", Reason: strings.Repeat("r", 40)})
+	}
+	b, err = MarshalEntry(Entry{Action: "rollback", Reason: "failed", Analysis: a})
+	if err != nil || len(b) > MaxEntryBytes || json.Unmarshal(b, &e) != nil || e.Analysis != nil || !strings.Contains(e.Reason, "not journalled") {
+		t.Fatalf("%d bytes, %v, %q", len(b), err, e.Reason)
 	}
 }

@@ -2,14 +2,17 @@ package rollout
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -108,9 +111,51 @@ func (s FileStore) Commit(st State, e Entry) error {
 	return s.Append(e)
 }
 
+// Journal bounds. An entry is written whole or trimmed, never refused: an
+// action that happened must be on record. A line the reader cannot hold
+// (a hand edit, a journal from elsewhere) is shown as unreadable, not
+// allowed to hide the rest of the history.
+const (
+	// MaxReasonBytes is the longest reason kept in an entry; an override's
+	// list of forbidden edits can be long.
+	MaxReasonBytes = 64 << 10
+	// MaxEntryBytes is the longest entry written. etcd refuses a request
+	// over 1.5 MiB, and the fleet journals the same entries.
+	MaxEntryBytes = 512 << 10
+	// maxLineBytes is the longest journal line History reads.
+	maxLineBytes = 16 << 20
+)
+
+// ActionUnreadable marks, in History, a journal line that could not be read.
+const ActionUnreadable = "unreadable"
+
+// MarshalEntry encodes e for a journal within MaxEntryBytes: a long reason
+// is cut (saying how much), then, if the entry is still too long, the
+// analysis is left out (the reason still summarises it).
+func MarshalEntry(e Entry) ([]byte, error) {
+	if len(e.Reason) > MaxReasonBytes {
+		cut := len(e.Reason) - MaxReasonBytes
+		r := e.Reason[:MaxReasonBytes]
+		for len(r) > 0 && !utf8.ValidString(r) {
+			r = r[:len(r)-1]
+		}
+		e.Reason = fmt.Sprintf("%s... (%d bytes cut)", r, cut)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxEntryBytes && e.Analysis != nil {
+		e.Analysis = nil
+		e.Reason += fmt.Sprintf(" (analysis of %d bytes not journalled)", len(b))
+		b, err = json.Marshal(e)
+	}
+	return b, err
+}
+
 // Append adds an entry to the journal.
 func (s FileStore) Append(e Entry) error {
-	b, err := json.Marshal(e)
+	b, err := MarshalEntry(e)
 	if err != nil {
 		return err
 	}
@@ -139,7 +184,8 @@ func (s FileStore) Append(e Entry) error {
 }
 
 // History returns the last n journal entries (all if n <= 0), oldest first.
-// A torn last line (a crash mid-append) is skipped, not fatal.
+// A torn line (a crash mid-append) is skipped, not fatal; a line too long
+// to read is an ActionUnreadable entry naming its line.
 func (s FileStore) History(n int) ([]Entry, error) {
 	f, err := os.Open(s.journalPath())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -149,19 +195,55 @@ func (s FileStore) History(n int) ([]Entry, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
-	var out []Entry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var e Entry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
-		}
-	}
+	out, err := readJournal(f, maxLineBytes)
 	if n > 0 && len(out) > n {
 		out = out[len(out)-n:]
 	}
-	return out, sc.Err()
+	if err != nil {
+		return out, fmt.Errorf("journal %s: %w", s.journalPath(), err)
+	}
+	return out, nil
+}
+
+// readJournal decodes one entry per line. A line over max bytes is
+// skipped without being held in memory.
+func readJournal(r io.Reader, max int) ([]Entry, error) {
+	var out []Entry
+	br := bufio.NewReaderSize(r, 64<<10)
+	for lineNo := 1; ; lineNo++ {
+		var (
+			line []byte
+			size int
+			err  error
+		)
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			size += len(chunk)
+			if size <= max {
+				line = append(line, chunk...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		if err != nil && err != io.EOF {
+			return out, err
+		}
+		switch {
+		case size > max:
+			out = append(out, Entry{Action: ActionUnreadable,
+				Reason: fmt.Sprintf("journal line %d: %d bytes, over the %d MiB a line may have; not shown", lineNo, size, max>>20)})
+		case len(bytes.TrimSpace(line)) > 0:
+			var e Entry
+			if json.Unmarshal(line, &e) == nil {
+				out = append(out, e)
+			}
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+	}
 }
 
 type bundleManifest struct {
