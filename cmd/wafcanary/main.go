@@ -19,13 +19,13 @@ var version = "dev"
 // Exit codes, documented in the README.
 const (
 	exitOK             = 0
-	exitFailure        = 1 // the server failed at run time
-	exitUsage          = 2 // bad flags or configuration
-	exitInvalidRuleset = 3 // a ruleset did not compile
-	exitConflict       = 4 // the request conflicts with the rollout's state
-	exitUnauthorized   = 5 // missing or wrong admin token
-	exitUnreachable    = 6 // the admin API could not be reached
-	exitRefused        = 7 // the candidate failed its gates
+	exitFailure        = 1  // the server failed at run time
+	exitUsage          = 64 // bad flags or configuration (sysexits EX_USAGE); 2 is left to Go, which exits 2 on a panic
+	exitInvalidRuleset = 3  // a ruleset did not compile
+	exitConflict       = 4  // the request conflicts with the rollout's state
+	exitUnauthorized   = 5  // missing or wrong admin token
+	exitUnreachable    = 6  // the admin API could not be reached
+	exitRefused        = 7  // the candidate failed its gates
 )
 
 func main() {
