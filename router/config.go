@@ -36,9 +36,13 @@ type ShadowConfig struct {
 	// Workers evaluate captured requests concurrently.
 	Workers int `mapstructure:"workers"`
 	// MaxBodyBytes bounds the request body a sample may carry; larger
-	// requests are not sampled (counted as dropped), so the queue's memory
-	// stays bounded by QueueSize times MaxBodyBytes.
+	// requests are not sampled (counted as dropped).
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// QueueBytes bounds the bodies and headers of the samples waiting,
+	// together; a sample that would pass it is dropped and counted. Without
+	// it the bound was QueueSize x MaxBodyBytes, 1 GiB by default, which
+	// 14 requests/s of 900 KB posts reached.
+	QueueBytes int64 `mapstructure:"queue_bytes"`
 }
 
 // ProxyConfig controls the proxy's behaviour towards clients and upstream.
@@ -58,7 +62,8 @@ type ProxyConfig struct {
 	// DialTimeout bounds connecting to the upstream.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
-	// headers; zero means no limit.
+	// headers; zero means no limit. An upstream that accepts and never
+	// answers would otherwise hold the client, and a connection, for ever.
 	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout"`
 	// ReadTimeout bounds reading a client's whole request, body included;
 	// zero means no limit. Without it a client trickling a body holds its
@@ -69,13 +74,14 @@ type ProxyConfig struct {
 // Defaults for each section.
 var (
 	DefaultRoutingConfig = RoutingConfig{StickyKey: "ip"}
-	DefaultShadowConfig  = ShadowConfig{SamplePercent: 100, QueueSize: 1024, Workers: 1, MaxBodyBytes: 1 << 20}
+	DefaultShadowConfig  = ShadowConfig{SamplePercent: 100, QueueSize: 1024, Workers: 1, MaxBodyBytes: 1 << 20, QueueBytes: 64 << 20}
 	DefaultProxyConfig   = ProxyConfig{
-		FailMode:            FailClosed,
-		InspectResponseBody: true,
-		PreserveHost:        true,
-		DialTimeout:         5 * time.Second,
-		ReadTimeout:         time.Minute,
+		FailMode:              FailClosed,
+		InspectResponseBody:   true,
+		PreserveHost:          true,
+		DialTimeout:           5 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+		ReadTimeout:           time.Minute,
 	}
 )
 
@@ -109,6 +115,7 @@ const (
 	MaxShadowQueue   = 1 << 16
 	MaxShadowWorkers = 256
 	MaxShadowBody    = 64 << 20
+	MaxShadowBytes   = 16 << 30
 )
 
 // Validate reports the first invalid key, named relative to the section.
@@ -126,6 +133,10 @@ func (c ShadowConfig) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > MaxShadowBody {
 		return fmt.Errorf("max_body_bytes: must be between 0 and %d, got %d", MaxShadowBody, c.MaxBodyBytes)
+	}
+	// A sample of max_body_bytes must fit, or large bodies are never judged.
+	if c.QueueBytes < int64(c.MaxBodyBytes) || c.QueueBytes < 1<<20 || c.QueueBytes > MaxShadowBytes {
+		return fmt.Errorf("queue_bytes: must be between max(1 MiB, max_body_bytes = %d) and %d, got %d", c.MaxBodyBytes, int64(MaxShadowBytes), c.QueueBytes)
 	}
 	return nil
 }

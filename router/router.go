@@ -47,9 +47,12 @@ type Router struct {
 	clients clientAddr
 	proxy   *httputil.ReverseProxy
 	shadow  chan *capture
-	opts    Options
-	obs     Observer
-	log     *slog.Logger
+	// queued is the size of the samples in shadow, against
+	// Shadow.QueueBytes.
+	queued atomic.Int64
+	opts   Options
+	obs    Observer
+	log    *slog.Logger
 }
 
 // New returns a Router serving initial. Call Run to start shadow evaluation.

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The false positive the exclusion candidate fixes: CRS 930120 (OS file
@@ -283,7 +284,7 @@ func TestShadowQueueFullDropsAndCounts(t *testing.T) {
 	snap := smallSnapshot(t, 0)
 	snap.ShadowSample = MaxShare
 	rt, err := New(snap, Options{Upstream: u, Routing: DefaultRoutingConfig, Proxy: DefaultProxyConfig,
-		Shadow: ShadowConfig{SamplePercent: 100, QueueSize: 2, Workers: 1, MaxBodyBytes: 16},
+		Shadow: ShadowConfig{SamplePercent: 100, QueueSize: 2, Workers: 1, MaxBodyBytes: 16, QueueBytes: 1 << 20},
 		Secret: []byte("0123456789abcdef"), Observer: rec, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +304,57 @@ func TestShadowQueueFullDropsAndCounts(t *testing.T) {
 	// The client was never slowed: every response arrived while the queue stayed full.
 	if n := len(rec.requests()); n != 6 {
 		t.Errorf("%d requests served", n)
+	}
+}
+
+// The fault this guards against: the queue's only bound was queue_size x
+// max_body_bytes, 1 GiB by default. Samples now count their bytes too,
+// and give them back once judged.
+func TestShadowQueueBoundedByBytes(t *testing.T) {
+	rec := newRecorder()
+	up := newUpstream(t, nil)
+	u, _ := url.Parse(up.URL)
+	snap := smallSnapshot(t, 0)
+	snap.ShadowSample = MaxShare
+	rt, err := New(snap, Options{Upstream: u, Routing: DefaultRoutingConfig, Proxy: DefaultProxyConfig,
+		Shadow: ShadowConfig{SamplePercent: 100, QueueSize: 100, Workers: 1, MaxBodyBytes: 1 << 20, QueueBytes: 1 << 20},
+		Secret: []byte("0123456789abcdef"), Observer: rec, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{rt: rt, rec: rec, up: up}
+	f.proxy = newServer(t, rt)
+	post := func(id string) {
+		f.do(t, "POST", "/", id, strings.NewReader("a="+strings.Repeat("x", 400<<10)), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+		rec.byID(t, id)
+	}
+	// No worker yet: two 400 KiB samples fit in 1 MiB, the third does not,
+	// though the queue has 98 free slots.
+	for _, id := range []string{"p1", "p2", "p3"} {
+		post(id)
+	}
+	if rec.dropped != 1 || len(rt.shadow) != 2 {
+		t.Fatalf("dropped %d, queued %d samples; want 1 and 2", rec.dropped, len(rt.shadow))
+	}
+	if q := rt.queued.Load(); q < 800<<10 || q > 1<<20 {
+		t.Errorf("queued bytes %d, want the two samples' size", q)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rt.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rec.nextShadow(t)
+	rec.nextShadow(t)
+	// Judged samples give their bytes back: the next one is accepted.
+	for deadline := time.Now().Add(5 * time.Second); rt.queued.Load() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if q := rt.queued.Load(); q != 0 {
+		t.Fatalf("queued bytes %d after both were judged", q)
+	}
+	post("p4")
+	if s := rec.nextShadow(t); s.ID != "p4" || rec.dropped != 1 {
+		t.Errorf("after the queue drained: shadow %s, dropped %d", s.ID, rec.dropped)
 	}
 }
 
@@ -432,6 +484,28 @@ func TestUpstreamDownIs502AndCountedApart(t *testing.T) {
 	rec := f.rec.byID(t, "down-1")
 	if resp.StatusCode != http.StatusBadGateway || !rec.UpstreamError || rec.Action != Allowed {
 		t.Errorf("status %d upstreamError %v action %s, want 502, true, allowed", resp.StatusCode, rec.UpstreamError, rec.Action)
+	}
+}
+
+// The fault this guards against: with no upstream timeout by default, an
+// upstream that accepts and never answers held every client for ever.
+func TestSilentUpstreamTimesOutAs504(t *testing.T) {
+	if DefaultProxyConfig.ResponseHeaderTimeout <= 0 {
+		t.Fatal("no default response_header_timeout")
+	}
+	release := make(chan struct{})
+	defer close(release)
+	f := newFixture(t, &Snapshot{Baseline: load(t, "testdata/actions.conf")}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // never answers, until the test ends
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}), func(o *Options) { o.Proxy.ResponseHeaderTimeout = 200 * time.Millisecond })
+	start := time.Now()
+	resp, _ := f.do(t, "GET", "/", "silent-1", nil, nil)
+	rec := f.rec.byID(t, "silent-1")
+	if resp.StatusCode != http.StatusGatewayTimeout || !rec.UpstreamError || time.Since(start) > 5*time.Second {
+		t.Errorf("status %d upstreamError %v after %s, want 504 after about 200ms", resp.StatusCode, rec.UpstreamError, time.Since(start))
 	}
 }
 

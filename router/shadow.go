@@ -25,6 +25,8 @@ type capture struct {
 	verdict   Verdict // the enforcing ruleset's request-phase verdict
 	snap      *Snapshot
 	other     *ruleset.Ruleset
+	// size is what the capture holds, counted against Shadow.QueueBytes.
+	size int64
 }
 
 // captureShadow samples the request for shadow evaluation and copies what
@@ -61,6 +63,12 @@ func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *requestView, bo
 	}
 	c.view.header = v.header.Clone()
 	c.view.transferEncoding = append([]string(nil), v.transferEncoding...)
+	c.size = int64(len(data) + len(v.uri))
+	for k, vs := range c.view.header {
+		for _, hv := range vs {
+			c.size += int64(len(k) + len(hv))
+		}
+	}
 	return c
 }
 
@@ -73,12 +81,22 @@ func (rt *Router) offerShadow(c *capture) {
 	if c == nil {
 		return
 	}
+	if rt.queued.Add(c.size) > rt.opts.Shadow.QueueBytes {
+		rt.dropShadow(c)
+		return
+	}
 	select {
 	case rt.shadow <- c:
 	default:
-		c.other.Release()
-		rt.obs.ShadowDropped()
+		rt.dropShadow(c)
 	}
+}
+
+// dropShadow gives back what a capture holds without judging it.
+func (rt *Router) dropShadow(c *capture) {
+	rt.queued.Add(-c.size)
+	c.other.Release()
+	rt.obs.ShadowDropped()
 }
 
 // captureBody copies the request body Coraza buffered. A request blocked
@@ -131,6 +149,7 @@ func (rt *Router) shadowWorker(ctx context.Context) {
 // is only recorded, never acted on.
 func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 	defer c.other.Release()
+	defer rt.queued.Add(-c.size)
 	tx := c.other.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: c.view.id, Context: ctx})
 	shadow, err := func() (v Verdict, err error) {
 		defer func() {

@@ -120,6 +120,7 @@ func TestLoadConfigBadFiles(t *testing.T) {
 		"shadow-queue-huge.bad.yml":       "shadow.queue_size",
 		"shadow-workers-many.bad.yml":     "shadow.workers: must be between 1 and 256, got 100000",
 		"shadow-body.bad.yml":             "shadow.max_body_bytes: must be between 0 and 67108864, got -1",
+		"shadow-queue-bytes.bad.yml":      "shadow.queue_bytes: must be between max(1 MiB, max_body_bytes = 8388608) and 17179869184, got 4194304",
 		"fail-mode.bad.yml":               `proxy.fail_mode: must be "closed" or "open", got "maybe"`,
 		"dial-timeout.bad.yml":            "proxy.dial_timeout: must be at least 1ms (write units, e.g. 5s), got 0s",
 		"rollout-steps.bad.yml":           "rollout.steps[1].percent: must rise from step to step, got 1 after 5",
