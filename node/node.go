@@ -87,6 +87,13 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 			s.unlock()
 		}
 	}()
+	// A kill between a temporary file's creation and its rename leaves it
+	// behind; repeated crashes would pile them up.
+	if n, err := (rollout.FileStore{Dir: cfg.StateDir}).RemoveTemp(); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("removed temporary files a crash left in state_dir", "files", n)
+	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg, version)
 

@@ -45,5 +45,14 @@ func stateValue(dir, name string) (string, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("state_dir: %w", err)
 	}
+	// The rename is durable only once the directory is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return "", fmt.Errorf("state_dir: %w", err)
+	}
 	return v, nil
 }

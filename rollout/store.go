@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -70,12 +71,42 @@ func (s FileStore) Save(st State) error {
 	return writeAtomic(s.statePath(), b)
 }
 
+// tempPrefix names writeAtomic's temporary files.
+const tempPrefix = ".tmp-"
+
+// RemoveTemp deletes the temporary files a crash left between create and
+// rename (writeAtomic's, and name.tmp), anywhere under the directory, and
+// returns how many there were. Call it holding the directory's lock: no
+// write is then in progress.
+func (s FileStore) RemoveTemp() (int, error) {
+	n := 0
+	err := filepath.WalkDir(s.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if name := d.Name(); d.Type().IsRegular() && (strings.HasPrefix(name, tempPrefix) || strings.HasSuffix(name, ".tmp")) {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("state_dir: removing temporary files: %w", err)
+	}
+	return n, nil
+}
+
 func writeAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
