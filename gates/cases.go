@@ -46,6 +46,13 @@ func LoadCases(path string, embedded fs.FS) (Cases, error) {
 	if err != nil {
 		return Cases{}, fmt.Errorf("cases %s: %w", path, err)
 	}
+	return ParseCases(path, b)
+}
+
+// ParseCases reads a cases file's content; path names it in errors. Every
+// case is checked to make a request here, so that a bad method or path is
+// refused when the file is read, not when the gates run.
+func ParseCases(path string, b []byte) (Cases, error) {
 	var cs Cases
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -59,6 +66,9 @@ func LoadCases(path string, embedded fs.FS) (Cases, error) {
 				return Cases{}, fmt.Errorf("cases %s: %s[%d].name: required", path, kind, i)
 			case !strings.HasPrefix(c.Path, "/"):
 				return Cases{}, fmt.Errorf("cases %s: %s[%d].path: must start with /, got %q", path, kind, i, c.Path)
+			}
+			if _, err := c.request(); err != nil {
+				return Cases{}, fmt.Errorf("cases %s: %s[%d]: %w", path, kind, i, err)
 			}
 		}
 	}

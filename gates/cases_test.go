@@ -61,6 +61,9 @@ func TestLoadCasesRefusesBadFiles(t *testing.T) {
 		{"must_block:\n  - {path: /}\n", "must_block[0].name: required"},
 		{"must_pass:\n  - {name: x, path: search}\n", "must_pass[0].path: must start with /"},
 		{"{}\n", "no must_pass or must_block cases"},
+		// Why: these made no request only when the gates ran, at start.
+		{"must_pass:\n  - {name: x, method: \"GE T\", path: /}\n", `must_pass[0]: case "x": net/http: invalid method "GE T"`},
+		{"must_block:\n  - {name: x, path: \"/a\\x7f\"}\n", "must_block[0]: case \"x\": parse"},
 	} {
 		path := t.TempDir() + "/c.yaml"
 		writeFile(t, path, tt.text)

@@ -1,0 +1,83 @@
+package router
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// FuzzStickyKey: any sticky_key the config accepts gives every request a
+// key, from its own space (h:, c:, ip:), the same key each time.
+func FuzzStickyKey(f *testing.F) {
+	f.Fuzz(func(t *testing.T, spec, header, cookie, ip string) {
+		k, err := parseStickyKey(spec)
+		if err != nil {
+			return
+		}
+		r, _ := http.NewRequest("GET", "http://example.com/", nil)
+		if r == nil {
+			return
+		}
+		if k.kind == "header" {
+			r.Header.Set(k.name, header)
+		}
+		r.Header.Set("Cookie", cookie)
+		got := k.of(r, ip)
+		if got != k.of(r, ip) {
+			t.Fatalf("%q: key not stable", spec)
+		}
+		switch {
+		case strings.HasPrefix(got, "h:"):
+			if k.kind != "header" || got != "h:"+r.Header.Get(k.name) {
+				t.Fatalf("%q: header key %q", spec, got)
+			}
+		case strings.HasPrefix(got, "c:"):
+			if c, err := r.Cookie(k.name); k.kind != "cookie" || err != nil || got != "c:"+c.Value {
+				t.Fatalf("%q: cookie key %q", spec, got)
+			}
+		case got != "ip:"+ip:
+			t.Fatalf("%q: key %q, want the client address's", spec, got)
+		}
+	})
+}
+
+// FuzzRequestID: an incoming X-Request-ID is kept only when it is a short
+// token that cannot inject into a log line; otherwise a fresh one, itself
+// valid, replaces it.
+func FuzzRequestID(f *testing.F) {
+	f.Fuzz(func(t *testing.T, id string) {
+		r := &http.Request{Header: http.Header{"X-Request-Id": {id}}}
+		got := requestID(r)
+		if !validRequestID(got) || len(got) > 128 || strings.ContainsAny(got, "\r\n\" \\=") {
+			t.Fatalf("request ID %q for %q", got, id)
+		}
+		if validRequestID(id) != (got == id) {
+			t.Fatalf("%q valid %v, kept %v", id, validRequestID(id), got == id)
+		}
+	})
+}
+
+// FuzzClientAddr: whatever a client puts in X-Forwarded-For, the address
+// found is a real address, and the peer's own unless the peer is trusted.
+func FuzzClientAddr(f *testing.F) {
+	f.Fuzz(func(t *testing.T, trusted, peer, xff string) {
+		c, err := newClientAddr([]string{trusted})
+		if err != nil {
+			return
+		}
+		ap, err := netip.ParseAddrPort(peer)
+		if err != nil {
+			return
+		}
+		r := &http.Request{RemoteAddr: peer, Header: http.Header{"X-Forwarded-For": {xff}}}
+		ip, _, peerTrusted := c.resolve(r)
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			t.Fatalf("client address %q from peer %q, X-Forwarded-For %q", ip, peer, xff)
+		}
+		if !peerTrusted && a != ap.Addr().Unmap() {
+			t.Fatalf("untrusted peer %q, yet the address is %q from X-Forwarded-For %q", peer, ip, xff)
+		}
+	})
+}
