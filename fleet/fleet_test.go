@@ -18,8 +18,8 @@ import (
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 	"github.com/wafcanary/wafcanary/rollout"
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // recorder stands in for the rollout controller: it records the states
@@ -330,10 +330,10 @@ func TestSketchesFromBuckets(t *testing.T) {
 	vec := model.Vector{bucket("candidate", "0.001", 100), bucket("candidate", "0.002", 200), bucket("candidate", "0.005", 1000),
 		bucket("candidate", "+Inf", 1000), bucket("baseline", "0.001", 0), bucket("baseline", "+Inf", 0)}
 	sk := sketches(vec)
-	if _, ok := sk[router.Baseline]; ok {
+	if _, ok := sk[verdict.Baseline]; ok {
 		t.Error("an arm without observations got a sketch")
 	}
-	c := sk[router.Candidate]
+	c := sk[verdict.Candidate]
 	if c == nil || c.GetCount() != 1000 {
 		t.Fatalf("candidate sketch %v", c)
 	}
@@ -348,7 +348,7 @@ func TestSketchesFromBuckets(t *testing.T) {
 // disagreement: what it would add to the series the leader sums.
 type scopeCounter struct{ in, out int }
 
-func (c *scopeCounter) CountPair(router.Arm) {}
+func (c *scopeCounter) CountPair(verdict.Arm) {}
 func (c *scopeCounter) CountDisagreement(_ string, inScope bool, _ []int) {
 	if inScope {
 		c.in++
@@ -367,8 +367,8 @@ func TestPrometheusEvidenceScopesTheReplicasCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := router.ShadowRecord{Path: "/search", Enforcing: router.Candidate,
-		Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 942100}}}}
+	lost := verdict.ShadowRecord{Path: "/search", Enforcing: verdict.Candidate,
+		Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 942100}}}}
 	now := time.Now()
 	p.Reset(rollout.Windows{Scope: rollout.Scope{Paths: []string{"/search"}}, Rollout: now, Step: now})
 	local.ObserveShadow(lost)

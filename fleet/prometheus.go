@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/wafcanary/wafcanary/rollout"
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // PrometheusEvidence reads the evidence of the whole fleet from
@@ -120,12 +120,12 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 		results[name] = vec
 	}
 	count := func(s *model.Sample) int64 { return int64(math.Round(float64(s.Value))) }
-	arm := func(s *model.Sample, label model.LabelName) (router.Arm, bool) {
+	arm := func(s *model.Sample, label model.LabelName) (verdict.Arm, bool) {
 		switch s.Metric[label] {
 		case "baseline":
-			return router.Baseline, true
+			return verdict.Baseline, true
 		case "candidate":
-			return router.Candidate, true
+			return verdict.Candidate, true
 		}
 		return 0, false
 	}
@@ -133,7 +133,7 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 		ev.Pairs += count(s)
 	}
 	for _, s := range results["step_pairs"] {
-		if a, ok := arm(s, "enforcing"); ok && a == router.Baseline {
+		if a, ok := arm(s, "enforcing"); ok && a == verdict.Baseline {
 			ev.ShadowedByCandidate += count(s)
 		}
 	}
@@ -185,19 +185,19 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 // each bucket's count placed at the geometric middle of its bounds (the
 // last finite bound for +Inf). Quantiles are then as precise as the
 // buckets: the latency checks compare bucket-resolution figures.
-func sketches(buckets model.Vector) map[router.Arm]*ddsketch.DDSketch {
+func sketches(buckets model.Vector) map[verdict.Arm]*ddsketch.DDSketch {
 	type bound struct {
 		le    float64
 		count float64
 	}
-	byArm := map[router.Arm][]bound{}
+	byArm := map[verdict.Arm][]bound{}
 	for _, s := range buckets {
-		var a router.Arm
+		var a verdict.Arm
 		switch s.Metric["arm"] {
 		case "baseline":
-			a = router.Baseline
+			a = verdict.Baseline
 		case "candidate":
-			a = router.Candidate
+			a = verdict.Candidate
 		default:
 			continue
 		}
@@ -207,7 +207,7 @@ func sketches(buckets model.Vector) map[router.Arm]*ddsketch.DDSketch {
 		}
 		byArm[a] = append(byArm[a], bound{le, float64(s.Value)})
 	}
-	out := map[router.Arm]*ddsketch.DDSketch{}
+	out := map[verdict.Arm]*ddsketch.DDSketch{}
 	for a, bs := range byArm {
 		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 		sk, _ := ddsketch.NewDefaultDDSketch(0.01)

@@ -11,8 +11,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Case is one request a candidate must let through or must block.
@@ -106,12 +106,12 @@ func (c Case) request() (*http.Request, error) {
 	return r, nil
 }
 
-func judge(ctx context.Context, rs *ruleset.Ruleset, c Case) (router.Verdict, error) {
+func judge(ctx context.Context, rs *ruleset.Ruleset, c Case) (verdict.Verdict, error) {
 	r, err := c.request()
 	if err != nil {
-		return router.Verdict{}, err
+		return verdict.Verdict{}, err
 	}
-	return router.Judge(ctx, rs, "case-"+c.Name, r)
+	return verdict.JudgeHTTP(ctx, rs, "case-"+c.Name, r)
 }
 
 // Failure is a case the candidate got wrong.

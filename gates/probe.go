@@ -9,8 +9,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // ProbeAttacks are classic attacks on a neutral path that any CRS-based
@@ -69,12 +69,12 @@ func Probe(ctx context.Context, base, cand *ruleset.Ruleset, mustBlock []Case) (
 	return "", nil
 }
 
-func judgeProbe(ctx context.Context, rs *ruleset.Ruleset, p probe) (router.Verdict, error) {
+func judgeProbe(ctx context.Context, rs *ruleset.Ruleset, p probe) (verdict.Verdict, error) {
 	r, err := p.build()
 	if err != nil {
-		return router.Verdict{}, err
+		return verdict.Verdict{}, err
 	}
-	return router.Judge(ctx, rs, "probe", r)
+	return verdict.JudgeHTTP(ctx, rs, "probe", r)
 }
 
 // CRSProbe is a CRS regression case that is an attack, as a request.

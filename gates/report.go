@@ -84,7 +84,9 @@ var crsCases = sync.OnceValues(func() ([]suite.Case, error) { return suite.Load(
 // Evaluate runs every gate: the forbidden-edit guard, the candidate's own
 // cases (if cs is not nil) and, when cfg.CRSSuite is set, the CRS
 // regression suite through both rulesets with the cost comparison.
-func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg Config) (Report, error) {
+//
+// proxy builds the proxies the suite goes through (router.Standalone).
+func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg Config, proxy suite.Proxy) (Report, error) {
 	r := Report{Baseline: base.Version, Candidate: cand.Version, Guard: Guard(base, cand, cfg)}
 	if cs != nil {
 		failures, err := Check(ctx, cand, *cs)
@@ -95,7 +97,7 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 		r.CasesChecked = len(cs.MustPass) + len(cs.MustBlock)
 	}
 	if cfg.CRSSuite {
-		s, err := RunSuite(ctx, base, cand)
+		s, err := RunSuite(ctx, base, cand, proxy)
 		if err != nil {
 			return Report{}, err
 		}
@@ -108,7 +110,7 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 // RunSuite sends the CRS regression suite through two wafcanary proxies on
 // loopback, one per ruleset, each compiled under the suite's profile, and
 // compares them case by case.
-func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset) (*SuiteReport, error) {
+func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset, proxy suite.Proxy) (*SuiteReport, error) {
 	cases, err := crsCases()
 	if err != nil {
 		return nil, fmt.Errorf("loading the CRS regression suite: %w", err)
@@ -127,7 +129,7 @@ func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset) (*SuiteReport, e
 			// profile, most likely a SecDefaultAction for phase 3, 4 or 5.
 			return nil, fmt.Errorf("%s compiles, but not under the CRS suite's test profile (suite/profile.conf sets SecDefaultAction for phases 3 to 5; remove the ruleset's own, or skip the suite with --crs-suite=false or gates.crs_suite: false): %w", rs.Path, err)
 		}
-		in, err := suite.Start(prof)
+		in, err := suite.Start(prof, proxy)
 		if err != nil {
 			prof.Retire()
 			return nil, err

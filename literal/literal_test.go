@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io/fs"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 )
 
 // naive is the definition FoundIn must meet.

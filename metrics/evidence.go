@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wafcanary/wafcanary/rollout"
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Evidence counts shadow pairs and disagreements exactly as the rollout's
@@ -40,7 +40,7 @@ func NewEvidence(reg prometheus.Registerer) *Evidence {
 	}
 	reg.MustRegister(e.pairs, e.disagreements, e.rules)
 	// increase() cannot see a series' first sample: all exist from zero.
-	for _, a := range router.Arms {
+	for _, a := range verdict.Arms {
 		e.pair[a] = e.pairs.WithLabelValues(a.String())
 	}
 	e.inOut = map[string][2]prometheus.Counter{}
@@ -51,7 +51,7 @@ func NewEvidence(reg prometheus.Registerer) *Evidence {
 }
 
 // CountPair implements rollout.Counter.
-func (e *Evidence) CountPair(enforcing router.Arm) { e.pair[enforcing].Inc() }
+func (e *Evidence) CountPair(enforcing verdict.Arm) { e.pair[enforcing].Inc() }
 
 // CountDisagreement implements rollout.Counter.
 func (e *Evidence) CountDisagreement(kind string, inScope bool, rules []int) {

@@ -5,8 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // The fleet's controller sums these series: they must count what the
@@ -18,9 +17,9 @@ func TestEvidenceCounters(t *testing.T) {
 	if p, d := testutil.CollectAndCount(e.pairs), testutil.CollectAndCount(e.disagreements); p != 2 || d != 4 {
 		t.Fatalf("%d pair and %d disagreement series before any count, want 2 and 4", p, d)
 	}
-	e.CountPair(router.Baseline)
-	e.CountPair(router.Baseline)
-	e.CountPair(router.Candidate)
+	e.CountPair(verdict.Baseline)
+	e.CountPair(verdict.Baseline)
+	e.CountPair(verdict.Candidate)
 	e.CountDisagreement("new_block", true, []int{942100})
 	e.CountDisagreement("new_block", false, []int{942100, 932160})
 	e.CountDisagreement("bogus", false, []int{1})

@@ -12,8 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Metrics holds wafcanary's collectors. It is safe for concurrent use.
@@ -37,11 +37,9 @@ type Metrics struct {
 	// path reads it with one atomic load, never the snapshot lock.
 	known atomic.Pointer[[2]map[int]string]
 
-	mu   sync.Mutex // serialises ObserveSnapshot
+	mu   sync.Mutex // serialises ObserveServing
 	info [2]string  // version currently labelled per arm
 }
-
-var _ router.Observer = (*Metrics)(nil)
 
 // Buckets for time inside the WAF: CRS costs about 2 ms a request, so the
 // resolution sits between 100 µs and 100 ms. Native histograms are also
@@ -116,8 +114,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
-	for _, a := range router.Arms {
-		for _, act := range router.Actions {
+	for _, a := range verdict.Arms {
+		for _, act := range verdict.Actions {
 			m.requests.WithLabelValues(a.String(), act.String())
 		}
 		m.wafDuration.WithLabelValues(a.String())
@@ -154,8 +152,8 @@ func verdictLabel(blocked bool) string {
 	return "allowed"
 }
 
-// ObserveRequest implements router.Observer.
-func (m *Metrics) ObserveRequest(r router.RequestRecord) {
+// ObserveRequest counts a proxied request.
+func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
 	arm := r.Arm.String()
 	m.requests.WithLabelValues(arm, r.Action.String()).Inc()
 	m.wafDuration.WithLabelValues(arm).Observe(r.WAFDuration.Seconds())
@@ -177,21 +175,20 @@ func (m *Metrics) ObserveRequest(r router.RequestRecord) {
 	}
 }
 
-// ObserveShadow implements router.Observer.
-func (m *Metrics) ObserveShadow(s router.ShadowRecord) {
+// ObserveShadow counts a shadow pair.
+func (m *Metrics) ObserveShadow(s verdict.ShadowRecord) {
 	m.shadow.WithLabelValues(verdictLabel(s.Baseline.Blocked), verdictLabel(s.Candidate.Blocked)).Inc()
 }
 
-// ShadowDropped implements router.Observer.
+// ShadowDropped counts a sample not evaluated.
 func (m *Metrics) ShadowDropped() { m.shadowDropped.Inc() }
 
-// ObserveSnapshot implements router.Observer: it publishes the share and
-// the versions in service, and creates the rule series of newly loaded
-// rulesets at zero.
-func (m *Metrics) ObserveSnapshot(s *router.Snapshot) {
-	m.weight.Set(s.Share.Ratio())
+// ObserveServing publishes the share and the versions in service, and
+// creates the rule series of newly loaded rulesets at zero.
+func (m *Metrics) ObserveServing(s verdict.Serving) {
+	m.weight.Set(s.CandidateShare)
 	if s.Candidate != nil {
-		m.shadowSample.Set(s.ShadowSample.Ratio())
+		m.shadowSample.Set(s.ShadowShare)
 	} else {
 		m.shadowSample.Set(0)
 	}
@@ -199,7 +196,7 @@ func (m *Metrics) ObserveSnapshot(s *router.Snapshot) {
 	defer m.mu.Unlock()
 	known := *m.known.Load()
 	defer func() { m.known.Store(&known) }()
-	for _, a := range router.Arms {
+	for _, a := range verdict.Arms {
 		rs := s.Ruleset(a)
 		version := ""
 		if rs != nil {

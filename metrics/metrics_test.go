@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 func load(t *testing.T, path string) *ruleset.Ruleset {
@@ -45,14 +45,14 @@ func TestObserve(t *testing.T) {
 	m := New(reg, "test")
 	base := load(t, "../router/testdata/actions.conf")
 	cand := load(t, "../router/testdata/actions-candidate.conf")
-	m.ObserveSnapshot(&router.Snapshot{Baseline: base, Candidate: cand, Share: 2500, ShadowSample: 10000})
+	m.ObserveServing(verdict.Serving{Baseline: base, Candidate: cand, CandidateShare: 0.25, ShadowShare: 1})
 
-	m.ObserveRequest(router.RequestRecord{Arm: router.Baseline, Action: router.Blocked, WAFDuration: time.Millisecond, Duration: 2 * time.Millisecond,
-		Verdict: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}}) // 424242 is not loaded: not counted
-	m.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Allowed, UpstreamError: true})
-	m.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Blocked, BlockedInResponse: true})
-	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}, {ID: 424242}}}})
-	m.ObserveShadow(router.ShadowRecord{Baseline: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}, Candidate: router.Verdict{Blocked: true, Rules: []router.RuleMatch{{ID: 103}}}})
+	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Baseline, Action: verdict.Blocked, WAFDuration: time.Millisecond, Duration: 2 * time.Millisecond,
+		Verdict: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}, {ID: 424242}}}}) // 424242 is not loaded: not counted
+	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Candidate, Action: verdict.Allowed, UpstreamError: true})
+	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Candidate, Action: verdict.Blocked, BlockedInResponse: true})
+	m.ObserveShadow(verdict.ShadowRecord{Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}, {ID: 424242}}}})
+	m.ObserveShadow(verdict.ShadowRecord{Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}, Candidate: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}})
 	m.ShadowDropped()
 
 	want := `
@@ -91,7 +91,7 @@ wafcanary_response_blocks_total{arm="candidate"} 1
 
 	// A new candidate version replaces the info series instead of adding one.
 	cand2 := load(t, "../router/testdata/actions.conf")
-	m.ObserveSnapshot(&router.Snapshot{Baseline: base, Candidate: cand2})
+	m.ObserveServing(verdict.Serving{Baseline: base, Candidate: cand2})
 	info := `
 # HELP wafcanary_ruleset_info Ruleset version in service per arm; always 1.
 # TYPE wafcanary_ruleset_info gauge

@@ -10,6 +10,7 @@ import (
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
@@ -64,7 +65,7 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 		}
 		cs = &c
 	}
-	rep, err := gates.Evaluate(ctx, base, cand, cs, s.cfg.Gates)
+	rep, err := EvaluateGates(ctx, base, cand, cs, s.cfg.Gates)
 	if err != nil {
 		return fmt.Errorf("running the gates: %w", err)
 	}
@@ -185,4 +186,10 @@ func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 		return nil
 	}
 	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path}
+}
+
+// EvaluateGates runs the gates as a start does, the CRS suite through
+// wafcanary's own proxy.
+func EvaluateGates(ctx context.Context, base, cand *ruleset.Ruleset, cs *gates.Cases, cfg gates.Config) (gates.Report, error) {
+	return gates.Evaluate(ctx, base, cand, cs, cfg, router.Standalone)
 }

@@ -123,7 +123,11 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	// rulesets; no listener is open yet, so nothing is served from them.
 	s.router, err = router.New(snapshotOf(conf), router.Options{
 		Upstream: up, Routing: cfg.Routing, Shadow: cfg.Shadow, Proxy: cfg.Proxy,
-		Secret: []byte(secret), Observer: router.Tee(s.metrics, s.collector), Logger: log,
+		Secret: []byte(secret), Observe: router.Observers{
+			Requests: []router.RequestObserver{s.metrics, s.collector},
+			Shadows:  []router.ShadowObserver{s.metrics, s.collector},
+			Serving:  []router.ServingObserver{s.metrics},
+		}, Logger: log,
 	})
 	if err != nil {
 		return nil, err

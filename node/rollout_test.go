@@ -18,6 +18,7 @@ import (
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // liveServer is a server running as serve runs it, on loopback.
@@ -194,7 +195,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 		client := ""
 		for i := range 200 {
 			id := fmt.Sprint("probe-", i)
-			if router.NewAssigner([]byte(mustSecret(t, ls.s))).Assign("h:"+id, 5000) == router.Candidate {
+			if router.NewAssigner([]byte(mustSecret(t, ls.s))).Assign("h:"+id, 5000) == verdict.Candidate {
 				client = id
 				break
 			}

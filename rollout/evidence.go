@@ -14,6 +14,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 
 	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Scope is what a rollout declares it means to change: disagreements on
@@ -104,7 +105,7 @@ type Evidence struct {
 // step, enforcing on its arm or in shadow: the traffic a step's
 // min_requests counts.
 func (e Evidence) CandidateRequests() int64 {
-	return e.Arms[router.Candidate].Requests + e.ShadowedByCandidate
+	return e.Arms[verdict.Candidate].Requests + e.ShadowedByCandidate
 }
 
 // Windows says where evidence starts counting: the rollout's scope
@@ -136,13 +137,14 @@ type Collector struct {
 // classified as the controller will judge them, so a fleet's evidence can
 // be summed over its replicas in Prometheus.
 type Counter interface {
-	CountPair(enforcing router.Arm)
+	CountPair(enforcing verdict.Arm)
 	CountDisagreement(kind string, inScope bool, rules []int)
 }
 
 var (
-	_ router.Observer = (*Collector)(nil)
-	_ EvidenceSource  = (*Collector)(nil)
+	_ router.RequestObserver = (*Collector)(nil)
+	_ router.ShadowObserver  = (*Collector)(nil)
+	_ EvidenceSource         = (*Collector)(nil)
 )
 
 // NewCollector returns an empty collector; counter may be nil.
@@ -206,13 +208,13 @@ func cloneCounts(m map[int]int64) map[int]int64 {
 	return out
 }
 
-// ObserveRequest implements router.Observer.
-func (c *Collector) ObserveRequest(r router.RequestRecord) {
+// ObserveRequest implements router.RequestObserver.
+func (c *Collector) ObserveRequest(r verdict.RequestRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := &c.ev.Arms[r.Arm]
 	a.Requests++
-	if r.Action == router.Blocked {
+	if r.Action == verdict.Blocked {
 		a.Blocked++
 		if r.BlockedInResponse {
 			a.ResponseBlocked++
@@ -229,11 +231,11 @@ func (c *Collector) ObserveRequest(r router.RequestRecord) {
 	}
 }
 
-// ObserveShadow implements router.Observer.
-func (c *Collector) ObserveShadow(s router.ShadowRecord) {
+// ObserveShadow implements router.ShadowObserver.
+func (c *Collector) ObserveShadow(s verdict.ShadowRecord) {
 	var d *Disagreements
 	var kind string
-	var blocking, other router.Verdict
+	var blocking, other verdict.Verdict
 	switch {
 	case s.Candidate.Blocked && !s.Baseline.Blocked:
 		d, kind, blocking, other = &c.ev.NewBlocks, "new_block", s.Candidate, s.Baseline
@@ -256,11 +258,11 @@ func (c *Collector) ObserveShadow(s router.ShadowRecord) {
 
 // count adds a pair, and its disagreement d if any, to the window, and
 // reports whether the disagreement is in the rollout's scope.
-func (c *Collector) count(enforcing router.Arm, d *Disagreements, path string, rules []int) bool {
+func (c *Collector) count(enforcing verdict.Arm, d *Disagreements, path string, rules []int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ev.Pairs++
-	if enforcing == router.Baseline {
+	if enforcing == verdict.Baseline {
 		c.ev.ShadowedByCandidate++
 	}
 	if d == nil {
@@ -277,23 +279,19 @@ func (c *Collector) count(enforcing router.Arm, d *Disagreements, path string, r
 	return false
 }
 
-// ShadowDropped implements router.Observer.
+// ShadowDropped implements router.ShadowObserver.
 func (c *Collector) ShadowDropped() {
 	c.mu.Lock()
 	c.ev.Dropped++
 	c.mu.Unlock()
 }
 
-// ObserveSnapshot implements router.Observer; the controller resets the
-// windows itself when it changes the share.
-func (c *Collector) ObserveSnapshot(*router.Snapshot) {}
-
 // attribute returns the rules behind a disagreement: those that logged on
 // the blocking side and not on the other, evaluation rules left out.
-func attribute(blocking, other router.Verdict) []int {
+func attribute(blocking, other verdict.Verdict) []int {
 	var out []int
 	for _, r := range blocking.Rules {
-		if evaluationRules[r.ID] || slices.ContainsFunc(other.Rules, func(o router.RuleMatch) bool { return o.ID == r.ID }) || slices.Contains(out, r.ID) {
+		if evaluationRules[r.ID] || slices.ContainsFunc(other.Rules, func(o verdict.RuleMatch) bool { return o.ID == r.ID }) || slices.Contains(out, r.ID) {
 			continue
 		}
 		out = append(out, r.ID)

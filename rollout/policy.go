@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Verdict is a check's outcome. Verdicts are ordered: the worst wins.
@@ -255,7 +255,7 @@ func blockRateCheck(e Evidence, limit, alpha float64, split, required bool) Outc
 		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
-	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
+	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
 	arm, paired := NewMixture(armNOpt, alpha), NewMixture(pairedNOpt, alpha)
 	directLo, directHi := DiffBounds(c.Blocked, c.Requests, b.Blocked, b.Requests, alpha/2, arm)
 	// Split by phase: alpha/4 for the request phases (alpha/8 for each of
@@ -296,7 +296,7 @@ func upstreamErrorCheck(e Evidence, limit, alpha float64, split, required bool) 
 		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
-	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
+	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
 	lo, hi := DiffBounds(c.UpstreamErrors, c.Requests, b.UpstreamErrors, b.Requests, alpha, NewMixture(armNOpt, alpha))
 	o.Observed, o.Lower, o.Upper, o.N = rate(c.UpstreamErrors, c.Requests)-rate(b.UpstreamErrors, b.Requests), lo, hi, c.Requests
 	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.UpstreamErrors, c.Requests)), c.Requests, pct(rate(b.UpstreamErrors, b.Requests)), b.Requests)
@@ -355,7 +355,7 @@ func latencyCheck(check string, q, margin float64, slack time.Duration, e Eviden
 		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
-	b, c := e.Arms[router.Baseline], e.Arms[router.Candidate]
+	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
 	if b.WAFTime == nil || c.WAFTime == nil || int64(b.WAFTime.GetCount()) < p.MinLatencySamples || int64(c.WAFTime.GetCount()) < p.MinLatencySamples {
 		o.Verdict = Inconclusive
 		o.Reason = fmt.Sprintf("%s: fewer than %d samples on an arm", name, p.MinLatencySamples)

@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
-func verdictWith(blocked bool, ids ...int) router.Verdict {
-	v := router.Verdict{Blocked: blocked}
+func verdictWith(blocked bool, ids ...int) verdict.Verdict {
+	v := verdict.Verdict{Blocked: blocked}
 	for _, id := range ids {
-		v.Rules = append(v.Rules, router.RuleMatch{ID: id})
+		v.Rules = append(v.Rules, verdict.RuleMatch{ID: id})
 	}
 	return v
 }
@@ -25,7 +24,7 @@ func verdictWith(blocked bool, ids ...int) router.Verdict {
 func TestCollectorAttributesAndScopes(t *testing.T) {
 	c := NewCollector(nil)
 	c.ResetScope(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
-	pairs := []router.ShadowRecord{
+	pairs := []verdict.ShadowRecord{
 		{Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
 		// Lost block caused only by the rule in scope: expected.
 		{Path: "/contact", Baseline: verdictWith(true, 920350, 930120, 949110), Candidate: verdictWith(false, 920350)},
@@ -34,7 +33,7 @@ func TestCollectorAttributesAndScopes(t *testing.T) {
 		// Lost block by a rule outside scope: counts against the candidate.
 		{Path: "/search", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
 		// New block: 942520 only on the candidate side.
-		{Path: "/search", Enforcing: router.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
+		{Path: "/search", Enforcing: verdict.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
 	}
 	for _, p := range pairs {
 		c.ObserveShadow(p)
@@ -143,16 +142,16 @@ func TestEvaluate(t *testing.T) {
 func simulate(rng *rand.Rand, n, every int, baseBlock, candBlock, newBlock float64, p Policy) (failedAt int) {
 	c := NewCollector(nil)
 	for i := 1; i <= n; i++ {
-		arm := router.Baseline
+		arm := verdict.Baseline
 		if rng.IntN(2) == 1 {
-			arm = router.Candidate
+			arm = verdict.Candidate
 		}
 		rate := baseBlock
-		if arm == router.Candidate {
+		if arm == verdict.Candidate {
 			rate = candBlock
 		}
-		c.ObserveRequest(router.RequestRecord{Arm: arm, Action: map[bool]router.Action{true: router.Blocked, false: router.Allowed}[rng.Float64() < rate]})
-		pair := router.ShadowRecord{Path: "/", Enforcing: arm}
+		c.ObserveRequest(verdict.RequestRecord{Arm: arm, Action: map[bool]verdict.Action{true: verdict.Blocked, false: verdict.Allowed}[rng.Float64() < rate]})
+		pair := verdict.ShadowRecord{Path: "/", Enforcing: arm}
 		if rng.Float64() < newBlock {
 			pair.Candidate = verdictWith(true, 942520, 949110)
 		}
@@ -211,8 +210,8 @@ func TestCollectorWindows(t *testing.T) {
 	scope := Scope{Paths: []string{"/support/"}}
 	feed := func(n int) {
 		for range n {
-			c.ObserveRequest(router.RequestRecord{Arm: router.Candidate, Action: router.Blocked, WAFDuration: time.Millisecond})
-			c.ObserveShadow(router.ShadowRecord{Path: "/search", Enforcing: router.Baseline, Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)})
+			c.ObserveRequest(verdict.RequestRecord{Arm: verdict.Candidate, Action: verdict.Blocked, WAFDuration: time.Millisecond})
+			c.ObserveShadow(verdict.ShadowRecord{Path: "/search", Enforcing: verdict.Baseline, Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)})
 		}
 	}
 	c.Reset(Windows{Scope: scope, Rollout: t0, Step: t0})
@@ -223,7 +222,7 @@ func TestCollectorWindows(t *testing.T) {
 	if e.Pairs != 15 || e.LostBlocks.OutOfScope != 15 || e.LostBlocks.Rules[942100] != 15 {
 		t.Errorf("after two steps: %d pairs, %d lost blocks (942100 x%d), want 15 of each: pairs count over the rollout", e.Pairs, e.LostBlocks.OutOfScope, e.LostBlocks.Rules[942100])
 	}
-	if a := e.Arms[router.Candidate]; a.Requests != 5 || a.Blocked != 5 || e.ShadowedByCandidate != 5 || a.WAFTime.GetCount() != 5 {
+	if a := e.Arms[verdict.Candidate]; a.Requests != 5 || a.Blocked != 5 || e.ShadowedByCandidate != 5 || a.WAFTime.GetCount() != 5 {
 		t.Errorf("after two steps: candidate arm %d requests, %d blocked, %d shadowed by the candidate; want 5 each: arms count over the step", a.Requests, a.Blocked, e.ShadowedByCandidate)
 	}
 	c.Reset(Windows{Scope: scope, Rollout: t0.Add(time.Hour), Step: t0.Add(time.Hour)}) // another rollout

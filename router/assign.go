@@ -8,29 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/wafcanary/wafcanary/verdict"
 )
-
-// Arm names the ruleset that enforces on a request.
-type Arm uint8
-
-// The two arms.
-const (
-	Baseline Arm = iota
-	Candidate
-)
-
-// Arms lists every arm, for code that creates per-arm state up front.
-var Arms = [...]Arm{Baseline, Candidate}
-
-func (a Arm) String() string {
-	if a == Candidate {
-		return "candidate"
-	}
-	return "baseline"
-}
-
-// Other returns the arm that did not enforce.
-func (a Arm) Other() Arm { return 1 - a }
 
 // Assigner maps a sticky key to an arm. It is a pure function of the key,
 // the secret and the share: a key's bucket never changes, and a key is on
@@ -58,11 +38,15 @@ func (a Assigner) Bucket(key string) Share {
 }
 
 // Assign returns the arm for key under the candidate share.
-func (a Assigner) Assign(key string, share Share) Arm {
-	if share > 0 && a.Bucket(key) < share {
-		return Candidate
+func (a Assigner) Assign(key string, share Share) verdict.Arm { return armOf(a.Bucket(key), share) }
+
+// armOf is the assignment rule, the one place it is written: a bucket below
+// the share is the candidate's.
+func armOf(bucket, share Share) verdict.Arm {
+	if share > 0 && bucket < share {
+		return verdict.Candidate
 	}
-	return Baseline
+	return verdict.Baseline
 }
 
 // stickyKey says where the sticky key comes from.

@@ -18,6 +18,7 @@ import (
 	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // cannedUpstream answers in process, so the benchmarks measure the WAF
@@ -74,11 +75,16 @@ func loadB(b *testing.B, name string) *ruleset.Ruleset {
 	return rs
 }
 
+// observeAll tells m everything, as the node does.
+func observeAll(m *metrics.Metrics) router.Observers {
+	return router.Observers{Requests: []router.RequestObserver{m}, Shadows: []router.ShadowObserver{m}, Serving: []router.ServingObserver{m}}
+}
+
 func newBenchRouter(b *testing.B, snap *router.Snapshot) *router.Router {
 	u, _ := url.Parse("http://upstream.internal")
 	rt, err := router.New(snap, router.Options{
 		Upstream: u, Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, Proxy: router.DefaultProxyConfig,
-		Secret: []byte("bench-secret-0123456789"), Observer: metrics.New(prometheus.NewRegistry(), "bench"),
+		Secret: []byte("bench-secret-0123456789"), Observe: observeAll(metrics.New(prometheus.NewRegistry(), "bench")),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Transport: cannedUpstream{},
 	})
 	if err != nil {
@@ -215,7 +221,7 @@ func BenchmarkAssign(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		if a.Assign(keys[n%len(keys)], router.MaxShare/2) == router.Candidate {
+		if a.Assign(keys[n%len(keys)], router.MaxShare/2) == verdict.Candidate {
 			n++
 		}
 		n++
@@ -228,12 +234,12 @@ func BenchmarkObserveRequest(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "bench")
 	// Rule series are counted only for the loaded rulesets' rules.
-	m.ObserveSnapshot(&router.Snapshot{Baseline: loadB(b, "baseline.conf"), Candidate: loadB(b, "candidate-exclusion.conf")})
+	m.ObserveServing(verdict.Serving{Baseline: loadB(b, "baseline.conf"), Candidate: loadB(b, "candidate-exclusion.conf")})
 	// The blocked record first: CI runs benchmarks once.
-	recs := []router.RequestRecord{
-		{ID: "b", Arm: router.Candidate, Action: router.Blocked, Status: 403, WAFDuration: 1500 * time.Microsecond, Duration: 1600 * time.Microsecond,
-			Verdict: router.Verdict{Blocked: true, RuleID: 949110, Rules: []router.RuleMatch{{ID: 942100}, {ID: 949110}}}},
-		{ID: "a", Arm: router.Baseline, Action: router.Allowed, Status: 200, WAFDuration: 900 * time.Microsecond, Duration: 1200 * time.Microsecond},
+	recs := []verdict.RequestRecord{
+		{ID: "b", Arm: verdict.Candidate, Action: verdict.Blocked, Status: 403, WAFDuration: 1500 * time.Microsecond, Duration: 1600 * time.Microsecond,
+			Verdict: verdict.Verdict{Blocked: true, RuleID: 949110, Rules: []verdict.RuleMatch{{ID: 942100}, {ID: 949110}}}},
+		{ID: "a", Arm: verdict.Baseline, Action: verdict.Allowed, Status: 200, WAFDuration: 900 * time.Microsecond, Duration: 1200 * time.Microsecond},
 	}
 	b.ReportAllocs()
 	i := 0

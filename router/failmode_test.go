@@ -5,6 +5,7 @@ import (
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 type panicOperator struct{ trigger string }
@@ -27,14 +28,14 @@ func TestFailMode(t *testing.T) {
 		mode     string
 		target   string
 		status   int
-		action   Action
+		action   verdict.Action
 		upstream bool
 	}{
-		{FailClosed, "/?q=boom", 500, Error, false},
+		{FailClosed, "/?q=boom", 500, verdict.Error, false},
 		// Why: failing open lets the request through uninspected, but the
 		// record still says no verdict was reached.
-		{FailOpen, "/?q=boom", 200, Error, true},
-		{FailClosed, "/?q=fine", 200, Allowed, true},
+		{FailOpen, "/?q=boom", 200, verdict.Error, true},
+		{FailClosed, "/?q=fine", 200, verdict.Allowed, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.mode+tt.target, func(t *testing.T) {

@@ -16,45 +16,51 @@ import (
 	"time"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // recorder is a hand-written Observer that keeps everything it is told.
 type recorder struct {
 	mu      sync.Mutex
-	reqs    []RequestRecord
-	shadows chan ShadowRecord
+	reqs    []verdict.RequestRecord
+	shadows chan verdict.ShadowRecord
 	dropped int
-	snaps   []*Snapshot
+	serving []verdict.Serving
 }
 
-func newRecorder() *recorder { return &recorder{shadows: make(chan ShadowRecord, 100000)} }
+func newRecorder() *recorder { return &recorder{shadows: make(chan verdict.ShadowRecord, 100000)} }
 
-func (r *recorder) ObserveRequest(rec RequestRecord) {
+func (r *recorder) ObserveRequest(rec verdict.RequestRecord) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, rec)
 	r.mu.Unlock()
 }
-func (r *recorder) ObserveShadow(s ShadowRecord) { r.shadows <- s }
+func (r *recorder) ObserveShadow(s verdict.ShadowRecord) { r.shadows <- s }
 func (r *recorder) ShadowDropped() {
 	r.mu.Lock()
 	r.dropped++
 	r.mu.Unlock()
 }
-func (r *recorder) ObserveSnapshot(s *Snapshot) {
+func (r *recorder) ObserveServing(s verdict.Serving) {
 	r.mu.Lock()
-	r.snaps = append(r.snaps, s)
+	r.serving = append(r.serving, s)
 	r.mu.Unlock()
 }
 
-func (r *recorder) requests() []RequestRecord {
+// observers tells r everything.
+func (r *recorder) observers() Observers {
+	return Observers{Requests: []RequestObserver{r}, Shadows: []ShadowObserver{r}, Serving: []ServingObserver{r}}
+}
+
+func (r *recorder) requests() []verdict.RequestRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]RequestRecord(nil), r.reqs...)
+	return append([]verdict.RequestRecord(nil), r.reqs...)
 }
 
 // byID waits (bounded) for the record of a request: records are reported
 // after the response is sent, so a client can see its answer first.
-func (r *recorder) byID(t *testing.T, id string) RequestRecord {
+func (r *recorder) byID(t *testing.T, id string) verdict.RequestRecord {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -66,11 +72,11 @@ func (r *recorder) byID(t *testing.T, id string) RequestRecord {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("no record for request %s", id)
-	return RequestRecord{}
+	return verdict.RequestRecord{}
 }
 
 // nextShadow waits (bounded) for the next shadow pair.
-func (r *recorder) nextShadow(t *testing.T) ShadowRecord {
+func (r *recorder) nextShadow(t *testing.T) verdict.ShadowRecord {
 	t.Helper()
 	select {
 	case s := <-r.shadows:
@@ -78,7 +84,7 @@ func (r *recorder) nextShadow(t *testing.T) ShadowRecord {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no shadow verdict")
 	}
-	return ShadowRecord{}
+	return verdict.ShadowRecord{}
 }
 
 func load(t testing.TB, path string) *ruleset.Ruleset {
@@ -169,7 +175,7 @@ func newFixture(t testing.TB, snap *Snapshot, upstreamHandler http.Handler, edit
 		Shadow:   DefaultShadowConfig,
 		Proxy:    DefaultProxyConfig,
 		Secret:   []byte("test-secret-0123456789"),
-		Observer: f.rec,
+		Observe:  f.rec.observers(),
 		Logger:   slog.New(slog.NewJSONHandler(f.logs, nil)),
 	}
 	if edit != nil {

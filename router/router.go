@@ -6,6 +6,7 @@ package router
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Options configure a Router.
@@ -29,8 +31,8 @@ type Options struct {
 	Proxy    ProxyConfig
 	// Secret keys the sticky assignment; see RoutingConfig.HashSecret.
 	Secret []byte
-	// Observer receives request and shadow outcomes. Required.
-	Observer Observer
+	// Observe lists who is told of requests, shadow pairs and what serves.
+	Observe Observers
 	// Logger receives block, disagreement and error events. Required.
 	Logger *slog.Logger
 	// Transport reaches the upstream; nil means one built from Proxy.
@@ -51,7 +53,7 @@ type Router struct {
 	// Shadow.QueueBytes.
 	queued atomic.Int64
 	opts   Options
-	obs    Observer
+	obs    Observers
 	log    *slog.Logger
 }
 
@@ -60,8 +62,8 @@ func New(initial *Snapshot, o Options) (*Router, error) {
 	if o.Upstream == nil || o.Upstream.Scheme == "" || o.Upstream.Host == "" {
 		return nil, errors.New("router: upstream must be an absolute URL")
 	}
-	if o.Observer == nil || o.Logger == nil {
-		return nil, errors.New("router: observer and logger are required")
+	if o.Logger == nil {
+		return nil, errors.New("router: a logger is required")
 	}
 	if len(o.Secret) < 16 {
 		return nil, errors.New("router: assignment secret must be at least 16 bytes")
@@ -83,12 +85,43 @@ func New(initial *Snapshot, o Options) (*Router, error) {
 		clients: clients,
 		shadow:  make(chan *capture, o.Shadow.QueueSize),
 		opts:    o,
-		obs:     o.Observer,
+		obs:     o.Observe,
 		log:     o.Logger,
 	}
 	rt.proxy = rt.newReverseProxy()
 	if err := rt.Swap(initial); err != nil {
 		return nil, err
+	}
+	return rt, nil
+}
+
+// RequestFunc is a RequestObserver made of a function.
+type RequestFunc func(verdict.RequestRecord)
+
+// ObserveRequest calls f.
+func (f RequestFunc) ObserveRequest(r verdict.RequestRecord) { f(r) }
+
+// Standalone returns a Router enforcing rs alone in front of upstream,
+// with the default configuration and a random secret, telling observe of
+// each request and logging nothing: the proxy the CRS regression suite
+// runs through (suite.Proxy). It never samples shadow pairs, so Run need
+// not be called.
+func Standalone(rs *ruleset.Ruleset, upstream *url.URL, observe func(verdict.RequestRecord)) (http.Handler, error) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	rt, err := New(&Snapshot{Baseline: rs}, Options{
+		Upstream: upstream,
+		Routing:  DefaultRoutingConfig,
+		Shadow:   DefaultShadowConfig,
+		Proxy:    DefaultProxyConfig,
+		Secret:   secret,
+		Observe:  Observers{Requests: []RequestObserver{RequestFunc(observe)}},
+		// The suite sends attacks on purpose: block and error lines
+		// would only be noise. Outcomes are read from the observer.
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, err // not a nil *Router in a non-nil interface
 	}
 	return rt, nil
 }
@@ -108,7 +141,7 @@ func (rt *Router) Swap(next *Snapshot) error {
 	for _, rs := range prev.retiredBy(next) {
 		rs.Retire()
 	}
-	rt.obs.ObserveSnapshot(next)
+	rt.obs.serving(next.Serving())
 	return nil
 }
 
@@ -138,14 +171,12 @@ func (rt *Router) Run(ctx context.Context) {
 // pick chooses the arm for a request and takes a reference on its ruleset.
 // The bucket is computed once; only the snapshot is re-read if a swap
 // closed the ruleset between loading the snapshot and acquiring it.
-func (rt *Router) pick(r *http.Request, clientIP string) (*Snapshot, Arm, *ruleset.Ruleset) {
+func (rt *Router) pick(r *http.Request, clientIP string) (*Snapshot, verdict.Arm, *ruleset.Ruleset) {
 	bucket := rt.assign.Bucket(rt.sticky.of(r, clientIP))
 	for {
 		s := rt.snap.Load()
-		arm := Baseline
-		if s.Candidate != nil && bucket < s.Share {
-			arm = Candidate
-		}
+		// A snapshot's share is above zero only with a candidate (Validate).
+		arm := armOf(bucket, s.Share)
 		if rs := s.Ruleset(arm); rs.Acquire() {
 			return s, arm, rs
 		}

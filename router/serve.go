@@ -15,13 +15,14 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // exchange is one request's state, shared by ServeHTTP and the reverse
 // proxy's hooks through the request context.
 type exchange struct {
 	id          string
-	arm         Arm
+	arm         verdict.Arm
 	rs          *ruleset.Ruleset
 	tx          types.Transaction // nil when failing open after an error
 	sw          stopwatch
@@ -50,7 +51,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clientIP, clientPort, peerTrusted := rt.clients.resolve(r)
 	snap, arm, rs := rt.pick(r, clientIP)
 	ex := &exchange{id: id, arm: arm, rs: rs, peerTrusted: peerTrusted}
-	rec := RequestRecord{ID: id, Arm: arm}
+	rec := verdict.RequestRecord{ID: id, Arm: arm}
 
 	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: id, Context: r.Context()})
 	ex.tx = tx
@@ -59,7 +60,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Runs on every exit, including the panic net/http uses to abort a
 		// response (drop, or a copy error once headers are out).
 		p := recover()
-		if p != nil && r.Context().Err() == nil && !ex.dropped && rec.Action != Blocked {
+		if p != nil && r.Context().Err() == nil && !ex.dropped && rec.Action != verdict.Blocked {
 			ex.upstreamErr = true // the upstream broke off mid-response
 		}
 		rt.finish(ex, tx, r, &rec, sw.status, start)
@@ -70,7 +71,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	view := viewOf(r, id, clientIP, clientPort)
+	view := verdict.RequestOf(r, id, clientIP, clientPort)
 	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody {
 		body = r.Body
@@ -81,13 +82,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	switch {
-	case errors.Is(err, errClientBody):
-		rec.Action = Error
+	case errors.Is(err, verdict.ErrClientBody):
+		rec.Action = verdict.Error
 		rt.log.Info("client broke off request body", "request_id", id, "error", err)
 		http.Error(sw, "bad request", http.StatusBadRequest)
 		return
 	case err != nil:
-		rec.Action = Error
+		rec.Action = verdict.Error
 		rt.log.Error("waf processing failed", "request_id", id, "arm", arm.String(), "fail_mode", rt.opts.Proxy.FailMode, "error", err)
 		if rt.opts.Proxy.FailMode != FailOpen {
 			writeStatus(sw, id, http.StatusInternalServerError)
@@ -98,7 +99,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			replay = failOpenBody(tx, body)
 		}
 	case it != nil:
-		rec.Action = Blocked
+		rec.Action = verdict.Blocked
 		rt.interrupt(sw, r, id, it)
 		return
 	}
@@ -110,26 +111,19 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.proxy.ServeHTTP(sw, out)
 	switch {
 	case ex.blocked:
-		rec.Action, rec.BlockedInResponse = Blocked, true
+		rec.Action, rec.BlockedInResponse = verdict.Blocked, true
 	case ex.failed:
-		rec.Action = Error
+		rec.Action = verdict.Error
 	}
 }
 
-// inspectRequest runs phases 1 and 2. A panic inside Coraza is turned into
-// a processing error so the fail mode decides, not the server's recover.
-func (rt *Router) inspectRequest(ex *exchange, v *requestView, body io.Reader) (it *types.Interruption, replay io.Reader, err error) {
+// inspectRequest runs phases 1 and 2, timed. A panic inside Coraza comes
+// back as a processing error, so the fail mode decides, not the server's
+// recover.
+func (rt *Router) inspectRequest(ex *exchange, v *verdict.Request, body io.Reader) (*types.Interruption, io.Reader, error) {
 	start := time.Now()
 	defer ex.sw.since(start)
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("coraza panicked: %v", p)
-		}
-	}()
-	if it = processRequestHeaders(ex.tx, v); it != nil {
-		return it, nil, nil
-	}
-	return processRequestBody(ex.tx, body)
+	return verdict.RequestPhases(ex.tx, v, body)
 }
 
 // failOpenBody rebuilds the upstream body after a processing error: what
@@ -146,14 +140,14 @@ func failOpenBody(tx types.Transaction, body io.Reader) io.Reader {
 
 // finish runs the logging phase, copies the verdict out of the transaction,
 // closes it, and reports the request.
-func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, rec *RequestRecord, status int, start time.Time) {
+func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, rec *verdict.RequestRecord, status int, start time.Time) {
 	t := time.Now()
 	func() {
 		defer func() { _ = recover() }() // a failing logging phase must not lose the record
 		tx.ProcessLogging()
 	}()
 	ex.sw.since(t)
-	rec.Verdict = verdictOf(tx)
+	rec.Verdict = verdict.Of(tx)
 	_ = tx.Close() // only fails removing temporary body files, which it logs itself
 	rec.Status = status
 	if ex.clientGone {
@@ -162,13 +156,13 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	rec.UpstreamError = ex.upstreamErr
 	rec.WAFDuration = ex.sw.total
 	rec.Duration = time.Since(start)
-	rt.obs.ObserveRequest(*rec)
-	if rec.Action == Blocked {
+	rt.obs.request(*rec)
+	if rec.Action == verdict.Blocked {
 		rt.logVerdict("request blocked", rec.ID, rec.Arm, ex.rs.Version, "enforce", r.Method, r.URL.Path, rec.Verdict)
 	}
 }
 
-func (rt *Router) logVerdict(msg, id string, arm Arm, version, mode, method, path string, v Verdict) {
+func (rt *Router) logVerdict(msg, id string, arm verdict.Arm, version, mode, method, path string, v verdict.Verdict) {
 	rt.log.Warn(msg,
 		"request_id", id, "arm", arm.String(), "version", version, "mode", mode,
 		"method", method, "path", path,
@@ -289,10 +283,10 @@ func (rt *Router) inspectResponse(tx types.Transaction, resp *http.Response) (it
 	// Only bodies the ruleset can inspect are buffered, up to its limit;
 	// the rest (SSE, downloads, binary types) stream straight through.
 	if rt.opts.Proxy.InspectResponseBody && tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() {
-		upstream := &clientReader{r: resp.Body}
+		upstream := &verdict.TrackingReader{R: resp.Body}
 		it, _, err := tx.ReadResponseBodyFrom(upstream)
-		if upstream.err != nil {
-			return nil, fmt.Errorf("%w: %w", errUpstreamBody, upstream.err)
+		if upstream.Err != nil {
+			return nil, fmt.Errorf("%w: %w", errUpstreamBody, upstream.Err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("buffering response body: %w", err)
@@ -407,3 +401,8 @@ func validRequestID(id string) bool {
 	}
 	return true
 }
+
+// stopwatch sums the time spent inside Coraza across a request's phases.
+type stopwatch struct{ total time.Duration }
+
+func (s *stopwatch) since(start time.Time) { s.total += time.Since(start) }

@@ -8,21 +8,21 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // capture is a sampled request waiting for the other ruleset's verdict.
 // It owns copies of everything it needs, and a reference on the ruleset
 // it will be judged by.
 type capture struct {
-	view      requestView
+	req       verdict.Request
 	body      []byte
 	path      string
-	enforcing Arm
-	verdict   Verdict // the enforcing ruleset's request-phase verdict
+	enforcing verdict.Arm
+	enforced  verdict.Verdict // the enforcing ruleset's request-phase verdict
 	snap      *Snapshot
 	other     *ruleset.Ruleset
 	// size is what the capture holds, counted against Shadow.QueueBytes.
@@ -33,7 +33,7 @@ type capture struct {
 // the other ruleset needs, while the transaction still holds the body.
 // Verdicts are compared on the request phases only, since the shadow
 // ruleset never sees a response. A nil capture means not sampled.
-func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *requestView, body io.Reader, it *types.Interruption) *capture {
+func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *verdict.Request, body io.Reader, it *types.Interruption) *capture {
 	if snap.Candidate == nil || snap.ShadowSample == 0 || ex.tx == nil {
 		return nil
 	}
@@ -44,7 +44,7 @@ func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *requestView, bo
 	if body != nil {
 		var ok bool
 		if data, ok = rt.captureBody(ex.tx, it != nil); !ok {
-			rt.obs.ShadowDropped()
+			rt.obs.dropped()
 			return nil
 		}
 	}
@@ -53,22 +53,15 @@ func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *requestView, bo
 		return nil // swapped out since this request started; nothing left to compare
 	}
 	c := &capture{
-		view:      *v,
+		req:       v.Clone(),
 		body:      data,
-		path:      pathOf(v.uri),
+		path:      pathOf(v.URI),
 		enforcing: ex.arm,
-		verdict:   verdictOf(ex.tx),
+		enforced:  verdict.Of(ex.tx),
 		snap:      snap,
 		other:     other,
 	}
-	c.view.header = v.header.Clone()
-	c.view.transferEncoding = append([]string(nil), v.transferEncoding...)
-	c.size = int64(len(data) + len(v.uri))
-	for k, vs := range c.view.header {
-		for _, hv := range vs {
-			c.size += int64(len(k) + len(hv))
-		}
-	}
+	c.size = int64(len(data) + v.Size())
 	return c
 }
 
@@ -96,7 +89,7 @@ func (rt *Router) offerShadow(c *capture) {
 func (rt *Router) dropShadow(c *capture) {
 	rt.queued.Add(-c.size)
 	c.other.Release()
-	rt.obs.ShadowDropped()
+	rt.obs.dropped()
 }
 
 // captureBody copies the request body Coraza buffered. A request blocked
@@ -150,61 +143,39 @@ func (rt *Router) shadowWorker(ctx context.Context) {
 func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 	defer c.other.Release()
 	defer rt.queued.Add(-c.size)
-	tx := c.other.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: c.view.id, Context: ctx})
-	shadow, err := func() (v Verdict, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = errPanic{p}
-			}
-		}()
-		defer tx.Close()
-		if processRequestHeaders(tx, &c.view) == nil {
-			var body io.Reader
-			if c.body != nil {
-				body = bytes.NewReader(c.body)
-			}
-			if _, _, err := processRequestBody(tx, body); err != nil {
-				return v, err
-			}
-		}
-		return verdictOf(tx), nil
-	}()
+	var body io.Reader
+	if c.body != nil {
+		body = bytes.NewReader(c.body)
+	}
+	shadow, err := verdict.Judge(ctx, c.other, &c.req, body)
 	if err != nil {
-		rt.obs.ShadowDropped()
-		rt.log.Error("shadow evaluation failed", "request_id", c.view.id, "error", err)
+		rt.obs.dropped()
+		rt.log.Error("shadow evaluation failed", "request_id", c.req.ID, "error", err)
 		return
 	}
 
-	rec := ShadowRecord{
-		ID: c.view.id, Method: c.view.method, Path: c.path, Enforcing: c.enforcing,
+	rec := verdict.ShadowRecord{
+		ID: c.req.ID, Method: c.req.Method, Path: c.path, Enforcing: c.enforcing,
 		BaselineVersion: c.snap.Baseline.Version, CandidateVersion: c.snap.Candidate.Version,
 	}
 	shadowArm := c.enforcing.Other()
-	if c.enforcing == Baseline {
-		rec.Baseline, rec.Candidate = c.verdict, shadow
+	if c.enforcing == verdict.Baseline {
+		rec.Baseline, rec.Candidate = c.enforced, shadow
 	} else {
-		rec.Baseline, rec.Candidate = shadow, c.verdict
+		rec.Baseline, rec.Candidate = shadow, c.enforced
 	}
 	// Log before reporting, so whoever acts on the pair finds its lines.
 	if shadow.Blocked {
-		rt.logVerdict("request blocked", c.view.id, shadowArm, c.other.Version, "shadow", c.view.method, c.path, shadow)
+		rt.logVerdict("request blocked", c.req.ID, shadowArm, c.other.Version, "shadow", c.req.Method, c.path, shadow)
 	}
-	if rec.Disagree() {
-		kind := "new_block" // candidate blocks what the baseline allows
-		if rec.Baseline.Blocked {
-			kind = "lost_block"
-		}
+	if kind := rec.Disagreement(); kind != verdict.Agree {
 		rt.log.Warn("shadow disagreement",
-			"request_id", rec.ID, "kind", kind, "method", rec.Method, "path", rec.Path,
+			"request_id", rec.ID, "kind", kind.String(), "method", rec.Method, "path", rec.Path,
 			"enforcing", c.enforcing.String(),
 			slogVerdict("baseline", rec.BaselineVersion, rec.Baseline),
 			slogVerdict("candidate", rec.CandidateVersion, rec.Candidate))
 	}
-	rt.obs.ObserveShadow(rec)
+	rt.obs.shadow(rec)
 }
-
-type errPanic struct{ v any }
-
-func (e errPanic) Error() string { return "coraza panicked during shadow evaluation" }
 
 var _ http.Handler = (*Router)(nil)

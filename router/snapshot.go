@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Snapshot is the complete routing state: both compiled rulesets, the
@@ -39,11 +40,17 @@ func (s *Snapshot) Validate() error {
 }
 
 // Ruleset returns the ruleset of arm, nil for a missing candidate.
-func (s *Snapshot) Ruleset(a Arm) *ruleset.Ruleset {
-	if a == Candidate {
+func (s *Snapshot) Ruleset(a verdict.Arm) *ruleset.Ruleset {
+	if a == verdict.Candidate {
 		return s.Candidate
 	}
 	return s.Baseline
+}
+
+// Serving describes what the snapshot serves, for observers.
+func (s *Snapshot) Serving() verdict.Serving {
+	return verdict.Serving{Baseline: s.Baseline, Candidate: s.Candidate,
+		CandidateShare: s.Share.Ratio(), ShadowShare: s.ShadowSample.Ratio()}
 }
 
 // WithShare returns a copy with the candidate share replaced.

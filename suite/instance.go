@@ -2,20 +2,18 @@ package suite
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Instance is a wafcanary proxy serving one ruleset on a loopback port,
@@ -32,29 +30,21 @@ type Instance struct {
 	upstream *http.Server
 }
 
-// Start serves rs through a real wafcanary router on loopback. rs must be
-// compiled for the suite (see Compile); Start takes over its owner
-// reference and retires it on Close. If Start fails, rs is still the
-// caller's to retire.
-func Start(rs *ruleset.Ruleset) (*Instance, error) {
+// Proxy builds the proxy under test: rs enforcing alone, in front of
+// upstream, telling observe of every request it has answered. The wiring
+// passes wafcanary's own (router.Standalone); the suite never builds one.
+type Proxy func(rs *ruleset.Ruleset, upstream *url.URL, observe func(verdict.RequestRecord)) (http.Handler, error)
+
+// Start serves rs through proxy on loopback. rs must be compiled for the
+// suite (see Compile); Start takes over its owner reference and retires
+// it on Close. If Start fails, rs is still the caller's to retire.
+func Start(rs *ruleset.Ruleset, proxy Proxy) (*Instance, error) {
 	up, upAddr, err := serve(Backend())
 	if err != nil {
 		return nil, fmt.Errorf("suite backend: %w", err)
 	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
 	rec := newRecorder()
-	rt, err := router.New(&router.Snapshot{Baseline: rs}, router.Options{
-		Upstream: &url.URL{Scheme: "http", Host: upAddr},
-		Routing:  router.DefaultRoutingConfig,
-		Shadow:   router.DefaultShadowConfig,
-		Proxy:    router.DefaultProxyConfig,
-		Secret:   secret,
-		Observer: rec,
-		// The suite sends attacks on purpose: block and error lines
-		// would only be noise. Outcomes are read from the recorder.
-		Logger: slog.New(slog.DiscardHandler),
-	})
+	rt, err := proxy(rs, &url.URL{Scheme: "http", Host: upAddr}, rec.ObserveRequest)
 	if err != nil {
 		_ = up.Close()
 		return nil, err
@@ -93,7 +83,7 @@ func (i *Instance) Close() error {
 // record waits up to wait for what the proxy recorded for request id. The
 // proxy reports a request after its response is written, so the client can
 // be a little ahead.
-func (i *Instance) record(id string, wait time.Duration) (router.RequestRecord, bool) {
+func (i *Instance) record(id string, wait time.Duration) (verdict.RequestRecord, bool) {
 	return i.rec.wait(id, wait)
 }
 
@@ -101,15 +91,15 @@ func (i *Instance) record(id string, wait time.Duration) (router.RequestRecord, 
 // collected.
 type recorder struct {
 	mu      sync.Mutex
-	records map[string]router.RequestRecord
+	records map[string]verdict.RequestRecord
 	arrived chan struct{} // closed and replaced on every record
 }
 
 func newRecorder() *recorder {
-	return &recorder{records: map[string]router.RequestRecord{}, arrived: make(chan struct{})}
+	return &recorder{records: map[string]verdict.RequestRecord{}, arrived: make(chan struct{})}
 }
 
-func (r *recorder) ObserveRequest(rec router.RequestRecord) {
+func (r *recorder) ObserveRequest(rec verdict.RequestRecord) {
 	r.mu.Lock()
 	r.records[rec.ID] = rec
 	close(r.arrived)
@@ -117,7 +107,7 @@ func (r *recorder) ObserveRequest(rec router.RequestRecord) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) wait(id string, wait time.Duration) (router.RequestRecord, bool) {
+func (r *recorder) wait(id string, wait time.Duration) (verdict.RequestRecord, bool) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
@@ -134,11 +124,7 @@ func (r *recorder) wait(id string, wait time.Duration) (router.RequestRecord, bo
 		select {
 		case <-arrived:
 		case <-deadline.C:
-			return router.RequestRecord{}, false
+			return verdict.RequestRecord{}, false
 		}
 	}
 }
-
-func (*recorder) ObserveShadow(router.ShadowRecord) {}
-func (*recorder) ShadowDropped()                    {}
-func (*recorder) ObserveSnapshot(*router.Snapshot)  {}

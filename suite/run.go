@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Result is one case's outcome against one instance.
@@ -175,7 +175,7 @@ type exchange struct {
 	status  int
 	err     error
 	reached bool
-	record  router.RequestRecord
+	record  verdict.RequestRecord
 }
 
 // exchange sends one request over a fresh connection and collects what
@@ -258,7 +258,7 @@ func (o Output) check(ex exchange) string {
 // [id "N"] [msg "..."] [data "... found within VAR"]. wafcanary never keeps
 // matched values (they can be secrets), so only the variable names are
 // there; a regex that needs a matched value cannot match.
-func logLines(v router.Verdict) []string {
+func logLines(v verdict.Verdict) []string {
 	lines := make([]string, 0, len(v.Rules))
 	for _, m := range v.Rules {
 		var b strings.Builder

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/suite"
 )
@@ -23,7 +24,7 @@ func start(t *testing.T, path string) *suite.Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := suite.Start(prof)
+	in, err := suite.Start(prof, router.Standalone)
 	if err != nil {
 		t.Fatal(err)
 	}

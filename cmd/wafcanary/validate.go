@@ -120,7 +120,7 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 		}
 		cs = &c
 	}
-	rep, err := gates.Evaluate(cmd.Context(), loaded[0], loaded[1], cs, cfg)
+	rep, err := node.EvaluateGates(cmd.Context(), loaded[0], loaded[1], cs, cfg)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Result is how one simulated rollout ended.
@@ -60,7 +61,8 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 	secret := []byte("sim-routing-secret-0123456789")
 	rt, err := router.New(&router.Snapshot{Baseline: base}, router.Options{
 		Upstream: upstream, Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, Proxy: router.DefaultProxyConfig,
-		Secret: secret, Observer: collector, Logger: logger,
+		Secret: secret, Logger: logger,
+		Observe: router.Observers{Requests: []router.RequestObserver{collector}, Shadows: []router.ShadowObserver{collector}},
 	})
 	if err != nil {
 		return Outcome{}, err
@@ -103,18 +105,18 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 		snap := rt.Snapshot()
 		arm := assign.Assign(keys[r.client], snap.Share)
 		enforced, waf := r.baseline, r.baseTime
-		if arm == router.Candidate {
+		if arm == verdict.Candidate {
 			enforced, waf = r.candidate, r.candTime
 		}
-		inResponse := !enforced.Blocked && (r.responseBlock || (arm == router.Candidate && r.candidateResponseBlock))
-		rec := router.RequestRecord{Arm: arm, Action: router.Allowed, WAFDuration: waf, BlockedInResponse: inResponse,
+		inResponse := !enforced.Blocked && (r.responseBlock || (arm == verdict.Candidate && r.candidateResponseBlock))
+		rec := verdict.RequestRecord{Arm: arm, Action: verdict.Allowed, WAFDuration: waf, BlockedInResponse: inResponse,
 			UpstreamError: !enforced.Blocked && r.upstreamError}
 		if enforced.Blocked || inResponse {
-			rec.Action = router.Blocked
+			rec.Action = verdict.Blocked
 		}
 		collector.ObserveRequest(rec)
 		if snap.Candidate != nil {
-			collector.ObserveShadow(router.ShadowRecord{Path: r.path, Enforcing: arm, Baseline: r.baseline, Candidate: r.candidate})
+			collector.ObserveShadow(verdict.ShadowRecord{Path: r.path, Enforcing: arm, Baseline: r.baseline, Candidate: r.candidate})
 		}
 	}
 }

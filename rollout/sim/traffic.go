@@ -17,7 +17,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Traffic is what clients send, and how the baseline judges it.
@@ -139,8 +139,8 @@ const (
 type request struct {
 	client                 int
 	path                   string
-	baseline, candidate    router.Verdict // request phases
-	responseBlock          bool           // by both rulesets, in the response phases
+	baseline, candidate    verdict.Verdict // request phases
+	responseBlock          bool            // by both rulesets, in the response phases
 	candidateResponseBlock bool
 	upstreamError          bool
 	baseTime, candTime     time.Duration
@@ -171,22 +171,22 @@ func newGenerator(s Scenario, rng *rand.Rand) *generator {
 	return g
 }
 
-func verdict(blocked bool, rules ...int) router.Verdict {
-	v := router.Verdict{Blocked: blocked}
+func verdictOf(blocked bool, rules ...int) verdict.Verdict {
+	v := verdict.Verdict{Blocked: blocked}
 	for _, id := range rules {
-		v.Rules = append(v.Rules, router.RuleMatch{ID: id})
+		v.Rules = append(v.Rules, verdict.RuleMatch{ID: id})
 	}
 	return v
 }
 
 // Verdicts are shared, read-only, by every request of their kind.
 var (
-	allowed         = verdict(false)
-	blockedAttack   = verdict(true, ruleAttack, ruleEvaluation)
-	blockedFalsePos = verdict(true, ruleFalsePositive, ruleEvaluation)
-	blockedNew      = verdict(true, ruleNewBlock, ruleEvaluation)
+	allowed         = verdictOf(false)
+	blockedAttack   = verdictOf(true, ruleAttack, ruleEvaluation)
+	blockedFalsePos = verdictOf(true, ruleFalsePositive, ruleEvaluation)
+	blockedNew      = verdictOf(true, ruleNewBlock, ruleEvaluation)
 	pathsByKind     = [...]string{benign: "/", attack: "/search", falsePositive: scopePath}
-	baselineByKind  = [...]router.Verdict{benign: allowed, attack: blockedAttack, falsePositive: blockedFalsePos}
+	baselineByKind  = [...]verdict.Verdict{benign: allowed, attack: blockedAttack, falsePositive: blockedFalsePos}
 )
 
 func (g *generator) next() request {

@@ -1,0 +1,94 @@
+package verdict
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// The fault this guards against: a rule message with %{MATCHED_VAR} put
+// the matched cookie or token into the verdict, and so into logs.
+func TestMatchedValuesNeverInMessages(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "leaky.conf"), []byte("SecRuleEngine On\n"+
+		`SecRule REQUEST_COOKIES|REQUEST_HEADERS:Authorization "@rx s3cr3t" "id:7001,phase:1,deny,log,msg:'suspicious value %{MATCHED_VAR} in %{MATCHED_VAR_NAME}'"`+"\n"), 0o600)
+	rs, err := ruleset.Load(filepath.Join(dir, "leaky.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []map[string]string{{"Cookie": "session=tok-s3cr3t-42"}, {"Authorization": "Bearer abc-s3cr3t-xyz"}} {
+		req := httptest.NewRequest("GET", "/", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		v, err := JudgeHTTP(context.Background(), rs, "leak", req)
+		if err != nil || !v.Blocked || len(v.Rules) == 0 {
+			t.Fatalf("%v: %+v, %v", h, v, err)
+		}
+		for _, r := range v.Rules {
+			if strings.Contains(r.Message, "s3cr3t") || !strings.Contains(r.Message, "[redacted]") {
+				t.Errorf("message %q carries the matched value", r.Message)
+			}
+		}
+	}
+}
+
+// The template's own words stay, even when they equal the matched value;
+// a macro that is not request data (a score, a variable's name) stays.
+func TestRedactMessageKeepsTheTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		raw, msg string
+		values   []string
+		want     string
+	}{
+		{`SecRule ARGS:q "@contains attack" "id:1,deny,msg:'attack in q'"`, "attack in q", []string{"attack"}, "attack in q"},
+		{`SecRule ARGS "@rx x" "id:2,deny,msg:'got %{MATCHED_VAR} in %{MATCHED_VAR_NAME}'"`, "got tok-x in ARGS:a", []string{"tok-x"}, "got [redacted] in ARGS:a"},
+		{`SecRule TX:S "@ge 5" "id:3,deny,msg:'Inbound Anomaly Score Exceeded (Total Score: %{TX.BLOCKING_INBOUND_ANOMALY_SCORE})'"`, "Inbound Anomaly Score Exceeded (Total Score: 15)", []string{"15"}, "Inbound Anomaly Score Exceeded (Total Score: 15)"},
+		{`SecRule ARGS "@rx (s\w+)" "id:4,capture,deny,msg:'capture %{tx.1} and %{REQUEST_HEADERS.Cookie}'"`, "capture sec and a=b", []string{"sec"}, "capture [redacted] and [redacted]"},
+		{`SecRule ARGS "@rx x" "id:5,deny,msg:'it\'s %{MATCHED_VAR}',logdata:'msg: %{MATCHED_VAR}'"`, "it's xyz", []string{"xyz"}, "it's [redacted]"},
+		// No msg in the raw text (a default action): the matched values go.
+		{`SecRule ARGS "@rx x" "id:6,deny"`, "default says xyz", []string{"xyz"}, "default says [redacted]"},
+		// The expansion does not fit the template: every macro goes.
+		{`SecRule ARGS "@rx x" "id:7,deny,msg:'score %{TX.score}!'"`, "something else", nil, "score [redacted]!"},
+	} {
+		if got := redactMessage(tc.raw, tc.msg, tc.values); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+// Against the real CRS, the blocking evaluation keeps its score and an
+// injection's message its words; the attack string appears nowhere.
+func TestCRSMessagesAfterRedaction(t *testing.T) {
+	rs, err := ruleset.Load("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/search?q="+url.QueryEscape("1' UNION SELECT password FROM users--"), nil)
+	v, err := JudgeHTTP(context.Background(), rs, "crs", req)
+	if err != nil || !v.Blocked {
+		t.Fatalf("%+v, %v", v, err)
+	}
+	var score bool
+	for _, r := range v.Rules {
+		if strings.Contains(r.Message, "UNION SELECT") {
+			t.Errorf("rule %d: message %q carries the attack", r.ID, r.Message)
+		}
+		if r.ID == 949110 {
+			score = strings.Contains(r.Message, fmt.Sprintf("(Total Score: %d)", v.InboundScore))
+			if !score {
+				t.Errorf("949110 message %q lost its score %d", r.Message, v.InboundScore)
+			}
+		}
+	}
+	if !score {
+		t.Errorf("949110 did not log: %+v", v.Rules)
+	}
+}
