@@ -3,6 +3,7 @@ package admin
 import (
 	"time"
 
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -19,7 +20,7 @@ type Status struct {
 	Steps               int                 `json:"steps"`
 	Baseline            *rollout.RulesetRef `json:"baseline"`
 	Candidate           *rollout.RulesetRef `json:"candidate"`
-	Scope               rollout.Scope       `json:"scope"`
+	Scope               evidence.Scope      `json:"scope"`
 	Started             time.Time           `json:"started,omitzero"`
 	StepStarted         time.Time           `json:"step_started,omitzero"`
 	LastDecision        *rollout.Decision   `json:"last_decision"`
@@ -43,10 +44,10 @@ type FleetStatus struct {
 // StartRequest is the body of POST /api/v1/rollout/start.
 type StartRequest struct {
 	// Candidate is a ruleset file on the server, or embedded:NAME.
-	Candidate string        `json:"candidate"`
-	Reason    string        `json:"reason"`
-	Actor     string        `json:"actor"`
-	Scope     rollout.Scope `json:"scope"`
+	Candidate string         `json:"candidate"`
+	Reason    string         `json:"reason"`
+	Actor     string         `json:"actor"`
+	Scope     evidence.Scope `json:"scope"`
 	// Cases is the candidate's cases file (must_pass, must_block),
 	// checked at start and by the live probe; optional.
 	Cases string `json:"cases,omitempty"`

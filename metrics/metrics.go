@@ -47,16 +47,26 @@ type Metrics struct {
 // comparisons prefer.
 var wafBuckets = []float64{.0001, .00025, .0005, .001, .0015, .002, .003, .005, .0075, .01, .025, .05, .1, .25}
 
+// The series a fleet's controller reads back from Prometheus (package
+// evidence); named once, here, where they are written.
+const (
+	RequestsTotal       = "wafcanary_requests_total"
+	WAFDurationSeconds  = "wafcanary_waf_duration_seconds"
+	UpstreamErrorsTotal = "wafcanary_upstream_errors_total"
+	ResponseBlocksTotal = "wafcanary_response_blocks_total"
+	ShadowDroppedTotal  = "wafcanary_shadow_dropped_total"
+)
+
 // New creates the collectors and registers them with reg.
 func New(reg prometheus.Registerer, version string) *Metrics {
 	arm := []string{"arm"}
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wafcanary_requests_total",
+			Name: RequestsTotal,
 			Help: "Requests judged, by the arm whose ruleset enforced and the WAF's action: allowed, blocked, or error (no verdict: processing failed or the client broke off).",
 		}, []string{"arm", "action"}),
 		wafDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:                        "wafcanary_waf_duration_seconds",
+			Name:                        WAFDurationSeconds,
 			Help:                        "Time spent inside Coraza per request, all phases, by enforcing arm.",
 			Buckets:                     wafBuckets,
 			NativeHistogramBucketFactor: 1.1,
@@ -76,15 +86,15 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Requests judged by both rulesets (one live, one in shadow), by each one's request-phase verdict.",
 		}, []string{"baseline", "candidate"}),
 		shadowDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wafcanary_shadow_dropped_total",
+			Name: ShadowDroppedTotal,
 			Help: "Shadow samples not evaluated: queue full, body too large to capture, or evaluation failed.",
 		}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wafcanary_upstream_errors_total",
+			Name: UpstreamErrorsTotal,
 			Help: "Allowed requests the upstream failed to answer (unreachable, timed out, broke off), by arm. Clients that went away are not counted.",
 		}, arm),
 		respBlocks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wafcanary_response_blocks_total",
+			Name: ResponseBlocksTotal,
 			Help: "Requests blocked in a response phase, after the upstream answered, by arm (also counted as blocked in wafcanary_requests_total). Shadow pairs compare request phases only, so these are the blocks only the split arms see.",
 		}, arm),
 		weight: prometheus.NewGauge(prometheus.GaugeOpts{

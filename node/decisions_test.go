@@ -12,6 +12,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -69,16 +70,16 @@ func TestDecisionsAtOrdinaryTrafficThroughTheProxy(t *testing.T) {
 
 	for _, tt := range []struct {
 		name, candidate string
-		scope           rollout.Scope
+		scope           evidence.Scope
 		want            rollout.Phase
 		within          time.Duration
 		mention         string
 	}{
-		{"A/A", same, rollout.Scope{}, rollout.Promoted, 150 * time.Second, ""},
+		{"A/A", same, evidence.Scope{}, rollout.Promoted, 150 * time.Second, ""},
 		// Before the exclusion: the slow candidate has the baseline's
 		// rules, which block the false positive the exclusion lets through.
-		{"slow", "../cmd/wafcanary/testdata/rulesets/slow.conf", rollout.Scope{}, rollout.RolledBack, 150 * time.Second, "WAF time"},
-		{"scoped exclusion", "embedded:candidate-exclusion.conf", rollout.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}, rollout.Promoted, 150 * time.Second, ""},
+		{"slow", "../cmd/wafcanary/testdata/rulesets/slow.conf", evidence.Scope{}, rollout.RolledBack, 150 * time.Second, "WAF time"},
+		{"scoped exclusion", "embedded:candidate-exclusion.conf", evidence.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}, rollout.Promoted, 150 * time.Second, ""},
 	} {
 		began := time.Now()
 		if _, err := ls.s.Start(ctx, admin.StartRequest{Candidate: tt.candidate, Reason: "decisions test: " + tt.name, Actor: "test", Scope: tt.scope}); err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/fleet"
-	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -29,12 +28,12 @@ func (s *Node) replicaID() string {
 // replica serves the fleet's routing before it takes traffic when etcd
 // answers; when it does not, it serves the configured baseline and
 // follows as soon as etcd is back.
-func (s *Node) joinFleet(opts rollout.Options, reporter *metrics.Rollout) error {
+func (s *Node) joinFleet(opts rollout.Options, reporter *rollout.Metrics) error {
 	st := s.fleetStore
 	s.store = st
 	s.member = fleet.NewMember(fleet.MemberOptions{
 		Client: s.etcd, Config: s.cfg.State.Etcd, Store: st, ID: s.replicaID(), Admin: s.cfg.Admin.Listen,
-		Served: s.served, Reporter: metrics.NewFleet(s.reg, reporter), Logger: s.log,
+		Served: s.served, Reporter: fleet.NewMetrics(s.reg, reporter), Logger: s.log,
 	})
 	opts.Store, opts.Leadership = st, s.member
 	var err error

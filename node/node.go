@@ -22,6 +22,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -38,7 +39,7 @@ type Node struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	router     *router.Router
-	collector  *rollout.Collector
+	collector  *evidence.Collector
 	store      store
 	rollout    *rollout.Controller
 	adminToken string
@@ -118,7 +119,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		return nil, err
 	}
 	up, _ := url.Parse(cfg.Upstream) // validated with the config
-	s.collector = rollout.NewCollector(metrics.NewEvidence(s.reg))
+	s.collector = evidence.NewCollector(evidence.NewCounters(s.reg))
 	// Until the controller has decided, the router holds the configured
 	// rulesets; no listener is open yet, so nothing is served from them.
 	s.router, err = router.New(snapshotOf(conf), router.Options{
@@ -133,15 +134,15 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		return nil, err
 	}
 	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
-	var evidence rollout.EvidenceSource = s.collector
+	var source rollout.EvidenceSource = s.collector
 	if cfg.Rollout.MetricsSource == "prometheus" {
-		if evidence, err = fleet.NewPrometheusEvidence(cfg.Rollout.Prometheus, s.collector); err != nil {
+		if source, err = evidence.NewPrometheusEvidence(cfg.Rollout.Prometheus, s.collector); err != nil {
 			return nil, err
 		}
 	}
-	reporter := metrics.NewRollout(s.reg)
+	reporter := rollout.NewMetrics(s.reg)
 	opts := rollout.Options{
-		Config: cfg.Rollout, Router: s.router, Evidence: evidence,
+		Config: cfg.Rollout, Router: s.router, Evidence: source,
 		Reporter: reporter, Probe: s.probe, Logger: log, ShadowSample: sample,
 	}
 	if s.etcd != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -136,7 +137,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 		ls := startLive(t, rolloutConfig(t, app.URL))
 		ctx := context.Background()
 		if _, err := ls.api().Start(ctx, admin.StartRequest{Candidate: "../configs/rulesets/candidate-exclusion.conf", Actor: "alice",
-			Reason: "930120 false positive on support tickets", Scope: rollout.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}}); err != nil {
+			Reason: "930120 false positive on support tickets", Scope: evidence.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}}); err != nil {
 			t.Fatalf("start: %v", err)
 		}
 		now := time.Now()

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/url"
 	"time"
+
+	"github.com/wafcanary/wafcanary/evidence"
 )
 
 // Step is one stage of a rollout: the candidate's share, and how long and
@@ -62,20 +64,11 @@ type Config struct {
 	Policy      Policy        `mapstructure:"policy"`
 	// MetricsSource is where the evidence comes from: "process" (this
 	// replica's own traffic) or "prometheus" (a fleet's, summed).
-	MetricsSource string           `mapstructure:"metrics_source"`
-	Prometheus    PrometheusConfig `mapstructure:"prometheus"`
+	MetricsSource string                    `mapstructure:"metrics_source"`
+	Prometheus    evidence.PrometheusConfig `mapstructure:"prometheus"`
 	// KeepBaselines is how many baselines that have served are kept, with
 	// their files, for undo; the one serving is always among them.
 	KeepBaselines int `mapstructure:"keep_baselines"`
-}
-
-// PrometheusConfig says where a fleet's evidence is read.
-type PrometheusConfig struct {
-	URL string `mapstructure:"url"`
-	// Selector restricts every query to wafcanary's series, as label
-	// matchers without braces, e.g. job="wafcanary".
-	Selector string        `mapstructure:"selector"`
-	Timeout  time.Duration `mapstructure:"timeout"`
 }
 
 // DefaultConfig is the rollout section's default: shadow only, then 1%,
@@ -106,7 +99,7 @@ var DefaultConfig = Config{
 		OnMaxDuration:            "rollback",
 	},
 	MetricsSource: "process",
-	Prometheus:    PrometheusConfig{Timeout: 5 * time.Second},
+	Prometheus:    evidence.PrometheusConfig{Timeout: 5 * time.Second},
 	KeepBaselines: 10,
 }
 

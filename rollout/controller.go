@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -55,15 +56,15 @@ type Decision struct {
 
 // State is the durable rollout state.
 type State struct {
-	Phase       Phase       `json:"state"`
-	Step        int         `json:"step"`
-	Percent     float64     `json:"candidate_percent"`
-	Started     time.Time   `json:"started,omitzero"`
-	StepStarted time.Time   `json:"step_started,omitzero"`
-	Baseline    RulesetRef  `json:"baseline"`
-	Candidate   *RulesetRef `json:"candidate,omitempty"`
-	Scope       Scope       `json:"scope"`
-	Reason      string      `json:"reason,omitempty"`
+	Phase       Phase          `json:"state"`
+	Step        int            `json:"step"`
+	Percent     float64        `json:"candidate_percent"`
+	Started     time.Time      `json:"started,omitzero"`
+	StepStarted time.Time      `json:"step_started,omitzero"`
+	Baseline    RulesetRef     `json:"baseline"`
+	Candidate   *RulesetRef    `json:"candidate,omitempty"`
+	Scope       evidence.Scope `json:"scope"`
+	Reason      string         `json:"reason,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica
 	// serves. Zero means the serving replica's own shadow.sample_percent
@@ -106,14 +107,14 @@ type Router interface {
 }
 
 // EvidenceSource gives the evidence gathered in the current window: the
-// in-process Collector on one node, Prometheus summed over a fleet.
+// in-process evidence.Collector on one node, Prometheus summed over a fleet.
 type EvidenceSource interface {
 	// Evidence returns the window's evidence; an error means there is
 	// nothing to judge, and the analysis is inconclusive.
-	Evidence(ctx context.Context) (Evidence, error)
+	Evidence(ctx context.Context) (evidence.Evidence, error)
 	// Reset starts the windows of w; sources that can look back
 	// (Prometheus) count from their starts.
-	Reset(w Windows)
+	Reset(w evidence.Windows)
 }
 
 // Store keeps state, journal and ruleset bundles: FileStore on one node,
@@ -415,9 +416,14 @@ func (c *Controller) leading() error {
 	return fmt.Errorf("%w: no replica leads right now (is the state store reachable?)", ErrNotLeader)
 }
 
+// windowsOf returns the evidence windows of a rollout in state st.
+func windowsOf(st State) evidence.Windows {
+	return evidence.Windows{Scope: st.Scope, Rollout: st.Started, Step: st.StepStarted}
+}
+
 // Spec is what an operator says when starting a rollout.
 type Spec struct {
-	Scope  Scope
+	Scope  evidence.Scope
 	Actor  string
 	Reason string
 	Cases  string // cases file for the live probe; optional

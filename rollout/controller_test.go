@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -39,14 +40,14 @@ func (f *fakeRouter) Swap(s *router.Snapshot) error {
 // i.e. in the middle of an analysis.
 type fakeEvidence struct {
 	mu      sync.Mutex
-	ev      Evidence
+	ev      evidence.Evidence
 	resets  int
-	windows Windows
+	windows evidence.Windows
 	hook    func()
 	err     error
 }
 
-func (f *fakeEvidence) Evidence(context.Context) (Evidence, error) {
+func (f *fakeEvidence) Evidence(context.Context) (evidence.Evidence, error) {
 	if f.hook != nil {
 		f.hook()
 	}
@@ -54,14 +55,14 @@ func (f *fakeEvidence) Evidence(context.Context) (Evidence, error) {
 	defer f.mu.Unlock()
 	return f.ev, f.err
 }
-func (f *fakeEvidence) Reset(w Windows) {
+func (f *fakeEvidence) Reset(w evidence.Windows) {
 	f.mu.Lock()
 	f.resets++
 	f.windows = w
-	f.ev = Evidence{}
+	f.ev = evidence.Evidence{}
 	f.mu.Unlock()
 }
-func (f *fakeEvidence) set(e Evidence) {
+func (f *fakeEvidence) set(e evidence.Evidence) {
 	f.mu.Lock()
 	f.ev = e
 	f.mu.Unlock()
@@ -131,11 +132,13 @@ func (h *harness) step(t *testing.T, at time.Duration) Decision {
 }
 
 // clean is evidence that passes every check at any share.
-func clean(pairs int64) Evidence { return Evidence{Pairs: pairs, ShadowedByCandidate: pairs} }
+func clean(pairs int64) evidence.Evidence {
+	return evidence.Evidence{Pairs: pairs, ShadowedByCandidate: pairs}
+}
 
 func TestRolloutToPromotion(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "fix FP on tickets"}, h.t0); err != nil {
+	if _, err := h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "fix FP on tickets"}, h.t0); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.r.Snapshot(); s.Candidate != h.cand || s.Share != 0 || s.ShadowSample != router.MaxShare {
@@ -144,12 +147,12 @@ func TestRolloutToPromotion(t *testing.T) {
 	// One line per interval, as the controller would see it.
 	steps := []struct {
 		at       time.Duration
-		evidence Evidence
+		evidence evidence.Evidence
 		action   string
 		phase    Phase
 		share    router.Share
 	}{
-		{15 * time.Second, Evidence{}, "hold", Shadow, 0},              // no traffic never advances
+		{15 * time.Second, evidence.Evidence{}, "hold", Shadow, 0},     // no traffic never advances
 		{30 * time.Second, clean(20000), "hold", Shadow, 0},            // passes, but min_duration not met
 		{61 * time.Second, clean(20000), "advance", Progressing, 1000}, // 10%
 		{90 * time.Second, clean(20000), "hold", Progressing, 1000},    // new step: its own minimum
@@ -188,8 +191,8 @@ func TestRolloutToPromotion(t *testing.T) {
 
 func TestRegressionRollsBackNamingTheRule(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "raise PL"}, h.t0)
-	h.ev.set(Evidence{Pairs: 3000, NewBlocks: Disagreements{OutOfScope: 40, Rules: map[int]int64{942520: 40}}})
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "raise PL"}, h.t0)
+	h.ev.set(evidence.Evidence{Pairs: 3000, NewBlocks: evidence.Disagreements{OutOfScope: 40, Rules: map[int]int64{942520: 40}}})
 	d := h.step(t, 15*time.Second)
 	if d.Action != "rollback" || !strings.Contains(d.Reason, "942520") || h.c.State().Phase != RolledBack {
 		t.Fatalf("%s (%s) -> %s", d.Action, d.Reason, h.c.State().Phase)
@@ -204,7 +207,7 @@ func TestManualRollbackFromAnyActiveStateIsImmediateAndIdempotent(t *testing.T) 
 		t.Run(setup, func(t *testing.T) {
 			h := newHarness(t, nil)
 			if setup != "idle" {
-				h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+				h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 			}
 			switch setup {
 			case "progressing":
@@ -256,7 +259,7 @@ func TestManualRollbackFromAnyActiveStateIsImmediateAndIdempotent(t *testing.T) 
 
 func TestRollbackDuringAnalysisWins(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	h.ev.set(clean(20000))
 	// The operator rolls back while the controller is mid-analysis of an
 	// evidence window that would advance the rollout.
@@ -274,12 +277,12 @@ func TestRollbackDuringAnalysisWins(t *testing.T) {
 
 func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxDuration = 6 * time.Hour; c.Interval = time.Minute })
-	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	// One request a minute, and one of them a new block.
 	for m := 1; m < 6*60; m++ {
-		e := Evidence{Pairs: int64(m), ShadowedByCandidate: int64(m)}
+		e := evidence.Evidence{Pairs: int64(m), ShadowedByCandidate: int64(m)}
 		if m >= 30 {
-			e.NewBlocks = Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}
+			e.NewBlocks = evidence.Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}
 		}
 		h.ev.set(e)
 		if d := h.step(t, time.Duration(m)*time.Minute); d.Action != "hold" {
@@ -294,7 +297,7 @@ func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 
 func TestRestartResumesFromStore(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Spec{Scope: Scope{Paths: []string{"/support/"}}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{Paths: []string{"/support/"}}, Actor: "alice", Reason: "test"}, h.t0)
 	h.ev.set(clean(20000))
 	h.step(t, 2*time.Minute) // now at 10%
 	// The original candidate file vanishes; a new process starts with
@@ -321,18 +324,18 @@ func TestRestartResumesFromStore(t *testing.T) {
 
 func TestStartConflictsAndBadRequests(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: ""}, h.t0); err == nil {
+	if _, err := h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: ""}, h.t0); err == nil {
 		t.Error("started without a reason")
 	}
-	if _, err := h.c.Start(h.base, Spec{Scope: Scope{}, Actor: "alice", Reason: "same"}, h.t0); err == nil {
+	if _, err := h.c.Start(h.base, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "same"}, h.t0); err == nil {
 		t.Error("started the baseline as its own candidate")
 	}
 	// Why: an empty scope path put every disagreement in scope.
-	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{Paths: []string{""}}, Actor: "alice", Reason: "r"}, h.t0); !errors.Is(err, ErrBadRequest) {
+	if _, err := h.c.Start(h.cand, Spec{Scope: evidence.Scope{Paths: []string{""}}, Actor: "alice", Reason: "r"}, h.t0); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("start with an empty scope path: %v", err)
 	}
-	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "first"}, h.t0)
-	if _, err := h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "bob", Reason: "second"}, h.t0); err == nil {
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "first"}, h.t0)
+	if _, err := h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "bob", Reason: "second"}, h.t0); err == nil {
 		t.Error("two rollouts at once")
 	}
 	if _, err := h.c.Resume("bob", "", h.t0); err == nil {
@@ -342,7 +345,7 @@ func TestStartConflictsAndBadRequests(t *testing.T) {
 
 func TestRestartAfterPromotionServesThePromotedVersion(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(h.cand, Spec{Scope: Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
 	if _, err := h.c.Promote("alice", "ship", h.t0); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -46,7 +47,7 @@ func (v *Verdict) UnmarshalJSON(b []byte) error {
 // Window is the stretch of evidence a check judges.
 type Window string
 
-// Windows. Shadow pairs judge the same request with both rulesets, so
+// evidence.Windows. Shadow pairs judge the same request with both rulesets, so
 // what they show does not depend on the share: they count from the
 // rollout's start. Split arms compare different clients at a share, so
 // they count from the step's start.
@@ -64,12 +65,12 @@ type Outcome struct {
 	Reason   string  `json:"reason"`
 	// Observed is the point estimate; Lower and Upper its confidence
 	// sequence; Limit the policy's bound on the same scale.
-	Observed float64     `json:"observed"`
-	Lower    float64     `json:"lower"`
-	Upper    float64     `json:"upper"`
-	Limit    float64     `json:"limit"`
-	N        int64       `json:"n"`
-	Rules    []RuleCount `json:"rules,omitempty"`
+	Observed float64              `json:"observed"`
+	Lower    float64              `json:"lower"`
+	Upper    float64              `json:"upper"`
+	Limit    float64              `json:"limit"`
+	N        int64                `json:"n"`
+	Rules    []evidence.RuleCount `json:"rules,omitempty"`
 }
 
 // MarshalJSON writes the outcome with its infinite bounds (a quantile no
@@ -164,7 +165,7 @@ func (a Analysis) Reason() string {
 // Evaluate judges evidence gathered with the candidate on percent of
 // clients: shadow pairs since the rollout started, split arms since the
 // step started.
-func Evaluate(e Evidence, p Policy, percent float64) Analysis {
+func Evaluate(e evidence.Evidence, p Policy, percent float64) Analysis {
 	split := percent > 0 && percent < 100
 	splitRequired := split && percent >= p.SplitChecksFromPercent
 	a := Analysis{Outcomes: []Outcome{
@@ -199,7 +200,7 @@ func judge(lo, hi, limit float64) Verdict {
 	return Inconclusive
 }
 
-func disagreementCheck(check, name string, d Disagreements, pairs int64, limit, alpha float64) Outcome {
+func disagreementCheck(check, name string, d evidence.Disagreements, pairs int64, limit, alpha float64) Outcome {
 	lo, hi := RateBounds(d.OutOfScope, pairs, alpha, NewMixture(pairedNOpt, alpha))
 	o := Outcome{Check: check, Required: true, Window: RolloutWindow, Lower: lo, Upper: hi, Limit: limit, N: pairs, Rules: d.TopRules(5)}
 	if pairs > 0 {
@@ -248,7 +249,7 @@ func rate(x, n int64) float64 {
 // candidate passes in a few thousand requests where the direct
 // comparison needs tens of thousands); with little or no shadow the first
 // still decides.
-func blockRateCheck(e Evidence, limit, alpha float64, split, required bool) Outcome {
+func blockRateCheck(e evidence.Evidence, limit, alpha float64, split, required bool) Outcome {
 	const name = "block rate"
 	o := Outcome{Check: "block_rate", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
@@ -289,7 +290,7 @@ func increaseReason(v Verdict, head string, lo, hi, limit, alpha float64) string
 
 // upstreamErrorCheck bounds how much more often the upstream fails on the
 // candidate's arm: the arms' rates compared directly.
-func upstreamErrorCheck(e Evidence, limit, alpha float64, split, required bool) Outcome {
+func upstreamErrorCheck(e evidence.Evidence, limit, alpha float64, split, required bool) Outcome {
 	const name = "upstream error rate"
 	o := Outcome{Check: "upstream_errors", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
@@ -348,7 +349,7 @@ func quantileBounds(s Quantiles, q, alpha, accuracy float64) (mid, lo, hi float6
 // telling p99 from p99 x 1.2 takes far more samples than telling p98.5
 // from p99. Each kind of wrong decision has probability at most alpha: the
 // baseline's sequence and each of the candidate's take alpha/2.
-func latencyCheck(check string, q, margin float64, slack time.Duration, e Evidence, p Policy, split, required bool) Outcome {
+func latencyCheck(check string, q, margin float64, slack time.Duration, e evidence.Evidence, p Policy, split, required bool) Outcome {
 	name := fmt.Sprintf("WAF time p%g at this step", q*100)
 	o := Outcome{Check: check, Required: required, Window: StepWindow}
 	if !split {
@@ -361,13 +362,13 @@ func latencyCheck(check string, q, margin float64, slack time.Duration, e Eviden
 		o.Reason = fmt.Sprintf("%s: fewer than %d samples on an arm", name, p.MinLatencySamples)
 		return o
 	}
-	cMid, cLo, cHi := quantileBounds(c.WAFTime, q, p.Alpha/2, c.accuracy())
+	cMid, cLo, cHi := quantileBounds(c.WAFTime, q, p.Alpha/2, c.Accuracy())
 	passQ, passHi := q, cHi
 	if margin > 0 {
 		passQ = q - margin
-		_, _, passHi = quantileBounds(c.WAFTime, passQ, p.Alpha/2, c.accuracy())
+		_, _, passHi = quantileBounds(c.WAFTime, passQ, p.Alpha/2, c.Accuracy())
 	}
-	bMid, bLo, bHi := quantileBounds(b.WAFTime, q, p.Alpha/2, b.accuracy())
+	bMid, bLo, bHi := quantileBounds(b.WAFTime, q, p.Alpha/2, b.Accuracy())
 	limitOf := func(base float64) float64 { return base*p.MaxLatencyRatio + slack.Seconds() }
 	o.Observed, o.Lower, o.Upper, o.Limit, o.N = cMid, cLo, passHi, limitOf(bMid), int64(c.WAFTime.GetCount())
 	head := fmt.Sprintf("%s: candidate %s vs baseline %s (n=%d, %d)", name, seconds(cMid), seconds(bMid), int64(c.WAFTime.GetCount()), int64(b.WAFTime.GetCount()))
@@ -402,7 +403,7 @@ func seconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(10 * time.Microsecond).String()
 }
 
-func ruleList(rules []RuleCount) string {
+func ruleList(rules []evidence.RuleCount) string {
 	parts := make([]string, len(rules))
 	for i, r := range rules {
 		parts[i] = fmt.Sprintf("%d (x%d)", r.ID, r.Count)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -19,42 +20,6 @@ func verdictWith(blocked bool, ids ...int) verdict.Verdict {
 		v.Rules = append(v.Rules, verdict.RuleMatch{ID: id})
 	}
 	return v
-}
-
-func TestCollectorAttributesAndScopes(t *testing.T) {
-	c := NewCollector(nil)
-	c.ResetScope(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
-	pairs := []verdict.ShadowRecord{
-		{Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
-		// Lost block caused only by the rule in scope: expected.
-		{Path: "/contact", Baseline: verdictWith(true, 920350, 930120, 949110), Candidate: verdictWith(false, 920350)},
-		// Lost block on a path in scope, whatever the rule: expected.
-		{Path: "/support/tickets", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
-		// Lost block by a rule outside scope: counts against the candidate.
-		{Path: "/search", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
-		// New block: 942520 only on the candidate side.
-		{Path: "/search", Enforcing: verdict.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
-	}
-	for _, p := range pairs {
-		c.ObserveShadow(p)
-	}
-	e := c.Snapshot()
-	if e.Pairs != 5 || e.LostBlocks.InScope != 2 || e.LostBlocks.OutOfScope != 1 || e.NewBlocks.OutOfScope != 1 {
-		t.Fatalf("pairs %d, lost %+v, new %+v", e.Pairs, e.LostBlocks, e.NewBlocks)
-	}
-	if got := e.LostBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942100 {
-		t.Errorf("lost-block rules %v, want 942100 only (949110 is evaluation, in-scope ones excluded)", got)
-	}
-	if got := e.NewBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942520 {
-		t.Errorf("new-block rules %v, want 942520 (920350 fired on both sides)", got)
-	}
-	if e.CandidateRequests() != 4 {
-		t.Errorf("candidate judged %d requests, want 4 in shadow", e.CandidateRequests())
-	}
-	c.ResetScope(Scope{})
-	if c.Snapshot().Pairs != 0 {
-		t.Error("reset kept evidence")
-	}
 }
 
 func sketchOf(t *testing.T, n int, mean time.Duration, rng *rand.Rand) *ddsketch.DDSketch {
@@ -68,35 +33,35 @@ func sketchOf(t *testing.T, n int, mean time.Duration, rng *rand.Rand) *ddsketch
 func TestEvaluate(t *testing.T) {
 	p := DefaultConfig.Policy
 	rng := rand.New(rand.NewPCG(3, 4))
-	arms := func(nb, bb, nc, bc int64) [2]ArmEvidence {
-		return [2]ArmEvidence{{Requests: nb, Blocked: bb}, {Requests: nc, Blocked: bc}}
+	arms := func(nb, bb, nc, bc int64) [2]evidence.ArmEvidence {
+		return [2]evidence.ArmEvidence{{Requests: nb, Blocked: bb}, {Requests: nc, Blocked: bc}}
 	}
 	tests := []struct {
 		name    string
-		e       Evidence
+		e       evidence.Evidence
 		percent float64
 		want    Verdict
 		check   string // the outcome whose reason must mention...
 		mention string
 	}{
-		{name: "no traffic never passes", e: Evidence{}, percent: 0, want: Inconclusive, check: "new_blocks", mention: "0 of 0"},
-		{name: "clean shadow passes", e: Evidence{Pairs: 20000}, percent: 0, want: Pass, check: "new_blocks", mention: "at most"},
+		{name: "no traffic never passes", e: evidence.Evidence{}, percent: 0, want: Inconclusive, check: "new_blocks", mention: "0 of 0"},
+		{name: "clean shadow passes", e: evidence.Evidence{Pairs: 20000}, percent: 0, want: Pass, check: "new_blocks", mention: "at most"},
 		// Why: one new block among three requests is not evidence.
-		{name: "one new block in three requests waits", e: Evidence{Pairs: 3, NewBlocks: Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}}, percent: 0, want: Inconclusive},
-		{name: "clear new-block regression fails naming the rule", e: Evidence{Pairs: 3000, NewBlocks: Disagreements{OutOfScope: 30, Rules: map[int]int64{942520: 30}}}, percent: 0, want: Fail, check: "new_blocks", mention: "942520 (x30)"},
-		{name: "in-scope lost blocks do not count", e: Evidence{Pairs: 20000, LostBlocks: Disagreements{InScope: 400}}, percent: 0, want: Pass, check: "lost_blocks", mention: "400 more in scope"},
-		{name: "split checks skipped at 0%", e: Evidence{Pairs: 20000, Arms: arms(20000, 5000, 0, 0)}, percent: 0, want: Pass, check: "block_rate", mention: "not compared"},
-		{name: "candidate arm blocking far more fails", e: Evidence{Pairs: 20000, Arms: arms(10000, 100, 10000, 500)}, percent: 50, want: Fail, check: "block_rate", mention: "candidate 5% (n=10000) vs baseline 1% (n=10000)"},
+		{name: "one new block in three requests waits", e: evidence.Evidence{Pairs: 3, NewBlocks: evidence.Disagreements{OutOfScope: 1, Rules: map[int]int64{942520: 1}}}, percent: 0, want: Inconclusive},
+		{name: "clear new-block regression fails naming the rule", e: evidence.Evidence{Pairs: 3000, NewBlocks: evidence.Disagreements{OutOfScope: 30, Rules: map[int]int64{942520: 30}}}, percent: 0, want: Fail, check: "new_blocks", mention: "942520 (x30)"},
+		{name: "in-scope lost blocks do not count", e: evidence.Evidence{Pairs: 20000, LostBlocks: evidence.Disagreements{InScope: 400}}, percent: 0, want: Pass, check: "lost_blocks", mention: "400 more in scope"},
+		{name: "split checks skipped at 0%", e: evidence.Evidence{Pairs: 20000, Arms: arms(20000, 5000, 0, 0)}, percent: 0, want: Pass, check: "block_rate", mention: "not compared"},
+		{name: "candidate arm blocking far more fails", e: evidence.Evidence{Pairs: 20000, Arms: arms(10000, 100, 10000, 500)}, percent: 50, want: Fail, check: "block_rate", mention: "candidate 5% (n=10000) vs baseline 1% (n=10000)"},
 		// Why: at 5% of clients the split checks may fail but need not pass.
-		{name: "low share: split inconclusive does not hold", e: Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 5, want: Pass},
-		{name: "high share: split must pass", e: Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 50, want: Inconclusive, check: "block_rate", mention: "not yet conclusive"},
+		{name: "low share: split inconclusive does not hold", e: evidence.Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 5, want: Pass},
+		{name: "high share: split must pass", e: evidence.Evidence{Pairs: 20000, Arms: arms(9500, 95, 500, 5)}, percent: 50, want: Inconclusive, check: "block_rate", mention: "not yet conclusive"},
 		// Why: with shadow pairs showing no request-phase difference and no
 		// response-phase blocks, 3,000 requests per arm at a 1.5% block
 		// rate settle it; compared directly the arms would need ~16,000.
-		{name: "block rate passes through the pairs", e: Evidence{Pairs: 6000, Arms: arms(3000, 45, 3000, 45)}, percent: 5, want: Pass, check: "block_rate", mention: "<= limit 0.5 points (request phases +0 points over 6000 shadow pairs"},
+		{name: "block rate passes through the pairs", e: evidence.Evidence{Pairs: 6000, Arms: arms(3000, 45, 3000, 45)}, percent: 5, want: Pass, check: "block_rate", mention: "<= limit 0.5 points (request phases +0 points over 6000 shadow pairs"},
 		// Why: pairs compare request phases only; response-phase blocks
 		// show in the arms.
-		{name: "response-phase blocks fail the block rate", e: Evidence{Pairs: 20000, Arms: [2]ArmEvidence{{Requests: 10000, Blocked: 100}, {Requests: 10000, Blocked: 300, ResponseBlocked: 200}}}, percent: 50, want: Fail, check: "block_rate", mention: "response phases +2 points"},
+		{name: "response-phase blocks fail the block rate", e: evidence.Evidence{Pairs: 20000, Arms: [2]evidence.ArmEvidence{{Requests: 10000, Blocked: 100}, {Requests: 10000, Blocked: 300, ResponseBlocked: 200}}}, percent: 50, want: Fail, check: "block_rate", mention: "response phases +2 points"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +88,7 @@ func TestEvaluate(t *testing.T) {
 		}{{"same speed passes", 2 * time.Millisecond, Pass}, {"twice as slow fails", 4 * time.Millisecond, Fail}} {
 			// Why: 3,000 samples per arm decide p99; the band uniform over
 			// all quantiles used before reached the maximum until ~300,000.
-			e := Evidence{Arms: [2]ArmEvidence{
+			e := evidence.Evidence{Arms: [2]evidence.ArmEvidence{
 				{Requests: 3000, WAFTime: sketchOf(t, 3000, 2*time.Millisecond, rng)},
 				{Requests: 3000, WAFTime: sketchOf(t, 3000, tt.cand, rng)},
 			}}
@@ -140,7 +105,7 @@ func TestEvaluate(t *testing.T) {
 // shadow on every request, evaluating every `every` requests, and returns
 // the request count at the first Fail (0 if none within n).
 func simulate(rng *rand.Rand, n, every int, baseBlock, candBlock, newBlock float64, p Policy) (failedAt int) {
-	c := NewCollector(nil)
+	c := evidence.NewCollector(nil)
 	for i := 1; i <= n; i++ {
 		arm := verdict.Baseline
 		if rng.IntN(2) == 1 {
@@ -201,41 +166,6 @@ func TestSimulationErrorRatesAndDetectionDelay(t *testing.T) {
 	}
 }
 
-// Shadow pairs judge the same request with both rulesets, whatever the
-// share: they add up over the rollout's steps. Split arms compare
-// different clients at one share: they start again at every step.
-func TestCollectorWindows(t *testing.T) {
-	c := NewCollector(nil)
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	scope := Scope{Paths: []string{"/support/"}}
-	feed := func(n int) {
-		for range n {
-			c.ObserveRequest(verdict.RequestRecord{Arm: verdict.Candidate, Action: verdict.Blocked, WAFDuration: time.Millisecond})
-			c.ObserveShadow(verdict.ShadowRecord{Path: "/search", Enforcing: verdict.Baseline, Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)})
-		}
-	}
-	c.Reset(Windows{Scope: scope, Rollout: t0, Step: t0})
-	feed(10)
-	c.Reset(Windows{Scope: scope, Rollout: t0, Step: t0.Add(time.Minute)}) // the next step
-	feed(5)
-	e := c.Snapshot()
-	if e.Pairs != 15 || e.LostBlocks.OutOfScope != 15 || e.LostBlocks.Rules[942100] != 15 {
-		t.Errorf("after two steps: %d pairs, %d lost blocks (942100 x%d), want 15 of each: pairs count over the rollout", e.Pairs, e.LostBlocks.OutOfScope, e.LostBlocks.Rules[942100])
-	}
-	if a := e.Arms[verdict.Candidate]; a.Requests != 5 || a.Blocked != 5 || e.ShadowedByCandidate != 5 || a.WAFTime.GetCount() != 5 {
-		t.Errorf("after two steps: candidate arm %d requests, %d blocked, %d shadowed by the candidate; want 5 each: arms count over the step", a.Requests, a.Blocked, e.ShadowedByCandidate)
-	}
-	c.Reset(Windows{Scope: scope, Rollout: t0.Add(time.Hour), Step: t0.Add(time.Hour)}) // another rollout
-	if e := c.Snapshot(); e.Pairs != 0 || e.LostBlocks.OutOfScope != 0 {
-		t.Errorf("a new rollout kept %d pairs of the last one", e.Pairs)
-	}
-	feed(3)
-	c.Reset(Windows{Scope: Scope{Paths: []string{"/search"}}, Rollout: t0.Add(time.Hour), Step: t0.Add(2 * time.Hour)})
-	if e := c.Snapshot(); e.Pairs != 0 {
-		t.Errorf("pairs classified under another scope were kept: %d", e.Pairs)
-	}
-}
-
 // A latency bound no sample gives yet is infinite; the decision carrying
 // it must still be recorded (JSON has no infinity), and read back.
 func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
@@ -254,38 +184,5 @@ func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
 	}
 	if o := back.Analysis.Outcomes[0]; !math.IsInf(o.Upper, 1) || o.Lower != 0.002 || o.N != 250 || o.Verdict != Inconclusive || o.Window != StepWindow {
 		t.Errorf("read back %+v", o)
-	}
-}
-
-// Scope paths match whole segments of the path as the WAF sees it: the
-// fault was a raw string prefix, so /support/tickets covered
-// /support/ticketsadmin and /support/tickets/../.., and an empty path
-// covered everything.
-func TestScopePaths(t *testing.T) {
-	s := Scope{Paths: []string{"/support/tickets"}}
-	for _, tt := range []struct {
-		path string
-		in   bool
-	}{
-		{"/support/tickets", true},
-		{"/support/tickets/42", true},
-		{"/support/tickets/", true},
-		{"/support/%74ickets/42", true}, // percent-encoded, as CRS decodes it
-		{"/support/ticketsadmin", false},
-		{"/support/tickets/../../admin", false},
-		{"/support/tickets/..%2f..%2fadmin", false},
-		{"/support", false},
-	} {
-		if got := s.covers(tt.path, nil); got != tt.in {
-			t.Errorf("%s in scope %v: %v, want %v", tt.path, s.Paths, got, tt.in)
-		}
-	}
-	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}}} {
-		if err := bad.Validate(); err == nil {
-			t.Errorf("scope %+v accepted", bad)
-		}
-	}
-	if err := (Scope{Paths: []string{"/", "/support/tickets/"}, RuleIDs: []int{930120}}).Validate(); err != nil {
-		t.Errorf("good scope refused: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -136,7 +137,7 @@ func newStartCmd() *cobra.Command {
 				}
 			}
 			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
-				Scope: rollout.Scope{RuleIDs: rules, Paths: paths}, Cases: cases, OverrideGates: override}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths}, Cases: cases, OverrideGates: override}
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			if err != nil {
 				return err

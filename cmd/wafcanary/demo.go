@@ -20,6 +20,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -94,9 +95,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	cfg.Shadow.SamplePercent = o.shadowPercent
 	cfg.Gates.CRSSuite = o.crsSuite
 	cfg.Rollout = demoRollout(o.stepDuration)
-	scope := rollout.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}
+	scope := evidence.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}
 	if o.overBlocking {
-		o.candidate, scope = "embedded:candidate-pl2.conf", rollout.Scope{}
+		o.candidate, scope = "embedded:candidate-pl2.conf", evidence.Scope{}
 	}
 	// Demo clients carry a stable X-Client-ID; keying on it spreads them
 	// over both arms although they all come from 127.0.0.1.

@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -55,7 +56,7 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 	if err != nil {
 		return Outcome{}, err
 	}
-	collector := rollout.NewCollector(nil)
+	collector := evidence.NewCollector(nil)
 	logger := slog.New(slog.DiscardHandler)
 	upstream, _ := url.Parse("http://127.0.0.1:1") // never contacted: nothing is served
 	secret := []byte("sim-routing-secret-0123456789")
@@ -73,7 +74,7 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 		return Outcome{}, err
 	}
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	spec := rollout.Spec{Scope: rollout.Scope{Paths: []string{scopePath}, RuleIDs: []int{ruleFalsePositive}}, Actor: "sim", Reason: s.Name}
+	spec := rollout.Spec{Scope: evidence.Scope{Paths: []string{scopePath}, RuleIDs: []int{ruleFalsePositive}}, Actor: "sim", Reason: s.Name}
 	if _, err := ctl.Start(cand, spec, t0); err != nil {
 		return Outcome{}, err
 	}

@@ -1,6 +1,6 @@
 // Package sim measures the rollout controller's decisions: it drives the
 // real controller, policy and evidence collector (rollout.Controller,
-// rollout.Evaluate, rollout.Collector) and the real router's routing
+// rollout.Evaluate, evidence.Collector) and the real router's routing
 // state, with an injected clock, over synthetic traffic whose truth is
 // known, and counts how often each kind of candidate is promoted, rolled
 // back, or left inconclusive, and how long that took. The numbers in

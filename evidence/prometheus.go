@@ -1,4 +1,4 @@
-package fleet
+package evidence
 
 import (
 	"context"
@@ -14,14 +14,15 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
-	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // PrometheusEvidence reads the evidence of the whole fleet from
 // Prometheus: every series summed over the replicas with increase() over
 // its window (shadow pairs since the rollout started, split arms since
-// the step started). It implements rollout.EvidenceSource. Prometheus sees
+// the step started); it is the controller's source of evidence for a
+// fleet (rollout.EvidenceSource). Prometheus sees
 // a replica's counters one scrape interval late, and increase() needs two
 // samples in the window, so a step's first scrape intervals read as
 // little or no evidence: inconclusive, never a pass.
@@ -33,36 +34,43 @@ type PrometheusEvidence struct {
 	local    Scoper // may be nil
 
 	mu      sync.Mutex
-	windows rollout.Windows
+	windows Windows
 }
-
-var _ rollout.EvidenceSource = (*PrometheusEvidence)(nil)
 
 // Scoper is this replica's own evidence collector: it classifies each
 // disagreement in or out of the rollout's scope as it counts it into the
-// series the leader sums (rollout.Collector).
+// series the leader sums (Collector).
 type Scoper interface {
-	ResetScope(rollout.Scope)
+	ResetScope(Scope)
+}
+
+// PrometheusConfig says where a fleet's evidence is read.
+type PrometheusConfig struct {
+	URL string `mapstructure:"url"`
+	// Selector restricts every query to wafcanary's series, as label
+	// matchers without braces, e.g. job="wafcanary".
+	Selector string        `mapstructure:"selector"`
+	Timeout  time.Duration `mapstructure:"timeout"`
 }
 
 // NewPrometheusEvidence queries the Prometheus at cfg.URL. local is told
 // the scope at every Reset.
-func NewPrometheusEvidence(cfg rollout.PrometheusConfig, local Scoper) (*PrometheusEvidence, error) {
+func NewPrometheusEvidence(cfg PrometheusConfig, local Scoper) (*PrometheusEvidence, error) {
 	c, err := api.NewClient(api.Config{Address: cfg.URL})
 	if err != nil {
 		return nil, fmt.Errorf("rollout.prometheus.url: %w", err)
 	}
 	now := time.Now()
 	return &PrometheusEvidence{api: v1.NewAPI(c), selector: cfg.Selector, timeout: cfg.Timeout, now: time.Now,
-		windows: rollout.Windows{Rollout: now, Step: now}, local: local}, nil
+		windows: Windows{Rollout: now, Step: now}, local: local}, nil
 }
 
-// Reset implements rollout.EvidenceSource. Every replica's controller
+// Reset starts the windows w. Every replica's controller
 // resets its source when the rollout moves (the leader when it decides,
 // followers when they sync), so each replica's collector learns the
 // rollout's scope here, and the in/out split summed in Prometheus is the
 // rollout's own.
-func (p *PrometheusEvidence) Reset(w rollout.Windows) {
+func (p *PrometheusEvidence) Reset(w Windows) {
 	p.mu.Lock()
 	p.windows = w
 	p.mu.Unlock()
@@ -85,37 +93,37 @@ func (p *PrometheusEvidence) Queries(rollout, step time.Duration) map[string]str
 		outOfScope = `{scope="out",` + p.selector + "}"
 	}
 	return map[string]string{
-		"pairs":         "sum(increase(wafcanary_evidence_pairs_total" + sel + r + "))",
-		"disagreements": "sum by (kind, scope) (increase(wafcanary_evidence_disagreements_total" + sel + r + "))",
-		"rules":         "sum by (kind, rule_id) (increase(wafcanary_evidence_disagreement_rules_total" + outOfScope + r + ")) > 0",
-		"step_pairs":    "sum by (enforcing) (increase(wafcanary_evidence_pairs_total" + sel + w + "))",
-		"requests":      "sum by (arm, action) (increase(wafcanary_requests_total" + sel + w + "))",
-		"upstream":      "sum by (arm) (increase(wafcanary_upstream_errors_total" + sel + w + "))",
-		"response":      "sum by (arm) (increase(wafcanary_response_blocks_total" + sel + w + "))",
-		"dropped":       "sum(increase(wafcanary_shadow_dropped_total" + sel + w + "))",
-		"waf_time":      "sum by (arm, le) (increase(wafcanary_waf_duration_seconds_bucket" + sel + w + "))",
+		"pairs":         "sum(increase(" + PairsTotal + sel + r + "))",
+		"disagreements": "sum by (kind, scope) (increase(" + DisagreementsTotal + sel + r + "))",
+		"rules":         "sum by (kind, rule_id) (increase(" + DisagreementRulesTotal + outOfScope + r + ")) > 0",
+		"step_pairs":    "sum by (enforcing) (increase(" + PairsTotal + sel + w + "))",
+		"requests":      "sum by (arm, action) (increase(" + metrics.RequestsTotal + sel + w + "))",
+		"upstream":      "sum by (arm) (increase(" + metrics.UpstreamErrorsTotal + sel + w + "))",
+		"response":      "sum by (arm) (increase(" + metrics.ResponseBlocksTotal + sel + w + "))",
+		"dropped":       "sum(increase(" + metrics.ShadowDroppedTotal + sel + w + "))",
+		"waf_time":      "sum by (arm, le) (increase(" + metrics.WAFDurationSeconds + "_bucket" + sel + w + "))",
 	}
 }
 
-// Evidence implements rollout.EvidenceSource. Any failed query fails the
+// Evidence reads the fleet's evidence in its windows. Any failed query fails the
 // whole read: half the evidence could pass what the whole would not.
-func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, error) {
+func (p *PrometheusEvidence) Evidence(ctx context.Context) (Evidence, error) {
 	p.mu.Lock()
 	win := p.windows
 	p.mu.Unlock()
 	now := p.now()
-	ev := rollout.Evidence{NewBlocks: rollout.Disagreements{Rules: map[int]int64{}}, LostBlocks: rollout.Disagreements{Rules: map[int]int64{}}}
+	ev := Evidence{NewBlocks: Disagreements{Rules: map[int]int64{}}, LostBlocks: Disagreements{Rules: map[int]int64{}}}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	results := map[string]model.Vector{}
 	for name, q := range p.Queries(now.Sub(win.Rollout), now.Sub(win.Step)) {
 		v, _, _, err := p.api.Query(ctx, q, now)
 		if err != nil {
-			return rollout.Evidence{}, fmt.Errorf("prometheus query %s: %w", name, err)
+			return Evidence{}, fmt.Errorf("prometheus query %s: %w", name, err)
 		}
 		vec, ok := v.(model.Vector)
 		if !ok {
-			return rollout.Evidence{}, fmt.Errorf("prometheus query %s: want a vector, got %s", name, v.Type())
+			return Evidence{}, fmt.Errorf("prometheus query %s: want a vector, got %s", name, v.Type())
 		}
 		results[name] = vec
 	}
@@ -137,7 +145,7 @@ func (p *PrometheusEvidence) Evidence(ctx context.Context) (rollout.Evidence, er
 			ev.ShadowedByCandidate += count(s)
 		}
 	}
-	kinds := map[model.LabelValue]*rollout.Disagreements{"new_block": &ev.NewBlocks, "lost_block": &ev.LostBlocks}
+	kinds := map[model.LabelValue]*Disagreements{"new_block": &ev.NewBlocks, "lost_block": &ev.LostBlocks}
 	for _, s := range results["disagreements"] {
 		d := kinds[s.Metric["kind"]]
 		switch {

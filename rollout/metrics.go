@@ -1,29 +1,27 @@
-package metrics
+package rollout
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wafcanary/wafcanary/rollout"
 )
 
-// Rollout holds the controller's metrics: where the rollout stands, what
-// it decided, and the evidence against each limit, so a dashboard can plot
-// why a decision came.
-type Rollout struct {
+// Metrics are the controller's collectors, beside what they count: where
+// the rollout stands, what it decided, and the evidence against each
+// limit, so a dashboard can plot why a decision came.
+type Metrics struct {
 	state     *prometheus.GaugeVec
 	step      prometheus.Gauge
 	decisions *prometheus.CounterVec
 	evidence  *prometheus.GaugeVec
 }
 
-var _ rollout.Reporter = (*Rollout)(nil)
+var _ Reporter = (*Metrics)(nil)
 
 // Decisions the controller and operators take, created at zero.
 var decisions = []string{"start", "advance", "promote", "rollback", "hold", "pause", "resume"}
 
-// NewRollout creates the rollout collectors and registers them with reg.
-func NewRollout(reg prometheus.Registerer) *Rollout {
-	r := &Rollout{
+// NewMetrics creates the rollout collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	r := &Metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wafcanary_rollout_state",
 			Help: "1 for the rollout's current state, 0 for the others.",
@@ -48,9 +46,9 @@ func NewRollout(reg prometheus.Registerer) *Rollout {
 	return r
 }
 
-// ReportRollout implements rollout.Reporter.
-func (r *Rollout) ReportRollout(st rollout.State, a *rollout.Analysis, decision string) {
-	for _, p := range rollout.Phases {
+// ReportRollout implements Reporter.
+func (r *Metrics) ReportRollout(st State, a *Analysis, decision string) {
+	for _, p := range Phases {
 		v := 0.0
 		if p == st.Phase {
 			v = 1
@@ -72,3 +70,8 @@ func (r *Rollout) ReportRollout(st rollout.State, a *rollout.Analysis, decision 
 		r.evidence.WithLabelValues(o.Check, "verdict").Set(float64(o.Verdict))
 	}
 }
+
+// ForgetAnalysis stops exporting the last analysis: a replica that no
+// longer leads does not analyse, and its last analysis beside the new
+// leader's would mix the two on a dashboard taking the fleet's max.
+func (r *Metrics) ForgetAnalysis() { r.evidence.Reset() }

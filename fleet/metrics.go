@@ -1,18 +1,21 @@
-package metrics
+package fleet
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Fleet reports a replica's place in a fleet.
-type Fleet struct {
+// Metrics report a replica's place in a fleet.
+type Metrics struct {
 	leader, storeUp prometheus.Gauge
-	rollout         *Rollout
+	rollout         AnalysisForgetter
 }
 
-// NewFleet creates the collectors and registers them with reg. rollout,
-// if not nil, is this replica's rollout reporter: its evidence is cleared
-// when the replica does not lead.
-func NewFleet(reg prometheus.Registerer, rollout *Rollout) *Fleet {
-	f := &Fleet{
+// AnalysisForgetter is the replica's rollout reporter (rollout.Metrics).
+type AnalysisForgetter interface{ ForgetAnalysis() }
+
+// NewMetrics creates the collectors and registers them with reg. rollout,
+// if not nil, is this replica's rollout reporter: it forgets its last
+// analysis when the replica does not lead.
+func NewMetrics(reg prometheus.Registerer, rollout AnalysisForgetter) *Metrics {
+	f := &Metrics{
 		rollout: rollout,
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wafcanary_fleet_leader",
@@ -27,15 +30,15 @@ func NewFleet(reg prometheus.Registerer, rollout *Rollout) *Fleet {
 	return f
 }
 
-// ReportFleet implements fleet.Reporter.
-func (f *Fleet) ReportFleet(leading, storeUp bool) {
+// ReportFleet implements Reporter.
+func (f *Metrics) ReportFleet(leading, storeUp bool) {
 	f.leader.Set(b2f(leading))
 	f.storeUp.Set(b2f(storeUp))
 	// Only the leader analyses. A former leader's last analysis would
 	// otherwise stay exported beside the new leader's, and a dashboard
 	// taking the fleet's max would mix the two.
 	if !leading && f.rollout != nil {
-		f.rollout.evidence.Reset()
+		f.rollout.ForgetAnalysis()
 	}
 }
 

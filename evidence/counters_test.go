@@ -1,4 +1,4 @@
-package metrics
+package evidence
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 // The fleet's controller sums these series: they must count what the
 // collector counts, scope included, and name the rules behind each.
 func TestEvidenceCounters(t *testing.T) {
-	e := NewEvidence(prometheus.NewRegistry())
+	e := NewCounters(prometheus.NewRegistry())
 	// increase() cannot see a series' first sample: the fixed series must
 	// exist from the start. (Asking for one by its labels would create it.)
 	if p, d := testutil.CollectAndCount(e.pairs), testutil.CollectAndCount(e.disagreements); p != 2 || d != 4 {
@@ -20,9 +20,9 @@ func TestEvidenceCounters(t *testing.T) {
 	e.CountPair(verdict.Baseline)
 	e.CountPair(verdict.Baseline)
 	e.CountPair(verdict.Candidate)
-	e.CountDisagreement("new_block", true, []int{942100})
-	e.CountDisagreement("new_block", false, []int{942100, 932160})
-	e.CountDisagreement("bogus", false, []int{1})
+	e.CountDisagreement(verdict.NewBlock, true, []int{942100})
+	e.CountDisagreement(verdict.NewBlock, false, []int{942100, 932160})
+	e.CountDisagreement(verdict.Agree, false, []int{1}) // not a disagreement: not counted
 	for _, c := range []struct {
 		got  prometheus.Counter
 		want float64

@@ -1,7 +1,11 @@
-package rollout
+// Package evidence is the evidence path: what the controller judges
+// (Evidence, with its windows and the rollout's Scope), gathered in
+// process by the Collector, counted for a fleet by the Counters, and read
+// back from Prometheus, summed over the replicas, by PrometheusEvidence.
+// The metric names are constants shared by the counters and the queries.
+package evidence
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"path"
@@ -13,7 +17,6 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
-	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -78,8 +81,8 @@ type ArmEvidence struct {
 // so 0.5% rather than 1%: about 900 bins between 10 µs and 50 ms.
 const sketchAccuracy = 0.005
 
-// accuracy is the relative accuracy of the quantiles read from WAFTime.
-func (a ArmEvidence) accuracy() float64 {
+// Accuracy is the relative accuracy of the quantiles read from WAFTime.
+func (a ArmEvidence) Accuracy() float64 {
 	if a.WAFTime == nil {
 		return 0
 	}
@@ -117,186 +120,15 @@ type Windows struct {
 	Step    time.Time
 }
 
-// windowsOf returns the evidence windows of a rollout in state st.
-func windowsOf(st State) Windows {
-	return Windows{Scope: st.Scope, Rollout: st.Started, Step: st.StepStarted}
-}
-
-// Collector gathers Evidence from the router. It implements
-// router.Observer; its request-path methods hold a mutex only for a few
-// counter updates, and the controller's Snapshot only to copy.
+// Collector gathers Evidence from the proxy, as its request and shadow
+// observer; its request-path methods hold a mutex only for a few counter
+// updates, and the controller's Snapshot only to copy.
 type Collector struct {
 	mu      sync.Mutex
 	scope   Scope
 	rollout time.Time // start of the paired window
 	ev      Evidence
 	counter Counter
-}
-
-// Counter is told of every pair and disagreement the collector counts,
-// classified as the controller will judge them, so a fleet's evidence can
-// be summed over its replicas in Prometheus.
-type Counter interface {
-	CountPair(enforcing verdict.Arm)
-	CountDisagreement(kind string, inScope bool, rules []int)
-}
-
-var (
-	_ router.RequestObserver = (*Collector)(nil)
-	_ router.ShadowObserver  = (*Collector)(nil)
-	_ EvidenceSource         = (*Collector)(nil)
-)
-
-// NewCollector returns an empty collector; counter may be nil.
-func NewCollector(counter Counter) *Collector {
-	c := &Collector{counter: counter}
-	c.ResetScope(Scope{})
-	return c
-}
-
-// Evidence implements EvidenceSource.
-func (c *Collector) Evidence(context.Context) (Evidence, error) { return c.Snapshot(), nil }
-
-// Reset implements EvidenceSource. The process saw nothing before it
-// started, so each window starts now: the step's always, the paired one
-// only when it belongs to another rollout than the one counted so far
-// (or the scope changed), so shadow pairs add up across a rollout's steps.
-func (c *Collector) Reset(w Windows) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !slices.Equal(w.Scope.Paths, c.scope.Paths) || !slices.Equal(w.Scope.RuleIDs, c.scope.RuleIDs) {
-		c.resetLocked(w.Scope)
-		c.rollout = w.Rollout
-		return
-	}
-	c.ev.Arms, c.ev.Dropped, c.ev.ShadowedByCandidate = [2]ArmEvidence{}, 0, 0
-}
-
-// ResetScope starts new evidence windows, all of them, with scope.
-func (c *Collector) ResetScope(scope Scope) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.resetLocked(scope)
-	c.rollout = time.Time{}
-}
-
-func (c *Collector) resetLocked(scope Scope) {
-	c.scope = scope
-	c.ev = Evidence{NewBlocks: Disagreements{Rules: map[int]int64{}}, LostBlocks: Disagreements{Rules: map[int]int64{}}}
-}
-
-// Snapshot returns a copy of the evidence gathered in its windows.
-func (c *Collector) Snapshot() Evidence {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.ev
-	e.NewBlocks.Rules = cloneCounts(c.ev.NewBlocks.Rules)
-	e.LostBlocks.Rules = cloneCounts(c.ev.LostBlocks.Rules)
-	for i := range e.Arms {
-		if s := c.ev.Arms[i].WAFTime; s != nil {
-			e.Arms[i].WAFTime = s.Copy()
-		}
-	}
-	return e
-}
-
-func cloneCounts(m map[int]int64) map[int]int64 {
-	out := make(map[int]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// ObserveRequest implements router.RequestObserver.
-func (c *Collector) ObserveRequest(r verdict.RequestRecord) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	a := &c.ev.Arms[r.Arm]
-	a.Requests++
-	if r.Action == verdict.Blocked {
-		a.Blocked++
-		if r.BlockedInResponse {
-			a.ResponseBlocked++
-		}
-	}
-	if r.UpstreamError {
-		a.UpstreamErrors++
-	}
-	if a.WAFTime == nil {
-		a.WAFTime, _ = ddsketch.NewDefaultDDSketch(sketchAccuracy)
-	}
-	if s := r.WAFDuration.Seconds(); s > 0 {
-		_ = a.WAFTime.Add(s)
-	}
-}
-
-// ObserveShadow implements router.ShadowObserver.
-func (c *Collector) ObserveShadow(s verdict.ShadowRecord) {
-	var d *Disagreements
-	var kind string
-	var blocking, other verdict.Verdict
-	switch {
-	case s.Candidate.Blocked && !s.Baseline.Blocked:
-		d, kind, blocking, other = &c.ev.NewBlocks, "new_block", s.Candidate, s.Baseline
-	case s.Baseline.Blocked && !s.Candidate.Blocked:
-		d, kind, blocking, other = &c.ev.LostBlocks, "lost_block", s.Baseline, s.Candidate
-	}
-	var rules []int
-	if d != nil {
-		rules = attribute(blocking, other)
-	}
-	inScope := c.count(s.Enforcing, d, s.Path, rules)
-	// Prometheus counters take their own locks; not under ours.
-	if c.counter != nil {
-		c.counter.CountPair(s.Enforcing)
-		if d != nil {
-			c.counter.CountDisagreement(kind, inScope, rules)
-		}
-	}
-}
-
-// count adds a pair, and its disagreement d if any, to the window, and
-// reports whether the disagreement is in the rollout's scope.
-func (c *Collector) count(enforcing verdict.Arm, d *Disagreements, path string, rules []int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ev.Pairs++
-	if enforcing == verdict.Baseline {
-		c.ev.ShadowedByCandidate++
-	}
-	if d == nil {
-		return false
-	}
-	if c.scope.covers(path, rules) {
-		d.InScope++
-		return true
-	}
-	d.OutOfScope++
-	for _, id := range rules {
-		d.Rules[id]++
-	}
-	return false
-}
-
-// ShadowDropped implements router.ShadowObserver.
-func (c *Collector) ShadowDropped() {
-	c.mu.Lock()
-	c.ev.Dropped++
-	c.mu.Unlock()
-}
-
-// attribute returns the rules behind a disagreement: those that logged on
-// the blocking side and not on the other, evaluation rules left out.
-func attribute(blocking, other verdict.Verdict) []int {
-	var out []int
-	for _, r := range blocking.Rules {
-		if evaluationRules[r.ID] || slices.ContainsFunc(other.Rules, func(o verdict.RuleMatch) bool { return o.ID == r.ID }) || slices.Contains(out, r.ID) {
-			continue
-		}
-		out = append(out, r.ID)
-	}
-	return out
 }
 
 func (s Scope) covers(path string, rules []int) bool {
