@@ -80,7 +80,7 @@ func (f fakeRollouts) Start(context.Context, StartRequest) (Status, error) {
 	return Status{State: "shadow"}, f.err
 }
 func (f fakeRollouts) Do(a Action, req ActionRequest) (Status, error) {
-	return Status{State: "paused", LastDecision: &rollout.Decision{Action: string(a), Reason: req.To}}, f.err
+	return Status{State: "paused", LastDecision: &rollout.Decision{Action: rollout.Action(a), Reason: req.To}}, f.err
 }
 func (f fakeRollouts) History(int) ([]rollout.Entry, error) { return nil, f.err }
 

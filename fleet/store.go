@@ -131,7 +131,7 @@ func (s *Store) Commit(st rollout.State, e rollout.Entry) error {
 	rev, fence, led := s.rev, s.fence, s.led
 	s.mu.Unlock()
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.key(keyState)), "=", rev)}
-	if e.Action != "rollback" && e.Action != "undo" {
+	if e.Action != rollout.ActionRollback && e.Action != rollout.ActionUndo {
 		if !led {
 			return fmt.Errorf("etcd: %w", rollout.ErrNotLeader)
 		}
@@ -307,7 +307,7 @@ func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bo
 			return st, false, nil
 		}
 		prev := st
-		d := rollout.Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}
+		d := rollout.Decision{Time: now, Action: rollout.ActionRollback, Reason: reason, Actor: actor}
 		st.Phase, st.Percent, st.LastDecision = rollout.RolledBack, 0, &d
 		err = s.Commit(st, rollout.NewEntry(st, d, 0))
 		if errors.Is(err, rollout.ErrStale) {
@@ -329,7 +329,7 @@ func (s *Store) Undo(to, actor, reason string, now time.Time) (rollout.State, er
 		if err != nil {
 			return st, err
 		}
-		next, _, err := rollout.Undone(st, to, rollout.Decision{Time: now, Action: "undo", Reason: reason, Actor: actor})
+		next, _, err := rollout.Undone(st, to, rollout.Decision{Time: now, Action: rollout.ActionUndo, Reason: reason, Actor: actor})
 		if err != nil {
 			return st, err
 		}

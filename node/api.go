@@ -82,7 +82,7 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
 			req.Candidate, gates.ErrRefused, list)
 	}
-	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: "gates_override",
+	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: rollout.ActionGatesOverride,
 		Reason: req.OverrideGates + "; overriding:\n" + list, State: s.rollout.State().Phase,
 		Baseline: base.Version, Candidate: cand.Version}); err != nil {
 		return err

@@ -212,7 +212,7 @@ func decisionOf(st rollout.State) string {
 	if st.LastDecision == nil {
 		return string(st.Phase)
 	}
-	return st.LastDecision.Action + " by " + st.LastDecision.Actor + " at " + st.LastDecision.Time.Format(time.RFC3339)
+	return string(st.LastDecision.Action) + " by " + st.LastDecision.Actor + " at " + st.LastDecision.Time.Format(time.RFC3339)
 }
 
 func versionOf(rs *ruleset.Ruleset) string {

@@ -141,7 +141,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 			t.Fatalf("start: %v", err)
 		}
 		now := time.Now()
-		for i, want := range []string{"advance", "advance", "promote"} {
+		for i, want := range []rollout.Action{rollout.ActionAdvance, rollout.ActionAdvance, rollout.ActionPromote} {
 			send(t, ls.proxy, 200, i*1000, []demo.Request{ticketFP()})
 			settle(t, ls.s, 150)
 			now = now.Add(time.Minute)

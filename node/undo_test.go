@@ -101,7 +101,7 @@ func TestPromotionSticksThenUndo(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range h {
-		actions = append(actions, e.Action)
+		actions = append(actions, string(e.Action))
 	}
 	if got := strings.Join(actions, " "); got != "reload start promote undo" {
 		t.Errorf("journal: %s, want the first start's reload, start, promote, undo", got)

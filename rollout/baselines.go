@@ -119,7 +119,7 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 	default:
 		reason = "rulesets.baseline now names the version in service: nothing served changes"
 	}
-	d := Decision{Time: now, Action: "reload", Reason: reason, Actor: actor}
+	d := Decision{Time: now, Action: ActionReload, Reason: reason, Actor: actor}
 	if _, err := c.commit(st, d, 0); err != nil {
 		return false, err
 	}
@@ -202,7 +202,7 @@ func (c *Controller) Undo(to, actor, reason string, now time.Time) (State, error
 	if reason == "" {
 		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
 	}
-	st, ref, err := Undone(c.state, to, Decision{Time: now, Action: "undo", Reason: reason, Actor: actor})
+	st, ref, err := Undone(c.state, to, Decision{Time: now, Action: ActionUndo, Reason: reason, Actor: actor})
 	if err != nil {
 		return c.state, err
 	}

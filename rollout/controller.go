@@ -45,10 +45,29 @@ type RulesetRef struct {
 	Since time.Time `json:"since,omitzero"`
 }
 
+// Action is what a decision did, as the journal and the metrics name it.
+type Action string
+
+// Actions. ActionNone is an analysis that could not act (no rollout, the
+// state changed under it); ActionHold one that chose not to.
+const (
+	ActionStart         Action = "start"
+	ActionAdvance       Action = "advance"
+	ActionPromote       Action = "promote"
+	ActionRollback      Action = "rollback"
+	ActionHold          Action = "hold"
+	ActionPause         Action = "pause"
+	ActionResume        Action = "resume"
+	ActionUndo          Action = "undo"
+	ActionReload        Action = "reload"
+	ActionNone          Action = "none"
+	ActionGatesOverride Action = "gates_override"
+)
+
 // Decision is what the controller, or an operator, decided.
 type Decision struct {
 	Time     time.Time `json:"time"`
-	Action   string    `json:"action"` // start, advance, promote, rollback, hold, pause, resume
+	Action   Action    `json:"action"`
 	Reason   string    `json:"reason"`
 	Actor    string    `json:"actor"`
 	Analysis *Analysis `json:"analysis,omitempty"`
@@ -151,7 +170,7 @@ type Probe func(ctx context.Context, st State, base, cand *ruleset.Ruleset) (str
 
 // Reporter is told about every state change and analysis, for metrics.
 type Reporter interface {
-	ReportRollout(st State, a *Analysis, decision string)
+	ReportRollout(st State, a *Analysis, decision Action)
 }
 
 // Controller runs rollouts. It is safe for concurrent use: the analysis
@@ -281,7 +300,7 @@ func (c *Controller) fitSteps(now time.Time) error {
 	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
 		len(c.cfg.Steps), st.Step, st.Percent, step, c.cfg.Steps[step].Percent, next)
 	st.Step, st.Phase = step, Paused
-	_, err := c.commit(st, Decision{Time: now, Action: "pause", Reason: reason, Actor: "startup"}, 0)
+	_, err := c.commit(st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}, 0)
 	return err
 }
 
@@ -483,7 +502,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	}
 	// Recorded first, served second: a decision the store refused (a
 	// fleet's leadership lost) must not be in force anywhere.
-	st, err := c.commit(st, Decision{Time: now, Action: "start", Reason: reason, Actor: actor}, 0)
+	st, err := c.commit(st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
 	if err != nil {
 		return st, err
 	}
@@ -504,12 +523,12 @@ func phaseOf(percent float64) Phase {
 func (c *Controller) commit(st State, d Decision, latency time.Duration) (State, error) {
 	st.LastDecision = &d
 	if err := c.store.Commit(st, NewEntry(st, d, latency)); err != nil {
-		c.log.Error("rollout "+d.Action+" not recorded", "actor", d.Actor, "error", err.Error())
+		c.log.Error("rollout "+string(d.Action)+" not recorded", "actor", d.Actor, "error", err.Error())
 		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
 	}
 	c.gen.Add(1)
 	c.state = st
-	c.log.Info("rollout "+d.Action, "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
+	c.log.Info("rollout "+string(d.Action), "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
 	c.report(d.Analysis, d.Action)
 	return st, nil
 }
@@ -525,7 +544,7 @@ func NewEntry(st State, d Decision, latency time.Duration) Entry {
 	return e
 }
 
-func (c *Controller) report(a *Analysis, decision string) {
+func (c *Controller) report(a *Analysis, decision Action) {
 	if c.reporter != nil {
 		c.reporter.ReportRollout(c.state, a, decision)
 	}
@@ -535,16 +554,16 @@ func (c *Controller) report(a *Analysis, decision string) {
 // can drive it one interval at a time.
 func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) {
 	if err := c.recordRollback(); err != nil {
-		return Decision{Time: now, Action: "none", Reason: "rollback in force, not yet recorded: " + err.Error()}, nil
+		return Decision{Time: now, Action: ActionNone, Reason: "rollback in force, not yet recorded: " + err.Error()}, nil
 	}
 	c.mu.Lock()
 	st, gen := c.state, c.gen.Load()
 	c.mu.Unlock()
 	if err := c.leading(); err != nil {
-		return Decision{Time: now, Action: "none", Reason: err.Error()}, nil
+		return Decision{Time: now, Action: ActionNone, Reason: err.Error()}, nil
 	}
 	if !st.Phase.Active() {
-		return Decision{Time: now, Action: "none", Reason: "no rollout under way"}, nil
+		return Decision{Time: now, Action: ActionNone, Reason: "no rollout under way"}, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -577,45 +596,45 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	case probeFailure != "":
 		// Known attacks are rare in live traffic: the evidence can look
 		// healthy while protection is gone. A failed probe ends it at once.
-		d.Action, d.Reason = "rollback", probeFailure
+		d.Action, d.Reason = ActionRollback, probeFailure
 	case a.Verdict == Fail:
-		d.Action, d.Reason = "rollback", a.Reason()
+		d.Action, d.Reason = ActionRollback, a.Reason()
 	case now.Sub(st.Started) >= c.cfg.MaxDuration && st.Phase != Paused:
-		d.Action = c.cfg.Policy.OnMaxDuration
+		d.Action = Action(c.cfg.Policy.OnMaxDuration)
 		d.Reason = fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", c.cfg.MaxDuration, a.Reason())
 	case st.Phase == Paused:
-		d.Action, d.Reason = "hold", "paused: "+a.Reason()
+		d.Action, d.Reason = ActionHold, "paused: "+a.Reason()
 	case a.Verdict != Pass:
-		d.Action, d.Reason = "hold", a.Reason()
+		d.Action, d.Reason = ActionHold, a.Reason()
 	case now.Sub(st.StepStarted) < step.MinDuration:
-		d.Action, d.Reason = "hold", fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
+		d.Action, d.Reason = ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
 	case ev.CandidateRequests() < step.MinRequests:
-		d.Action, d.Reason = "hold", fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step, step.MinRequests, ev.CandidateRequests())
+		d.Action, d.Reason = ActionHold, fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step, step.MinRequests, ev.CandidateRequests())
 	case st.Step == len(c.cfg.Steps)-1:
-		d.Action, d.Reason = "promote", fmt.Sprintf("all checks pass at %v%% after %s: %s", st.Percent, now.Sub(st.Started).Round(time.Second), summary(a))
+		d.Action, d.Reason = ActionPromote, fmt.Sprintf("all checks pass at %v%% after %s: %s", st.Percent, now.Sub(st.Started).Round(time.Second), summary(a))
 	default:
-		d.Action, d.Reason = "advance", fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step, st.Percent, ev.CandidateRequests(), summary(a))
+		d.Action, d.Reason = ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step, st.Percent, ev.CandidateRequests(), summary(a))
 	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
-		return Decision{Time: now, Action: "none", Reason: "state changed during analysis"}, nil
+		return Decision{Time: now, Action: ActionNone, Reason: "state changed during analysis"}, nil
 	}
 	switch d.Action {
-	case "hold":
+	case ActionHold:
 		// Holding changes nothing; the analysis is journalled so the
 		// history shows what each look saw.
 		_, err := c.commit(c.state, d, 0)
 		return d, err
-	case "rollback":
+	case ActionRollback:
 		_, err := c.rollbackLocked(d, 0)
 		return d, err
 	case "pause":
 		st.Phase = Paused
 		_, err := c.commit(st, d, 0)
 		return d, err
-	case "promote":
+	case ActionPromote:
 		_, err := c.promoteLocked(d)
 		return d, err
 	}
@@ -667,13 +686,13 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 	}
 	switch {
 	case c.state.Phase.Active():
-		return c.rollbackLocked(Decision{Time: now, Action: "rollback", Reason: reason, Actor: actor}, latency)
+		return c.rollbackLocked(Decision{Time: now, Action: ActionRollback, Reason: reason, Actor: actor}, latency)
 	case static != nil:
 		// A candidate the configuration put in service, no rollout's: it
 		// stays withdrawn across reloads and restarts.
 		st := c.state
 		st.Withdrawn = static.Version
-		d := Decision{Time: now, Action: "rollback", Reason: reason + " (rulesets.candidate " + static.Version + " withdrawn until the file changes)", Actor: actor}
+		d := Decision{Time: now, Action: ActionRollback, Reason: reason + " (rulesets.candidate " + static.Version + " withdrawn until the file changes)", Actor: actor}
 		e := NewEntry(st, d, latency)
 		e.Candidate = static.Version
 		st.LastDecision = &d
@@ -714,7 +733,7 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 			c.gen.Add(1)
 			st.LastDecision = &d
 			c.state, c.unrecorded = st, &unrecorded{st: st, d: d, latency: latency}
-			c.report(nil, "rollback")
+			c.report(nil, ActionRollback)
 			return st, fmt.Errorf("%w: the rollback is in force in this process and recorded as soon as the store takes it (retried at every analysis); until then a restart would serve the candidate again", err)
 		}
 		if !errors.Is(err, ErrStale) || attempt == 3 {
@@ -778,7 +797,7 @@ func (c *Controller) Promote(actor, reason string, now time.Time) (State, error)
 	if reason == "" {
 		reason = "manual promotion"
 	}
-	return c.promoteLocked(Decision{Time: now, Action: "promote", Reason: reason, Actor: actor})
+	return c.promoteLocked(Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 }
 
 // promoteLocked swaps the candidate in as the baseline in one step.
@@ -817,7 +836,7 @@ func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
 	}
 	st := c.state
 	st.Phase = Paused
-	return c.commit(st, Decision{Time: now, Action: "pause", Reason: reason, Actor: actor}, 0)
+	return c.commit(st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}, 0)
 }
 
 // Resume continues a paused rollout at its step; the step's clock restarts.
@@ -832,7 +851,7 @@ func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) 
 	}
 	st := c.state
 	st.Phase, st.StepStarted = phaseOf(st.Percent), now
-	return c.commit(st, Decision{Time: now, Action: "resume", Reason: reason, Actor: actor}, 0)
+	return c.commit(st, Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}, 0)
 }
 
 // Run calls Step every interval until ctx is done.

@@ -148,7 +148,7 @@ func TestRolloutToPromotion(t *testing.T) {
 	steps := []struct {
 		at       time.Duration
 		evidence evidence.Evidence
-		action   string
+		action   Action
 		phase    Phase
 		share    router.Share
 	}{

@@ -17,7 +17,7 @@ type Metrics struct {
 var _ Reporter = (*Metrics)(nil)
 
 // Decisions the controller and operators take, created at zero.
-var decisions = []string{"start", "advance", "promote", "rollback", "hold", "pause", "resume"}
+var decisions = []Action{ActionStart, ActionAdvance, ActionPromote, ActionRollback, ActionHold, ActionPause, ActionResume, ActionUndo, ActionReload}
 
 // NewMetrics creates the rollout collectors and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -41,13 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(r.state, r.step, r.decisions, r.evidence)
 	for _, d := range decisions {
-		r.decisions.WithLabelValues(d)
+		r.decisions.WithLabelValues(string(d))
 	}
 	return r
 }
 
 // ReportRollout implements Reporter.
-func (r *Metrics) ReportRollout(st State, a *Analysis, decision string) {
+func (r *Metrics) ReportRollout(st State, a *Analysis, decision Action) {
 	for _, p := range Phases {
 		v := 0.0
 		if p == st.Phase {
@@ -57,7 +57,7 @@ func (r *Metrics) ReportRollout(st State, a *Analysis, decision string) {
 	}
 	r.step.Set(float64(st.Step))
 	if decision != "" {
-		r.decisions.WithLabelValues(decision).Inc()
+		r.decisions.WithLabelValues(string(decision)).Inc()
 	}
 	if a == nil {
 		return

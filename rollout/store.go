@@ -22,7 +22,7 @@ import (
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Actor     string    `json:"actor"`
-	Action    string    `json:"action"`
+	Action    Action    `json:"action"`
 	Reason    string    `json:"reason"`
 	State     Phase     `json:"state"`
 	Step      int       `json:"step"`
@@ -158,7 +158,7 @@ const (
 )
 
 // ActionUnreadable marks, in History, a journal line that could not be read.
-const ActionUnreadable = "unreadable"
+const ActionUnreadable Action = "unreadable"
 
 // MarshalEntry encodes e for a journal within MaxEntryBytes: a long reason
 // is cut (saying how much), then, if the entry is still too long, the

@@ -350,7 +350,7 @@ func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.Ru
 	}
 	for _, e := range entries {
 		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
-		if e.Action == "undo" || e.Action == "reload" || e.Action == "promote" {
+		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
 			line += "  baseline " + e.Baseline
 		}
 		fmt.Fprintf(out, "%s  %s\n", line, e.Reason)

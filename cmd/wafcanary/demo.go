@@ -200,7 +200,7 @@ loop:
 			st := s.Status()
 			if d := st.LastDecision; d != nil && (last == nil || d.Time != last.Time || d.Action != last.Action) {
 				last = d
-				if d.Action != "hold" {
+				if d.Action != rollout.ActionHold {
 					fmt.Fprintf(out, "[%4.0fs] rollout %s -> %s, candidate on %g%% of clients: %s\n",
 						time.Since(start).Seconds(), d.Action, st.State, st.CandidatePercent, d.Reason)
 				}

@@ -128,9 +128,9 @@ func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed)
 func ended(d rollout.Decision, elapsed time.Duration, requests int64) (Outcome, bool) {
 	o := Outcome{Elapsed: elapsed, Requests: requests}
 	switch d.Action {
-	case "promote":
+	case rollout.ActionPromote:
 		o.Result = Promoted
-	case "rollback", "pause":
+	case rollout.ActionRollback, rollout.ActionPause:
 		o.Result = RolledBack
 		if strings.HasPrefix(d.Reason, "inconclusive") {
 			o.Result = Inconclusive
