@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"slices"
 	"sync"
-	"testing/fstest"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -201,25 +200,12 @@ func (s *Store) History(n int) ([]rollout.Entry, error) {
 	return out, nil
 }
 
-// bundle is a ruleset's own files; the embedded CRS is in every binary.
-type bundle struct {
-	Version string            `json:"version"`
-	Main    string            `json:"main"`
-	Source  string            `json:"source"`
-	Files   map[string][]byte `json:"files"`
-}
-
-// SaveRuleset implements rollout.Store. Bundles are immutable: a version
-// already stored is left as it is.
+// SaveRuleset implements rollout.Store: the ruleset's bundle as one JSON
+// value. Bundles are immutable: a version already stored is left as it is.
 func (s *Store) SaveRuleset(rs *ruleset.Ruleset) error {
-	if len(rs.Files) == 0 || rs.Files[0].Embedded {
-		return fmt.Errorf("ruleset %s: main file not recorded", rs.Path)
-	}
-	b := bundle{Version: rs.Version, Main: rs.Files[0].Name, Source: rs.Path, Files: map[string][]byte{}}
-	for _, f := range rs.Files {
-		if !f.Embedded {
-			b.Files[f.Name] = f.Content
-		}
+	b, err := rs.Bundle()
+	if err != nil {
+		return err
 	}
 	v, err := json.Marshal(b)
 	if err != nil {
@@ -248,21 +234,16 @@ func (s *Store) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("etcd: ruleset bundle %s: %w", version, fs.ErrNotExist)
 	}
-	var b bundle
+	var b ruleset.Bundle
 	if err := json.Unmarshal(resp.Kvs[0].Value, &b); err != nil {
 		return nil, fmt.Errorf("etcd: ruleset bundle %s: %w", version, err)
 	}
-	fsys := fstest.MapFS{}
-	for name, content := range b.Files {
-		fsys[name] = &fstest.MapFile{Data: content, Mode: 0o644}
+	if b.Version != version {
+		return nil, fmt.Errorf("etcd: ruleset bundle %s names version %q", version, b.Version)
 	}
-	rs, err := ruleset.LoadFS(fsys, b.Main, b.Source)
+	rs, err := b.Compile(nil)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: ruleset bundle %s: %w", version, err)
-	}
-	if rs.Version != version {
-		rs.Retire()
-		return nil, fmt.Errorf("etcd: ruleset bundle %s compiles to version %s (different CRS in this binary?); not serving it", version, rs.Version)
 	}
 	return rs, nil
 }
@@ -308,7 +289,7 @@ func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bo
 		}
 		prev := st
 		d := rollout.Decision{Time: now, Action: rollout.ActionRollback, Reason: reason, Actor: actor}
-		st.Phase, st.Percent, st.LastDecision = rollout.RolledBack, 0, &d
+		st = st.RolledBackBy(d)
 		err = s.Commit(st, rollout.NewEntry(st, d, 0))
 		if errors.Is(err, rollout.ErrStale) {
 			continue

@@ -277,53 +277,46 @@ func readJournal(r io.Reader, max int) ([]Entry, error) {
 	}
 }
 
-type bundleManifest struct {
-	Version string `json:"version"`
-	Main    string `json:"main"`
-	Source  string `json:"source"`
-}
-
-// SaveRuleset keeps the ruleset's local files under rulesets/<version>/,
-// so it can be served again after the originals change or vanish. The
-// embedded CRS files are part of the binary and not copied.
+// SaveRuleset keeps the ruleset's bundle under rulesets/<version>/: its
+// own files, then manifest.json (the bundle without its files), last, so a
+// bundle with a manifest is whole. It can then be served again after the
+// originals change or vanish.
 func (s FileStore) SaveRuleset(rs *ruleset.Ruleset) error {
 	dir := filepath.Join(s.Dir, "rulesets", rs.Version)
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
 		return nil // bundles are immutable: same version, same bytes
 	}
-	if len(rs.Files) == 0 || rs.Files[0].Embedded {
-		return fmt.Errorf("ruleset %s: main file not recorded", rs.Path)
+	b, err := rs.Bundle()
+	if err != nil {
+		return err
 	}
-	for _, f := range rs.Files {
-		if f.Embedded {
-			continue
-		}
-		if err := writeAtomic(filepath.Join(dir, filepath.FromSlash(f.Name)), f.Content); err != nil {
+	for name, content := range b.Files {
+		if err := writeAtomic(filepath.Join(dir, filepath.FromSlash(name)), content); err != nil {
 			return fmt.Errorf("saving ruleset %s: %w", rs.Version, err)
 		}
 	}
-	m, _ := json.Marshal(bundleManifest{Version: rs.Version, Main: rs.Files[0].Name, Source: rs.Path})
+	b.Files = nil
+	m, _ := json.Marshal(b)
 	return writeAtomic(filepath.Join(dir, "manifest.json"), m)
 }
 
 // LoadRuleset compiles a saved bundle and checks it is the version asked for.
 func (s FileStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 	dir := filepath.Join(s.Dir, "rulesets", version)
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
 	}
-	var m bundleManifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	var b ruleset.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
 		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
 	}
-	rs, err := ruleset.LoadFS(os.DirFS(dir), m.Main, m.Source)
+	if b.Version != version {
+		return nil, fmt.Errorf("ruleset bundle %s: its manifest names version %q", version, b.Version)
+	}
+	rs, err := b.Compile(os.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("ruleset bundle %s: %w", version, err)
-	}
-	if rs.Version != version {
-		rs.Retire()
-		return nil, fmt.Errorf("ruleset bundle %s compiles to version %s (was the embedded CRS upgraded?)", version, rs.Version)
 	}
 	return rs, nil
 }

@@ -1,0 +1,263 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+type unrecorded struct {
+	st      State
+	d       Decision
+	latency time.Duration
+}
+
+// Start begins a rollout of candidate from the current baseline.
+func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (State, error) {
+	scope, actor, reason := spec.Scope, spec.Actor, spec.Reason
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
+	if c.state.Phase.Active() {
+		return c.state, fmt.Errorf("a rollout of %s is already %s: %w", c.state.Candidate.Version, c.state.Phase, ErrConflict)
+	}
+	if c.unrecorded != nil {
+		return c.state, fmt.Errorf("the last rollback is not recorded yet (is state_dir full?): %w", ErrConflict)
+	}
+	if reason == "" {
+		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
+	}
+	if err := scope.Validate(); err != nil {
+		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	cur := c.router.Snapshot()
+	if spec.Baseline != "" && spec.Baseline != cur.Baseline.Version {
+		return c.state, fmt.Errorf("the baseline changed from %s to %s while the candidate was checked against it; start again: %w", spec.Baseline, cur.Baseline.Version, ErrConflict)
+	}
+	if cand.Version == cur.Baseline.Version {
+		return c.state, fmt.Errorf("candidate %s is the baseline already: %w", cand.Version, ErrBadRequest)
+	}
+	for _, rs := range []*ruleset.Ruleset{cur.Baseline, cand} {
+		if err := c.store.SaveRuleset(rs); err != nil {
+			return c.state, err
+		}
+	}
+	step := c.cfg.Steps[0]
+	share, _ := router.ParseShare(step.Percent)
+	next := &router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample}
+	if err := next.Validate(); err != nil {
+		return c.state, err
+	}
+	st := State{
+		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
+		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
+		ShadowSample: c.shadowSample.Percent(), Scope: scope, Reason: reason, Cases: spec.Cases,
+		Configured: c.state.Configured, Baselines: c.state.Baselines,
+	}
+	if len(st.Baselines) == 0 { // a state from before baselines were kept
+		st.Baselines = []RulesetRef{{Version: cur.Baseline.Version, Path: cur.Baseline.Path, Since: now}}
+	}
+	// Recorded first, served second: a decision the store refused (a
+	// fleet's leadership lost) must not be in force anywhere.
+	st, err := c.commit(st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
+	if err != nil {
+		return st, err
+	}
+	c.evidence.Reset(windowsOf(st))
+	return st, c.router.Swap(next)
+}
+
+// Rollback takes the candidate out of service at once, from any state, and
+// then records why. It is idempotent: after a rollback, another succeeds
+// and changes nothing. With no rollout in progress and no candidate
+// serving it is refused with ErrConflict, naming undo: a rollback never
+// changes the baseline.
+func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error) {
+	start := time.Now()
+	// Traffic first: one atomic swap, without waiting for the lock an
+	// analysis in progress might be about to take.
+	var static *ruleset.Ruleset
+	if cur := c.router.Snapshot(); cur.Candidate != nil {
+		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
+			return c.State(), err
+		}
+		static = cur.Candidate
+	}
+	latency := time.Since(start)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if reason == "" {
+		reason = "manual rollback"
+	}
+	switch {
+	case c.state.Phase.Active():
+		return c.rollbackLocked(Decision{Time: now, Action: ActionRollback, Reason: reason, Actor: actor}, latency)
+	case static != nil:
+		// A candidate the configuration put in service, no rollout's: it
+		// stays withdrawn across reloads and restarts.
+		st := c.state
+		st.Withdrawn = static.Version
+		d := Decision{Time: now, Action: ActionRollback, Reason: reason + " (rulesets.candidate " + static.Version + " withdrawn until the file changes)", Actor: actor}
+		e := NewEntry(st, d, latency)
+		e.Candidate = static.Version
+		st.LastDecision = &d
+		if err := c.store.Commit(st, e); err != nil {
+			return c.state, fmt.Errorf("recording rollback: %w", err)
+		}
+		c.gen.Add(1)
+		c.state = st
+		return st, nil
+	case c.state.Phase == RolledBack:
+		return c.state, nil
+	}
+	return c.state, fmt.Errorf("no rollout in progress (state %s) and no candidate serving: rollback only takes a candidate out of service; to serve an earlier baseline again, use `wafcanary undo`: %w", c.state.Phase, ErrConflict)
+}
+
+// rollbackLocked restores baseline-only routing (again: an advance may
+// have slipped in between an unlocked swap and the lock) and records it.
+// In a fleet the record is what takes the candidate off every other
+// replica, so a record refused because another replica wrote first is
+// retried on the fresh state, which may already be at rest.
+func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, error) {
+	if cur := c.router.Snapshot(); cur.Candidate != nil {
+		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
+			return c.state, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		st := c.state.RolledBackBy(d)
+		out, err := c.commit(st, d, latency)
+		if err == nil {
+			c.prune()
+		}
+		if err != nil && !errors.Is(err, ErrStale) && !errors.Is(err, ErrConflict) {
+			// The rollback wins anyway: the router serves the baseline
+			// alone already, and nothing may put the candidate back while
+			// the record is retried (Step).
+			c.gen.Add(1)
+			c.state, c.unrecorded = st, &unrecorded{st: st, d: d, latency: latency}
+			c.report(nil, ActionRollback)
+			return st, fmt.Errorf("%w: the rollback is in force in this process and recorded as soon as the store takes it (retried at every analysis); until then a restart would serve the candidate again", err)
+		}
+		if !errors.Is(err, ErrStale) || attempt == 3 {
+			return out, err
+		}
+		fresh, lerr := c.store.Load()
+		if lerr != nil {
+			return out, errors.Join(err, lerr)
+		}
+		c.gen.Add(1)
+		c.state = fresh
+		if !fresh.Phase.Active() {
+			return fresh, nil
+		}
+	}
+}
+
+// recordRollback retries recording a rollback the store refused; nil when
+// there is none left to record.
+func (c *Controller) recordRollback() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.unrecorded
+	if u == nil {
+		return nil
+	}
+	err := c.store.Commit(u.st, NewEntry(u.st, u.d, u.latency))
+	if errors.Is(err, ErrStale) {
+		// Another replica wrote first: roll back its state instead.
+		c.unrecorded = nil
+		fresh, lerr := c.store.Load()
+		if lerr != nil {
+			c.unrecorded = u
+			return lerr
+		}
+		c.gen.Add(1)
+		c.state = fresh
+		if fresh.Phase.Active() {
+			_, err = c.rollbackLocked(u.d, u.latency)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	c.unrecorded = nil
+	c.log.Info("rollback recorded", "actor", u.d.Actor, "decided", u.d.Time)
+	return nil
+}
+
+// Promote makes the candidate the baseline now, skipping remaining steps.
+func (c *Controller) Promote(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
+	if !c.state.Phase.Active() {
+		return c.state, fmt.Errorf("no rollout to promote (state %s): %w", c.state.Phase, ErrConflict)
+	}
+	if reason == "" {
+		reason = "manual promotion"
+	}
+	return c.promoteLocked(Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
+}
+
+// promoteLocked swaps the candidate in as the baseline in one step.
+func (c *Controller) promoteLocked(d Decision) (State, error) {
+	cur := c.router.Snapshot()
+	if cur.Candidate == nil {
+		return c.state, fmt.Errorf("router has no candidate to promote: %w", ErrConflict)
+	}
+	st := c.state
+	st.Phase, st.Percent = Promoted, 100
+	st.Baseline, st.Candidate = *st.Candidate, nil
+	st.Baselines = served(st.Baselines, st.Baseline, d.Time, c.cfg.KeepBaselines)
+	st, err := c.commit(st, d, 0)
+	if err != nil {
+		return st, err
+	}
+	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
+		return st, err
+	}
+	c.prune()
+	return st, nil
+}
+
+// Pause holds the share; analysis goes on and a failure still rolls back.
+func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
+	switch {
+	case c.state.Phase == Paused:
+		return c.state, nil
+	case !c.state.Phase.Active():
+		return c.state, fmt.Errorf("no rollout to pause (state %s): %w", c.state.Phase, ErrConflict)
+	}
+	st := c.state
+	st.Phase = Paused
+	return c.commit(st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}, 0)
+}
+
+// Resume continues a paused rollout at its step; the step's clock restarts.
+func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
+	if c.state.Phase != Paused {
+		return c.state, fmt.Errorf("rollout is %s, not paused: %w", c.state.Phase, ErrConflict)
+	}
+	st := c.state
+	st.Phase, st.StepStarted = phaseOf(st.Percent), now
+	return c.commit(st, Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}, 0)
+}

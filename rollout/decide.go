@@ -1,0 +1,128 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wafcanary/wafcanary/router"
+)
+
+// Step analyses the evidence once and acts on it. It takes now so tests
+// can drive it one interval at a time.
+func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) {
+	if err := c.recordRollback(); err != nil {
+		return Decision{Time: now, Action: ActionNone, Reason: "rollback in force, not yet recorded: " + err.Error()}, nil
+	}
+	c.mu.Lock()
+	st, gen := c.state, c.gen.Load()
+	c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return Decision{Time: now, Action: ActionNone, Reason: err.Error()}, nil
+	}
+	if !st.Phase.Active() {
+		return Decision{Time: now, Action: ActionNone, Reason: "no rollout under way"}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	if st.Step >= len(c.cfg.Steps) {
+		// Another replica's state, written under other steps.
+		if err := c.fitSteps(now); err != nil {
+			return Decision{}, err
+		}
+		return *c.State().LastDecision, nil
+	}
+	var probeFailure string
+	if snap := c.router.Snapshot(); c.probe != nil && snap.Candidate != nil {
+		var err error
+		if probeFailure, err = c.probe(ctx, st, snap.Baseline, snap.Candidate); err != nil {
+			c.log.Error("live probe failed to run", "error", err.Error())
+		}
+	}
+	ev, evErr := c.evidence.Evidence(ctx)
+	a := Evaluate(ev, c.cfg.Policy, st.Percent)
+	d := Decision{Time: now, Actor: "controller", Analysis: &a}
+	if evErr != nil {
+		// No evidence is never a pass; only the probe or max_duration
+		// can end the rollout while it lasts.
+		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "evidence", Verdict: Inconclusive, Required: true,
+			Reason: "evidence unavailable: " + evErr.Error()}}}
+	}
+	d.Action, d.Reason = decide(st, a, ev.CandidateRequests(), probeFailure, c.cfg, now)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return Decision{Time: now, Action: ActionNone, Reason: "state changed during analysis"}, nil
+	}
+	switch d.Action {
+	case ActionHold:
+		// Holding changes nothing; the analysis is journalled so the
+		// history shows what each look saw.
+		_, err := c.commit(c.state, d, 0)
+		return d, err
+	case ActionRollback:
+		_, err := c.rollbackLocked(d, 0)
+		return d, err
+	case ActionPause:
+		st.Phase = Paused
+		_, err := c.commit(st, d, 0)
+		return d, err
+	case ActionPromote:
+		_, err := c.promoteLocked(d)
+		return d, err
+	}
+	next := c.cfg.Steps[st.Step+1]
+	share, _ := router.ParseShare(next.Percent)
+	snap := c.router.Snapshot().WithShare(share)
+	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
+	if _, err := c.commit(st, d, 0); err != nil {
+		return d, err
+	}
+	c.evidence.Reset(windowsOf(st))
+	return d, c.router.Swap(snap)
+}
+
+// decide is the controller's rule, and only the rule: from the state, the
+// analysis of its evidence, the requests the candidate judged at this
+// step and a failed live probe's reason (empty if none), what to do now
+// and why. It reads no clock and touches nothing, so it is tested as a
+// table (decide_test.go); Step gathers its inputs and applies its answer.
+func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config, now time.Time) (Action, string) {
+	step := cfg.Steps[st.Step]
+	switch {
+	case probeFailure != "":
+		// Known attacks are rare in live traffic: the evidence can look
+		// healthy while protection is gone. A failed probe ends it at once.
+		return ActionRollback, probeFailure
+	case a.Verdict == Fail:
+		return ActionRollback, a.Reason()
+	case now.Sub(st.Started) >= cfg.MaxDuration && st.Phase != Paused:
+		return Action(cfg.Policy.OnMaxDuration), fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", cfg.MaxDuration, a.Reason())
+	case st.Phase == Paused:
+		return ActionHold, "paused: " + a.Reason()
+	case a.Verdict != Pass:
+		return ActionHold, a.Reason()
+	case now.Sub(st.StepStarted) < step.MinDuration:
+		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
+	case judged < step.MinRequests:
+		return ActionHold, fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step, step.MinRequests, judged)
+	case st.Step == len(cfg.Steps)-1:
+		return ActionPromote, fmt.Sprintf("all checks pass at %v%% after %s: %s", st.Percent, now.Sub(st.Started).Round(time.Second), summary(a))
+	}
+	return ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step, st.Percent, judged, summary(a))
+}
+
+func summary(a Analysis) string {
+	s := ""
+	for _, o := range a.Outcomes {
+		if o.Verdict == Pass {
+			if s != "" {
+				s += "; "
+			}
+			s += o.Reason
+		}
+	}
+	return s
+}

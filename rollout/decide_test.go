@@ -1,0 +1,51 @@
+package rollout
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// decide, the controller's rule, one line per branch and per precedence
+// between branches.
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig
+	cfg.MaxDuration = time.Hour
+	cfg.Steps = []Step{{Percent: 0, MinDuration: time.Minute, MinRequests: 100}, {Percent: 50, MinDuration: time.Minute, MinRequests: 100}}
+	pass := Analysis{Verdict: Pass, Outcomes: []Outcome{{Check: "new_blocks", Verdict: Pass, Required: true, Reason: "new blocks fine"}}}
+	fail := Analysis{Verdict: Fail, Outcomes: []Outcome{{Check: "new_blocks", Verdict: Fail, Required: true, Reason: "942100 blocks customers"}}}
+	wait := Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "p99", Verdict: Inconclusive, Required: true, Reason: "p99 not yet conclusive"}}}
+	at := func(step int, phase Phase, started, stepStarted time.Duration) State {
+		return State{Phase: phase, Step: step, Percent: cfg.Steps[step].Percent, Started: t0.Add(-started), StepStarted: t0.Add(-stepStarted)}
+	}
+	onMax := func(a string) Config { c := cfg; c.Policy.OnMaxDuration = a; return c }
+	for _, tc := range []struct {
+		name   string
+		st     State
+		a      Analysis
+		judged int64
+		probe  string
+		cfg    Config
+		want   Action
+		reason string
+	}{
+		{"a failed probe rolls back even when every check passes", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 500, "probe sqli-1 passed", cfg, ActionRollback, "probe sqli-1"},
+		{"a failed check rolls back", at(1, Progressing, 2*time.Minute, 2*time.Minute), fail, 500, "", cfg, ActionRollback, "942100"},
+		{"a failed check wins over max_duration", at(1, Progressing, 2*time.Hour, time.Hour), fail, 500, "", onMax("promote"), ActionRollback, "942100"},
+		{"inconclusive at max_duration rolls back by default", at(1, Progressing, 2*time.Hour, time.Hour), wait, 500, "", cfg, ActionRollback, "within max_duration 1h0m0s"},
+		{"inconclusive at max_duration can promote", at(1, Progressing, 2*time.Hour, time.Hour), wait, 500, "", onMax("promote"), ActionPromote, "within max_duration"},
+		{"max_duration does not end a paused rollout", at(1, Paused, 2*time.Hour, time.Hour), pass, 500, "", cfg, ActionHold, "paused: "},
+		{"a paused rollout holds even when it passes", at(0, Paused, 2*time.Minute, 2*time.Minute), pass, 500, "", cfg, ActionHold, "paused"},
+		{"inconclusive holds", at(0, Shadow, 2*time.Minute, 2*time.Minute), wait, 500, "", cfg, ActionHold, "p99 not yet conclusive"},
+		{"passing before min_duration holds", at(0, Shadow, 30*time.Second, 30*time.Second), pass, 500, "", cfg, ActionHold, "needs 1m0s, has 30s"},
+		{"passing below min_requests holds", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 99, "", cfg, ActionHold, "needs 100 requests judged by the candidate, has 99"},
+		{"passing a step advances", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 100, "", cfg, ActionAdvance, "step 0 passed (0%, 100 requests): new blocks fine"},
+		{"passing the last step promotes", at(1, Progressing, 3*time.Minute, 2*time.Minute), pass, 100, "", cfg, ActionPromote, "all checks pass at 50% after 3m0s"},
+	} {
+		got, reason := decide(tc.st, tc.a, tc.judged, tc.probe, tc.cfg, t0)
+		if got != tc.want || !strings.Contains(reason, tc.reason) {
+			t.Errorf("%s: %s (%s), want %s (%s)", tc.name, got, reason, tc.want, tc.reason)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/router"
+)
+
+// Phase is where a rollout stands.
+type Phase string
+
+// Phases. Shadow, Progressing and Paused are active; the others are at rest.
+const (
+	Idle        Phase = "idle"
+	Shadow      Phase = "shadow"      // share 0, candidate judged in shadow
+	Progressing Phase = "progressing" // candidate enforcing on a step's share
+	Paused      Phase = "paused"      // share held, analysis goes on
+	Promoted    Phase = "promoted"
+	RolledBack  Phase = "rolled_back"
+)
+
+// Phases lists every phase, for one metric series each.
+var Phases = []Phase{Idle, Shadow, Progressing, Paused, Promoted, RolledBack}
+
+// Active reports whether a rollout is under way.
+func (p Phase) Active() bool { return p == Shadow || p == Progressing || p == Paused }
+
+// RulesetRef names a ruleset by version, with where it came from.
+type RulesetRef struct {
+	Version string `json:"version"`
+	Path    string `json:"path"`
+	// Since is when it began serving as the baseline (in State.Baselines).
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Action is what a decision did, as the journal and the metrics name it.
+type Action string
+
+// Actions. ActionNone is an analysis that could not act (no rollout, the
+// state changed under it); ActionHold one that chose not to.
+const (
+	ActionStart         Action = "start"
+	ActionAdvance       Action = "advance"
+	ActionPromote       Action = "promote"
+	ActionRollback      Action = "rollback"
+	ActionHold          Action = "hold"
+	ActionPause         Action = "pause"
+	ActionResume        Action = "resume"
+	ActionUndo          Action = "undo"
+	ActionReload        Action = "reload"
+	ActionNone          Action = "none"
+	ActionGatesOverride Action = "gates_override"
+)
+
+// Decision is what the controller, or an operator, decided.
+type Decision struct {
+	Time     time.Time `json:"time"`
+	Action   Action    `json:"action"`
+	Reason   string    `json:"reason"`
+	Actor    string    `json:"actor"`
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// State is the durable rollout state.
+type State struct {
+	Phase       Phase          `json:"state"`
+	Step        int            `json:"step"`
+	Percent     float64        `json:"candidate_percent"`
+	Started     time.Time      `json:"started,omitzero"`
+	StepStarted time.Time      `json:"step_started,omitzero"`
+	Baseline    RulesetRef     `json:"baseline"`
+	Candidate   *RulesetRef    `json:"candidate,omitempty"`
+	Scope       evidence.Scope `json:"scope"`
+	Reason      string         `json:"reason,omitempty"`
+	// ShadowSample is the shadow share (percent) while the rollout runs;
+	// with Baseline, Candidate and Percent it is the routing every replica
+	// serves. Zero means the serving replica's own shadow.sample_percent
+	// (states saved before it was recorded).
+	ShadowSample float64 `json:"shadow_sample_percent,omitempty"`
+	// Cases is the candidate's cases file, whose must_block cases the
+	// live probe checks at every analysis.
+	Cases        string    `json:"cases,omitempty"`
+	LastDecision *Decision `json:"last_decision,omitempty"`
+	// Configured is the version of the configured baseline file
+	// (rulesets.baseline) this state last took: a reload or restart that
+	// finds the file at this version keeps the state's own baseline (a
+	// promotion or an undo outlives an unchanged file); another version is
+	// a new baseline, journalled.
+	Configured string `json:"configured_baseline,omitempty"`
+	// Baselines are the baselines that have served, oldest first, the one
+	// serving last: the versions undo can go back to. Their bundles are
+	// kept (rollout.keep_baselines of them).
+	Baselines []RulesetRef `json:"baselines,omitempty"`
+	// Withdrawn is the version of a candidate the configuration names
+	// (rulesets.candidate) that was rolled back: reloads and restarts do
+	// not serve it again until the file changes.
+	Withdrawn string `json:"withdrawn_candidate,omitempty"`
+}
+
+// Errors callers branch on.
+var (
+	ErrConflict   = errors.New("conflicts with the rollout's state")
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotLeader: another replica of the fleet takes decisions.
+	ErrNotLeader = fmt.Errorf("this replica does not lead the fleet's rollout (%w)", ErrConflict)
+	// ErrStale: the shared state changed since this replica read it.
+	ErrStale = fmt.Errorf("the rollout state changed on another replica; read the status again and retry if the action still applies (%w)", ErrConflict)
+)
+
+// Check reports a state that cannot have been written by a controller: a
+// file edited by hand, or torn by something other than a crash (the file
+// store's writes are atomic).
+func (st State) Check() error {
+	switch {
+	case !slices.Contains(Phases, st.Phase):
+		return fmt.Errorf("unknown state %q", st.Phase)
+	case !(st.Percent >= 0 && st.Percent <= 100):
+		return fmt.Errorf("candidate_percent: must be between 0 and 100, got %v", st.Percent)
+	case !(st.ShadowSample >= 0 && st.ShadowSample <= 100):
+		return fmt.Errorf("shadow_sample_percent: must be between 0 and 100, got %v", st.ShadowSample)
+	case st.Step < 0:
+		return fmt.Errorf("step: must not be negative, got %d", st.Step)
+	case st.Phase.Active() && (st.Candidate == nil || st.Candidate.Version == ""):
+		return fmt.Errorf("a rollout %s without a candidate", st.Phase)
+	case st.Phase.Active() && st.Baseline.Version == "":
+		return fmt.Errorf("a rollout %s without a baseline", st.Phase)
+	}
+	if _, err := router.ParseShare(st.Percent); err != nil {
+		return fmt.Errorf("candidate_percent: %w", err)
+	}
+	return nil
+}
+
+// windowsOf returns the evidence windows of a rollout in state st.
+func windowsOf(st State) evidence.Windows {
+	return evidence.Windows{Scope: st.Scope, Rollout: st.Started, Step: st.StepStarted}
+}
+
+// Spec is what an operator says when starting a rollout.
+type Spec struct {
+	Scope  evidence.Scope
+	Actor  string
+	Reason string
+	Cases  string // cases file for the live probe; optional
+	// Baseline is the version the candidate was gated against; if another
+	// baseline serves by the time the rollout would start (a reload or an
+	// undo landed while the gates ran), the start is refused. Empty: not
+	// checked.
+	Baseline string
+}
+
+func phaseOf(percent float64) Phase {
+	if percent == 0 {
+		return Shadow
+	}
+	return Progressing
+}
+
+// NewEntry is the journal line of decision d, taken in state st (the
+// state it leads to); latency is how long it took to take effect.
+func NewEntry(st State, d Decision, latency time.Duration) Entry {
+	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
+		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
+	if st.Candidate != nil {
+		e.Candidate = st.Candidate.Version
+	}
+	return e
+}
+
+// RolledBackBy is st once decision d has taken its candidate out of
+// service. The controller writes it, and the fleet store writes the same
+// transition when only etcd is reachable (fleet.Store.Rollback).
+func (st State) RolledBackBy(d Decision) State {
+	st.Phase, st.Percent, st.LastDecision = RolledBack, 0, &d
+	return st
+}
