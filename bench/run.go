@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -291,84 +285,6 @@ func selectTargets(ts []*target, names []string) ([]*target, error) {
 	return out, nil
 }
 
-func startProcess(cmd *exec.Cmd, dir, name string) error {
-	f, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	// Never outlive the bench; a group of its own lets stopProcess reach
-	// nginx's workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	return cmd.Start()
-}
-
-// stopProcess asks the process to stop and kills its whole group (nginx:
-// master and workers) if it has not within five seconds.
-func stopProcess(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
-
-// freeAddr returns a loopback address with a port the kernel just had free.
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitReady polls url until it answers, the process ends, or a minute
-// has passed; a failure carries the end of the process's log.
-func waitReady(ctx context.Context, url string, cmd *exec.Cmd, logDir, name string) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return nil
-		}
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case exited(cmd.Process.Pid):
-			return fmt.Errorf("exited before answering; its log ends:\n%s", logTail(logDir, name))
-		case time.Now().After(deadline):
-			return fmt.Errorf("not ready after 60 s (%w); its log ends:\n%s", err, logTail(logDir, name))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// logTail is the last lines of a process's log (startProcess names it).
-func logTail(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-15):], "\n")
-}
-
 // settle waits until the target's processes stop using CPU (at most 5 s),
 // so that work queued by one run (shadow samples) is charged to it and not
 // to the next.
@@ -382,57 +298,6 @@ func settle(t *target) {
 		}
 		prev = cur
 	}
-}
-
-// shadowCounts are read from wafcanary's metrics after the rounds.
-type shadowCounts struct {
-	pairs, dropped float64
-	arms           map[string]float64 // requests by enforcing arm
-}
-
-func scrapeShadow(ctx context.Context, url string) (shadowCounts, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return shadowCounts{}, err
-	}
-	defer resp.Body.Close()
-	return parseShadowMetrics(resp.Body)
-}
-
-// parseShadowMetrics sums the shadow pair, drop and per-arm request
-// counters in Prometheus text format.
-func parseShadowMetrics(r io.Reader) (shadowCounts, error) {
-	c := shadowCounts{arms: map[string]float64{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		series := line[:i]
-		switch name, labels, _ := strings.Cut(series, "{"); name {
-		case "wafcanary_shadow_verdicts_total":
-			c.pairs += v
-		case "wafcanary_shadow_dropped_total":
-			c.dropped += v
-		case "wafcanary_requests_total":
-			if _, arm, ok := strings.Cut(labels, `arm="`); ok {
-				arm, _, _ = strings.Cut(arm, `"`)
-				c.arms[arm] += v
-			}
-		}
-	}
-	return c, sc.Err()
 }
 
 func ms(us int64) float64 { return float64(us) / 1000 }

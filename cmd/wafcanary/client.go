@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -204,76 +202,6 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 	return cmd
 }
 
-// etcdOptions reach a fleet's state in etcd directly.
-type etcdOptions struct {
-	endpoints []string
-	prefix    string
-	config    string
-}
-
-func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.config != "" }
-
-// viaEtcd writes a rollback or an undo into etcd; every replica watching
-// the state serves it within a second. It needs no replica to answer,
-// only etcd.
-func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason string) error {
-	cfg := fleet.DefaultConfig
-	if o.config != "" {
-		c, err := loadConfig(o.config, nil)
-		if err != nil {
-			return errUsage{err}
-		}
-		if c.State.Backend != "etcd" {
-			return errUsage{fmt.Errorf("%s: state.backend is %q, not etcd: use the admin API", o.config, c.State.Backend)}
-		}
-		cfg = c.State.Etcd
-	}
-	if len(o.endpoints) > 0 {
-		cfg.Endpoints = o.endpoints
-	}
-	if cmd.Flags().Changed("etcd-prefix") || o.config == "" {
-		cfg.Prefix = o.prefix
-	}
-	if err := cfg.Validate(); err != nil {
-		return errUsage{fmt.Errorf("etcd: %w", err)}
-	}
-	if action == admin.Undo && reason == "" {
-		return errUsage{errors.New("--reason is required: it is journalled with the undo")}
-	}
-	cli, err := cfg.Client()
-	if err != nil {
-		return errUnreachable{err}
-	}
-	defer cli.Close()
-	start := time.Now()
-	store := fleet.NewStore(cli, cfg, "")
-	out := cmd.OutOrStdout()
-	if action == admin.Undo {
-		st, err := store.Undo(to, actor(), reason, time.Now())
-		switch {
-		case errors.Is(err, rollout.ErrConflict):
-			return errConflict{err}
-		case errors.Is(err, rollout.ErrBadRequest):
-			return errUsage{err}
-		case err != nil:
-			return errUnreachable{err}
-		}
-		fmt.Fprintf(out, "undone in etcd (%s): %s; every replica serves baseline %s as it sees the change\n",
-			time.Since(start).Round(time.Microsecond), st.LastDecision.Reason, st.Baseline.Version)
-		return nil
-	}
-	prev, did, err := store.Rollback(actor(), reason, time.Now())
-	if err != nil {
-		return errUnreachable{err}
-	}
-	if !did {
-		return errConflict{fmt.Errorf("nothing to roll back: the fleet's rollout is %s; to serve an earlier baseline again, use `wafcanary undo`", prev.Phase)}
-	}
-	fmt.Fprintf(out, "rolled back %s in etcd (%s); every replica serves baseline %s alone as it sees the change\n",
-		prev.Candidate.Version, time.Since(start).Round(time.Microsecond), prev.Baseline.Version)
-	return nil
-}
-
 func newStatusCmd() *cobra.Command {
 	o := &clientOptions{}
 	var watch bool
@@ -334,96 +262,4 @@ func newHistoryCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
 	cmd.Flags().IntVarP(&n, "n", "n", 50, "last N entries (0: all)")
 	return cmd
-}
-
-// printHistory renders the journal, then the baselines undo can go back
-// to, as text or JSON.
-func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.RulesetRef, format string) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
-	case "text":
-	default:
-		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
-	}
-	for _, e := range entries {
-		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
-		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
-			line += "  baseline " + e.Baseline
-		}
-		fmt.Fprintf(out, "%s  %s\n", line, e.Reason)
-	}
-	if len(baselines) > 0 {
-		fmt.Fprintln(out, "\nbaselines kept (wafcanary undo --to VERSION), oldest first:")
-		for i, b := range baselines {
-			mark := ""
-			if i == len(baselines)-1 {
-				mark = "  (serving)"
-			}
-			since := ""
-			if !b.Since.IsZero() {
-				since = " since " + b.Since.Format(time.RFC3339)
-			}
-			fmt.Fprintf(out, "  %s  %s%s%s\n", b.Version, b.Path, since, mark)
-		}
-	}
-	return nil
-}
-
-// printStatus renders a status document as text or JSON.
-func printStatus(out io.Writer, st admin.Status, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	if format != "text" {
-		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
-	}
-	fmt.Fprintf(out, "state       %s", st.State)
-	if st.State == "shadow" || st.State == "progressing" || st.State == "paused" {
-		fmt.Fprintf(out, " (step %d of %d)", st.Step+1, st.Steps)
-	}
-	fmt.Fprintf(out, "\nshare       candidate on %g%% of clients, shadow on %g%% of requests\n", st.CandidatePercent, st.ShadowSamplePercent)
-	if st.Baseline != nil {
-		fmt.Fprintf(out, "baseline    %s  %s\n", st.Baseline.Version, st.Baseline.Path)
-	}
-	if st.Candidate != nil {
-		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
-	}
-	if f := st.Fleet; f != nil {
-		store := "etcd up"
-		if !f.StoreUp {
-			store = "etcd UNREACHABLE (" + f.StoreError + "): serving the last routing, no decisions"
-		}
-		fmt.Fprintf(out, "fleet       replica %s, leader %s; %s\n", f.Replica, f.Leader, store)
-		for _, r := range f.Replicas {
-			cand := "-"
-			if r.Candidate != "" {
-				cand = fmt.Sprintf("%s at %g%%", r.Candidate, r.CandidatePercent)
-			}
-			lead := ""
-			if r.Leader {
-				lead = " (leader)"
-			}
-			fmt.Fprintf(out, "  %-20s baseline %s, candidate %s, state revision %d%s\n", r.ID, r.Baseline, cand, r.StateRevision, lead)
-		}
-	}
-	if d := st.LastDecision; d != nil {
-		fmt.Fprintf(out, "last        %s by %s, %s ago: %s\n", d.Action, d.Actor, time.Since(d.Time).Round(time.Second), d.Reason)
-		if d.Analysis != nil {
-			fmt.Fprintln(out, "evidence")
-			for _, oc := range d.Analysis.Outcomes {
-				req := " "
-				if oc.Required {
-					req = "*"
-				}
-				fmt.Fprintf(out, "  %s %-16s %-12s %-8s %s\n", req, oc.Check, oc.Verdict, oc.Window, oc.Reason)
-			}
-			fmt.Fprintln(out, "  (* must pass to advance; window: rollout = since the rollout started, step = since the step started)")
-		}
-	}
-	return nil
 }

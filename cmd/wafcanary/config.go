@@ -2,17 +2,15 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/wafcanary/wafcanary/config"
 	"github.com/wafcanary/wafcanary/node"
 )
 
@@ -72,90 +70,13 @@ func loadConfig(file string, flags *pflag.FlagSet) (node.Config, error) {
 		}
 	}
 	var cfg node.Config
-	if err := v.UnmarshalExact(&cfg, strictDecoding); err != nil {
+	if err := v.UnmarshalExact(&cfg, config.Strict); err != nil {
 		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
-}
-
-// strictDecoding turns off mapstructure's weak typing, under which
-// candidate_percent: true was 1% and workers: 4.5 was 4. Strings still
-// convert, because environment variables and flags arrive as strings;
-// nothing else does.
-func strictDecoding(c *mapstructure.DecoderConfig) {
-	c.WeaklyTypedInput = false
-	c.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		commaList,
-		fromString,
-		wholeNumbers,
-	)
-}
-
-// commaList splits a string for a list field at commas, trimming spaces:
-// WAFCANARY_ROUTING_TRUSTED_PROXIES="10.0.0.0/8, 192.168.1.7".
-func commaList(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
-		return data, nil
-	}
-	s := strings.TrimSpace(data.(string))
-	if s == "" {
-		return []string{}, nil
-	}
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts, nil
-}
-
-// fromString parses a string for a number or boolean field, as the
-// environment and flags give them.
-func fromString(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String {
-		return data, nil
-	}
-	s := strings.TrimSpace(data.(string))
-	var (
-		v   any
-		err error
-	)
-	switch to.Kind() {
-	case reflect.Bool:
-		v, err = strconv.ParseBool(s)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v, err = strconv.ParseInt(s, 10, to.Bits())
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v, err = strconv.ParseUint(s, 10, to.Bits())
-	case reflect.Float32, reflect.Float64:
-		v, err = strconv.ParseFloat(s, to.Bits())
-	default:
-		return data, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse value as '%s': %q is not a %s", to, s, to.Kind())
-	}
-	return v, nil
-}
-
-// wholeNumbers refuses a fraction for an integer field (mapstructure
-// would truncate it) and a boolean for a number.
-func wholeNumbers(from, to reflect.Type, data any) (any, error) {
-	isInt := func(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Uint64 }
-	isNum := func(k reflect.Kind) bool { return isInt(k) || k == reflect.Float32 || k == reflect.Float64 }
-	switch {
-	case from.Kind() == reflect.Bool && isNum(to.Kind()):
-		return nil, fmt.Errorf("expected a number, got %v", data)
-	case (from.Kind() == reflect.Float32 || from.Kind() == reflect.Float64) && isInt(to.Kind()):
-		f := reflect.ValueOf(data).Float()
-		if f != math.Trunc(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("expected a whole number, got %v", data)
-		}
-	}
-	return data, nil
 }
 
 // flatten lists every leaf key of a config struct with its default.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/rollout"
+)
+
+// printHistory renders the journal, then the baselines undo can go back
+// to, as text or JSON.
+func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.RulesetRef, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	case "text":
+	default:
+		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	}
+	for _, e := range entries {
+		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
+		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
+			line += "  baseline " + e.Baseline
+		}
+		fmt.Fprintf(out, "%s  %s\n", line, e.Reason)
+	}
+	if len(baselines) > 0 {
+		fmt.Fprintln(out, "\nbaselines kept (wafcanary undo --to VERSION), oldest first:")
+		for i, b := range baselines {
+			mark := ""
+			if i == len(baselines)-1 {
+				mark = "  (serving)"
+			}
+			since := ""
+			if !b.Since.IsZero() {
+				since = " since " + b.Since.Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "  %s  %s%s%s\n", b.Version, b.Path, since, mark)
+		}
+	}
+	return nil
+}
+
+// printStatus renders a status document as text or JSON.
+func printStatus(out io.Writer, st admin.Status, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	if format != "text" {
+		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	}
+	fmt.Fprintf(out, "state       %s", st.State)
+	if st.State == "shadow" || st.State == "progressing" || st.State == "paused" {
+		fmt.Fprintf(out, " (step %d of %d)", st.Step+1, st.Steps)
+	}
+	fmt.Fprintf(out, "\nshare       candidate on %g%% of clients, shadow on %g%% of requests\n", st.CandidatePercent, st.ShadowSamplePercent)
+	if st.Baseline != nil {
+		fmt.Fprintf(out, "baseline    %s  %s\n", st.Baseline.Version, st.Baseline.Path)
+	}
+	if st.Candidate != nil {
+		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
+	}
+	if f := st.Fleet; f != nil {
+		store := "etcd up"
+		if !f.StoreUp {
+			store = "etcd UNREACHABLE (" + f.StoreError + "): serving the last routing, no decisions"
+		}
+		fmt.Fprintf(out, "fleet       replica %s, leader %s; %s\n", f.Replica, f.Leader, store)
+		for _, r := range f.Replicas {
+			cand := "-"
+			if r.Candidate != "" {
+				cand = fmt.Sprintf("%s at %g%%", r.Candidate, r.CandidatePercent)
+			}
+			lead := ""
+			if r.Leader {
+				lead = " (leader)"
+			}
+			fmt.Fprintf(out, "  %-20s baseline %s, candidate %s, state revision %d%s\n", r.ID, r.Baseline, cand, r.StateRevision, lead)
+		}
+	}
+	if d := st.LastDecision; d != nil {
+		fmt.Fprintf(out, "last        %s by %s, %s ago: %s\n", d.Action, d.Actor, time.Since(d.Time).Round(time.Second), d.Reason)
+		if d.Analysis != nil {
+			fmt.Fprintln(out, "evidence")
+			for _, oc := range d.Analysis.Outcomes {
+				req := " "
+				if oc.Required {
+					req = "*"
+				}
+				fmt.Fprintf(out, "  %s %-16s %-12s %-8s %s\n", req, oc.Check, oc.Verdict, oc.Window, oc.Reason)
+			}
+			fmt.Fprintln(out, "  (* must pass to advance; window: rollout = since the rollout started, step = since the step started)")
+		}
+	}
+	return nil
+}

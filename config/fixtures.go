@@ -1,0 +1,34 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestFixtures runs a package's configuration fixtures in dir (see
+// Fixtures) through load, which decodes a file's body over the section's
+// defaults and validates it: each good file must load, each bad one fail
+// with its "# want:" fragment.
+func TestFixtures(t *testing.T, dir string, load func(body []byte) error) {
+	t.Helper()
+	fixtures, err := Fixtures(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fixtures) < 3 {
+		t.Fatalf("%d fixtures in %s", len(fixtures), dir)
+	}
+	for _, f := range fixtures {
+		t.Run(f.Name, func(t *testing.T) {
+			err := load(f.Body)
+			switch {
+			case f.Want == "" && err != nil:
+				t.Fatalf("good file refused: %v", err)
+			case f.Want != "" && err == nil:
+				t.Fatalf("bad file accepted; want %q", f.Want)
+			case f.Want != "" && !strings.Contains(err.Error(), f.Want):
+				t.Fatalf("error %q, want it to contain %q", err, f.Want)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package rollout
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/wafcanary/wafcanary/evidence"
+)
+
+// Verdict is a check's outcome. Verdicts are ordered: the worst wins.
+type Verdict int
+
+// Verdicts, best first.
+const (
+	Skip         Verdict = iota // not applicable at this step (an arm without traffic)
+	Pass                        // the evidence shows the limit is kept
+	Inconclusive                // not enough evidence either way yet
+	Fail                        // the evidence shows the limit is broken
+)
+
+func (v Verdict) String() string {
+	return [...]string{"skip", "pass", "inconclusive", "fail"}[v]
+}
+
+// MarshalJSON writes the verdict's name.
+func (v Verdict) MarshalJSON() ([]byte, error) { return json.Marshal(v.String()) }
+
+// UnmarshalJSON reads a verdict's name.
+func (v *Verdict) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	for i, name := range [...]string{"skip", "pass", "inconclusive", "fail"} {
+		if s == name {
+			*v = Verdict(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown verdict %q", s)
+}
+
+// Window is the stretch of evidence a check judges.
+type Window string
+
+// evidence.Windows. Shadow pairs judge the same request with both rulesets, so
+// what they show does not depend on the share: they count from the
+// rollout's start. Split arms compare different clients at a share, so
+// they count from the step's start.
+const (
+	RolloutWindow Window = "rollout"
+	StepWindow    Window = "step"
+)
+
+// Outcome is one check's result, with the numbers behind it.
+type Outcome struct {
+	Check    string  `json:"check"`
+	Verdict  Verdict `json:"verdict"`
+	Required bool    `json:"required"` // must pass before the rollout advances
+	Window   Window  `json:"window,omitempty"`
+	Reason   string  `json:"reason"`
+	// Observed is the point estimate; Lower and Upper its confidence
+	// sequence; Limit the policy's bound on the same scale.
+	Observed float64              `json:"observed"`
+	Lower    float64              `json:"lower"`
+	Upper    float64              `json:"upper"`
+	Limit    float64              `json:"limit"`
+	N        int64                `json:"n"`
+	Rules    []evidence.RuleCount `json:"rules,omitempty"`
+}
+
+// MarshalJSON writes the outcome with its infinite bounds (a quantile no
+// sample bounds yet) as the strings "+Inf" and "-Inf": JSON has no
+// infinity, and a decision whose analysis cannot be written cannot be
+// recorded.
+func (o Outcome) MarshalJSON() ([]byte, error) {
+	type plain Outcome
+	return json.Marshal(struct {
+		plain
+		Observed bound `json:"observed"`
+		Lower    bound `json:"lower"`
+		Upper    bound `json:"upper"`
+		Limit    bound `json:"limit"`
+	}{plain(o), bound(o.Observed), bound(o.Lower), bound(o.Upper), bound(o.Limit)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (o *Outcome) UnmarshalJSON(b []byte) error {
+	type plain Outcome
+	var v struct {
+		plain
+		Observed bound `json:"observed"`
+		Lower    bound `json:"lower"`
+		Upper    bound `json:"upper"`
+		Limit    bound `json:"limit"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = Outcome(v.plain)
+	o.Observed, o.Lower, o.Upper, o.Limit = float64(v.Observed), float64(v.Lower), float64(v.Upper), float64(v.Limit)
+	return nil
+}
+
+// bound is a float64 that JSON carries even when infinite.
+type bound float64
+
+func (f bound) MarshalJSON() ([]byte, error) {
+	switch v := float64(f); {
+	case math.IsInf(v, 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Inf"`), nil
+	case math.IsNaN(v):
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+func (f *bound) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"+Inf"`:
+		*f = bound(math.Inf(1))
+	case `"-Inf"`:
+		*f = bound(math.Inf(-1))
+	case "null":
+		*f = bound(math.NaN())
+	default:
+		var v float64
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*f = bound(v)
+	}
+	return nil
+}
+
+// Analysis is every check's outcome and the verdict they add up to.
+type Analysis struct {
+	Outcomes []Outcome `json:"outcomes"`
+	// Verdict is Fail if any check fails, Pass if every required check
+	// passes, Inconclusive otherwise.
+	Verdict Verdict `json:"verdict"`
+}
+
+// Reason summarises the analysis: the failing checks, or the ones still
+// waiting for evidence.
+func (a Analysis) Reason() string {
+	var parts []string
+	for _, o := range a.Outcomes {
+		if o.Verdict == a.Verdict && (o.Required || o.Verdict == Fail) {
+			parts = append(parts, o.Reason)
+		}
+	}
+	if len(parts) == 0 {
+		return "all checks " + a.Verdict.String()
+	}
+	return strings.Join(parts, "; ")
+}
