@@ -69,7 +69,7 @@ type StatusFunc func() Status
 type Rollouts interface {
 	Start(context.Context, StartRequest) (Status, error)
 	// Do carries out one of Actions.
-	Do(action Action, req ActionRequest) (Status, error)
+	Do(ctx context.Context, action Action, req ActionRequest) (Status, error)
 	History(n int) ([]rollout.Entry, error)
 }
 
@@ -111,7 +111,7 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			if req.Actor == "" {
 				req.Actor = "api"
 			}
-			reply(w, func() (any, error) { return rollouts.Do(action, req) })
+			reply(w, func() (any, error) { return rollouts.Do(r.Context(), action, req) })
 		})
 		api.HandleFunc("GET /api/v1/rollout/history", func(w http.ResponseWriter, r *http.Request) {
 			n := 0

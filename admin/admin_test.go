@@ -79,7 +79,7 @@ type fakeRollouts struct{ err error }
 func (f fakeRollouts) Start(context.Context, StartRequest) (Status, error) {
 	return Status{State: "shadow"}, f.err
 }
-func (f fakeRollouts) Do(a Action, req ActionRequest) (Status, error) {
+func (f fakeRollouts) Do(_ context.Context, a Action, req ActionRequest) (Status, error) {
 	return Status{State: "paused", LastDecision: &rollout.Decision{Action: rollout.Action(a), Reason: req.To}}, f.err
 }
 func (f fakeRollouts) History(int) ([]rollout.Entry, error) { return nil, f.err }

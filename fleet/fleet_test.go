@@ -27,7 +27,7 @@ type recorder struct {
 	states []rollout.State
 }
 
-func (r *recorder) Sync(st rollout.State, _ func(string) (*ruleset.Ruleset, error), adopt func() bool) error {
+func (r *recorder) Sync(_ context.Context, st rollout.State, _ rollout.Loader, adopt func() bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if adopt() {
@@ -128,11 +128,11 @@ func TestLeaderFencedFollowersFollowAndFailover(t *testing.T) {
 
 	// Only the leader decides.
 	st := activeState(1)
-	if err := f.store.Commit(st, rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
+	if err := f.store.Commit(context.Background(), st, rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
 		t.Fatalf("follower's decision: got %v, want ErrNotLeader", err)
 	}
 	written := time.Now()
-	if err := l.store.Commit(st, rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+	if err := l.store.Commit(context.Background(), st, rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
 		t.Fatalf("leader's decision refused: %v", err)
 	}
 	fleettest.WaitFor(t, time.Second, "the follower applying the leader's state within a second", func() bool {
@@ -145,10 +145,10 @@ func TestLeaderFencedFollowersFollowAndFailover(t *testing.T) {
 	l.store.mu.Lock()
 	l.store.rev--
 	l.store.mu.Unlock()
-	if err := l.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrStale) || !errors.Is(err, rollout.ErrConflict) {
+	if err := l.store.Commit(context.Background(), activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrStale) || !errors.Is(err, rollout.ErrConflict) {
 		t.Fatalf("decision on a stale state: got %v, want ErrStale (a conflict, 409)", err)
 	}
-	if _, err := l.store.Load(); err != nil {
+	if _, err := l.store.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -167,17 +167,17 @@ func TestLeaderFencedFollowersFollowAndFailover(t *testing.T) {
 	}
 	fleettest.WaitFor(t, 5*time.Second, "the other replica taking over", func() bool { return f.m.Leading() })
 	t.Logf("takeover %s after the leader's lease ended", time.Since(lost).Round(time.Millisecond))
-	if err := f.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+	if err := f.store.Commit(context.Background(), activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
 		t.Fatalf("new leader's decision refused: %v", err)
 	}
-	if _, err := l.store.Load(); err != nil {
+	if _, err := l.store.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	l.store.setFence(staleFence, true) // as if it had not noticed
-	if err := l.store.Commit(activeState(3), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
+	if err := l.store.Commit(context.Background(), activeState(3), rollout.Entry{Time: time.Now(), Action: "advance"}); !errors.Is(err, rollout.ErrNotLeader) {
 		t.Fatalf("former leader's decision: got %v, want ErrNotLeader", err)
 	}
-	if got, _ := f.store.Load(); got.Step != 2 {
+	if got, _ := f.store.Load(context.Background()); got.Step != 2 {
 		t.Fatalf("state step %d after the fenced write, want 2", got.Step)
 	}
 
@@ -199,12 +199,12 @@ func TestRollbackWithOnlyEtcd(t *testing.T) {
 	cfg := testConfig(etcd.Endpoint())
 	a, b := startReplica(t, cfg, "a"), startReplica(t, cfg, "b")
 	l := leaderOf(t, a, b)
-	if err := l.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err != nil {
+	if err := l.store.Commit(context.Background(), activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err != nil {
 		t.Fatal(err)
 	}
 	cli := NewStore(client(t, cfg), cfg, "")
 	start := time.Now()
-	prev, did, err := cli.Rollback("ops", "too many blocks", time.Now())
+	prev, did, err := cli.Rollback(context.Background(), "ops", "too many blocks", time.Now())
 	if err != nil || !did || prev.Phase != rollout.Progressing {
 		t.Fatalf("rollback: %v, did %v, previous %s", err, did, prev.Phase)
 	}
@@ -212,7 +212,7 @@ func TestRollbackWithOnlyEtcd(t *testing.T) {
 		return a.rec.last().Phase == rollout.RolledBack && b.rec.last().Phase == rollout.RolledBack
 	})
 	t.Logf("both replicas had the rollback %s after the command", time.Since(start).Round(time.Millisecond))
-	if _, did, err := cli.Rollback("ops", "again", time.Now()); err != nil || did {
+	if _, did, err := cli.Rollback(context.Background(), "ops", "again", time.Now()); err != nil || did {
 		t.Fatalf("second rollback: did %v, %v; want nothing to do", did, err)
 	}
 	h, err := cli.History(0)
@@ -234,33 +234,33 @@ func TestUndoWithOnlyEtcdAndFromAFollower(t *testing.T) {
 	}
 	promoted := rollout.State{Phase: rollout.Promoted, Percent: 100, Baseline: rollout.RulesetRef{Version: "cand"},
 		Baselines: []rollout.RulesetRef{{Version: "base"}, {Version: "cand"}}}
-	if err := l.store.Commit(promoted, rollout.Entry{Time: time.Now(), Action: "promote"}); err != nil {
+	if err := l.store.Commit(context.Background(), promoted, rollout.Entry{Time: time.Now(), Action: "promote"}); err != nil {
 		t.Fatal(err)
 	}
 	cli := NewStore(client(t, cfg), cfg, "")
-	st, err := cli.Undo("", "ops", "the false positive is back", time.Now())
+	st, err := cli.Undo(context.Background(), "", "ops", "the false positive is back", time.Now())
 	if err != nil || st.Baseline.Version != "base" {
 		t.Fatalf("undo: %v, baseline %s", err, st.Baseline.Version)
 	}
 	fleettest.WaitFor(t, time.Second, "both replicas on the undone-to baseline", func() bool {
 		return a.rec.last().Baseline.Version == "base" && b.rec.last().Baseline.Version == "base"
 	})
-	if _, err := cli.Undo("nope", "ops", "?", time.Now()); !errors.Is(err, rollout.ErrBadRequest) {
+	if _, err := cli.Undo(context.Background(), "nope", "ops", "?", time.Now()); !errors.Is(err, rollout.ErrBadRequest) {
 		t.Errorf("undo to a version never kept: %v", err)
 	}
 	// A follower's own store takes an undo too (unfenced, like rollback);
 	// it must have read the state first, as its controller has.
-	if _, err := follower.store.Load(); err != nil {
+	if _, err := follower.store.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	back, _, err := rollout.Undone(a.rec.last(), "cand", rollout.Decision{Time: time.Now(), Action: "undo", Reason: "r", Actor: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := follower.store.Commit(back, rollout.NewEntry(back, *back.LastDecision, 0)); err != nil {
+	if err := follower.store.Commit(context.Background(), back, rollout.NewEntry(back, *back.LastDecision, 0)); err != nil {
 		t.Fatalf("undo through a follower: %v", err)
 	}
-	if err := follower.store.Commit(back, rollout.Entry{Time: time.Now(), Action: "promote"}); !errors.Is(err, rollout.ErrConflict) {
+	if err := follower.store.Commit(context.Background(), back, rollout.Entry{Time: time.Now(), Action: "promote"}); !errors.Is(err, rollout.ErrConflict) {
 		t.Errorf("a follower recorded a promotion: %v", err)
 	}
 	h, _ := cli.History(0)
@@ -278,10 +278,10 @@ func TestBundlesSecretAndStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.Retire()
-	if err := s.SaveRuleset(rs); err != nil {
+	if err := s.SaveRuleset(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.LoadRuleset(rs.Version)
+	got, err := s.LoadRuleset(context.Background(), rs.Version)
 	if err != nil {
 		t.Fatalf("bundle does not come back: %v", err)
 	}
@@ -291,7 +291,7 @@ func TestBundlesSecretAndStoreOutage(t *testing.T) {
 		`{"version":"deadbeef","main":"m.conf","files":{"m.conf":"`+"U2VjUnVsZUVuZ2luZSBPbgo="+`"}}`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LoadRuleset("deadbeef"); err == nil {
+	if _, err := s.LoadRuleset(context.Background(), "deadbeef"); err == nil {
 		t.Fatal("a bundle whose bytes hash to another version was served")
 	}
 
@@ -312,7 +312,7 @@ func TestBundlesSecretAndStoreOutage(t *testing.T) {
 	etcd.Stop()
 	fleettest.WaitFor(t, 5*time.Second, "the store reported down", func() bool { up, _ := a.m.StoreUp(); return !up })
 	fleettest.WaitFor(t, 10*time.Second, "leadership given up without the store", func() bool { return !a.m.Leading() })
-	if err := a.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err == nil {
+	if err := a.store.Commit(context.Background(), activeState(1), rollout.Entry{Time: time.Now(), Action: "start"}); err == nil {
 		t.Fatal("a decision was recorded with etcd down")
 	}
 	etcd.Start()
@@ -342,7 +342,7 @@ func TestFollowingAfterCompaction(t *testing.T) {
 	cfg := testConfig(etcd.Endpoint())
 	a := startReplica(t, cfg, "a")
 	leaderOf(t, a)
-	if err := a.store.Commit(activeState(1), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+	if err := a.store.Commit(context.Background(), activeState(1), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
 		t.Fatal(err)
 	}
 	cli := client(t, cfg)
@@ -360,7 +360,7 @@ func TestFollowingAfterCompaction(t *testing.T) {
 	var warned atomic.Int64
 	b := startReplicaLogging(t, cfg, "b", slog.New(warnings{slog.DiscardHandler, &warned}))
 	fleettest.WaitFor(t, 5*time.Second, "the new replica applying the state", func() bool { return b.rec.last().Step == 1 })
-	if err := a.store.Commit(activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
+	if err := a.store.Commit(context.Background(), activeState(2), rollout.Entry{Time: time.Now(), Action: "advance"}); err != nil {
 		t.Fatal(err)
 	}
 	fleettest.WaitFor(t, 5*time.Second, "the new replica following the next decision", func() bool { return b.rec.last().Step == 2 })

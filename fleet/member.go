@@ -16,12 +16,11 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/wafcanary/wafcanary/rollout"
-	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // Follower is the part of the rollout controller a member drives.
 type Follower interface {
-	Sync(st rollout.State, load func(version string) (*ruleset.Ruleset, error), adopt func() bool) error
+	Sync(ctx context.Context, st rollout.State, load rollout.Loader, adopt func() bool) error
 }
 
 // Served says what a replica serves right now.
@@ -180,11 +179,11 @@ func (m *Member) sync(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return resp.Header.Revision, m.apply(st, rev)
+	return resp.Header.Revision, m.apply(ctx, st, rev)
 }
 
-func (m *Member) apply(st rollout.State, rev int64) error {
-	err := m.follower.Sync(st, m.store.LoadRuleset, func() bool {
+func (m *Member) apply(ctx context.Context, st rollout.State, rev int64) error {
+	err := m.follower.Sync(ctx, st, m.store.LoadRuleset, func() bool {
 		if rev < m.store.revision() {
 			return false
 		}
@@ -222,7 +221,7 @@ func (m *Member) follow(ctx context.Context) {
 					m.log.Error("ignoring unreadable rollout state", "error", err.Error())
 					continue
 				}
-				_ = m.apply(st, rev)
+				_ = m.apply(ctx, st, rev)
 			}
 		}
 		sleep(ctx, 200*time.Millisecond)

@@ -58,8 +58,10 @@ func NewStore(cli *clientv3.Client, cfg Config, replica string) *Store {
 
 func (s *Store) key(k string) string { return s.prefix + k }
 
-func (s *Store) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.timeout)
+// ctx bounds one etcd request by the store's request timeout, under the
+// caller's context.
+func (s *Store) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, s.timeout)
 }
 
 // setFence makes decisions conditional on cmp (leadership held), or
@@ -71,8 +73,8 @@ func (s *Store) setFence(cmp clientv3.Cmp, led bool) {
 }
 
 // Load implements rollout.Store: the shared state, idle if none was saved.
-func (s *Store) Load() (rollout.State, error) {
-	ctx, cancel := s.ctx()
+func (s *Store) Load(parent context.Context) (rollout.State, error) {
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	resp, err := s.cli.Get(ctx, s.key(keyState))
 	if err != nil {
@@ -117,7 +119,7 @@ func (s *Store) revision() int64 {
 
 // Commit implements rollout.Store: state and journal entry in one
 // transaction, fenced as the type's comment says.
-func (s *Store) Commit(st rollout.State, e rollout.Entry) error {
+func (s *Store) Commit(parent context.Context, st rollout.State, e rollout.Entry) error {
 	sb, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -136,7 +138,7 @@ func (s *Store) Commit(st rollout.State, e rollout.Entry) error {
 		}
 		cmps = append(cmps, fence)
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(cmps...).
 		Then(clientv3.OpPut(s.key(keyState), string(sb)), clientv3.OpPut(s.journalKey(e.Time), string(eb))).
@@ -164,12 +166,12 @@ func (s *Store) journalKey(t time.Time) string {
 }
 
 // Append implements rollout.Store.
-func (s *Store) Append(e rollout.Entry) error {
+func (s *Store) Append(parent context.Context, e rollout.Entry) error {
 	b, err := rollout.MarshalEntry(e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	if _, err := s.cli.Put(ctx, s.journalKey(e.Time), string(b)); err != nil {
 		return fmt.Errorf("etcd: journal: %w", err)
@@ -179,7 +181,7 @@ func (s *Store) Append(e rollout.Entry) error {
 
 // History returns the last n journal entries (all if n <= 0), oldest first.
 func (s *Store) History(n int) ([]rollout.Entry, error) {
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(context.Background())
 	defer cancel()
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
 	if n > 0 {
@@ -202,7 +204,7 @@ func (s *Store) History(n int) ([]rollout.Entry, error) {
 
 // SaveRuleset implements rollout.Store: the ruleset's bundle as one JSON
 // value. Bundles are immutable: a version already stored is left as it is.
-func (s *Store) SaveRuleset(rs *ruleset.Ruleset) error {
+func (s *Store) SaveRuleset(parent context.Context, rs *ruleset.Ruleset) error {
 	b, err := rs.Bundle()
 	if err != nil {
 		return err
@@ -212,7 +214,7 @@ func (s *Store) SaveRuleset(rs *ruleset.Ruleset) error {
 		return err
 	}
 	k := s.key(keyRulesets + rs.Version)
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 		Then(clientv3.OpPut(k, string(v))).Commit(); err != nil {
@@ -224,8 +226,8 @@ func (s *Store) SaveRuleset(rs *ruleset.Ruleset) error {
 // LoadRuleset implements rollout.Store: it compiles the stored bytes and
 // refuses them unless they hash to the version asked for, so every
 // replica serves exactly what the leader validated.
-func (s *Store) LoadRuleset(version string) (*ruleset.Ruleset, error) {
-	ctx, cancel := s.ctx()
+func (s *Store) LoadRuleset(parent context.Context, version string) (*ruleset.Ruleset, error) {
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	resp, err := s.cli.Get(ctx, s.key(keyRulesets+version))
 	if err != nil {
@@ -275,12 +277,12 @@ func (s *Store) RoutingSecret(ctx context.Context) (string, error) {
 // reachable: it writes the rolled-back state (unfenced, conditional on the
 // state it read) and the replicas, watching, serve the baseline alone.
 // It returns the state before, and whether there was anything to roll back.
-func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bool, error) {
+func (s *Store) Rollback(ctx context.Context, actor, reason string, now time.Time) (rollout.State, bool, error) {
 	if reason == "" {
 		reason = "manual rollback"
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		st, err := s.Load()
+		st, err := s.Load(ctx)
 		if err != nil {
 			return st, false, err
 		}
@@ -290,7 +292,7 @@ func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bo
 		prev := st
 		d := rollout.Decision{Time: now, Action: rollout.ActionRollback, Reason: reason, Actor: actor}
 		st = st.RolledBackBy(d)
-		err = s.Commit(st, rollout.NewEntry(st, d, 0))
+		err = s.Commit(ctx, st, rollout.NewEntry(st, d, 0))
 		if errors.Is(err, rollout.ErrStale) {
 			continue
 		}
@@ -304,9 +306,9 @@ func (s *Store) Rollback(actor, reason string, now time.Time) (rollout.State, bo
 // serve it from its bundle. to is a version kept in the state (or a
 // prefix of one); empty means the one before the current. It returns the
 // state written.
-func (s *Store) Undo(to, actor, reason string, now time.Time) (rollout.State, error) {
+func (s *Store) Undo(ctx context.Context, to, actor, reason string, now time.Time) (rollout.State, error) {
 	for attempt := 0; attempt < 5; attempt++ {
-		st, err := s.Load()
+		st, err := s.Load(ctx)
 		if err != nil {
 			return st, err
 		}
@@ -314,7 +316,7 @@ func (s *Store) Undo(to, actor, reason string, now time.Time) (rollout.State, er
 		if err != nil {
 			return st, err
 		}
-		err = s.Commit(next, rollout.NewEntry(next, *next.LastDecision, 0))
+		err = s.Commit(ctx, next, rollout.NewEntry(next, *next.LastDecision, 0))
 		if errors.Is(err, rollout.ErrStale) {
 			continue
 		}
@@ -325,8 +327,8 @@ func (s *Store) Undo(to, actor, reason string, now time.Time) (rollout.State, er
 
 // PruneRulesets implements rollout.Store: it deletes every bundle whose
 // version is not in keep.
-func (s *Store) PruneRulesets(keep []string) error {
-	ctx, cancel := s.ctx()
+func (s *Store) PruneRulesets(parent context.Context, keep []string) error {
+	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	resp, err := s.cli.Get(ctx, s.key(keyRulesets), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {

@@ -44,7 +44,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		return admin.Status{}, err
 	}
 	spec := rollout.Spec{Scope: req.Scope, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
-	if _, err := s.rollout.Start(cand, spec, time.Now()); err != nil {
+	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now()); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
 	}
@@ -82,7 +82,7 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
 			req.Candidate, gates.ErrRefused, list)
 	}
-	if err := s.store.Append(rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: rollout.ActionGatesOverride,
+	if err := s.store.Append(context.WithoutCancel(ctx), rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: rollout.ActionGatesOverride,
 		Reason: req.OverrideGates + "; overriding:\n" + list, State: s.rollout.State().Phase,
 		Baseline: base.Version, Candidate: cand.Version}); err != nil {
 		return err
@@ -126,20 +126,24 @@ func (s *Node) probe(ctx context.Context, st rollout.State, base, cand *ruleset.
 }
 
 // Do implements admin.Rollouts.
-func (s *Node) Do(action admin.Action, req admin.ActionRequest) (admin.Status, error) {
+//
+// An action, once asked for, is carried through even if the client hangs
+// up: a record cut off half-way would leave the operator guessing.
+func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequest) (admin.Status, error) {
+	ctx = context.WithoutCancel(ctx)
 	now := time.Now()
 	var err error
 	switch action {
 	case admin.Pause:
-		_, err = s.rollout.Pause(req.Actor, req.Reason, now)
+		_, err = s.rollout.Pause(ctx, req.Actor, req.Reason, now)
 	case admin.Resume:
-		_, err = s.rollout.Resume(req.Actor, req.Reason, now)
+		_, err = s.rollout.Resume(ctx, req.Actor, req.Reason, now)
 	case admin.Promote:
-		_, err = s.rollout.Promote(req.Actor, req.Reason, now)
+		_, err = s.rollout.Promote(ctx, req.Actor, req.Reason, now)
 	case admin.Rollback:
-		_, err = s.rollout.Rollback(req.Actor, req.Reason, now)
+		_, err = s.rollout.Rollback(ctx, req.Actor, req.Reason, now)
 	case admin.Undo:
-		if _, err = s.rollout.Undo(req.To, req.Actor, req.Reason, now); err == nil {
+		if _, err = s.rollout.Undo(ctx, req.To, req.Actor, req.Reason, now); err == nil {
 			s.logServing("undo")
 		}
 	default:

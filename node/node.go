@@ -160,6 +160,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 // startNode builds a single node's controller on its state_dir and serves
 // what the state and the configuration say.
 func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
+	ctx := context.Background() // start-up
 	st := rollout.FileStore{Dir: s.cfg.StateDir}
 	s.store = st
 	opts.Store = st
@@ -173,11 +174,11 @@ func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
 		if conf.Candidate != nil {
 			s.log.Warn("rulesets.candidate is not served: a rollout is under way and owns the rulesets", "state", string(phase))
 		}
-		if err := s.rollout.Restore(st.LoadRuleset); err != nil {
+		if err := s.rollout.Restore(ctx, st.LoadRuleset); err != nil {
 			// Left "progressing" with nothing of it served, the rollout
 			// would only end at max_duration: end it now, recorded.
 			s.log.Error("cannot restore the rollout's rulesets; rolling it back", "error", err.Error())
-			if _, rerr := s.rollout.Rollback("startup", "the rollout's rulesets cannot be served after a restart: "+err.Error(), time.Now()); rerr != nil {
+			if _, rerr := s.rollout.Rollback(ctx, "startup", "the rollout's rulesets cannot be served after a restart: "+err.Error(), time.Now()); rerr != nil {
 				return fmt.Errorf("rolling back a rollout whose rulesets cannot be served: %w", rerr)
 			}
 		}
@@ -185,7 +186,7 @@ func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
 	}
 	// The state's baseline (a promotion, an undo) outlives an unchanged
 	// configured file; a changed file is a new baseline, journalled.
-	if _, err := s.rollout.Reload(conf, "startup", time.Now()); err != nil {
+	if _, err := s.rollout.Reload(ctx, conf, "startup", time.Now()); err != nil {
 		return fmt.Errorf("serving the configured rulesets: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -80,7 +81,7 @@ func (s *Node) Reload() error {
 	if s.beforeReload != nil {
 		s.beforeReload()
 	}
-	changed, err := s.rollout.Reload(conf, "sighup", time.Now())
+	changed, err := s.rollout.Reload(context.Background(), conf, "sighup", time.Now())
 	if err != nil {
 		return s.refused(err)
 	}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -16,7 +17,7 @@ type unrecorded struct {
 }
 
 // Start begins a rollout of candidate from the current baseline.
-func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (State, error) {
+func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec, now time.Time) (State, error) {
 	scope, actor, reason := spec.Scope, spec.Actor, spec.Reason
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -43,7 +44,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 		return c.state, fmt.Errorf("candidate %s is the baseline already: %w", cand.Version, ErrBadRequest)
 	}
 	for _, rs := range []*ruleset.Ruleset{cur.Baseline, cand} {
-		if err := c.store.SaveRuleset(rs); err != nil {
+		if err := c.store.SaveRuleset(ctx, rs); err != nil {
 			return c.state, err
 		}
 	}
@@ -64,7 +65,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 	}
 	// Recorded first, served second: a decision the store refused (a
 	// fleet's leadership lost) must not be in force anywhere.
-	st, err := c.commit(st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
+	st, err := c.commit(ctx, st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
 	if err != nil {
 		return st, err
 	}
@@ -77,7 +78,7 @@ func (c *Controller) Start(cand *ruleset.Ruleset, spec Spec, now time.Time) (Sta
 // and changes nothing. With no rollout in progress and no candidate
 // serving it is refused with ErrConflict, naming undo: a rollback never
 // changes the baseline.
-func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Rollback(ctx context.Context, actor, reason string, now time.Time) (State, error) {
 	start := time.Now()
 	// Traffic first: one atomic swap, without waiting for the lock an
 	// analysis in progress might be about to take.
@@ -96,7 +97,7 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 	}
 	switch {
 	case c.state.Phase.Active():
-		return c.rollbackLocked(Decision{Time: now, Action: ActionRollback, Reason: reason, Actor: actor}, latency)
+		return c.rollbackLocked(ctx, Decision{Time: now, Action: ActionRollback, Reason: reason, Actor: actor}, latency)
 	case static != nil:
 		// A candidate the configuration put in service, no rollout's: it
 		// stays withdrawn across reloads and restarts.
@@ -106,7 +107,7 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 		e := NewEntry(st, d, latency)
 		e.Candidate = static.Version
 		st.LastDecision = &d
-		if err := c.store.Commit(st, e); err != nil {
+		if err := c.store.Commit(ctx, st, e); err != nil {
 			return c.state, fmt.Errorf("recording rollback: %w", err)
 		}
 		c.gen.Add(1)
@@ -123,7 +124,7 @@ func (c *Controller) Rollback(actor, reason string, now time.Time) (State, error
 // In a fleet the record is what takes the candidate off every other
 // replica, so a record refused because another replica wrote first is
 // retried on the fresh state, which may already be at rest.
-func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, error) {
+func (c *Controller) rollbackLocked(ctx context.Context, d Decision, latency time.Duration) (State, error) {
 	if cur := c.router.Snapshot(); cur.Candidate != nil {
 		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
 			return c.state, err
@@ -131,9 +132,9 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 	}
 	for attempt := 0; ; attempt++ {
 		st := c.state.RolledBackBy(d)
-		out, err := c.commit(st, d, latency)
+		out, err := c.commit(ctx, st, d, latency)
 		if err == nil {
-			c.prune()
+			c.prune(ctx)
 		}
 		if err != nil && !errors.Is(err, ErrStale) && !errors.Is(err, ErrConflict) {
 			// The rollback wins anyway: the router serves the baseline
@@ -147,7 +148,7 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 		if !errors.Is(err, ErrStale) || attempt == 3 {
 			return out, err
 		}
-		fresh, lerr := c.store.Load()
+		fresh, lerr := c.store.Load(ctx)
 		if lerr != nil {
 			return out, errors.Join(err, lerr)
 		}
@@ -161,18 +162,18 @@ func (c *Controller) rollbackLocked(d Decision, latency time.Duration) (State, e
 
 // recordRollback retries recording a rollback the store refused; nil when
 // there is none left to record.
-func (c *Controller) recordRollback() error {
+func (c *Controller) recordRollback(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	u := c.unrecorded
 	if u == nil {
 		return nil
 	}
-	err := c.store.Commit(u.st, NewEntry(u.st, u.d, u.latency))
+	err := c.store.Commit(ctx, u.st, NewEntry(u.st, u.d, u.latency))
 	if errors.Is(err, ErrStale) {
 		// Another replica wrote first: roll back its state instead.
 		c.unrecorded = nil
-		fresh, lerr := c.store.Load()
+		fresh, lerr := c.store.Load(ctx)
 		if lerr != nil {
 			c.unrecorded = u
 			return lerr
@@ -180,7 +181,7 @@ func (c *Controller) recordRollback() error {
 		c.gen.Add(1)
 		c.state = fresh
 		if fresh.Phase.Active() {
-			_, err = c.rollbackLocked(u.d, u.latency)
+			_, err = c.rollbackLocked(ctx, u.d, u.latency)
 		}
 		return err
 	}
@@ -193,7 +194,7 @@ func (c *Controller) recordRollback() error {
 }
 
 // Promote makes the candidate the baseline now, skipping remaining steps.
-func (c *Controller) Promote(actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Promote(ctx context.Context, actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.leading(); err != nil {
@@ -205,11 +206,11 @@ func (c *Controller) Promote(actor, reason string, now time.Time) (State, error)
 	if reason == "" {
 		reason = "manual promotion"
 	}
-	return c.promoteLocked(Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
+	return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 }
 
 // promoteLocked swaps the candidate in as the baseline in one step.
-func (c *Controller) promoteLocked(d Decision) (State, error) {
+func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, error) {
 	cur := c.router.Snapshot()
 	if cur.Candidate == nil {
 		return c.state, fmt.Errorf("router has no candidate to promote: %w", ErrConflict)
@@ -218,19 +219,19 @@ func (c *Controller) promoteLocked(d Decision) (State, error) {
 	st.Phase, st.Percent = Promoted, 100
 	st.Baseline, st.Candidate = *st.Candidate, nil
 	st.Baselines = served(st.Baselines, st.Baseline, d.Time, c.cfg.KeepBaselines)
-	st, err := c.commit(st, d, 0)
+	st, err := c.commit(ctx, st, d, 0)
 	if err != nil {
 		return st, err
 	}
 	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
 		return st, err
 	}
-	c.prune()
+	c.prune(ctx)
 	return st, nil
 }
 
 // Pause holds the share; analysis goes on and a failure still rolls back.
-func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Pause(ctx context.Context, actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.leading(); err != nil {
@@ -244,11 +245,11 @@ func (c *Controller) Pause(actor, reason string, now time.Time) (State, error) {
 	}
 	st := c.state
 	st.Phase = Paused
-	return c.commit(st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}, 0)
+	return c.commit(ctx, st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}, 0)
 }
 
 // Resume continues a paused rollout at its step; the step's clock restarts.
-func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Resume(ctx context.Context, actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.leading(); err != nil {
@@ -259,5 +260,5 @@ func (c *Controller) Resume(actor, reason string, now time.Time) (State, error) 
 	}
 	st := c.state
 	st.Phase, st.StepStarted = phaseOf(st.Percent), now
-	return c.commit(st, Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}, 0)
+	return c.commit(ctx, st, Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}, 0)
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ type Configured struct {
 // with actor (sighup, startup) and the old and new versions before it
 // serves. It reports whether anything that serves changed. Reload owns
 // cfg's rulesets: those it does not serve are retired.
-func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (changed bool, err error) {
+func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, now time.Time) (changed bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var loaded *ruleset.Ruleset // the state's baseline, from its bundle
@@ -73,7 +74,7 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 		// (same version), or from its bundle.
 		rs := cfg.Baseline
 		if rs.Version != st.Baseline.Version {
-			if loaded, err = c.store.LoadRuleset(st.Baseline.Version); err != nil {
+			if loaded, err = c.store.LoadRuleset(ctx, st.Baseline.Version); err != nil {
 				return false, fmt.Errorf("serving the state's baseline %s: %w", st.Baseline.Version, err)
 			}
 			rs = loaded
@@ -84,7 +85,7 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 		why = append(why, fmt.Sprintf("baseline %s -> %s", cur.Baseline.Version, next.Baseline.Version))
 	}
 	if st.Baseline.Version != next.Baseline.Version {
-		if err := c.store.SaveRuleset(next.Baseline); err != nil { // undo must be able to come back to it
+		if err := c.store.SaveRuleset(ctx, next.Baseline); err != nil { // undo must be able to come back to it
 			return false, err
 		}
 	}
@@ -120,7 +121,7 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 		reason = "rulesets.baseline now names the version in service: nothing served changes"
 	}
 	d := Decision{Time: now, Action: ActionReload, Reason: reason, Actor: actor}
-	if _, err := c.commit(st, d, 0); err != nil {
+	if _, err := c.commit(ctx, st, d, 0); err != nil {
 		return false, err
 	}
 	if next != *cur {
@@ -128,7 +129,7 @@ func (c *Controller) Reload(cfg Configured, actor string, now time.Time) (change
 			return false, err
 		}
 	}
-	c.prune()
+	c.prune(ctx)
 	return len(why) > 0, nil
 }
 
@@ -195,7 +196,7 @@ func Undone(st State, to string, d Decision) (State, RulesetRef, error) {
 // next request: the one before the current, or version to. It is refused
 // while a rollout runs. In a fleet any replica may undo, as any may roll
 // back: the record is what every other replica follows.
-func (c *Controller) Undo(to, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Undo(ctx context.Context, to, actor, reason string, now time.Time) (State, error) {
 	start := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,13 +210,13 @@ func (c *Controller) Undo(to, actor, reason string, now time.Time) (State, error
 	cur := c.router.Snapshot()
 	rs := cur.Baseline
 	if rs.Version != ref.Version {
-		if rs, err = c.store.LoadRuleset(ref.Version); err != nil {
+		if rs, err = c.store.LoadRuleset(ctx, ref.Version); err != nil {
 			return c.state, fmt.Errorf("undo to %s: %w", ref.Version, err)
 		}
 	}
 	next := &router.Snapshot{Baseline: rs}
 	// Recorded first, served second, as every other decision.
-	if _, err := c.commit(st, *st.LastDecision, time.Since(start)); err != nil {
+	if _, err := c.commit(ctx, st, *st.LastDecision, time.Since(start)); err != nil {
 		if rs != cur.Baseline {
 			rs.Retire()
 		}
@@ -224,7 +225,7 @@ func (c *Controller) Undo(to, actor, reason string, now time.Time) (State, error
 	if err := c.router.Swap(next); err != nil {
 		return c.state, err
 	}
-	c.prune()
+	c.prune(ctx)
 	return c.state, nil
 }
 
@@ -254,7 +255,7 @@ func served(list []RulesetRef, ref RulesetRef, now time.Time, keep int) []Rulese
 // candidates other than the last rollout's, so state_dir holds at most
 // keep_baselines + 1 of them. Called with c.mu held, after the state that
 // drops them is recorded; a failure only leaves files behind.
-func (c *Controller) prune() {
+func (c *Controller) prune(ctx context.Context) {
 	keep := make([]string, 0, len(c.state.Baselines)+1)
 	for _, b := range c.state.Baselines {
 		keep = append(keep, b.Version)
@@ -262,7 +263,7 @@ func (c *Controller) prune() {
 	if c.state.Candidate != nil {
 		keep = append(keep, c.state.Candidate.Version)
 	}
-	if err := c.store.PruneRulesets(keep); err != nil {
+	if err := c.store.PruneRulesets(ctx, keep); err != nil {
 		c.log.Warn("old ruleset bundles not removed", "error", err.Error())
 	}
 }

@@ -36,17 +36,17 @@ type EvidenceSource interface {
 // Store keeps state, journal and ruleset bundles: FileStore on one node,
 // etcd for a fleet.
 type Store interface {
-	Load() (State, error)
+	Load(ctx context.Context) (State, error)
 	// Commit saves st and journals e as one change. A shared store refuses
 	// it with ErrStale when another replica changed the state since this
 	// one read it, and with ErrNotLeader, except for a rollback, when this
 	// replica no longer leads.
-	Commit(st State, e Entry) error
-	Append(Entry) error
-	SaveRuleset(*ruleset.Ruleset) error
-	LoadRuleset(version string) (*ruleset.Ruleset, error)
+	Commit(ctx context.Context, st State, e Entry) error
+	Append(ctx context.Context, e Entry) error
+	SaveRuleset(ctx context.Context, rs *ruleset.Ruleset) error
+	LoadRuleset(ctx context.Context, version string) (*ruleset.Ruleset, error)
 	// PruneRulesets deletes every bundle whose version is not in keep.
-	PruneRulesets(keep []string) error
+	PruneRulesets(ctx context.Context, keep []string) error
 }
 
 // Leadership says whether this replica may take decisions. Without one
@@ -121,7 +121,8 @@ func New(o Options) (*Controller, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("rollout.%w", err)
 	}
-	st, err := o.Store.Load()
+	ctx := context.Background() // start-up: nothing to cancel it yet
+	st, err := o.Store.Load(ctx)
 	switch {
 	case err != nil && o.Leadership == nil:
 		return nil, err
@@ -134,7 +135,7 @@ func New(o Options) (*Controller, error) {
 	}
 	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
 	if o.Leadership == nil {
-		if err := c.fitSteps(time.Now()); err != nil {
+		if err := c.fitSteps(ctx, time.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -147,7 +148,7 @@ func New(o Options) (*Controller, error) {
 // largest share not above the one it serves, so resuming never raises
 // the share past where it was. It is recorded like any decision. Called
 // without c.mu.
-func (c *Controller) fitSteps(now time.Time) error {
+func (c *Controller) fitSteps(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.state
@@ -167,7 +168,7 @@ func (c *Controller) fitSteps(now time.Time) error {
 	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
 		len(c.cfg.Steps), st.Step, st.Percent, step, c.cfg.Steps[step].Percent, next)
 	st.Step, st.Phase = step, Paused
-	_, err := c.commit(st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}, 0)
+	_, err := c.commit(ctx, st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}, 0)
 	return err
 }
 
@@ -200,9 +201,9 @@ func (c *Controller) leading() error {
 // commit records st with its decision in the store and journal, then
 // makes it the controller's state. If the store refuses, nothing changes
 // and the current state is returned with the error. Called with c.mu held.
-func (c *Controller) commit(st State, d Decision, latency time.Duration) (State, error) {
+func (c *Controller) commit(ctx context.Context, st State, d Decision, latency time.Duration) (State, error) {
 	st.LastDecision = &d
-	if err := c.store.Commit(st, NewEntry(st, d, latency)); err != nil {
+	if err := c.store.Commit(ctx, st, NewEntry(st, d, latency)); err != nil {
 		c.log.Error("rollout "+string(d.Action)+" not recorded", "actor", d.Actor, "error", err.Error())
 		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
 	}

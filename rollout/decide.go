@@ -11,7 +11,7 @@ import (
 // Step analyses the evidence once and acts on it. It takes now so tests
 // can drive it one interval at a time.
 func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) {
-	if err := c.recordRollback(); err != nil {
+	if err := c.recordRollback(ctx); err != nil {
 		return Decision{Time: now, Action: ActionNone, Reason: "rollback in force, not yet recorded: " + err.Error()}, nil
 	}
 	c.mu.Lock()
@@ -28,7 +28,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	}
 	if st.Step >= len(c.cfg.Steps) {
 		// Another replica's state, written under other steps.
-		if err := c.fitSteps(now); err != nil {
+		if err := c.fitSteps(ctx, now); err != nil {
 			return Decision{}, err
 		}
 		return *c.State().LastDecision, nil
@@ -60,24 +60,24 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	case ActionHold:
 		// Holding changes nothing; the analysis is journalled so the
 		// history shows what each look saw.
-		_, err := c.commit(c.state, d, 0)
+		_, err := c.commit(ctx, c.state, d, 0)
 		return d, err
 	case ActionRollback:
-		_, err := c.rollbackLocked(d, 0)
+		_, err := c.rollbackLocked(ctx, d, 0)
 		return d, err
 	case ActionPause:
 		st.Phase = Paused
-		_, err := c.commit(st, d, 0)
+		_, err := c.commit(ctx, st, d, 0)
 		return d, err
 	case ActionPromote:
-		_, err := c.promoteLocked(d)
+		_, err := c.promoteLocked(ctx, d)
 		return d, err
 	}
 	next := c.cfg.Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
 	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
-	if _, err := c.commit(st, d, 0); err != nil {
+	if _, err := c.commit(ctx, st, d, 0); err != nil {
 		return d, err
 	}
 	c.evidence.Reset(windowsOf(st))

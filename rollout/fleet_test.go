@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +26,11 @@ type refusingStore struct {
 	err error
 }
 
-func (s refusingStore) Commit(State, Entry) error { return s.err }
+func (s refusingStore) Commit(context.Context, State, Entry) error { return s.err }
 
 func TestNoEvidenceIsNeverAPass(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.set(clean(20000))
@@ -51,7 +52,7 @@ func TestOnlyTheLeaderDecidesAnyReplicaRollsBack(t *testing.T) {
 	h := newHarness(t, nil)
 	lead := &follower{leading: true}
 	h.c.lead = lead
-	if _, err := h.c.Start(h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
 		t.Fatal(err)
 	}
 	lead.leading = false
@@ -60,21 +61,21 @@ func TestOnlyTheLeaderDecidesAnyReplicaRollsBack(t *testing.T) {
 		t.Fatalf("a follower analysed: %s (%s)", d.Action, d.Reason)
 	}
 	for name, act := range map[string]func() error{
-		"pause":   func() error { _, err := h.c.Pause("a", "r", h.t0); return err },
-		"promote": func() error { _, err := h.c.Promote("a", "r", h.t0); return err },
+		"pause":   func() error { _, err := h.c.Pause(context.Background(), "a", "r", h.t0); return err },
+		"promote": func() error { _, err := h.c.Promote(context.Background(), "a", "r", h.t0); return err },
 	} {
 		if err := act(); !errors.Is(err, ErrNotLeader) || !errors.Is(err, ErrConflict) {
 			t.Errorf("%s on a follower: %v, want ErrNotLeader (a conflict naming the leader)", name, err)
 		}
 	}
-	if st, err := h.c.Rollback("ops", "now", h.t0); err != nil || st.Phase != RolledBack || h.r.Snapshot().Candidate != nil {
+	if st, err := h.c.Rollback(context.Background(), "ops", "now", h.t0); err != nil || st.Phase != RolledBack || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("rollback on a follower: %v, %s", err, st.Phase)
 	}
 }
 
 func TestRefusedDecisionChangesNothing(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
 		t.Fatal(err)
 	}
 	before, snap := h.c.State(), h.r.Snapshot()
@@ -88,22 +89,25 @@ func TestRefusedDecisionChangesNothing(t *testing.T) {
 	}
 	// A rollback still takes the candidate off this replica, and says
 	// the record failed.
-	if _, err := h.c.Rollback("ops", "now", h.t0); err == nil || h.r.Snapshot().Candidate != nil {
+	if _, err := h.c.Rollback(context.Background(), "ops", "now", h.t0); err == nil || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("rollback with the store refusing: %v, candidate %v", err, h.r.Snapshot().Candidate)
 	}
 }
 
 func TestSyncServesAnotherReplicasState(t *testing.T) {
 	h := newHarness(t, nil)
-	if err := h.store.SaveRuleset(h.cand); err != nil {
+	if err := h.store.SaveRuleset(context.Background(), h.cand); err != nil {
 		t.Fatal(err)
 	}
 	loads := 0
-	load := func(v string) (*ruleset.Ruleset, error) { loads++; return h.store.LoadRuleset(v) }
+	load := func(ctx context.Context, v string) (*ruleset.Ruleset, error) {
+		loads++
+		return h.store.LoadRuleset(ctx, v)
+	}
 	st := State{Phase: Progressing, Step: 1, Percent: 10, ShadowSample: 5, Started: h.t0, StepStarted: h.t0,
 		Baseline: RulesetRef{Version: h.base.Version}, Candidate: &RulesetRef{Version: h.cand.Version}}
 	resets := h.ev.resets
-	if err := h.c.Sync(st, load, func() bool { return true }); err != nil {
+	if err := h.c.Sync(context.Background(), st, load, func() bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 	s := h.r.Snapshot()
@@ -115,16 +119,16 @@ func TestSyncServesAnotherReplicasState(t *testing.T) {
 	}
 	// A newer state at the next step reuses the rulesets in service.
 	st.Step, st.Percent = 2, 100
-	if err := h.c.Sync(st, load, func() bool { return true }); err != nil || loads != 1 || h.r.Snapshot().Share != router.MaxShare {
+	if err := h.c.Sync(context.Background(), st, load, func() bool { return true }); err != nil || loads != 1 || h.r.Snapshot().Share != router.MaxShare {
 		t.Fatalf("second sync: %v, %d loads, share %d", err, loads, h.r.Snapshot().Share)
 	}
 	// An older state than the adopted one is ignored; a rollback drops
 	// the candidate.
-	if err := h.c.Sync(State{Phase: Idle}, load, func() bool { return false }); err != nil || h.c.State().Step != 2 {
+	if err := h.c.Sync(context.Background(), State{Phase: Idle}, load, func() bool { return false }); err != nil || h.c.State().Step != 2 {
 		t.Fatalf("stale state adopted: %v", err)
 	}
 	st.Phase, st.Percent = RolledBack, 0
-	if err := h.c.Sync(st, load, nil); err != nil || h.r.Snapshot().Candidate != nil || h.r.Snapshot().Baseline != h.base {
+	if err := h.c.Sync(context.Background(), st, load, nil); err != nil || h.r.Snapshot().Candidate != nil || h.r.Snapshot().Baseline != h.base {
 		t.Fatalf("rolled-back state: %v, still serving %v", err, h.r.Snapshot().Candidate)
 	}
 }
@@ -132,7 +136,7 @@ func TestSyncServesAnotherReplicasState(t *testing.T) {
 // unreadableStore cannot be read, as a fleet store whose etcd is down.
 type unreadableStore struct{ FileStore }
 
-func (unreadableStore) Load() (State, error) {
+func (unreadableStore) Load(context.Context) (State, error) {
 	return State{}, errors.New("etcd: reading the rollout state: context deadline exceeded")
 }
 
@@ -144,7 +148,7 @@ func TestFleetReplicaRestartingMidRollout(t *testing.T) {
 	h := newHarness(t, nil)
 	st := State{Phase: Progressing, Step: 1, Percent: 10, Started: h.t0, StepStarted: h.t0,
 		Baseline: RulesetRef{Version: h.base.Version}, Candidate: &RulesetRef{Version: h.cand.Version}}
-	if err := h.store.SaveRuleset(h.cand); err != nil {
+	if err := h.store.SaveRuleset(context.Background(), h.cand); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.store.Save(st); err != nil {
@@ -157,13 +161,13 @@ func TestFleetReplicaRestartingMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	resets := h.ev.resets
-	if err := c.Sync(st, h.store.LoadRuleset, func() bool { return true }); err != nil {
+	if err := c.Sync(context.Background(), st, h.store.LoadRuleset, func() bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 	if h.ev.resets != resets+1 {
 		t.Errorf("first sync of the loaded state reset the evidence %d times, want once", h.ev.resets-resets)
 	}
-	if err := c.Sync(st, h.store.LoadRuleset, func() bool { return true }); err != nil || h.ev.resets != resets+1 {
+	if err := c.Sync(context.Background(), st, h.store.LoadRuleset, func() bool { return true }); err != nil || h.ev.resets != resets+1 {
 		t.Errorf("the same state again: %v, %d resets, want no more", err, h.ev.resets-resets)
 	}
 

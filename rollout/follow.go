@@ -1,20 +1,24 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
+// Loader compiles a saved ruleset bundle by version (Store.LoadRuleset).
+type Loader func(ctx context.Context, version string) (*ruleset.Ruleset, error)
+
 // Restore serves the saved state after a restart: the candidate (and a
 // promoted baseline) come back from their bundles at the saved share. A
 // static candidate from the configuration stays unless a rollout is under
 // way. load fetches a bundle by version.
-func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)) error {
+func (c *Controller) Restore(ctx context.Context, load Loader) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.serve(c.state, load, true); err != nil {
+	if err := c.serve(ctx, c.state, load, true); err != nil {
 		return err
 	}
 	if c.state.Phase.Active() {
@@ -32,13 +36,13 @@ func (c *Controller) Restore(load func(version string) (*ruleset.Ruleset, error)
 // the one adopted, which is then ignored. The state is adopted even if
 // its rulesets cannot be served (the error says why): the replica keeps
 // serving what it has, and its status shows it lagging.
-func (c *Controller) Sync(st State, load func(version string) (*ruleset.Ruleset, error), adopt func() bool) error {
+func (c *Controller) Sync(ctx context.Context, st State, load Loader, adopt func() bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if adopt != nil && !adopt() {
 		return nil
 	}
-	err := c.serve(st, load, false)
+	err := c.serve(ctx, st, load, false)
 	prev := c.state
 	c.state = st
 	moved := !c.synced || prev.Phase != st.Phase || prev.Step != st.Step || !prev.StepStarted.Equal(st.StepStarted) ||
@@ -57,7 +61,7 @@ func (c *Controller) Sync(st State, load func(version string) (*ruleset.Ruleset,
 // serve puts st's routing in force, reusing rulesets already in service.
 // keepStatic keeps a candidate that no rollout owns (one configured in
 // the file) when st has none. Called with c.mu held.
-func (c *Controller) serve(st State, load func(version string) (*ruleset.Ruleset, error), keepStatic bool) error {
+func (c *Controller) serve(ctx context.Context, st State, load Loader, keepStatic bool) error {
 	cur := c.router.Snapshot()
 	var fresh []*ruleset.Ruleset
 	fail := func(err error) error {
@@ -72,7 +76,7 @@ func (c *Controller) serve(st State, load func(version string) (*ruleset.Ruleset
 				return rs, nil
 			}
 		}
-		rs, err := load(v)
+		rs, err := load(ctx, v)
 		if err == nil {
 			fresh = append(fresh, rs)
 		}

@@ -3,6 +3,7 @@ package rollout
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,10 @@ func (s FileStore) statePath() string   { return filepath.Join(s.Dir, "rollout.j
 func (s FileStore) journalPath() string { return filepath.Join(s.Dir, "journal.jsonl") }
 
 // Load returns the saved state, or the idle state if none was saved.
-func (s FileStore) Load() (State, error) {
+func (s FileStore) Load(ctx context.Context) (State, error) {
+	if err := ctx.Err(); err != nil {
+		return State{}, err
+	}
 	b, err := os.ReadFile(s.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return State{Phase: Idle}, nil
@@ -135,11 +139,14 @@ func writeAtomic(path string, b []byte) error {
 
 // Commit saves st, then journals e. On one node there is no other writer
 // to lose a race to.
-func (s FileStore) Commit(st State, e Entry) error {
+func (s FileStore) Commit(ctx context.Context, st State, e Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.Save(st); err != nil {
 		return err
 	}
-	return s.Append(e)
+	return s.Append(ctx, e)
 }
 
 // Journal bounds. An entry is written whole or trimmed, never refused: an
@@ -185,7 +192,10 @@ func MarshalEntry(e Entry) ([]byte, error) {
 }
 
 // Append adds an entry to the journal.
-func (s FileStore) Append(e Entry) error {
+func (s FileStore) Append(ctx context.Context, e Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b, err := MarshalEntry(e)
 	if err != nil {
 		return err
@@ -281,7 +291,10 @@ func readJournal(r io.Reader, max int) ([]Entry, error) {
 // own files, then manifest.json (the bundle without its files), last, so a
 // bundle with a manifest is whole. It can then be served again after the
 // originals change or vanish.
-func (s FileStore) SaveRuleset(rs *ruleset.Ruleset) error {
+func (s FileStore) SaveRuleset(ctx context.Context, rs *ruleset.Ruleset) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	dir := filepath.Join(s.Dir, "rulesets", rs.Version)
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
 		return nil // bundles are immutable: same version, same bytes
@@ -301,7 +314,10 @@ func (s FileStore) SaveRuleset(rs *ruleset.Ruleset) error {
 }
 
 // LoadRuleset compiles a saved bundle and checks it is the version asked for.
-func (s FileStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
+func (s FileStore) LoadRuleset(ctx context.Context, version string) (*ruleset.Ruleset, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(s.Dir, "rulesets", version)
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
@@ -323,7 +339,10 @@ func (s FileStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 
 // PruneRulesets implements Store: it deletes every bundle under
 // rulesets/ whose version is not in keep.
-func (s FileStore) PruneRulesets(keep []string) error {
+func (s FileStore) PruneRulesets(ctx context.Context, keep []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	dir := filepath.Join(s.Dir, "rulesets")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -57,7 +57,7 @@ func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason 
 	store := fleet.NewStore(cli, cfg, "")
 	out := cmd.OutOrStdout()
 	if action == admin.Undo {
-		st, err := store.Undo(to, actor(), reason, time.Now())
+		st, err := store.Undo(cmd.Context(), to, actor(), reason, time.Now())
 		switch {
 		case errors.Is(err, rollout.ErrConflict):
 			return errConflict{err}
@@ -70,7 +70,7 @@ func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason 
 			time.Since(start).Round(time.Microsecond), st.LastDecision.Reason, st.Baseline.Version)
 		return nil
 	}
-	prev, did, err := store.Rollback(actor(), reason, time.Now())
+	prev, did, err := store.Rollback(cmd.Context(), actor(), reason, time.Now())
 	if err != nil {
 		return errUnreachable{err}
 	}

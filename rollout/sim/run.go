@@ -75,7 +75,7 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 	}
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	spec := rollout.Spec{Scope: evidence.Scope{Paths: []string{scopePath}, RuleIDs: []int{ruleFalsePositive}}, Actor: "sim", Reason: s.Name}
-	if _, err := ctl.Start(cand, spec, t0); err != nil {
+	if _, err := ctl.Start(context.Background(), cand, spec, t0); err != nil {
 		return Outcome{}, err
 	}
 	gen := newGenerator(s, rng)
@@ -192,7 +192,7 @@ func newMemoryStore() *memoryStore {
 	return &memoryStore{state: rollout.State{Phase: rollout.Idle}, rulesets: map[string]*ruleset.Ruleset{}}
 }
 
-func (m *memoryStore) Load() (rollout.State, error) {
+func (m *memoryStore) Load(context.Context) (rollout.State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state, nil
@@ -200,7 +200,7 @@ func (m *memoryStore) Load() (rollout.State, error) {
 
 // Commit keeps st; both are encoded as a real store would, so a decision
 // that could not be written fails here too.
-func (m *memoryStore) Commit(st rollout.State, e rollout.Entry) error {
+func (m *memoryStore) Commit(_ context.Context, st rollout.State, e rollout.Entry) error {
 	if _, err := json.Marshal(st); err != nil {
 		return err
 	}
@@ -213,16 +213,16 @@ func (m *memoryStore) Commit(st rollout.State, e rollout.Entry) error {
 	return nil
 }
 
-func (m *memoryStore) Append(rollout.Entry) error { return nil }
+func (m *memoryStore) Append(context.Context, rollout.Entry) error { return nil }
 
-func (m *memoryStore) SaveRuleset(rs *ruleset.Ruleset) error {
+func (m *memoryStore) SaveRuleset(_ context.Context, rs *ruleset.Ruleset) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rulesets[rs.Version] = rs
 	return nil
 }
 
-func (m *memoryStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
+func (m *memoryStore) LoadRuleset(_ context.Context, version string) (*ruleset.Ruleset, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if rs, ok := m.rulesets[version]; ok {
@@ -231,7 +231,7 @@ func (m *memoryStore) LoadRuleset(version string) (*ruleset.Ruleset, error) {
 	return nil, fmt.Errorf("no ruleset %s", version)
 }
 
-func (m *memoryStore) PruneRulesets(keep []string) error {
+func (m *memoryStore) PruneRulesets(_ context.Context, keep []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for v := range m.rulesets {
