@@ -209,6 +209,10 @@ func (f *fixture) do(t testing.TB, method, target, id string, body io.Reader, hd
 		req.Header.Set("X-Request-ID", id)
 	}
 	for k, v := range hdr {
+		if k == "Host" { // the client sends req.Host, not a Host header
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -688,5 +689,40 @@ func TestUpgradeToH2CAndRealIPNotForwarded(t *testing.T) {
 				t.Errorf("h2c upgrade leaked upstream: %v", h)
 			}
 		})
+	}
+}
+
+// A block's log line says which site and which client, and the query's
+// parameter names without their values.
+func TestBlockedLineNamesHostClientAndParameters(t *testing.T) {
+	f := newFixture(t, &Snapshot{Baseline: load(t, "testdata/actions.conf")}, nil, nil)
+	f.do(t, "GET", "/search?q=an+attack&token=s3cr3t-value&q=again", "blocked-line", nil, map[string]string{"Host": "shop.example"})
+	f.rec.byID(t, "blocked-line")
+	var line map[string]any
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, `"request blocked"`) && strings.Contains(l, "blocked-line") {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line == nil {
+		t.Fatalf("no request blocked line:\n%s", f.logs.String())
+	}
+	params, _ := line["query_params"].([]any)
+	if line["host"] != "shop.example" || line["client"] != "127.0.0.1" || line["path"] != "/search" || len(params) != 2 || params[0] != "q" || params[1] != "token" {
+		t.Errorf("line %v", line)
+	}
+	if strings.Contains(f.logs.String(), "s3cr3t-value") {
+		t.Error("a query value reached the log")
+	}
+	if got := queryParams("/x?" + strings.Repeat("a", 100) + "=1&" + func() string {
+		var b strings.Builder
+		for i := range 40 {
+			fmt.Fprintf(&b, "p%02d=1&", i)
+		}
+		return b.String()
+	}()); len(got) != maxLoggedParams+1 || !strings.HasSuffix(got[0], "...") || got[maxLoggedParams] != "(9 more)" {
+		t.Errorf("bounded names: %d %q", len(got), got)
 	}
 }

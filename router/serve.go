@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -25,6 +29,7 @@ type exchange struct {
 	tx          types.Transaction // nil when failing open after an error
 	sw          stopwatch
 	peerTrusted bool
+	req         *verdict.Request // what Coraza was fed, for the block's log line
 
 	blocked     bool // a response phase interrupted
 	dropped     bool // a response phase dropped the connection
@@ -70,6 +75,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	view := verdict.RequestOf(r, id, clientIP, clientPort)
+	ex.req = &view
 	var body io.Reader
 	if r.Body != nil && r.Body != http.NoBody {
 		body = r.Body
@@ -156,16 +162,51 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	rec.Duration = time.Since(start)
 	rt.obs.request(*rec)
 	if rec.Action == verdict.Blocked {
-		rt.logVerdict("request blocked", rec.ID, rec.Arm, ex.rs.Version, "enforce", r.Method, r.URL.Path, rec.Verdict)
+		rt.logVerdict("request blocked", ex.req, rec.Arm, ex.rs.Version, "enforce", rec.Verdict)
 	}
 }
 
-func (rt *Router) logVerdict(msg, id string, arm verdict.Arm, version, mode, method, path string, v verdict.Verdict) {
+// logVerdict writes a block's log line: which site and which client, so
+// "who was blocked?" needs no other log, and the query's parameter names
+// (never their values, which can be secrets) beside the rules that fired.
+func (rt *Router) logVerdict(msg string, req *verdict.Request, arm verdict.Arm, version, mode string, v verdict.Verdict) {
 	rt.log.Warn(msg,
-		"request_id", id, "arm", arm.String(), "version", version, "mode", mode,
-		"method", method, "path", path,
+		"request_id", req.ID, "arm", arm.String(), "version", version, "mode", mode,
+		"method", req.Method, "host", req.Host, "path", pathOf(req.URI), "query_params", queryParams(req.URI),
+		"client", req.ClientIP,
 		"action", v.Action, "status", v.Status, "rule_id", v.RuleID,
 		"rule_ids", v.RuleIDs(), "rules", v.Rules, "inbound_anomaly_score", v.InboundScore)
+}
+
+// Bounds of the parameter names a log line lists: a request can carry
+// thousands, and a name is the client's to choose.
+const (
+	maxLoggedParams    = 32
+	maxLoggedParamName = 64
+)
+
+// queryParams returns the names of the query's parameters, sorted, each
+// once, bounded in number and length.
+func queryParams(uri string) []string {
+	_, q, ok := strings.Cut(uri, "?")
+	if !ok || q == "" {
+		return nil
+	}
+	q, _, _ = strings.Cut(q, "#")
+	vals, _ := url.ParseQuery(q) // a malformed pair is skipped, the rest kept
+	names := make([]string, 0, len(vals))
+	for k := range vals {
+		if len(k) > maxLoggedParamName {
+			k = k[:maxLoggedParamName] + "..."
+		}
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	if len(names) > maxLoggedParams {
+		names = append(names[:maxLoggedParams], fmt.Sprintf("(%d more)", len(names)-maxLoggedParams))
+	}
+	return names
 }
 
 // interrupt carries out a request-phase interruption.

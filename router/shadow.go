@@ -166,11 +166,11 @@ func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 	}
 	// Log before reporting, so whoever acts on the pair finds its lines.
 	if shadow.Blocked {
-		rt.logVerdict("request blocked", c.req.ID, shadowArm, c.other.Version, "shadow", c.req.Method, c.path, shadow)
+		rt.logVerdict("request blocked", &c.req, shadowArm, c.other.Version, "shadow", shadow)
 	}
 	if kind := rec.Disagreement(); kind != verdict.Agree {
 		rt.log.Warn("shadow disagreement",
-			"request_id", rec.ID, "kind", kind.String(), "method", rec.Method, "path", rec.Path,
+			"request_id", rec.ID, "kind", kind.String(), "method", rec.Method, "host", c.req.Host, "path", rec.Path,
 			"enforcing", c.enforcing.String(),
 			slogVerdict("baseline", rec.BaselineVersion, rec.Baseline),
 			slogVerdict("candidate", rec.CandidateVersion, rec.Candidate))
