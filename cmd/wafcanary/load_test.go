@@ -64,10 +64,13 @@ gates: {crs_suite: false}
 log: {level: warn}
 rollout:
   interval: 1s
+  max_duration: 2h
   steps:
     - {percent: 0, min_duration: 2s, min_requests: 200}
     - {percent: 50, min_duration: 2s, min_requests: 200}
-    - {percent: 100, min_duration: 2s, min_requests: 200}
+    # The last step never ends within the minute: a rollout that promoted
+    # itself would leave the operator's rollbacks nothing to roll back.
+    - {percent: 100, min_duration: 1h, min_requests: 200}
 `, proxyAddr, up.URL, filepath.Join(dir, "state"), adminAddr, token)), 0o600)
 
 	var (
