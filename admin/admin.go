@@ -73,10 +73,19 @@ type Rollouts interface {
 	History(n int) ([]rollout.Entry, error)
 }
 
+// Explainer explains a blocked request by its ID.
+type Explainer interface {
+	Explain(id string) (Explanation, error)
+}
+
+// ErrNotFound is an ID the server knows nothing of.
+var ErrNotFound = errors.New("not found")
+
 // Handler returns the admin mux: /metrics and /healthz are open (the
 // listener is loopback by default, and scrapers rarely carry tokens);
-// everything under /api/ needs the bearer token. rollouts may be nil.
-func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts) http.Handler {
+// everything under /api/ needs the bearer token. rollouts and explain may
+// be nil.
+func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts, explain Explainer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -131,6 +140,11 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			})
 		})
 	}
+	if explain != nil {
+		api.HandleFunc("GET /api/v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
+		})
+	}
 	mux.Handle("/api/", requireToken(token, api))
 	return mux
 }
@@ -155,6 +169,8 @@ func reply(w http.ResponseWriter, f func() (any, error)) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, rollout.ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:

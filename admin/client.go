@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -54,6 +55,13 @@ func (c *Client) Start(ctx context.Context, req StartRequest) (Status, error) {
 func (c *Client) Do(ctx context.Context, action Action, req ActionRequest) (Status, error) {
 	var st Status
 	return st, c.call(ctx, http.MethodPost, "/api/v1/rollout/"+string(action), req, &st)
+}
+
+// Explain asks why request id was blocked.
+func (c *Client) Explain(ctx context.Context, id string) (Explanation, error) {
+	var e Explanation
+	err := c.call(ctx, http.MethodGet, "/api/v1/requests/"+url.PathEscape(id), nil, &e)
+	return e, err
 }
 
 // History returns the last n journal entries (all for n = 0), oldest first.

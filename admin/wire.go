@@ -3,6 +3,7 @@ package admin
 import (
 	"time"
 
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -79,3 +80,38 @@ const (
 
 // Actions lists every action the API takes.
 var Actions = []Action{Pause, Resume, Promote, Rollback, Undo}
+
+// Explanation is the answer of GET /api/v1/requests/{id}: why a request
+// was blocked, from the verdict the proxy kept, and its capture when
+// capture is on. It carries no cookie, credential or redacted value.
+type Explanation struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Arm      string    `json:"arm"`
+	Version  string    `json:"version"`
+	Method   string    `json:"method"`
+	Host     string    `json:"host"`
+	Path     string    `json:"path"`
+	ClientIP string    `json:"client_ip"`
+	Status   int       `json:"status"`
+	// InterruptedBy is the rule that ended the request; Score CRS's
+	// inbound anomaly score.
+	InterruptedBy int             `json:"interrupted_by"`
+	Score         int             `json:"inbound_anomaly_score"`
+	Rules         []ExplainedRule `json:"rules"`
+	// Capture is the request as kept, redacted; nil when capture is off
+	// or the capture is gone (capture.max_age, max_requests).
+	Capture *capture.Record `json:"capture,omitempty"`
+}
+
+// ExplainedRule is one rule that matched, with what the ruleset says of it
+// (absent when that ruleset no longer serves).
+type ExplainedRule struct {
+	ID       int      `json:"id"`
+	Message  string   `json:"msg,omitempty"`
+	Targets  []string `json:"targets,omitempty"`
+	Tags     []string `json:"tags,omitempty"`
+	Paranoia int      `json:"paranoia_level,omitempty"`
+	File     string   `json:"file,omitempty"`
+	Line     int      `json:"line,omitempty"`
+}

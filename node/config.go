@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -28,6 +29,7 @@ type Config struct {
 	Proxy    router.ProxyConfig   `mapstructure:"proxy"`
 	Rollout  rollout.Config       `mapstructure:"rollout"`
 	Gates    gates.Config         `mapstructure:"gates"`
+	Capture  capture.Config       `mapstructure:"capture"`
 	Log      LogConfig            `mapstructure:"log"`
 }
 
@@ -67,6 +69,7 @@ func Default() Config {
 		Proxy:    router.DefaultProxyConfig,
 		Rollout:  rollout.DefaultConfig,
 		Gates:    gates.DefaultConfig,
+		Capture:  capture.DefaultConfig,
 		Log:      LogConfig{Level: "info"},
 	}
 }
@@ -109,7 +112,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

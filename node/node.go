@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/metrics"
@@ -43,6 +45,10 @@ type Node struct {
 	store      store
 	rollout    *rollout.Controller
 	adminToken string
+	// blocks remembers the last blocked requests' verdicts for explain;
+	// capture, when capture.enabled, keeps the requests themselves.
+	blocks  *recentBlocks
+	capture *capture.Store
 
 	// A fleet's replica (state.backend etcd); nil on a single node.
 	etcd       *clientv3.Client
@@ -120,6 +126,14 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	}
 	up, _ := url.Parse(cfg.Upstream) // validated with the config
 	s.collector = evidence.NewCollector(evidence.NewCounters(s.reg))
+	s.blocks = newRecentBlocks(1000)
+	blocks := []router.BlockObserver{s.blocks}
+	if cfg.Capture.Enabled {
+		if s.capture, err = capture.Open(filepath.Join(cfg.StateDir, "captures"), cfg.Capture, log); err != nil {
+			return nil, err
+		}
+		blocks = append(blocks, s.capture)
+	}
 	// Until the controller has decided, the router holds the configured
 	// rulesets; no listener is open yet, so nothing is served from them.
 	s.router, err = router.New(snapshotOf(conf), router.Options{
@@ -128,6 +142,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 			Requests: []router.RequestObserver{s.metrics, s.collector},
 			Shadows:  []router.ShadowObserver{s.metrics, s.collector},
 			Serving:  []router.ServingObserver{s.metrics},
+			Blocks:   blocks,
 		}, Logger: log,
 	})
 	if err != nil {
@@ -247,7 +262,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s),
+		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s, s),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -255,6 +270,9 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})
 	go func() { s.router.Run(shadowCtx); close(shadowDone) }()
+	if s.capture != nil {
+		go s.capture.Run(shadowCtx) // writes until the proxy has stopped
+	}
 	controlCtx, stopControl := context.WithCancel(ctx)
 	controlDone := make(chan struct{})
 	go func() { s.rollout.Run(controlCtx); close(controlDone) }()

@@ -29,11 +29,19 @@ type ServingObserver interface {
 	ObserveServing(verdict.Serving)
 }
 
+// BlockObserver is told of each request its enforcing ruleset blocked,
+// with the request as Coraza saw it. Blocks are rare; copying one is
+// paid only when a BlockObserver is set.
+type BlockObserver interface {
+	ObserveBlock(verdict.Block)
+}
+
 // Observers are the proxy's observers, by kind.
 type Observers struct {
 	Requests []RequestObserver
 	Shadows  []ShadowObserver
 	Serving  []ServingObserver
+	Blocks   []BlockObserver
 }
 
 func (o Observers) request(r verdict.RequestRecord) {
@@ -51,6 +59,12 @@ func (o Observers) shadow(s verdict.ShadowRecord) {
 func (o Observers) dropped() {
 	for _, x := range o.Shadows {
 		x.ShadowDropped()
+	}
+}
+
+func (o Observers) block(b verdict.Block) {
+	for _, x := range o.Blocks {
+		x.ObserveBlock(b)
 	}
 }
 

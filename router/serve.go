@@ -152,6 +152,10 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	}()
 	ex.sw.since(t)
 	rec.Verdict = verdict.Of(tx)
+	var block *verdict.Block
+	if rec.Action == verdict.Blocked && len(rt.obs.Blocks) > 0 && ex.req != nil {
+		block = blockOf(tx, ex)
+	}
 	_ = tx.Close() // only fails removing temporary body files, which it logs itself
 	rec.Status = status
 	if ex.clientGone {
@@ -161,9 +165,32 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	rec.WAFDuration = ex.sw.total
 	rec.Duration = time.Since(start)
 	rt.obs.request(*rec)
+	if block != nil {
+		block.Record = *rec
+		rt.obs.block(*block)
+	}
 	if rec.Action == verdict.Blocked {
 		rt.logVerdict("request blocked", ex.req, rec.Arm, ex.rs.Version, "enforce", rec.Verdict)
 	}
+}
+
+// maxBlockBody is the most of a blocked request's body copied for its
+// observers (the capture keeps less, by its own configuration).
+const maxBlockBody = 1 << 20
+
+// blockOf copies a blocked request out of its transaction, before Close.
+func blockOf(tx types.Transaction, ex *exchange) *verdict.Block {
+	b := &verdict.Block{Request: ex.req.Clone(), Version: ex.rs.Version, Time: time.Now()}
+	if tx.IsRequestBodyAccessible() {
+		if r, err := tx.RequestBodyReader(); err == nil {
+			data, _ := io.ReadAll(io.LimitReader(r, maxBlockBody+1))
+			if len(data) > maxBlockBody {
+				data, b.BodyTruncated = data[:maxBlockBody], true
+			}
+			b.Body = data
+		}
+	}
+	return b
 }
 
 // logVerdict writes a block's log line: which site and which client, so

@@ -350,3 +350,12 @@ func (r *Ruleset) LoggingRuleIDs() []int {
 	}
 	return ids
 }
+
+// Rule returns what the ruleset says of rule id.
+func (r *Ruleset) Rule(id int) (Rule, bool) {
+	i := sort.Search(len(r.Rules), func(i int) bool { return r.Rules[i].ID >= id })
+	if i < len(r.Rules) && r.Rules[i].ID == id {
+		return r.Rules[i], true
+	}
+	return Rule{}, false
+}

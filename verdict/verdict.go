@@ -180,3 +180,17 @@ func (s Serving) Ruleset(a Arm) *ruleset.Ruleset {
 	}
 	return s.Baseline
 }
+
+// Block is a request its enforcing ruleset blocked, as Coraza saw it, for
+// whoever explains or reproduces it. Request shares nothing with the live
+// request; Body is what Coraza had buffered of the request body, at most a
+// bounded prefix (none when it blocked before reading it).
+type Block struct {
+	Record  RequestRecord
+	Request Request
+	Body    []byte
+	// BodyTruncated is set when the body was longer than Body.
+	BodyTruncated bool
+	Version       string
+	Time          time.Time
+}

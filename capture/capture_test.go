@@ -1,0 +1,124 @@
+package capture
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/verdict"
+)
+
+func block(id, contentType, uri, body string) verdict.Block {
+	h := http.Header{"Cookie": {"session=s3cret-cookie"}, "Authorization": {"Bearer s3cret-bearer"},
+		"X-Session-Id": {"s3cret-header"}, "User-Agent": {"Mozilla/5.0"}}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return verdict.Block{
+		Request: verdict.Request{ID: id, Method: "POST", URI: uri, Proto: "HTTP/1.1", Host: "shop.example", Header: h, ClientIP: "203.0.113.7"},
+		Body:    []byte(body), Version: "abc", Time: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC),
+		Record: verdict.RequestRecord{ID: id, Arm: verdict.Candidate, Action: verdict.Blocked, Status: 403,
+			Verdict: verdict.Verdict{Blocked: true, RuleID: 949110, Rules: []verdict.RuleMatch{{ID: 942100, Targets: []string{"ARGS:text"}}}}},
+	}
+}
+
+// No cookie, credential or sensitive value is kept, whatever the body;
+// what is not sensitive is kept as sent.
+func TestRecordRedacts(t *testing.T) {
+	for _, tc := range []struct {
+		name, ctype, uri, body string
+		keep                   []string
+		note                   string
+	}{
+		{"form", "application/x-www-form-urlencoded", "/login?next=%2Fhome&api_key=s3cret-q", "user=alice&password=s3cret-form&text=1%27+OR+1%3D1", []string{"user=alice", "text=1%27+OR+1%3D1", "next=%2Fhome"}, ""},
+		{"json", "application/json; charset=utf-8", "/api/notes", `{"text":"x' OR 1=1","card":{"card_number":"s3cret-card"},"items":[{"otp":"s3cret-otp"}]}`, []string{`"text":"x' OR 1=1"`}, ""},
+		{"other", "text/plain", "/upload?token=s3cret-token", "s3cret-plain", nil, "a text/plain body of 12 bytes"},
+		{"bad json", "application/json", "/api", `{"password":"s3cret-broken`, nil, "does not parse"},
+	} {
+		rec := Of(block("r-"+tc.name, tc.ctype, tc.uri, tc.body), DefaultConfig)
+		b, _ := json.Marshal(rec)
+		if strings.Contains(string(b), "s3cret") {
+			t.Errorf("%s: a secret was kept: %s", tc.name, b)
+		}
+		for _, k := range append(tc.keep, `"User-Agent":["Mozilla/5.0"]`, `"host":"shop.example"`, `"targets":["ARGS:text"]`) {
+			if !strings.Contains(string(b), k) && !strings.Contains(rec.Body+rec.URI, k) {
+				t.Errorf("%s: %s lost from %s", tc.name, k, b)
+			}
+		}
+		if !strings.Contains(rec.BodyNote, tc.note) {
+			t.Errorf("%s: note %q, want %q", tc.name, rec.BodyNote, tc.note)
+		}
+	}
+	long := Of(block("r-long", "application/x-www-form-urlencoded", "/", "text="+strings.Repeat("a", 100)), Config{MaxBodyBytes: 20, Redact: DefaultConfig.Redact})
+	if len(long.Body) != 20 || !strings.Contains(long.BodyNote, "max_body_bytes") {
+		t.Errorf("long body: %d bytes, note %q", len(long.Body), long.BodyNote)
+	}
+}
+
+// The store holds at most its limits, oldest out first, files 0600, and
+// what it holds survives a restart.
+func TestStoreBoundsAndRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "captures")
+	cfg := DefaultConfig
+	cfg.MaxRequests = 3
+	s, err := Open(dir, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	for i := range 5 {
+		s.ObserveBlock(block(fmt.Sprint("req-", i), "application/x-www-form-urlencoded", "/", "a=1"))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.Get("req-4"); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if s.Len() != 3 {
+		t.Fatalf("%d captures, want 3", s.Len())
+	}
+	if _, err := s.Get("req-0"); err != ErrNotFound {
+		t.Errorf("the oldest capture is still there: %v", err)
+	}
+	rec, err := s.Get("req-4")
+	if err != nil || rec.Host != "shop.example" || rec.Verdict.RuleID != 949110 {
+		t.Fatalf("req-4: %+v, %v", rec, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range files {
+		if info, _ := os.Stat(f); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", f, info.Mode().Perm())
+		}
+	}
+	os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("half"), 0o600)
+	again, err := Open(dir, cfg, slog.New(slog.DiscardHandler))
+	if err != nil || again.Len() != 3 {
+		t.Fatalf("after a restart: %d captures, %v", again.Len(), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); err == nil {
+		t.Error("a torn write was left behind")
+	}
+	// Age: a week later every capture is past max_age.
+	again.now = func() time.Time { return now.Add(8 * 24 * time.Hour) }
+	again.mu.Lock()
+	again.pruneLocked()
+	again.mu.Unlock()
+	if again.Len() != 0 {
+		t.Errorf("%d captures past max_age kept", again.Len())
+	}
+}

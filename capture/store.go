@@ -1,0 +1,185 @@
+package capture
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wafcanary/wafcanary/verdict"
+)
+
+// ErrNotFound is a request ID with no capture.
+var ErrNotFound = errors.New("no capture of that request")
+
+// Store keeps captures as one file each (mode 0600) in a directory, within
+// the configured count, bytes and age. The request path only offers a
+// block to a bounded queue; one writer goroutine (Run) redacts, writes and
+// prunes, so a slow disk never slows a response.
+type Store struct {
+	dir   string
+	cfg   Config
+	queue chan verdict.Block
+	log   *slog.Logger
+	// Dropped counts blocks not captured: the queue was full.
+	Dropped atomic.Int64
+
+	mu    sync.Mutex
+	files []entry // oldest first
+	bytes int64
+	now   func() time.Time
+}
+
+type entry struct {
+	name string
+	size int64
+	at   time.Time
+}
+
+// Open opens (creating it, mode 0700) the store in dir and prunes what its
+// limits no longer allow.
+func Open(dir string, cfg Config, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	s := &Store{dir: dir, cfg: cfg, queue: make(chan verdict.Block, 64), log: log, now: time.Now}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		info, err := de.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if strings.HasPrefix(name, ".tmp-") { // a write a crash cut short
+			_ = os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		if strings.HasSuffix(name, ".json") {
+			s.files = append(s.files, entry{name: name, size: info.Size(), at: info.ModTime()})
+			s.bytes += info.Size()
+		}
+	}
+	sort.Slice(s.files, func(i, j int) bool { return s.files[i].at.Before(s.files[j].at) })
+	s.mu.Lock()
+	s.pruneLocked()
+	s.mu.Unlock()
+	return s, nil
+}
+
+// ObserveBlock offers a blocked request for capture; it never blocks.
+func (s *Store) ObserveBlock(b verdict.Block) {
+	select {
+	case s.queue <- b:
+	default:
+		s.Dropped.Add(1)
+	}
+}
+
+// Run writes offered blocks until ctx is done.
+func (s *Store) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-s.queue:
+			if err := s.save(Of(b, s.cfg)); err != nil {
+				s.log.Error("capture not written", "request_id", b.Request.ID, "error", err.Error())
+			}
+		}
+	}
+}
+
+// fileOf names a capture by a hash of its request ID: the ID is the
+// client's to choose, a file name must not be.
+func fileOf(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16]) + ".json"
+}
+
+func (s *Store) save(rec Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := fileOf(rec.ID)
+	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range s.files { // the same ID captured again replaces it
+		if e.name == name {
+			s.bytes -= e.size
+			s.files = append(s.files[:i], s.files[i+1:]...)
+			break
+		}
+	}
+	s.files = append(s.files, entry{name: name, size: int64(len(b)), at: s.now()})
+	s.bytes += int64(len(b))
+	s.pruneLocked()
+	return nil
+}
+
+// pruneLocked deletes the oldest captures beyond the limits.
+func (s *Store) pruneLocked() {
+	cutoff := s.now().Add(-s.cfg.MaxAge)
+	for len(s.files) > 0 && (len(s.files) > s.cfg.MaxRequests || s.bytes > s.cfg.MaxBytes || s.files[0].at.Before(cutoff)) {
+		e := s.files[0]
+		if err := os.Remove(filepath.Join(s.dir, e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("capture not pruned", "file", e.name, "error", err.Error())
+		}
+		s.files, s.bytes = s.files[1:], s.bytes-e.size
+	}
+}
+
+// Get returns the capture of request id.
+func (s *Store) Get(id string) (Record, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, fileOf(id)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("capture: %w", err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, fmt.Errorf("capture %s: %w", id, err)
+	}
+	if rec.ID != id {
+		return Record{}, ErrNotFound // a hash collision, or a hand edit
+	}
+	return rec, nil
+}
+
+// Len is how many captures the store holds.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.files)
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wafcanary/wafcanary/admin"
+)
+
+func newExplainCmd() *cobra.Command {
+	o := &clientOptions{}
+	cmd := &cobra.Command{
+		Use:   "explain REQUEST_ID",
+		Short: "Say why a request was blocked: the rules, what they matched, the score, and its capture",
+		Long: "explain takes the X-Request-ID of a blocked request (it is in the response's headers and in the\n" +
+			"\"request blocked\" log line) and shows which ruleset blocked it, every rule that matched with its\n" +
+			"message, tags, paranoia level and the variables it matched, the anomaly score, and the request as\n" +
+			"captured (redacted) when capture.enabled is on.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := do(o, func(c *admin.Client) (admin.Explanation, error) { return c.Explain(cmd.Context(), args[0]) })
+			if err != nil {
+				return err
+			}
+			return printExplanation(cmd.OutOrStdout(), e, o.output)
+		},
+	}
+	addClientFlags(cmd, o)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printExplanation(out io.Writer, e admin.Explanation, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(e)
+	case "text":
+	default:
+		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	}
+	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", e.ID, e.Status, e.InterruptedBy, e.Score)
+	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), e.Method, e.Host, e.Path, e.ClientIP, e.Arm, e.Version)
+	fmt.Fprintln(out, "rules that matched:")
+	for _, r := range e.Rules {
+		fmt.Fprintf(out, "  %d  %s\n", r.ID, r.Message)
+		if len(r.Targets) > 0 {
+			fmt.Fprintf(out, "        matched: %s\n", strings.Join(r.Targets, ", "))
+		}
+		if r.File != "" {
+			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", r.File, r.Line, r.Paranoia)
+		}
+		if len(r.Tags) > 0 {
+			fmt.Fprintf(out, "        tags: %s\n", strings.Join(r.Tags, ", "))
+		}
+	}
+	if e.Capture == nil {
+		fmt.Fprintln(out, "capture: none (capture.enabled is off, or the capture is past its limits)")
+		return nil
+	}
+	c := e.Capture
+	fmt.Fprintf(out, "capture (redacted): %s %s %s\n", c.Method, c.URI, c.Proto)
+	names := make([]string, 0, len(c.Header))
+	for k := range c.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range c.Header[k] {
+			fmt.Fprintf(out, "  %s: %s\n", k, v)
+		}
+	}
+	if c.Body != "" {
+		fmt.Fprintf(out, "  body: %s\n", c.Body)
+	}
+	if c.BodyNote != "" {
+		fmt.Fprintf(out, "  (%s)\n", c.BodyNote)
+	}
+	return nil
+}
