@@ -35,7 +35,7 @@ func (c *Collector) Evidence(context.Context) (Evidence, error) { return c.Snaps
 func (c *Collector) Reset(w Windows) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !slices.Equal(w.Scope.Paths, c.scope.Paths) || !slices.Equal(w.Scope.RuleIDs, c.scope.RuleIDs) {
+	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !slices.Equal(w.Scope.Paths, c.scope.Paths) || !slices.Equal(w.Scope.RuleIDs, c.scope.RuleIDs) || !slices.Equal(w.Scope.Hosts, c.scope.Hosts) {
 		c.resetLocked(w.Scope)
 		c.rollout = w.Rollout
 		return
@@ -117,7 +117,7 @@ func (c *Collector) ObserveShadow(s verdict.ShadowRecord) {
 	if d != nil {
 		rules = attribute(blocking, other)
 	}
-	inScope := c.count(s.Enforcing, d, s.Path, rules)
+	inScope := c.count(s.Enforcing, d, s.Host, s.Path, rules)
 	// Prometheus counters take their own locks; not under ours.
 	if c.counter != nil {
 		c.counter.CountPair(s.Enforcing)
@@ -129,7 +129,7 @@ func (c *Collector) ObserveShadow(s verdict.ShadowRecord) {
 
 // count adds a pair, and its disagreement d if any, to the window, and
 // reports whether the disagreement is in the rollout's scope.
-func (c *Collector) count(enforcing verdict.Arm, d *Disagreements, path string, rules []int) bool {
+func (c *Collector) count(enforcing verdict.Arm, d *Disagreements, host, path string, rules []int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ev.Pairs++
@@ -139,7 +139,7 @@ func (c *Collector) count(enforcing verdict.Arm, d *Disagreements, path string, 
 	if d == nil {
 		return false
 	}
-	if c.scope.covers(path, rules) {
+	if c.scope.covers(host, path, rules) {
 		d.InScope++
 		return true
 	}

@@ -7,6 +7,7 @@ package evidence
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"slices"
@@ -20,13 +21,22 @@ import (
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
-// Scope is what a rollout declares it means to change: disagreements on
-// these paths (prefixes), or caused only by these rules, are expected and
-// do not count against the candidate.
+// Scope is what a rollout declares it means to change. A disagreement is
+// in scope, expected and not counted against the candidate, only when it
+// falls inside every dimension declared: on one of Hosts, under one of
+// Paths, and caused only by RuleIDs. A dimension left empty does not
+// restrict; a scope with none declared covers nothing. (It used to be a
+// disjunction: a path alone excused an SQL injection the candidate
+// stopped blocking on that path for an unrelated reason.)
 type Scope struct {
 	RuleIDs []int    `json:"rule_ids,omitempty"`
 	Paths   []string `json:"paths,omitempty"`
+	// Hosts are exact host names, case-insensitive, without port.
+	Hosts []string `json:"hosts,omitempty"`
 }
+
+// Empty reports whether the scope declares nothing.
+func (s Scope) Empty() bool { return len(s.RuleIDs) == 0 && len(s.Paths) == 0 && len(s.Hosts) == 0 }
 
 // evaluationRules decide on scores rather than detect anything; they sit
 // behind every CRS block and would attribute every disagreement alike.
@@ -131,24 +141,41 @@ type Collector struct {
 	counter Counter
 }
 
-func (s Scope) covers(path string, rules []int) bool {
-	if len(s.Paths) > 0 {
-		clean := normalPath(path)
-		for _, p := range s.Paths {
-			if underPath(clean, p) {
-				return true
-			}
-		}
-	}
-	if len(rules) == 0 || len(s.RuleIDs) == 0 {
+func (s Scope) covers(host, path string, rules []int) bool {
+	if s.Empty() {
 		return false
 	}
-	for _, id := range rules {
-		if !slices.Contains(s.RuleIDs, id) {
+	if len(s.Hosts) > 0 && !slices.Contains(s.Hosts, HostName(host)) {
+		return false
+	}
+	if len(s.Paths) > 0 {
+		clean := normalPath(path)
+		if !slices.ContainsFunc(s.Paths, func(p string) bool { return underPath(clean, p) }) {
 			return false
 		}
 	}
+	if len(s.RuleIDs) > 0 {
+		// Rules must explain the disagreement, all of them inside the
+		// scope: none attributed (only evaluation rules differ) is not.
+		if len(rules) == 0 {
+			return false
+		}
+		for _, id := range rules {
+			if !slices.Contains(s.RuleIDs, id) {
+				return false
+			}
+		}
+	}
 	return true
+}
+
+// HostName is a Host header as scopes compare it: lower case, without a
+// port or a trailing dot.
+func HostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
 // normalPath is a request path as the WAF's REQUEST_FILENAME compares it:
@@ -188,6 +215,11 @@ func (s Scope) Validate() error {
 	for i, id := range s.RuleIDs {
 		if id <= 0 {
 			return fmt.Errorf("scope.rule_ids[%d]: want a rule ID, got %d", i, id)
+		}
+	}
+	for i, h := range s.Hosts {
+		if h == "" || h != HostName(h) || strings.ContainsAny(h, "/ *?#@") {
+			return fmt.Errorf("scope.hosts[%d]: want a host name such as shop.example.com (lower case, no port, no wildcard), got %q", i, h)
 		}
 	}
 	return nil

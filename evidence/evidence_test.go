@@ -17,32 +17,36 @@ func verdictWith(blocked bool, ids ...int) verdict.Verdict {
 
 func TestCollectorAttributesAndScopes(t *testing.T) {
 	c := NewCollector(nil)
-	c.ResetScope(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}})
+	c.ResetScope(Scope{RuleIDs: []int{930120}, Paths: []string{"/support/"}, Hosts: []string{"shop.example"}})
 	pairs := []verdict.ShadowRecord{
-		{Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
-		// Lost block caused only by the rule in scope: expected.
-		{Path: "/contact", Baseline: verdictWith(true, 920350, 930120, 949110), Candidate: verdictWith(false, 920350)},
-		// Lost block on a path in scope, whatever the rule: expected.
-		{Path: "/support/tickets", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
-		// Lost block by a rule outside scope: counts against the candidate.
-		{Path: "/search", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
+		{Host: "shop.example", Path: "/", Baseline: verdictWith(false), Candidate: verdictWith(false)},
+		// Lost block caused only by the rule in scope, on the path and host
+		// in scope (the host's case and port aside): expected.
+		{Host: "Shop.Example:8443", Path: "/support/tickets", Baseline: verdictWith(true, 920350, 930120, 949110), Candidate: verdictWith(false, 920350)},
+		// The rule in scope, elsewhere: a conjunction, so it counts.
+		{Host: "shop.example", Path: "/contact", Baseline: verdictWith(true, 930120, 949110), Candidate: verdictWith(false)},
+		// The path in scope, another rule: an injection the candidate stopped
+		// blocking for an unrelated reason; it counts.
+		{Host: "shop.example", Path: "/support/tickets", Baseline: verdictWith(true, 942100, 949110), Candidate: verdictWith(false)},
+		// Rule and path in scope, on another site of the same server: counts.
+		{Host: "blog.example", Path: "/support/tickets", Baseline: verdictWith(true, 930120, 949110), Candidate: verdictWith(false)},
 		// New block: 942520 only on the candidate side.
-		{Path: "/search", Enforcing: verdict.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
+		{Host: "shop.example", Path: "/search", Enforcing: verdict.Candidate, Baseline: verdictWith(false, 920350), Candidate: verdictWith(true, 920350, 942520, 949110)},
 	}
 	for _, p := range pairs {
 		c.ObserveShadow(p)
 	}
 	e := c.Snapshot()
-	if e.Pairs != 5 || e.LostBlocks.InScope != 2 || e.LostBlocks.OutOfScope != 1 || e.NewBlocks.OutOfScope != 1 {
+	if e.Pairs != 6 || e.LostBlocks.InScope != 1 || e.LostBlocks.OutOfScope != 3 || e.NewBlocks.OutOfScope != 1 {
 		t.Fatalf("pairs %d, lost %+v, new %+v", e.Pairs, e.LostBlocks, e.NewBlocks)
 	}
-	if got := e.LostBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942100 {
-		t.Errorf("lost-block rules %v, want 942100 only (949110 is evaluation, in-scope ones excluded)", got)
+	if got := e.LostBlocks.TopRules(5); len(got) != 2 || got[0].ID != 930120 || got[0].Count != 2 || got[1].ID != 942100 {
+		t.Errorf("lost-block rules %v, want 930120 x2 and 942100 (949110 is evaluation, the in-scope one excluded)", got)
 	}
 	if got := e.NewBlocks.TopRules(5); len(got) != 1 || got[0].ID != 942520 {
 		t.Errorf("new-block rules %v, want 942520 (920350 fired on both sides)", got)
 	}
-	if e.CandidateRequests() != 4 {
+	if e.CandidateRequests() != 5 {
 		t.Errorf("candidate judged %d requests, want 4 in shadow", e.CandidateRequests())
 	}
 	c.ResetScope(Scope{})
@@ -105,16 +109,40 @@ func TestScopePaths(t *testing.T) {
 		{"/support/tickets/..%2f..%2fadmin", false},
 		{"/support", false},
 	} {
-		if got := s.covers(tt.path, nil); got != tt.in {
+		if got := s.covers("shop.example", tt.path, nil); got != tt.in {
 			t.Errorf("%s in scope %v: %v, want %v", tt.path, s.Paths, got, tt.in)
 		}
 	}
-	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}}} {
+	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}},
+		{Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("scope %+v accepted", bad)
 		}
 	}
-	if err := (Scope{Paths: []string{"/", "/support/tickets/"}, RuleIDs: []int{930120}}).Validate(); err != nil {
+	if err := (Scope{Paths: []string{"/", "/support/tickets/"}, RuleIDs: []int{930120}, Hosts: []string{"shop.example", "2001:db8::1"}}).Validate(); err != nil {
 		t.Errorf("good scope refused: %v", err)
+	}
+}
+
+// An empty scope covers nothing; each declared dimension must hold.
+func TestScopeIsAConjunction(t *testing.T) {
+	for _, tc := range []struct {
+		s          Scope
+		host, path string
+		rules      []int
+		in         bool
+	}{
+		{Scope{}, "shop.example", "/x", []int{1}, false},
+		{Scope{Hosts: []string{"shop.example"}}, "SHOP.example.", "/anything", []int{942100}, true},
+		{Scope{Hosts: []string{"shop.example"}}, "blog.example", "/anything", nil, false},
+		{Scope{RuleIDs: []int{930120}}, "any", "/any", []int{930120}, true},
+		{Scope{RuleIDs: []int{930120}}, "any", "/any", []int{930120, 942100}, false},
+		{Scope{RuleIDs: []int{930120}}, "any", "/any", nil, false}, // nothing attributed: not explained by the rule
+		{Scope{RuleIDs: []int{930120}, Paths: []string{"/api/notes"}}, "any", "/api/notes", []int{942100}, false},
+		{Scope{RuleIDs: []int{930120}, Paths: []string{"/api/notes"}}, "any", "/api/notes/7", []int{930120}, true},
+	} {
+		if got := tc.s.covers(tc.host, tc.path, tc.rules); got != tc.in {
+			t.Errorf("%+v covers %s %s %v: %v, want %v", tc.s, tc.host, tc.path, tc.rules, got, tc.in)
+		}
 	}
 }

@@ -155,7 +155,7 @@ func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 	}
 
 	rec := verdict.ShadowRecord{
-		ID: c.req.ID, Method: c.req.Method, Path: c.path, Enforcing: c.enforcing,
+		ID: c.req.ID, Method: c.req.Method, Host: c.req.Host, Path: c.path, Enforcing: c.enforcing,
 		BaselineVersion: c.snap.Baseline.Version, CandidateVersion: c.snap.Candidate.Version,
 	}
 	shadowArm := c.enforcing.Other()

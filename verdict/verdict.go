@@ -118,7 +118,8 @@ type RequestRecord struct {
 // live, the other in shadow. Verdicts cover the request phases (headers and
 // body), the only ones both rulesets see.
 type ShadowRecord struct {
-	ID, Method, Path string
+	// Host is the request's Host header, as the client sent it.
+	ID, Method, Host, Path string
 	// Enforcing is the arm whose verdict the client got.
 	Enforcing           Arm
 	Baseline, Candidate Verdict

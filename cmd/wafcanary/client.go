@@ -116,7 +116,7 @@ func newStartCmd() *cobra.Command {
 	o := &clientOptions{timeout: 10 * time.Minute}
 	var candidate, reason, override, cases string
 	var rules []int
-	var paths []string
+	var paths, hosts []string
 	cmd := &cobra.Command{
 		Use:   "start --candidate FILE --reason TEXT",
 		Short: "Start a rollout of a candidate ruleset on a running wafcanary",
@@ -134,8 +134,11 @@ func newStartCmd() *cobra.Command {
 					*p = abs
 				}
 			}
+			for i := range hosts {
+				hosts[i] = evidence.HostName(hosts[i])
+			}
 			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths}, Cases: cases, OverrideGates: override}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Cases: cases, OverrideGates: override}
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			if err != nil {
 				return err
@@ -149,6 +152,7 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
 	f.IntSliceVar(&rules, "scope-rule", nil, "rule ID the change is meant to affect (repeatable)")
 	f.StringSliceVar(&paths, "scope-path", nil, "path prefix the change is meant to affect (repeatable)")
+	f.StringSliceVar(&hosts, "scope-host", nil, "host name the change is meant to affect (repeatable); a disagreement is in scope only on a declared host, path and rule, every dimension given")
 	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block): checked now and probed at every analysis")
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
