@@ -41,15 +41,23 @@ func TestRecordRedacts(t *testing.T) {
 		{"json", "application/json; charset=utf-8", "/api/notes", `{"text":"x' OR 1=1","card":{"card_number":"s3cret-card"},"items":[{"otp":"s3cret-otp"}]}`, []string{`"text":"x' OR 1=1"`}, ""},
 		{"other", "text/plain", "/upload?token=s3cret-token", "s3cret-plain", nil, "a text/plain body of 12 bytes"},
 		{"bad json", "application/json", "/api", `{"password":"s3cret-broken`, nil, "does not parse"},
+		// Not form pairs: a JSON document with a form type (jQuery's
+		// default), a bare token, a ;-joined pair.
+		{"json as form", "application/x-www-form-urlencoded", "/verify?s3cret-bare-token&a=1&b=2;pin=s3cret-semi", `{"user":"a","password":"s3cret-json-form"}`, []string{"a=1"}, ""},
+		{"encoded names", "application/x-www-form-urlencoded", "/x?token%3Ds3cret-enc=1&API-Key=s3cret-dash", "Api_Key=s3cret-under&ok=1", []string{"ok=1"}, ""},
 	} {
-		rec := Of(block("r-"+tc.name, tc.ctype, tc.uri, tc.body), DefaultConfig)
-		b, _ := json.Marshal(rec)
-		if strings.Contains(string(b), "s3cret") {
-			t.Errorf("%s: a secret was kept: %s", tc.name, b)
+		b := block("r-"+tc.name, tc.ctype, tc.uri, tc.body)
+		b.Request.Header.Set("api-key", "s3cret-api-key-header")
+		b.Request.Header.Set("X-Goog-Api-Key", "s3cret-goog")
+		b.Request.Header.Set("Referer", "https://shop.example/reset?token=s3cret-referer&step=2")
+		rec := Of(b, DefaultConfig)
+		out, _ := json.Marshal(rec)
+		if strings.Contains(string(out), "s3cret") {
+			t.Errorf("%s: a secret was kept: %s", tc.name, out)
 		}
-		for _, k := range append(tc.keep, `"User-Agent":["Mozilla/5.0"]`, `"host":"shop.example"`, `"targets":["ARGS:text"]`) {
-			if !strings.Contains(string(b), k) && !strings.Contains(rec.Body+rec.URI, k) {
-				t.Errorf("%s: %s lost from %s", tc.name, k, b)
+		for _, k := range append(tc.keep, `"User-Agent":["Mozilla/5.0"]`, `"host":"shop.example"`, `"targets":["ARGS:text"]`, "step=2") {
+			if !strings.Contains(string(out), k) && !strings.Contains(rec.Body+rec.URI, k) {
+				t.Errorf("%s: %s lost from %s", tc.name, k, out)
 			}
 		}
 		if !strings.Contains(rec.BodyNote, tc.note) {

@@ -21,9 +21,9 @@ type Config struct {
 	// MaxBodyBytes is the most of a request body kept.
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
 	// Redact lists parameter and field names whose values are replaced by
-	// a placeholder, matched case-insensitively as substrings (password
-	// covers new_password). Cookie and Authorization headers are always
-	// redacted.
+	// a placeholder, matched as substrings in lower case without - and _
+	// (pass covers new_password, key covers api-key). Headers are kept only
+	// when known not to carry credentials; Cookie and Authorization never.
 	Redact []string `mapstructure:"redact"`
 }
 
@@ -33,7 +33,7 @@ var DefaultConfig = Config{
 	MaxBytes:     64 << 20,
 	MaxAge:       7 * 24 * time.Hour,
 	MaxBodyBytes: 64 << 10,
-	Redact:       []string{"pass", "pwd", "token", "secret", "card", "cvv", "cvc", "iban", "ssn", "auth", "session", "api_key", "apikey", "otp"},
+	Redact:       []string{"pass", "pwd", "token", "secret", "card", "cvv", "cvc", "iban", "ssn", "auth", "session", "key", "cred", "sig", "pin", "otp"},
 }
 
 // Bounds of the capture section.

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -40,17 +41,39 @@ type Record struct {
 	Verdict  verdict.Verdict `json:"verdict"`
 }
 
-// alwaysRedacted are the headers whose values are credentials whatever
-// the configuration says.
-var alwaysRedacted = []string{"Cookie", "Authorization", "Proxy-Authorization", "X-Api-Key", "X-Auth-Token"}
+// keptHeaders are the headers whose values are kept as sent: they
+// describe the request, never a credential. Every other header's value is
+// redacted (api-key, X-Goog-Api-Key, a vendor's session header: the names
+// credentials travel under are too many to list). Referer and Origin are
+// kept with their query redacted as the request's own.
+var keptHeaders = map[string]bool{
+	"Accept": true, "Accept-Charset": true, "Accept-Encoding": true, "Accept-Language": true,
+	"Cache-Control": true, "Connection": true, "Content-Encoding": true, "Content-Length": true,
+	"Content-Type": true, "Dnt": true, "Expect": true, "If-Match": true, "If-Modified-Since": true,
+	"If-None-Match": true, "If-Range": true, "If-Unmodified-Since": true, "Max-Forwards": true,
+	"Pragma": true, "Range": true, "Te": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Upgrade-Insecure-Requests": true, "User-Agent": true, "Via": true, "X-Forwarded-For": true,
+	"X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Request-Id": true, "X-Requested-With": true,
+	"Sec-Fetch-Dest": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Site": true, "Sec-Fetch-User": true,
+	"Sec-Ch-Ua": true, "Sec-Ch-Ua-Mobile": true, "Sec-Ch-Ua-Platform": true,
+}
 
-// redactor decides which names are sensitive.
+// urlHeaders hold URLs, kept with their query redacted.
+var urlHeaders = map[string]bool{"Referer": true, "Origin": true}
+
+// redactor decides which names are sensitive: a name contains one of
+// the configured words, both compared in lower case without - and _
+// (api_key, api-key and apikey alike).
 type redactor []string
 
+func fold(s string) string {
+	return strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(s))
+}
+
 func (r redactor) sensitive(name string) bool {
-	n := strings.ToLower(name)
+	n := fold(name)
 	for _, s := range r {
-		if strings.Contains(n, strings.ToLower(s)) {
+		if strings.Contains(n, fold(s)) {
 			return true
 		}
 	}
@@ -67,8 +90,12 @@ func Of(b verdict.Block, cfg Config) Record {
 		Header: http.Header{}, Status: b.Record.Status, Verdict: b.Record.Verdict,
 	}
 	for k, vs := range q.Header {
+		ck := http.CanonicalHeaderKey(k)
 		for _, v := range vs {
-			if red.sensitive(k) || slicesContainsFold(alwaysRedacted, k) {
+			switch {
+			case urlHeaders[ck]:
+				v = red.url(v)
+			case !keptHeaders[ck] || red.sensitive(ck):
 				v = Placeholder
 			}
 			rec.Header[k] = append(rec.Header[k], v)
@@ -78,13 +105,18 @@ func Of(b verdict.Block, cfg Config) Record {
 	return rec
 }
 
-func slicesContainsFold(list []string, s string) bool {
-	for _, l := range list {
-		if strings.EqualFold(l, s) {
-			return true
-		}
+// url redacts a URL-valued header's query; one that does not parse as a
+// URL is redacted whole.
+func (r redactor) url(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User != nil {
+		return Placeholder
 	}
-	return false
+	if u.RawQuery != "" {
+		u.RawQuery = r.form(u.RawQuery)
+	}
+	u.Fragment = ""
+	return u.String()
 }
 
 // uri redacts the values of sensitive query parameters.
@@ -96,17 +128,23 @@ func (r redactor) uri(uri string) string {
 	return path + "?" + r.form(q)
 }
 
-// form redacts the sensitive values of a urlencoded string, keeping its
-// order; a pair that does not parse is kept as a name only.
+// plainName is a parameter name as forms and query strings write them;
+// anything else (a JSON document sent as a form, a bare token) is not a
+// name=value pair and is not kept.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9_.\[\]-]{1,128}$`)
+
+// form redacts a urlencoded string, keeping its order: a name=value pair
+// with a plain name keeps its value unless the name is sensitive; any
+// other part is replaced whole.
 func (r redactor) form(q string) string {
 	parts := strings.Split(q, "&")
 	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
+		k, v, hasValue := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
 		switch {
-		case err != nil:
-			parts[i] = k + "=" + Placeholder
-		case hasValue && r.sensitive(name):
+		case err != nil || !hasValue || !plainName.MatchString(name):
+			parts[i] = url.QueryEscape(Placeholder)
+		case r.sensitive(name) || strings.ContainsAny(v, "=;"): // a=1;pin=... hides a pair in a value
 			parts[i] = k + "=" + url.QueryEscape(Placeholder)
 		}
 	}

@@ -89,12 +89,22 @@ func (s *Store) ObserveBlock(b verdict.Block) {
 	}
 }
 
-// Run writes offered blocks until ctx is done.
+// BlockBody implements router.BlockObserver: the body bytes a capture keeps.
+func (s *Store) BlockBody() int { return s.cfg.MaxBodyBytes }
+
+// Run writes offered blocks until ctx is done, and prunes captures past
+// max_age every minute, whether or not anything is blocked.
 func (s *Store) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			s.mu.Lock()
+			s.pruneLocked()
+			s.mu.Unlock()
 		case b := <-s.queue:
 			if err := s.save(Of(b, s.cfg)); err != nil {
 				s.log.Error("capture not written", "request_id", b.Request.ID, "error", err.Error())
@@ -171,8 +181,8 @@ func (s *Store) Get(id string) (Record, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return Record{}, fmt.Errorf("capture %s: %w", id, err)
 	}
-	if rec.ID != id {
-		return Record{}, ErrNotFound // a hash collision, or a hand edit
+	if rec.ID != id || rec.Time.Before(s.now().Add(-s.cfg.MaxAge)) {
+		return Record{}, ErrNotFound // a hash collision, a hand edit, or past max_age
 	}
 	return rec, nil
 }

@@ -114,7 +114,7 @@ func TestScopePaths(t *testing.T) {
 		}
 	}
 	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}},
-		{Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}}} {
+		{Paths: []string{"/"}}, {Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("scope %+v accepted", bad)
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -24,6 +25,9 @@ type recentBlocks struct {
 func newRecentBlocks(max int) *recentBlocks {
 	return &recentBlocks{max: max, byID: map[string]admin.Explanation{}}
 }
+
+// BlockBody implements router.BlockObserver: verdicts only, no body.
+func (r *recentBlocks) BlockBody() int { return 0 }
 
 // ObserveBlock implements router.BlockObserver.
 func (r *recentBlocks) ObserveBlock(b verdict.Block) {
@@ -53,6 +57,7 @@ func (r *recentBlocks) get(id string) (admin.Explanation, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.byID[id]
+	e.Rules = slices.Clone(e.Rules) // Explain annotates its copy
 	return e, ok
 }
 

@@ -31,9 +31,11 @@ type ServingObserver interface {
 
 // BlockObserver is told of each request its enforcing ruleset blocked,
 // with the request as Coraza saw it. Blocks are rare; copying one is
-// paid only when a BlockObserver is set.
+// paid only when a BlockObserver is set, and its body only up to the most
+// any observer wants (BlockBody, bytes; 0 for none).
 type BlockObserver interface {
 	ObserveBlock(verdict.Block)
+	BlockBody() int
 }
 
 // Observers are the proxy's observers, by kind.
@@ -60,6 +62,15 @@ func (o Observers) dropped() {
 	for _, x := range o.Shadows {
 		x.ShadowDropped()
 	}
+}
+
+// blockBody is the most of a blocked request's body any observer wants.
+func (o Observers) blockBody() int {
+	n := 0
+	for _, x := range o.Blocks {
+		n = max(n, x.BlockBody())
+	}
+	return min(n, maxBlockBody)
 }
 
 func (o Observers) block(b verdict.Block) {

@@ -52,9 +52,11 @@ type Router struct {
 	// queued is the size of the samples in shadow, against
 	// Shadow.QueueBytes.
 	queued atomic.Int64
-	opts   Options
-	obs    Observers
-	log    *slog.Logger
+	// blockBody is how much of a blocked request's body its observers want.
+	blockBody int
+	opts      Options
+	obs       Observers
+	log       *slog.Logger
 }
 
 // New returns a Router serving initial. Call Run to start shadow evaluation.
@@ -80,13 +82,14 @@ func New(initial *Snapshot, o Options) (*Router, error) {
 	sticky, _ := parseStickyKey(o.Routing.StickyKey)      // validated above
 	clients, _ := newClientAddr(o.Routing.TrustedProxies) // validated above
 	rt := &Router{
-		assign:  NewAssigner(o.Secret),
-		sticky:  sticky,
-		clients: clients,
-		shadow:  make(chan *capture, o.Shadow.QueueSize),
-		opts:    o,
-		obs:     o.Observe,
-		log:     o.Logger,
+		assign:    NewAssigner(o.Secret),
+		sticky:    sticky,
+		clients:   clients,
+		shadow:    make(chan *capture, o.Shadow.QueueSize),
+		opts:      o,
+		obs:       o.Observe,
+		blockBody: o.Observe.blockBody(),
+		log:       o.Logger,
 	}
 	rt.proxy = rt.newReverseProxy()
 	if err := rt.Swap(initial); err != nil {

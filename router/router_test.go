@@ -716,13 +716,17 @@ func TestBlockedLineNamesHostClientAndParameters(t *testing.T) {
 	if strings.Contains(f.logs.String(), "s3cr3t-value") {
 		t.Error("a query value reached the log")
 	}
+	// A bare token, or one hidden in an encoded name, is counted, not shown.
+	if got := queryParams("/verify?K8s9f3-s3cr3t&token%3Ds3cr3t=1&page=2"); len(got) != 2 || got[0] != "page" || got[1] != "(2 other)" {
+		t.Errorf("bare tokens: %q", got)
+	}
 	if got := queryParams("/x?" + strings.Repeat("a", 100) + "=1&" + func() string {
 		var b strings.Builder
 		for i := range 40 {
 			fmt.Fprintf(&b, "p%02d=1&", i)
 		}
 		return b.String()
-	}()); len(got) != maxLoggedParams+1 || !strings.HasSuffix(got[0], "...") || got[maxLoggedParams] != "(9 more)" {
+	}()); len(got) != maxLoggedParams+1 || !strings.HasSuffix(got[0], "...") || got[maxLoggedParams] != "(9 other)" {
 		t.Errorf("bounded names: %d %q", len(got), got)
 	}
 }

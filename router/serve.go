@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -154,7 +155,7 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	rec.Verdict = verdict.Of(tx)
 	var block *verdict.Block
 	if rec.Action == verdict.Blocked && len(rt.obs.Blocks) > 0 && ex.req != nil {
-		block = blockOf(tx, ex)
+		block = blockOf(tx, ex, rt.blockBody)
 	}
 	_ = tx.Close() // only fails removing temporary body files, which it logs itself
 	rec.Status = status
@@ -174,18 +175,19 @@ func (rt *Router) finish(ex *exchange, tx types.Transaction, r *http.Request, re
 	}
 }
 
-// maxBlockBody is the most of a blocked request's body copied for its
-// observers (the capture keeps less, by its own configuration).
+// maxBlockBody is the most of a blocked request's body ever copied for
+// its observers.
 const maxBlockBody = 1 << 20
 
-// blockOf copies a blocked request out of its transaction, before Close.
-func blockOf(tx types.Transaction, ex *exchange) *verdict.Block {
+// blockOf copies a blocked request out of its transaction, before Close,
+// with at most limit bytes of its body.
+func blockOf(tx types.Transaction, ex *exchange, limit int) *verdict.Block {
 	b := &verdict.Block{Request: ex.req.Clone(), Version: ex.rs.Version, Time: time.Now()}
-	if tx.IsRequestBodyAccessible() {
+	if limit > 0 && tx.IsRequestBodyAccessible() {
 		if r, err := tx.RequestBodyReader(); err == nil {
-			data, _ := io.ReadAll(io.LimitReader(r, maxBlockBody+1))
-			if len(data) > maxBlockBody {
-				data, b.BodyTruncated = data[:maxBlockBody], true
+			data, _ := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+			if len(data) > limit {
+				data, b.BodyTruncated = data[:limit], true
 			}
 			b.Body = data
 		}
@@ -212,26 +214,45 @@ const (
 	maxLoggedParamName = 64
 )
 
-// queryParams returns the names of the query's parameters, sorted, each
-// once, bounded in number and length.
+// paramName is what a parameter name looks like; anything else in a
+// query (a bare token, ?token%3Dabc) could be a secret and is only
+// counted.
+var paramName = regexp.MustCompile(`^[A-Za-z0-9_.\[\]-]+$`)
+
+// queryParams returns the names of the query's name=value parameters,
+// sorted, each once, bounded in number and length; other parts are
+// counted, never shown.
 func queryParams(uri string) []string {
 	_, q, ok := strings.Cut(uri, "?")
 	if !ok || q == "" {
 		return nil
 	}
 	q, _, _ = strings.Cut(q, "#")
-	vals, _ := url.ParseQuery(q) // a malformed pair is skipped, the rest kept
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		if len(k) > maxLoggedParamName {
-			k = k[:maxLoggedParamName] + "..."
+	var names []string
+	other := 0
+	for _, p := range strings.Split(q, "&") {
+		if p == "" {
+			continue
 		}
-		names = append(names, k)
+		k, _, hasValue := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil || !hasValue || !paramName.MatchString(name) {
+			other++
+			continue
+		}
+		if len(name) > maxLoggedParamName {
+			name = name[:maxLoggedParamName] + "..."
+		}
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if len(names) > maxLoggedParams {
-		names = append(names[:maxLoggedParams], fmt.Sprintf("(%d more)", len(names)-maxLoggedParams))
+		other += len(names) - maxLoggedParams
+		names = names[:maxLoggedParams]
+	}
+	if other > 0 {
+		names = append(names, fmt.Sprintf("(%d other)", other))
 	}
 	return names
 }

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -48,9 +49,10 @@ func redactMessage(raw, msg string, values []string) string {
 		t = parseTemplate(raw)
 		templates.Store(raw, t)
 	}
-	if t == nil || t.match == nil {
-		// No msg in the raw text (SecDefaultAction, a rule built in code):
-		// take out what matched, the part that is known to be request data.
+	if t == nil || t.match == nil || len(t.macros) == 0 && msg != t.literals[0] {
+		// No msg in the raw text (SecDefaultAction, a rule built in code),
+		// or one that is not this message: take out what matched, the part
+		// known to be request data.
 		for _, v := range values {
 			if len(v) >= 3 {
 				msg = strings.ReplaceAll(msg, v, redactedWord)
@@ -68,7 +70,7 @@ func redactMessage(raw, msg string, values []string) string {
 		if i == len(t.macros) {
 			break
 		}
-		if got != nil && safeMacro(t.macros[i]) {
+		if got != nil && safeMacro(t.macros[i], got[i+1]) {
 			b.WriteString(got[i+1])
 		} else {
 			b.WriteString(redactedWord)
@@ -77,19 +79,21 @@ func redactMessage(raw, msg string, values []string) string {
 	return b.String()
 }
 
-// safeMacro reports whether a macro names something other than request
-// data: a variable's name, the rule's own metadata, or a TX variable that
-// is not a regex capture (TX.0 to TX.99 hold the captured text).
-func safeMacro(name string) bool {
+// safeMacro reports whether a macro, expanded to value, is not request
+// data: a variable's name, the rule's id, revision or severity, or a CRS
+// score, threshold or paranoia level (a TX variable with such a name and
+// a number for its value). Everything else can hold request data:
+// rule.logdata and rule.msg are expanded from macros themselves, and a TX
+// variable can be set from ARGS.
+func safeMacro(name, value string) bool {
 	n := strings.ToUpper(strings.TrimSpace(name))
-	switch {
-	case n == "MATCHED_VAR_NAME", n == "MATCHED_VARS_NAMES":
+	switch n {
+	case "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES", "RULE.ID", "RULE.REV", "RULE.SEVERITY", "RULE.VER":
 		return true
-	case strings.HasPrefix(n, "RULE."):
-		return true
-	case strings.HasPrefix(n, "TX."):
-		k := n[len("TX."):]
-		return k != "" && strings.Trim(k, "0123456789") != ""
+	}
+	if k, ok := strings.CutPrefix(n, "TX."); ok && (strings.Contains(k, "SCORE") || strings.Contains(k, "THRESHOLD") || strings.Contains(k, "PARANOIA")) {
+		_, err := strconv.Atoi(value)
+		return err == nil
 	}
 	return false
 }
@@ -124,9 +128,27 @@ func parseTemplate(raw string) *msgTemplate {
 	return t
 }
 
-// msgAction returns the value of the msg action in raw: msg:'text', with
-// \' for a quote inside, or msg:word up to the next comma or quote.
+// actionsOf returns the actions argument of a rule's raw text, its last
+// double-quoted argument ("id:1,deny,msg:'...'"), so that a msg: inside
+// the operator or a variable is never taken for the action.
+func actionsOf(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if !strings.HasSuffix(raw, `"`) {
+		return ""
+	}
+	for i := len(raw) - 2; i >= 0; i-- {
+		if raw[i] == '"' && (i == 0 || raw[i-1] != '\\') && (i == 0 || raw[i-1] == ' ' || raw[i-1] == '\t') {
+			return raw[i+1 : len(raw)-1]
+		}
+	}
+	return ""
+}
+
+// msgAction returns the value of the msg action in raw's actions:
+// msg:'text', with \' for a quote inside, or msg:word up to the next
+// comma or quote.
 func msgAction(raw string) (string, bool) {
+	raw = actionsOf(raw)
 	for off := 0; ; {
 		i := strings.Index(raw[off:], "msg:")
 		if i < 0 {

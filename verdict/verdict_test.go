@@ -53,6 +53,13 @@ func TestRedactMessageKeepsTheTemplate(t *testing.T) {
 		{`SecRule TX:S "@ge 5" "id:3,deny,msg:'Inbound Anomaly Score Exceeded (Total Score: %{TX.BLOCKING_INBOUND_ANOMALY_SCORE})'"`, "Inbound Anomaly Score Exceeded (Total Score: 15)", []string{"15"}, "Inbound Anomaly Score Exceeded (Total Score: 15)"},
 		{`SecRule ARGS "@rx (s\w+)" "id:4,capture,deny,msg:'capture %{tx.1} and %{REQUEST_HEADERS.Cookie}'"`, "capture sec and a=b", []string{"sec"}, "capture [redacted] and [redacted]"},
 		{`SecRule ARGS "@rx x" "id:5,deny,msg:'it\'s %{MATCHED_VAR}',logdata:'msg: %{MATCHED_VAR}'"`, "it's xyz", []string{"xyz"}, "it's [redacted]"},
+		// rule.logdata is expanded from macros itself; a TX variable can be set from ARGS.
+		{`SecRule ARGS "@rx x" "id:8,deny,logdata:'%{MATCHED_VAR}',msg:'Blocked: %{rule.logdata} by %{rule.id}'"`, "Blocked: s3cret by 8", []string{"s3cret"}, "Blocked: [redacted] by 8"},
+		{`SecRule ARGS "@rx x" "id:9,deny,setvar:tx.user=%{ARGS.user},msg:'user %{tx.user} score %{tx.anomaly_score}'"`, "user alice score 5", nil, "user [redacted] score 5"},
+		// A msg: in the operator is not the action.
+		{`SecRule ARGS "@contains msg:" "id:10,phase:2,deny,msg:'Got %{MATCHED_VAR}'"`, "Got s3cret-value", []string{"s3cret-value"}, "Got [redacted]"},
+		// A template that is not this message: the matched values go.
+		{`SecRule ARGS "@rx x" "id:11,deny,msg:'constant'"`, "constant plus s3cret-x", []string{"s3cret-x"}, "constant plus [redacted]"},
 		// No msg in the raw text (a default action): the matched values go.
 		{`SecRule ARGS "@rx x" "id:6,deny"`, "default says xyz", []string{"xyz"}, "default says [redacted]"},
 		// The expansion does not fit the template: every macro goes.
