@@ -5,6 +5,22 @@ import (
 	"testing"
 )
 
+// Section is a configuration section with its own Validate.
+type Section interface{ Validate() error }
+
+// TestSection runs a section's fixtures in dir: each file decoded over
+// defaults, as the command decodes it, then validated.
+func TestSection[T Section](t *testing.T, dir string, defaults T) {
+	t.Helper()
+	TestFixtures(t, dir, func(body []byte) error {
+		c := defaults
+		if err := DecodeYAML(body, &c); err != nil {
+			return err
+		}
+		return c.Validate()
+	})
+}
+
 // TestFixtures runs a package's configuration fixtures in dir (see
 // Fixtures) through load, which decodes a file's body over the section's
 // defaults and validates it: each good file must load, each bad one fail

@@ -8,12 +8,4 @@ import (
 
 // The section's own fixtures, beside its Validate, read as the command
 // reads them.
-func TestConfigFixtures(t *testing.T) {
-	config.TestFixtures(t, "testdata/config", func(body []byte) error {
-		c := DefaultConfig
-		if err := config.DecodeYAML(body, &c); err != nil {
-			return err
-		}
-		return c.Validate()
-	})
-}
+func TestConfigFixtures(t *testing.T) { config.TestSection(t, "testdata/config", DefaultConfig) }

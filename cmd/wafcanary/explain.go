@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -36,14 +35,8 @@ func newExplainCmd() *cobra.Command {
 }
 
 func printExplanation(out io.Writer, e admin.Explanation, format string) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(e)
-	case "text":
-	default:
-		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	if text, err := printJSON(out, format, e); !text {
+		return err
 	}
 	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", e.ID, e.Status, e.InterruptedBy, e.Score)
 	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), e.Method, e.Host, e.Path, e.ClientIP, e.Arm, e.Version)

@@ -11,17 +11,26 @@ import (
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
-// printHistory renders the journal, then the baselines undo can go back
-// to, as text or JSON.
-func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.RulesetRef, format string) error {
+// printJSON writes v as indented JSON when format is json, and reports
+// text when the caller is to print text instead; any other format is a
+// usage error.
+func printJSON(out io.Writer, format string, v any) (text bool, err error) {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return false, enc.Encode(v)
 	case "text":
-	default:
-		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+		return true, nil
+	}
+	return false, errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+}
+
+// printHistory renders the journal, then the baselines undo can go back
+// to, as text or JSON.
+func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.RulesetRef, format string) error {
+	if text, err := printJSON(out, format, entries); !text {
+		return err
 	}
 	for _, e := range entries {
 		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
@@ -49,13 +58,8 @@ func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.Ru
 
 // printStatus renders a status document as text or JSON.
 func printStatus(out io.Writer, st admin.Status, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	if format != "text" {
-		return errUsage{fmt.Errorf("--output: want text or json, got %q", format)}
+	if text, err := printJSON(out, format, st); !text {
+		return err
 	}
 	fmt.Fprintf(out, "state       %s", st.State)
 	if st.State == "shadow" || st.State == "progressing" || st.State == "paused" {
