@@ -20,6 +20,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // Config is the admin listener's configuration.
@@ -78,14 +79,21 @@ type Explainer interface {
 	Explain(id string) (Explanation, error)
 }
 
+// Rulesets serves the rulesets in service: `wafcanary tune` writes its
+// candidate from the served baseline, which after a promotion is no
+// longer the file on disk.
+type Rulesets interface {
+	ServedBaseline() (ruleset.Bundle, error)
+}
+
 // ErrNotFound is an ID the server knows nothing of.
 var ErrNotFound = errors.New("not found")
 
 // Handler returns the admin mux: /metrics and /healthz are open (the
 // listener is loopback by default, and scrapers rarely carry tokens);
-// everything under /api/ needs the bearer token. rollouts and explain may
-// be nil.
-func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts, explain Explainer) http.Handler {
+// everything under /api/ needs the bearer token. rollouts, explain and
+// rulesets may be nil.
+func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts, explain Explainer, rulesets Rulesets) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -143,6 +151,11 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 	if explain != nil {
 		api.HandleFunc("GET /api/v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
+		})
+	}
+	if rulesets != nil {
+		api.HandleFunc("GET /api/v1/rulesets/baseline", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, func() (any, error) { return rulesets.ServedBaseline() })
 		})
 	}
 	mux.Handle("/api/", requireToken(token, api))

@@ -40,7 +40,7 @@ func TestConfigValidate(t *testing.T) {
 func TestHandlerAuth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "wafcanary_test_total", Help: "x"}))
-	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() Status { return Status{CandidatePercent: 5} }, nil, nil))
+	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() Status { return Status{CandidatePercent: 5} }, nil, nil, nil))
 	defer srv.Close()
 	tests := []struct {
 		path, auth string
@@ -108,7 +108,7 @@ func TestRolloutEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, fakeRollouts{tt.err}, nil))
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, fakeRollouts{tt.err}, nil, nil))
 			defer srv.Close()
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
 			if tt.auth != "" {
@@ -141,7 +141,7 @@ func TestClient(t *testing.T) {
 		{"refused", fmt.Errorf("candidate %w", gates.ErrRefused), 422},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{State: "idle"} }, fakeRollouts{tt.err}, nil))
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{State: "idle"} }, fakeRollouts{tt.err}, nil, nil))
 			defer srv.Close()
 			c := &Client{URL: srv.URL, Token: token}
 			st, err := c.Do(context.Background(), Undo, ActionRequest{Reason: "r", To: "v1"})
@@ -160,7 +160,7 @@ func TestClient(t *testing.T) {
 	if _, err := (&Client{URL: "http://127.0.0.1:1", Token: token}).Status(context.Background()); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("nothing listening: %v, want ErrUnreachable", err)
 	}
-	srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, nil, nil))
+	srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, nil, nil, nil))
 	defer srv.Close()
 	var e *Error
 	if _, err := (&Client{URL: srv.URL, Token: "wrong-token-0000000"}).Status(context.Background()); !errors.As(err, &e) || e.Status != 401 {

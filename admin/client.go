@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // Client calls a running wafcanary's admin API. The zero Timeout means 30
@@ -55,6 +56,12 @@ func (c *Client) Start(ctx context.Context, req StartRequest) (Status, error) {
 func (c *Client) Do(ctx context.Context, action Action, req ActionRequest) (Status, error) {
 	var st Status
 	return st, c.call(ctx, http.MethodPost, "/api/v1/rollout/"+string(action), req, &st)
+}
+
+// ServedBaseline returns the bundle of the baseline in service.
+func (c *Client) ServedBaseline(ctx context.Context) (ruleset.Bundle, error) {
+	var b ruleset.Bundle
+	return b, c.call(ctx, http.MethodGet, "/api/v1/rulesets/baseline", nil, &b)
 }
 
 // Explain asks why request id was blocked.

@@ -100,6 +100,16 @@ func FalsePositiveRequests() []Request {
 	return reqs
 }
 
+// NoteFalsePositive returns the false positive no shipped candidate fixes,
+// the README's `wafcanary tune` example: a developer's note on POST
+// /api/notes that spells out an onclick attribute, which CRS 4.25 blocks at
+// paranoia level 1 (941100 and 941120 on ARGS:text). It is not part of
+// FalsePositiveRequests, whose traffic the shipped candidates are measured on.
+func NoteFalsePositive() Request {
+	return Request{Name: "fp-note-onclick", Kind: KindFalsePositive, Method: http.MethodPost, Path: "/api/notes",
+		Header: formHeader.Clone(), Body: "title=Save+button&text=Remember+to+set+onclick%3D%22save()%22+on+the+button"}
+}
+
 // orderBody returns a realistic JSON order body of about 1 KB; variant
 // selects one of a few customers and baskets.
 func orderBody(variant int) string {

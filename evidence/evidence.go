@@ -33,10 +33,49 @@ type Scope struct {
 	Paths   []string `json:"paths,omitempty"`
 	// Hosts are exact host names, case-insensitive, without port.
 	Hosts []string `json:"hosts,omitempty"`
+	// Clauses, when set, replace the fields above: a disagreement is in
+	// scope if one clause covers it. A candidate with two exclusions, each
+	// on its own path and rules, infers one clause per exclusion, so that
+	// neither excuses the other's rules on its path.
+	Clauses []Scope `json:"clauses,omitempty"`
+	// Inferred is set when the scope was read from the candidate's
+	// difference from the baseline rather than declared.
+	Inferred bool `json:"inferred,omitempty"`
 }
 
 // Empty reports whether the scope declares nothing.
-func (s Scope) Empty() bool { return len(s.RuleIDs) == 0 && len(s.Paths) == 0 && len(s.Hosts) == 0 }
+func (s Scope) Empty() bool {
+	return len(s.RuleIDs) == 0 && len(s.Paths) == 0 && len(s.Hosts) == 0 && len(s.Clauses) == 0
+}
+
+// String says what the scope covers, as status and the journal print it.
+func (s Scope) String() string {
+	if len(s.Clauses) > 0 {
+		parts := make([]string, len(s.Clauses))
+		for i, c := range s.Clauses {
+			parts[i] = "(" + c.String() + ")"
+		}
+		return strings.Join(parts, " or ")
+	}
+	var parts []string
+	if len(s.Hosts) > 0 {
+		parts = append(parts, "host "+strings.Join(s.Hosts, " or "))
+	}
+	if len(s.Paths) > 0 {
+		parts = append(parts, "path under "+strings.Join(s.Paths, " or "))
+	}
+	if len(s.RuleIDs) > 0 {
+		ids := make([]string, len(s.RuleIDs))
+		for i, id := range s.RuleIDs {
+			ids[i] = fmt.Sprint(id)
+		}
+		parts = append(parts, "caused only by rules "+strings.Join(ids, ", "))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", and ")
+}
 
 // evaluationRules decide on scores rather than detect anything; they sit
 // behind every CRS block and would attribute every disagreement alike.
@@ -142,6 +181,9 @@ type Collector struct {
 }
 
 func (s Scope) covers(host, path string, rules []int) bool {
+	if len(s.Clauses) > 0 {
+		return slices.ContainsFunc(s.Clauses, func(c Scope) bool { return c.covers(host, path, rules) })
+	}
 	if s.Empty() {
 		return false
 	}
@@ -204,6 +246,20 @@ func underPath(p, scope string) bool {
 // or relative path (an empty one put every disagreement in scope), a path
 // with dot segments, a rule ID that cannot exist.
 func (s Scope) Validate() error {
+	if len(s.Clauses) > 0 {
+		if len(s.RuleIDs)+len(s.Paths)+len(s.Hosts) > 0 {
+			return fmt.Errorf("scope: clauses replace rule_ids, paths and hosts; give one or the other")
+		}
+		for i, c := range s.Clauses {
+			if len(c.Clauses) > 0 || c.Empty() {
+				return fmt.Errorf("scope.clauses[%d]: want rule_ids, paths or hosts, without clauses of its own", i)
+			}
+			if err := c.Validate(); err != nil {
+				return fmt.Errorf("scope.clauses[%d]: %w", i, err)
+			}
+		}
+		return nil
+	}
 	for i, p := range s.Paths {
 		switch {
 		case p == "" || !strings.HasPrefix(p, "/"):

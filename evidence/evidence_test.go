@@ -114,7 +114,9 @@ func TestScopePaths(t *testing.T) {
 		}
 	}
 	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}},
-		{Paths: []string{"/"}}, {Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}}} {
+		{Paths: []string{"/"}}, {Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}},
+		{RuleIDs: []int{1}, Clauses: []Scope{{RuleIDs: []int{2}}}}, {Clauses: []Scope{{}}}, {Clauses: []Scope{{Paths: []string{"x"}}}},
+		{Clauses: []Scope{{Clauses: []Scope{{RuleIDs: []int{2}}}}}}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("scope %+v accepted", bad)
 		}
@@ -125,6 +127,11 @@ func TestScopePaths(t *testing.T) {
 }
 
 // An empty scope covers nothing; each declared dimension must hold.
+var twoClauses = Scope{Clauses: []Scope{
+	{Hosts: []string{"shop.example"}, Paths: []string{"/api/notes"}, RuleIDs: []int{941100, 941120}},
+	{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}},
+}}
+
 func TestScopeIsAConjunction(t *testing.T) {
 	for _, tc := range []struct {
 		s          Scope
@@ -140,6 +147,13 @@ func TestScopeIsAConjunction(t *testing.T) {
 		{Scope{RuleIDs: []int{930120}}, "any", "/any", nil, false}, // nothing attributed: not explained by the rule
 		{Scope{RuleIDs: []int{930120}, Paths: []string{"/api/notes"}}, "any", "/api/notes", []int{942100}, false},
 		{Scope{RuleIDs: []int{930120}, Paths: []string{"/api/notes"}}, "any", "/api/notes/7", []int{930120}, true},
+		// Two exclusions, one clause each: neither excuses the other's
+		// rules on its path.
+		{twoClauses, "shop.example", "/api/notes", []int{941100}, true},
+		{twoClauses, "any", "/support/tickets", []int{930120}, true},
+		{twoClauses, "shop.example", "/api/notes", []int{930120}, false},
+		{twoClauses, "any", "/support/tickets", []int{941100}, false},
+		{twoClauses, "blog.example", "/api/notes", []int{941100}, false},
 	} {
 		if got := tc.s.covers(tc.host, tc.path, tc.rules); got != tc.in {
 			t.Errorf("%+v covers %s %s %v: %v, want %v", tc.s, tc.host, tc.path, tc.rules, got, tc.in)

@@ -106,7 +106,8 @@ func (c Case) request() (*http.Request, error) {
 	return r, nil
 }
 
-func judge(ctx context.Context, rs *ruleset.Ruleset, c Case) (verdict.Verdict, error) {
+// Judge sends c to rs in process and returns the verdict.
+func Judge(ctx context.Context, rs *ruleset.Ruleset, c Case) (verdict.Verdict, error) {
 	r, err := c.request()
 	if err != nil {
 		return verdict.Verdict{}, err
@@ -133,7 +134,7 @@ func Check(ctx context.Context, cand *ruleset.Ruleset, cs Cases) ([]Failure, err
 	var out []Failure
 	for kind, list := range map[string][]Case{"must_pass": cs.MustPass, "must_block": cs.MustBlock} {
 		for _, c := range list {
-			v, err := judge(ctx, cand, c)
+			v, err := Judge(ctx, cand, c)
 			if err != nil {
 				return nil, err
 			}

@@ -61,7 +61,7 @@ func TestProbeCatchesWhatTheClassicAttacksMiss(t *testing.T) {
 	noPHP := loadText(t, before+crs+"SecRuleRemoveByTag attack-injection-php\n")
 	ctx := context.Background()
 	for _, c := range ProbeAttacks {
-		if v, err := judge(ctx, noPHP, c); err != nil || !v.Blocked {
+		if v, err := Judge(ctx, noPHP, c); err != nil || !v.Blocked {
 			t.Fatalf("%s is not blocked without the PHP rules (%v): the test would not show what the CRS sample adds", c.Name, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -44,6 +45,17 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		return admin.Status{}, err
 	}
 	spec := rollout.Spec{Scope: req.Scope, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
+	if spec.Scope.Empty() {
+		// Without a declared scope every lost block would count against
+		// the exclusion it was written to cause; read the scope from
+		// what the candidate takes away instead, and journal it.
+		var notes []string
+		spec.Scope, notes = exclusion.ScopeOf(base, cand)
+		s.log.Info("rollout scope inferred from the candidate", "candidate", cand.Version, "scope", spec.Scope.String(), "notes", notes)
+		if spec.Scope.Inferred {
+			spec.Reason += " [scope inferred from the candidate: " + spec.Scope.String() + "]"
+		}
+	}
 	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now()); err != nil {
 		cand.Retire()
 		return admin.Status{}, err

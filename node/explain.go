@@ -112,3 +112,13 @@ func explanationOf(rec capture.Record) admin.Explanation {
 	}
 	return e
 }
+
+// ServedBaseline implements admin.Rulesets: the bundle of the baseline in
+// service, from which `wafcanary tune` writes a candidate.
+func (s *Node) ServedBaseline() (ruleset.Bundle, error) {
+	snap := s.router.Snapshot()
+	if snap.Baseline == nil {
+		return ruleset.Bundle{}, errors.New("no baseline in service")
+	}
+	return snap.Baseline.Bundle()
+}

@@ -262,7 +262,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s, s),
+		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s, s, s),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/wafcanary/wafcanary/admin"
@@ -72,17 +71,11 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 	if st.Candidate != nil {
 		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
 		if sc := st.Scope; !sc.Empty() {
-			var parts []string
-			if len(sc.Hosts) > 0 {
-				parts = append(parts, "host "+strings.Join(sc.Hosts, " or "))
+			from := ""
+			if sc.Inferred {
+				from = " (inferred from the candidate)"
 			}
-			if len(sc.Paths) > 0 {
-				parts = append(parts, "path under "+strings.Join(sc.Paths, " or "))
-			}
-			if len(sc.RuleIDs) > 0 {
-				parts = append(parts, fmt.Sprintf("caused only by rules %v", sc.RuleIDs))
-			}
-			fmt.Fprintf(out, "scope       a disagreement is expected when: %s\n", strings.Join(parts, ", and "))
+			fmt.Fprintf(out, "scope       a disagreement is expected when: %s%s\n", sc, from)
 		}
 	}
 	if f := st.Fleet; f != nil {

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/node"
+)
+
+// The operator's loop, in the commands the README gives: a user is
+// blocked on shop.example's notes; explain names the rule and the
+// variable; tune writes the exclusion and its cases; validate passes it;
+// start infers the scope from it; promoted, it lets the note through on
+// shop.example only and still blocks an SQL injection in the same field.
+// No cookie, credential or redacted value reaches any output on the way.
+func TestTuneLoop(t *testing.T) {
+	clearEnv(t)
+	const token = "tune-loop-token-0123456789"
+	const (
+		cookie = "s3cret-cookie-value"
+		bearer = "s3cret-bearer-value"
+		apiKey = "s3cret-query-token"
+	)
+	secrets := []string{cookie, bearer, apiKey, token}
+	cfg := node.Default()
+	cfg.Listen, cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "127.0.0.1:0", token
+	cfg.Upstream = newUpstream(t).URL
+	cfg.StateDir = t.TempDir()
+	cfg.Gates.CRSSuite = false
+	cfg.Capture.Enabled = true
+	logs := &syncBuffer{}
+	n, err := node.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := net.Listen("tcp", "127.0.0.1:0")
+	al, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx, pl, al) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv("WAFCANARY_ADMIN_TOKEN", token)
+	adm, proxy := "http://"+al.Addr().String(), "http://"+pl.Addr().String()
+	var outputs []string // every answer and file, grepped for secrets at the end
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := runRoot(t, context.Background(), append(args, "--admin", adm)...)
+		outputs = append(outputs, out, stderr)
+		if err != nil {
+			t.Fatalf("%s: exit %d, %v\n%s", args[0], exitCode(err), err, out)
+		}
+		return out
+	}
+	send := func(host, query, body string, id string) int {
+		t.Helper()
+		fp := demo.NoteFalsePositive()
+		req, _ := http.NewRequest(fp.Method, proxy+fp.Path+query, strings.NewReader(body))
+		req.Header = fp.Header.Clone()
+		req.Header.Set("Cookie", "session="+cookie)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		if id != "" {
+			req.Header.Set("X-Request-ID", id)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		outputs = append(outputs, string(b))
+		return resp.StatusCode
+	}
+	note := demo.NoteFalsePositive().Body
+	if code := send("shop.example", "?api_token="+apiKey, note, "note-blocked-1"); code != http.StatusForbidden {
+		t.Fatalf("the false positive got %d, want 403", code)
+	}
+	var out string
+	for range 100 { // the proxy reports a block after answering it
+		if o, _, err := runRoot(t, context.Background(), "explain", "note-blocked-1", "--admin", adm); err == nil && strings.Contains(o, "capture (redacted)") {
+			out = o
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	outputs = append(outputs, out)
+	for _, want := range []string{"941100", "941120", "matched: ARGS:text", "POST shop.example/api/notes"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	outputs = append(outputs, run("explain", "note-blocked-1", "-o", "json"))
+
+	dir := t.TempDir()
+	cand, cases := filepath.Join(dir, "c.conf"), filepath.Join(dir, "c.cases.yaml")
+	out = run("tune", "note-blocked-1", "--output", cand, "--cases", cases)
+	t.Logf("tune:\n%s", out)
+	for _, want := range []string{"ctl:ruleRemoveTargetById=941100;ARGS:text", "ctl:ruleRemoveTargetById=941120;ARGS:text", "on shop.example, path /api/notes",
+		"must_block: SQL injection in ARGS:text on /api/notes", "must_block: the same request for another host"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tune lacks %q", want)
+		}
+	}
+	m := regexp.MustCompile(`(?m)^  wafcanary validate (.*)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("tune prints no validate command:\n%s", out)
+	}
+	if _, _, err := runRoot(t, context.Background(), "tune", "note-blocked-1", "--output", cand, "--cases", cases, "--admin", adm); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("tune over its own output: exit %d, %v", exitCode(err), err)
+	}
+	validate := append([]string{"validate"}, strings.Fields(m[1])...)
+	if testing.Short() {
+		validate = append(validate, "--crs-suite=false")
+	}
+	vout, _, err := runRoot(t, context.Background(), validate...)
+	outputs = append(outputs, vout)
+	if err != nil {
+		t.Fatalf("%v: exit %d, %v\n%s", validate, exitCode(err), err, vout)
+	}
+
+	out = run("start", "--candidate", cand, "--cases", cases, "--reason", "notes false positive")
+	if !strings.Contains(out, "scope       a disagreement is expected when: host shop.example, and path under /api/notes, and caused only by rules 941100, 941120 (inferred from the candidate)") {
+		t.Fatalf("start prints no inferred scope:\n%s", out)
+	}
+	if h := run("history"); !strings.Contains(h, "[scope inferred from the candidate: host shop.example") {
+		t.Errorf("the journal does not record the inferred scope:\n%s", h)
+	}
+	run("promote", "--reason", "checked by hand")
+	for _, c := range []struct {
+		name, host, body string
+		want             int
+	}{
+		{"the note on shop.example", "shop.example", note, http.StatusOK},
+		{"the note on another host", "blog.example", note, http.StatusForbidden},
+		{"SQL injection in text on shop.example", "shop.example", "title=x&text=%27+UNION+SELECT+username%2C+password+FROM+users--", http.StatusForbidden},
+	} {
+		if got := send(c.host, "", c.body, ""); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+
+	// Every output on the way, the files tune wrote, the captures and the
+	// node's log: no secret in any.
+	for _, dir := range []string{dir, cfg.StateDir} {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".token") && !strings.Contains(p, "secret") {
+				b, _ := os.ReadFile(p)
+				outputs = append(outputs, p+": "+string(b))
+			}
+			return nil
+		})
+	}
+	outputs = append(outputs, logs.String())
+	for _, o := range outputs {
+		for _, s := range secrets {
+			if strings.Contains(o, s) {
+				i := strings.Index(o, s)
+				t.Errorf("secret %q in an output: ...%s...", s, o[max(0, i-200):min(len(o), i+100)])
+			}
+		}
+	}
+	if b, _ := os.ReadFile(cases); !strings.Contains(string(b), "api_token=%5Bredacted%5D") {
+		t.Errorf("the must_pass case does not keep the redacted query:\n%s", b)
+	}
+}

@@ -1,0 +1,157 @@
+package exclusion
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"testing/fstest"
+
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+// insertion is where the exclusion goes in the baseline's main file, and
+// the rule ID it takes.
+type insertion struct {
+	file string // the baseline's main file
+	line int    // the CRS rules Include, 1-based: the exclusion goes before it
+	id   int
+}
+
+// firstLocalID is where exclusion IDs start: CRS leaves 1-99,999 to a
+// site's own rules, and the shipped candidate uses 10000.
+const firstLocalID = 10000
+
+// insertionPoint finds the Include that brings in the CRS rules. A ctl:
+// exclusion changes only rules that run after it, so it must come before
+// that line; a configure-time SecRuleUpdateTargetById would go after it
+// but could not be limited to a path or a host.
+func insertionPoint(base *ruleset.Ruleset) (insertion, error) {
+	if len(base.Files) == 0 || base.Files[0].Embedded {
+		return insertion{}, fmt.Errorf("the baseline's main file is not its own: nothing to add an exclusion to")
+	}
+	main := base.Files[0].Name
+	ins := insertion{file: main}
+	for _, d := range base.Directives() {
+		if !strings.EqualFold(d.Name, "Include") || !strings.Contains(strings.Trim(d.Args, `"'`), "@owasp_crs/") {
+			continue
+		}
+		if d.File != main {
+			return insertion{}, fmt.Errorf("the baseline includes the CRS rules from %s:%d, not from its main file %s: add the exclusion before that line by hand", d.File, d.Line, main)
+		}
+		ins.line = d.Line
+		break
+	}
+	if ins.line == 0 {
+		return insertion{}, fmt.Errorf("the baseline %s has no Include of @owasp_crs/ rules: there is no CRS rule to exclude from", main)
+	}
+	for ins.id = firstLocalID; ; ins.id++ {
+		if _, used := base.Rule(ins.id); !used {
+			break
+		}
+	}
+	return ins, nil
+}
+
+// seclang writes the exclusion rule with the comment that says what it
+// does and why. The ctl actions sit on the chain's last link: Coraza runs
+// a link's non-disruptive actions when that link matches, so on the first
+// link they would apply on every host.
+func (t *tuner) seclang(rms []Removal) string {
+	var b strings.Builder
+	where := t.path
+	if t.prefix {
+		where += " and below"
+	}
+	if t.host != "" {
+		where = t.host + where
+	} else {
+		where = "every host, " + where
+	}
+	var targets, rules []string
+	for _, rm := range rms {
+		if !contains(targets, rm.Target) {
+			targets = append(targets, rm.Target)
+		}
+		if r := fmt.Sprint(rm.Rule); !contains(rules, r) {
+			rules = append(rules, r)
+		}
+	}
+	fmt.Fprintf(&b, "# --- wafcanary tune: exclusion %d, %s ---\n", t.insert.id, t.opt.Now.UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by the served baseline %s:\n", strings.Join(t.ids, ", "), short(t.base.Version))
+	for _, rm := range rms {
+		msg := ""
+		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" {
+			msg = fmt.Sprintf(" (%s:%d)", path.Base(r.File), r.Line)
+		}
+		fmt.Fprintf(&b, "#   rule %d matched %s%s\n", rm.Rule, rm.Target, msg)
+	}
+	fmt.Fprintf(&b, "# Only these rules lose only %s, only on %s: every\n", strings.Join(targets, ", "), where)
+	b.WriteString("# other rule still inspects it, and the cases file holds attacks in it that\n")
+	b.WriteString("# must stay blocked. It sits before the CRS rules include because a ctl:\n")
+	b.WriteString("# exclusion changes only the rules that run after it.\n")
+	cond, op := "@streq "+t.path, "REQUEST_FILENAME"
+	if t.prefix {
+		cond = "@rx ^" + regexp.QuoteMeta(t.path) + "(?:/|$)"
+	}
+	msg := fmt.Sprintf("wafcanary tune: exclude %s from %s on %s", strings.Join(targets, ", "), strings.Join(rules, ", "), where)
+	ctls := make([]string, len(rms))
+	for i, rm := range rms {
+		ctls[i] = "ctl:ruleRemoveTargetById=" + rm.String()
+	}
+	fmt.Fprintf(&b, "SecRule %s \"%s\" \\\n    \"id:%d,\\\n    phase:1,\\\n    pass,\\\n    t:none,\\\n    nolog,\\\n    msg:'%s',\\\n", op, cond, t.insert.id, msg)
+	if t.host == "" {
+		fmt.Fprintf(&b, "    %s\"\n", strings.Join(ctls, ",\\\n    "))
+		return b.String()
+	}
+	b.WriteString("    chain\"\n")
+	fmt.Fprintf(&b, "    SecRule REQUEST_HEADERS:Host \"@rx ^%s\\.?(?::[0-9]+)?$\" \\\n        \"t:none,t:lowercase,\\\n        %s\"\n",
+		regexp.QuoteMeta(t.host), strings.Join(ctls, ",\\\n        "))
+	return b.String()
+}
+
+// compile builds the candidate: the baseline's files, with the exclusion
+// for rms inserted into the main file, renamed to the output's name.
+func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, error) {
+	files := map[string][]byte{}
+	for name, content := range t.bundle.Files {
+		if name != t.bundle.Main {
+			files[name] = content
+		}
+	}
+	lines := strings.SplitAfter(string(t.bundle.Files[t.bundle.Main]), "\n")
+	if t.insert.line > len(lines) {
+		return nil, nil, fmt.Errorf("the served baseline's bundle does not hold the file it was compiled from (line %d of %s)", t.insert.line, t.bundle.Main)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
+	fmt.Fprintf(&b, "# baseline %s (%s) verbatim, plus exclusion %d for request(s)\n", short(t.base.Version), t.bundle.Source, t.insert.id)
+	fmt.Fprintf(&b, "# %s. Search for \"wafcanary tune\" to find it.\n\n", strings.Join(t.ids, ", "))
+	b.WriteString(strings.Join(lines[:t.insert.line-1], ""))
+	b.WriteString(t.seclang(rms))
+	b.WriteString("\n")
+	b.WriteString(strings.Join(lines[t.insert.line-1:], ""))
+	name := path.Base(t.opt.Output)
+	if _, clash := files[name]; clash {
+		return nil, nil, fmt.Errorf("--output %s: the baseline has a file of that name; choose another", name)
+	}
+	files[name] = []byte(b.String())
+	fsys := fstest.MapFS{}
+	for n, c := range files {
+		fsys[n] = &fstest.MapFile{Data: c, Mode: 0o644}
+	}
+	rs, err := ruleset.LoadFS(fsys, name, t.opt.Output)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the candidate does not compile, a bug in tune: %w", err)
+	}
+	return rs, files, nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

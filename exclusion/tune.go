@@ -1,0 +1,453 @@
+package exclusion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
+)
+
+// AnyHost as Options.Host writes the exclusion without a host condition.
+const AnyHost = "*"
+
+// Options narrow or widen what the exclusion is conditioned on.
+type Options struct {
+	// Host is the Host the exclusion applies to: "" for the requests'
+	// own (they must agree), AnyHost for every host.
+	Host string
+	// Path is a path prefix, matched by segments, the exclusion applies
+	// under; "" for exactly the requests' path (they must agree).
+	Path string
+	// Output is the candidate's file name, for the cases file's comments
+	// and the compiled candidate's name.
+	Output string
+	Now    time.Time
+}
+
+// ErrRefused is a request set no narrow exclusion lets through; the
+// error says why.
+var ErrRefused = errors.New("no narrow exclusion")
+
+// Result is an exclusion that was compiled into the baseline and judged:
+// the requests pass, the attacks in Cases.MustBlock are still blocked.
+type Result struct {
+	RuleID   int       `json:"rule_id"` // the exclusion's own rule
+	Host     string    `json:"host,omitempty"`
+	Path     string    `json:"path"`
+	Prefix   bool      `json:"path_prefix,omitempty"`
+	Removals []Removal `json:"removals"`
+	Requests []string  `json:"requests"`
+	// SecLang is the exclusion as inserted, comments included.
+	SecLang string `json:"seclang"`
+	// Main and Files are the candidate: the baseline's local files with
+	// the exclusion inserted into Main, which is named Options.Output.
+	Main  string            `json:"main"`
+	Files map[string][]byte `json:"-"`
+	Cases gates.Cases       `json:"cases"`
+	// Notes say what was left out and why: matched rules not needed,
+	// attacks the baseline does not block either, headers redacted.
+	Notes []string `json:"notes,omitempty"`
+	// Opened are attacks the baseline blocks and the candidate lets
+	// through; their family is still covered by another attack.
+	Opened []string `json:"opened,omitempty"`
+}
+
+// Scope is the rollout scope the exclusion declares.
+func (r Result) Scope() evidence.Scope {
+	s := evidence.Scope{Paths: []string{r.Path}}
+	if r.Host != "" {
+		s.Hosts = []string{r.Host}
+	}
+	for _, rm := range r.Removals {
+		if !slices.Contains(s.RuleIDs, rm.Rule) {
+			s.RuleIDs = append(s.RuleIDs, rm.Rule)
+		}
+	}
+	return s
+}
+
+// tuner holds one Tune's inputs while it searches.
+type tuner struct {
+	ctx    context.Context
+	base   *ruleset.Ruleset
+	bundle ruleset.Bundle
+	opt    Options
+	insert insertion
+	host   string
+	path   string
+	prefix bool
+	pass   []gates.Case
+	ids    []string
+	notes  []string
+}
+
+// Tune finds the narrowest exclusion that lets recs through base, whose
+// bundle is the served baseline. It refuses (ErrRefused) when a request
+// is blocked for a reason no rule-and-variable exclusion removes, and when
+// the exclusion would let a family of attacks through the variable it
+// opens.
+func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, recs []capture.Record, opt Options) (Result, error) {
+	if len(recs) == 0 {
+		return Result{}, errors.New("no requests to tune for")
+	}
+	if opt.Output == "" {
+		opt.Output = "candidate.conf"
+	}
+	t := &tuner{ctx: ctx, base: base, bundle: bundle, opt: opt}
+	if err := t.conditions(recs); err != nil {
+		return Result{}, err
+	}
+	ins, err := insertionPoint(base)
+	if err != nil {
+		return Result{}, err
+	}
+	t.insert = ins
+	var want []Removal
+	var why []string
+	for i, rec := range recs {
+		c := replay(rec, fmt.Sprintf("blocked request %s (%s %s)", rec.ID, rec.Method, t.host+rec.URI), t.caseHost(rec))
+		v, err := judge(ctx, base, c)
+		if err != nil {
+			return Result{}, err
+		}
+		if !v.Blocked {
+			return Result{}, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, rec.ID, short(base.Version), redactedOf(rec))
+		}
+		t.pass = append(t.pass, c)
+		t.ids = append(t.ids, rec.ID)
+		for _, m := range v.Rules {
+			if evaluation(m.ID) {
+				continue
+			}
+			for _, target := range m.Targets {
+				if reason := narrow(m.ID, target); reason != "" {
+					why = append(why, fmt.Sprintf("request %s: %s", recs[i].ID, reason))
+					continue
+				}
+				if rm := (Removal{m.ID, target}); !slices.Contains(want, rm) {
+					want = append(want, rm)
+				}
+			}
+		}
+	}
+	if len(want) == 0 {
+		return Result{}, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
+	}
+	rs, blocked, err := t.passes(want)
+	if err != nil {
+		return Result{}, err
+	}
+	if blocked != "" {
+		rs.Retire()
+		msg := blocked + " is still blocked with every narrowable rule and variable excluded"
+		if len(why) > 0 {
+			msg += ": " + strings.Join(dedupe(why), "; ")
+		}
+		return Result{}, fmt.Errorf("%w: %s", ErrRefused, msg)
+	}
+	rs.Retire()
+	want, err = t.minimise(want)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, reason := range dedupe(why) {
+		t.notes = append(t.notes, "not needed, left alone: "+reason)
+	}
+	return t.result(want)
+}
+
+// conditions settles the host and path the exclusion is conditioned on.
+func (t *tuner) conditions(recs []capture.Record) error {
+	switch t.opt.Host {
+	case AnyHost:
+	case "":
+		for _, rec := range recs {
+			h := evidence.HostName(rec.Host)
+			if t.host != "" && h != t.host {
+				return fmt.Errorf("the requests were sent to different hosts (%s, %s): tune them apart, give --host, or --host '*' for every host", t.host, h)
+			}
+			t.host = h
+		}
+	default:
+		t.host = evidence.HostName(t.opt.Host)
+	}
+	if t.host != "" && !validHost(t.host) {
+		return fmt.Errorf("host %q: not a host name", t.host)
+	}
+	if t.opt.Path != "" {
+		t.path, t.prefix = strings.TrimSuffix(t.opt.Path, "/"), true
+		if t.path == "" || !strings.HasPrefix(t.path, "/") {
+			return fmt.Errorf("--path %q: want an absolute path below /", t.opt.Path)
+		}
+	}
+	for _, rec := range recs {
+		p, err := requestPath(rec.URI)
+		if err != nil {
+			return fmt.Errorf("request %s: %w", rec.ID, err)
+		}
+		switch {
+		case t.prefix:
+			if p != t.path && !strings.HasPrefix(p, t.path+"/") {
+				return fmt.Errorf("request %s is for %s, not under --path %s", rec.ID, p, t.path)
+			}
+		case t.path != "" && p != t.path:
+			return fmt.Errorf("the requests are for different paths (%s, %s): tune them apart, or give --path for a prefix that holds both", t.path, p)
+		default:
+			t.path = p
+		}
+	}
+	if strings.ContainsAny(t.path, "\"'\\%\x00\r\n\t ") || !strings.HasPrefix(t.path, "/") {
+		return fmt.Errorf("path %q cannot be written in a SecLang condition as it is; give --path with a prefix that can", t.path)
+	}
+	return nil
+}
+
+// caseHost is the Host a request's case is sent with: the exclusion's,
+// so that a --host override is what the cases check.
+func (t *tuner) caseHost(rec capture.Record) string {
+	if t.host != "" {
+		return t.host
+	}
+	return rec.Host
+}
+
+// passes compiles the candidate with rms and names the first request it
+// still blocks ("" when all pass). The caller retires the ruleset.
+func (t *tuner) passes(rms []Removal) (*ruleset.Ruleset, string, error) {
+	rs, _, err := t.compile(rms)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, c := range t.pass {
+		v, err := judge(t.ctx, rs, c)
+		if err != nil {
+			rs.Retire()
+			return nil, "", err
+		}
+		if v.Blocked {
+			return rs, fmt.Sprintf("%s (rules %v)", c.Name, v.RuleIDs()), nil
+		}
+	}
+	return rs, "", nil
+}
+
+// minimise drops every rule, then every target, whose removal the
+// requests do not need: a rule that matched with a warning's score, or a
+// second variable of a rule that the first one's removal already settled.
+func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
+	try := func(without func(Removal) bool) (bool, error) {
+		var rest []Removal
+		for _, rm := range rms {
+			if !without(rm) {
+				rest = append(rest, rm)
+			}
+		}
+		if len(rest) == 0 || len(rest) == len(rms) {
+			return false, nil
+		}
+		rs, blocked, err := t.passes(rest)
+		if err != nil {
+			return false, err
+		}
+		rs.Retire()
+		if blocked == "" {
+			for _, rm := range rms {
+				if without(rm) {
+					t.notes = append(t.notes, fmt.Sprintf("rule %d matched %s but the requests pass without excluding it: left in force", rm.Rule, rm.Target))
+				}
+			}
+			rms = rest
+			return true, nil
+		}
+		return false, nil
+	}
+	rules := []int{}
+	for _, rm := range rms {
+		if !slices.Contains(rules, rm.Rule) {
+			rules = append(rules, rm.Rule)
+		}
+	}
+	for _, id := range rules {
+		if _, err := try(func(rm Removal) bool { return rm.Rule == id }); err != nil {
+			return nil, err
+		}
+	}
+	for _, one := range slices.Clone(rms) {
+		if _, err := try(func(rm Removal) bool { return rm == one }); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(rms, func(i, j int) bool {
+		if rms[i].Rule != rms[j].Rule {
+			return rms[i].Rule < rms[j].Rule
+		}
+		return rms[i].Target < rms[j].Target
+	})
+	return rms, nil
+}
+
+// result compiles the final candidate and writes its cases: the requests
+// must pass; attacks in each opened variable, the same requests on another
+// host and path, must be blocked.
+func (t *tuner) result(rms []Removal) (Result, error) {
+	rs, files, err := t.compile(rms)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rs.Retire()
+	res := Result{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: rms,
+		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.seclang(rms)}
+	res.Cases.MustPass = t.pass
+	if err := t.attacks(rs, rms, &res); err != nil {
+		return Result{}, err
+	}
+	res.Notes = t.notes
+	return res, nil
+}
+
+// attacks adds the must_block cases and refuses an exclusion that opens
+// a variable to a whole family of attacks.
+func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error {
+	seen := map[string]bool{}
+	add := func(c gates.Case) { res.Cases.MustBlock = append(res.Cases.MustBlock, c) }
+	blocks := func(rs *ruleset.Ruleset, c gates.Case) (bool, error) {
+		v, err := judge(t.ctx, rs, c)
+		return v.Blocked, err
+	}
+	for _, rm := range rms {
+		if seen[rm.Target] {
+			continue
+		}
+		seen[rm.Target] = true
+		for _, fam := range familiesFor(rm.Rule) {
+			tried, kept := 0, 0
+			var opened []string
+			for _, payload := range fam.attacks {
+				c, ok := inject(t.pass[0], rm.Target, payload)
+				if !ok {
+					break
+				}
+				c.Name = fmt.Sprintf("%s in %s on %s: %s", fam.name, rm.Target, t.path, payload)
+				b, err := blocks(t.base, c)
+				if err != nil {
+					return err
+				}
+				if !b {
+					continue // the baseline lets it through too: no test of the change
+				}
+				tried++
+				b, err = blocks(cand, c)
+				if err != nil {
+					return err
+				}
+				if !b {
+					opened = append(opened, c.Name)
+					continue
+				}
+				kept++
+				add(c)
+			}
+			if tried > 0 && kept == 0 {
+				return fmt.Errorf("%w: excluding %s from %s lets %s through it that the baseline blocks (%s); the variable would be open to that family",
+					ErrRefused, rulesOf(rms, rm.Target), rm.Target, fam.name, strings.Join(opened, "; "))
+			}
+			res.Opened = append(res.Opened, opened...)
+			if tried == 0 {
+				t.notes = append(t.notes, fmt.Sprintf("no %s attack in %s is blocked by the baseline either, or the request has no value there to replace: no must_block case for it", fam.name, rm.Target))
+			}
+		}
+	}
+	for _, c := range t.pass {
+		if t.host != "" {
+			o := withHost(c, "other."+t.host)
+			o.Name = "the same request for another host (" + "other." + t.host + ")"
+			add(o)
+		}
+		o := withPath(c, t.path+"-other")
+		o.Name = "the same request on another path (" + t.path + "-other)"
+		add(o)
+		break
+	}
+	for _, c := range res.Cases.MustBlock[len(res.Cases.MustBlock)-min(2, len(res.Cases.MustBlock)):] {
+		b, err := blocks(cand, c)
+		if err != nil {
+			return err
+		}
+		if !b {
+			return fmt.Errorf("the exclusion's conditions do not hold: %q is let through; this is a bug in tune, please report it", c.Name)
+		}
+	}
+	return nil
+}
+
+func rulesOf(rms []Removal, target string) string {
+	var ids []string
+	for _, rm := range rms {
+		if rm.Target == target {
+			ids = append(ids, fmt.Sprint(rm.Rule))
+		}
+	}
+	return "rule " + strings.Join(ids, ", ")
+}
+
+func judge(ctx context.Context, rs *ruleset.Ruleset, c gates.Case) (verdict.Verdict, error) {
+	return gates.Judge(ctx, rs, c)
+}
+
+func redactedOf(rec capture.Record) string {
+	var names []string
+	for _, k := range sortedKeys(rec.Header) {
+		for _, v := range rec.Header[k] {
+			if v == capture.Placeholder {
+				names = append(names, k)
+				break
+			}
+		}
+	}
+	s := ""
+	if len(names) > 0 {
+		s = " (headers redacted: " + strings.Join(names, ", ") + ")"
+	}
+	if rec.BodyNote != "" {
+		s += " (body: " + rec.BodyNote + ")"
+	}
+	return s
+}
+
+func dedupe(s []string) []string {
+	out := []string{}
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return v
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == ':') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,238 @@
+package exclusion
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/ruleset"
+)
+
+func baseline(t *testing.T) (*ruleset.Ruleset, ruleset.Bundle) {
+	t.Helper()
+	rs, err := ruleset.Load("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Retire)
+	b, err := rs.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs, b
+}
+
+// record is a capture as the proxy keeps it: the cookie and the
+// credential already redacted.
+func record(id, host, uri, contentType, body string) capture.Record {
+	return capture.Record{ID: id, Method: http.MethodPost, Host: host, URI: uri, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {contentType}, "User-Agent": {"Mozilla/5.0"},
+			"Cookie": {capture.Placeholder}, "Authorization": {capture.Placeholder}, "Content-Length": {"99"}},
+		Body: body}
+}
+
+const form = "application/x-www-form-urlencoded"
+
+func noteRecord(id string) capture.Record {
+	fp := demo.NoteFalsePositive()
+	return record(id, "Shop.Example:8443", fp.Path, form, fp.Body)
+}
+
+func compiled(t *testing.T, res Result) *ruleset.Ruleset {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for n, c := range res.Files {
+		fsys[n] = &fstest.MapFile{Data: c}
+	}
+	rs, err := ruleset.LoadFS(fsys, res.Main, res.Main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Retire)
+	return rs
+}
+
+func blocked(t *testing.T, rs *ruleset.Ruleset, c gates.Case) bool {
+	t.Helper()
+	v, err := gates.Judge(context.Background(), rs, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Blocked
+}
+
+func TestTuneNoteFalsePositive(t *testing.T) {
+	base, b := baseline(t)
+	res, err := Tune(context.Background(), base, b, []capture.Record{noteRecord("r1"), noteRecord("r2")}, Options{Output: "c.conf", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Removal{{941100, "ARGS:text"}, {941120, "ARGS:text"}}
+	if !slices.Equal(res.Removals, want) || res.Host != "shop.example" || res.Path != "/api/notes" || res.Prefix {
+		t.Fatalf("got %+v on %s%s, want %v on shop.example/api/notes", res.Removals, res.Host, res.Path, want)
+	}
+	if sc := res.Scope(); !slices.Equal(sc.RuleIDs, []int{941100, 941120}) || !slices.Equal(sc.Hosts, []string{"shop.example"}) || !slices.Equal(sc.Paths, []string{"/api/notes"}) {
+		t.Errorf("scope %+v", sc)
+	}
+	cand := compiled(t, res)
+	fp := demo.NoteFalsePositive()
+	send := func(host, path, body string) gates.Case {
+		return gates.Case{Name: "x", Method: http.MethodPost, Path: path, Body: body, Headers: map[string]string{"Host": host, "Content-Type": form}}
+	}
+	sqli := "title=x&text=%27+UNION+SELECT+username%2C+password+FROM+users--"
+	for _, c := range []struct {
+		name        string
+		req         gates.Case
+		wantBlocked bool
+	}{
+		{"the false positive on its host", send("shop.example", fp.Path, fp.Body), false},
+		{"with a port and in capitals", send("SHOP.example:8443", fp.Path, fp.Body), false},
+		{"on another host", send("blog.example", fp.Path, fp.Body), true},
+		{"on a host that ends like it", send("evilshop.example", fp.Path, fp.Body), true},
+		{"on another path", send("shop.example", "/api/notes/7", fp.Body), true},
+		{"in another parameter", send("shop.example", fp.Path, strings.Replace(fp.Body, "text=", "title2=", 1)), true},
+		{"SQL injection in text on the same path", send("shop.example", fp.Path, sqli), true},
+		{"XSS in text on the same path", send("shop.example", fp.Path, "title=x&text=%3Cscript%3Ealert(1)%3C%2Fscript%3E"), true},
+	} {
+		if got := blocked(t, cand, c.req); got != c.wantBlocked {
+			t.Errorf("%s: blocked %v, want %v", c.name, got, c.wantBlocked)
+		}
+		if !blocked(t, base, c.req) {
+			t.Errorf("%s: the baseline lets it through; not a test", c.name)
+		}
+	}
+	// The cases file: the requests pass, the attacks and the same
+	// request elsewhere are blocked, and it reads back as written.
+	if len(res.Cases.MustPass) != 2 || len(res.Cases.MustBlock) < 6 {
+		t.Fatalf("cases: %d must_pass, %d must_block", len(res.Cases.MustPass), len(res.Cases.MustBlock))
+	}
+	fails, err := gates.Check(context.Background(), cand, res.Cases)
+	if err != nil || len(fails) > 0 {
+		t.Fatalf("candidate fails its own cases: %v %v", fails, err)
+	}
+	if fails, _ := gates.Check(context.Background(), base, res.Cases); len(fails) != 2 {
+		t.Errorf("the baseline should fail exactly the two must_pass cases, got %v", fails)
+	}
+	y, err := yaml.Marshal(res.Cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gates.ParseCases("c.cases.yaml", y); err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{capture.Placeholder, "Cookie", "Authorization"} {
+		if strings.Contains(string(y), leak) {
+			t.Errorf("cases carry %q:\n%s", leak, y)
+		}
+	}
+	// The candidate is the baseline verbatim plus the exclusion.
+	if !strings.Contains(string(res.Files["c.conf"]), string(b.Files[b.Main][strings.Index(string(b.Files[b.Main]), "Include @owasp_crs"):])) {
+		t.Error("the baseline's CRS include is not kept as written")
+	}
+}
+
+func TestTuneWidened(t *testing.T) {
+	base, b := baseline(t)
+	fp := demo.NoteFalsePositive()
+	recs := []capture.Record{
+		record("a", "shop.example", "/api/notes/7", form, fp.Body),
+		record("b", "blog.example", "/api/notes/8?draft=1", form, fp.Body),
+	}
+	if _, err := Tune(context.Background(), base, b, recs, Options{Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "different hosts") {
+		t.Fatalf("two hosts without --host: %v", err)
+	}
+	if _, err := Tune(context.Background(), base, b, recs, Options{Host: AnyHost, Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "different paths") {
+		t.Fatalf("two paths without --path: %v", err)
+	}
+	res, err := Tune(context.Background(), base, b, recs, Options{Host: AnyHost, Path: "/api/notes/", Output: "c.conf", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Host != "" || !res.Prefix || res.Path != "/api/notes" || strings.Contains(res.SecLang, "REQUEST_HEADERS:Host") {
+		t.Fatalf("widened: host %q path %q prefix %v\n%s", res.Host, res.Path, res.Prefix, res.SecLang)
+	}
+	cand := compiled(t, res)
+	for path, want := range map[string]bool{"/api/notes": false, "/api/notes/9": false, "/api/notesx": true, "/api/note": true} {
+		c := gates.Case{Name: path, Method: http.MethodPost, Path: path, Body: fp.Body, Headers: map[string]string{"Host": "any.example", "Content-Type": form}}
+		if got := blocked(t, cand, c); got != want {
+			t.Errorf("%s: blocked %v, want %v", path, got, want)
+		}
+	}
+	if _, err := Tune(context.Background(), base, b, recs[:1], Options{Path: "/blog", Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "not under --path") {
+		t.Fatalf("--path that does not hold the request: %v", err)
+	}
+}
+
+func TestTuneRefuses(t *testing.T) {
+	base, b := baseline(t)
+	for _, c := range []struct {
+		name string
+		rec  capture.Record
+		want string
+	}{
+		{"protocol enforcement", record("p", "shop.example", "/api/notes", "application/x-unheard-of", "a=b"), "protocol enforcement"},
+		{"a variable inspected whole", record("w", "shop.example", "/files/.htaccess", form, "a=b"), "matched REQUEST_FILENAME, which it inspects whole"},
+		{"what blocked it was redacted", record("r", "shop.example", "/login", form, "user=jane&password="+capture.Placeholder), "let through by the served baseline"},
+		{"a path SecLang cannot hold", record("q", "shop.example", "/a%22b", form, demo.NoteFalsePositive().Body), "cannot be written"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Tune(context.Background(), base, b, []capture.Record{c.rec}, Options{Now: time.Now()})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+	// An exclusion that would open its variable to a whole family: an
+	// SQL injection "false positive" in a field that only 942100 and
+	// 942190 catch... is refused only if no SQL injection stays blocked;
+	// 942100 alone is not enough to open text to every SQLi.
+	rec := record("s", "shop.example", "/api/notes", form, "title=x&text=1%27+OR+%271%27%3D%271")
+	res, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Opened) == 0 || !strings.Contains(res.Opened[0], "1' OR '1'='1' --") {
+		t.Errorf("the tautology the exclusion lets through is not reported: %v", res.Opened)
+	}
+}
+
+func TestInject(t *testing.T) {
+	base := gates.Case{Name: "x", Method: "POST", Path: "/p?q=1&Q2=b", Body: "a=1&text=hello&z=2", Headers: map[string]string{"Content-Type": form, "X-Trace": "t"}}
+	js := base
+	js.Headers = map[string]string{"Content-Type": "application/json"}
+	js.Body = `{"note":{"text":"hello","tags":["a","b"]},"n":1}`
+	for _, c := range []struct {
+		in             gates.Case
+		target, wantIn string
+		field          func(gates.Case) string
+		ok             bool
+	}{
+		{base, "ARGS:text", "a=1&text=PAYLOAD&z=2", func(c gates.Case) string { return c.Body }, true},
+		{base, "ARGS_POST:TEXT", "a=1&text=PAYLOAD&z=2", func(c gates.Case) string { return c.Body }, true},
+		{base, "ARGS:q2", "/p?q=1&Q2=PAYLOAD", func(c gates.Case) string { return c.Path }, true},
+		{base, "ARGS_GET:text", "", nil, false},
+		{base, "REQUEST_HEADERS:x-trace", "PAYLOAD", func(c gates.Case) string { return c.Headers["X-Trace"] }, true},
+		{base, "REQUEST_COOKIES:sid", "sid=PAYLOAD", func(c gates.Case) string { return c.Headers["Cookie"] }, true},
+		{base, "ARGS_NAMES:text", "", nil, false},
+		{js, "ARGS:json.note.text", `{"n":1,"note":{"tags":["a","b"],"text":"PAYLOAD"}}`, func(c gates.Case) string { return c.Body }, true},
+		{js, "ARGS:json.note.tags.1", `"tags":["a","PAYLOAD"]`, func(c gates.Case) string { return c.Body }, true},
+		{js, "ARGS:json.n", "", nil, false},
+	} {
+		got, ok := inject(c.in, c.target, "PAYLOAD")
+		if ok != c.ok || ok && !strings.Contains(c.field(got), c.wantIn) {
+			t.Errorf("%s: ok %v, got %+v", c.target, ok, got)
+		}
+		if c.in.Headers["X-Trace"] == "PAYLOAD" || strings.Contains(c.in.Body, "PAYLOAD") {
+			t.Fatalf("%s: inject changed its input", c.target)
+		}
+	}
+}
