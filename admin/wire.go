@@ -22,9 +22,11 @@ type Status struct {
 	Baseline            *rollout.RulesetRef `json:"baseline"`
 	Candidate           *rollout.RulesetRef `json:"candidate"`
 	Scope               evidence.Scope      `json:"scope"`
-	Started             time.Time           `json:"started,omitzero"`
-	StepStarted         time.Time           `json:"step_started,omitzero"`
-	LastDecision        *rollout.Decision   `json:"last_decision"`
+	// Hosts are the only hosts the candidate judges; empty for every host.
+	Hosts        []string          `json:"hosts,omitempty"`
+	Started      time.Time         `json:"started,omitzero"`
+	StepStarted  time.Time         `json:"step_started,omitzero"`
+	LastDecision *rollout.Decision `json:"last_decision"`
 	// Baselines are the baselines kept for undo, oldest first; the last
 	// one serves.
 	Baselines []rollout.RulesetRef `json:"baselines"`
@@ -49,6 +51,9 @@ type StartRequest struct {
 	Reason    string         `json:"reason"`
 	Actor     string         `json:"actor"`
 	Scope     evidence.Scope `json:"scope"`
+	// Hosts limits the candidate to these hosts (start --hosts); every
+	// other host is served by the baseline and is not evidence.
+	Hosts []string `json:"hosts,omitempty"`
 	// Cases is the candidate's cases file (must_pass, must_block),
 	// checked at start and by the live probe; optional.
 	Cases string `json:"cases,omitempty"`

@@ -81,6 +81,9 @@ func cloneCounts(m map[int]int64) map[int]int64 {
 
 // ObserveRequest counts a proxied request in its arm.
 func (c *Collector) ObserveRequest(r verdict.RequestRecord) {
+	if r.Outside {
+		return // a host the rollout does not judge: not evidence
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := &c.ev.Arms[r.Arm]

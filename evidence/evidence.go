@@ -7,7 +7,6 @@ package evidence
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"path"
 	"slices"
@@ -213,12 +212,7 @@ func (s Scope) covers(host, path string, rules []int) bool {
 
 // HostName is a Host header as scopes compare it: lower case, without a
 // port or a trailing dot.
-func HostName(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-}
+func HostName(host string) string { return verdict.HostName(host) }
 
 // normalPath is a request path as the WAF's REQUEST_FILENAME compares it:
 // percent-decoded, dot segments resolved, so /support/tickets/../admin is

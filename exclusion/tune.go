@@ -119,6 +119,9 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 		if err != nil {
 			return Result{}, err
 		}
+		if !v.Blocked && rec.Arm == "candidate" {
+			return Result{}, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, rec.ID, short(rec.Version), short(base.Version))
+		}
 		if !v.Blocked {
 			return Result{}, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, rec.ID, short(base.Version), redactedOf(rec))
 		}

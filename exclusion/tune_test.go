@@ -182,6 +182,11 @@ func TestTuneRefuses(t *testing.T) {
 		{"protocol enforcement", record("p", "shop.example", "/api/notes", "application/x-unheard-of", "a=b"), "protocol enforcement"},
 		{"a variable inspected whole", record("w", "shop.example", "/files/.htaccess", form, "a=b"), "matched REQUEST_FILENAME, which it inspects whole"},
 		{"what blocked it was redacted", record("r", "shop.example", "/login", form, "user=jane&password="+capture.Placeholder), "let through by the served baseline"},
+		{"a candidate's new block", func() capture.Record {
+			r := record("c", "shop.example", "/search?q=%22wireless+headphones%22", form, "")
+			r.Arm, r.Version = "candidate", "c0ffee"
+			return r
+		}(), "the candidate's new block"},
 		{"a path SecLang cannot hold", record("q", "shop.example", "/a%22b", form, demo.NoteFalsePositive().Body), "cannot be written"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,15 +32,22 @@ type Metrics struct {
 	rulesetInfo   *prometheus.GaugeVec
 	loadFailures  *prometheus.CounterVec
 	buildInfo     *prometheus.GaugeVec
+	hosts         *prometheus.GaugeVec
 
 	// Known rule IDs per arm: matches of rules outside the loaded
 	// inventory are not counted, which keeps rule_id bounded. The request
 	// path reads it with one atomic load, never the snapshot lock.
 	known atomic.Pointer[[2]map[int]string]
 
-	mu   sync.Mutex // serialises ObserveServing
-	info [2]string  // version currently labelled per arm
+	mu    sync.Mutex // serialises ObserveServing
+	info  [2]string  // version currently labelled per arm
+	hostL []string   // hosts currently labelled
 }
+
+// Outside is the arm label of requests on a host the rollout does not
+// judge (start --hosts): the baseline served them, and a fleet's
+// controller, which reads arms baseline and candidate, leaves them out.
+const Outside = "outside"
 
 // Buckets for time inside the WAF: CRS costs about 2 ms a request, so the
 // resolution sits between 100 µs and 100 ms. Native histograms are also
@@ -63,7 +71,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RequestsTotal,
-			Help: "Requests judged, by the arm whose ruleset enforced and the WAF's action: allowed, blocked, or error (no verdict: processing failed or the client broke off).",
+			Help: "Requests judged, by the arm whose ruleset enforced (outside: a host the rollout does not judge, served by the baseline) and the WAF's action: allowed, blocked, or error (no verdict: processing failed or the client broke off).",
 		}, []string{"arm", "action"}),
 		wafDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        WAFDurationSeconds,
@@ -113,12 +121,17 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "wafcanary_ruleset_load_failures_total",
 			Help: "Rulesets refused because they did not compile, by the arm they were meant for; the rulesets in service kept serving.",
 		}, arm),
+		hosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_hosts",
+			Help: "1 for each host the candidate judges when the rollout names hosts (start --hosts, at most 50); no series when it judges every host.",
+		}, []string{"host"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wafcanary_build_info",
 			Help: "Build of the running wafcanary; always 1.",
 		}, []string{"version", "goversion", "coraza", "coreruleset"}),
 	}
 	m.known.Store(&[2]map[int]string{})
+	reg.MustRegister(m.hosts)
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
 		m.shadowDropped, m.upstreamErrs, m.respBlocks, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
@@ -165,6 +178,9 @@ func verdictLabel(blocked bool) string {
 // ObserveRequest counts a proxied request.
 func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
 	arm := r.Arm.String()
+	if r.Outside {
+		arm = Outside
+	}
 	m.requests.WithLabelValues(arm, r.Action.String()).Inc()
 	m.wafDuration.WithLabelValues(arm).Observe(r.WAFDuration.Seconds())
 	m.duration.WithLabelValues(arm).Observe(r.Duration.Seconds())
@@ -180,7 +196,7 @@ func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
 	known := m.known.Load()[r.Arm]
 	for _, rule := range r.Verdict.Rules {
 		if id, ok := known[rule.ID]; ok {
-			m.ruleMatches.WithLabelValues(arm, id).Inc()
+			m.ruleMatches.WithLabelValues(r.Arm.String(), id).Inc() // the ruleset's arm, outside or not: bounded by its inventory
 		}
 	}
 }
@@ -204,6 +220,15 @@ func (m *Metrics) ObserveServing(s verdict.Serving) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !slices.Equal(m.hostL, s.Hosts) {
+		for _, h := range m.hostL {
+			m.hosts.DeleteLabelValues(h)
+		}
+		for _, h := range s.Hosts {
+			m.hosts.WithLabelValues(h).Set(1)
+		}
+		m.hostL = slices.Clone(s.Hosts)
+	}
 	known := *m.known.Load()
 	defer func() { m.known.Store(&known) }()
 	for _, a := range verdict.Arms {

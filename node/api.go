@@ -44,7 +44,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		cand.Retire()
 		return admin.Status{}, err
 	}
-	spec := rollout.Spec{Scope: req.Scope, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
+	spec := rollout.Spec{Scope: req.Scope, Hosts: req.Hosts, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
 	if spec.Scope.Empty() {
 		// Without a declared scope every lost block would count against
 		// the exclusion it was written to cause; read the scope from
@@ -185,6 +185,7 @@ func (s *Node) Status() admin.Status {
 		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
+		Hosts:               st.Hosts,
 		Started:             st.Started,
 		StepStarted:         st.StepStarted,
 		LastDecision:        st.LastDecision,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wafcanary/wafcanary/router"
@@ -50,14 +51,18 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 	}
 	step := c.cfg.Steps[0]
 	share, _ := router.ParseShare(step.Percent)
-	next := &router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample}
+	hosts, err := router.NewHosts(spec.Hosts)
+	if err != nil {
+		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	next := &router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample, Hosts: hosts}
 	if err := next.Validate(); err != nil {
 		return c.state, err
 	}
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
-		ShadowSample: c.shadowSample.Percent(), Scope: scope, Reason: reason, Cases: spec.Cases,
+		ShadowSample: c.shadowSample.Percent(), Scope: scope, Hosts: hosts.List(), Reason: reason, Cases: spec.Cases,
 		Configured: c.state.Configured, Baselines: c.state.Baselines,
 	}
 	if len(st.Baselines) == 0 { // a state from before baselines were kept
@@ -65,7 +70,10 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 	}
 	// Recorded first, served second: a decision the store refused (a
 	// fleet's leadership lost) must not be in force anywhere.
-	st, err := c.commit(ctx, st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
+	if len(st.Hosts) > 0 {
+		reason += " [candidate judges only " + strings.Join(st.Hosts, ", ") + "]"
+	}
+	st, err = c.commit(ctx, st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
 	if err != nil {
 		return st, err
 	}
@@ -216,8 +224,13 @@ func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, erro
 		return c.state, fmt.Errorf("router has no candidate to promote: %w", ErrConflict)
 	}
 	st := c.state
+	if len(st.Hosts) > 0 {
+		// The new baseline serves every host; the journal says on which
+		// the evidence was gathered.
+		d.Reason += " [evidence from " + strings.Join(st.Hosts, ", ") + " only; the new baseline serves every host]"
+	}
 	st.Phase, st.Percent = Promoted, 100
-	st.Baseline, st.Candidate = *st.Candidate, nil
+	st.Baseline, st.Candidate, st.Hosts = *st.Candidate, nil, nil
 	st.Baselines = served(st.Baselines, st.Baseline, d.Time, c.cfg.KeepBaselines)
 	st, err := c.commit(ctx, st, d, 0)
 	if err != nil {

@@ -124,7 +124,7 @@ func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, n
 	if _, err := c.commit(ctx, st, d, 0); err != nil {
 		return false, err
 	}
-	if next != *cur {
+	if !next.Same(cur) {
 		if err := c.router.Swap(&next); err != nil {
 			return false, err
 		}

@@ -100,14 +100,17 @@ func (c *Controller) serve(ctx context.Context, st State, load Loader, keepStati
 		}
 		next.Candidate = cand
 		next.Share, _ = router.ParseShare(st.Percent)
+		if next.Hosts, err = router.NewHosts(st.Hosts); err != nil {
+			return fail(fmt.Errorf("state hosts: %w", err))
+		}
 		next.ShadowSample = c.shadowSample
 		if st.ShadowSample > 0 {
 			next.ShadowSample, _ = router.ParseShare(st.ShadowSample)
 		}
 	} else if !keepStatic || next.Baseline != cur.Baseline {
-		next.Candidate, next.Share, next.ShadowSample = nil, 0, 0
+		next.Candidate, next.Share, next.ShadowSample, next.Hosts = nil, 0, 0, nil
 	}
-	if next == *cur {
+	if next.Same(cur) {
 		return nil
 	}
 	if err := c.router.Swap(&next); err != nil {

@@ -75,6 +75,9 @@ type State struct {
 	Baseline    RulesetRef     `json:"baseline"`
 	Candidate   *RulesetRef    `json:"candidate,omitempty"`
 	Scope       evidence.Scope `json:"scope"`
+	// Hosts are the only hosts the candidate judges (start --hosts);
+	// empty for every host.
+	Hosts []string `json:"hosts,omitempty"`
 	Reason      string         `json:"reason,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica
@@ -142,7 +145,10 @@ func windowsOf(st State) evidence.Windows {
 
 // Spec is what an operator says when starting a rollout.
 type Spec struct {
-	Scope  evidence.Scope
+	Scope evidence.Scope
+	// Hosts limits the candidate to these hosts' requests; every other
+	// host is served by the baseline and is not evidence.
+	Hosts  []string
 	Actor  string
 	Reason string
 	Cases  string // cases file for the live probe; optional

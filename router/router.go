@@ -174,14 +174,19 @@ func (rt *Router) Run(ctx context.Context) {
 // pick chooses the arm for a request and takes a reference on its ruleset.
 // The bucket is computed once; only the snapshot is re-read if a swap
 // closed the ruleset between loading the snapshot and acquiring it.
-func (rt *Router) pick(r *http.Request, clientIP string) (*Snapshot, verdict.Arm, *ruleset.Ruleset) {
+// outside is set for a request on a host the rollout does not judge.
+func (rt *Router) pick(r *http.Request, clientIP string) (s *Snapshot, arm verdict.Arm, rs *ruleset.Ruleset, outside bool) {
 	bucket := rt.assign.Bucket(rt.sticky.of(r, clientIP))
 	for {
-		s := rt.snap.Load()
+		s = rt.snap.Load()
 		// A snapshot's share is above zero only with a candidate (Validate).
-		arm := armOf(bucket, s.Share)
-		if rs := s.Ruleset(arm); rs.Acquire() {
-			return s, arm, rs
+		arm = armOf(bucket, s.Share)
+		outside = s.Candidate != nil && !s.judges(r.Host)
+		if outside {
+			arm = verdict.Baseline
+		}
+		if rs = s.Ruleset(arm); rs.Acquire() {
+			return s, arm, rs, outside
 		}
 	}
 }

@@ -53,9 +53,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	id := requestID(r)
 	clientIP, clientPort, peerTrusted := rt.clients.resolve(r)
-	snap, arm, rs := rt.pick(r, clientIP)
+	snap, arm, rs, outside := rt.pick(r, clientIP)
 	ex := &exchange{id: id, arm: arm, rs: rs, peerTrusted: peerTrusted}
-	rec := verdict.RequestRecord{ID: id, Arm: arm}
+	rec := verdict.RequestRecord{ID: id, Arm: arm, Outside: outside}
 
 	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: id, Context: r.Context()})
 	ex.tx = tx
@@ -82,7 +82,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = r.Body
 	}
 	it, replay, err := rt.inspectRequest(ex, &view, body)
-	if err == nil {
+	if err == nil && !outside {
 		sample = rt.captureShadow(snap, ex, &view, body, it)
 	}
 

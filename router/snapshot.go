@@ -20,7 +20,20 @@ type Snapshot struct {
 	// ShadowSample is the fraction of requests also evaluated by the
 	// ruleset that did not enforce on them.
 	ShadowSample Share
+	// Hosts, when set, are the only hosts the candidate judges, enforcing
+	// or in shadow; the baseline serves every other host.
+	Hosts *Hosts
 }
+
+// Same reports whether s and o serve alike: the same rulesets, shares and
+// hosts.
+func (s *Snapshot) Same(o *Snapshot) bool {
+	return s.Baseline == o.Baseline && s.Candidate == o.Candidate && s.Share == o.Share &&
+		s.ShadowSample == o.ShadowSample && s.Hosts.Equal(o.Hosts)
+}
+
+// judges reports whether the candidate may judge a request for host.
+func (s *Snapshot) judges(host string) bool { return s.Candidate != nil && s.Hosts.Judges(host) }
 
 // Validate checks the snapshot can serve.
 func (s *Snapshot) Validate() error {
@@ -50,7 +63,7 @@ func (s *Snapshot) Ruleset(a verdict.Arm) *ruleset.Ruleset {
 // Serving describes what the snapshot serves, for observers.
 func (s *Snapshot) Serving() verdict.Serving {
 	return verdict.Serving{Baseline: s.Baseline, Candidate: s.Candidate,
-		CandidateShare: s.Share.Ratio(), ShadowShare: s.ShadowSample.Ratio()}
+		CandidateShare: s.Share.Ratio(), ShadowShare: s.ShadowSample.Ratio(), Hosts: s.Hosts.List()}
 }
 
 // WithShare returns a copy with the candidate share replaced.

@@ -112,6 +112,9 @@ type RequestRecord struct {
 	// after the upstream answered: a block shadow pairs, which compare the
 	// request phases only, cannot see.
 	BlockedInResponse bool
+	// Outside is set for a request on a host the rollout does not judge
+	// (start --hosts): the baseline served it, and it is not evidence.
+	Outside bool
 }
 
 // ShadowRecord is one request judged by both rulesets: the enforcing one
@@ -172,6 +175,8 @@ type Serving struct {
 	Candidate      *ruleset.Ruleset
 	CandidateShare float64
 	ShadowShare    float64
+	// Hosts are the only hosts the candidate judges; nil for every host.
+	Hosts []string
 }
 
 // Ruleset returns the ruleset of arm, nil for a missing candidate.

@@ -116,7 +116,7 @@ func newStartCmd() *cobra.Command {
 	o := &clientOptions{timeout: 10 * time.Minute}
 	var candidate, reason, override, cases string
 	var rules []int
-	var paths, hosts []string
+	var paths, hosts, only []string
 	cmd := &cobra.Command{
 		Use:   "start --candidate FILE --reason TEXT",
 		Short: "Start a rollout of a candidate ruleset on a running wafcanary",
@@ -137,8 +137,11 @@ func newStartCmd() *cobra.Command {
 			for i := range hosts {
 				hosts[i] = evidence.HostName(hosts[i])
 			}
+			for i := range only {
+				only[i] = evidence.HostName(only[i])
+			}
 			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Cases: cases, OverrideGates: override}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, OverrideGates: override}
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			if err != nil {
 				return err
@@ -153,6 +156,7 @@ func newStartCmd() *cobra.Command {
 	f.IntSliceVar(&rules, "scope-rule", nil, "rule ID the change is meant to affect (repeatable)")
 	f.StringSliceVar(&paths, "scope-path", nil, "path prefix the change is meant to affect (repeatable)")
 	f.StringSliceVar(&hosts, "scope-host", nil, "host name the change is meant to affect (repeatable); a disagreement is in scope only on a declared host, path and rule, every dimension given")
+	f.StringSliceVar(&only, "hosts", nil, "the only hosts the candidate judges (comma-separated, at most 50); every other host is served by the baseline and is not evidence")
 	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block): checked now and probed at every analysis")
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")

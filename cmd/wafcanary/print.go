@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/wafcanary/wafcanary/admin"
@@ -76,6 +77,9 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 				from = " (inferred from the candidate)"
 			}
 			fmt.Fprintf(out, "scope       a disagreement is expected when: %s%s\n", sc, from)
+		}
+		if len(st.Hosts) > 0 {
+			fmt.Fprintf(out, "hosts       the candidate judges only %s; the baseline serves every other host\n", strings.Join(st.Hosts, ", "))
 		}
 	}
 	if f := st.Fleet; f != nil {
