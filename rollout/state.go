@@ -77,8 +77,8 @@ type State struct {
 	Scope       evidence.Scope `json:"scope"`
 	// Hosts are the only hosts the candidate judges (start --hosts);
 	// empty for every host.
-	Hosts []string `json:"hosts,omitempty"`
-	Reason      string         `json:"reason,omitempty"`
+	Hosts  []string `json:"hosts,omitempty"`
+	Reason string   `json:"reason,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica
 	// serves. Zero means the serving replica's own shadow.sample_percent
