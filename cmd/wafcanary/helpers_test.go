@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wafcanary/wafcanary/node"
 )
 
 // clearEnv unsets every WAFCANARY_* variable for the duration of the test
@@ -60,3 +64,37 @@ func newUpstream(t *testing.T) *httptest.Server {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
+
+// testNode is a node as serve runs it, on loopback listeners, with the
+// admin token in WAFCANARY_ADMIN_TOKEN as the README has the operator set
+// it; edit adjusts the configuration first.
+type testNode struct {
+	n            *node.Node
+	cfg          node.Config
+	admin, proxy string
+}
+
+func startNode(t *testing.T, log *slog.Logger, edit func(*node.Config)) *testNode {
+	t.Helper()
+	const token = "cli-test-token-0123456789"
+	cfg := node.Default()
+	cfg.Listen, cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "127.0.0.1:0", token
+	cfg.Upstream = newUpstream(t).URL
+	cfg.StateDir = t.TempDir()
+	cfg.Gates.CRSSuite = false
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := node.New(cfg, log, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := net.Listen("tcp", "127.0.0.1:0")
+	al, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx, pl, al) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv("WAFCANARY_ADMIN_TOKEN", token)
+	return &testNode{n: n, cfg: cfg, admin: "http://" + al.Addr().String(), proxy: "http://" + pl.Addr().String()}
+}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,32 +25,15 @@ import (
 // No cookie, credential or redacted value reaches any output on the way.
 func TestTuneLoop(t *testing.T) {
 	clearEnv(t)
-	const token = "tune-loop-token-0123456789"
 	const (
 		cookie = "s3cret-cookie-value"
 		bearer = "s3cret-bearer-value"
 		apiKey = "s3cret-query-token"
 	)
-	secrets := []string{cookie, bearer, apiKey, token}
-	cfg := node.Default()
-	cfg.Listen, cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "127.0.0.1:0", token
-	cfg.Upstream = newUpstream(t).URL
-	cfg.StateDir = t.TempDir()
-	cfg.Gates.CRSSuite = false
-	cfg.Capture.Enabled = true
 	logs := &syncBuffer{}
-	n, err := node.New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, _ := net.Listen("tcp", "127.0.0.1:0")
-	al, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx, pl, al) }()
-	t.Cleanup(func() { cancel(); <-done })
-	t.Setenv("WAFCANARY_ADMIN_TOKEN", token)
-	adm, proxy := "http://"+al.Addr().String(), "http://"+pl.Addr().String()
+	tn := startNode(t, slog.New(slog.NewJSONHandler(logs, nil)), func(c *node.Config) { c.Capture.Enabled = true })
+	cfg, adm, proxy := tn.cfg, tn.admin, tn.proxy
+	secrets := []string{cookie, bearer, apiKey, os.Getenv("WAFCANARY_ADMIN_TOKEN")}
 	var outputs []string // every answer and file, grepped for secrets at the end
 	run := func(args ...string) string {
 		t.Helper()

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
-
-	"github.com/wafcanary/wafcanary/node"
 )
 
 // The rollout verbs as an operator types them against a live node:
@@ -14,24 +11,8 @@ import (
 // baseline back), history (the undo, and the versions kept).
 func TestUndoCommands(t *testing.T) {
 	clearEnv(t)
-	const token = "cli-test-token-0123456789"
-	cfg := node.Default()
-	cfg.Listen, cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "127.0.0.1:0", token
-	cfg.Upstream = newUpstream(t).URL
-	cfg.StateDir = t.TempDir()
-	cfg.Gates.CRSSuite = false
-	n, err := node.New(cfg, quietLogger(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, _ := net.Listen("tcp", "127.0.0.1:0")
-	al, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx, pl, al) }()
-	t.Cleanup(func() { cancel(); <-done })
-	t.Setenv("WAFCANARY_ADMIN_TOKEN", token)
-	adm := "http://" + al.Addr().String()
+	tn := startNode(t, quietLogger(), nil)
+	n, adm := tn.n, tn.admin
 	original := n.Status().Baseline.Version
 
 	run := func(args ...string) (string, error) {
