@@ -89,9 +89,10 @@ type Rulesets interface {
 // ErrNotFound is an ID the server knows nothing of.
 var ErrNotFound = errors.New("not found")
 
-// Handler returns the admin mux: /metrics and /healthz are open (the
-// listener is loopback by default, and scrapers rarely carry tokens);
-// everything under /api/ needs the bearer token. rollouts, explain and
+// Handler returns the admin mux: /metrics, /healthz and the status page
+// (/, /ui/) are open (the listener is loopback by default, scrapers rarely
+// carry tokens, and none of them shows a secret); everything under /api/
+// needs the bearer token, and refuses a browser's cross-origin request. rollouts, explain and
 // rulesets may be nil.
 func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts, explain Explainer, rulesets Rulesets) http.Handler {
 	mux := http.NewServeMux()
@@ -159,6 +160,7 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 		})
 	}
 	mux.Handle("/api/", requireToken(token, api))
+	addPage(mux, status, rollouts)
 	return mux
 }
 
@@ -206,6 +208,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func requireToken(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API acts only on requests from its own page or a client without an Origin")
+			return
+		}
 		got := []byte(strings.TrimSpace(r.Header.Get("Authorization")))
 		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wafcanary"`)

@@ -31,6 +31,18 @@ type Status struct {
 	// one serves.
 	Baselines []rollout.RulesetRef `json:"baselines"`
 	Fleet     *FleetStatus         `json:"fleet,omitempty"`
+	// Plan is rollout.steps, for progress against each step's minimums.
+	Plan []StepPlan `json:"plan"`
+	// Now is the server's clock, so a page can show how long a step has
+	// run without trusting the browser's.
+	Now time.Time `json:"now"`
+}
+
+// StepPlan is one step of rollout.steps.
+type StepPlan struct {
+	Percent            float64 `json:"percent"`
+	MinDurationSeconds float64 `json:"min_duration_seconds"`
+	MinRequests        int64   `json:"min_requests"`
 }
 
 // FleetStatus is the fleet part of the status: who leads, whether etcd

@@ -195,6 +195,10 @@ func (s *Node) Status() admin.Status {
 	if v.Baselines == nil {
 		v.Baselines = []rollout.RulesetRef{}
 	}
+	v.Now = time.Now().UTC()
+	for _, step := range s.cfg.Rollout.Steps {
+		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests})
+	}
 	return v
 }
 

@@ -49,7 +49,8 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "evidence", Verdict: Inconclusive, Required: true,
 			Reason: "evidence unavailable: " + evErr.Error()}}}
 	}
-	d.Action, d.Reason = decide(st, a, ev.CandidateRequests(), probeFailure, c.cfg, now)
+	d.Judged = ev.CandidateRequests()
+	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, c.cfg, now)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

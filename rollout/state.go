@@ -63,6 +63,9 @@ type Decision struct {
 	Reason   string    `json:"reason"`
 	Actor    string    `json:"actor"`
 	Analysis *Analysis `json:"analysis,omitempty"`
+	// Judged is how many requests the candidate had judged at the step
+	// when an analysis decided: the progress against min_requests.
+	Judged int64 `json:"judged,omitempty"`
 }
 
 // State is the durable rollout state.

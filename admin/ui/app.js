@@ -1,0 +1,219 @@
+// wafcanary status page: polls /ui/state (no token needed: it shows what
+// /metrics shows) and drives the rollout through the admin API with the
+// token the user enters, kept in this tab's session storage and sent only
+// as a bearer header. No framework, no CDN: this file is the whole client.
+"use strict";
+
+const tokenKey = "wafcanary-admin-token";
+const every = 2000;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+}
+
+function $(id) { return document.getElementById(id); }
+function text(id, s) { $(id).textContent = s; }
+function num(v) { return typeof v === "number" ? v : (v === "+Inf" ? Infinity : v === "-Inf" ? -Infinity : NaN); }
+function fmt(v) {
+  v = num(v);
+  if (!isFinite(v)) return v > 0 ? "∞" : v < 0 ? "-∞" : "–";
+  if (v !== 0 && Math.abs(v) < 0.01) return v.toExponential(2);
+  return Math.round(v * 10000) / 10000 + "";
+}
+function dur(s) {
+  s = Math.max(0, Math.round(s));
+  if (s < 120) return s + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  return (s / 3600).toFixed(1) + " h";
+}
+function when(t) { return t ? new Date(t).toLocaleString() : ""; }
+function short(v) { return v ? v.slice(0, 12) : "–"; }
+
+function render(data) {
+  const st = data.status, hist = data.history || [];
+  $("state").dataset.state = st.state;
+  text("state", st.state);
+  const active = ["shadow", "progressing", "paused"].includes(st.state);
+  text("stepline", active ? `step ${st.step + 1} of ${st.steps}` : "");
+  text("updated", "updated " + new Date().toLocaleTimeString());
+  text("share", `candidate on ${st.candidate_percent}% of clients, shadow on ${st.shadow_sample_percent}% of requests`);
+  text("baseline", st.baseline ? `${st.baseline.version}  ${st.baseline.path}` : "–");
+  text("candidate", st.candidate ? `${st.candidate.version}  ${st.candidate.path}` : "none");
+  text("scope", scopeText(st.scope));
+  text("hosts", st.hosts && st.hosts.length ? "the candidate judges only " + st.hosts.join(", ") : "every host");
+  const d = st.last_decision;
+  text("decision", d ? `${when(d.time)}  ${d.action} by ${d.actor}: ${d.reason}` : "–");
+  renderReplicas(st.fleet);
+  renderSteps(st, active);
+  renderChecks(d, hist);
+  renderJournal(hist);
+  $("error").hidden = true;
+}
+
+function scopeText(s) {
+  if (!s) return "nothing declared: every disagreement counts";
+  const one = (c) => {
+    const parts = [];
+    if (c.hosts && c.hosts.length) parts.push("host " + c.hosts.join(" or "));
+    if (c.paths && c.paths.length) parts.push("path under " + c.paths.join(" or "));
+    if (c.rule_ids && c.rule_ids.length) parts.push("rules " + c.rule_ids.join(", "));
+    return parts.join(", and ");
+  };
+  const body = s.clauses && s.clauses.length ? s.clauses.map((c) => "(" + one(c) + ")").join(" or ") : one(s);
+  if (!body) return "nothing declared: every disagreement counts";
+  return body + (s.inferred ? " (inferred from the candidate)" : "");
+}
+
+function renderReplicas(f) {
+  const box = $("replicas");
+  box.replaceChildren();
+  if (!f) return;
+  const t = el("table", {id: "replicatable"}, el("thead", {}, el("tr", {}, el("th", {}, "replica"), el("th", {}, "baseline"), el("th", {}, "candidate"), el("th", {}, "share"), el("th", {}, ""))));
+  const tb = el("tbody");
+  for (const r of f.replicas || []) {
+    tb.append(el("tr", {}, el("td", {}, r.replica || r.id || ""), el("td", {}, short(r.baseline)), el("td", {}, short(r.candidate)),
+      el("td", {}, (r.candidate_percent ?? 0) + "%"), el("td", {}, r.leader ? "leader" : "")));
+  }
+  t.append(tb);
+  box.append(el("h3", {}, `fleet: leader ${f.leader || "none"}` + (f.store_up ? "" : ` — etcd unreachable: ${f.store_error}`)), t);
+}
+
+function renderSteps(st, active) {
+  const tb = $("steps").tBodies[0];
+  tb.replaceChildren();
+  const now = new Date(st.now).getTime();
+  (st.plan || []).forEach((p, i) => {
+    const cur = active && i === st.step;
+    let progress = i < st.step && active ? "done" : "";
+    if (cur) {
+      const elapsed = (now - new Date(st.step_started).getTime()) / 1000;
+      const judged = st.last_decision && st.last_decision.judged || 0;
+      progress = el("span", {}, bar(elapsed / Math.max(p.min_duration_seconds, 1)), ` ${dur(elapsed)} of ${dur(p.min_duration_seconds)}; `,
+        bar(judged / Math.max(p.min_requests, 1)), ` ${judged} of ${p.min_requests} requests`);
+    }
+    tb.append(el("tr", {class: cur ? "current" : ""}, el("td", {}, i + 1), el("td", {}, p.percent === 0 ? "shadow only" : p.percent + "%"),
+      el("td", {}, dur(p.min_duration_seconds)), el("td", {}, p.min_requests), el("td", {}, progress)));
+  });
+}
+
+function bar(f) {
+  const b = el("span", {class: "bar"}, el("span"));
+  b.firstChild.style.width = Math.min(100, Math.max(0, f * 100)) + "%";
+  return b;
+}
+
+function renderChecks(d, hist) {
+  const tb = $("checks").tBodies[0];
+  tb.replaceChildren();
+  const outcomes = d && d.analysis ? d.analysis.outcomes : [];
+  if (!outcomes.length) {
+    tb.append(el("tr", {}, el("td", {colspan: 7, class: "muted"}, "no analysis yet")));
+    return;
+  }
+  for (const o of outcomes) {
+    tb.append(el("tr", {"data-check": o.check}, el("td", {}, o.check + (o.required ? " *" : "")), el("td", {class: o.verdict}, o.verdict),
+      el("td", {}, fmt(o.observed)), el("td", {}, `[${fmt(o.lower)}, ${fmt(o.upper)}]`), el("td", {}, fmt(o.limit)),
+      el("td", {}, spark(o.check, hist)), el("td", {}, o.reason)));
+  }
+}
+
+// spark draws a check's upper and lower bounds (blue) and its limit
+// (red) over the journalled analyses, oldest left.
+function spark(check, hist) {
+  const pts = [];
+  for (const e of hist.slice().reverse()) {
+    const o = e.analysis && e.analysis.outcomes.find((x) => x.check === check);
+    if (o) pts.push([num(o.lower), num(o.upper), num(o.limit)]);
+  }
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 140 32");
+  const finite = pts.flat().filter(isFinite);
+  if (pts.length < 2 || !finite.length) return svg;
+  const lo = Math.min(...finite), hi = Math.max(...finite), span = hi - lo || 1;
+  const y = (v) => 30 - 28 * (Math.min(Math.max(v, lo), hi) - lo) / span;
+  const x = (i) => 2 + 136 * i / (pts.length - 1);
+  for (const [k, color] of [[0, "#1f6feb"], [1, "#1f6feb"], [2, "#cf222e"]]) {
+    const p = document.createElementNS(ns, "polyline");
+    p.setAttribute("points", pts.map((v, i) => `${x(i)},${y(isFinite(v[k]) ? v[k] : (v[k] > 0 ? hi : lo))}`).join(" "));
+    p.setAttribute("fill", "none");
+    p.setAttribute("stroke", color);
+    svg.append(p);
+  }
+  return svg;
+}
+
+function renderJournal(hist) {
+  const tb = $("journal").tBodies[0];
+  tb.replaceChildren();
+  const holds = $("holds").checked;
+  for (const e of hist) {
+    if (!holds && e.action === "hold") continue;
+    tb.append(el("tr", {}, el("td", {}, when(e.time)), el("td", {}, e.action), el("td", {}, e.actor), el("td", {}, e.state),
+      el("td", {}, e.step + 1), el("td", {}, e.candidate_percent + "%"), el("td", {}, e.reason)));
+  }
+}
+
+async function load() {
+  try {
+    const r = await fetch("/ui/state", {cache: "no-store"});
+    if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
+    render(await r.json());
+  } catch (err) {
+    $("error").hidden = false;
+    text("error", "cannot read the state: " + err.message + " (retrying)");
+  }
+}
+
+function showToken() {
+  text("tokenstate", sessionStorage.getItem(tokenKey) ? "token set for this tab" : "no token: actions are refused");
+}
+
+async function act(action) {
+  const token = sessionStorage.getItem(tokenKey);
+  if (!token) {
+    text("actionresult", "enter the admin token first");
+    return;
+  }
+  text("actionresult", action + "…");
+  try {
+    const r = await fetch("/api/v1/rollout/" + action, {
+      method: "POST",
+      headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+      body: JSON.stringify({reason: $("reason").value || action + " from the status page", actor: "web"}),
+    });
+    const body = await r.text();
+    if (!r.ok) {
+      let msg = body;
+      try { msg = JSON.parse(body).error || body; } catch (_) { /* plain text */ }
+      text("actionresult", `${action} refused (${r.status}): ${msg}`);
+    } else {
+      text("actionresult", `${action}: done`);
+    }
+  } catch (err) {
+    text("actionresult", `${action} failed: ${err.message}`);
+  }
+  load();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("tokenform").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = $("token").value.trim();
+    if (v) sessionStorage.setItem(tokenKey, v);
+    $("token").value = "";
+    showToken();
+  });
+  $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); });
+  for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => act(b.dataset.action));
+  $("holds").addEventListener("change", load);
+  showToken();
+  load();
+  setInterval(load, every);
+});

@@ -1,0 +1,122 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/fleet/fleettest"
+)
+
+// artifactDir is where tests leave what a person should look at (.ci/run
+// sets WAFCANARY_ARTIFACTS and prints it); a temporary directory otherwise.
+func artifactDir(t *testing.T) string {
+	if d := os.Getenv("WAFCANARY_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// The status page in a real headless Chromium during a real rollout: it
+// shows the state, the versions, the steps with progress and every check
+// with its bounds; without a token its buttons refuse; with the token,
+// Roll back takes the candidate out, and the page shows it.
+func TestStatusPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a real Chromium against a real rollout; run without -short")
+	}
+	chromium := fleettest.Require(t, "chromium", "chromium")
+	up := newUpstream(t)
+	cfg := rolloutConfig(t, up.URL)
+	ls := startLive(t, cfg)
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	send(t, ls.proxy, 300, 0, []demo.Request{ticketFP()})
+	settle(t, ls.s, 300)
+	if _, err := ls.s.rollout.Step(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cand := ls.s.Status().Candidate.Version
+
+	dir := t.TempDir()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(dir),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 1400))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(ls.admin+"/"), chromedp.WaitVisible(`#checks tbody tr[data-check="lost_blocks"]`)); err != nil {
+		t.Fatal(err)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return s
+	}
+	state, stepline, candidate, checks, steps, journal := text("#state"), text("#stepline"), text("#candidate"), text("#checks"), text("#steps"), text("#journal")
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(artifactDir(t), "status-page.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of the page during the rollout: %s (%d bytes)", path, len(shot))
+	for what, c := range map[string]struct{ got, want string }{
+		"state":     {state, "progressing"},
+		"step":      {stepline, "step 2 of 3"},
+		"candidate": {candidate, cand},
+		"checks":    {checks, "lost_blocks"},
+		"bounds":    {checks, "["},
+		"steps":     {steps, "shadow only"},
+		"progress":  {steps, "of 150 requests"},
+		"journal":   {journal, "start"},
+	} {
+		if !strings.Contains(c.got, c.want) {
+			t.Errorf("page %s: %q lacks %q", what, c.got, c.want)
+		}
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="rollback"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if refused := text("#actionresult"); !strings.Contains(refused, "enter the admin token first") || ls.s.Status().State != "progressing" {
+		t.Fatalf("rollback without a token: %q, state %s", refused, ls.s.Status().State)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys("#token", ls.s.adminToken),
+		chromedp.Click("#usetoken"),
+		chromedp.SendKeys("#reason", "rolled back from the page"),
+		chromedp.Click(`button[data-action="rollback"]`),
+		chromedp.WaitVisible(`#state[data-state="rolled_back"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	after := text("#journal")
+	if st := ls.s.Status(); st.State != "rolled_back" || st.LastDecision.Actor != "web" || st.LastDecision.Reason != "rolled back from the page" {
+		t.Fatalf("after the page's rollback: %+v", st.LastDecision)
+	}
+	if !strings.Contains(after, "rolled back from the page") {
+		t.Errorf("the page's journal does not show the rollback:\n%s", after)
+	}
+	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie + "|" + localStorage.length`))
+	if err != nil || stored != "|0" {
+		t.Errorf("the page keeps state beyond the tab's session storage: %q", stored)
+	}
+}
