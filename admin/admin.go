@@ -99,6 +99,7 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set(Header, "1")
 		fmt.Fprintln(w, "ok")
 	})
 	api := http.NewServeMux()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wafcanary/wafcanary/rollout"
@@ -22,10 +23,15 @@ type Client struct {
 	// URL is the admin listener's base URL, e.g. http://127.0.0.1:9090.
 	URL   string
 	Token string
+	// TokenFrom says where Token came from, for the message when the
+	// server refuses it.
+	TokenFrom string
 	// Timeout bounds each call (a start runs the gates first: minutes).
 	Timeout time.Duration
 	// HTTP is the client to use; nil means one with Timeout.
 	HTTP *http.Client
+
+	checked atomic.Bool // the health check answered as wafcanary's
 }
 
 // Error is an answer other than 200: its status and the server's message.
@@ -35,10 +41,25 @@ type Error struct {
 	Message      string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s", e.Method, e.Path, e.Message) }
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("%s %s: %s", e.Method, e.Path, msg)
+}
 
 // ErrUnreachable wraps a call that got no answer at all.
 var ErrUnreachable = errors.New("admin API unreachable")
+
+// ErrNotWafcanary is an address whose /healthz does not answer as a
+// wafcanary admin listener's: the token is not sent to it.
+var ErrNotWafcanary = errors.New("not a wafcanary admin listener")
+
+// Header is set on every answer of the admin listener's health check, so
+// a client can tell it from the proxy, the upstream or Prometheus before
+// it sends a token.
+const Header = "X-Wafcanary-Admin"
 
 // Status returns GET /api/v1/status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
@@ -77,7 +98,46 @@ func (c *Client) History(ctx context.Context, n int) ([]rollout.Entry, error) {
 	return h, c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/rollout/history?n=%d", n), nil, &h)
 }
 
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Client{Timeout: timeout}
+}
+
+// check asks /healthz, without the token, whether c.URL is a wafcanary
+// admin listener: a wrong --admin (the proxy's port, Prometheus's) must
+// not receive the bearer token, nor have its HTML page printed.
+func (c *Client) check(ctx context.Context) error {
+	if c.checked.Load() {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.URL, "/")+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("admin URL %q: %w", c.URL, err)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach wafcanary at %s: %w: %w", c.URL, ErrUnreachable, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(Header) == "" {
+		return fmt.Errorf("%s: %w: GET /healthz answered %d %s without the %s header; is it the proxy's or another service's address? The admin listener is admin.listen in the server's configuration (default 127.0.0.1:9090); the token was not sent",
+			c.URL, ErrNotWafcanary, resp.StatusCode, resp.Header.Get("Content-Type"), Header)
+	}
+	c.checked.Store(true)
+	return nil
+}
+
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -92,15 +152,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Content-Type", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		timeout := c.Timeout
-		if timeout == 0 {
-			timeout = 30 * time.Second
-		}
-		hc = &http.Client{Timeout: timeout}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach wafcanary at %s: %w: %w", c.URL, ErrUnreachable, err)
 	}
@@ -114,6 +166,13 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			from := c.TokenFrom
+			if from == "" {
+				from = "the client"
+			}
+			msg = fmt.Sprintf("the admin token from %s was refused (%s): the server's token is admin.token in its configuration, or state_dir/admin.token when that is empty; set WAFCANARY_ADMIN_TOKEN, --token-file or -c", from, msg)
 		}
 		return &Error{Method: method, Path: path, Status: resp.StatusCode, Message: msg}
 	}

@@ -15,9 +15,9 @@ import (
 )
 
 // artifactDir is where tests leave what a person should look at (.ci/run
-// sets WAFCANARY_ARTIFACTS and prints it); a temporary directory otherwise.
+// sets ARTIFACTS_DIR and prints it); a temporary directory otherwise.
 func artifactDir(t *testing.T) string {
-	if d := os.Getenv("WAFCANARY_ARTIFACTS"); d != "" {
+	if d := os.Getenv("ARTIFACTS_DIR"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}

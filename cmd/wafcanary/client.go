@@ -1,19 +1,27 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
+	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/rollout"
 )
 
@@ -22,15 +30,23 @@ import (
 type clientOptions struct {
 	admin     string
 	tokenFile string
+	config    string
 	output    string
 	// timeout bounds the whole call; 0 means 30 seconds.
 	timeout time.Duration
+	flags   *pflag.FlagSet
 }
+
+// defaultAdmin is admin.listen's default, as a URL.
+const defaultAdmin = "http://127.0.0.1:9090"
 
 func addClientFlags(cmd *cobra.Command, o *clientOptions) {
 	f := cmd.Flags()
-	f.StringVar(&o.admin, "admin", "http://127.0.0.1:9090", "admin URL of the running wafcanary")
-	f.StringVar(&o.tokenFile, "token-file", "state/admin.token", "file holding the admin token, used when WAFCANARY_ADMIN_TOKEN is unset")
+	o.flags = f
+	f.StringVar(&o.admin, "admin", defaultAdmin, "admin URL of the running wafcanary (default: WAFCANARY_ADMIN, else admin.listen of --config, else this)")
+	f.StringVar(&o.tokenFile, "token-file", "state/admin.token", "file holding the admin token, used when WAFCANARY_ADMIN_TOKEN is unset (default with --config: admin.token, else state_dir/admin.token)")
+	f.StringVarP(&o.config, "config", "c", "", "the server's configuration file: the admin address and token come from it")
+	f.DurationVar(&o.timeout, "timeout", o.timeout, "give up on an unresponsive server after this long (default 30s; start waits for the gates)")
 }
 
 // Errors mapped to exit codes.
@@ -44,20 +60,91 @@ func (e errConflict) Unwrap() error     { return e.error }
 func (e errUnauthorized) Unwrap() error { return e.error }
 func (e errUnreachable) Unwrap() error  { return e.error }
 
-func (o *clientOptions) token() (string, error) {
-	if t := os.Getenv("WAFCANARY_ADMIN_TOKEN"); t != "" {
-		return t, nil
+// target says where the admin API is and where its token comes from: a
+// flag given wins, then the environment, then the server's configuration
+// file, then the defaults.
+type target struct {
+	url, token, tokenFrom string
+}
+
+func (o *clientOptions) target() (target, error) {
+	var cfg *node.Config
+	if o.config != "" {
+		c, err := loadConfig(o.config, nil)
+		if err != nil {
+			return target{}, errUsage{err}
+		}
+		cfg = &c
 	}
-	b, err := os.ReadFile(o.tokenFile)
+	changed := func(name string) bool { return o.flags != nil && o.flags.Changed(name) }
+	var t target
+	switch {
+	case changed("admin"):
+		t.url = o.admin
+	case os.Getenv("WAFCANARY_ADMIN") != "":
+		t.url = os.Getenv("WAFCANARY_ADMIN")
+	case cfg != nil:
+		t.url = adminURL(cfg.Admin.Listen)
+	default:
+		t.url = o.admin
+	}
+	u, err := normalURL(t.url)
 	if err != nil {
-		return "", errUnauthorized{fmt.Errorf("no admin token: set WAFCANARY_ADMIN_TOKEN or --token-file (%w)", err)}
+		return target{}, errUsage{err}
 	}
-	return strings.TrimSpace(string(b)), nil
+	t.url = u
+	file := o.tokenFile
+	switch {
+	case os.Getenv("WAFCANARY_ADMIN_TOKEN") != "":
+		t.token, t.tokenFrom = os.Getenv("WAFCANARY_ADMIN_TOKEN"), "WAFCANARY_ADMIN_TOKEN"
+		return t, nil
+	case changed("token-file"):
+	case cfg != nil && cfg.Admin.Token != "":
+		t.token, t.tokenFrom = cfg.Admin.Token, "admin.token in "+o.config
+		return t, nil
+	case cfg != nil:
+		file = filepath.Join(cfg.StateDir, "admin.token")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return target{}, errUnauthorized{fmt.Errorf("no admin token: set WAFCANARY_ADMIN_TOKEN, or give --token-file or -c with the server's configuration (the server keeps a generated token in state_dir/admin.token): %w", err)}
+	}
+	t.token, t.tokenFrom = strings.TrimSpace(string(b)), file
+	return t, nil
+}
+
+// adminURL turns admin.listen into the URL a client on this machine
+// reaches it at: an unspecified address is reached on loopback.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// normalURL accepts host:port as http://host:port and refuses anything
+// that is not an http(s) URL, saying what was wanted.
+func normalURL(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("--admin %q: want the admin listener's URL, such as http://127.0.0.1:9090", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // client is the admin API client these options describe.
 func (o *clientOptions) client() (*admin.Client, error) {
-	token, err := o.token()
+	t, err := o.target()
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +152,7 @@ func (o *clientOptions) client() (*admin.Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &admin.Client{URL: o.admin, Token: token, Timeout: timeout}, nil
+	return &admin.Client{URL: t.url, Token: t.token, TokenFrom: t.tokenFrom, Timeout: timeout}, nil
 }
 
 // exitError maps what the admin client returned to the error kinds that
@@ -75,7 +162,7 @@ func exitError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, admin.ErrUnreachable):
+	case errors.Is(err, admin.ErrUnreachable), errors.Is(err, admin.ErrNotWafcanary):
 		return errUnreachable{err}
 	case !errors.As(err, &e):
 		return errUsage{err}
@@ -172,6 +259,7 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			direct.config = o.config
 			if direct.set() {
 				return viaEtcd(cmd, direct, action, to, reason)
 			}
@@ -205,46 +293,157 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 	if action == admin.Rollback || action == admin.Undo {
 		f.StringSliceVar(&direct.endpoints, "etcd", nil, "act on the fleet through etcd (comma-separated endpoints), with no replica's admin API")
 		f.StringVar(&direct.prefix, "etcd-prefix", fleet.DefaultConfig.Prefix, "the fleet's key prefix in etcd, with --etcd")
-		f.StringVarP(&direct.config, "config", "c", "", "act through the etcd named in this config file's state.etcd section")
+		f.BoolVar(&direct.viaEtcd, "via-etcd", false, "act through the etcd of --config's state.etcd section (or --etcd), needing no replica")
 	}
 	return cmd
 }
 
 func newStatusCmd() *cobra.Command {
 	o := &clientOptions{}
-	var watch bool
+	var watch, wait bool
 	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the rollout's state, share, versions, last decision and evidence",
-		Args:  cobra.NoArgs,
+		Short: "Show the rollout's state, share, versions, progress, last decision and evidence",
+		Long: `status shows the rollout's state once. --watch shows it every --interval until the
+rollout ends (redrawn in place on a terminal; one JSON object per line with
+-o json). --wait blocks until the rollout ends, for CI: exit 0 when it is
+promoted, 8 when it is rolled back, 9 when --timeout passes first; a server
+that restarts or cannot be reached meanwhile is asked again.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			for {
+			if !watch && !wait {
 				st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Status(cmd.Context()) })
 				if err != nil {
 					return err
 				}
-				if watch {
-					fmt.Fprint(out, "\033[H\033[2J") // redraw in place
-					fmt.Fprintf(out, "%s  (every %s, Ctrl-C to stop)\n\n", time.Now().Format(time.TimeOnly), every)
-				}
-				if err := printStatus(out, st, o.output); err != nil || !watch {
-					return err
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(every):
-				}
+				return printStatus(cmd.OutOrStdout(), st, o.output)
 			}
+			return follow(cmd, o, every, wait)
 		},
 	}
 	addClientFlags(cmd, o)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw until Ctrl-C")
-	cmd.Flags().DurationVar(&every, "interval", 2*time.Second, "redraw interval with --watch")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "show the status every --interval until the rollout ends")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollout ends: exit 0 when promoted, 8 when rolled back, 9 on --timeout")
+	cmd.Flags().DurationVar(&every, "interval", 2*time.Second, "how often --watch and --wait ask")
 	return cmd
+}
+
+// Exit codes of status --wait.
+type (
+	errRolledBack  struct{ error }
+	errWaitTimeout struct{ error }
+)
+
+func (e errRolledBack) Unwrap() error  { return e.error }
+func (e errWaitTimeout) Unwrap() error { return e.error }
+
+// follow polls the status until the rollout ends. Unreachable servers are
+// asked again (a restart is not the rollout's end); --timeout bounds the
+// whole wait, each call at most 30 s of it.
+func follow(cmd *cobra.Command, o *clientOptions, every time.Duration, wait bool) error {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	ctx := cmd.Context()
+	if o.flags.Changed("timeout") {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	call := *o
+	call.timeout = min(30*time.Second, max(o.timeout, time.Second))
+	if !o.flags.Changed("timeout") {
+		call.timeout = 30 * time.Second
+	}
+	c, err := call.client()
+	if err != nil {
+		return err
+	}
+	redraw := !wait && o.output != "json" && isTerminal(out)
+	var last, shown string
+	for first := true; ; first = false {
+		st, err := c.Status(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return errWaitTimeout{fmt.Errorf("the rollout did not end within --timeout %s (last state %s)", o.timeout, orNone(last))}
+		case err != nil && errors.Is(err, admin.ErrUnreachable):
+			fmt.Fprintf(errOut, "%s  %v; asking again in %s\n", time.Now().Format(time.TimeOnly), err, every)
+		case err != nil:
+			return exitError(err)
+		default:
+			last = st.State
+			if err := show(out, st, o.output, redraw, wait, every, first, &shown); err != nil {
+				return err
+			}
+			switch {
+			case st.State == string(rollout.Promoted):
+				return nil
+			case st.State == string(rollout.RolledBack):
+				reason := ""
+				if st.LastDecision != nil {
+					reason = st.LastDecision.Reason
+				}
+				if wait {
+					return errRolledBack{fmt.Errorf("rolled back: %s", reason)}
+				}
+				return nil
+			case st.State == string(rollout.Idle):
+				return errConflict{errors.New("no rollout to follow (state idle): start one first")}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errWaitTimeout{fmt.Errorf("the rollout did not end within --timeout %s (last state %s)", o.timeout, orNone(last))}
+		case <-time.After(every):
+		}
+	}
+}
+
+// show prints one look at the status: redrawn in place on a terminal,
+// one JSON object a line under -o json, otherwise appended, and for
+// --wait a line a change.
+func show(out io.Writer, st admin.Status, format string, redraw, wait bool, every time.Duration, first bool, shown *string) error {
+	if format == "json" {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s\n", b)
+		return err
+	}
+	if wait {
+		line := st.State
+		if p := progress(st); p != "" {
+			line += ", " + p
+		}
+		if d := st.LastDecision; d != nil && (st.State == string(rollout.Promoted) || st.State == string(rollout.RolledBack)) {
+			line += ": " + d.Reason
+		}
+		if line != *shown {
+			fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), line)
+			*shown = line
+		}
+		return nil
+	}
+	if redraw {
+		fmt.Fprint(out, "\033[H\033[2J")
+		fmt.Fprintf(out, "%s  (every %s, Ctrl-C to stop)\n\n", time.Now().Format(time.TimeOnly), every)
+	} else if !first {
+		fmt.Fprintln(out)
+	}
+	return printStatus(out, st, format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "never read"
+	}
+	return s
 }
 
 func newHistoryCmd() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -39,7 +40,13 @@ func loadConfig(file string, flags *pflag.FlagSet) (node.Config, error) {
 	}
 	v.SetEnvPrefix("WAFCANARY")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
+	// Leaf keys only: with AutomaticEnv, the clients' WAFCANARY_ADMIN
+	// would be read as the whole admin section.
+	for k := range known {
+		if err := v.BindEnv(k); err != nil {
+			return node.Config{}, err
+		}
+	}
 	if err := unknownEnv(known); err != nil {
 		return node.Config{}, err
 	}
@@ -73,10 +80,41 @@ func loadConfig(file string, flags *pflag.FlagSet) (node.Config, error) {
 	if err := v.UnmarshalExact(&cfg, config.Strict); err != nil {
 		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
+	if file != "" {
+		if err := relativeToFile(file, &cfg); err != nil {
+			return node.Config{}, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return node.Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
+}
+
+// relativeToFile resolves the relative paths the configuration file
+// gives against the file's directory, as an Include is resolved against
+// the including file: `serve -c /etc/wafcanary.yaml` and a client's `-c`
+// then find the same state_dir wherever they run. A path that came from
+// the environment or a flag stays relative to the working directory.
+func relativeToFile(file string, cfg *node.Config) error {
+	raw := viper.New()
+	raw.SetConfigFile(file)
+	raw.SetConfigType("yaml")
+	if err := raw.ReadInConfig(); err != nil {
+		return fmt.Errorf("config %s: %w", file, err)
+	}
+	dir := filepath.Dir(file)
+	tls := &cfg.State.Etcd.TLS
+	for key, p := range map[string]*string{
+		"state_dir": &cfg.StateDir, "rulesets.baseline": &cfg.Rulesets.Baseline, "rulesets.candidate": &cfg.Rulesets.Candidate,
+		"state.etcd.tls.ca_file": &tls.CAFile, "state.etcd.tls.cert_file": &tls.CertFile, "state.etcd.tls.key_file": &tls.KeyFile,
+	} {
+		if *p == "" || filepath.IsAbs(*p) || strings.HasPrefix(*p, "embedded:") || !raw.IsSet(key) || raw.GetString(key) != *p {
+			continue
+		}
+		*p = filepath.Join(dir, *p)
+	}
+	return nil
 }
 
 // flatten lists every leaf key of a config struct with its default.
@@ -98,7 +136,7 @@ func flatten(prefix string, v reflect.Value, out map[string]any) {
 // unknownEnv refuses WAFCANARY_* variables that match no key: a misspelt
 // variable would otherwise be silently ignored.
 func unknownEnv(known map[string]any) error {
-	names := map[string]bool{}
+	names := map[string]bool{"WAFCANARY_ADMIN": true} // the clients' admin URL, no server key
 	for k := range known {
 		names["WAFCANARY_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
 	}

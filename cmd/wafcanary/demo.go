@@ -20,7 +20,6 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
-	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -95,9 +94,10 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	cfg.Shadow.SamplePercent = o.shadowPercent
 	cfg.Gates.CRSSuite = o.crsSuite
 	cfg.Rollout = demoRollout(o.stepDuration)
-	scope := evidence.Scope{Paths: []string{"/support/tickets"}, RuleIDs: []int{930120}}
+	// No scope is given: start reads it from the candidate (the
+	// exclusion's path and rule; nothing for the paranoia raise).
 	if o.overBlocking {
-		o.candidate, scope = "embedded:candidate-pl2.conf", evidence.Scope{}
+		o.candidate = "embedded:candidate-pl2.conf"
 	}
 	// Demo clients carry a stable X-Client-ID; keying on it spreads them
 	// over both arms although they all come from 127.0.0.1.
@@ -127,7 +127,16 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 		return errUsage{fmt.Errorf("admin: %w (choose another address with --admin-listen, e.g. --admin-listen 127.0.0.1:0)", err)}
 	}
 	proxyURL := "http://" + proxyLn.Addr().String()
-	req := admin.StartRequest{Candidate: o.candidate, Reason: "demo rollout", Actor: "demo", Scope: scope}
+	// The CLI finds the demo with -c: its addresses, and its state_dir
+	// (this directory, where admin.token is).
+	cfgPath := filepath.Join(dir, "wafcanary.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("# Written by `wafcanary demo`, for the CLI's -c: the demo's addresses; state_dir is\n# this directory, where admin.token is.\nlisten: %s\nupstream: %s\nstate_dir: .\nadmin:\n  listen: %s\n",
+		proxyLn.Addr(), cfg.Upstream, adminLn.Addr())), 0o600); err != nil {
+		proxyLn.Close()
+		adminLn.Close()
+		return err
+	}
+	req := admin.StartRequest{Candidate: o.candidate, Reason: "demo rollout", Actor: "demo"}
 	if name, ok := strings.CutPrefix(o.candidate, "embedded:"); ok {
 		req.Cases = "embedded:" + strings.TrimSuffix(name, ".conf") + ".cases.yaml"
 	}
@@ -149,6 +158,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
   demo app (upstream)  %s
   proxy                %s
   metrics              http://%s/metrics
+  status page          http://%s/
   logs (JSON lines)    %s
   baseline             %s  version %s
   candidate            %s  version %s
@@ -162,13 +172,14 @@ Try, in another terminal:
   curl -i '%s/search?q=1%%27%%20OR%%20%%271%%27%%3D%%271%%27--'    SQL injection: 403 from either ruleset
   grep '"shadow disagreement"' %s         where the rulesets differ, with rule IDs
   grep '"request blocked"' %s | tail -1   which rule blocked a request (grep its request_id)
-  WAFCANARY_ADMIN_TOKEN=$(cat %s/admin.token) go run ./cmd/wafcanary status --admin http://%s --watch
-  WAFCANARY_ADMIN_TOKEN=$(cat %s/admin.token) go run ./cmd/wafcanary rollback --admin http://%s
+  go run ./cmd/wafcanary status --watch -c %s
+  go run ./cmd/wafcanary status --wait -c %s     exit 0 when promoted, 8 when rolled back
+  go run ./cmd/wafcanary rollback -c %s
 
-`, cfg.Upstream, proxyURL, adminLn.Addr(), logPath,
+`, cfg.Upstream, proxyURL, adminLn.Addr(), adminLn.Addr(), logPath,
 		served.Baseline.Path, served.Baseline.Version, served.Candidate.Path, served.Candidate.Version,
 		stepsText(cfg.Rollout.Steps), o.stepDuration, cfg.Rollout.Interval, o.rate,
-		proxyURL, logPath, logPath, dir, adminLn.Addr(), dir, adminLn.Addr())
+		proxyURL, logPath, logPath, cfgPath, cfgPath, cfgPath)
 
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)

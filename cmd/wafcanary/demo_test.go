@@ -21,6 +21,7 @@ var (
 	bannerMetrics = regexp.MustCompile(`(?m)^  metrics +(http://127\.0\.0\.1:[1-9]\d*/metrics)$`)
 	bannerLog     = regexp.MustCompile(`(?m)^  logs \(JSON lines\) +(\S+)$`)
 	shadowAgree   = regexp.MustCompile(`shadow: [1-9]\d* agree`)
+	bannerConfig  = regexp.MustCompile(`(?m)^  go run \./cmd/wafcanary status --wait -c (\S+)`)
 	summaryLine   = regexp.MustCompile(`(?m)^\[ *\d+s\] baseline (\d+) req, \d+ blocked \| candidate (\d+) req, \d+ blocked \| shadow: `)
 )
 
@@ -167,9 +168,10 @@ func TestDemoRollouts(t *testing.T) {
 		name         string
 		overBlocking bool
 		want         string
+		exit         int // of status --wait -c the demo's config
 	}{
-		{"exclusion is promoted", false, "rollout promote -> promoted"},
-		{"over-blocking candidate is rolled back", true, "rollout rollback -> rolled_back"},
+		{"exclusion is promoted", false, "rollout promote -> promoted", exitOK},
+		{"over-blocking candidate is rolled back", true, "rollout rollback -> rolled_back", exitRolledBack},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("TMPDIR", t.TempDir())
@@ -185,8 +187,16 @@ func TestDemoRollouts(t *testing.T) {
 				})
 			}()
 			start := time.Now()
-			fleettest.WaitFor(t, 80*time.Second, tt.want, func() bool { return strings.Contains(out.String(), tt.want) })
-			t.Logf("%s after %s", tt.want, time.Since(start).Round(time.Second))
+			// What CI would run: wait for the outcome through the config
+			// the demo wrote, from before the admin listener serves.
+			fleettest.WaitFor(t, 30*time.Second, "the demo's config", func() bool { return bannerConfig.MatchString(out.String()) })
+			cfgPath := bannerConfig.FindStringSubmatch(out.String())[1]
+			waitOut, waitErr, err := runRoot(t, ctx, "status", "--wait", "--timeout", "80s", "--interval", "500ms", "-c", cfgPath)
+			if exitCode(err) != tt.exit {
+				t.Errorf("status --wait: exit %d, want %d: %v\n%s%s", exitCode(err), tt.exit, err, waitOut, waitErr)
+			}
+			t.Logf("status --wait exited %d after %s:\n%s", exitCode(err), time.Since(start).Round(time.Second), waitOut)
+			fleettest.WaitFor(t, 10*time.Second, tt.want, func() bool { return strings.Contains(out.String(), tt.want) })
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("runDemo: %v", err)

@@ -16,16 +16,20 @@ import (
 type etcdOptions struct {
 	endpoints []string
 	prefix    string
-	config    string
+	config    string // the client's --config
+	viaEtcd   bool
 }
 
-func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.config != "" }
+func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.viaEtcd }
 
 // viaEtcd writes a rollback or an undo into etcd; every replica watching
 // the state serves it within a second. It needs no replica to answer,
 // only etcd.
 func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason string) error {
 	cfg := fleet.DefaultConfig
+	if o.viaEtcd && o.config == "" && len(o.endpoints) == 0 {
+		return errUsage{errors.New("--via-etcd needs --config (its state.etcd section) or --etcd endpoints")}
+	}
 	if o.config != "" {
 		c, err := loadConfig(o.config, nil)
 		if err != nil {

@@ -26,6 +26,8 @@ const (
 	exitUnauthorized   = 5  // missing or wrong admin token
 	exitUnreachable    = 6  // the admin API could not be reached
 	exitRefused        = 7  // the candidate failed its gates
+	exitRolledBack     = 8  // status --wait: the rollout was rolled back
+	exitWaitTimeout    = 9  // status --wait: --timeout passed first
 )
 
 func main() {
@@ -47,6 +49,12 @@ func exitCode(err error) int {
 		unreachable  errUnreachable
 		refused      errRefused
 	)
+	if errors.As(err, new(errRolledBack)) {
+		return exitRolledBack
+	}
+	if errors.As(err, new(errWaitTimeout)) {
+		return exitWaitTimeout
+	}
 	switch {
 	case err == nil:
 		return exitOK

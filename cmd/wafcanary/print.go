@@ -66,6 +66,9 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 		fmt.Fprintf(out, " (step %d of %d)", st.Step+1, st.Steps)
 	}
 	fmt.Fprintf(out, "\nshare       candidate on %g%% of clients, shadow on %g%% of requests\n", st.CandidatePercent, st.ShadowSamplePercent)
+	if p := progress(st); p != "" {
+		fmt.Fprintf(out, "progress    %s\n", p)
+	}
 	if st.Baseline != nil {
 		fmt.Fprintf(out, "baseline    %s  %s\n", st.Baseline.Version, st.Baseline.Path)
 	}
@@ -115,4 +118,21 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 		}
 	}
 	return nil
+}
+
+// progress is the current step against its minimums, from the server's
+// clock and the last analysis; "" when no rollout runs.
+func progress(st admin.Status) string {
+	active := st.State == "shadow" || st.State == "progressing" || st.State == "paused"
+	if !active || st.Step < 0 || st.Step >= len(st.Plan) {
+		return ""
+	}
+	p := st.Plan[st.Step]
+	elapsed := st.Now.Sub(st.StepStarted).Round(time.Second)
+	judged := int64(0)
+	if d := st.LastDecision; d != nil {
+		judged = d.Judged
+	}
+	return fmt.Sprintf("step %d of %d: %s of %s, %d of %d requests judged by the candidate at the last analysis",
+		st.Step+1, len(st.Plan), elapsed, time.Duration(p.MinDurationSeconds*float64(time.Second)), judged, p.MinRequests)
 }
