@@ -11,35 +11,36 @@ import (
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
+// maxInferredRules bounds one inferred clause: an exclusion that takes
+// more rules away than this is not a narrow one, and excusing all their
+// lost blocks must be declared, not guessed.
+const maxInferredRules = 25
+
 // ScopeOf reads the rollout scope from what cand adds to base: every
 // exclusion it adds (ctl:ruleRemove*, SecRuleRemove*, SecRuleUpdateTarget*)
-// gives one clause, the rules it takes away under the path and host its
-// rule is conditioned on. Notes say what was read and what was not: a
-// directive that is not an exclusion adds nothing to the scope, so every
-// disagreement it causes stays outside it, and a condition that cannot be
-// read widens its clause to every host or path, which the notes name.
+// conditioned on a path or a host gives one clause, the rules it takes
+// away under that path and host. A removal on every path and host, or of
+// more than 25 rules, is not inferred: its lost blocks would all be
+// excused, so it must be declared with --scope-*. Notes say what was read
+// and what was not; a directive that is not an exclusion adds nothing, so
+// every disagreement it causes stays outside the scope, and a condition
+// that cannot be read widens its clause, which the notes name.
 func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
-	added := addedDirectives(base.Directives(), cand.Directives())
 	var clauses []evidence.Scope
 	var notes []string
-	for i := 0; i < len(added); i++ {
-		d := added[i]
+	for _, chain := range addedRules(base.Directives(), cand.Directives()) {
+		d := chain[0]
 		var c evidence.Scope
 		var note string
 		switch strings.ToLower(d.Name) {
 		case "secrule", "secaction":
-			chain := []ruleset.Directive{d}
-			for hasAction(chain[len(chain)-1], "chain") && i+1 < len(added) {
-				i++
-				chain = append(chain, added[i])
-			}
 			c, note = ruleScope(base, chain)
 		case "secruleremovebyid":
-			c.RuleIDs = idsOf(base, strings.Fields(d.Args))
+			c.RuleIDs = idsOf(base, strings.Fields(unquote(d.Args)))
 		case "secruleremovebytag":
 			c.RuleIDs = taggedRules(base, unquote(d.Args))
 		case "secruleupdatetargetbyid":
-			if f := fields(d.Args); len(f) > 0 && strings.HasPrefix(unquote(f[len(f)-1]), "!") {
+			if f := fields(d.Args); len(f) > 1 && strings.HasPrefix(unquote(f[len(f)-1]), "!") {
 				c.RuleIDs = idsOf(base, strings.Fields(unquote(f[0])))
 			}
 		case "secruleupdatetargetbytag":
@@ -47,18 +48,26 @@ func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 				c.RuleIDs = taggedRules(base, unquote(f[0]))
 			}
 		}
+		where := fmt.Sprintf("%s:%d", d.File, d.Line)
 		if note != "" {
-			notes = append(notes, fmt.Sprintf("%s:%d: %s", d.File, d.Line, note))
+			notes = append(notes, where+": "+note)
 		}
-		if len(c.RuleIDs) == 0 {
+		switch {
+		case len(c.RuleIDs) == 0:
+			continue
+		case len(c.Paths) == 0 && len(c.Hosts) == 0:
+			notes = append(notes, fmt.Sprintf("%s: takes %d rule(s) away on every host and path: not inferred (every lost block counts); declare --scope-rule if that is meant", where, len(c.RuleIDs)))
+			continue
+		case len(c.RuleIDs) > maxInferredRules:
+			notes = append(notes, fmt.Sprintf("%s: takes %d rules away: not inferred (at most %d); declare --scope-* if that is meant", where, len(c.RuleIDs), maxInferredRules))
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("%s:%d: %s", d.File, d.Line, c))
+		notes = append(notes, fmt.Sprintf("%s: %s", where, c))
 		clauses = merge(clauses, c)
 	}
 	switch len(clauses) {
 	case 0:
-		notes = append(notes, "the candidate takes no rule or target away from the baseline: every lost block is outside the scope")
+		notes = append(notes, "no narrow exclusion inferred: every lost block is outside the scope")
 		return evidence.Scope{}, notes
 	case 1:
 		clauses[0].Inferred = true
@@ -67,22 +76,45 @@ func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 	return evidence.Scope{Clauses: clauses, Inferred: true}, notes
 }
 
-// addedDirectives are the directives of cand that base does not have, in
-// cand's order: a multiset difference on name and arguments, so a line the
-// candidate copied from the baseline is not an addition wherever it sits.
-func addedDirectives(base, cand []ruleset.Directive) []ruleset.Directive {
-	have := map[string]int{}
-	for _, d := range base {
-		have[strings.ToLower(d.Name)+" "+d.Args]++
+// rules groups directives into rules: a SecRule with its chain links,
+// every other directive alone.
+func rules(ds []ruleset.Directive) [][]ruleset.Directive {
+	var out [][]ruleset.Directive
+	open := false
+	for _, d := range ds {
+		if open && strings.EqualFold(d.Name, "SecRule") {
+			out[len(out)-1] = append(out[len(out)-1], d)
+		} else {
+			out = append(out, []ruleset.Directive{d})
+		}
+		open = (strings.EqualFold(d.Name, "SecRule") || strings.EqualFold(d.Name, "SecAction")) && hasAction(d, "chain")
 	}
-	var out []ruleset.Directive
-	for _, d := range cand {
-		k := strings.ToLower(d.Name) + " " + d.Args
-		if have[k] > 0 {
+	return out
+}
+
+// addedRules are the rules of cand that base does not have, in cand's
+// order: a multiset difference on whole rules (chains included), so a
+// rule copied from the baseline is not an addition wherever it sits, and
+// a chain is never split between the two.
+func addedRules(base, cand []ruleset.Directive) [][]ruleset.Directive {
+	key := func(r []ruleset.Directive) string {
+		var b strings.Builder
+		for _, d := range r {
+			b.WriteString(strings.ToLower(d.Name) + " " + d.Args + "\n")
+		}
+		return b.String()
+	}
+	have := map[string]int{}
+	for _, r := range rules(base) {
+		have[key(r)]++
+	}
+	var out [][]ruleset.Directive
+	for _, r := range rules(cand) {
+		if k := key(r); have[k] > 0 {
 			have[k]--
 			continue
 		}
-		out = append(out, d)
+		out = append(out, r)
 	}
 	return out
 }
@@ -202,7 +234,7 @@ func merge(clauses []evidence.Scope, c evidence.Scope) []evidence.Scope {
 func idsOf(base *ruleset.Ruleset, specs []string) []int {
 	var out []int
 	for _, s := range specs {
-		s = unquote(s)
+		s = strings.Trim(unquote(s), `"'`)
 		lo, hi, isRange := strings.Cut(s, "-")
 		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
 		b := a

@@ -30,7 +30,11 @@ type Options struct {
 	// Output is the candidate's file name, for the cases file's comments
 	// and the compiled candidate's name.
 	Output string
-	Now    time.Time
+	// AcceptOpened writes an exclusion although an attack of an excluded
+	// rule's own family gets through the variable; the attacks are listed
+	// in Result.Opened and the candidate's comment.
+	AcceptOpened bool
+	Now          time.Time
 }
 
 // ErrRefused is a request set no narrow exclusion lets through; the
@@ -313,33 +317,53 @@ func (t *tuner) result(rms []Removal) (Result, error) {
 	if err := t.attacks(rs, rms, &res); err != nil {
 		return Result{}, err
 	}
+	if len(res.Opened) > 0 {
+		// Said where the next reader of the rules will look.
+		note := "# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n"
+		for _, o := range res.Opened {
+			note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
+		}
+		head := strings.SplitAfterN(res.SecLang, "\n", 2)
+		res.SecLang = head[0] + note + head[1]
+		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
+	}
 	res.Notes = t.notes
 	return res, nil
 }
 
 // attacks adds the must_block cases and refuses an exclusion that opens
-// a variable to a whole family of attacks.
+// its variable: for every excluded target, the attack families of every
+// rule that loses it, then SQL injection and XSS, each sent in that
+// target of a request that has it. An attack of an excluded rule's own
+// family that the baseline blocks and the candidate lets through is
+// refused unless Options.AcceptOpened; of another family, the family is
+// refused only when none of its attacks stays blocked.
 func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error {
-	seen := map[string]bool{}
 	add := func(c gates.Case) { res.Cases.MustBlock = append(res.Cases.MustBlock, c) }
 	blocks := func(rs *ruleset.Ruleset, c gates.Case) (bool, error) {
 		v, err := judge(t.ctx, rs, c)
 		return v.Blocked, err
 	}
-	for _, rm := range rms {
-		if seen[rm.Target] {
-			continue
+	targets, own, fams := familiesOf(rms)
+	for _, target := range targets {
+		// The request that carries the target: the first one may not.
+		carrier, ok := gates.Case{}, false
+		for _, c := range t.pass {
+			if _, ok = inject(c, target, "x"); ok {
+				carrier = c
+				break
+			}
 		}
-		seen[rm.Target] = true
-		for _, fam := range familiesFor(rm.Rule) {
+		if !ok {
+			return fmt.Errorf("%w: no request has a value in %s that an attack can be sent in, so the exclusion of %s from it cannot be tested; tune such requests apart, or write the exclusion by hand",
+				ErrRefused, target, rulesOf(rms, target))
+		}
+		for _, fam := range fams[target] {
 			tried, kept := 0, 0
 			var opened []string
 			for _, payload := range fam.attacks {
-				c, ok := inject(t.pass[0], rm.Target, payload)
-				if !ok {
-					break
-				}
-				c.Name = fmt.Sprintf("%s in %s on %s: %s", fam.name, rm.Target, t.path, payload)
+				c, _ := inject(carrier, target, payload)
+				c.Name = fmt.Sprintf("%s in %s on %s: %s", fam.name, target, t.path, payload)
 				b, err := blocks(t.base, c)
 				if err != nil {
 					return err
@@ -348,8 +372,7 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 					continue // the baseline lets it through too: no test of the change
 				}
 				tried++
-				b, err = blocks(cand, c)
-				if err != nil {
+				if b, err = blocks(cand, c); err != nil {
 					return err
 				}
 				if !b {
@@ -359,14 +382,17 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 				kept++
 				add(c)
 			}
-			if tried > 0 && kept == 0 {
-				return fmt.Errorf("%w: excluding %s from %s lets %s through it that the baseline blocks (%s); the variable would be open to that family",
-					ErrRefused, rulesOf(rms, rm.Target), rm.Target, fam.name, strings.Join(opened, "; "))
+			switch {
+			case len(opened) > 0 && own[target][fam.name] && !t.opt.AcceptOpened:
+				return fmt.Errorf("%w: excluding %s from %s lets through %s that the baseline blocks: %s; give --accept-opened to write it anyway",
+					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
+			case tried > 0 && kept == 0:
+				return fmt.Errorf("%w: excluding %s from %s lets every %s attack through that the baseline blocks (%s); the variable would be open to that family",
+					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
+			case tried == 0:
+				t.notes = append(t.notes, fmt.Sprintf("no %s attack in %s is blocked by the baseline either: no must_block case for it", fam.name, target))
 			}
 			res.Opened = append(res.Opened, opened...)
-			if tried == 0 {
-				t.notes = append(t.notes, fmt.Sprintf("no %s attack in %s is blocked by the baseline either, or the request has no value there to replace: no must_block case for it", fam.name, rm.Target))
-			}
 		}
 	}
 	for _, c := range t.pass {
@@ -390,6 +416,28 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 		}
 	}
 	return nil
+}
+
+// familiesOf lists the excluded targets in order and, for each, the
+// families of the rules that lose it (own) and every family to try: those,
+// then SQL injection and XSS.
+func familiesOf(rms []Removal) (targets []string, own map[string]map[string]bool, fams map[string][]family) {
+	own, fams = map[string]map[string]bool{}, map[string][]family{}
+	for _, rm := range rms {
+		if _, ok := own[rm.Target]; !ok {
+			targets = append(targets, rm.Target)
+			own[rm.Target] = map[string]bool{}
+		}
+		if f, ok := families[rm.Rule/1000]; ok {
+			own[rm.Target][f.name] = true
+		}
+		for _, f := range familiesFor(rm.Rule) {
+			if !slices.ContainsFunc(fams[rm.Target], func(g family) bool { return g.name == f.name }) {
+				fams[rm.Target] = append(fams[rm.Target], f)
+			}
+		}
+	}
+	return targets, own, fams
 }
 
 func rulesOf(rms []Removal, target string) string {

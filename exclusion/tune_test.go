@@ -196,17 +196,26 @@ func TestTuneRefuses(t *testing.T) {
 			}
 		})
 	}
-	// An exclusion that would open its variable to a whole family: an
-	// SQL injection "false positive" in a field that only 942100 and
-	// 942190 catch... is refused only if no SQL injection stays blocked;
-	// 942100 alone is not enough to open text to every SQLi.
+	// An exclusion that lets an attack of its own rule's family through
+	// the variable (942100 is the only PL1 rule that sees this tautology)
+	// is refused, and written with --accept-opened only, saying so.
 	rec := record("s", "shop.example", "/api/notes", form, "title=x&text=1%27+OR+%271%27%3D%271")
-	res, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now()})
+	if _, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "lets through SQL injection") {
+		t.Fatalf("an exclusion that opens SQL injection: %v", err)
+	}
+	res, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now(), AcceptOpened: true, Output: "c.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Opened) == 0 || !strings.Contains(res.Opened[0], "1' OR '1'='1' --") {
+	if len(res.Opened) == 0 || !strings.Contains(res.Opened[0], "1' OR '1'='1' --") || !strings.Contains(string(res.Files["c.conf"]), "# Written with --accept-opened") {
 		t.Errorf("the tautology the exclusion lets through is not reported: %v", res.Opened)
+	}
+	compiled(t, res) // the note is a comment: it still compiles
+	// A harmless request first must not shield the second one's variable
+	// from its attacks (review finding): body carries an XSS of its own.
+	xss := record("x", "shop.example", "/api/notes", form, "title=x&body=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E+%3Cimg+src%3Dx+onerror%3Dalert(1)%3E")
+	if _, err := Tune(context.Background(), base, b, []capture.Record{noteRecord("n"), xss}, Options{Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "ARGS:body") {
+		t.Errorf("an attack listed after a false positive: %v", err)
 	}
 }
 
@@ -239,5 +248,19 @@ func TestInject(t *testing.T) {
 		if c.in.Headers["X-Trace"] == "PAYLOAD" || strings.Contains(c.in.Body, "PAYLOAD") {
 			t.Fatalf("%s: inject changed its input", c.target)
 		}
+	}
+}
+
+// Every rule that loses a target brings its family's attacks, not only
+// the first (review finding).
+func TestFamiliesOf(t *testing.T) {
+	targets, own, fams := familiesOf([]Removal{{932120, "ARGS:text"}, {944100, "ARGS:text"}, {941100, "ARGS:q"}})
+	var names []string
+	for _, f := range fams["ARGS:text"] {
+		names = append(names, f.name)
+	}
+	if strings.Join(targets, ",") != "ARGS:text,ARGS:q" || strings.Join(names, ",") != "remote command execution,SQL injection,XSS,Java injection" ||
+		!own["ARGS:text"]["Java injection"] || own["ARGS:text"]["XSS"] || !own["ARGS:q"]["XSS"] {
+		t.Errorf("targets %v, families %v, own %v", targets, names, own)
 	}
 }

@@ -21,7 +21,7 @@ import (
 func newTuneCmd() *cobra.Command {
 	o := &clientOptions{}
 	var output, cases, host, path string
-	var force bool
+	var force, acceptOpened bool
 	cmd := &cobra.Command{
 		Use:   "tune REQUEST_ID... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
@@ -36,13 +36,18 @@ variable on the same path, and the same requests on another host and path.
 Every exclusion is compiled and judged in process before it is written: the
 requests pass, the attacks stay blocked. tune refuses (exit code 7) when no
 narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable the
-rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), or an exclusion that
-would let a family of attacks through the variable.
+rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no attack
+can be sent in, or an exclusion that lets through the variable an attack of
+an excluded rule's own family that the baseline blocks (--accept-opened
+writes it anyway, saying so), or every attack of another family.
 
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, ids []string) error {
+			if o.output != "text" && o.output != "json" {
+				return errUsage{fmt.Errorf("-o: want text or json, got %q", o.output)}
+			}
 			if output == "" || cases == "" {
 				return errUsage{errors.New("--output and --cases are required: the candidate and its cases file")}
 			}
@@ -78,7 +83,7 @@ the paths below it instead of the exact path.`,
 				return fmt.Errorf("the served baseline %s: %w", bundle.Version, err)
 			}
 			defer base.Retire()
-			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now()})
+			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now(), AcceptOpened: acceptOpened})
 			if errors.Is(err, exclusion.ErrRefused) {
 				return errRefused{err}
 			}
@@ -103,6 +108,7 @@ the paths below it instead of the exact path.`,
 	f.StringVar(&host, "host", "", "the Host the exclusion applies to (default: the requests'; '*' for every host)")
 	f.StringVar(&path, "path", "", "apply the exclusion to this path and below (default: exactly the requests' path)")
 	f.BoolVar(&force, "force", false, "replace --output and --cases if they exist")
+	f.BoolVar(&acceptOpened, "accept-opened", false, "write the exclusion although an attack of an excluded rule's own family gets through (listed in the candidate's comment)")
 	f.StringVarP(&o.output, "output-format", "o", "text", "text or json")
 	return cmd
 }
