@@ -23,7 +23,9 @@ type Status struct {
 	Candidate           *rollout.RulesetRef `json:"candidate"`
 	Scope               evidence.Scope      `json:"scope"`
 	// Hosts are the only hosts the candidate judges; empty for every host.
-	Hosts        []string          `json:"hosts,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
+	// Awaiting is set while the next step waits for `wafcanary promote`.
+	Awaiting     bool              `json:"awaiting_approval,omitempty"`
 	Started      time.Time         `json:"started,omitzero"`
 	StepStarted  time.Time         `json:"step_started,omitzero"`
 	LastDecision *rollout.Decision `json:"last_decision"`
@@ -43,6 +45,7 @@ type StepPlan struct {
 	Percent            float64 `json:"percent"`
 	MinDurationSeconds float64 `json:"min_duration_seconds"`
 	MinRequests        int64   `json:"min_requests"`
+	Approval           bool    `json:"approval,omitempty"`
 }
 
 // FleetStatus is the fleet part of the status: who leads, whether etcd
@@ -81,6 +84,9 @@ type ActionRequest struct {
 	// To is, for undo, the version to go back to (or a prefix of it);
 	// empty means the baseline that served before the current one.
 	To string `json:"to,omitempty"`
+	// Full is, for promote, to make the candidate the baseline now,
+	// skipping the remaining steps; without it promote moves one step.
+	Full bool `json:"full,omitempty"`
 }
 
 // Action is what POST /api/v1/rollout/{action} does.

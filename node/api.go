@@ -151,7 +151,15 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 	case admin.Resume:
 		_, err = s.rollout.Resume(ctx, req.Actor, req.Reason, now)
 	case admin.Promote:
-		_, err = s.rollout.Promote(ctx, req.Actor, req.Reason, now)
+		if !req.Full {
+			_, err = s.rollout.PromoteStep(ctx, req.Actor, req.Reason, now)
+			break
+		}
+		reason := req.Reason
+		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.cfg.Rollout.Steps)-1 {
+			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.cfg.Rollout.Steps))
+		}
+		_, err = s.rollout.Promote(ctx, req.Actor, reason, now)
 	case admin.Rollback:
 		_, err = s.rollout.Rollback(ctx, req.Actor, req.Reason, now)
 	case admin.Undo:
@@ -186,6 +194,7 @@ func (s *Node) Status() admin.Status {
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
 		Hosts:               st.Hosts,
+		Awaiting:            st.Awaiting,
 		Started:             st.Started,
 		StepStarted:         st.StepStarted,
 		LastDecision:        st.LastDecision,
@@ -197,7 +206,7 @@ func (s *Node) Status() admin.Status {
 	}
 	v.Now = time.Now().UTC()
 	for _, step := range s.cfg.Rollout.Steps {
-		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests})
+		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests, Approval: step.Approval})
 	}
 	return v
 }

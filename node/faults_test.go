@@ -85,7 +85,7 @@ func TestFullDiskUnderStateDir(t *testing.T) {
 
 	free = fill(t, dir)
 	before, share := ls.s.rollout.State(), ls.s.router.Snapshot().Share
-	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "disk full"}); err == nil {
+	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "disk full", Full: true}); err == nil {
 		t.Fatal("a promotion that could not be recorded was acknowledged")
 	}
 	// An analysis that would advance cannot record it: nothing changes.

@@ -80,3 +80,19 @@ func TestStartHosts(t *testing.T) {
 		t.Error("a wildcard host was accepted")
 	}
 }
+
+// promote moves one step, as Argo Rollouts' does; promote --full goes to
+// the end and says in the journal which steps' evidence it skipped.
+func TestPromoteVerbs(t *testing.T) {
+	ls := startLive(t, rolloutConfig(t, newUpstream(t).URL))
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	ctx := context.Background()
+	st, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "one step"})
+	if err != nil || st.State != "progressing" || st.Step != 1 || st.CandidatePercent != 50 {
+		t.Fatalf("promote: %v, %s step %d at %g%%", err, st.State, st.Step, st.CandidatePercent)
+	}
+	st, err = ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "ship it", Full: true})
+	if err != nil || st.State != "promoted" || !strings.Contains(st.LastDecision.Reason, "ship it [full promotion from step 2 of 3: the remaining steps' evidence skipped]") {
+		t.Fatalf("promote --full: %v, %s, %+v", err, st.State, st.LastDecision)
+	}
+}

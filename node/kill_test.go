@@ -202,7 +202,7 @@ func TestKillNineAtRandomMoments(t *testing.T) {
 			a.what = []string{"promote", "rollback", pause, "reload", "analysis"}[rng.IntN(5)]
 			if action := admin.Action(a.what); a.what != "reload" && a.what != "analysis" {
 				do = func() error {
-					_, err := c.api.Do(ctx, action, admin.ActionRequest{Actor: "test", Reason: a.reason})
+					_, err := c.api.Do(ctx, action, admin.ActionRequest{Actor: "test", Reason: a.reason, Full: action == admin.Promote})
 					return err
 				}
 			}

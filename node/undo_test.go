@@ -46,7 +46,7 @@ func TestPromotionSticksThenUndo(t *testing.T) {
 		t.Fatalf("before: the baseline answers the false positive with %d, want 403", got)
 	}
 	ls.start(t, "embedded:candidate-exclusion.conf")
-	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "fixes TICKET-123"}); err != nil {
+	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "fixes TICKET-123", Full: true}); err != nil {
 		t.Fatal(err)
 	}
 	promoted := ls.s.router.Snapshot().Baseline.Version

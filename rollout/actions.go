@@ -201,6 +201,37 @@ func (c *Controller) recordRollback(ctx context.Context) error {
 	return nil
 }
 
+// PromoteStep moves the rollout on by one step, whatever the evidence
+// (Argo Rollouts' promote): the way past a step with approval: true. From
+// the last step it promotes.
+func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.leading(); err != nil {
+		return c.state, err
+	}
+	st := c.state
+	if !st.Phase.Active() {
+		return st, fmt.Errorf("no rollout to promote (state %s): %w", st.Phase, ErrConflict)
+	}
+	if reason == "" {
+		reason = "promoted by hand"
+	}
+	if st.Step >= len(c.cfg.Steps)-1 {
+		return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
+	}
+	what := "approved"
+	if !st.Awaiting {
+		what = "promoted one step"
+	}
+	d := Decision{Time: now, Action: ActionAdvance, Actor: actor,
+		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.cfg.Steps[st.Step+1].Percent, reason)}
+	if err := c.advanceLocked(ctx, st, d); err != nil {
+		return c.state, err
+	}
+	return c.state, nil
+}
+
 // Promote makes the candidate the baseline now, skipping remaining steps.
 func (c *Controller) Promote(ctx context.Context, actor, reason string, now time.Time) (State, error) {
 	c.mu.Lock()

@@ -16,6 +16,9 @@ type Step struct {
 	Percent     float64       `mapstructure:"percent"`
 	MinDuration time.Duration `mapstructure:"min_duration"`
 	MinRequests int64         `mapstructure:"min_requests"`
+	// Approval holds the rollout before this step, however good the
+	// evidence, until an operator promotes it (Argo Rollouts' pause: {}).
+	Approval bool `mapstructure:"approval"`
 }
 
 // Policy holds the limits the evidence is judged against.
@@ -124,6 +127,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("steps[%d].min_requests: must not be negative, got %d", i, s.MinRequests)
 		}
 		prev = s.Percent
+	}
+	if c.Steps[0].Approval {
+		return errors.New("steps[0].approval: the first step begins with `wafcanary start`, which is the approval; put approval on a later step")
 	}
 	if c.Steps[len(c.Steps)-1].Percent != 100 {
 		return fmt.Errorf("steps[%d].percent: the last step must be 100, got %v", len(c.Steps)-1, c.Steps[len(c.Steps)-1].Percent)

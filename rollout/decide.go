@@ -63,6 +63,10 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		// history shows what each look saw.
 		_, err := c.commit(ctx, c.state, d, 0)
 		return d, err
+	case ActionAwait:
+		st.Awaiting = true
+		_, err := c.commit(ctx, st, d, 0)
+		return d, err
 	case ActionRollback:
 		_, err := c.rollbackLocked(ctx, d, 0)
 		return d, err
@@ -74,15 +78,20 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		_, err := c.promoteLocked(ctx, d)
 		return d, err
 	}
+	return d, c.advanceLocked(ctx, st, d)
+}
+
+// advanceLocked moves st to its next step: recorded first, served second.
+func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) error {
 	next := c.cfg.Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
-	st.Step, st.Percent, st.StepStarted, st.Phase = st.Step+1, next.Percent, now, phaseOf(next.Percent)
+	st.Step, st.Percent, st.StepStarted, st.Phase, st.Awaiting = st.Step+1, next.Percent, d.Time, phaseOf(next.Percent), false
 	if _, err := c.commit(ctx, st, d, 0); err != nil {
-		return d, err
+		return err
 	}
 	c.evidence.Reset(windowsOf(st))
-	return d, c.router.Swap(snap)
+	return c.router.Swap(snap)
 }
 
 // decide is the controller's rule, and only the rule: from the state, the
@@ -106,13 +115,16 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 	case a.Verdict != Pass:
 		return ActionHold, a.Reason()
 	case now.Sub(st.StepStarted) < step.MinDuration:
-		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
+		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step+1, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
 	case judged < step.MinRequests:
-		return ActionHold, fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step, step.MinRequests, judged)
+		return ActionHold, fmt.Sprintf("checks pass; step %d needs %d requests judged by the candidate, has %d", st.Step+1, step.MinRequests, judged)
 	case st.Step == len(cfg.Steps)-1:
 		return ActionPromote, fmt.Sprintf("all checks pass at %v%% after %s: %s", st.Percent, now.Sub(st.Started).Round(time.Second), summary(a))
+	case cfg.Steps[st.Step+1].Approval:
+		return ActionAwait, fmt.Sprintf("step %d passed (%v%%, %d requests); step %d (%v%%) needs approval: `wafcanary promote` to go on: %s",
+			st.Step+1, st.Percent, judged, st.Step+2, cfg.Steps[st.Step+1].Percent, summary(a))
 	}
-	return ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step, st.Percent, judged, summary(a))
+	return ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step+1, st.Percent, judged, summary(a))
 }
 
 func summary(a Analysis) string {

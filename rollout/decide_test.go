@@ -20,6 +20,8 @@ func TestDecide(t *testing.T) {
 		return State{Phase: phase, Step: step, Percent: cfg.Steps[step].Percent, Started: t0.Add(-started), StepStarted: t0.Add(-stepStarted)}
 	}
 	onMax := func(a string) Config { c := cfg; c.Policy.OnMaxDuration = a; return c }
+	approvalNext := cfg
+	approvalNext.Steps = []Step{cfg.Steps[0], {Percent: 10, Approval: true}, cfg.Steps[1]}
 	for _, tc := range []struct {
 		name   string
 		st     State
@@ -40,7 +42,8 @@ func TestDecide(t *testing.T) {
 		{"inconclusive holds", at(0, Shadow, 2*time.Minute, 2*time.Minute), wait, 500, "", cfg, ActionHold, "p99 not yet conclusive"},
 		{"passing before min_duration holds", at(0, Shadow, 30*time.Second, 30*time.Second), pass, 500, "", cfg, ActionHold, "needs 1m0s, has 30s"},
 		{"passing below min_requests holds", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 99, "", cfg, ActionHold, "needs 100 requests judged by the candidate, has 99"},
-		{"passing a step advances", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 100, "", cfg, ActionAdvance, "step 0 passed (0%, 100 requests): new blocks fine"},
+		{"a step with approval next awaits it", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 100, "", approvalNext, ActionAwait, "step 1 passed (0%, 100 requests); step 2 (10%) needs approval"},
+		{"passing a step advances", at(0, Shadow, 2*time.Minute, 2*time.Minute), pass, 100, "", cfg, ActionAdvance, "step 1 passed (0%, 100 requests): new blocks fine"},
 		{"passing the last step promotes", at(1, Progressing, 3*time.Minute, 2*time.Minute), pass, 100, "", cfg, ActionPromote, "all checks pass at 50% after 3m0s"},
 	} {
 		got, reason := decide(tc.st, tc.a, tc.judged, tc.probe, tc.cfg, t0)

@@ -17,7 +17,7 @@ type Metrics struct {
 var _ Reporter = (*Metrics)(nil)
 
 // Decisions the controller and operators take, created at zero.
-var decisions = []Action{ActionStart, ActionAdvance, ActionPromote, ActionRollback, ActionHold, ActionPause, ActionResume, ActionUndo, ActionReload}
+var decisions = []Action{ActionStart, ActionAdvance, ActionPromote, ActionRollback, ActionHold, ActionAwait, ActionPause, ActionResume, ActionUndo, ActionReload}
 
 // NewMetrics creates the rollout collectors and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {

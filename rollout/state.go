@@ -53,6 +53,9 @@ const (
 	ActionUndo          Action = "undo"
 	ActionReload        Action = "reload"
 	ActionNone          Action = "none"
+	// ActionAwait is an analysis that would advance into a step with
+	// approval: true; the rollout holds until promoted.
+	ActionAwait Action = "await_approval"
 	ActionGatesOverride Action = "gates_override"
 )
 
@@ -80,7 +83,10 @@ type State struct {
 	Scope       evidence.Scope `json:"scope"`
 	// Hosts are the only hosts the candidate judges (start --hosts);
 	// empty for every host.
-	Hosts  []string `json:"hosts,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
+	// Awaiting is set while the next step needs an operator's approval
+	// (`wafcanary promote`) and the evidence would advance into it.
+	Awaiting bool `json:"awaiting_approval,omitempty"`
 	Reason string   `json:"reason,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica

@@ -39,7 +39,7 @@ function render(data) {
   $("state").dataset.state = st.state;
   text("state", st.state);
   const active = ["shadow", "progressing", "paused"].includes(st.state);
-  text("stepline", active ? `step ${st.step + 1} of ${st.steps}` : "");
+  text("stepline", active ? `step ${st.step + 1} of ${st.steps}` + (st.awaiting_approval ? ` — step ${st.step + 2} waits for approval: Promote one step` : "") : "");
   text("updated", "updated " + new Date().toLocaleTimeString());
   text("share", `candidate on ${st.candidate_percent}% of clients, shadow on ${st.shadow_sample_percent}% of requests`);
   text("baseline", st.baseline ? `${st.baseline.version}  ${st.baseline.path}` : "–");
@@ -96,6 +96,8 @@ function renderSteps(st, active) {
       progress = el("span", {}, bar(elapsed / Math.max(p.min_duration_seconds, 1)), ` ${dur(elapsed)} of ${dur(p.min_duration_seconds)}; `,
         bar(judged / Math.max(p.min_requests, 1)), ` ${judged} of ${p.min_requests} requests`);
     }
+    if (active && i === st.step + 1 && st.awaiting_approval) progress = "waits for approval";
+    else if (p.approval && !(active && i <= st.step)) progress = progress || "needs approval";
     tb.append(el("tr", {class: cur ? "current" : ""}, el("td", {}, i + 1), el("td", {}, p.percent === 0 ? "shadow only" : p.percent + "%"),
       el("td", {}, dur(p.min_duration_seconds)), el("td", {}, p.min_requests), el("td", {}, progress)));
   });
@@ -175,7 +177,7 @@ function showToken() {
   text("tokenstate", sessionStorage.getItem(tokenKey) ? "token set for this tab" : "no token: actions are refused");
 }
 
-async function act(action) {
+async function act(action, full) {
   const token = sessionStorage.getItem(tokenKey);
   if (!token) {
     text("actionresult", "enter the admin token first");
@@ -186,7 +188,7 @@ async function act(action) {
     const r = await fetch("/api/v1/rollout/" + action, {
       method: "POST",
       headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
-      body: JSON.stringify({reason: $("reason").value || action + " from the status page", actor: "web"}),
+      body: JSON.stringify({reason: $("reason").value || action + " from the status page", actor: "web", full: !!full}),
     });
     const body = await r.text();
     if (!r.ok) {
@@ -211,7 +213,7 @@ document.addEventListener("DOMContentLoaded", () => {
     showToken();
   });
   $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); });
-  for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => act(b.dataset.action));
+  for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => act(b.dataset.action, b.dataset.full === "true"));
   $("holds").addEventListener("change", load);
   showToken();
   load();

@@ -253,6 +253,7 @@ func newStartCmd() *cobra.Command {
 func newActionCmd(action admin.Action, short string) *cobra.Command {
 	o := &clientOptions{}
 	var reason, to string
+	var full bool
 	var direct etcdOptions
 	cmd := &cobra.Command{
 		Use:   string(action),
@@ -267,7 +268,7 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 				return errUsage{errors.New("--reason is required: it is journalled with the undo")}
 			}
 			start := time.Now()
-			req := admin.ActionRequest{Reason: reason, Actor: actor(), To: to}
+			req := admin.ActionRequest{Reason: reason, Actor: actor(), To: to, Full: full}
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Do(cmd.Context(), action, req) })
 			if err != nil {
 				return err
@@ -287,6 +288,9 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
+	if action == admin.Promote {
+		f.BoolVar(&full, "full", false, "make the candidate the baseline now, skipping the remaining steps (journalled as such); without it, promote moves one step")
+	}
 	if action == admin.Undo {
 		f.StringVar(&to, "to", "", "the baseline version to serve again, or a unique prefix (default: the one before the current; `wafcanary history` lists them)")
 	}

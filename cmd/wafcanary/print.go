@@ -69,6 +69,9 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 	if p := progress(st); p != "" {
 		fmt.Fprintf(out, "progress    %s\n", p)
 	}
+	if st.Awaiting && st.Step+1 < len(st.Plan) {
+		fmt.Fprintf(out, "approval    step %d (%g%%) waits for `wafcanary promote`; the evidence says go on\n", st.Step+2, st.Plan[st.Step+1].Percent)
+	}
 	if st.Baseline != nil {
 		fmt.Fprintf(out, "baseline    %s  %s\n", st.Baseline.Version, st.Baseline.Path)
 	}

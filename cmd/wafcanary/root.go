@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		newStartCmd(), newStatusCmd(), newHistoryCmd(), newExplainCmd(), newTuneCmd(),
 		newActionCmd(admin.Pause, "Hold the rollout's share; analysis goes on and a failure still rolls back"),
 		newActionCmd(admin.Resume, "Continue a paused rollout at its step"),
-		newActionCmd(admin.Promote, "Make the candidate the baseline now, skipping remaining steps"),
+		newActionCmd(admin.Promote, "Move the rollout on one step whatever the evidence (past an approval), or to 100% and promoted with --full"),
 		newActionCmd(admin.Rollback, "Take the candidate out of service now, from any rollout state (idempotent)"),
 		newActionCmd(admin.Undo, "Serve an earlier baseline again, from the next request (after a promotion: the way back)"))
 	for _, c := range root.Commands() {

@@ -118,7 +118,7 @@ func TestTuneLoop(t *testing.T) {
 	if h := run("history"); !strings.Contains(h, "[scope inferred from the candidate: host shop.example") {
 		t.Errorf("the journal does not record the inferred scope:\n%s", h)
 	}
-	run("promote", "--reason", "checked by hand")
+	run("promote", "--full", "--reason", "checked by hand")
 	for _, c := range []struct {
 		name, host, body string
 		want             int

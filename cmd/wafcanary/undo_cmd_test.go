@@ -22,7 +22,7 @@ func TestUndoCommands(t *testing.T) {
 	if out, err := run("start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "TICKET-123"); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
-	if out, err := run("promote", "--reason", "looks good"); err != nil {
+	if out, err := run("promote", "--full", "--reason", "looks good"); err != nil {
 		t.Fatalf("promote: %v\n%s", err, out)
 	}
 	promoted := n.Status().Baseline.Version
