@@ -43,19 +43,19 @@ type Action string
 // Actions. ActionNone is an analysis that could not act (no rollout, the
 // state changed under it); ActionHold one that chose not to.
 const (
-	ActionStart         Action = "start"
-	ActionAdvance       Action = "advance"
-	ActionPromote       Action = "promote"
-	ActionRollback      Action = "rollback"
-	ActionHold          Action = "hold"
-	ActionPause         Action = "pause"
-	ActionResume        Action = "resume"
-	ActionUndo          Action = "undo"
-	ActionReload        Action = "reload"
-	ActionNone          Action = "none"
+	ActionStart    Action = "start"
+	ActionAdvance  Action = "advance"
+	ActionPromote  Action = "promote"
+	ActionRollback Action = "rollback"
+	ActionHold     Action = "hold"
+	ActionPause    Action = "pause"
+	ActionResume   Action = "resume"
+	ActionUndo     Action = "undo"
+	ActionReload   Action = "reload"
+	ActionNone     Action = "none"
 	// ActionAwait is an analysis that would advance into a step with
 	// approval: true; the rollout holds until promoted.
-	ActionAwait Action = "await_approval"
+	ActionAwait         Action = "await_approval"
 	ActionGatesOverride Action = "gates_override"
 )
 
@@ -86,8 +86,8 @@ type State struct {
 	Hosts []string `json:"hosts,omitempty"`
 	// Awaiting is set while the next step needs an operator's approval
 	// (`wafcanary promote`) and the evidence would advance into it.
-	Awaiting bool `json:"awaiting_approval,omitempty"`
-	Reason string   `json:"reason,omitempty"`
+	Awaiting bool   `json:"awaiting_approval,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica
 	// serves. Zero means the serving replica's own shadow.sample_percent
