@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -41,6 +43,11 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	}
 	base := s.router.Snapshot().Baseline
 	if err := s.gate(ctx, req, base, cand); err != nil {
+		if errors.Is(err, gates.ErrRefused) {
+			st := s.rollout.State()
+			s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
+				State: string(st.Phase), Step: st.Step + 1, Steps: len(s.cfg.Rollout.Steps), Baseline: base.Version, Candidate: cand.Version})
+		}
 		cand.Retire()
 		return admin.Status{}, err
 	}

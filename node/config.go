@@ -10,6 +10,7 @@ import (
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 )
@@ -30,7 +31,9 @@ type Config struct {
 	Rollout  rollout.Config       `mapstructure:"rollout"`
 	Gates    gates.Config         `mapstructure:"gates"`
 	Capture  capture.Config       `mapstructure:"capture"`
-	Log      LogConfig            `mapstructure:"log"`
+	// Notifications are webhooks told of each rollout event.
+	Notifications notification.Config `mapstructure:"notifications"`
+	Log           LogConfig           `mapstructure:"log"`
 }
 
 // RulesetsConfig names the ruleset files. "embedded:NAME" refers to a
@@ -58,19 +61,20 @@ type LogConfig struct {
 // shipped baseline alone, on loopback, state in ./state.
 func Default() Config {
 	return Config{
-		Listen:   "127.0.0.1:8080",
-		Upstream: "http://127.0.0.1:8081",
-		StateDir: "state",
-		State:    StateConfig{Backend: "file", Etcd: fleet.DefaultConfig},
-		Admin:    admin.DefaultConfig,
-		Rulesets: RulesetsConfig{Baseline: "embedded:baseline.conf"},
-		Routing:  router.DefaultRoutingConfig,
-		Shadow:   router.DefaultShadowConfig,
-		Proxy:    router.DefaultProxyConfig,
-		Rollout:  rollout.DefaultConfig,
-		Gates:    gates.DefaultConfig,
-		Capture:  capture.DefaultConfig,
-		Log:      LogConfig{Level: "info"},
+		Listen:        "127.0.0.1:8080",
+		Upstream:      "http://127.0.0.1:8081",
+		StateDir:      "state",
+		State:         StateConfig{Backend: "file", Etcd: fleet.DefaultConfig},
+		Admin:         admin.DefaultConfig,
+		Rulesets:      RulesetsConfig{Baseline: "embedded:baseline.conf"},
+		Routing:       router.DefaultRoutingConfig,
+		Shadow:        router.DefaultShadowConfig,
+		Proxy:         router.DefaultProxyConfig,
+		Rollout:       rollout.DefaultConfig,
+		Gates:         gates.DefaultConfig,
+		Capture:       capture.DefaultConfig,
+		Notifications: notification.DefaultConfig,
+		Log:           LogConfig{Level: "info"},
 	}
 }
 
@@ -112,7 +116,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/metrics"
+	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -49,6 +50,8 @@ type Node struct {
 	// capture, when capture.enabled, keeps the requests themselves.
 	blocks  *recentBlocks
 	capture *capture.Store
+	// notifier tells the webhooks of each rollout event.
+	notifier *notification.Notifier
 
 	// A fleet's replica (state.backend etcd); nil on a single node.
 	etcd       *clientv3.Client
@@ -156,9 +159,10 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		}
 	}
 	reporter := rollout.NewMetrics(s.reg)
+	s.notifier = notification.New(cfg.Notifications, s.reg, log)
 	opts := rollout.Options{
 		Config: cfg.Rollout, Router: s.router, Evidence: source,
-		Reporter: reporter, Probe: s.probe, Logger: log, ShadowSample: sample,
+		Reporter: reporter, Notify: s.decided, Probe: s.probe, Logger: log, ShadowSample: sample,
 	}
 	if s.etcd != nil {
 		err = s.joinFleet(opts, reporter)
@@ -273,6 +277,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	if s.capture != nil {
 		go s.capture.Run(shadowCtx) // writes until the proxy has stopped
 	}
+	go s.notifier.Run(shadowCtx)
 	controlCtx, stopControl := context.WithCancel(ctx)
 	controlDone := make(chan struct{})
 	go func() { s.rollout.Run(controlCtx); close(controlDone) }()

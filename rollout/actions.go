@@ -119,7 +119,9 @@ func (c *Controller) Rollback(ctx context.Context, actor, reason string, now tim
 			return c.state, fmt.Errorf("recording rollback: %w", err)
 		}
 		c.gen.Add(1)
+		prev := c.state
 		c.state = st
+		c.told(prev, st, d)
 		return st, nil
 	case c.state.Phase == RolledBack:
 		return c.state, nil
@@ -198,6 +200,7 @@ func (c *Controller) recordRollback(ctx context.Context) error {
 	}
 	c.unrecorded = nil
 	c.log.Info("rollback recorded", "actor", u.d.Actor, "decided", u.d.Time)
+	c.told(State{Phase: Progressing}, u.st, u.d) // in force since u.d.Time; told once recorded
 	return nil
 }
 

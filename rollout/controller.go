@@ -70,6 +70,10 @@ type Reporter interface {
 	ReportRollout(st State, a *Analysis, decision Action)
 }
 
+// Notify is told of every decision recorded, with the state before and
+// after, to tell people (notification webhooks). It must not block.
+type Notify func(prev, st State, d Decision)
+
 // Controller runs rollouts. It is safe for concurrent use: the analysis
 // runs without its lock, so a rollback never waits for one.
 type Controller struct {
@@ -78,6 +82,7 @@ type Controller struct {
 	evidence     EvidenceSource
 	store        Store
 	reporter     Reporter
+	notify       Notify
 	probe        Probe
 	lead         Leadership
 	log          *slog.Logger
@@ -103,6 +108,7 @@ type Options struct {
 	Evidence EvidenceSource
 	Store    Store
 	Reporter Reporter // optional
+	Notify   Notify   // optional
 	Probe    Probe    // optional
 	// Leadership is set for a fleet: only the leader analyses, starts,
 	// pauses, resumes and promotes; any replica may roll back.
@@ -133,7 +139,7 @@ func New(o Options) (*Controller, error) {
 	if err := st.Check(); err != nil {
 		return nil, fmt.Errorf("rollout state: %w (fix or remove it; the journal keeps its history)", err)
 	}
-	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, notify: o.Notify, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
 	if o.Leadership == nil {
 		if err := c.fitSteps(ctx, time.Now()); err != nil {
 			return nil, err
@@ -208,10 +214,18 @@ func (c *Controller) commit(ctx context.Context, st State, d Decision, latency t
 		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
 	}
 	c.gen.Add(1)
+	prev := c.state
 	c.state = st
 	c.log.Info("rollout "+string(d.Action), "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
 	c.report(d.Analysis, d.Action)
+	c.told(prev, st, d)
 	return st, nil
+}
+
+func (c *Controller) told(prev, st State, d Decision) {
+	if c.notify != nil {
+		c.notify(prev, st, d)
+	}
 }
 
 func (c *Controller) report(a *Analysis, decision Action) {

@@ -42,6 +42,10 @@ type Entry struct {
 // state, never half of one; the journal is appended and synced per entry.
 type FileStore struct {
 	Dir string
+	// JournalMaxBytes and JournalKeep override the journal's rotation
+	// (0: JournalMaxBytes, JournalKeep).
+	JournalMaxBytes int64
+	JournalKeep     int
 }
 
 func (s FileStore) statePath() string   { return filepath.Join(s.Dir, "rollout.json") }
@@ -129,6 +133,11 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
+	return syncDir(dir)
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -203,12 +212,15 @@ func (s FileStore) Append(ctx context.Context, e Entry) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}
+	line := append(b, '\n')
+	if err := s.rotate(int64(len(line))); err != nil {
+		return fmt.Errorf("journal: rotating: %w", err)
+	}
 	f, err := os.OpenFile(s.journalPath(), os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
-	line := append(b, '\n')
 	// A crash mid-append leaves a torn last line. Appending onto it would
 	// make one unreadable line of the fragment and this entry, losing the
 	// entry; a newline first fences the fragment off (History skips it).
@@ -224,24 +236,85 @@ func (s FileStore) Append(ctx context.Context, e Entry) error {
 	return f.Sync()
 }
 
-// History returns the last n journal entries (all if n <= 0), oldest first.
-// A torn line (a crash mid-append) is skipped, not fatal; a line too long
-// to read is an ActionUnreadable entry naming its line.
-func (s FileStore) History(n int) ([]Entry, error) {
-	f, err := os.Open(s.journalPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// The journal rotates by size: when an entry would take journal.jsonl
+// past JournalMaxBytes, it becomes journal.jsonl.1 (and .1 becomes .2...),
+// and the oldest beyond JournalKeep rotated files is deleted. With the
+// shipped interval, holds included, a file lasts about a day.
+const (
+	JournalMaxBytes = 16 << 20
+	JournalKeep     = 4
+)
+
+func (s FileStore) maxBytes() int64 {
+	if s.JournalMaxBytes > 0 {
+		return s.JournalMaxBytes
+	}
+	return JournalMaxBytes
+}
+
+func (s FileStore) keep() int {
+	if s.JournalKeep > 0 {
+		return s.JournalKeep
+	}
+	return JournalKeep
+}
+
+func (s FileStore) rotated(i int) string { return fmt.Sprintf("%s.%d", s.journalPath(), i) }
+
+// rotate makes room for an entry of n bytes. One writer appends (the
+// store's lock holder), so renames race with nothing.
+func (s FileStore) rotate(n int64) error {
+	info, err := os.Stat(s.journalPath())
+	if errors.Is(err, fs.ErrNotExist) || err == nil && (info.Size() == 0 || info.Size()+n <= s.maxBytes()) {
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return err
 	}
-	defer f.Close()
-	out, err := readJournal(f, maxLineBytes)
+	if err := os.Remove(s.rotated(s.keep())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := s.keep() - 1; i >= 1; i-- {
+		if err := os.Rename(s.rotated(i), s.rotated(i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Rename(s.journalPath(), s.rotated(1)); err != nil {
+		return err
+	}
+	return syncDir(s.Dir)
+}
+
+// History returns the last n journal entries (all if n <= 0), oldest first,
+// across the rotated files it needs. A torn line (a crash mid-append) is
+// skipped, not fatal; a line too long to read is an ActionUnreadable entry
+// naming its line.
+func (s FileStore) History(n int) ([]Entry, error) {
+	var out []Entry
+	for i := 0; i <= s.keep(); i++ {
+		path := s.journalPath()
+		if i > 0 {
+			path = s.rotated(i)
+		}
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("journal: %w", err)
+		}
+		older, err := readJournal(f, maxLineBytes)
+		f.Close()
+		out = append(older, out...)
+		if err != nil {
+			return out, fmt.Errorf("journal %s: %w", path, err)
+		}
+		if n > 0 && len(out) >= n {
+			break
+		}
+	}
 	if n > 0 && len(out) > n {
 		out = out[len(out)-n:]
-	}
-	if err != nil {
-		return out, fmt.Errorf("journal %s: %w", s.journalPath(), err)
 	}
 	return out, nil
 }

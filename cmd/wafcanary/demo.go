@@ -113,7 +113,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 
-	s, err := node.New(cfg, log, version)
+	s, err := node.New(cfg, log, buildVersion())
 	if err != nil {
 		return err
 	}

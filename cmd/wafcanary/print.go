@@ -33,7 +33,7 @@ func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.Ru
 		return err
 	}
 	for _, e := range entries {
-		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Format(time.RFC3339), e.Action, e.State, e.Actor, e.Step, e.Percent)
+		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Local().Format("2006-01-02 15:04:05"), e.Action, e.State, e.Actor, e.Step+1, e.Percent)
 		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
 			line += "  baseline " + e.Baseline
 		}

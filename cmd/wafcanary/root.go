@@ -14,11 +14,11 @@ func newRootCmd() *cobra.Command {
 		Short:         "Roll out WAF rule changes as a measured canary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       buildVersion(),
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
 	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd(),
-		newStartCmd(), newStatusCmd(), newHistoryCmd(), newExplainCmd(), newTuneCmd(),
+		newStartCmd(), newStatusCmd(), newHistoryCmd(), newExplainCmd(), newTuneCmd(), newVersionCmd(),
 		newActionCmd(admin.Pause, "Hold the rollout's share; analysis goes on and a failure still rolls back"),
 		newActionCmd(admin.Resume, "Continue a paused rollout at its step"),
 		newActionCmd(admin.Promote, "Move the rollout on one step whatever the evidence (past an approval), or to 100% and promoted with --full"),

@@ -31,7 +31,7 @@ rollout runs.`,
 				return errUsage{err}
 			}
 			log := newLogger(cfg.Log.Level)
-			s, err := node.New(cfg, log, version)
+			s, err := node.New(cfg, log, buildVersion())
 			if err != nil {
 				return err
 			}
