@@ -131,6 +131,10 @@ type ruleGroups struct {
 	} `yaml:"groups"`
 }
 
+// ruleQueries lists the rules' expressions and recorded series, leaving
+// out the fleet-only group: the single node the Prometheus test scrapes
+// exports no fleet series (wafcanary_fleet_leader, _state_store_up, which
+// fleet's tests check), and promtool's unit tests run those rules.
 func ruleQueries(t *testing.T) (exprs []query, records []string) {
 	b, err := os.ReadFile(rulesFile)
 	if err != nil {
@@ -141,6 +145,9 @@ func ruleQueries(t *testing.T) (exprs []query, records []string) {
 		t.Fatal(err)
 	}
 	for _, g := range rg.Groups {
+		if strings.HasSuffix(g.Name, "-fleet-alerts") {
+			continue
+		}
 		for _, r := range g.Rules {
 			name := r.Record + r.Alert
 			exprs = append(exprs, query{fmt.Sprintf("rule %s/%s", g.Name, name), r.Expr})

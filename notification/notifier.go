@@ -67,11 +67,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) *Notifier {
 		wait: func(n int) time.Duration { return time.Second << (n - 1) },
 	}
 	reg.MustRegister(n.results)
-	if len(cfg.Webhooks) > 0 {
-		for _, e := range Events {
-			for _, r := range []string{"sent", "failed", "dropped"} {
-				n.results.WithLabelValues(string(e), r)
-			}
+	for _, e := range Events { // at zero from start-up, as every series is
+		for _, r := range []string{"sent", "failed", "dropped"} {
+			n.results.WithLabelValues(string(e), r)
 		}
 	}
 	return n
@@ -124,8 +122,8 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 			return
 		}
 	}
-	n.results.WithLabelValues(string(d.msg.Event), "failed").Inc()
 	n.log.Warn("notification failed", "event", string(d.msg.Event), "webhook", host(d.hook.URL), "attempts", n.cfg.Retries+1, "error", err.Error())
+	n.results.WithLabelValues(string(d.msg.Event), "failed").Inc()
 }
 
 func (n *Notifier) post(ctx context.Context, u string, b []byte) error {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,10 +40,9 @@ func TestNotifier(t *testing.T) {
 		ok.mu.Unlock()
 	}))
 	defer okSrv.Close()
-	var failures sync.WaitGroup
-	failures.Add(3) // the first attempt and two retries
+	var failures atomic.Int32
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		failures.Done()
+		failures.Add(1)
 		w.WriteHeader(http.StatusBadGateway)
 	}))
 	defer failing.Close()
@@ -64,7 +64,6 @@ func TestNotifier(t *testing.T) {
 
 	n.Send(Message{Event: Start, Actor: "alice", Reason: "fp", State: "shadow", Step: 1, Steps: 3, Baseline: "b1", Candidate: "c1"})
 	n.Send(Message{Event: Rollback, Actor: "controller", Reason: "new blocks", State: "rolled_back", Step: 2, Steps: 3, Percent: 10, Baseline: "b1", Candidate: "c1"})
-	failures.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(ok.got()) < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -83,8 +82,8 @@ func TestNotifier(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(n.results.WithLabelValues("rollback", "failed")) != 1 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if v := testutil.ToFloat64(n.results.WithLabelValues("rollback", "failed")); v != 1 {
-		t.Errorf("failed deliveries counted %v, want 1", v)
+	if v := testutil.ToFloat64(n.results.WithLabelValues("rollback", "failed")); v != 1 || failures.Load() != 3 {
+		t.Errorf("failed deliveries counted %v after %d attempts, want 1 after 3 (two retries)", v, failures.Load())
 	}
 	if v := testutil.ToFloat64(n.results.WithLabelValues("rollback", "sent")); v != 2 {
 		t.Errorf("sent rollbacks %v, want 2", v)
@@ -97,8 +96,15 @@ func TestNotifier(t *testing.T) {
 
 	// A receiver that hangs: Send returns at once, and past the queue
 	// the rest are dropped and counted.
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // the server sees a client hang up only once the body is read: release at the end
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
 	defer hang.Close()
+	defer close(release)
 	h := New(Config{Timeout: time.Minute, Retries: 0, QueueSize: 2, Webhooks: []Webhook{{URL: hang.URL, Format: JSON}}}, prometheus.NewRegistry(), log)
 	hctx, hcancel := context.WithCancel(context.Background())
 	hdone := make(chan struct{})

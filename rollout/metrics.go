@@ -8,10 +8,14 @@ import (
 // the rollout stands, what it decided, and the evidence against each
 // limit, so a dashboard can plot why a decision came.
 type Metrics struct {
-	state     *prometheus.GaugeVec
-	step      prometheus.Gauge
-	decisions *prometheus.CounterVec
-	evidence  *prometheus.GaugeVec
+	state *prometheus.GaugeVec
+	step  prometheus.Gauge
+	// stepStarted and awaiting let an alert tell a stuck rollout and a
+	// forgotten approval.
+	stepStarted prometheus.Gauge
+	awaiting    prometheus.Gauge
+	decisions   *prometheus.CounterVec
+	evidence    *prometheus.GaugeVec
 }
 
 var _ Reporter = (*Metrics)(nil)
@@ -28,7 +32,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"state"}),
 		step: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wafcanary_rollout_step",
-			Help: "Index of the rollout step in force (0 is the first).",
+			Help: "The rollout step in force, numbered from 1 as `wafcanary status` and the status page number it.",
+		}),
+		stepStarted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_step_started_timestamp_seconds",
+			Help: "When the step in force began (Unix seconds; 0 with no rollout): time() minus it is how long the rollout has stood at its step.",
+		}),
+		awaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wafcanary_rollout_awaiting_approval",
+			Help: "1 while the next step waits for `wafcanary promote` (a step with approval: true), else 0.",
 		}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wafcanary_rollout_decisions_total",
@@ -39,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Latest analysis per check: observed value, confidence-sequence bounds and the policy limit (rates as 0-1 fractions, latencies in seconds); verdict is 0 skip, 1 pass, 2 inconclusive, 3 fail.",
 		}, []string{"check", "value"}),
 	}
-	reg.MustRegister(r.state, r.step, r.decisions, r.evidence)
+	reg.MustRegister(r.state, r.step, r.stepStarted, r.awaiting, r.decisions, r.evidence)
 	for _, d := range decisions {
 		r.decisions.WithLabelValues(string(d))
 	}
@@ -55,7 +67,16 @@ func (r *Metrics) ReportRollout(st State, a *Analysis, decision Action) {
 		}
 		r.state.WithLabelValues(string(p)).Set(v)
 	}
-	r.step.Set(float64(st.Step))
+	r.step.Set(float64(st.Step + 1))
+	started, awaiting := 0.0, 0.0
+	if st.Phase.Active() && !st.StepStarted.IsZero() {
+		started = float64(st.StepStarted.UnixNano()) / 1e9
+	}
+	if st.Awaiting && st.Phase.Active() {
+		awaiting = 1
+	}
+	r.stepStarted.Set(started)
+	r.awaiting.Set(awaiting)
 	if decision != "" {
 		r.decisions.WithLabelValues(string(decision)).Inc()
 	}
