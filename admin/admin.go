@@ -72,6 +72,8 @@ type Rollouts interface {
 	// Do carries out one of Actions.
 	Do(ctx context.Context, action Action, req ActionRequest) (Status, error)
 	History(n int) ([]rollout.Entry, error)
+	// Gates says what a start's gates are doing.
+	Gates() GateProgress
 }
 
 // Explainer explains a blocked request by its ID.
@@ -85,6 +87,19 @@ type Explainer interface {
 type Rulesets interface {
 	ServedBaseline() (ruleset.Bundle, error)
 }
+
+// ErrInvalidRuleset is a ruleset that does not compile: answered 400 with
+// kind "invalid_ruleset", so a client can tell it from another bad request.
+var ErrInvalidRuleset = errors.New("ruleset does not compile")
+
+// InvalidRuleset marks err, which says why a ruleset does not compile,
+// as ErrInvalidRuleset without repeating that in its message.
+func InvalidRuleset(err error) error { return invalidRuleset{err} }
+
+type invalidRuleset struct{ error }
+
+func (e invalidRuleset) Unwrap() error        { return e.error }
+func (e invalidRuleset) Is(target error) bool { return target == ErrInvalidRuleset }
 
 // ErrNotFound is an ID the server knows nothing of.
 var ErrNotFound = errors.New("not found")
@@ -131,6 +146,9 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 				req.Actor = "api"
 			}
 			reply(w, func() (any, error) { return rollouts.Do(r.Context(), action, req) })
+		})
+		api.HandleFunc("GET /api/v1/rollout/gates", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, rollouts.Gates())
 		})
 		api.HandleFunc("GET /api/v1/rollout/history", func(w http.ResponseWriter, r *http.Request) {
 			n := 0
@@ -183,6 +201,8 @@ func reply(w http.ResponseWriter, f func() (any, error)) {
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, gates.ErrRefused):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, ErrInvalidRuleset):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error(), "kind": KindInvalidRuleset})
 	case errors.Is(err, rollout.ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotFound):
@@ -193,6 +213,9 @@ func reply(w http.ResponseWriter, f func() (any, error)) {
 		writeJSON(w, http.StatusOK, v)
 	}
 }
+
+// KindInvalidRuleset is the kind of an ErrInvalidRuleset answer.
+const KindInvalidRuleset = "invalid_ruleset"
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})

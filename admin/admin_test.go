@@ -83,6 +83,7 @@ func (f fakeRollouts) Do(_ context.Context, a Action, req ActionRequest) (Status
 	return Status{State: "paused", LastDecision: &rollout.Decision{Action: rollout.Action(a), Reason: req.To}}, f.err
 }
 func (f fakeRollouts) History(int) ([]rollout.Entry, error) { return nil, f.err }
+func (f fakeRollouts) Gates() GateProgress                  { return GateProgress{} }
 
 func TestRolloutEndpoints(t *testing.T) {
 	const token = "0123456789abcdef"

@@ -39,6 +39,8 @@ type Error struct {
 	Method, Path string
 	Status       int
 	Message      string
+	// Kind refines a status, such as KindInvalidRuleset for a 400.
+	Kind string
 }
 
 func (e *Error) Error() string {
@@ -77,6 +79,12 @@ func (c *Client) Start(ctx context.Context, req StartRequest) (Status, error) {
 func (c *Client) Do(ctx context.Context, action Action, req ActionRequest) (Status, error) {
 	var st Status
 	return st, c.call(ctx, http.MethodPost, "/api/v1/rollout/"+string(action), req, &st)
+}
+
+// Gates returns what a start's gates are doing.
+func (c *Client) Gates(ctx context.Context) (GateProgress, error) {
+	var g GateProgress
+	return g, c.call(ctx, http.MethodGet, "/api/v1/rollout/gates", nil, &g)
 }
 
 // ServedBaseline returns the bundle of the baseline in service.
@@ -163,7 +171,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(b))
-		var e struct{ Error string }
+		var e struct{ Error, Kind string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
@@ -174,7 +182,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 			}
 			msg = fmt.Sprintf("the admin token from %s was refused (%s): the server's token is admin.token in its configuration, or state_dir/admin.token when that is empty; set WAFCANARY_ADMIN_TOKEN, --token-file or -c", from, msg)
 		}
-		return &Error{Method: method, Path: path, Status: resp.StatusCode, Message: msg}
+		return &Error{Method: method, Path: path, Status: resp.StatusCode, Message: msg, Kind: e.Kind}
 	}
 	if out == nil {
 		return nil

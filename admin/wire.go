@@ -138,3 +138,14 @@ type ExplainedRule struct {
 	File     string   `json:"file,omitempty"`
 	Line     int      `json:"line,omitempty"`
 }
+
+// GateProgress is the answer of GET /api/v1/rollout/gates: what a start's
+// gates are doing, for `start` to show while it waits.
+type GateProgress struct {
+	Running   bool    `json:"running"`
+	Candidate string  `json:"candidate,omitempty"`
+	Stage     string  `json:"stage,omitempty"` // guard, cases, crs_suite
+	Done      int     `json:"done,omitempty"`  // CRS suite cases sent
+	Total     int     `json:"total,omitempty"`
+	Seconds   float64 `json:"seconds,omitempty"`
+}

@@ -87,8 +87,11 @@ var crsCases = sync.OnceValues(func() ([]suite.Case, error) { return suite.Load(
 //
 // proxy builds the proxies the suite goes through (router.Standalone).
 func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg Config, proxy suite.Proxy) (Report, error) {
+	tell := progressOf(ctx)
+	tell(StageGuard, 0, 0)
 	r := Report{Baseline: base.Version, Candidate: cand.Version, Guard: Guard(base, cand, cfg)}
 	if cs != nil {
+		tell(StageCases, 0, len(cs.MustPass)+len(cs.MustBlock))
 		failures, err := Check(ctx, cand, *cs)
 		if err != nil {
 			return Report{}, err
@@ -97,6 +100,7 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 		r.CasesChecked = len(cs.MustPass) + len(cs.MustBlock)
 	}
 	if cfg.CRSSuite {
+		tell(StageSuite, 0, 0)
 		s, err := RunSuite(ctx, base, cand, proxy)
 		if err != nil {
 			return Report{}, err
@@ -105,6 +109,31 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 		r.Suite = s
 	}
 	return r, nil
+}
+
+// Stages of Evaluate, as Progress is told them.
+const (
+	StageGuard = "guard"
+	StageCases = "cases"
+	StageSuite = "crs_suite"
+)
+
+// Progress is told which stage of the gates runs and, for the CRS suite,
+// how many of its cases were sent: what `start` shows while it waits.
+type Progress func(stage string, done, total int)
+
+type progressKey struct{}
+
+// WithProgress returns ctx carrying p, for Evaluate to tell.
+func WithProgress(ctx context.Context, p Progress) context.Context {
+	return context.WithValue(ctx, progressKey{}, p)
+}
+
+func progressOf(ctx context.Context) Progress {
+	if p, ok := ctx.Value(progressKey{}).(Progress); ok && p != nil {
+		return p
+	}
+	return func(string, int, int) {}
 }
 
 // RunSuite sends the CRS regression suite through two wafcanary proxies on
@@ -136,7 +165,9 @@ func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset, proxy suite.Prox
 		}
 		targets = append(targets, in)
 	}
-	reps, err := suite.Run(ctx, cases, targets, suite.Options{Ignore: suite.Ignored()})
+	tell := progressOf(ctx)
+	reps, err := suite.Run(ctx, cases, targets, suite.Options{Ignore: suite.Ignored(),
+		Progress: func(done, total int) { tell(StageSuite, done, total) }})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -37,9 +38,12 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		return admin.Status{}, fmt.Errorf("a rollout of %s is already %s: %w", st.Candidate.Version, st.Phase, rollout.ErrConflict)
 	}
 	cand, err := LoadRuleset(req.Candidate)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return admin.Status{}, fmt.Errorf("candidate %s: no such file on the server (paths are the server's): %w", req.Candidate, rollout.ErrBadRequest)
+	case err != nil:
 		s.metrics.RulesetLoadFailed("candidate")
-		return admin.Status{}, fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+		return admin.Status{}, admin.InvalidRuleset(err)
 	}
 	base := s.router.Snapshot().Baseline
 	if err := s.gate(ctx, req, base, cand); err != nil {
@@ -84,6 +88,12 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 		}
 		cs = &c
 	}
+	began := time.Now()
+	s.gates.Store(&admin.GateProgress{Running: true, Candidate: cand.Version})
+	defer s.gates.Store(nil)
+	ctx = gates.WithProgress(ctx, func(stage string, done, total int) {
+		s.gates.Store(&admin.GateProgress{Running: true, Candidate: cand.Version, Stage: stage, Done: done, Total: total, Seconds: time.Since(began).Seconds()})
+	})
 	rep, err := EvaluateGates(ctx, base, cand, cs, s.cfg.Gates)
 	if err != nil {
 		return fmt.Errorf("running the gates: %w", err)
@@ -180,6 +190,14 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 		return admin.Status{}, err
 	}
 	return s.Status(), nil
+}
+
+// Gates implements admin.Rollouts: the gates of a start under way.
+func (s *Node) Gates() admin.GateProgress {
+	if g := s.gates.Load(); g != nil {
+		return *g
+	}
+	return admin.GateProgress{}
 }
 
 // History implements admin.Rollouts.

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,8 @@ type Node struct {
 	capture *capture.Store
 	// notifier tells the webhooks of each rollout event.
 	notifier *notification.Notifier
+	// gates is what a start's gates are doing; nil when none runs.
+	gates atomic.Pointer[admin.GateProgress]
 
 	// A fleet's replica (state.backend etcd); nil on a single node.
 	etcd       *clientv3.Client

@@ -73,6 +73,8 @@ type Options struct {
 	Ignore map[string]string
 	// Timeout bounds each request; 0 means 10 seconds.
 	Timeout time.Duration
+	// Progress, if set, is told how many cases were sent so far.
+	Progress func(done, total int)
 }
 
 // Run sends every case to every instance and checks the outcomes. Each case
@@ -107,6 +109,9 @@ func Run(ctx context.Context, cases []Case, targets []*Instance, o Options) ([]R
 	for i := range cases {
 		select {
 		case next <- i:
+			if o.Progress != nil && (i%100 == 0 || i == len(cases)-1) {
+				o.Progress(i+1, len(cases))
+			}
 			continue
 		case <-ctx.Done():
 		}

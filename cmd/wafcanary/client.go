@@ -172,6 +172,9 @@ func exitError(err error) error {
 	case !errors.As(err, &e):
 		return errUsage{err}
 	}
+	if e.Kind == admin.KindInvalidRuleset {
+		return errInvalidRuleset{err}
+	}
 	switch e.Status {
 	case http.StatusUnauthorized:
 		return errUnauthorized{err}
@@ -234,7 +237,9 @@ func newStartCmd() *cobra.Command {
 			}
 			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
 				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, OverrideGates: override}
+			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
+			stop()
 			if err != nil {
 				return err
 			}
@@ -253,6 +258,53 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// gateProgress shows on stderr, every 2 s, what the server's gates are
+// doing while start waits for them (the CRS suite takes tens of seconds);
+// the returned func stops it.
+func gateProgress(cmd *cobra.Command, o *clientOptions) (stop func()) {
+	errOut := cmd.ErrOrStderr()
+	poll := *o
+	poll.timeout = 5 * time.Second
+	c, err := poll.client()
+	if err != nil || o.output == "json" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		last := ""
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			g, err := c.Gates(cmd.Context())
+			if err != nil || !g.Running {
+				continue
+			}
+			line := "gates: " + g.Stage
+			switch {
+			case g.Stage == "":
+				line = "gates: compiling"
+			case g.Total > 0 && g.Stage == "crs_suite":
+				line = fmt.Sprintf("gates: CRS regression suite, %d of %d cases sent", g.Done, g.Total)
+			case g.Total > 0:
+				line = fmt.Sprintf("gates: %s (%d)", g.Stage, g.Total)
+			}
+			line += fmt.Sprintf(" (%.0f s)", g.Seconds)
+			if line != last {
+				fmt.Fprintln(errOut, line)
+				last = line
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func newActionCmd(action admin.Action, short string) *cobra.Command {
