@@ -169,10 +169,11 @@ func (c *Controller) fitSteps(ctx context.Context, now time.Time) error {
 	}
 	next := "promotion"
 	if step+1 < len(c.cfg.Steps) {
-		next = fmt.Sprintf("step %d (%g%%)", step+1, c.cfg.Steps[step+1].Percent)
+		next = fmt.Sprintf("step %d (%g%%)", step+2, c.cfg.Steps[step+1].Percent)
 	}
+	// Steps are numbered from 1 here, as everywhere a person reads them.
 	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
-		len(c.cfg.Steps), st.Step, st.Percent, step, c.cfg.Steps[step].Percent, next)
+		len(c.cfg.Steps), st.Step+1, st.Percent, step+1, c.cfg.Steps[step].Percent, next)
 	st.Step, st.Phase = step, Paused
 	_, err := c.commit(ctx, st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}, 0)
 	return err
