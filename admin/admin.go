@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -31,6 +32,10 @@ type Config struct {
 	// Token is the bearer token the API requires. Empty on a loopback
 	// listener means one generated and kept in the state directory.
 	Token string `mapstructure:"token"`
+	// TLS serves the admin listener over HTTPS, optionally requiring
+	// client certificates: a fleet's bearer tokens then never cross the
+	// network in clear.
+	TLS certificate.Config `mapstructure:"tls"`
 }
 
 // DefaultConfig is the admin section's default.
@@ -47,6 +52,9 @@ func (c Config) Validate() error {
 	}
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: must be at least 16 characters, got %d", len(c.Token))
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("tls.%w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/notification"
@@ -31,6 +32,8 @@ type Config struct {
 	Rollout  rollout.Config       `mapstructure:"rollout"`
 	Gates    gates.Config         `mapstructure:"gates"`
 	Capture  capture.Config       `mapstructure:"capture"`
+	// TLS serves the proxy listener over HTTPS (HTTP/2 and HTTP/1.1).
+	TLS certificate.Config `mapstructure:"tls"`
 	// Notifications are webhooks told of each rollout event.
 	Notifications notification.Config `mapstructure:"notifications"`
 	Log           LogConfig           `mapstructure:"log"`
@@ -116,7 +119,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}, {"tls", c.TLS}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

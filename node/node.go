@@ -25,6 +25,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/metrics"
@@ -53,6 +54,9 @@ type Node struct {
 	capture *capture.Store
 	// notifier tells the webhooks of each rollout event.
 	notifier *notification.Notifier
+	// proxyTLS and adminTLS serve the listeners' certificates, nil for
+	// plain HTTP; SIGHUP loads them again.
+	proxyTLS, adminTLS *certificate.Source
 	// gates is what a start's gates are doing; nil when none runs.
 	gates atomic.Pointer[admin.GateProgress]
 
@@ -129,6 +133,16 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	conf, err := s.configured(false)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TLS.Enabled() {
+		if s.proxyTLS, err = certificate.New(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Admin.TLS.Enabled() {
+		if s.adminTLS, err = certificate.New(cfg.Admin.TLS); err != nil {
+			return nil, fmt.Errorf("admin.%w", err)
+		}
 	}
 	up, _ := url.Parse(cfg.Upstream) // validated with the config
 	s.collector = evidence.NewCollector(evidence.NewCounters(s.reg))
@@ -273,6 +287,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug), // TLS handshake refusals, at debug
 	}
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})
@@ -292,8 +307,17 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- proxy.Serve(proxyLn) }()
-	go func() { errc <- adm.Serve(adminLn) }()
+	serve := func(srv *http.Server, ln net.Listener, src *certificate.Source) error {
+		if src == nil {
+			return srv.Serve(ln)
+		}
+		// ServeTLS offers HTTP/2 as well; the certificate is read per
+		// handshake, so a SIGHUP swaps it without dropping a connection.
+		srv.TLSConfig = src.TLSConfig()
+		return srv.ServeTLS(ln, "", "")
+	}
+	go func() { errc <- serve(proxy, proxyLn, s.proxyTLS) }()
+	go func() { errc <- serve(adm, adminLn, s.adminTLS) }()
 	var err error
 	select {
 	case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -69,6 +70,7 @@ func snapshotOf(c rollout.Configured) *router.Snapshot {
 func (s *Node) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	s.reloadCertificates()
 	if s.member != nil {
 		return s.refused(errFleetReload)
 	}
@@ -98,4 +100,24 @@ var errFleetReload = errors.New("state.backend is etcd: reload refused, a fleet 
 func (s *Node) refused(err error) error {
 	s.log.Error("reload refused; rulesets in service keep serving", "error", err.Error())
 	return err
+}
+
+// reloadCertificates loads the listeners' certificate files again: new
+// handshakes use the new pair; one that does not load is refused, logged
+// with its file, and the pair in service keeps serving.
+func (s *Node) reloadCertificates() {
+	for _, c := range []struct {
+		name string
+		src  *certificate.Source
+	}{{"proxy", s.proxyTLS}, {"admin", s.adminTLS}} {
+		if c.src == nil {
+			continue
+		}
+		info, err := c.src.Load()
+		if err != nil {
+			s.log.Error("certificate refused; the one in service keeps serving", "listener", c.name, "error", err.Error())
+			continue
+		}
+		s.log.Info("certificate loaded", "listener", c.name, "subject", info.Subject, "serial", info.Serial, "not_after", info.NotAfter)
+	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +33,10 @@ type clientOptions struct {
 	admin     string
 	tokenFile string
 	config    string
-	output    string
+	// caFile verifies an https:// admin listener; certFile and keyFile
+	// are the client certificate one that requires them asks for.
+	caFile, certFile, keyFile string
+	output                    string
 	// timeout bounds the whole call; 0 means 30 seconds.
 	timeout time.Duration
 	flags   *pflag.FlagSet
@@ -47,6 +52,9 @@ func addClientFlags(cmd *cobra.Command, o *clientOptions) {
 	f.StringVar(&o.tokenFile, "token-file", "state/admin.token", "file holding the admin token, used when WAFCANARY_ADMIN_TOKEN is unset (default with --config: admin.token, else state_dir/admin.token)")
 	f.StringVarP(&o.config, "config", "c", "", "the server's configuration file: the admin address and token come from it")
 	f.DurationVar(&o.timeout, "timeout", o.timeout, "give up on an unresponsive server after this long (default 30s; start waits for the gates)")
+	f.StringVar(&o.caFile, "ca-file", "", "CA certificates (PEM) that sign an https:// admin listener's certificate")
+	f.StringVar(&o.certFile, "cert-file", "", "client certificate (PEM) for an admin listener with admin.tls.client_ca_file")
+	f.StringVar(&o.keyFile, "key-file", "", "the client certificate's key (PEM)")
 }
 
 // Errors mapped to exit codes.
@@ -85,6 +93,9 @@ func (o *clientOptions) target() (target, error) {
 		t.url = os.Getenv("WAFCANARY_ADMIN")
 	case cfg != nil:
 		t.url = adminURL(cfg.Admin.Listen)
+		if cfg.Admin.TLS.Enabled() {
+			t.url = "https" + strings.TrimPrefix(t.url, "http")
+		}
 	default:
 		t.url = o.admin
 	}
@@ -157,7 +168,46 @@ func (o *clientOptions) client() (*admin.Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &admin.Client{URL: t.url, Token: t.token, TokenFrom: t.tokenFrom, Timeout: timeout}, nil
+	c := &admin.Client{URL: t.url, Token: t.token, TokenFrom: t.tokenFrom, Timeout: timeout}
+	if o.caFile != "" || o.certFile != "" || o.keyFile != "" {
+		tc, err := o.tlsConfig()
+		if err != nil {
+			return nil, errUsage{err}
+		}
+		c.HTTP = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}}
+	}
+	return c, nil
+}
+
+// tlsConfig trusts --ca-file (with the system's roots) and presents
+// --cert-file, for an https:// admin listener.
+func (o *clientOptions) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", o.caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return nil, errors.New("--cert-file and --key-file go together")
+	}
+	if o.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert-file, --key-file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // exitError maps what the admin client returned to the error kinds that

@@ -108,6 +108,8 @@ func relativeToFile(file string, cfg *node.Config) error {
 	for key, p := range map[string]*string{
 		"state_dir": &cfg.StateDir, "rulesets.baseline": &cfg.Rulesets.Baseline, "rulesets.candidate": &cfg.Rulesets.Candidate,
 		"state.etcd.tls.ca_file": &tls.CAFile, "state.etcd.tls.cert_file": &tls.CertFile, "state.etcd.tls.key_file": &tls.KeyFile,
+		"tls.cert_file": &cfg.TLS.CertFile, "tls.key_file": &cfg.TLS.KeyFile, "tls.client_ca_file": &cfg.TLS.ClientCAFile,
+		"admin.tls.cert_file": &cfg.Admin.TLS.CertFile, "admin.tls.key_file": &cfg.Admin.TLS.KeyFile, "admin.tls.client_ca_file": &cfg.Admin.TLS.ClientCAFile,
 	} {
 		if *p == "" || filepath.IsAbs(*p) || strings.HasPrefix(*p, "embedded:") || !raw.IsSet(key) || raw.GetString(key) != *p {
 			continue
