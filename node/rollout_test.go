@@ -100,7 +100,7 @@ func send(t *testing.T, proxy string, n, offset int, extra []demo.Request) {
 // enforcing or in shadow: what a step's min_requests counts. (Shadow
 // pairs count over the whole rollout, so they say nothing of the step.)
 func settle(t *testing.T, s *Node, n int64) {
-	fleettest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d requests judged by the candidate at this step", n), func() bool {
+	fleettest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d requests judged by the candidate at this step", n), func() bool {
 		return s.collector.Snapshot().CandidateRequests() >= n
 	})
 }
