@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing/fstest"
 
@@ -70,10 +71,10 @@ func (t *tuner) seclang(rms []Removal) string {
 	}
 	var targets, rules []string
 	for _, rm := range rms {
-		if !contains(targets, rm.Target) {
+		if !slices.Contains(targets, rm.Target) {
 			targets = append(targets, rm.Target)
 		}
-		if r := fmt.Sprint(rm.Rule); !contains(rules, r) {
+		if r := fmt.Sprint(rm.Rule); !slices.Contains(rules, r) {
 			rules = append(rules, r)
 		}
 	}
@@ -145,13 +146,4 @@ func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, err
 		return nil, nil, fmt.Errorf("the candidate does not compile, a bug in tune: %w", err)
 	}
 	return rs, files, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
