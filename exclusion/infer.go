@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/wafcanary/wafcanary/evidence"
@@ -28,7 +27,7 @@ const maxInferredRules = 25
 func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 	var clauses []evidence.Scope
 	var notes []string
-	for _, chain := range addedRules(base.Directives(), cand.Directives()) {
+	for _, chain := range ruleset.Added(base.Directives(), cand.Directives()) {
 		d := chain[0]
 		var c evidence.Scope
 		var note string
@@ -36,16 +35,16 @@ func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 		case "secrule", "secaction":
 			c, note = ruleScope(base, chain)
 		case "secruleremovebyid":
-			c.RuleIDs = idsOf(base, strings.Fields(unquote(d.Args)))
+			c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(d.Args))...)
 		case "secruleremovebytag":
-			c.RuleIDs = taggedRules(base, unquote(d.Args))
+			c.RuleIDs = base.Tagged(ruleset.Unquote(d.Args))
 		case "secruleupdatetargetbyid":
-			if f := fields(d.Args); len(f) > 1 && strings.HasPrefix(unquote(f[len(f)-1]), "!") {
-				c.RuleIDs = idsOf(base, strings.Fields(unquote(f[0])))
+			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
+				c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(f[0]))...)
 			}
 		case "secruleupdatetargetbytag":
-			if f := fields(d.Args); len(f) > 1 && strings.HasPrefix(unquote(f[len(f)-1]), "!") {
-				c.RuleIDs = taggedRules(base, unquote(f[0]))
+			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
+				c.RuleIDs = base.Tagged(ruleset.Unquote(f[0]))
 			}
 		}
 		where := fmt.Sprintf("%s:%d", d.File, d.Line)
@@ -76,58 +75,15 @@ func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 	return evidence.Scope{Clauses: clauses, Inferred: true}, notes
 }
 
-// rules groups directives into rules: a SecRule with its chain links,
-// every other directive alone.
-func rules(ds []ruleset.Directive) [][]ruleset.Directive {
-	var out [][]ruleset.Directive
-	open := false
-	for _, d := range ds {
-		if open && strings.EqualFold(d.Name, "SecRule") {
-			out[len(out)-1] = append(out[len(out)-1], d)
-		} else {
-			out = append(out, []ruleset.Directive{d})
-		}
-		open = (strings.EqualFold(d.Name, "SecRule") || strings.EqualFold(d.Name, "SecAction")) && hasAction(d, "chain")
-	}
-	return out
-}
-
-// addedRules are the rules of cand that base does not have, in cand's
-// order: a multiset difference on whole rules (chains included), so a
-// rule copied from the baseline is not an addition wherever it sits, and
-// a chain is never split between the two.
-func addedRules(base, cand []ruleset.Directive) [][]ruleset.Directive {
-	key := func(r []ruleset.Directive) string {
-		var b strings.Builder
-		for _, d := range r {
-			b.WriteString(strings.ToLower(d.Name) + " " + d.Args + "\n")
-		}
-		return b.String()
-	}
-	have := map[string]int{}
-	for _, r := range rules(base) {
-		have[key(r)]++
-	}
-	var out [][]ruleset.Directive
-	for _, r := range rules(cand) {
-		if k := key(r); have[k] > 0 {
-			have[k]--
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 // ruleScope reads one rule and its chain links: the rules its ctl actions
 // take away, and the path and host its links condition them on.
 func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (evidence.Scope, string) {
 	var c evidence.Scope
 	var unread []string
 	for _, d := range chain {
-		f := fields(d.Args)
+		f := d.Fields()
 		if strings.EqualFold(d.Name, "SecRule") && len(f) >= 2 {
-			vars, op := unquote(f[0]), unquote(f[1])
+			vars, op := ruleset.Unquote(f[0]), ruleset.Unquote(f[1])
 			switch p, h, ok := condition(vars, op); {
 			case p != "":
 				c.Paths = append(c.Paths, p)
@@ -137,7 +93,7 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (evidence.Scope
 				unread = append(unread, vars+" "+op)
 			}
 		}
-		for _, a := range actions(d) {
+		for _, a := range d.Actions() {
 			name, val, _ := strings.Cut(a, ":")
 			if !strings.EqualFold(strings.TrimSpace(name), "ctl") {
 				continue
@@ -145,15 +101,15 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (evidence.Scope
 			k, v, _ := strings.Cut(val, "=")
 			switch strings.ToLower(k) {
 			case "ruleremovebyid":
-				c.RuleIDs = append(c.RuleIDs, idsOf(base, strings.Fields(v))...)
+				c.RuleIDs = append(c.RuleIDs, base.IDs(strings.Fields(v)...)...)
 			case "ruleremovetargetbyid":
 				id, _, _ := strings.Cut(v, ";")
-				c.RuleIDs = append(c.RuleIDs, idsOf(base, []string{id})...)
+				c.RuleIDs = append(c.RuleIDs, base.IDs(id)...)
 			case "ruleremovebytag":
-				c.RuleIDs = append(c.RuleIDs, taggedRules(base, v)...)
+				c.RuleIDs = append(c.RuleIDs, base.Tagged(v)...)
 			case "ruleremovetargetbytag":
 				tag, _, _ := strings.Cut(v, ";")
-				c.RuleIDs = append(c.RuleIDs, taggedRules(base, tag)...)
+				c.RuleIDs = append(c.RuleIDs, base.Tagged(tag)...)
 			}
 		}
 	}
@@ -227,125 +183,4 @@ func merge(clauses []evidence.Scope, c evidence.Scope) []evidence.Scope {
 		}
 	}
 	return append(clauses, c)
-}
-
-// idsOf expands rule IDs and ranges (942100-942199) to the IDs base
-// loads, so that a range names only rules that exist.
-func idsOf(base *ruleset.Ruleset, specs []string) []int {
-	var out []int
-	for _, s := range specs {
-		s = strings.Trim(unquote(s), `"'`)
-		lo, hi, isRange := strings.Cut(s, "-")
-		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		b := a
-		var err2 error
-		if isRange {
-			b, err2 = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		for _, r := range base.Rules {
-			if r.ID >= a && r.ID <= b {
-				out = append(out, r.ID)
-			}
-		}
-	}
-	return out
-}
-
-func taggedRules(base *ruleset.Ruleset, tag string) []int {
-	var out []int
-	for _, r := range base.Rules {
-		if slices.Contains(r.Tags, tag) {
-			out = append(out, r.ID)
-		}
-	}
-	return out
-}
-
-// fields splits a directive's arguments SecLang's way: by white space,
-// double-quoted strings kept whole with their backslash escapes.
-func fields(s string) []string {
-	var out []string
-	var b strings.Builder
-	inQuote, escaped := false, false
-	flush := func() {
-		if b.Len() > 0 {
-			out = append(out, b.String())
-			b.Reset()
-		}
-	}
-	for _, r := range s {
-		switch {
-		case escaped:
-			b.WriteRune(r)
-			escaped = false
-		case r == '\\':
-			b.WriteRune(r)
-			escaped = true
-		case r == '"':
-			b.WriteRune(r)
-			inQuote = !inQuote
-			if !inQuote {
-				flush()
-			}
-		case !inQuote && (r == ' ' || r == '\t'):
-			flush()
-		default:
-			b.WriteRune(r)
-		}
-	}
-	flush()
-	return out
-}
-
-// unquote takes the double quotes off a SecLang argument and undoes
-// escaped quotes inside it.
-func unquote(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`)
-	}
-	return s
-}
-
-// actions splits a rule's action list at commas outside single quotes.
-func actions(d ruleset.Directive) []string {
-	f := fields(d.Args)
-	if len(f) == 0 {
-		return nil
-	}
-	list := unquote(f[len(f)-1])
-	if strings.EqualFold(d.Name, "SecRule") && len(f) < 3 {
-		return nil
-	}
-	var out []string
-	var b strings.Builder
-	inQuote := false
-	for _, r := range list {
-		switch {
-		case r == '\'':
-			inQuote = !inQuote
-			b.WriteRune(r)
-		case r == ',' && !inQuote:
-			out = append(out, strings.TrimSpace(b.String()))
-			b.Reset()
-		default:
-			b.WriteRune(r)
-		}
-	}
-	if s := strings.TrimSpace(b.String()); s != "" {
-		out = append(out, s)
-	}
-	return out
-}
-
-func hasAction(d ruleset.Directive, name string) bool {
-	for _, a := range actions(d) {
-		if strings.EqualFold(a, name) {
-			return true
-		}
-	}
-	return false
 }

@@ -96,7 +96,7 @@ func TestScopeOfChains(t *testing.T) {
 	if got := sc.String(); got != "(path under /b, and caused only by rules 920100) or (path under /c, and caused only by rules 942100)" {
 		t.Errorf("scope %q (notes %q)", got, notes)
 	}
-	if ids := idsOf(base, strings.Fields(unquote(`"942100 942190"`))); len(ids) != 2 {
+	if ids := base.IDs(strings.Fields(ruleset.Unquote(`"942100 942190"`))...); len(ids) != 2 {
 		t.Errorf("a quoted ID list reads as %v", ids)
 	}
 }
