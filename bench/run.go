@@ -95,7 +95,7 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	script := filepath.Join(o.workdir, "mix.lua")
-	if err := os.WriteFile(script, mixLua, 0o644); err != nil {
+	if err := os.WriteFile(script, mixScript(), 0o644); err != nil {
 		return err
 	}
 	self, err := os.Executable()

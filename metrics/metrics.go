@@ -25,6 +25,7 @@ type Metrics struct {
 	ruleMatches   *prometheus.CounterVec
 	shadow        *prometheus.CounterVec
 	shadowDropped prometheus.Counter
+	shadowDerived prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
 	respBlocks    *prometheus.CounterVec
 	weight        prometheus.Gauge
@@ -63,6 +64,7 @@ const (
 	UpstreamErrorsTotal = "wafcanary_upstream_errors_total"
 	ResponseBlocksTotal = "wafcanary_response_blocks_total"
 	ShadowDroppedTotal  = "wafcanary_shadow_dropped_total"
+	ShadowDerivedTotal  = "wafcanary_shadow_derived_total"
 )
 
 // New creates the collectors and registers them with reg.
@@ -96,6 +98,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		shadowDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: ShadowDroppedTotal,
 			Help: "Shadow samples not evaluated: queue full, body too large to capture, or evaluation failed.",
+		}),
+		shadowDerived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: ShadowDerivedTotal,
+			Help: "Shadow pairs whose shadow verdict was not evaluated but derived from the enforcing one: the candidate only takes rules or targets away, and nothing it touches matched (counted in wafcanary_shadow_verdicts_total too).",
 		}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: UpstreamErrorsTotal,
@@ -133,7 +139,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m.known.Store(&[2]map[int]string{})
 	reg.MustRegister(m.hosts)
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
-		m.shadowDropped, m.upstreamErrs, m.respBlocks, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
+		m.shadowDropped, m.shadowDerived, m.upstreamErrs, m.respBlocks, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
@@ -204,6 +210,9 @@ func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
 // ObserveShadow counts a shadow pair.
 func (m *Metrics) ObserveShadow(s verdict.ShadowRecord) {
 	m.shadow.WithLabelValues(verdictLabel(s.Baseline.Blocked), verdictLabel(s.Candidate.Blocked)).Inc()
+	if s.Derived {
+		m.shadowDerived.Inc()
+	}
 }
 
 // ShadowDropped counts a sample not evaluated.

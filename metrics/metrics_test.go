@@ -53,7 +53,14 @@ func TestObserve(t *testing.T) {
 	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Candidate, Action: verdict.Blocked, BlockedInResponse: true})
 	m.ObserveShadow(verdict.ShadowRecord{Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}, {ID: 424242}}}})
 	m.ObserveShadow(verdict.ShadowRecord{Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}, Candidate: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}})
+	m.ObserveShadow(verdict.ShadowRecord{Derived: true})
 	m.ShadowDropped()
+	if v := testutil.ToFloat64(m.shadowDerived); v != 1 {
+		t.Errorf("derived pairs = %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.shadow.WithLabelValues("allowed", "allowed")); v != 1 {
+		t.Errorf("derived pair not among the verdicts: allowed/allowed = %v", v)
+	}
 
 	want := `
 # HELP wafcanary_candidate_weight_ratio Share of sticky keys the candidate enforces on, 0 to 1.

@@ -43,6 +43,13 @@ type ShadowConfig struct {
 	// it the bound was QueueSize x MaxBodyBytes, 1 GiB by default, which
 	// 14 requests/s of 900 KB posts reached.
 	QueueBytes int64 `mapstructure:"queue_bytes"`
+	// FullEvaluation judges every sample with the other ruleset. Without
+	// it, a candidate that only takes rules or targets away from the
+	// baseline is evaluated only on samples where something it touches
+	// matched; on the others its verdict is the enforcing one by
+	// construction (ruleset.Difference), and the pair is counted in
+	// wafcanary_shadow_derived_total.
+	FullEvaluation bool `mapstructure:"full_evaluation"`
 }
 
 // ProxyConfig controls the proxy's behaviour towards clients and upstream.

@@ -140,12 +140,32 @@ func (rt *Router) Swap(next *Snapshot) error {
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("router: refusing snapshot: %w", err)
 	}
+	rt.compare(rt.snap.Load(), next)
 	prev := rt.snap.Swap(next)
 	for _, rs := range prev.retiredBy(next) {
 		rs.Retire()
 	}
 	rt.obs.serving(next.Serving())
 	return nil
+}
+
+// compare sets next's difference between candidate and baseline, taken
+// over from prev for the same pair: a rollout's steps swap snapshots
+// that differ only in shares. It runs before next is installed.
+func (rt *Router) compare(prev, next *Snapshot) {
+	switch {
+	case next.Candidate == nil || rt.opts.Shadow.FullEvaluation:
+		return
+	case next.diff != nil && next.diff.baseline == next.Baseline && next.diff.candidate == next.Candidate:
+		return
+	case prev != nil && prev.diff != nil && prev.diff.baseline == next.Baseline && prev.diff.candidate == next.Candidate:
+		next.diff = prev.diff
+		return
+	}
+	d := ruleset.Compare(next.Baseline, next.Candidate)
+	next.diff = &difference{baseline: next.Baseline, candidate: next.Candidate, Difference: d}
+	rt.log.Info("candidate compared with the baseline for shadow evaluation",
+		"baseline", next.Baseline.Version, "candidate", next.Candidate.Version, "difference", d.String())
 }
 
 // Run evaluates shadow samples until ctx is done.
@@ -165,6 +185,7 @@ func (rt *Router) Run(ctx context.Context) {
 		select {
 		case c := <-rt.shadow:
 			c.other.Release()
+			rt.queued.Add(-c.size)
 		default:
 			return
 		}

@@ -205,19 +205,30 @@ func TestShadowPairs(t *testing.T) {
 		body                string
 		baseline, candidate bool // blocked?
 		baselineRule        int
+		// derived: the exclusion candidate cannot disagree on it (nothing
+		// it touches matched), so the pair is recorded unevaluated.
+		derived bool
 	}{
-		{"benign", "GET", "/search?q=wireless+headphones", "", false, false, 0},
-		{"sqli", "GET", "/search?q=1%27%20OR%20%271%27%3D%271%27--", "", true, true, 942100},
-		{"fixed false positive", "POST", "/support/tickets", ticketBody, true, false, 930120},
+		{"benign", "GET", "/search?q=wireless+headphones", "", false, false, 0, true},
+		{"sqli", "GET", "/search?q=1%27%20OR%20%271%27%3D%271%27--", "", true, true, 942100, true},
+		{"fixed false positive", "POST", "/support/tickets", ticketBody, true, false, 930120, false},
 	}
-	for _, enforcing := range []verdict.Arm{verdict.Baseline, verdict.Candidate} {
-		t.Run("enforcing "+enforcing.String(), func(t *testing.T) {
+	for _, run := range []struct {
+		enforcing verdict.Arm
+		full      bool
+	}{{verdict.Baseline, false}, {verdict.Candidate, false}, {verdict.Baseline, true}, {verdict.Candidate, true}} {
+		enforcing := run.enforcing
+		name := "enforcing " + enforcing.String()
+		if run.full {
+			name += ", full evaluation"
+		}
+		t.Run(name, func(t *testing.T) {
 			share := Share(0)
 			if enforcing == verdict.Candidate {
 				share = MaxShare
 			}
 			f := newFixture(t, &Snapshot{Baseline: load(t, shipped("baseline.conf")), Candidate: load(t, shipped("candidate-exclusion.conf")),
-				Share: share, ShadowSample: MaxShare}, nil, nil)
+				Share: share, ShadowSample: MaxShare}, nil, func(o *Options) { o.Shadow.FullEvaluation = run.full })
 			for i, c := range cases {
 				id := fmt.Sprintf("shadow-%s-%d", enforcing, i)
 				hdr := map[string]string{"Cookie": "session=" + secret, "Authorization": "Bearer " + secret}
@@ -231,6 +242,9 @@ func TestShadowPairs(t *testing.T) {
 				}
 				if s.Baseline.Blocked != c.baseline || s.Candidate.Blocked != c.candidate {
 					t.Errorf("%s: pair (baseline %v, candidate %v), want (%v, %v)", c.name, s.Baseline.Blocked, s.Candidate.Blocked, c.baseline, c.candidate)
+				}
+				if want := c.derived && !run.full; s.Derived != want {
+					t.Errorf("%s: derived %v, want %v", c.name, s.Derived, want)
 				}
 				if c.baselineRule != 0 && !slices.Contains(s.Baseline.RuleIDs(), c.baselineRule) {
 					t.Errorf("%s: baseline rules %v lack %d", c.name, s.Baseline.RuleIDs(), c.baselineRule)

@@ -27,6 +27,10 @@ type capture struct {
 	other     *ruleset.Ruleset
 	// size is what the capture holds, counted against Shadow.QueueBytes.
 	size int64
+	// derived is set when the other ruleset's verdict is known to be the
+	// enforced one (Snapshot.agrees): the pair is recorded without an
+	// evaluation, and the capture holds neither body nor ruleset.
+	derived bool
 }
 
 // captureShadow samples the request for shadow evaluation and copies what
@@ -39,6 +43,9 @@ func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *verdict.Request
 	}
 	if snap.ShadowSample < MaxShare && rand.Uint32N(uint32(MaxShare)) >= uint32(snap.ShadowSample) {
 		return nil
+	}
+	if snap.agrees(ex.arm, ex.tx.MatchedRules()) {
+		return &capture{req: v.Clone(), path: pathOf(v.URI), enforcing: ex.arm, enforced: verdict.Of(ex.tx), snap: snap, derived: true}
 	}
 	var data []byte
 	if body != nil {
@@ -72,6 +79,10 @@ func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *verdict.Request
 // queue is full the sample is dropped and counted.
 func (rt *Router) offerShadow(c *capture) {
 	if c == nil {
+		return
+	}
+	if c.derived {
+		rt.recordShadow(c, c.enforced)
 		return
 	}
 	if rt.queued.Add(c.size) > rt.opts.Shadow.QueueBytes {
@@ -153,11 +164,18 @@ func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 		rt.log.Error("shadow evaluation failed", "request_id", c.req.ID, "error", err)
 		return
 	}
+	rt.recordShadow(c, shadow)
+}
 
+// recordShadow logs and reports the pair of c's enforced verdict and the
+// other ruleset's, shadow.
+func (rt *Router) recordShadow(c *capture, shadow verdict.Verdict) {
 	rec := verdict.ShadowRecord{
 		ID: c.req.ID, Method: c.req.Method, Host: c.req.Host, Path: c.path, Enforcing: c.enforcing,
 		BaselineVersion: c.snap.Baseline.Version, CandidateVersion: c.snap.Candidate.Version,
+		Derived: c.derived,
 	}
+	other := c.snap.Ruleset(c.enforcing.Other())
 	shadowArm := c.enforcing.Other()
 	if c.enforcing == verdict.Baseline {
 		rec.Baseline, rec.Candidate = c.enforced, shadow
@@ -166,7 +184,7 @@ func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
 	}
 	// Log before reporting, so whoever acts on the pair finds its lines.
 	if shadow.Blocked {
-		rt.logVerdict("request blocked", &c.req, shadowArm, c.other.Version, "shadow", shadow)
+		rt.logVerdict("request blocked", &c.req, shadowArm, other.Version, "shadow", shadow)
 	}
 	if kind := rec.Disagreement(); kind != verdict.Agree {
 		rt.log.Warn("shadow disagreement",

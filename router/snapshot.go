@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/corazawaf/coraza/v3/types"
+
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
 )
@@ -23,6 +25,28 @@ type Snapshot struct {
 	// Hosts, when set, are the only hosts the candidate judges, enforcing
 	// or in shadow; the baseline serves every other host.
 	Hosts *Hosts
+
+	// diff is how Candidate differs from Baseline, set by Router.Swap.
+	diff *difference
+}
+
+// difference is a ruleset.Difference and the pair it was computed for.
+type difference struct {
+	baseline, candidate *ruleset.Ruleset
+	*ruleset.Difference
+}
+
+// agrees reports whether the arm that did not enforce is certain to reach
+// the enforcing arm's verdict, given the rules that matched on the
+// enforcing side.
+func (s *Snapshot) agrees(enforcing verdict.Arm, matched []types.MatchedRule) bool {
+	if s.diff == nil {
+		return false
+	}
+	if enforcing == verdict.Baseline {
+		return s.diff.CandidateAgrees(matched)
+	}
+	return s.diff.BaselineAgrees(matched)
 }
 
 // Same reports whether s and o serve alike: the same rulesets, shares and

@@ -44,6 +44,19 @@ type Rule struct {
 	Tags     []string
 	File     string
 	Line     int
+	// Order is the rule's place in evaluation order, from 0.
+	Order int
+	// Chain is set when the rule has chain links.
+	Chain bool
+	// Counts is set when the rule's first link reads a count (&ARGS):
+	// taking a target away changes the count it compares.
+	Counts bool
+	// NegatedCapture is set for a capture on a negated operator (!@rx):
+	// it writes TX:0-9 when the rule does not match.
+	NegatedCapture bool
+	// Skip is the N of a skip:N action: the rule, when it matches, passes
+	// over the next N rules of its phase, whichever those are.
+	Skip int
 }
 
 // Ruleset is a compiled ruleset. It is safe for concurrent use: any number
@@ -144,7 +157,7 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	}
 	cfg = cfg.WithDirectivesFromFile(name)
 	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
-		rules = append(rules, ruleOf(m))
+		rules = append(rules, ruleOf(m, len(rules)))
 	})
 	waf, err := newWAF(cfg)
 	if err != nil {
@@ -258,7 +271,7 @@ func version(files []File) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-func ruleOf(m types.RuleMetadata) Rule {
+func ruleOf(m types.RuleMetadata, order int) Rule {
 	r := Rule{
 		ID:    m.ID(),
 		Phase: int(m.Phase()),
@@ -266,6 +279,26 @@ func ruleOf(m types.RuleMetadata) Rule {
 		Tags:  m.Tags(),
 		File:  m.File(),
 		Line:  m.Line(),
+		Order: order,
+	}
+	// Raw is the rule's first link as one line: SecRule VARS "op" "actions".
+	name, args, _ := strings.Cut(m.Raw(), " ")
+	d := Directive{Name: name, Args: args}
+	negated := false
+	if f := d.Fields(); strings.EqualFold(name, "SecRule") && len(f) > 1 {
+		r.Counts = strings.Contains(Unquote(f[0]), "&")
+		negated = strings.HasPrefix(strings.TrimSpace(Unquote(f[1])), "!")
+	}
+	for _, a := range d.Actions() {
+		k, v, _ := strings.Cut(a, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "chain":
+			r.Chain = true
+		case "skip":
+			r.Skip, _ = strconv.Atoi(strings.Trim(strings.TrimSpace(v), "'"))
+		case "capture":
+			r.NegatedCapture = negated
+		}
 	}
 	for _, t := range m.Tags() {
 		if lvl, ok := strings.CutPrefix(t, "paranoia-level/"); ok {

