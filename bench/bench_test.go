@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 )
 
 func TestParseStat(t *testing.T) {
@@ -143,8 +147,8 @@ func TestSummarise(t *testing.T) {
 }
 
 func TestWafcanaryConfigSplitsOnClientHeader(t *testing.T) {
-	c := wafcanaryConfig("127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/s", 100)
-	for _, want := range []string{"candidate_percent: 50", "sticky_key: header:X-Client-ID", "sample_percent: 100", "candidate: embedded:candidate-exclusion.conf"} {
+	c := wafcanaryConfig("127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "/tmp/s", 100, true)
+	for _, want := range []string{"candidate_percent: 50", "sticky_key: header:X-Client-ID", "sample_percent: 100", "full_evaluation: true", "candidate: embedded:candidate-exclusion.conf"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("config lacks %q:\n%s", want, c)
 		}
@@ -190,10 +194,40 @@ func TestShadowTargetNeedsEverySampleEvaluated(t *testing.T) {
 		var b strings.Builder
 		targetChecks(&b, map[string]summary{
 			"wafcanary":        base,
-			"wafcanary-shadow": {rps: 300, roundRPS: []float64{300}, shadow: c.shadow},
+			"wafcanary-shadow": {rps: 450, roundRPS: []float64{450}, shadow: c.shadow},
 		})
 		if !strings.Contains(b.String(), c.want) {
 			t.Errorf("%s: want %q in\n%s", c.name, c.want, b.String())
 		}
+	}
+}
+
+// The CRS written out for ModSecurity is the embedded one, with only the
+// chain links that lack an action list mended, and nothing else changed.
+func TestEmbeddedCRSForModSecurity(t *testing.T) {
+	dir := t.TempDir()
+	fixed, err := writeEmbeddedCRS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fixed) != 2 || !strings.HasPrefix(fixed[0], "REQUEST-949-BLOCKING-EVALUATION.conf:") || !strings.HasPrefix(fixed[1], "RESPONSE-959-BLOCKING-EVALUATION.conf:") {
+		t.Errorf("mended %v, want the chain links of 949111 and 959101", fixed)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "owasp_crs", "REQUEST-949-BLOCKING-EVALUATION.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := fs.ReadFile(coreruleset.FS, "@owasp_crs/REQUEST-949-BLOCKING-EVALUATION.conf")
+	if want := strings.Replace(string(orig), `SecRule TX:EARLY_BLOCKING "@eq 1"`+"\n", `SecRule TX:EARLY_BLOCKING "@eq 1" "t:none"`+"\n", 1); string(got) != want {
+		t.Error("REQUEST-949 differs from the embedded file by more than the mended chain link")
+	}
+	for _, f := range []string{"crs-setup.conf.example", "owasp_crs/lfi-os-files.data", "owasp_crs/REQUEST-942-APPLICATION-ATTACK-SQLI.conf"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	fixedAgain, _ := modsecFix(got)
+	if string(fixedAgain) != string(got) {
+		t.Error("mending twice changes the file again")
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Paths of Debian's packages: nginx, libnginx-mod-http-modsecurity
-// (ModSecurity v3) and modsecurity-crs (CRS 3.3.4).
+// (ModSecurity v3) and modsecurity-crs (CRS 3.3.4, the reference row).
 const (
 	nginxModule   = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 	debianCRSDir  = "/usr/share/modsecurity-crs/rules"
@@ -59,19 +59,60 @@ http {
 `, user, workers, prefix, nginxModule, strings.TrimPrefix(upstream, "http://"), listen)
 }
 
+// crsSet is the CRS an nginx target loads: the files ModSecurity includes
+// after its engine settings.
+type crsSet struct {
+	name     string
+	includes func(prefix string) []string
+	// prepare writes what the includes need under prefix, if anything.
+	prepare func(prefix string) error
+}
+
+// crs425 is the CRS wafcanary embeds, written out for ModSecurity with
+// the parser fix of modsecFix: the same rules, like for like.
+var crs425 = crsSet{
+	name: "CRS 4.25 (wafcanary's embedded files)",
+	includes: func(prefix string) []string {
+		return []string{prefix + "/crs4/crs-setup.conf.example", prefix + "/crs4/owasp_crs/*.conf"}
+	},
+	prepare: func(prefix string) error {
+		fixed, err := writeEmbeddedCRS(filepath.Join(prefix, "crs4"))
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "nginx: CRS 4.25 written for ModSecurity, \"t:none\" given to the chain links without actions at %s\n", strings.Join(fixed, ", "))
+		}
+		return err
+	},
+}
+
+// crs334 is Debian's modsecurity-crs package: an older, smaller rule set,
+// kept as a reference.
+var crs334 = crsSet{
+	name: "Debian's CRS 3.3.4",
+	includes: func(string) []string {
+		return []string{debianCRSConf + "/crs-setup.conf", debianCRSConf + "/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf",
+			debianCRSDir + "/*.conf", debianCRSConf + "/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf"}
+	},
+	prepare: func(string) error { return nil },
+}
+
 // modsecConf mirrors wafcanary's baseline as closely as ModSecurity
 // allows: Coraza's recommended settings (request and response body
 // access, the same MIME types and limits, JSON and XML body processors),
-// rule engine On (blocking), audit log off, and Debian's CRS 3.3.4 with
-// its default paranoia level 1 and anomaly thresholds (inbound 5,
-// outbound 4).
-func modsecConf(prefix string) string {
+// rule engine On (blocking), audit log off, and the CRS set with its
+// default paranoia level 1 and anomaly thresholds (inbound 5, outbound 4).
+func modsecConf(prefix string, crs crsSet) string {
+	var inc strings.Builder
+	for _, f := range crs.includes(prefix) {
+		fmt.Fprintf(&inc, "Include %s\n", f)
+	}
 	return fmt.Sprintf(`SecRuleEngine On
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" \
      "id:'200000',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "^application/json" \
      "id:'200001',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" \
+     "id:'200006',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRequestBodyLimit 13107200
 SecRequestBodyNoFilesLimit 131072
 SecRequestBodyLimitAction Reject
@@ -92,16 +133,12 @@ SecArgumentSeparator &
 SecCookieFormat 0
 SecUnicodeMapFile %[2]s 20127
 SecStatusEngine Off
-Include %[3]s/crs-setup.conf
-Include %[3]s/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf
-Include %[4]s/*.conf
-Include %[3]s/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf
-`, prefix, unicodeMap, debianCRSConf, debianCRSDir)
+%[3]s`, prefix, unicodeMap, inc.String())
 }
 
 // writeNginxPrefix lays out prefix for nginx -p: configuration and the
 // directories nginx and ModSecurity write to, readable by the workers.
-func writeNginxPrefix(prefix, listen, upstream string, workers int) error {
+func writeNginxPrefix(prefix, listen, upstream string, workers int, crs crsSet) error {
 	for _, d := range []string{"", "client_body", "proxy", "fastcgi", "uwsgi", "scgi", "tmp", "logs"} {
 		if err := os.MkdirAll(filepath.Join(prefix, d), 0o777); err != nil {
 			return err
@@ -114,7 +151,10 @@ func writeNginxPrefix(prefix, listen, upstream string, workers int) error {
 	if err := os.WriteFile(filepath.Join(prefix, "nginx.conf"), []byte(nginxConf(prefix, listen, upstream, workers, asRoot)), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(prefix, "modsec.conf"), []byte(modsecConf(prefix)), 0o644)
+	if err := crs.prepare(prefix); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(prefix, "modsec.conf"), []byte(modsecConf(prefix, crs)), 0o644)
 }
 
 // nginxReady points cmd at the nginx binary and checks, before any target

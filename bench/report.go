@@ -112,13 +112,16 @@ func report(w io.Writer, targets []*target, o runOptions) {
 		fmt.Fprintf(w, "  %-18s %s\n", t.name, t.desc)
 	}
 	fmt.Fprint(w, `
-  Rulesets: wafcanary and the bare Coraza proxy run CRS 4.25 (wafcanary's embedded
-  baseline.conf: paranoia level 1, inbound threshold 5, SecRuleEngine On, request and
-  response body access); the candidate is candidate-exclusion.conf. nginx runs
-  ModSecurity v3 with Debian's CRS 3.3.4 (modsecurity-crs), paranoia level 1, inbound
-  threshold 5, SecRuleEngine On, request and response body access with the same MIME
-  types and limits. The two CRS versions differ in rules, so nginx's figures are a
-  reference for cost, not for detection. wafcanary and coraza-tuned use wafcanary's
+  Rulesets: wafcanary, the bare Coraza proxies and nginx-modsec run CRS 4.25 (wafcanary's
+  embedded baseline.conf: paranoia level 1, inbound threshold 5, SecRuleEngine On,
+  request and response body access); the candidate is candidate-exclusion.conf.
+  nginx-modsec loads the same CRS files, written out of the binary's embedded copy, with
+  "t:none" given to the two chain links that have no action list (libmodsecurity 3.0.9
+  refuses them; the action changes nothing), and ModSecurity settings that mirror
+  Coraza's recommended ones (same MIME types and limits, JSON and XML body processors,
+  SecRuleEngine On). nginx-modsec-crs3 is the same nginx with Debian's older, smaller
+  CRS 3.3.4 (modsecurity-crs): a reference, not like for like. "x nginx" is against
+  nginx-modsec. wafcanary and coraza-tuned use wafcanary's
   @rx (prefilter, RE2 where that gives the same outcome; package rx) and @pm (a
   literal search before Coraza's automaton; package pm); coraza is stock Coraza.
   p50/p99: median over rounds of wrk's per-run percentiles. CPU: utime+stime of the
@@ -134,8 +137,8 @@ func report(w io.Writer, targets []*target, o runOptions) {
 		if t.metricsURL != "" && t.shadow.arms != nil {
 			total := t.shadow.arms["baseline"] + t.shadow.arms["candidate"]
 			if total > 0 {
-				fmt.Fprintf(w, "  %s: candidate arm judged %.0f%% of requests; shadow pairs %.0f, dropped %.0f\n",
-					t.name, 100*t.shadow.arms["candidate"]/total, t.shadow.pairs, t.shadow.dropped)
+				fmt.Fprintf(w, "  %s: candidate arm judged %.0f%% of requests; shadow pairs %.0f (%.0f derived without evaluation), dropped %.0f\n",
+					t.name, 100*t.shadow.arms["candidate"]/total, t.shadow.pairs, t.shadow.derived, t.shadow.dropped)
 			}
 		}
 	}
@@ -164,21 +167,29 @@ func targetChecks(w io.Writer, sums map[string]summary) {
 	}
 	if n, ok := sums["nginx-modsec"]; ok && n.rps > 0 {
 		lo, hi := roundRatios(wc, n)
-		check(wc.rps/n.rps >= 1.5, "split throughput >= 1.5x nginx+ModSecurity: %.2fx (rounds %.2f-%.2f)", wc.rps/n.rps, lo, hi)
+		check(wc.rps/n.rps >= 1.5, "split throughput >= 1.5x nginx+ModSecurity on the same CRS 4.25: %.2fx (rounds %.2f-%.2f)", wc.rps/n.rps, lo, hi)
+	}
+	if n, ok := sums["nginx-modsec-crs3"]; ok && n.rps > 0 {
+		lo, hi := roundRatios(wc, n)
+		fmt.Fprintf(w, "  [ref    ] split throughput against nginx+ModSecurity with CRS 3.3.4: %.2fx (rounds %.2f-%.2f)\n", wc.rps/n.rps, lo, hi)
 	}
 	if s, ok := sums["wafcanary-shadow"]; ok && wc.rps > 0 {
 		lo, hi := roundRatios(s, wc)
 		// Dropped samples are work not done: a run that drops any is
 		// faster than the target means, and one not scraped is unknown.
-		evaluated := "every sample evaluated"
+		evaluated := fmt.Sprintf("every sample judged (%.0f of %.0f derived)", s.shadow.derived, s.shadow.pairs)
 		switch {
 		case s.shadow.pairs == 0:
 			evaluated = "shadow pairs unknown (metrics not scraped)"
 		case s.shadow.dropped > 0:
 			evaluated = fmt.Sprintf("%.0f samples dropped", s.shadow.dropped)
 		}
-		check(s.rps/wc.rps >= 0.55 && s.shadow.pairs > 0 && s.shadow.dropped == 0,
-			"shadow 100%% throughput >= 0.55x shadow 0%%, nothing dropped: %.2fx (rounds %.2f-%.2f), %s", s.rps/wc.rps, lo, hi, evaluated)
+		check(s.rps/wc.rps >= 0.8 && s.shadow.pairs > 0 && s.shadow.dropped == 0,
+			"shadow 100%% with the shipped exclusion >= 0.8x split, nothing dropped: %.2fx (rounds %.2f-%.2f), %s", s.rps/wc.rps, lo, hi, evaluated)
+		if f, ok := sums["wafcanary-shadow-full"]; ok && f.rps > 0 {
+			lo, hi := roundRatios(f, wc)
+			fmt.Fprintf(w, "  [ref    ] shadow 100%% evaluating every pair (shadow.full_evaluation) against split: %.2fx (rounds %.2f-%.2f)\n", f.rps/wc.rps, lo, hi)
+		}
 		if wc.moderateP50 > 0 {
 			check(s.moderateP50/wc.moderateP50 <= 1.1, "moderate-load p50 with shadow <= 1.1x without: %.2fx (%.2f ms vs %.2f ms)",
 				s.moderateP50/wc.moderateP50, s.moderateP50, wc.moderateP50)

@@ -121,7 +121,10 @@ func runCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("upstream: %w", err)
 	}
 
-	targets := allTargets(self, filepath.Join(o.bin, "wafcanary"), upstream, o)
+	targets, err := allTargets(self, filepath.Join(o.bin, "wafcanary"), upstream, o)
+	if err != nil {
+		return err
+	}
 	if o.only != "" {
 		if targets, err = selectTargets(targets, strings.Split(o.only, ",")); err != nil {
 			return err
@@ -201,7 +204,7 @@ func runCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-func allTargets(self, wafcanary, upstream string, o runOptions) []*target {
+func allTargets(self, wafcanary, upstream string, o runOptions) ([]*target, error) {
 	var ts []*target
 	add := func(t *target) { ts = append(ts, t) }
 
@@ -217,37 +220,49 @@ func allTargets(self, wafcanary, upstream string, o runOptions) []*target {
 	add(&target{name: "coraza-tuned", desc: "the same bare Coraza proxy with wafcanary's @rx and @pm (packages rx, pm)", url: "http://" + tuned,
 		cmd: exec.Command(self, "proxy", "-mode", "coraza-tuned", "-listen", tuned, "-upstream", upstream)})
 
-	for _, shadow := range []int{0, 100} {
-		name := "wafcanary"
-		if shadow > 0 {
-			name = "wafcanary-shadow"
-		}
+	for _, w := range []struct {
+		name   string
+		shadow int
+		full   bool
+	}{{"wafcanary", 0, false}, {"wafcanary-shadow", 100, false}, {"wafcanary-shadow-full", 100, true}} {
 		listen, admin := freeAddr(), freeAddr()
-		dir := filepath.Join(o.workdir, name)
-		conf := filepath.Join(o.workdir, name+".yaml")
-		if err := os.WriteFile(conf, []byte(wafcanaryConfig(listen, admin, upstream, dir, shadow)), 0o644); err != nil {
-			panic(err) // the scratch directory was just created and written to
+		dir := filepath.Join(o.workdir, w.name)
+		conf := filepath.Join(o.workdir, w.name+".yaml")
+		if err := os.WriteFile(conf, []byte(wafcanaryConfig(listen, admin, upstream, dir, w.shadow, w.full)), 0o644); err != nil {
+			return nil, err
 		}
-		add(&target{name: name, desc: fmt.Sprintf("wafcanary split 50/50, shadow %d%%", shadow), url: "http://" + listen,
+		desc := fmt.Sprintf("wafcanary split 50/50, shadow %d%%", w.shadow)
+		if w.full {
+			desc += ", every pair evaluated (shadow.full_evaluation)"
+		}
+		add(&target{name: w.name, desc: desc, url: "http://" + listen,
 			metricsURL: "http://" + admin + "/metrics",
 			cmd:        exec.Command(wafcanary, "serve", "-c", conf)})
 	}
 
-	ng := freeAddr()
-	prefix := filepath.Join(o.workdir, "nginx")
-	if err := writeNginxPrefix(prefix, ng, upstream, o.nginxWorkers); err != nil {
-		panic(err)
+	for _, n := range []struct {
+		name, desc string
+		crs        crsSet
+	}{
+		{"nginx-modsec", "nginx 1.22 + ModSecurity v3.0.9 + CRS 4.25 (the files wafcanary embeds)", crs425},
+		{"nginx-modsec-crs3", "nginx 1.22 + ModSecurity v3.0.9 + Debian's CRS 3.3.4 (reference)", crs334},
+	} {
+		ng := freeAddr()
+		prefix := filepath.Join(o.workdir, n.name)
+		if err := writeNginxPrefix(prefix, ng, upstream, o.nginxWorkers, n.crs); err != nil {
+			return nil, fmt.Errorf("%s: %w", n.name, err)
+		}
+		add(&target{name: n.name, desc: n.desc, url: "http://" + ng, nginx: true,
+			cmd: exec.Command("nginx", "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-e", filepath.Join(prefix, "error.log"))})
 	}
-	add(&target{name: "nginx-modsec", desc: "nginx 1.22 + ModSecurity v3.0.9 + CRS 3.3.4", url: "http://" + ng, nginx: true,
-		cmd: exec.Command("nginx", "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-e", filepath.Join(prefix, "error.log"))})
-	return ts
+	return ts, nil
 }
 
 // wafcanaryConfig is the configuration `wafcanary serve` gets: the shipped
 // baseline against the shipped exclusion candidate, 50/50, sticky on the
 // X-Client-ID header the mix sets (every wrk connection has the same
 // address). Everything else keeps its default.
-func wafcanaryConfig(listen, admin, upstream, stateDir string, shadowPercent int) string {
+func wafcanaryConfig(listen, admin, upstream, stateDir string, shadowPercent int, full bool) string {
 	return fmt.Sprintf(`listen: %s
 upstream: %s
 state_dir: %s
@@ -261,7 +276,8 @@ routing:
   sticky_key: header:X-Client-ID
 shadow:
   sample_percent: %d
-`, listen, upstream, stateDir, admin, shadowPercent)
+  full_evaluation: %t
+`, listen, upstream, stateDir, admin, shadowPercent, full)
 }
 
 // selectTargets keeps the named targets, in their usual order.

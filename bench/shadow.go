@@ -13,7 +13,7 @@ import (
 
 // shadowCounts are read from wafcanary's metrics after the rounds.
 type shadowCounts struct {
-	pairs, dropped float64
+	pairs, dropped, derived float64
 	arms           map[string]float64 // requests by enforcing arm
 }
 
@@ -52,6 +52,8 @@ func parseShadowMetrics(r io.Reader) (shadowCounts, error) {
 			c.pairs += v
 		case "wafcanary_shadow_dropped_total":
 			c.dropped += v
+		case "wafcanary_shadow_derived_total":
+			c.derived += v
 		case "wafcanary_requests_total":
 			if _, arm, ok := strings.Cut(labels, `arm="`); ok {
 				arm, _, _ = strings.Cut(arm, `"`)
