@@ -280,7 +280,7 @@ func crsInputs(t *testing.T) []input {
 	return out
 }
 
-func loadRuleset(t *testing.T, path string) *ruleset.Ruleset {
+func loadRuleset(t testing.TB, path string) *ruleset.Ruleset {
 	t.Helper()
 	rs, err := ruleset.Load(path)
 	if err != nil {
