@@ -14,7 +14,7 @@ import (
 // shadowCounts are read from wafcanary's metrics after the rounds.
 type shadowCounts struct {
 	pairs, dropped, derived float64
-	arms           map[string]float64 // requests by enforcing arm
+	arms                    map[string]float64 // requests by enforcing arm
 }
 
 func scrapeShadow(ctx context.Context, url string) (shadowCounts, error) {
