@@ -76,12 +76,13 @@ func TestStoreBoundsAndRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "captures")
 	cfg := DefaultConfig
 	cfg.MaxRequests = 3
-	s, err := Open(dir, cfg, slog.New(slog.DiscardHandler))
+	// A fixed date far from the real one either way: the store must
+	// date captures by this clock alone, never by the files' real times.
+	now := time.Date(2020, 12, 2, 3, 0, 0, 0, time.UTC)
+	s, err := Open(dir, cfg, slog.New(slog.DiscardHandler), func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
-	s.now = func() time.Time { return now }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -114,7 +115,7 @@ func TestStoreBoundsAndRestart(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("half"), 0o600)
-	again, err := Open(dir, cfg, slog.New(slog.DiscardHandler))
+	again, err := Open(dir, cfg, slog.New(slog.DiscardHandler), func() time.Time { return now.Add(time.Hour) })
 	if err != nil || again.Len() != 3 {
 		t.Fatalf("after a restart: %d captures, %v", again.Len(), err)
 	}

@@ -48,12 +48,18 @@ type entry struct {
 }
 
 // Open opens (creating it, mode 0700) the store in dir and prunes what its
-// limits no longer allow.
-func Open(dir string, cfg Config, log *slog.Logger) (*Store, error) {
+// limits no longer allow. now is the store's clock (nil: real time). It
+// alone dates captures: a capture's file time is set from it when written
+// and read back after a restart, so age is never measured between two
+// clocks.
+func Open(dir string, cfg Config, log *slog.Logger, now func() time.Time) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	s := &Store{dir: dir, cfg: cfg, queue: make(chan verdict.Block, 64), log: log, now: time.Now}
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{dir: dir, cfg: cfg, queue: make(chan verdict.Block, 64), log: log, now: now}
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
@@ -138,6 +144,10 @@ func (s *Store) save(rec Record) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	at := s.now()
+	if err := os.Chtimes(tmp.Name(), at, at); err != nil { // the store's clock, read back by Open
+		return err
+	}
 	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (s *Store) save(rec Record) error {
 			break
 		}
 	}
-	s.files = append(s.files, entry{name: name, size: int64(len(b)), at: s.now()})
+	s.files = append(s.files, entry{name: name, size: int64(len(b)), at: at})
 	s.bytes += int64(len(b))
 	s.pruneLocked()
 	return nil

@@ -149,7 +149,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	s.blocks = newRecentBlocks(1000)
 	blocks := []router.BlockObserver{s.blocks}
 	if cfg.Capture.Enabled {
-		if s.capture, err = capture.Open(filepath.Join(cfg.StateDir, "captures"), cfg.Capture, log); err != nil {
+		if s.capture, err = capture.Open(filepath.Join(cfg.StateDir, "captures"), cfg.Capture, log, nil); err != nil {
 			return nil, err
 		}
 		blocks = append(blocks, s.capture)
