@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -129,5 +130,69 @@ func TestStoreBoundsAndRestart(t *testing.T) {
 	again.mu.Unlock()
 	if again.Len() != 0 {
 		t.Errorf("%d captures past max_age kept", again.Len())
+	}
+}
+
+// An ID names one capture, the first: a later block with the same ID
+// (a client that knows the ID a user quotes to support) must not decide
+// what tune excludes.
+func TestStoreKeepsTheFirstCaptureOfAnID(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "captures")
+	clock := func() time.Time { return time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC) } // block's time + 1h
+	s, err := Open(dir, DefaultConfig, slog.New(slog.DiscardHandler), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := block("ticket-42", "application/x-www-form-urlencoded", "/api/notes", "text=hello")
+	if err := s.save(Of(first, s.cfg)); err != nil {
+		t.Fatal(err)
+	}
+	later := block("ticket-42", "application/x-www-form-urlencoded", "/admin/evil", "text=other")
+	if err := s.save(Of(later, s.cfg)); !errors.Is(err, ErrExists) {
+		t.Fatalf("second capture of the same ID: %v, want ErrExists", err)
+	}
+	rec, err := s.Get("ticket-42")
+	if err != nil || !strings.HasPrefix(rec.URI, "/api/notes") || s.Len() != 1 {
+		t.Fatalf("capture of ticket-42: %q, %v, %d captures; want the first", rec.URI, err, s.Len())
+	}
+	// After a restart too.
+	again, err := Open(dir, DefaultConfig, slog.New(slog.DiscardHandler), clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.save(Of(later, again.cfg)); !errors.Is(err, ErrExists) {
+		t.Fatalf("after a restart: %v, want ErrExists", err)
+	}
+}
+
+// Captures share state_dir's volume with the journal: they stop short of
+// capture.min_free_bytes, so blocked requests cannot fill the volume and
+// leave a rollout unable to record itself.
+func TestStoreKeepsFreeSpace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "captures")
+	cfg := DefaultConfig
+	cfg.MinFreeBytes = 1 << 20
+	s, err := Open(dir, cfg, slog.New(slog.DiscardHandler), func() time.Time { return time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := int64(2 << 20)
+	s.free = func(string) (int64, bool) { return free, true }
+	if err := s.save(Of(block("roomy", "", "/a", ""), s.cfg)); err != nil {
+		t.Fatalf("with 2 MiB free: %v", err)
+	}
+	free = 1<<20 + 100 // the capture would eat into the reserve
+	if err := s.save(Of(block("tight", "", "/b", ""), s.cfg)); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("with the reserve nearly reached: %v, want ErrNoSpace", err)
+	}
+	if s.NoSpace.Load() != 1 || s.Len() != 1 {
+		t.Errorf("%d refused, %d kept; want 1 and 1", s.NoSpace.Load(), s.Len())
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 1 {
+		t.Errorf("%d files in the store, want 1", len(files))
+	}
+	// The real volume answers too (unix): far more than 0 bytes free.
+	if got, ok := freeBytes(dir); ok && got <= 0 {
+		t.Errorf("freeBytes(%s) = %d", dir, got)
 	}
 }

@@ -20,6 +20,11 @@ type Config struct {
 	MaxAge      time.Duration `mapstructure:"max_age"`
 	// MaxBodyBytes is the most of a request body kept.
 	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// MinFreeBytes is the free space a capture never takes: captures
+	// share state_dir's volume with the journal and the rollout state, and
+	// blocked requests (anyone can send them) must not fill it so that a
+	// rollout cannot be recorded. 0 turns the check off.
+	MinFreeBytes int64 `mapstructure:"min_free_bytes"`
 	// Redact lists parameter and field names whose values are replaced by
 	// a placeholder, matched as substrings in lower case without - and _
 	// (pass covers new_password, key covers api-key). Headers are kept only
@@ -33,6 +38,7 @@ var DefaultConfig = Config{
 	MaxBytes:     64 << 20,
 	MaxAge:       7 * 24 * time.Hour,
 	MaxBodyBytes: 64 << 10,
+	MinFreeBytes: 256 << 20,
 	Redact:       []string{"pass", "pwd", "token", "secret", "card", "cvv", "cvc", "iban", "ssn", "auth", "session", "key", "cred", "sig", "pin", "otp"},
 }
 
@@ -54,6 +60,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_age: must be at least 1m (write units, e.g. 168h), got %s", c.MaxAge)
 	case c.MaxBodyBytes < 0 || c.MaxBodyBytes > MaxCaptureBody:
 		return fmt.Errorf("max_body_bytes: must be between 0 and %d, got %d", MaxCaptureBody, c.MaxBodyBytes)
+	case c.MinFreeBytes < 0:
+		return fmt.Errorf("min_free_bytes: must be 0 (no check) or more, got %d", c.MinFreeBytes)
 	}
 	for i, r := range c.Redact {
 		if strings.TrimSpace(r) == "" {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,11 +35,19 @@ type Store struct {
 	log   *slog.Logger
 	// Dropped counts blocks not captured: the queue was full.
 	Dropped atomic.Int64
+	// NoSpace counts blocks not captured to keep capture.min_free_bytes
+	// free on the volume.
+	NoSpace atomic.Int64
+	// free reports the bytes free to this process on dir's volume; ok is
+	// false where that cannot be known. A field so tests can fill a disk.
+	free func(dir string) (int64, bool)
 
 	mu    sync.Mutex
 	files []entry // oldest first
 	bytes int64
 	now   func() time.Time
+	// lastNoSpace is when the writer last logged ErrNoSpace.
+	lastNoSpace time.Time
 }
 
 type entry struct {
@@ -59,7 +68,7 @@ func Open(dir string, cfg Config, log *slog.Logger, now func() time.Time) (*Stor
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{dir: dir, cfg: cfg, queue: make(chan verdict.Block, 64), log: log, now: now}
+	s := &Store{dir: dir, cfg: cfg, queue: make(chan verdict.Block, 64), log: log, now: now, free: freeBytes}
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
@@ -112,7 +121,17 @@ func (s *Store) Run(ctx context.Context) {
 			s.pruneLocked()
 			s.mu.Unlock()
 		case b := <-s.queue:
-			if err := s.save(Of(b, s.cfg)); err != nil {
+			switch err := s.save(Of(b, s.cfg)); {
+			case errors.Is(err, ErrNoSpace):
+				// Once per minute at most: under a flood of blocks this
+				// is every block.
+				if t := s.now(); t.Sub(s.lastNoSpace) >= time.Minute {
+					s.lastNoSpace = t
+					s.log.Warn("captures paused: the volume is nearly full", "error", err.Error(), "not_written", s.NoSpace.Load())
+				}
+			case errors.Is(err, ErrExists):
+				s.log.Warn("capture not written", "request_id", b.Request.ID, "error", err.Error())
+			case err != nil:
 				s.log.Error("capture not written", "request_id", b.Request.ID, "error", err.Error())
 			}
 		}
@@ -126,12 +145,35 @@ func fileOf(id string) string {
 	return hex.EncodeToString(sum[:16]) + ".json"
 }
 
+// ErrNoSpace is a capture refused to keep capture.min_free_bytes free.
+var ErrNoSpace = errors.New("capture not written to keep the volume's free space")
+
+// ErrExists is a capture refused because its request ID is captured
+// already.
+var ErrExists = errors.New("a capture of that request ID exists: the first one is kept")
+
 func (s *Store) save(rec Record) error {
+	name := fileOf(rec.ID)
+	// An ID names one capture, the first: tune excludes what a capture
+	// shows, so a later request must never replace the one a user
+	// quoted. (The router does not give an ID twice; this holds across
+	// its restarts and for IDs a trusted proxy reuses.)
+	s.mu.Lock()
+	exists := slices.ContainsFunc(s.files, func(e entry) bool { return e.name == name })
+	s.mu.Unlock()
+	if exists {
+		return ErrExists
+	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	name := fileOf(rec.ID)
+	if s.cfg.MinFreeBytes > 0 {
+		if free, ok := s.free(s.dir); ok && free-int64(len(b)) < s.cfg.MinFreeBytes {
+			s.NoSpace.Add(1)
+			return fmt.Errorf("%w: %d bytes free, capture.min_free_bytes is %d", ErrNoSpace, free, s.cfg.MinFreeBytes)
+		}
+	}
 	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
 	if err != nil {
 		return err
@@ -153,13 +195,6 @@ func (s *Store) save(rec Record) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, e := range s.files { // the same ID captured again replaces it
-		if e.name == name {
-			s.bytes -= e.size
-			s.files = append(s.files[:i], s.files[i+1:]...)
-			break
-		}
-	}
 	s.files = append(s.files, entry{name: name, size: int64(len(b)), at: at})
 	s.bytes += int64(len(b))
 	s.pruneLocked()
