@@ -247,7 +247,7 @@ func judgeAll[C any](t *testing.T, rs *ruleset.Ruleset, in input, cands []C, dif
 	}
 	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: in.name, Context: context.Background()})
 	defer tx.Close()
-	if _, _, err := verdict.RequestPhases(tx, &req, body); err != nil {
+	if _, _, err := verdict.RequestPhases(tx, rs, &req, body); err != nil {
 		t.Errorf("%s: %v", in.name, err)
 	}
 	ds := make([]decision, len(cands))

@@ -20,7 +20,13 @@ func candidate(t *testing.T, before, after string) *ruleset.Ruleset {
 	main := string(b.Files[b.Main])
 	i := strings.Index(main, "Include @owasp_crs/*.conf")
 	src := main[:i] + before + "\n" + main[i:] + "\n" + after + "\n"
-	rs, err := ruleset.LoadFS(fstest.MapFS{"c.conf": {Data: []byte(src)}}, "c.conf", "c.conf")
+	fsys := fstest.MapFS{"c.conf": {Data: []byte(src)}}
+	for name, data := range b.Files { // the baseline's includes (limits.conf)
+		if name != b.Main {
+			fsys[name] = &fstest.MapFile{Data: data}
+		}
+	}
+	rs, err := ruleset.LoadFS(fsys, "c.conf", "c.conf")
 	if err != nil {
 		t.Fatal(err)
 	}

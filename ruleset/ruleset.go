@@ -77,6 +77,11 @@ type Ruleset struct {
 	Files []File
 	// Rules is the inventory of loaded rules, ordered by ID.
 	Rules []Rule
+	// NoFilesLimit is SecRequestBodyNoFilesLimit: the most bytes of a
+	// request body that is not multipart the ruleset judges; a longer one
+	// is refused with 413 (verdict.RequestPhases), since Coraza does not
+	// enforce the directive itself.
+	NoFilesLimit int64
 
 	waf     coraza.WAF
 	refs    atomic.Int64
@@ -196,6 +201,10 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 		waf:     waf,
 	}
 	rs.refs.Store(1)
+	if rs.NoFilesLimit, err = bodyLimits(rs.Directives()); err != nil {
+		rs.Retire()
+		return nil, fmt.Errorf("ruleset %s: %w", path, err)
+	}
 	return rs, nil
 }
 

@@ -44,7 +44,7 @@ func TestLoadShippedRulesets(t *testing.T) {
 					local++
 				}
 			}
-			if local != 1 || embedded < 20 {
+			if local != 2 || embedded < 20 { // the file and limits.conf
 				t.Errorf("files read: %d local, %d embedded", local, embedded)
 			}
 		})
@@ -171,15 +171,15 @@ func TestDirectivesInParseOrder(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("directives %q, want %q", got, want)
 	}
-	// The shipped baseline's directives are its own lines only: the CRS
-	// files are embedded and passed over.
+	// The shipped baseline's directives are its own lines and its local
+	// include's only: the CRS files are embedded and passed over.
 	base, err := Load("../configs/rulesets/baseline.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer base.Retire()
 	for _, d := range base.Directives() {
-		if d.File != "baseline.conf" {
+		if d.File != "baseline.conf" && d.File != "limits.conf" {
 			t.Errorf("directive from %s listed", d.File)
 		}
 	}
@@ -232,6 +232,17 @@ func ids(rules []Rule) []int {
 		out = append(out, r.ID)
 	}
 	return out
+}
+
+// copyShipped copies a shipped ruleset file into dir, for a variant of a
+// shipped ruleset written there that includes it.
+func copyShipped(t *testing.T, dir, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "configs", "rulesets", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, name), string(b))
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -292,5 +303,54 @@ func TestLoadRefusesALineCorazaWouldStopAt(t *testing.T) {
 	defer rs.Retire()
 	if len(rs.Rules) != 2 {
 		t.Errorf("%d rules compiled from a line just under the limit, want 2", len(rs.Rules))
+	}
+}
+
+// Coraza parses SecRequestBodyNoFilesLimit and ignores it; the ruleset
+// carries it for the proxy to enforce, and refuses the body settings the
+// proxy cannot honour, with the file and line.
+func TestBodyLimits(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, conf string
+		want       int64
+		err        string
+	}{
+		{"unset: ModSecurity's default", "SecRuleEngine On\n", DefaultNoFilesLimit, ""},
+		{"set", "SecRuleEngine On\nSecRequestBodyNoFilesLimit 65536\n", 65536, ""},
+		{"the last one wins", "SecRequestBodyNoFilesLimit 1000\nSecRequestBodyNoFilesLimit 2000\n", 2000, ""},
+		{"zero", "SecRuleEngine On\nSecRequestBodyNoFilesLimit 0\n", 0, "x.conf:2: SecRequestBodyNoFilesLimit: want a number of bytes from 1 to 1073741824"},
+		{"over the hard limit", "SecRequestBodyNoFilesLimit 2000000000\n", 0, "x.conf:1: SecRequestBodyNoFilesLimit"},
+		{"ProcessPartial", "SecRuleEngine On\n\nSecRequestBodyLimitAction ProcessPartial\n", 0, "x.conf:3: SecRequestBodyLimitAction ProcessPartial: Coraza would judge only the first"},
+		{"Reject", "SecRequestBodyLimitAction Reject\n", DefaultNoFilesLimit, ""},
+	}
+	for _, tc := range tests {
+		writeFile(t, filepath.Join(dir, "x.conf"), tc.conf)
+		rs, err := Load(filepath.Join(dir, "x.conf"))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			if rs != nil {
+				rs.Retire()
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if rs.NoFilesLimit != tc.want {
+			t.Errorf("%s: NoFilesLimit %d, want %d", tc.name, rs.NoFilesLimit, tc.want)
+		}
+		rs.Retire()
+	}
+	base, err := Load("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	if base.NoFilesLimit != 128<<10 {
+		t.Errorf("shipped baseline: NoFilesLimit %d, want 128 KiB (limits.conf)", base.NoFilesLimit)
 	}
 }

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -108,11 +111,12 @@ func processRequestHeaders(tx types.Transaction, v *Request) *types.Interruption
 // so the caller (the proxy's fail mode, the shadow worker, a gate) decides.
 var ErrPanic = errors.New("coraza panicked")
 
-// RequestPhases runs phases 1 and 2 of req on tx: the request's headers,
-// then body (which may be nil). It returns the interruption, if any, and
-// the reader the upstream must get instead of the original body (see
-// processRequestBody). A panic inside Coraza is returned as ErrPanic.
-func RequestPhases(tx types.Transaction, req *Request, body io.Reader) (it *types.Interruption, replay io.Reader, err error) {
+// RequestPhases runs phases 1 and 2 of req on tx, a transaction of rs:
+// the request's headers, then body (which may be nil). It returns the
+// interruption, if any, and the reader the upstream must get instead of
+// the original body (see processRequestBody). A panic inside Coraza is
+// returned as ErrPanic.
+func RequestPhases(tx types.Transaction, rs *ruleset.Ruleset, req *Request, body io.Reader) (it *types.Interruption, replay io.Reader, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", ErrPanic, p)
@@ -121,7 +125,7 @@ func RequestPhases(tx types.Transaction, req *Request, body io.Reader) (it *type
 	if it = processRequestHeaders(tx, req); it != nil {
 		return it, nil, nil
 	}
-	return processRequestBody(tx, body)
+	return processRequestBody(tx, rs.NoFilesLimit, body)
 }
 
 // Judge runs req's request phases through rs in a transaction of its own
@@ -129,7 +133,7 @@ func RequestPhases(tx types.Transaction, req *Request, body io.Reader) (it *type
 func Judge(ctx context.Context, rs *ruleset.Ruleset, req *Request, body io.Reader) (Verdict, error) {
 	tx := rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: req.ID, Context: ctx})
 	defer tx.Close()
-	if _, _, err := RequestPhases(tx, req, body); err != nil {
+	if _, _, err := RequestPhases(tx, rs, req, body); err != nil {
 		return Verdict{}, err
 	}
 	return Of(tx), nil
@@ -186,11 +190,22 @@ func (c *TrackingReader) Read(p []byte) (int, error) {
 // the bytes Coraza buffered followed by whatever it did not read, so the
 // upstream receives the body byte for byte. Phase 2 runs even without a
 // body: most CRS rules, and the anomaly verdict 949110, live there.
-func processRequestBody(tx types.Transaction, body io.Reader) (*types.Interruption, io.Reader, error) {
+//
+// A body that is not multipart is read up to noFiles bytes only: one past
+// it interrupts the transaction with 413 before phase 2, as ModSecurity's
+// SecRequestBodyNoFilesLimit does (Coraza parses the directive and ignores
+// it). Without the bound, CRS inspects up to SecRequestBodyLimit (13 MB)
+// of arguments, at about a second of CPU per 100 KB of binary ones.
+func processRequestBody(tx types.Transaction, noFiles int64, body io.Reader) (*types.Interruption, io.Reader, error) {
 	var replay io.Reader
 	if body != nil && tx.IsRequestBodyAccessible() {
-		cr := &TrackingReader{R: body}
-		it, _, err := tx.ReadRequestBodyFrom(cr)
+		src := body
+		limited := noFiles > 0 && !multipart(tx)
+		if limited {
+			src = io.LimitReader(body, noFiles+1)
+		}
+		cr := &TrackingReader{R: src}
+		it, n, err := tx.ReadRequestBodyFrom(cr)
 		if cr.Err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrClientBody, cr.Err)
 		}
@@ -199,6 +214,10 @@ func processRequestBody(tx types.Transaction, body io.Reader) (*types.Interrupti
 		}
 		if it != nil {
 			return it, nil, nil
+		}
+		if limited && int64(n) > noFiles {
+			return interrupt(tx, &types.Interruption{Action: "deny", Status: http.StatusRequestEntityTooLarge,
+				Data: fmt.Sprintf("request body without files over SecRequestBodyNoFilesLimit (%d bytes)", noFiles)}), nil, nil
 		}
 		buffered, err := tx.RequestBodyReader()
 		if err != nil {
@@ -211,6 +230,23 @@ func processRequestBody(tx types.Transaction, body io.Reader) (*types.Interrupti
 		return nil, nil, fmt.Errorf("processing request body: %w", err)
 	}
 	return it, replay, nil
+}
+
+// multipart reports whether Coraza parses tx's body as multipart, the one
+// kind whose files SecRequestBodyNoFilesLimit does not count. Phase 1 has
+// run: the processor is what the Content-Type and the rules chose.
+func multipart(tx types.Transaction) bool {
+	st, ok := tx.(plugintypes.TransactionState)
+	return ok && strings.EqualFold(st.Variables().RequestBodyProcessor().Get(), "MULTIPART")
+}
+
+// interrupt makes it tx's interruption, so that the verdict read from tx
+// (Of) is the one the proxy carries out, and returns it.
+func interrupt(tx types.Transaction, it *types.Interruption) *types.Interruption {
+	if st, ok := tx.(plugintypes.TransactionState); ok {
+		st.Interrupt(it)
+	}
+	return it
 }
 
 // loggingRule is implemented by Coraza's matched rules; bookkeeping rules
@@ -231,20 +267,41 @@ func Of(tx types.Transaction) Verdict {
 		rm := RuleMatch{ID: m.Rule().ID()}
 		var values []string
 		for _, d := range m.MatchedDatas() {
+			values = append(values, d.Value())
 			t := d.Variable().Name()
 			if d.Key() != "" {
 				t += ":" + d.Key()
 			}
+			if len(rm.Targets) == MaxTargets || len(t) > MaxTargetBytes || slices.Contains(rm.Targets, t) {
+				if !slices.Contains(rm.Targets, t) {
+					rm.Omitted++
+				}
+				continue
+			}
 			rm.Targets = append(rm.Targets, t)
-			values = append(values, d.Value())
 		}
 		// A message with %{MATCHED_VAR} carries the matched value (a
 		// cookie, a token): it never leaves the process.
-		rm.Message = redactMessage(m.Rule().Raw(), m.Message(), values)
+		rm.Message = truncate(redactMessage(m.Rule().Raw(), m.Message(), values), maxMessageBytes)
 		v.Rules = append(v.Rules, rm)
 	}
 	v.InboundScore = txInt(tx, "blocking_inbound_anomaly_score")
 	return v
+}
+
+// maxMessageBytes bounds a rule's message: macros can put request data
+// in it.
+const maxMessageBytes = 512
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // txInt reads a numeric TX variable, such as a CRS anomaly score.

@@ -33,9 +33,22 @@ type RuleMatch struct {
 	ID      int    `json:"id"`
 	Message string `json:"msg,omitempty"`
 	// Targets are the variables that matched, such as ARGS:comment; the
-	// names an operator needs for an exclusion.
+	// names an operator needs for an exclusion. At most MaxTargets are
+	// kept, each at most MaxTargetBytes long: argument names are the
+	// client's, and a binary body once gave one rule hundreds of names,
+	// each a piece of the body.
 	Targets []string `json:"targets,omitempty"`
+	// Omitted counts the matched variables not in Targets: past
+	// MaxTargets, or with a name too long to keep. An exclusion cannot be
+	// written for them (tune refuses rather than guess).
+	Omitted int `json:"omitted,omitempty"`
 }
+
+// Bounds of the variables a rule match keeps.
+const (
+	MaxTargets     = 16
+	MaxTargetBytes = 256
+)
 
 // RuleIDs returns the IDs of the matched rules.
 func (v Verdict) RuleIDs() []int {
@@ -114,7 +127,52 @@ type RequestRecord struct {
 	BlockedInResponse bool
 	// Outside is set for a request on a host the rollout does not judge
 	// (start --hosts): the baseline served it, and it is not evidence.
+	// A refused request is outside too.
 	Outside bool
+	// Refused says why the proxy refused the request before any ruleset
+	// judged it: it could not be judged as it would be forwarded.
+	Refused Refusal
+}
+
+// Refusal is why the proxy refused a request unjudged. Each is a request
+// whose meaning to the WAF and to the upstream could differ, or whose
+// inspection would cost more than any legitimate request needs.
+type Refusal uint8
+
+// Refusals.
+const (
+	NotRefused Refusal = iota
+	// RefusedFragment: a raw '#' in the request-target. Coraza drops what
+	// follows it, as a browser would; the upstream parses it as query.
+	RefusedFragment
+	// RefusedUserinfo: user:password@ in an absolute-form target
+	// (RFC 9110 4.2.4: treat it as an error); it would also put a
+	// password in the logs.
+	RefusedUserinfo
+	// RefusedAuthority: an HTTP/2 or HTTP/3 host header that disagrees with
+	// :authority (RFC 9113 8.3.1): the WAF would see both, the upstream
+	// one.
+	RefusedAuthority
+	// RefusedURITooLong: a request-target over proxy.max_uri_bytes.
+	RefusedURITooLong
+)
+
+// Refusals lists every refusal, for code that creates per-reason state up
+// front.
+var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong}
+
+func (r Refusal) String() string {
+	switch r {
+	case RefusedFragment:
+		return "fragment"
+	case RefusedUserinfo:
+		return "userinfo"
+	case RefusedAuthority:
+		return "authority"
+	case RefusedURITooLong:
+		return "uri_too_long"
+	}
+	return ""
 }
 
 // ShadowRecord is one request judged by both rulesets: the enforcing one
