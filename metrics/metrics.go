@@ -28,6 +28,7 @@ type Metrics struct {
 	shadowDerived prometheus.Counter
 	upstreamErrs  *prometheus.CounterVec
 	respBlocks    *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	weight        prometheus.Gauge
 	shadowSample  prometheus.Gauge
 	rulesetInfo   *prometheus.GaugeVec
@@ -111,6 +112,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: ResponseBlocksTotal,
 			Help: "Requests blocked in a response phase, after the upstream answered, by arm (also counted as blocked in wafcanary_requests_total). Shadow pairs compare request phases only, so these are the blocks only the split arms see.",
 		}, arm),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wafcanary_requests_refused_total",
+			Help: "Requests refused before any ruleset judged them, because the WAF and the upstream could read them differently or they were too long to judge, by reason: fragment (a raw # in the target), userinfo, authority (an HTTP/2 host header unlike :authority), uri_too_long. Also counted as blocked, arm outside, in wafcanary_requests_total.",
+		}, []string{"reason"}),
 		weight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wafcanary_candidate_weight_ratio",
 			Help: "Share of sticky keys the candidate enforces on, 0 to 1.",
@@ -139,7 +144,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m.known.Store(&[2]map[int]string{})
 	reg.MustRegister(m.hosts)
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
-		m.shadowDropped, m.shadowDerived, m.upstreamErrs, m.respBlocks, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
+		m.shadowDropped, m.shadowDerived, m.upstreamErrs, m.respBlocks, m.refused, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
 
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
@@ -152,6 +157,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.upstreamErrs.WithLabelValues(a.String())
 		m.respBlocks.WithLabelValues(a.String())
 		m.loadFailures.WithLabelValues(a.String())
+	}
+	for _, why := range verdict.Refusals {
+		m.refused.WithLabelValues(why.String())
 	}
 	for _, b := range []string{"allowed", "blocked"} {
 		for _, c := range []string{"allowed", "blocked"} {
@@ -188,6 +196,10 @@ func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
 		arm = Outside
 	}
 	m.requests.WithLabelValues(arm, r.Action.String()).Inc()
+	if r.Refused != verdict.NotRefused {
+		m.refused.WithLabelValues(r.Refused.String()).Inc()
+		return // no ruleset ran: no WAF time, no rules
+	}
 	m.wafDuration.WithLabelValues(arm).Observe(r.WAFDuration.Seconds())
 	m.duration.WithLabelValues(arm).Observe(r.Duration.Seconds())
 	if r.UpstreamError {

@@ -55,6 +55,13 @@ func TestObserve(t *testing.T) {
 	m.ObserveShadow(verdict.ShadowRecord{Baseline: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}, Candidate: verdict.Verdict{Blocked: true, Rules: []verdict.RuleMatch{{ID: 103}}}})
 	m.ObserveShadow(verdict.ShadowRecord{Derived: true})
 	m.ShadowDropped()
+	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Baseline, Action: verdict.Blocked, Outside: true, Refused: verdict.RefusedFragment, Status: 400})
+	if v := testutil.ToFloat64(m.refused.WithLabelValues("fragment")); v != 1 {
+		t.Errorf("refused{fragment} = %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.requests.WithLabelValues("outside", "blocked")); v != 1 {
+		t.Errorf("requests{outside,blocked} = %v, want the refusal", v)
+	}
 	if v := testutil.ToFloat64(m.shadowDerived); v != 1 {
 		t.Errorf("derived pairs = %v, want 1", v)
 	}

@@ -277,6 +277,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       s.cfg.Proxy.ReadTimeout,
+		MaxHeaderBytes:    s.cfg.Proxy.MaxHeaderBytes,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

@@ -76,6 +76,15 @@ type ProxyConfig struct {
 	// zero means no limit. Without it a client trickling a body holds its
 	// connection, and its buffer, for ever.
 	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// MaxURIBytes bounds the request-target; a longer one is refused with
+	// 414 before the WAF. CRS's cost grows with what it inspects (a 256 KB
+	// query of binary arguments took half a second); nginx and Apache
+	// stop at about 8 KB too.
+	MaxURIBytes int `mapstructure:"max_uri_bytes"`
+	// MaxHeaderBytes bounds the request line and headers together (the
+	// server answers 431 past it). Go's default is 1 MiB, at which one
+	// binary Cookie costs CRS seconds; nginx's buffers take 32 KB.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 }
 
 // Defaults for each section.
@@ -89,6 +98,8 @@ var (
 		DialTimeout:           5 * time.Second,
 		ResponseHeaderTimeout: time.Minute,
 		ReadTimeout:           time.Minute,
+		MaxURIBytes:           8 << 10,
+		MaxHeaderBytes:        32 << 10,
 	}
 )
 
@@ -164,8 +175,21 @@ func (c ProxyConfig) Validate() error {
 	if c.ReadTimeout != 0 && c.ReadTimeout < time.Millisecond {
 		return fmt.Errorf("read_timeout: must be 0 (no limit) or at least 1ms (write units, e.g. 60s), got %s", c.ReadTimeout)
 	}
+	if c.MaxURIBytes < MinURIBytes || c.MaxURIBytes > MaxURIBytes {
+		return fmt.Errorf("max_uri_bytes: must be between %d and %d, got %d", MinURIBytes, MaxURIBytes, c.MaxURIBytes)
+	}
+	if c.MaxHeaderBytes < c.MaxURIBytes || c.MaxHeaderBytes > MaxHeaderBytes {
+		return fmt.Errorf("max_header_bytes: must be between max_uri_bytes (%d) and %d, got %d", c.MaxURIBytes, MaxHeaderBytes, c.MaxHeaderBytes)
+	}
 	return nil
 }
+
+// Bounds of the proxy section's sizes.
+const (
+	MinURIBytes    = 1 << 10
+	MaxURIBytes    = 1 << 20
+	MaxHeaderBytes = 1 << 20
+)
 
 // Share is a fraction of traffic in basis points: 0 to 10000, so 0.01%
 // resolution with exact integer comparisons on the request path.

@@ -44,16 +44,21 @@ func FuzzStickyKey(f *testing.F) {
 
 // FuzzRequestID: an incoming X-Request-ID is kept only when it is a short
 // token that cannot inject into a log line; otherwise a fresh one, itself
-// valid, replaces it.
+// valid, replaces it. The same ID a second time is never given twice.
 func FuzzRequestID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id string) {
+		ids := newRequestIDs(4)
 		r := &http.Request{Header: http.Header{"X-Request-Id": {id}}}
-		got := requestID(r)
+		got := ids.of(r)
 		if !validRequestID(got) || len(got) > 128 || strings.ContainsAny(got, "\r\n\" \\=") {
 			t.Fatalf("request ID %q for %q", got, id)
 		}
 		if validRequestID(id) != (got == id) {
 			t.Fatalf("%q valid %v, kept %v", id, validRequestID(id), got == id)
+		}
+		again := ids.of(r)
+		if again == got || !validRequestID(again) {
+			t.Fatalf("%q given twice: %q then %q", id, got, again)
 		}
 	})
 }

@@ -47,6 +47,7 @@ type Router struct {
 	assign  Assigner
 	sticky  stickyKey
 	clients clientAddr
+	ids     *requestIDs
 	proxy   *httputil.ReverseProxy
 	shadow  chan *capture
 	// queued is the size of the samples in shadow, against
@@ -85,6 +86,7 @@ func New(initial *Snapshot, o Options) (*Router, error) {
 		assign:    NewAssigner(o.Secret),
 		sticky:    sticky,
 		clients:   clients,
+		ids:       newRequestIDs(recentIDs),
 		shadow:    make(chan *capture, o.Shadow.QueueSize),
 		opts:      o,
 		obs:       o.Observe,
@@ -251,6 +253,9 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 				pr.Out.Header.Del("Http2-Settings")
 				pr.Out.Header.Del("Connection")
 			}
+			// Trailers arrive after the body, when the verdict is taken:
+			// nothing judged them, so nothing forwards them (admit).
+			pr.Out.Trailer = nil
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Request-ID", ex.id)
 		},

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +50,11 @@ func exchangeFrom(ctx context.Context) *exchange {
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	id := requestID(r)
+	id := rt.ids.of(r)
+	if why, code := rt.admit(r); why != verdict.NotRefused {
+		rt.refuse(sw, r, id, why, code, start)
+		return
+	}
 	clientIP, clientPort, peerTrusted := rt.clients.resolve(r)
 	snap, arm, rs, outside := rt.pick(r, clientIP)
 	ex := &exchange{id: id, arm: arm, rs: rs, peerTrusted: peerTrusted}
@@ -128,7 +131,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (rt *Router) inspectRequest(ex *exchange, v *verdict.Request, body io.Reader) (*types.Interruption, io.Reader, error) {
 	start := time.Now()
 	defer ex.sw.since(start)
-	return verdict.RequestPhases(ex.tx, v, body)
+	return verdict.RequestPhases(ex.tx, ex.rs, v, body)
 }
 
 // failOpenBody rebuilds the upstream body after a processing error: what
@@ -354,29 +357,6 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// requestID returns the incoming X-Request-ID if it is a sane token, or a
-// new random one. The ID names the Coraza transaction (UNIQUE_ID), the log
-// lines and the upstream request, so it must not carry log injection.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-ID"); validRequestID(id) {
-		return id
-	}
-	return rand.Text()
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
 
 // stopwatch sums the time spent inside Coraza across a request's phases.
 type stopwatch struct{ total time.Duration }

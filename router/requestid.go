@@ -1,0 +1,70 @@
+package router
+
+import (
+	"crypto/rand"
+	"net/http"
+	"sync"
+)
+
+// requestIDs hands out request IDs. A client may bring its own
+// (X-Request-ID, so that a load balancer's ID follows the request), but
+// an ID names one request only: a block is explained, captured and tuned
+// by its ID, and if a client could reuse the ID another user quotes to
+// support, it would decide what that ID shows. An ID seen recently is
+// given a fresh suffix; generated IDs (128 random bits) are not tracked.
+//
+// It is safe for concurrent use.
+type requestIDs struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+	ring []string // the seen IDs in arrival order, oldest evicted first
+	next int
+}
+
+// recentIDs is how many client-given IDs are remembered: at 1,000
+// requests/s that bring their own, a minute's worth.
+const recentIDs = 1 << 16
+
+func newRequestIDs(n int) *requestIDs {
+	return &requestIDs{seen: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+// of returns r's request ID: the incoming X-Request-ID if it is a sane
+// token not seen recently, that token with a fresh suffix if it was seen,
+// or a new random one. The ID names the Coraza transaction (UNIQUE_ID),
+// the log lines and the upstream request, so it must not carry log
+// injection.
+func (ids *requestIDs) of(r *http.Request) string {
+	id := r.Header.Get("X-Request-ID")
+	if !validRequestID(id) {
+		return rand.Text()
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if _, dup := ids.seen[id]; dup {
+		id = id[:min(len(id), maxRequestID-27)] + "-" + rand.Text()
+	}
+	if old := ids.ring[ids.next]; old != "" {
+		delete(ids.seen, old)
+	}
+	ids.ring[ids.next] = id
+	ids.seen[id] = struct{}{}
+	ids.next = (ids.next + 1) % len(ids.ring)
+	return id
+}
+
+// maxRequestID is the longest request ID kept or made.
+const maxRequestID = 128
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
