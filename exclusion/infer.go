@@ -154,7 +154,7 @@ func condition(vars, op string) (path, host string, ok bool) {
 	}
 	if isHost {
 		h := evidence.HostName(lit)
-		if !validHost(h) || strings.Contains(h, ":") {
+		if !validHost(h) { // a name, or an IPv6 literal as tune writes it: ^\[::1\]
 			return "", "", false
 		}
 		return "", h, true

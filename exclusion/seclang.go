@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing/fstest"
 
@@ -65,7 +66,7 @@ func (t *tuner) seclang(rms []Removal) string {
 		where += " and below"
 	}
 	if t.host != "" {
-		where = t.host + where
+		where = hostHeader(t.host) + where
 	} else {
 		where = "every host, " + where
 	}
@@ -106,9 +107,35 @@ func (t *tuner) seclang(rms []Removal) string {
 		return b.String()
 	}
 	b.WriteString("    chain\"\n")
-	fmt.Fprintf(&b, "    SecRule REQUEST_HEADERS:Host \"@rx ^%s\\.?(?::[0-9]+)?$\" \\\n        \"t:none,t:lowercase,\\\n        %s\"\n",
-		regexp.QuoteMeta(t.host), strings.Join(ctls, ",\\\n        "))
+	fmt.Fprintf(&b, "    SecRule REQUEST_HEADERS:Host \"@rx %s\" \\\n        \"t:none,t:lowercase,\\\n        %s\"\n",
+		hostPattern(t.host), strings.Join(ctls, ",\\\n        "))
 	return b.String()
+}
+
+// hostPattern matches the Host headers that name host h, lower-cased: h
+// with or without a port, a name also with a trailing dot, an IPv6 address
+// in the brackets a Host header writes it in ([::1]:8080).
+func hostPattern(h string) string {
+	if strings.Contains(h, ":") {
+		return `^\[` + regexp.QuoteMeta(h) + `\](?::[0-9]+)?$`
+	}
+	return "^" + regexp.QuoteMeta(h) + `\.?(?::[0-9]+)?$`
+}
+
+// writable refuses text tune would insert into a rules file that holds a
+// character a terminal, an editor or `git diff` would act on, or a line
+// longer than Coraza reads. What comes from a request is checked where it
+// is read (the path, the targets); this is the last look, at the text.
+func writable(text string) error {
+	for i, line := range strings.Split(text, "\n") {
+		if len(line) > maxRuleLine {
+			return fmt.Errorf("%w: the exclusion's line %d would be %d bytes, longer than the %d Coraza reads from a rules file; the variables' names are too long to write", ErrRefused, i+1, len(line), maxRuleLine)
+		}
+		if !printable(line) {
+			return fmt.Errorf("%w: the exclusion's line %d would hold a control, bidirectional or invalid character: %s", ErrRefused, i+1, strconv.Quote(line))
+		}
+	}
+	return nil
 }
 
 // compile builds the candidate: the baseline's files, with the exclusion
@@ -124,12 +151,18 @@ func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, err
 	if t.insert.line > len(lines) {
 		return nil, nil, fmt.Errorf("the served baseline's bundle does not hold the file it was compiled from (line %d of %s)", t.insert.line, t.bundle.Main)
 	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
+	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus exclusion %d for request(s)\n", short(t.base.Version), t.bundle.Source, t.insert.id)
+	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n\n", strings.Join(t.ids, ", "))
+	excl := t.seclang(rms)
+	if err := writable(head.String() + excl); err != nil {
+		return nil, nil, err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&b, "# baseline %s (%s) verbatim, plus exclusion %d for request(s)\n", short(t.base.Version), t.bundle.Source, t.insert.id)
-	fmt.Fprintf(&b, "# %s. Search for \"wafcanary tune\" to find it.\n\n", strings.Join(t.ids, ", "))
+	b.WriteString(head.String())
 	b.WriteString(strings.Join(lines[:t.insert.line-1], ""))
-	b.WriteString(t.seclang(rms))
+	b.WriteString(excl)
 	b.WriteString("\n")
 	b.WriteString(strings.Join(lines[t.insert.line-1:], ""))
 	name := path.Base(t.opt.Output)

@@ -50,7 +50,15 @@ func narrow(rule int, target string) string {
 	}
 	v, key, ok := strings.Cut(target, ":")
 	if !ok || key == "" || !keyed[v] {
-		return fmt.Sprintf("rule %d matched %s, which it inspects whole: taking it away would blind the rule to all of it", rule, target)
+		return fmt.Sprintf("rule %d matched %s, which it inspects whole: taking it away would blind the rule to all of it", rule, shown(target))
+	}
+	// A name is written verbatim into the ctl: action and the rule's msg
+	// in the candidate: a control, bidirectional or invalid character
+	// would reach whoever reads or diffs the file (a JSON key is the
+	// client's to choose), and is refused rather than written escaped:
+	// SecLang has no escape that Coraza would match against the name.
+	if !printable(key) {
+		return fmt.Sprintf("rule %d matched %s, whose name holds a control, bidirectional or invalid character: it is not written into a rules file", rule, shown(target))
 	}
 	if strings.ContainsAny(key, ",;'\"\\ \t\r\n") || strings.HasPrefix(key, "/") {
 		return fmt.Sprintf("rule %d matched %s, whose name cannot be written in a ctl: action", rule, target)

@@ -1,13 +1,17 @@
 package exclusion
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/evidence"
@@ -118,16 +122,16 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	var want []Removal
 	var why []string
 	for i, rec := range recs {
-		c := replay(rec, fmt.Sprintf("blocked request %s (%s %s)", rec.ID, rec.Method, t.host+rec.URI), t.caseHost(rec))
+		c := replay(rec, fmt.Sprintf("blocked request %s (%s %s)", rec.ID, rec.Method, hostHeader(t.host)+rec.URI), t.caseHost(rec))
 		v, err := judge(ctx, base, c)
 		if err != nil {
 			return Result{}, err
 		}
 		if !v.Blocked && rec.Arm == "candidate" {
-			return Result{}, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, rec.ID, short(rec.Version), short(base.Version))
+			return Result{}, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, shown(rec.ID), short(rec.Version), short(base.Version))
 		}
 		if !v.Blocked {
-			return Result{}, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, rec.ID, short(base.Version), redactedOf(rec))
+			return Result{}, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, shown(rec.ID), short(base.Version), redactedOf(rec))
 		}
 		t.pass = append(t.pass, c)
 		t.ids = append(t.ids, rec.ID)
@@ -137,7 +141,7 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			}
 			for _, target := range m.Targets {
 				if reason := narrow(m.ID, target); reason != "" {
-					why = append(why, fmt.Sprintf("request %s: %s", recs[i].ID, reason))
+					why = append(why, fmt.Sprintf("request %s: %s", shown(recs[i].ID), reason))
 					continue
 				}
 				if rm := (Removal{m.ID, target}); !slices.Contains(want, rm) {
@@ -180,7 +184,7 @@ func (t *tuner) conditions(recs []capture.Record) error {
 		for _, rec := range recs {
 			h := evidence.HostName(rec.Host)
 			if t.host != "" && h != t.host {
-				return fmt.Errorf("the requests were sent to different hosts (%s, %s): tune them apart, give --host, or --host '*' for every host", t.host, h)
+				return fmt.Errorf("the requests were sent to different hosts (%s, %s): tune them apart, give --host, or --host '*' for every host", shown(t.host), shown(h))
 			}
 			t.host = h
 		}
@@ -199,32 +203,100 @@ func (t *tuner) conditions(recs []capture.Record) error {
 	for _, rec := range recs {
 		p, err := requestPath(rec.URI)
 		if err != nil {
-			return fmt.Errorf("request %s: %w", rec.ID, err)
+			return fmt.Errorf("request %s: %w", shown(rec.ID), err)
 		}
 		switch {
 		case t.prefix:
 			if p != t.path && !strings.HasPrefix(p, t.path+"/") {
-				return fmt.Errorf("request %s is for %s, not under --path %s", rec.ID, p, t.path)
+				return fmt.Errorf("request %s is for %s, not under --path %s", shown(rec.ID), shown(p), t.path)
 			}
 		case t.path != "" && p != t.path:
-			return fmt.Errorf("the requests are for different paths (%s, %s): tune them apart, or give --path for a prefix that holds both", t.path, p)
+			return fmt.Errorf("the requests are for different paths (%s, %s): tune them apart, or give --path for a prefix that holds both", shown(t.path), shown(p))
 		default:
 			t.path = p
 		}
 	}
-	if strings.ContainsAny(t.path, "\"'\\%\x00\r\n\t ") || !strings.HasPrefix(t.path, "/") {
-		return fmt.Errorf("path %q cannot be written in a SecLang condition as it is; give --path with a prefix that can", t.path)
+	// The path is written into the candidate twice, as the condition and
+	// in the rule's msg: a byte that ends the quoted argument or the line,
+	// or that a terminal or an editor acts on, has no place there.
+	switch {
+	case len(t.path) > maxConditionPath:
+		return fmt.Errorf("%w: the path is %d bytes long, too long to write as a condition: tune writes paths of at most %d bytes (Coraza reads a rules file's lines up to %d bytes); give --path with a shorter prefix that holds the request",
+			ErrRefused, len(t.path), maxConditionPath, maxRuleLine)
+	case strings.ContainsAny(t.path, "\"'\\%\x00\r\n\t ") || !printable(t.path) || !strings.HasPrefix(t.path, "/"):
+		return fmt.Errorf("%w: path %q cannot be written in a SecLang condition as it is (a quote, backslash, %%, space, control, bidirectional or invalid character); give --path with a prefix that can", ErrRefused, t.path)
 	}
 	return nil
 }
 
-// caseHost is the Host a request's case is sent with: the exclusion's,
-// so that a --host override is what the cases check.
-func (t *tuner) caseHost(rec capture.Record) string {
-	if t.host != "" {
-		return t.host
+// maxConditionPath bounds the path tune writes into a condition. Coraza
+// reads a rules file's lines up to maxRuleLine bytes and the path goes on
+// a line with the targets, escaped for @rx (up to twice as long): 16 KiB
+// leaves room for both, and no path of a real site comes close.
+const maxConditionPath = 16 << 10
+
+// maxRuleLine is the longest line Coraza's SecLang parser reads (its
+// bufio.Scanner's token): past it the parser stops without an error, and
+// ruleset refuses such a file.
+const maxRuleLine = bufio.MaxScanTokenSize - 1
+
+// printable reports whether s is valid UTF-8 of printable characters and
+// spaces only: no C0 or C1 control, DEL, bidirectional override or
+// isolate, line separator or other format character, which would change
+// how a terminal, an editor or `git diff` shows the text around it.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
 	}
-	return rec.Host
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// shown is s for a message: as it is when printable, else Go-quoted, so
+// that an error never carries a client's control characters to a
+// terminal.
+func shown(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// caseHost is the Host header a request's case is sent with: the
+// request's own, as the client wrote it (port, brackets and capitals
+// included), so that the cases check the condition against the header the
+// WAF will see; with a --host override, that host as a header writes it,
+// so that the override is what the cases check.
+func (t *tuner) caseHost(rec capture.Record) string {
+	if t.opt.Host == "" || t.opt.Host == AnyHost {
+		return rec.Host
+	}
+	return hostHeader(t.host)
+}
+
+// hostHeader is host name h as a Host header writes it: an IPv6 literal
+// in brackets.
+func hostHeader(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+// otherHost is a host the exclusion must not apply to: a name that ends
+// like h, or for an address literal the next address.
+func otherHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil {
+		if n := a.Next(); n.IsValid() {
+			return hostHeader(n.String())
+		}
+		return hostHeader(a.Prev().String())
+	}
+	return "other." + h
 }
 
 // passes compiles the candidate with rms and names the first request it
@@ -241,7 +313,7 @@ func (t *tuner) passes(rms []Removal) (*ruleset.Ruleset, string, error) {
 			return nil, "", err
 		}
 		if v.Blocked {
-			return rs, fmt.Sprintf("%s (rules %v)", c.Name, v.RuleIDs()), nil
+			return rs, fmt.Sprintf("%s (rules %v)", shown(c.Name), v.RuleIDs()), nil
 		}
 	}
 	return rs, "", nil
@@ -323,6 +395,9 @@ func (t *tuner) result(rms []Removal) (Result, error) {
 		for _, o := range res.Opened {
 			note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
 		}
+		if err := writable(note); err != nil {
+			return Result{}, err
+		}
 		head := strings.SplitAfterN(res.SecLang, "\n", 2)
 		res.SecLang = head[0] + note + head[1]
 		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
@@ -397,8 +472,9 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 	}
 	for _, c := range t.pass {
 		if t.host != "" {
-			o := withHost(c, "other."+t.host)
-			o.Name = "the same request for another host (" + "other." + t.host + ")"
+			other := otherHost(t.host)
+			o := withHost(c, other)
+			o.Name = "the same request for another host (" + other + ")"
 			add(o)
 		}
 		o := withPath(c, t.path+"-other")
@@ -491,12 +567,18 @@ func short(v string) string {
 	return v
 }
 
+// validHost reports a host name or an IPv4 or IPv6 address (without a
+// zone): what a Host condition can be written for.
 func validHost(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
+	if strings.Contains(h, ":") {
+		a, err := netip.ParseAddr(h)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
 	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == ':') {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
 			return false
 		}
 	}

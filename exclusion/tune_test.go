@@ -2,12 +2,18 @@ package exclusion
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -262,5 +268,172 @@ func TestFamiliesOf(t *testing.T) {
 	if strings.Join(targets, ",") != "ARGS:text,ARGS:q" || strings.Join(names, ",") != "remote command execution,SQL injection,XSS,Java injection" ||
 		!own["ARGS:text"]["Java injection"] || own["ARGS:text"]["XSS"] || !own["ARGS:q"]["XSS"] {
 		t.Errorf("targets %v, families %v, own %v", targets, names, own)
+	}
+}
+
+// An IPv6-literal Host gets a condition on the header as clients write it,
+// [::1]:8080 or [2001:db8::1], with and without a port (issue 26, finding
+// 12: the condition was ^::1, which no such header matches, and the
+// must_pass cases were sent with Host ::1, so tune's own checks passed).
+func TestTuneIPv6Host(t *testing.T) {
+	base, b := baseline(t)
+	fp := demo.NoteFalsePositive()
+	send := func(host string) gates.Case {
+		return gates.Case{Name: host, Method: http.MethodPost, Path: fp.Path, Body: fp.Body, Headers: map[string]string{"Host": host, "Content-Type": form}}
+	}
+	for _, c := range []struct {
+		captured, host string
+		pass, block    []string
+	}{
+		{"[::1]:8080", "::1", []string{"[::1]:8080", "[::1]", "[::1]:443"},
+			[]string{"[::2]:8080", "[::10]", "[::1]x", "other.example", "[::1].evil.example"}},
+		{"[2001:DB8::1]", "2001:db8::1", []string{"[2001:db8::1]", "[2001:DB8::1]:8443"},
+			[]string{"[2001:db8::2]", "[2001:db8::1:0]", "[2001:db8::11]:80"}},
+	} {
+		t.Run(c.captured, func(t *testing.T) {
+			res, err := Tune(context.Background(), base, b, []capture.Record{record("v6", c.captured, fp.Path, form, fp.Body)}, Options{Output: "c.conf", Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Host != c.host {
+				t.Errorf("host %q, want %q", res.Host, c.host)
+			}
+			cand := compiled(t, res)
+			for _, h := range c.pass {
+				if blocked(t, cand, send(h)) {
+					t.Errorf("Host %s: blocked by the candidate, want let through\n%s", h, res.SecLang)
+				}
+			}
+			for _, h := range c.block {
+				if !blocked(t, cand, send(h)) {
+					t.Errorf("Host %s: let through by the candidate, want blocked", h)
+				}
+			}
+			// The cases carry the real header, and the other host is an
+			// address, not "other.::1".
+			if h := res.Cases.MustPass[0].Headers["Host"]; h != c.captured {
+				t.Errorf("must_pass sent with Host %q, want the captured %q", h, c.captured)
+			}
+			if !slices.ContainsFunc(res.Cases.MustBlock, func(k gates.Case) bool {
+				return strings.HasPrefix(k.Headers["Host"], "[") && k.Headers["Host"] != c.captured
+			}) {
+				t.Errorf("no must_block case for another address: %v", res.Cases.MustBlock)
+			}
+			if fails, err := gates.Check(context.Background(), cand, res.Cases); err != nil || len(fails) > 0 {
+				t.Errorf("the candidate fails its own cases: %v %v", fails, err)
+			}
+			// The old condition, bare ^::1: the cases catch it now.
+			old := strings.Replace(string(res.Files["c.conf"]), hostPattern(c.host), "^"+regexp.QuoteMeta(c.host)+`\.?(?::[0-9]+)?$`, 1)
+			if old == string(res.Files["c.conf"]) {
+				t.Fatal("no host condition to replace")
+			}
+			res.Files["c.conf"] = []byte(old)
+			if fails, _ := gates.Check(context.Background(), compiled(t, res), res.Cases); len(fails) == 0 {
+				t.Error("the cases pass a condition no IPv6 Host header matches")
+			}
+			if sc, _ := ScopeOf(base, cand); !slices.Equal(sc.Hosts, []string{c.host}) {
+				t.Errorf("scope inferred from the candidate: %+v, want host %s", sc, c.host)
+			}
+		})
+	}
+}
+
+// hidden are characters that change how a terminal or `git diff` shows
+// what follows them; none may reach a rules file.
+var hidden = []string{"\x1b[8m", "\x1b]8;;https://evil.example\x07", "\u202e", "\u2066", "\x7f", "\u009b", "\r", "\xff"}
+
+// What tune writes into the candidate never holds a control or
+// bidirectional character from a request (issue 26, finding 11): a JSON
+// key holding one is a target tune refuses to write, saying why, and so is
+// such a path; a value holding one is the client's data and stays out of
+// the candidate. Errors carry them escaped.
+func TestTuneRefusesHiddenCharacters(t *testing.T) {
+	base, b := baseline(t)
+	const note = "Remember to set onclick=\"save()\" on the button"
+	jsonRecord := func(key, value string) capture.Record {
+		k, _ := json.Marshal(key)
+		if !utf8.ValidString(key) { // Marshal would replace the byte
+			k = []byte(`"` + key + `"`)
+		}
+		v, _ := json.Marshal(value)
+		return record("j", "shop.example", "/api/notes", "application/json", `{"title":"x",`+string(k)+`:`+string(v)+`}`)
+	}
+	for _, h := range hidden {
+		t.Run(fmt.Sprintf("%q", h), func(t *testing.T) {
+			for name, rec := range map[string]capture.Record{
+				"a JSON key":             jsonRecord("text"+h, note),
+				"a percent-encoded path": record("p", "shop.example", "/api/notes"+url.PathEscape(h), form, demo.NoteFalsePositive().Body),
+			} {
+				_, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now()})
+				if !errors.Is(err, ErrRefused) {
+					t.Errorf("%s: got %v, want a refusal", name, err)
+					continue
+				}
+				if msg := err.Error(); !strings.Contains(msg, "control, bidirectional or invalid character") || !printable(msg) {
+					t.Errorf("%s: refusal %q", name, msg)
+				}
+			}
+		})
+	}
+	// The same key without them: the candidate names it, and what the
+	// client sent in the value stays in the cases, not in the rules.
+	rec := jsonRecord("text", strings.Join(hidden[:len(hidden)-1], "")+note)
+	res, err := Tune(context.Background(), base, b, []capture.Record{rec}, Options{Now: time.Now(), Output: "c.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Removals, func(rm Removal) bool { return rm.Target == "ARGS:json.text" }) {
+		t.Errorf("removals %v, want ARGS:json.text", res.Removals)
+	}
+	if err := writable(string(res.Files["c.conf"])); err != nil {
+		t.Error(err)
+	}
+}
+
+// A path too long for a rules file's line is refused as that, with its
+// length and the limit, not as a bug in tune (issue 26, finding 16).
+func TestTuneRefusesLongPath(t *testing.T) {
+	base, b := baseline(t)
+	long := "/" + strings.Repeat("a", 69999)
+	_, err := Tune(context.Background(), base, b, []capture.Record{record("l", "shop.example", long, form, demo.NoteFalsePositive().Body)}, Options{Now: time.Now()})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"the path is 70000 bytes long, too long to write as a condition", "at most 16384 bytes", "--path"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal lacks %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "bug") {
+		t.Errorf("a long path is called a bug: %s", msg)
+	}
+}
+
+// What earlier reviews made tune refuse still is: a path a SecLang
+// condition cannot hold as written, a target a ctl: action cannot.
+func TestUnwritable(t *testing.T) {
+	base, b := baseline(t)
+	for _, uri := range []string{"/a%22b", "/a'b", "/a%5Cb", "/a%00b", "/a%0Db", "/a%0Ab", "/a%09b", "/a%20b", "/a%2525b", "/a%1Bb", "/a%E2%80%AEb", "/a%C2%9Bb", "/a%7Fb", "/a%FFb"} {
+		_, err := Tune(context.Background(), base, b, []capture.Record{record("q", "shop.example", uri, form, demo.NoteFalsePositive().Body)}, Options{Now: time.Now()})
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cannot be written in a SecLang condition") || !printable(err.Error()) {
+			t.Errorf("path %s: %v", uri, err)
+		}
+	}
+	for target, want := range map[string]string{
+		"ARGS:text": "", "ARGS:json.prénom": "", "REQUEST_HEADERS:x-trace": "",
+		"ARGS:a,b": "cannot be written in a ctl: action", "ARGS:a;b": "cannot be written in a ctl: action",
+		"ARGS:a'b": "cannot be written in a ctl: action", `ARGS:a"b`: "cannot be written in a ctl: action",
+		`ARGS:a\b`: "cannot be written in a ctl: action", "ARGS:a b": "cannot be written in a ctl: action",
+		"ARGS:/^a/":   "cannot be written in a ctl: action",
+		"ARGS:a\x00b": "control, bidirectional or invalid", "ARGS:a\nb": "control, bidirectional or invalid",
+		"ARGS:a\x1b[2Jb": "control, bidirectional or invalid", "ARGS:a\u2067b": "control, bidirectional or invalid",
+		"ARGS:a\u0085b": "control, bidirectional or invalid", "ARGS:a\xc0b": "control, bidirectional or invalid",
+		"REQUEST_FILENAME": "inspects whole",
+	} {
+		got := narrow(941100, target)
+		if want == "" && got != "" || !strings.Contains(got, want) || !printable(got) {
+			t.Errorf("%q: %q, want %q", target, got, want)
+		}
 	}
 }

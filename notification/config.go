@@ -1,8 +1,9 @@
 // Package notification tells people what a rollout did: a webhook POST
 // per event (start, step, approval needed, promotion, rollback, undo,
 // refused gates), as JSON or as a Slack message. Deliveries are queued and
-// retried off the decision path: a receiver that fails or hangs never
-// delays a decision, and is counted.
+// retried off the decision path, each webhook from its own queue: a
+// receiver that fails or hangs never delays a decision nor another
+// webhook, and is counted. At shutdown the queues get a short drain.
 package notification
 
 import (
@@ -55,8 +56,8 @@ type Config struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries after a failed attempt, waiting 1 s, 2 s, 4 s... between.
 	Retries int `mapstructure:"retries"`
-	// QueueSize bounds the deliveries waiting; past it, new ones are
-	// dropped and counted.
+	// QueueSize bounds the deliveries waiting for each webhook; past it,
+	// new ones for that webhook are dropped and counted.
 	QueueSize int `mapstructure:"queue_size"`
 }
 

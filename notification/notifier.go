@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,100 +32,214 @@ type Message struct {
 	Replica string `json:"replica,omitempty"`
 }
 
+// slackEscaper escapes the three characters Slack parses as markup in a
+// message's text (api.slack.com/reference/surfaces/formatting#escaping).
+// A reason is free text from an operator or a rule's message: unescaped,
+// "<!channel>" would page a whole channel and "<https://x|logs>" would show
+// a link under a name it does not go to.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
 func (m Message) slack() map[string]string {
 	cand := m.Candidate
 	if cand == "" {
 		cand = "-"
 	}
+	e := slackEscaper.Replace
 	return map[string]string{"text": fmt.Sprintf("wafcanary %s by %s: candidate %s, %s at %g%% (step %d of %d): %s",
-		m.Event, m.Actor, cand, m.State, m.Percent, m.Step, m.Steps, m.Reason)}
+		e(string(m.Event)), e(m.Actor), e(cand), e(m.State), m.Percent, m.Step, m.Steps, e(m.Reason))}
 }
 
-type delivery struct {
-	hook Webhook
-	msg  Message
+// result is how a delivery ended, as the metric's result label says it.
+type result string
+
+const (
+	sent   result = "sent"
+	failed result = "failed" // after every retry
+	// dropped: the webhook's queue was full, or the delivery was still
+	// queued or in flight when the shutdown's drain ended.
+	dropped result = "dropped"
+)
+
+var results = []result{sent, failed, dropped}
+
+// DefaultDrain bounds how long Run goes on delivering, once its context is
+// done, what was queued before: a rollback decided in the last seconds
+// still reaches the pager, and a dead receiver holds a shutdown no longer.
+const DefaultDrain = 5 * time.Second
+
+// hook is one webhook with its own queue, drained by its own worker in
+// order: a receiver that hangs holds up only its own deliveries.
+type hook struct {
+	Webhook
+	queue chan Message
 }
 
-// Notifier delivers messages to the configured webhooks from one worker.
-// Send never blocks.
+func (h *hook) wants(e Event) bool { return len(h.Events) == 0 || slices.Contains(h.Events, e) }
+
+// Notifier delivers messages to the configured webhooks, each from its own
+// worker with its own queue, timeout and retries. Send never blocks; it is
+// safe for concurrent use.
 type Notifier struct {
 	cfg     Config
-	queue   chan delivery
+	hooks   []*hook
 	client  *http.Client
 	log     *slog.Logger
 	results *prometheus.CounterVec
-	// wait is how long to wait before retry n (1-based); tests shorten it.
+	// wait is how long to wait before retry n (1-based).
 	wait func(n int) time.Duration
+	// drain is how long Run delivers what is queued once its ctx is done.
+	drain time.Duration
+
+	mu      sync.Mutex // orders Send against the end of Run
+	stopped bool       // Run has returned: Send counts as dropped
 }
 
 // New returns a notifier for cfg, its metric registered with reg.
 func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) *Notifier {
-	n := &Notifier{cfg: cfg, queue: make(chan delivery, cfg.QueueSize), log: log,
+	n := &Notifier{cfg: cfg, log: log, drain: DefaultDrain,
 		client: &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wafcanary_notifications_total",
-			Help: "Webhook notifications by event and result: sent, failed (after every retry) or dropped (queue full).",
+			Help: "Webhook notifications by event and result: sent, failed (after every retry) or dropped (the webhook's queue full, or not delivered by the end of the shutdown drain).",
 		}, []string{"event", "result"}),
 		wait: func(n int) time.Duration { return time.Second << (n - 1) },
 	}
+	for _, w := range cfg.Webhooks {
+		n.hooks = append(n.hooks, &hook{Webhook: w, queue: make(chan Message, cfg.QueueSize)})
+	}
 	reg.MustRegister(n.results)
 	for _, e := range Events { // at zero from start-up, as every series is
-		for _, r := range []string{"sent", "failed", "dropped"} {
-			n.results.WithLabelValues(string(e), r)
+		for _, r := range results {
+			n.results.WithLabelValues(string(e), string(r))
 		}
 	}
 	return n
 }
 
-// Send queues m for every webhook that wants its event.
+// Send queues m for every webhook that wants its event. A webhook whose
+// queue is full drops it, counted and logged; once Run has returned,
+// every webhook does.
 func (n *Notifier) Send(m Message) {
-	for _, h := range n.cfg.Webhooks {
-		if len(h.Events) > 0 && !slices.Contains(h.Events, m.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, h := range n.hooks {
+		if !h.wants(m.Event) {
 			continue
 		}
-		select {
-		case n.queue <- delivery{h, m}:
-		default:
-			n.results.WithLabelValues(string(m.Event), "dropped").Inc()
-			n.log.Warn("notification dropped: queue full", "event", string(m.Event), "webhook", host(h.URL))
+		why := "queue full"
+		if !n.stopped {
+			select {
+			case h.queue <- m:
+				continue
+			default:
+			}
+		} else {
+			why = "notifier stopped"
 		}
+		n.count(m, dropped)
+		n.log.Warn("notification dropped: "+why, "event", string(m.Event), "webhook", host(h.URL))
 	}
 }
 
-// Run delivers until ctx is done.
+// Run delivers until ctx is done, then for at most the drain (DefaultDrain)
+// what is still queued: a delivery queued or in flight when the drain ends
+// is dropped, counted, and the count logged once. It returns when every
+// webhook's worker has stopped; call it once.
 func (n *Notifier) Run(ctx context.Context) {
+	// Deliveries outlive ctx by the drain: a rollback decided just before
+	// a shutdown is the one the pager needs.
+	sendCtx, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
+	lost := make([]int, len(n.hooks))
+	var wg sync.WaitGroup
+	for i, h := range n.hooks {
+		wg.Go(func() { lost[i] = n.work(ctx, sendCtx, h) })
+	}
+	<-ctx.Done()
+	deadline := time.AfterFunc(n.drain, cut)
+	wg.Wait()
+	deadline.Stop()
+
+	n.mu.Lock()
+	n.stopped = true
+	for i, h := range n.hooks { // sent after its worker's last look
+		for len(h.queue) > 0 {
+			n.count(<-h.queue, dropped)
+			lost[i]++
+		}
+	}
+	n.mu.Unlock()
+	total := 0
+	for _, l := range lost {
+		total += l
+	}
+	if total > 0 {
+		n.log.Warn("notifications dropped at shutdown: not delivered within the drain", "count", total, "drain", n.drain.String())
+	}
+}
+
+// work delivers h's queue in order until ctx is done, then what is queued
+// until the queue is empty or sendCtx ends, and returns how many it
+// dropped at shutdown.
+func (n *Notifier) work(ctx, sendCtx context.Context, h *hook) (lost int) {
 	for {
 		select {
+		case m := <-h.queue:
+			if n.deliver(sendCtx, h, m) == dropped {
+				lost++
+			}
+			continue
 		case <-ctx.Done():
-			return
-		case d := <-n.queue:
-			n.deliver(ctx, d)
+		}
+		for {
+			select {
+			case m := <-h.queue:
+				if sendCtx.Err() != nil {
+					n.count(m, dropped)
+					lost++
+				} else if n.deliver(sendCtx, h, m) == dropped {
+					lost++
+				}
+			default:
+				return lost
+			}
 		}
 	}
 }
 
-func (n *Notifier) deliver(ctx context.Context, d delivery) {
-	var body any = d.msg
-	if d.hook.Format == Slack {
-		body = d.msg.slack()
+// deliver posts m to h, retrying, and counts the result; dropped when ctx
+// ended first (the shutdown's drain), which is not the receiver's failure.
+func (n *Notifier) deliver(ctx context.Context, h *hook, m Message) result {
+	var body any = m
+	if h.Format == Slack {
+		body = m.slack()
 	}
 	b, _ := json.Marshal(body) // plain types: cannot fail
 	var err error
 	for attempt := 0; attempt <= n.cfg.Retries; attempt++ {
 		if attempt > 0 {
+			t := time.NewTimer(n.wait(attempt))
 			select {
 			case <-ctx.Done():
-				return
-			case <-time.After(n.wait(attempt)):
+				t.Stop()
+				return n.count(m, dropped)
+			case <-t.C:
 			}
 		}
-		if err = n.post(ctx, d.hook.URL, b); err == nil {
-			n.results.WithLabelValues(string(d.msg.Event), "sent").Inc()
-			return
+		if err = n.post(ctx, h.URL, b); err == nil {
+			return n.count(m, sent)
+		}
+		if ctx.Err() != nil {
+			return n.count(m, dropped)
 		}
 	}
-	n.log.Warn("notification failed", "event", string(d.msg.Event), "webhook", host(d.hook.URL), "attempts", n.cfg.Retries+1, "error", err.Error())
-	n.results.WithLabelValues(string(d.msg.Event), "failed").Inc()
+	n.log.Warn("notification failed", "event", string(m.Event), "webhook", host(h.URL), "attempts", n.cfg.Retries+1, "error", err.Error())
+	return n.count(m, failed)
+}
+
+func (n *Notifier) count(m Message, r result) result {
+	n.results.WithLabelValues(string(m.Event), string(r)).Inc()
+	return r
 }
 
 func (n *Notifier) post(ctx context.Context, u string, b []byte) error {

@@ -34,23 +34,27 @@ func newExplainCmd() *cobra.Command {
 	return cmd
 }
 
+// printExplanation prints e as text or JSON. Every string in it may be the
+// client's (a captured header, a JSON key in a target, the data a rule's
+// message quotes) and is printed through visible.
 func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 	if text, err := printJSON(out, format, e); !text {
 		return err
 	}
-	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", e.ID, e.Status, e.InterruptedBy, e.Score)
-	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), e.Method, e.Host, e.Path, e.ClientIP, e.Arm, e.Version)
+	v := visible
+	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
+	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), v(e.Method), v(e.Host), v(e.Path), v(e.ClientIP), v(e.Arm), v(e.Version))
 	fmt.Fprintln(out, "rules that matched:")
 	for _, r := range e.Rules {
-		fmt.Fprintf(out, "  %d  %s\n", r.ID, r.Message)
+		fmt.Fprintf(out, "  %d  %s\n", r.ID, v(r.Message))
 		if len(r.Targets) > 0 {
-			fmt.Fprintf(out, "        matched: %s\n", strings.Join(r.Targets, ", "))
+			fmt.Fprintf(out, "        matched: %s\n", strings.Join(visibleAll(r.Targets), ", "))
 		}
 		if r.File != "" {
-			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", r.File, r.Line, r.Paranoia)
+			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", v(r.File), r.Line, r.Paranoia)
 		}
 		if len(r.Tags) > 0 {
-			fmt.Fprintf(out, "        tags: %s\n", strings.Join(r.Tags, ", "))
+			fmt.Fprintf(out, "        tags: %s\n", strings.Join(visibleAll(r.Tags), ", "))
 		}
 	}
 	if e.Capture == nil {
@@ -58,22 +62,22 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 		return nil
 	}
 	c := e.Capture
-	fmt.Fprintf(out, "capture (redacted): %s %s %s\n", c.Method, c.URI, c.Proto)
+	fmt.Fprintf(out, "capture (redacted): %s %s %s\n", v(c.Method), v(c.URI), v(c.Proto))
 	names := make([]string, 0, len(c.Header))
 	for k := range c.Header {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		for _, v := range c.Header[k] {
-			fmt.Fprintf(out, "  %s: %s\n", k, v)
+		for _, hv := range c.Header[k] {
+			fmt.Fprintf(out, "  %s: %s\n", v(k), v(hv))
 		}
 	}
 	if c.Body != "" {
-		fmt.Fprintf(out, "  body: %s\n", c.Body)
+		fmt.Fprintf(out, "  body: %s\n", v(c.Body))
 	}
 	if c.BodyNote != "" {
-		fmt.Fprintf(out, "  (%s)\n", c.BodyNote)
+		fmt.Fprintf(out, "  (%s)\n", v(c.BodyNote))
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -13,13 +17,21 @@ import (
 
 // printJSON writes v as indented JSON when format is json, and reports
 // text when the caller is to print text instead; any other format is a
-// usage error.
+// usage error. encoding/json escapes C0 controls but writes DEL, C1
+// controls and bidirectional overrides as they are: those are escaped too
+// (\u202e), so JSON piped to a terminal or a file shows every character
+// from a request and stays the same JSON.
 func printJSON(out io.Writer, format string, v any) (text bool, err error) {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(out)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
-		return false, enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return false, err
+		}
+		_, err := io.WriteString(out, jsonVisible(b.String()))
+		return false, err
 	case "text":
 		return true, nil
 	}
@@ -138,4 +150,74 @@ func progress(st admin.Status) string {
 	}
 	return fmt.Sprintf("step %d of %d: %s of %s, %d of %d requests judged by the candidate at the last analysis",
 		st.Step+1, len(st.Plan), elapsed, time.Duration(p.MinDurationSeconds*float64(time.Second)), judged, p.MinRequests)
+}
+
+// visible is s with every character a terminal would act on rather than
+// show written as a Go string literal writes it (\x1b, \n, \u202e), and
+// every byte that is not UTF-8 as \xff: C0 and C1 controls, DEL, the
+// bidirectional overrides and isolates, line separators and other format
+// characters. Everything explain and tune print that a client wrote (its
+// host, path, headers, body, the names of its variables, a rule's message
+// with what it matched) goes through it, so a request cannot rewrite or
+// hide the lines an operator reads. A backslash is left as it is: the
+// escapes are for reading, not for decoding.
+func visible(s string) string {
+	if shows(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// visibleAll is visible over a list.
+func visibleAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = visible(s)
+	}
+	return out
+}
+
+// shows reports whether s is UTF-8 of printable characters only.
+func shows(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonVisible escapes, in JSON that encoding/json wrote, every rune that
+// is not printable but the newlines and spaces of its indentation. Outside
+// its strings encoding/json writes only those and printable ASCII, so each
+// such rune is in a string, where \uXXXX is the same character.
+func jsonVisible(js string) string {
+	var b strings.Builder
+	for _, r := range js {
+		if r == '\n' || strconv.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+			continue
+		}
+		fmt.Fprintf(&b, `\u%04x`, r)
+	}
+	return b.String()
 }

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -116,7 +118,9 @@ the paths below it instead of the exact path.`,
 // writeTuned writes the candidate, the baseline's other local files beside
 // it (they are included by relative name), and the cases file. It returns
 // the baseline to validate against: the file the server loaded when it is
-// here unchanged, else a copy written beside the candidate.
+// here unchanged, else a copy written beside the candidate. Every file is
+// written mode 0600 (the candidate's comments and the cases hold captured
+// requests, as the captures do) and whole or not at all (writeFile).
 func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Result) (string, error) {
 	dir := filepath.Dir(output)
 	write := func(name string, b []byte) error {
@@ -132,24 +136,18 @@ func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Resul
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		return os.WriteFile(p, b, 0o644)
+		return writeFile(p, b)
 	}
 	for name, b := range res.Files {
 		if err := write(name, b); err != nil {
 			return "", err
 		}
 	}
-	var y bytes.Buffer
-	fmt.Fprintf(&y, "# Cases for %s, written by `wafcanary tune` for request(s) %s.\n", filepath.Base(output), strings.Join(res.Requests, ", "))
-	y.WriteString("# must_pass: the blocked requests as captured (redacted; headers whose values\n")
-	y.WriteString("# were redacted are left out). must_block: attacks in each excluded variable on\n")
-	y.WriteString("# the same path, and the same request on another host and path.\n")
-	enc := yaml.NewEncoder(&y)
-	enc.SetIndent(2)
-	if err := enc.Encode(res.Cases); err != nil {
+	y, err := casesFile(filepath.Base(output), res)
+	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(cases, y.Bytes(), 0o644); err != nil {
+	if err := writeFile(cases, y); err != nil {
 		return "", err
 	}
 	if strings.HasPrefix(bundle.Source, "embedded:") {
@@ -165,32 +163,131 @@ func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Resul
 	return filepath.Join(dir, copyName), nil
 }
 
+// writeFile replaces p with b, mode 0600, in one step: b goes to a new
+// file in p's directory, synced, then renamed over p, so a crash or a full
+// disk leaves the old p or the new one, never half a candidate.
+func writeFile(p string, b []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp") // 0600
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err = os.Rename(f.Name(), p); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if d, err := os.Open(filepath.Dir(p)); err == nil { // the rename itself, on disk
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// casesFile is the cases file for res: a comment, then the cases as YAML.
+// The cases are the captured requests as sent: a control or bidirectional
+// character in a body or a header stays, but written as an escape of a
+// double-quoted scalar (\u202e), never raw, so no editor, terminal or
+// `git diff` acts on it, and the file reads back the same.
+func casesFile(output string, res exclusion.Result) ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(res.Cases); err != nil {
+		return nil, fmt.Errorf("cases: %w", err)
+	}
+	quoteHidden(&doc)
+	var y bytes.Buffer
+	fmt.Fprintf(&y, "# Cases for %s, written by `wafcanary tune` for request(s) %s.\n", output, strings.Join(res.Requests, ", "))
+	y.WriteString("# must_pass: the blocked requests as captured (redacted; headers whose values\n")
+	y.WriteString("# were redacted are left out). must_block: attacks in each excluded variable on\n")
+	y.WriteString("# the same path, and the same request on another host and path.\n")
+	enc := yaml.NewEncoder(&y)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("cases: %w", err)
+	}
+	return []byte(yamlVisible(y.String())), nil
+}
+
+// quoteHidden makes every scalar that holds a character yamlVisible
+// escapes double-quoted: the YAML encoder writes C0, DEL and C1 controls
+// as escapes, but bidirectional and other format characters raw, and only
+// a double-quoted scalar can hold them as escapes.
+func quoteHidden(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.ContainsFunc(n.Value, func(r rune) bool { return r != '\n' && !strconv.IsPrint(r) }) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		quoteHidden(c)
+	}
+}
+
+// yamlVisible escapes what the YAML encoder wrote raw that is not
+// printable: in a double-quoted scalar (quoteHidden put every such one
+// there) \uXXXX is the same character; in a comment, the request IDs', it
+// is text.
+func yamlVisible(y string) string {
+	var b strings.Builder
+	for i := 0; i < len(y); {
+		r, n := utf8.DecodeRuneInString(y[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02X`, y[i])
+		case r == '\n' || strconv.IsPrint(r):
+			b.WriteString(y[i : i+n])
+		case r <= 0xff:
+			fmt.Fprintf(&b, `\x%02X`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08X`, r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// printTuned says what tune wrote. The host and path are the requests',
+// and the cases' names hold their paths and variables: all through
+// visible.
 func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bundle, res exclusion.Result) {
-	where := res.Host
+	v := visible
+	where := v(res.Host)
 	if where == "" {
 		where = "every host"
 	}
-	path := res.Path
+	path := v(res.Path)
 	if res.Prefix {
 		path += " and below"
 	}
-	fmt.Fprintf(out, "wrote %s: the served baseline %s plus exclusion %d, on %s, path %s:\n", output, short(bundle.Version), res.RuleID, where, path)
+	fmt.Fprintf(out, "wrote %s: the served baseline %s plus exclusion %d, on %s, path %s:\n", v(output), short(bundle.Version), res.RuleID, where, path)
 	for _, rm := range res.Removals {
-		fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", rm)
+		fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
 	}
-	fmt.Fprintf(out, "wrote %s: %d must_pass (the requests), %d must_block\n", cases, len(res.Cases.MustPass), len(res.Cases.MustBlock))
+	fmt.Fprintf(out, "wrote %s: %d must_pass (the requests), %d must_block\n", v(cases), len(res.Cases.MustPass), len(res.Cases.MustBlock))
 	for _, c := range res.Cases.MustBlock {
-		fmt.Fprintf(out, "  must_block: %s\n", c.Name)
+		fmt.Fprintf(out, "  must_block: %s\n", v(c.Name))
 	}
 	for _, o := range res.Opened {
-		fmt.Fprintf(out, "warning: let through by the candidate, blocked by the baseline: %s\n", o)
+		fmt.Fprintf(out, "warning: let through by the candidate, blocked by the baseline: %s\n", v(o))
 	}
 	for _, n := range res.Notes {
-		fmt.Fprintf(out, "note: %s\n", n)
+		fmt.Fprintf(out, "note: %s\n", v(n))
 	}
 	fmt.Fprintln(out, "next:")
-	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", baseline, output, cases)
-	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", output, cases, "false positive on "+res.Host+res.Path+" (requests "+strings.Join(res.Requests, ", ")+")")
+	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
+	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+res.Host+res.Path+" (requests "+strings.Join(res.Requests, ", ")+")")
 }
 
 func short(v string) string {

@@ -1,20 +1,27 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/exclusion"
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/node"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // The operator's loop, in the commands the README gives: a user is
@@ -154,5 +161,97 @@ func TestTuneLoop(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(cases); !strings.Contains(string(b), "api_token=%5Bredacted%5D") {
 		t.Errorf("the must_pass case does not keep the redacted query:\n%s", b)
+	}
+}
+
+// What tune writes holds captured requests: the candidate and the cases
+// file are mode 0600 as the captures are, replace an older file whole
+// (issue 26, finding 16), and hold no raw control or bidi character even
+// when the captured request does (finding 11): the cases file writes them
+// as escapes and reads back the same requests.
+func TestWriteTuned(t *testing.T) {
+	base, err := ruleset.Load("../../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	bundle, err := base.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := demo.NoteFalsePositive()
+	const hiddenChars = "\x1b[8m\u202e\u2066\u009b\x7f"
+	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path + "?from=%1B\u202e\u2066\u009b", // bytes past ASCII as a lenient server takes them Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0 " + hiddenChars}},
+		Body:   fp.Body + "&title2=" + url.QueryEscape(hiddenChars)}
+	res, err := exclusion.Tune(context.Background(), base, bundle, []capture.Record{rec}, exclusion.Options{Output: "c.conf", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cand, cases := filepath.Join(dir, "c.conf"), filepath.Join(dir, "c.cases.yaml")
+	if err := os.WriteFile(cand, []byte("an older candidate, replaced with --force\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeTuned(cand, cases, bundle, res); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "c.cases.yaml c.conf" {
+		t.Errorf("the directory holds %v, want the two files and no temporary one", names)
+	}
+	for _, p := range []string{cand, cases} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+		b, _ := os.ReadFile(p)
+		if bad := unsafeChars(string(b)); len(bad) > 0 {
+			t.Errorf("%s carries %v", filepath.Base(p), bad)
+		}
+	}
+	b, _ := os.ReadFile(cases)
+	back, err := gates.ParseCases(cases, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, res.Cases) {
+		t.Errorf("the cases read back differ:\n got %+v\nwant %+v", back.MustPass, res.Cases.MustPass)
+	}
+	if !strings.Contains(back.MustPass[0].Headers["User-Agent"], hiddenChars) {
+		t.Errorf("the captured header lost its characters: %q", back.MustPass[0].Headers["User-Agent"])
+	}
+	rs, err := ruleset.Load(cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Retire()
+}
+
+// What tune prints from the requests shows their control and bidi
+// characters as escapes (issue 26, finding 11).
+func TestPrintTunedEscapes(t *testing.T) {
+	const h = "\x1b[8m\u202e"
+	res := exclusion.Result{RuleID: 10000, Host: "shop.example" + h, Path: "/api/notes" + h, Removals: []exclusion.Removal{{Rule: 941100, Target: "ARGS:text" + h}},
+		Requests: []string{"r1" + h}, Opened: []string{"XSS in ARGS:text" + h}, Notes: []string{"not needed: ARGS:x" + h},
+		Cases: gates.Cases{MustBlock: []gates.Case{{Name: "SQL injection in ARGS:text" + h}}}}
+	var out bytes.Buffer
+	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", ruleset.Bundle{Version: "7ac7"}, res)
+	if bad := unsafeChars(out.String()); len(bad) > 0 {
+		t.Errorf("output carries %v:\n%q", bad, out.String())
+	}
+	for _, want := range []string{`on shop.example\x1b[8m\u202e, path /api/notes\x1b[8m\u202e:`, `ctl:ruleRemoveTargetById=941100;ARGS:text\x1b[8m\u202e`,
+		`must_block: SQL injection in ARGS:text\x1b[8m\u202e`, `warning: let through by the candidate, blocked by the baseline: XSS in ARGS:text\x1b[8m\u202e`,
+		`note: not needed: ARGS:x\x1b[8m\u202e`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %s:\n%s", want, out.String())
+		}
 	}
 }
