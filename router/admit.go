@@ -27,6 +27,14 @@ func (rt *Router) admit(r *http.Request) (verdict.Refusal, int) {
 	if strings.IndexByte(r.RequestURI, '#') >= 0 {
 		return verdict.RefusedFragment, http.StatusBadRequest
 	}
+	// Origin form (/path) or absolute form (http or https only) only. The
+	// asterisk form (net/http answers OPTIONS * itself) and the authority
+	// form of CONNECT would reach the upstream as another path ("*"
+	// became "/*") or as a tunnel no rule judges.
+	if !strings.HasPrefix(r.RequestURI, "/") && (r.URL == nil || r.URL.Host == "" || r.Method == http.MethodConnect ||
+		!strings.EqualFold(r.URL.Scheme, "http") && !strings.EqualFold(r.URL.Scheme, "https")) {
+		return verdict.RefusedTarget, http.StatusBadRequest
+	}
 	if r.URL != nil && r.URL.User != nil {
 		return verdict.RefusedUserinfo, http.StatusBadRequest
 	}
@@ -41,8 +49,25 @@ func (rt *Router) admit(r *http.Request) (verdict.Refusal, int) {
 		}
 		delete(r.Header, "Host")
 	}
+	trimHeaderValues(r.Header)
 	return verdict.NotRefused, 0
 }
+
+// trimHeaderValues gives header values the form the upstream gets them
+// in: net/http writes each one trimmed of surrounding spaces and tabs, and
+// an obs-folded line reaches a handler with a trailing space. Coraza must
+// judge the value sent, "abc", not "abc ".
+func trimHeaderValues(h http.Header) {
+	for _, vs := range h {
+		for i, v := range vs {
+			if v != "" && (isBlank(v[0]) || isBlank(v[len(v)-1])) {
+				vs[i] = strings.Trim(v, " \t")
+			}
+		}
+	}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
 // refuse answers a request admit refused and reports it: outside the
 // rollout's evidence (no ruleset judged it), counted by reason. The log

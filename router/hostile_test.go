@@ -99,6 +99,9 @@ func TestRequestsJudgedAsForwardedOrRefused(t *testing.T) {
 		// :authority.
 		{name: "HTTP/2 host header disagreeing with :authority", h2: []h2Field{{":method", "GET"}, {":scheme", "http"}, {":authority", "other.example"}, {":path", "/"}, {"host", "shop.example"}}, status: 400, why: verdict.RefusedAuthority},
 		{name: "HTTP/2 host header equal to :authority", h2: []h2Field{{":method", "GET"}, {":scheme", "http"}, {":authority", "shop.example"}, {":path", "/fine"}, {"host", "SHOP.example"}}, status: 200},
+		// Why: the reverse proxy would forward "*" as the path "/*".
+		{name: "asterisk form outside OPTIONS", raw: "GET * HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 400, why: verdict.RefusedTarget},
+		{name: "CONNECT", raw: "CONNECT shop.example:443 HTTP/1.1\r\nHost: shop.example:443\r\n\r\n", status: 400, why: verdict.RefusedTarget},
 		{name: "absolute form without userinfo", raw: "GET http://shop.example/fine HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 200},
 		{name: "encoded # is data", raw: "GET /fine?q=%23x HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 200},
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
 
+	"github.com/wafcanary/wafcanary/form"
 	"github.com/wafcanary/wafcanary/pm"
 	"github.com/wafcanary/wafcanary/rx"
 )
@@ -140,6 +141,9 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	// place before the first rule is compiled.
 	rx.Register()
 	pm.Register()
+	// And its URL-encoded body processor, which keeps every value of
+	// arguments whose names differ only in case (package form).
+	form.Register()
 	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
 	src := newFS()
 	// A file with no directive at all is not a ruleset, and Coraza's

@@ -155,11 +155,15 @@ const (
 	RefusedAuthority
 	// RefusedURITooLong: a request-target over proxy.max_uri_bytes.
 	RefusedURITooLong
+	// RefusedTarget: a request-target in neither origin form (/path) nor
+	// absolute form (http://host/path): an asterisk outside OPTIONS, the
+	// authority form of CONNECT.
+	RefusedTarget
 )
 
 // Refusals lists every refusal, for code that creates per-reason state up
 // front.
-var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong}
+var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong, RefusedTarget}
 
 func (r Refusal) String() string {
 	switch r {
@@ -171,6 +175,8 @@ func (r Refusal) String() string {
 		return "authority"
 	case RefusedURITooLong:
 		return "uri_too_long"
+	case RefusedTarget:
+		return "target"
 	}
 	return ""
 }
