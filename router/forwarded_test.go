@@ -347,7 +347,9 @@ func forwardedShapes() []struct{ name, raw string } {
 	}
 	const host = "Host: shop.example"
 	form := host + "\r\nContent-Type: application/x-www-form-urlencoded"
-	mp := func(boundary string) string { return host + "\r\nContent-Type: multipart/form-data; boundary=" + boundary }
+	mp := func(boundary string) string {
+		return host + "\r\nContent-Type: multipart/form-data; boundary=" + boundary
+	}
 	return []struct{ name, raw string }{
 		{"HTTP/1.0 without Host", "GET /a?x=1 HTTP/1.0\r\n\r\n"},
 		{"HTTP/1.1 GET", h1("GET /search?q=tent&q=boots HTTP/1.1\r\n"+host, "")},
