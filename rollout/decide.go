@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,44 +55,48 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	switch {
+	case c.gen.Load() != gen:
 		return Decision{Time: now, Action: ActionNone, Reason: "state changed during analysis"}, nil
+	case now.Before(c.decided):
+		// A decision recorded after this analysis's time: journalled
+		// now, the two would be out of order.
+		return Decision{Time: now, Action: ActionNone, Reason: "a decision was recorded after this analysis began"}, nil
 	}
+	var err error
 	switch d.Action {
 	case ActionHold:
 		// Holding changes nothing; the analysis is journalled so the
 		// history shows what each look saw.
-		_, err := c.commit(ctx, c.state, d, 0)
-		return d, err
+		_, err = c.apply(ctx, change{st: c.state, d: d})
 	case ActionAwait:
 		st.Awaiting = true
-		_, err := c.commit(ctx, st, d, 0)
-		return d, err
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionRollback:
-		_, err := c.rollbackLocked(ctx, d, 0)
-		return d, err
+		_, err = c.rollbackLocked(ctx, d, 0)
 	case ActionPause:
 		st.Phase = Paused
-		_, err := c.commit(ctx, st, d, 0)
-		return d, err
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionPromote:
-		_, err := c.promoteLocked(ctx, d)
-		return d, err
+		_, err = c.promoteLocked(ctx, d)
+	default:
+		_, err = c.advanceLocked(ctx, st, d)
 	}
-	return d, c.advanceLocked(ctx, st, d)
+	if errors.Is(err, ErrRollingBack) {
+		// An operator's rollback took the candidate out during the
+		// analysis; it is recorded next, and this look is moot.
+		return Decision{Time: now, Action: ActionNone, Reason: err.Error()}, nil
+	}
+	return d, err
 }
 
 // advanceLocked moves st to its next step: recorded first, served second.
-func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) error {
+func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) (State, error) {
 	next := c.cfg.Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
 	st.Step, st.Percent, st.StepStarted, st.Phase, st.Awaiting = st.Step+1, next.Percent, d.Time, phaseOf(next.Percent), false
-	if _, err := c.commit(ctx, st, d, 0); err != nil {
-		return err
-	}
-	c.evidence.Reset(windowsOf(st))
-	return c.router.Swap(snap)
+	return c.apply(ctx, change{st: st, d: d, next: snap, resetEvidence: true})
 }
 
 // decide is the controller's rule, and only the rule: from the state, the

@@ -30,7 +30,7 @@ func (s refusingStore) Commit(context.Context, State, Entry) error { return s.er
 
 func TestNoEvidenceIsNeverAPass(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.set(clean(20000))
@@ -52,7 +52,7 @@ func TestOnlyTheLeaderDecidesAnyReplicaRollsBack(t *testing.T) {
 	h := newHarness(t, nil)
 	lead := &follower{leading: true}
 	h.c.lead = lead
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	lead.leading = false
@@ -61,21 +61,21 @@ func TestOnlyTheLeaderDecidesAnyReplicaRollsBack(t *testing.T) {
 		t.Fatalf("a follower analysed: %s (%s)", d.Action, d.Reason)
 	}
 	for name, act := range map[string]func() error{
-		"pause":   func() error { _, err := h.c.Pause(context.Background(), "a", "r", h.t0); return err },
-		"promote": func() error { _, err := h.c.Promote(context.Background(), "a", "r", h.t0); return err },
+		"pause":   func() error { _, err := h.c.Pause(context.Background(), "a", "r", at(h.t0)); return err },
+		"promote": func() error { _, err := h.c.Promote(context.Background(), "a", "r", at(h.t0)); return err },
 	} {
 		if err := act(); !errors.Is(err, ErrNotLeader) || !errors.Is(err, ErrConflict) {
 			t.Errorf("%s on a follower: %v, want ErrNotLeader (a conflict naming the leader)", name, err)
 		}
 	}
-	if st, err := h.c.Rollback(context.Background(), "ops", "now", h.t0); err != nil || st.Phase != RolledBack || h.r.Snapshot().Candidate != nil {
+	if st, err := h.c.Rollback(context.Background(), "ops", "now", at(h.t0)); err != nil || st.Phase != RolledBack || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("rollback on a follower: %v, %s", err, st.Phase)
 	}
 }
 
 func TestRefusedDecisionChangesNothing(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "a", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	before, snap := h.c.State(), h.r.Snapshot()
@@ -89,7 +89,7 @@ func TestRefusedDecisionChangesNothing(t *testing.T) {
 	}
 	// A rollback still takes the candidate off this replica, and says
 	// the record failed.
-	if _, err := h.c.Rollback(context.Background(), "ops", "now", h.t0); err == nil || h.r.Snapshot().Candidate != nil {
+	if _, err := h.c.Rollback(context.Background(), "ops", "now", at(h.t0)); err == nil || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("rollback with the store refusing: %v, candidate %v", err, h.r.Snapshot().Candidate)
 	}
 }

@@ -35,6 +35,10 @@ type RulesetRef struct {
 	Path    string `json:"path"`
 	// Since is when it began serving as the baseline (in State.Baselines).
 	Since time.Time `json:"since,omitzero"`
+	// By is the decision that put it in service as the baseline (in
+	// State.Baselines): promote, undo, reload. An undo without a version
+	// does nothing when the serving one came by undo.
+	By Action `json:"by,omitempty"`
 }
 
 // Action is what a decision did, as the journal and the metrics name it.
