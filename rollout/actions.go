@@ -255,7 +255,7 @@ func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, erro
 		// the evidence was gathered.
 		d.Reason += " [evidence from " + strings.Join(st.Hosts, ", ") + " only; the new baseline serves every host]"
 	}
-	st.Phase, st.Percent = Promoted, 100
+	st.Phase, st.Percent, st.ConsecutiveErrors = Promoted, 100, 0
 	st.Baseline, st.Candidate, st.Hosts = *st.Candidate, nil, nil
 	st.Baselines = served(st.Baselines, st.Baseline, ActionPromote, d.Time, c.cfg.KeepBaselines)
 	st, err := c.apply(ctx, change{st: st, d: d, next: &router.Snapshot{Baseline: cur.Candidate}})

@@ -34,21 +34,34 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		}
 		return *c.State().LastDecision, nil
 	}
-	var probeFailure string
+	var (
+		probeFailure string
+		probeErr     error
+	)
 	if snap := c.router.Snapshot(); c.probe != nil && snap.Candidate != nil {
-		var err error
-		if probeFailure, err = c.probe(ctx, st, snap.Baseline, snap.Candidate); err != nil {
-			c.log.Error("live probe failed to run", "error", err.Error())
+		if probeFailure, probeErr = c.probe(ctx, st, snap.Baseline, snap.Candidate); probeErr != nil {
+			c.log.Error("live probe failed to run", "error", probeErr.Error())
 		}
 	}
 	ev, evErr := c.evidence.Evidence(ctx)
 	a := Evaluate(ev, c.cfg.Policy, st.Percent)
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
 	if evErr != nil {
-		// No evidence is never a pass; only the probe or max_duration
-		// can end the rollout while it lasts.
-		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "evidence", Verdict: Inconclusive, Required: true,
+		// No evidence is never a pass; the probe, the error limit or
+		// max_duration ends the rollout while it lasts.
+		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: CheckEvidence, Verdict: Inconclusive, Required: true,
 			Reason: "evidence unavailable: " + evErr.Error()}}}
+	}
+	if probeErr != nil {
+		// A probe that did not run proves nothing of what the candidate
+		// still blocks: the rollout cannot advance on this look.
+		a.Outcomes = append(a.Outcomes, Outcome{Check: CheckProbe, Verdict: Inconclusive, Required: true,
+			Reason: "live probe did not run: " + probeErr.Error()})
+		a.Verdict = max(a.Verdict, Inconclusive)
+	}
+	st.ConsecutiveErrors = 0
+	if a.Unjudged() != "" {
+		st.ConsecutiveErrors = c.state.ConsecutiveErrors + 1
 	}
 	d.Judged = ev.CandidateRequests()
 	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, c.cfg, now)
@@ -66,9 +79,10 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	var err error
 	switch d.Action {
 	case ActionHold:
-		// Holding changes nothing; the analysis is journalled so the
-		// history shows what each look saw.
-		_, err = c.apply(ctx, change{st: c.state, d: d})
+		// Holding changes nothing served; the analysis is journalled so
+		// the history shows what each look saw (st is the state it
+		// judged, with its count of errors in a row).
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionAwait:
 		st.Awaiting = true
 		_, err = c.apply(ctx, change{st: st, d: d})
@@ -113,12 +127,17 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 		return ActionRollback, probeFailure
 	case a.Verdict == Fail:
 		return ActionRollback, a.Reason()
+	case st.ConsecutiveErrors >= cfg.ConsecutiveErrorLimit:
+		// A candidate that cannot be judged must not keep serving until
+		// max_duration, paused or not.
+		return ActionRollback, fmt.Sprintf("%s in a row could not judge the candidate (rollout.consecutive_error_limit %d); the last: %s",
+			analyses(st.ConsecutiveErrors), cfg.ConsecutiveErrorLimit, a.Unjudged())
 	case now.Sub(st.Started) >= cfg.MaxDuration && st.Phase != Paused:
 		return Action(cfg.Policy.OnMaxDuration), fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", cfg.MaxDuration, a.Reason())
 	case st.Phase == Paused:
-		return ActionHold, "paused: " + a.Reason()
+		return ActionHold, "paused: " + a.Reason() + errorCount(st, cfg)
 	case a.Verdict != Pass:
-		return ActionHold, a.Reason()
+		return ActionHold, a.Reason() + errorCount(st, cfg)
 	case now.Sub(st.StepStarted) < step.MinDuration:
 		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step+1, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
 	case judged < step.MinRequests:
@@ -130,6 +149,23 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 			st.Step+1, st.Percent, judged, st.Step+2, cfg.Steps[st.Step+1].Percent, summary(a))
 	}
 	return ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step+1, st.Percent, judged, summary(a))
+}
+
+// errorCount says how near the rollout is to its error limit, for a hold
+// on an analysis that could not judge the candidate.
+func errorCount(st State, cfg Config) string {
+	if st.ConsecutiveErrors == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" [%d of rollout.consecutive_error_limit %d analyses in a row that could not judge the candidate; it rolls back at the limit]",
+		st.ConsecutiveErrors, cfg.ConsecutiveErrorLimit)
+}
+
+func analyses(n int) string {
+	if n == 1 {
+		return "1 analysis"
+	}
+	return fmt.Sprintf("%d analyses", n)
 }
 
 func summary(a Analysis) string {
