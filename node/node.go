@@ -283,7 +283,8 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s, s, s),
+		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s,
+			AllowedHosts: s.cfg.Admin.Hosts()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
