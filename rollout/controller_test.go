@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -527,10 +528,16 @@ func TestJournalLineTooLongToRead(t *testing.T) {
 	f.WriteString(`{"action":"pause","reason":"` + strings.Repeat("x", 17<<20) + "\"}\n")
 	f.Close()
 	s.Append(context.Background(), Entry{Action: "rollback", Reason: "after"})
+	first, _ := MarshalEntry(Entry{Action: "start", Reason: "first"})
+	where := fmt.Sprintf("journal line at byte %d: 17825823 bytes, over the 16 MiB", len(first)+1)
 	h, err := s.History(0)
 	if err != nil || len(h) != 3 || h[0].Reason != "first" || h[2].Reason != "after" ||
-		h[1].Action != ActionUnreadable || !strings.Contains(h[1].Reason, "journal line 2: 17825823 bytes") {
+		h[1].Action != ActionUnreadable || !strings.Contains(h[1].Reason, where) {
 		t.Fatalf("history: %d entries, %v; middle %q", len(h), err, h[1].Reason)
+	}
+	// Read from the end, the same entries.
+	if tail, err := s.History(2); err != nil || len(tail) != 2 || tail[0] != h[1] || tail[1].Reason != "after" {
+		t.Fatalf("history's tail: %+v, %v", tail, err)
 	}
 	// Lines just under the reader's buffer and just over it read whole.
 	var b strings.Builder
