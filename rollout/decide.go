@@ -59,10 +59,11 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 			Reason: "live probe did not run: " + probeErr.Error()})
 		a.Verdict = max(a.Verdict, Inconclusive)
 	}
-	st.ConsecutiveErrors = 0
+	errs := 0 // in a row, this look's included
 	if a.Unjudged() != "" {
-		st.ConsecutiveErrors = c.state.ConsecutiveErrors + 1
+		errs = st.ConsecutiveErrors + 1
 	}
+	st.ConsecutiveErrors = errs
 	d.Judged = ev.CandidateRequests()
 	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, c.cfg, now)
 
