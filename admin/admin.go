@@ -3,6 +3,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,10 +39,15 @@ type Config struct {
 	// client certificates: a fleet's bearer tokens then never cross the
 	// network in clear.
 	TLS certificate.Config `mapstructure:"tls"`
+	// AllowedHosts are the host names, besides IP addresses and
+	// localhost, that the status page, /ui/ and /api/ answer to in the
+	// Host header: a page on another name rebound to this address (DNS
+	// rebinding) is refused. /metrics and /healthz answer any Host.
+	AllowedHosts []string `mapstructure:"allowed_hosts"`
 }
 
 // DefaultConfig is the admin section's default.
-var DefaultConfig = Config{Listen: "127.0.0.1:9090"}
+var DefaultConfig = Config{Listen: "127.0.0.1:9090", AllowedHosts: []string{}}
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
@@ -56,7 +64,47 @@ func (c Config) Validate() error {
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("tls.%w", err)
 	}
+	for i, h := range c.AllowedHosts {
+		if !isHostName(h) {
+			return fmt.Errorf("allowed_hosts[%d]: want a host name such as wafcanary.ops.svc (no scheme, port, path or wildcard; IP addresses and localhost need no entry), got %q", i, h)
+		}
+	}
 	return nil
+}
+
+// Hosts are the names, besides IP addresses and localhost, that the page
+// and the API answer to (Options.AllowedHosts): allowed_hosts, and the
+// host of listen when it is a name, which clients configured alike reach
+// it by.
+func (c Config) Hosts() []string {
+	hosts := slices.Clone(c.AllowedHosts)
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && isHostName(h) {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// isHostName reports whether h is a DNS name: dot-separated labels of
+// letters, digits, hyphens and underscores, 1 to 63 characters each, not
+// all digits at the end (that would be an IP address).
+func isHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	_, err := netip.ParseAddr(h)
+	return err != nil
 }
 
 // IsLoopback reports whether host names only the local machine.
@@ -112,24 +160,49 @@ func (e invalidRuleset) Is(target error) bool { return target == ErrInvalidRules
 // ErrNotFound is an ID the server knows nothing of.
 var ErrNotFound = errors.New("not found")
 
+// Options are what Handler serves. Gatherer and Status are required;
+// Rollouts, Explain and Rulesets may be nil (their endpoints are then
+// absent).
+type Options struct {
+	Gatherer prometheus.Gatherer
+	// Token is the bearer token /api/ requires; empty refuses every call.
+	Token    string
+	Status   StatusFunc
+	Rollouts Rollouts
+	Explain  Explainer
+	Rulesets Rulesets
+	// AllowedHosts are admin.allowed_hosts: the names, besides IP
+	// addresses and localhost, the page, /ui/ and /api/ answer to.
+	AllowedHosts []string
+	// Now is the clock of the page state's cache; nil is time.Now.
+	Now func() time.Time
+}
+
 // Handler returns the admin mux: /metrics, /healthz and the status page
 // (/, /ui/) are open (the listener is loopback by default, scrapers rarely
 // carry tokens, and none of them shows a secret); everything under /api/
-// needs the bearer token, and refuses a browser's cross-origin request. rollouts, explain and
-// rulesets may be nil.
-func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Rollouts, explain Explainer, rulesets Rulesets) http.Handler {
+// needs the bearer token, and refuses a browser's cross-origin request.
+// The page, /ui/ and /api/ answer only a Host that is an IP address,
+// localhost or one of o.AllowedHosts, so that a page on another name
+// rebound to this address cannot read them; /metrics and /healthz answer
+// any Host (Prometheus scrapes by service name).
+func Handler(o Options) http.Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set(Header, "1")
 		fmt.Fprintln(w, "ok")
 	})
+	page := newPageState(o.Status, o.Rollouts, o.Now)
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, status())
+		writeJSON(w, http.StatusOK, o.Status())
 	})
-	if rollouts != nil {
+	if rollouts := o.Rollouts; rollouts != nil {
 		api.HandleFunc("POST /api/v1/rollout/start", func(w http.ResponseWriter, r *http.Request) {
 			var req StartRequest
 			if !decode(w, r, &req) {
@@ -138,6 +211,7 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			if req.Actor == "" {
 				req.Actor = "api"
 			}
+			defer page.changed()
 			reply(w, func() (any, error) { return rollouts.Start(r.Context(), req) })
 		})
 		api.HandleFunc("POST /api/v1/rollout/{action}", func(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +227,8 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			if req.Actor == "" {
 				req.Actor = "api"
 			}
+			// The page polls right after an action: it must see it.
+			defer page.changed()
 			reply(w, func() (any, error) { return rollouts.Do(r.Context(), action, req) })
 		})
 		api.HandleFunc("GET /api/v1/rollout/gates", func(w http.ResponseWriter, _ *http.Request) {
@@ -176,18 +252,19 @@ func Handler(g prometheus.Gatherer, token string, status StatusFunc, rollouts Ro
 			})
 		})
 	}
-	if explain != nil {
+	if explain := o.Explain; explain != nil {
 		api.HandleFunc("GET /api/v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
 		})
 	}
-	if rulesets != nil {
+	if rulesets := o.Rulesets; rulesets != nil {
 		api.HandleFunc("GET /api/v1/rulesets/baseline", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return rulesets.ServedBaseline() })
 		})
 	}
-	mux.Handle("/api/", requireToken(token, api))
-	addPage(mux, status, rollouts)
+	hosts := newHostCheck(o.AllowedHosts)
+	mux.Handle("/api/", hosts.check(requireToken(o.Token, api)))
+	addPage(mux, hosts, page)
 	return mux
 }
 
@@ -235,6 +312,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// marshalAnswer is writeJSON's body, kept to be served again.
+func marshalAnswer(code int, v any) (int, []byte) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return http.StatusInternalServerError, []byte(`{"error": "encoding the answer failed"}` + "\n")
+	}
+	return code, b.Bytes()
 }
 
 func requireToken(token string, next http.Handler) http.Handler {

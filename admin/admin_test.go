@@ -28,6 +28,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Listen: "0.0.0.0:9090", Token: "0123456789abcdef"}, ""},
 		{Config{Listen: "127.0.0.1:9090", Token: "short"}, "token: must be at least 16"},
 		{Config{Listen: "9090"}, "listen: want host:port"},
+		{Config{Listen: "127.0.0.1:9090", AllowedHosts: []string{"wafcanary.ops.svc", "canary.example.com."}}, ""},
+		{Config{Listen: "127.0.0.1:9090", AllowedHosts: []string{"wafcanary.ops.svc", "-bad.example"}}, "allowed_hosts[1]: want a host name"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -37,10 +39,27 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// The page answers the names it is configured with: allowed_hosts and
+// the host of listen when it is a name.
+func TestConfigHosts(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{DefaultConfig, ""},
+		{Config{Listen: "[::1]:9090", AllowedHosts: []string{"a.example"}}, "a.example"},
+		{Config{Listen: "canary-admin.internal:9090", AllowedHosts: []string{"a.example"}}, "a.example canary-admin.internal"},
+	} {
+		if got := strings.Join(tc.cfg.Hosts(), " "); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}
+
 func TestHandlerAuth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "wafcanary_test_total", Help: "x"}))
-	srv := httptest.NewServer(Handler(reg, "0123456789abcdef", func() Status { return Status{CandidatePercent: 5} }, nil, nil, nil))
+	srv := httptest.NewServer(Handler(Options{Gatherer: reg, Token: "0123456789abcdef", Status: func() Status { return Status{CandidatePercent: 5} }}))
 	defer srv.Close()
 	tests := []struct {
 		path, auth string
@@ -109,7 +128,7 @@ func TestRolloutEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, fakeRollouts{tt.err}, nil, nil))
+			srv := httptest.NewServer(Handler(Options{Gatherer: prometheus.NewRegistry(), Token: token, Status: func() Status { return Status{} }, Rollouts: fakeRollouts{tt.err}}))
 			defer srv.Close()
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
 			if tt.auth != "" {
@@ -142,7 +161,7 @@ func TestClient(t *testing.T) {
 		{"refused", fmt.Errorf("candidate %w", gates.ErrRefused), 422},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{State: "idle"} }, fakeRollouts{tt.err}, nil, nil))
+			srv := httptest.NewServer(Handler(Options{Gatherer: prometheus.NewRegistry(), Token: token, Status: func() Status { return Status{State: "idle"} }, Rollouts: fakeRollouts{tt.err}}))
 			defer srv.Close()
 			c := &Client{URL: srv.URL, Token: token}
 			st, err := c.Do(context.Background(), Undo, ActionRequest{Reason: "r", To: "v1"})
@@ -161,7 +180,7 @@ func TestClient(t *testing.T) {
 	if _, err := (&Client{URL: "http://127.0.0.1:1", Token: token}).Status(context.Background()); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("nothing listening: %v, want ErrUnreachable", err)
 	}
-	srv := httptest.NewServer(Handler(prometheus.NewRegistry(), token, func() Status { return Status{} }, nil, nil, nil))
+	srv := httptest.NewServer(Handler(Options{Gatherer: prometheus.NewRegistry(), Token: token, Status: func() Status { return Status{} }}))
 	defer srv.Close()
 	var e *Error
 	if _, err := (&Client{URL: srv.URL, Token: "wrong-token-0000000"}).Status(context.Background()); !errors.As(err, &e) || e.Status != 401 {

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -40,27 +43,78 @@ func securePage(h http.Handler) http.Handler {
 	})
 }
 
-func addPage(mux *http.ServeMux, status StatusFunc, rollouts Rollouts) {
+func addPage(mux *http.ServeMux, hosts hostCheck, page *pageState) {
 	sub, _ := fs.Sub(uiFiles, "ui") // embedded: cannot fail
 	files := http.FileServerFS(sub)
-	mux.Handle("GET /{$}", securePage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /{$}", hosts.check(securePage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
-	})))
-	mux.Handle("GET /ui/", securePage(http.StripPrefix("/ui/", files)))
-	mux.Handle("GET /ui/state", securePage(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		ps := PageState{Status: status(), History: []rollout.Entry{}}
-		if rollouts != nil {
-			h, err := rollouts.History(pageEntries)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, "journal: "+err.Error())
-				return
-			}
-			for i := len(h) - 1; i >= 0; i-- { // newest first, as a person reads it
-				ps.History = append(ps.History, h[i])
-			}
+	}))))
+	mux.Handle("GET /ui/", hosts.check(securePage(http.StripPrefix("/ui/", files))))
+	mux.Handle("GET /ui/state", hosts.check(securePage(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		code, body := page.answer()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		w.Write(body)
+	}))))
+}
+
+// pageMaxAge is how long an answer of GET /ui/state is served again: the
+// page polls every 2 s, and many open pages must cost one read.
+const pageMaxAge = time.Second
+
+// pageState answers GET /ui/state: one answer, built from the status and
+// the journal's tail, shared by every poller for up to pageMaxAge and
+// built again at once after an action through this API. It is safe for
+// concurrent use: one poller builds an answer at a time, and the others
+// wait for it rather than read the journal themselves.
+type pageState struct {
+	status   StatusFunc
+	rollouts Rollouts // nil: no history
+	now      func() time.Time
+	// changes counts the actions taken; an answer built before one is
+	// stale however young.
+	changes atomic.Uint64
+
+	mu    sync.Mutex // held while building an answer
+	body  []byte
+	code  int
+	built time.Time
+	gen   uint64 // changes when body was built
+}
+
+func newPageState(status StatusFunc, rollouts Rollouts, now func() time.Time) *pageState {
+	return &pageState{status: status, rollouts: rollouts, now: now}
+}
+
+// changed marks the answer stale: an action was taken.
+func (p *pageState) changed() { p.changes.Add(1) }
+
+// answer returns the status code and body of GET /ui/state.
+func (p *pageState) answer() (int, []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gen := p.changes.Load()
+	if age := p.now().Sub(p.built); p.body != nil && gen == p.gen && age >= 0 && age < pageMaxAge {
+		return p.code, p.body
+	}
+	// Read before building: an action during the build makes it stale.
+	p.code, p.body = p.build()
+	p.built, p.gen = p.now(), gen
+	return p.code, p.body
+}
+
+func (p *pageState) build() (int, []byte) {
+	ps := PageState{Status: p.status(), History: []rollout.Entry{}}
+	if p.rollouts != nil {
+		h, err := p.rollouts.History(pageEntries)
+		if err != nil {
+			return marshalAnswer(http.StatusInternalServerError, map[string]string{"error": "journal: " + err.Error()})
 		}
-		writeJSON(w, http.StatusOK, ps)
-	})))
+		for i := len(h) - 1; i >= 0; i-- { // newest first, as a person reads it
+			ps.History = append(ps.History, h[i])
+		}
+	}
+	return marshalAnswer(http.StatusOK, ps)
 }
 
 // sameOrigin refuses a state-changing request a browser sent from another

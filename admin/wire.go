@@ -38,6 +38,10 @@ type Status struct {
 	// Now is the server's clock, so a page can show how long a step has
 	// run without trusting the browser's.
 	Now time.Time `json:"now"`
+	// Unchanged, in an action's answer, says why the action changed
+	// nothing (an undo asked for again once in force); empty when it took
+	// effect, and in GET /api/v1/status.
+	Unchanged string `json:"unchanged,omitempty"`
 }
 
 // StepPlan is one step of rollout.steps.

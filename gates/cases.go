@@ -3,14 +3,16 @@ package gates
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
-	"os"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wafcanary/wafcanary/localfile"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
 )
@@ -32,32 +34,39 @@ type Cases struct {
 	MustBlock []Case `yaml:"must_block" json:"must_block"`
 }
 
+// MaxCasesBytes bounds a cases file: a path given to the admin API's
+// start can name any file on the server.
+const MaxCasesBytes = 1 << 20
+
 // LoadCases reads a cases file strictly: an unknown key is an error, so a
 // misspelt must_block cannot silently check nothing. "embedded:NAME" reads
-// from fsys.
+// from fsys; any other path through localfile (a regular file of at most
+// MaxCasesBytes). Like ParseCases's, its errors never quote the file.
 func LoadCases(path string, embedded fs.FS) (Cases, error) {
 	var b []byte
 	var err error
 	if name, ok := strings.CutPrefix(path, "embedded:"); ok {
-		b, err = fs.ReadFile(embedded, name)
-	} else {
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return Cases{}, fmt.Errorf("cases %s: %w", path, err)
+		if b, err = fs.ReadFile(embedded, name); err != nil {
+			return Cases{}, fmt.Errorf("cases %s: %w", path, err)
+		}
+	} else if b, err = localfile.Read(path, MaxCasesBytes); err != nil {
+		return Cases{}, fmt.Errorf("cases %w", err) // localfile's error starts with the path
 	}
 	return ParseCases(path, b)
 }
 
 // ParseCases reads a cases file's content; path names it in errors. Every
 // case is checked to make a request here, so that a bad method or path is
-// refused when the file is read, not when the gates run.
+// refused when the file is read, not when the gates run. A file that is
+// not a cases file is refused with its line and what is wrong, never with
+// its content: the path can be any file on the server, and YAML's own
+// errors quote the line they fail on (an /etc/shadow entry, whole).
 func ParseCases(path string, b []byte) (Cases, error) {
 	var cs Cases
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&cs); err != nil {
-		return Cases{}, fmt.Errorf("cases %s: %w", path, err)
+	if err := dec.Decode(&cs); err != nil && !errors.Is(err, io.EOF) { // EOF: empty, no cases
+		return Cases{}, fmt.Errorf("cases %s: %w", path, notCases(err))
 	}
 	for kind, list := range map[string][]Case{"must_pass": cs.MustPass, "must_block": cs.MustBlock} {
 		for i, c := range list {

@@ -2,6 +2,7 @@ package gates
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -57,18 +58,54 @@ func TestProbe(t *testing.T) {
 
 func TestLoadCasesRefusesBadFiles(t *testing.T) {
 	for _, tt := range []struct{ text, want string }{
-		{"must_blok:\n  - {name: x, path: /}\n", "field must_blok not found"},
+		// Why: the suggestion names the key a cases file has, not the file's.
+		{"must_blok:\n  - {name: x, path: /}\n", "line 1: not a cases file (unknown key; did you mean must_block?)"},
+		{"must_block:\n  - {name: x, path: /, header: {A: b}}\n", "line 2: not a cases file (unknown key; did you mean headers?)"},
 		{"must_block:\n  - {path: /}\n", "must_block[0].name: required"},
 		{"must_pass:\n  - {name: x, path: search}\n", "must_pass[0].path: must start with /"},
 		{"{}\n", "no must_pass or must_block cases"},
+		{"", "no must_pass or must_block cases"},
 		// Why: these made no request only when the gates ran, at start.
 		{"must_pass:\n  - {name: x, method: \"GE T\", path: /}\n", `must_pass[0]: case "x": net/http: invalid method "GE T"`},
 		{"must_block:\n  - {name: x, path: \"/a\\x7f\"}\n", "must_block[0]: case \"x\": parse"},
+		{"must_pass:\n  - {name: x, path: /, headers: [a]}\n", "line 2: not a cases file (a list where a mapping of header names to values belongs)"},
+		{"must_pass: []\nmust_pass: []\n", "line 2: not a cases file (a key given twice)"},
+		{"must_pass: [\n  {name: x\n", "line 1: not a cases file (YAML syntax error: did not find expected ',' or '}')"},
 	} {
 		path := t.TempDir() + "/c.yaml"
 		writeFile(t, path, tt.text)
 		if _, err := LoadCases(path, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: error %v, want %q", tt.text, err, tt.want)
+		}
+	}
+}
+
+// The fault this guards against: a cases path from the admin API can name
+// any file on the server, and YAML's errors quoted the line they failed
+// on: /etc/shadow's entries came back whole in the API's answer. A file
+// that is not a cases file is refused by line, with nothing of it.
+func TestCasesErrorsNeverQuoteTheFile(t *testing.T) {
+	const secret = "S3CR3T"
+	for _, tt := range []struct{ text, want string }{
+		{"root:$6$salt$" + secret + ":19000:0:99999:7:::\n", "line 1: not a cases file (unknown key; a cases file (a mapping) has must_pass, must_block)"},
+		{"root:x:0:0:" + secret + ":/root:/bin/bash\n", "line 1: not a cases file (a string where a cases file (a mapping) belongs)"},
+		{secret + "_TOKEN: abc\n", "line 1: not a cases file (unknown key; a cases file (a mapping) has must_pass, must_block)"},
+		{"must_pass:\n  - name: x\n    path: /\n    " + secret + ": 1\n", "line 4: not a cases file (unknown key; a case (a mapping) has name, method, path, headers, body)"},
+		{"- " + secret + "\n", "line 1: not a cases file (a list where a cases file (a mapping) belongs)"},
+		{"must_pass: *" + secret + "\n", "not a cases file (not YAML text)"},
+		{"a: 1\n" + secret + ": &x [\n", "not a cases file (YAML syntax error"},
+		{"[" + secret + ", {a: b}: c]\n", "not a cases file"},
+		{"\x00\x01" + secret, "not a cases file"},
+	} {
+		_, err := ParseCases("/etc/shadow", []byte(tt.text))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "cases /etc/shadow: ") {
+			t.Errorf("%q: error %v, want %q", tt.text, err, tt.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "root")) {
+			t.Errorf("%q: the error quotes the file: %v", tt.text, err)
+		}
+		if err != nil && !errors.Is(err, ErrNotCases) {
+			t.Errorf("%q: %v is not ErrNotCases", tt.text, err)
 		}
 	}
 }

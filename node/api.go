@@ -67,7 +67,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 			spec.Reason += " [scope inferred from the candidate: " + spec.Scope.String() + "]"
 		}
 	}
-	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now()); err != nil {
+	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
 	}
@@ -111,9 +111,8 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
 			req.Candidate, gates.ErrRefused, list)
 	}
-	if err := s.store.Append(context.WithoutCancel(ctx), rollout.Entry{Time: time.Now(), Actor: req.Actor, Action: rollout.ActionGatesOverride,
-		Reason: req.OverrideGates + "; overriding:\n" + list, State: s.rollout.State().Phase,
-		Baseline: base.Version, Candidate: cand.Version}); err != nil {
+	if err := s.rollout.Journal(context.WithoutCancel(ctx), time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionGatesOverride,
+		Reason: req.OverrideGates + "; overriding:\n" + list, Baseline: base.Version, Candidate: cand.Version}); err != nil {
 		return err
 	}
 	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", len(problems))
@@ -154,33 +153,36 @@ func (s *Node) probe(ctx context.Context, st rollout.State, base, cand *ruleset.
 	return gates.Probe(ctx, base, cand, mustBlock)
 }
 
-// Do implements admin.Rollouts.
+// Do implements admin.Rollouts. The controller reads the time under its
+// lock, so the journal's times follow the order the actions took effect.
 //
 // An action, once asked for, is carried through even if the client hangs
 // up: a record cut off half-way would leave the operator guessing.
 func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequest) (admin.Status, error) {
 	ctx = context.WithoutCancel(ctx)
-	now := time.Now()
-	var err error
+	var (
+		err       error
+		unchanged string
+	)
 	switch action {
 	case admin.Pause:
-		_, err = s.rollout.Pause(ctx, req.Actor, req.Reason, now)
+		_, err = s.rollout.Pause(ctx, req.Actor, req.Reason, time.Now)
 	case admin.Resume:
-		_, err = s.rollout.Resume(ctx, req.Actor, req.Reason, now)
+		_, err = s.rollout.Resume(ctx, req.Actor, req.Reason, time.Now)
 	case admin.Promote:
 		if !req.Full {
-			_, err = s.rollout.PromoteStep(ctx, req.Actor, req.Reason, now)
+			_, err = s.rollout.PromoteStep(ctx, req.Actor, req.Reason, time.Now)
 			break
 		}
 		reason := req.Reason
 		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.cfg.Rollout.Steps)-1 {
 			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.cfg.Rollout.Steps))
 		}
-		_, err = s.rollout.Promote(ctx, req.Actor, reason, now)
+		_, err = s.rollout.Promote(ctx, req.Actor, reason, time.Now)
 	case admin.Rollback:
-		_, err = s.rollout.Rollback(ctx, req.Actor, req.Reason, now)
+		_, err = s.rollout.Rollback(ctx, req.Actor, req.Reason, time.Now)
 	case admin.Undo:
-		if _, err = s.rollout.Undo(ctx, req.To, req.Actor, req.Reason, now); err == nil {
+		if _, unchanged, err = s.rollout.Undo(ctx, req.To, req.Actor, req.Reason, time.Now); err == nil && unchanged == "" {
 			s.logServing("undo")
 		}
 	default:
@@ -189,7 +191,9 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 	if err != nil {
 		return admin.Status{}, err
 	}
-	return s.Status(), nil
+	st := s.Status()
+	st.Unchanged = unchanged
+	return st, nil
 }
 
 // Gates implements admin.Rollouts: the gates of a start under way.

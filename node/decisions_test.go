@@ -104,7 +104,7 @@ func TestDecisionsAtOrdinaryTrafficThroughTheProxy(t *testing.T) {
 			t.Errorf("%s: reason %q does not name %q", tt.name, reason, tt.mention)
 		}
 		if st.Phase.Active() {
-			if _, err := ls.s.rollout.Rollback(context.Background(), "test", "next candidate", time.Now()); err != nil {
+			if _, err := ls.s.rollout.Rollback(context.Background(), "test", "next candidate", time.Now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -176,6 +176,7 @@ func TestKillNineAtRandomMoments(t *testing.T) {
 		st, _ := c.api.Status(ctx)
 		a := act{reason: fmt.Sprintf("[round %d]", round)}
 		var do func() error
+		unchanged := "" // an action's answer that it changed nothing: not journalled
 		switch active := rollout.Phase(st.State).Active(); {
 		case !active && rng.IntN(3) > 0:
 			a.what = "start"
@@ -189,7 +190,10 @@ func TestKillNineAtRandomMoments(t *testing.T) {
 		case !active && len(st.Baselines) > 1:
 			a.what = "undo"
 			do = func() error {
-				_, err := c.api.Do(ctx, admin.Undo, admin.ActionRequest{Actor: "test", Reason: a.reason})
+				// After an undo, another undoes nothing: it succeeds and
+				// journals nothing (undo --to the promoted one would).
+				st, err := c.api.Do(ctx, admin.Undo, admin.ActionRequest{Actor: "test", Reason: a.reason})
+				unchanged = st.Unchanged
 				return err
 			}
 		case !active:
@@ -228,7 +232,7 @@ func TestKillNineAtRandomMoments(t *testing.T) {
 			// Only an answer that arrived before the kill is an
 			// acknowledgement; a SIGHUP and an analysis are not journalled
 			// unless they change something.
-			if err == nil && a.what != "reload" {
+			if err == nil && a.what != "reload" && unchanged == "" {
 				acked = append(acked, a)
 				t.Logf("round %d: %s acknowledged, then killed", round, a.what)
 			} else {

@@ -214,7 +214,7 @@ func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
 			// Left "progressing" with nothing of it served, the rollout
 			// would only end at max_duration: end it now, recorded.
 			s.log.Error("cannot restore the rollout's rulesets; rolling it back", "error", err.Error())
-			if _, rerr := s.rollout.Rollback(ctx, "startup", "the rollout's rulesets cannot be served after a restart: "+err.Error(), time.Now()); rerr != nil {
+			if _, rerr := s.rollout.Rollback(ctx, "startup", "the rollout's rulesets cannot be served after a restart: "+err.Error(), time.Now); rerr != nil {
 				return fmt.Errorf("rolling back a rollout whose rulesets cannot be served: %w", rerr)
 			}
 		}
@@ -222,7 +222,7 @@ func (s *Node) startNode(opts rollout.Options, conf rollout.Configured) error {
 	}
 	// The state's baseline (a promotion, an undo) outlives an unchanged
 	// configured file; a changed file is a new baseline, journalled.
-	if _, err := s.rollout.Reload(ctx, conf, "startup", time.Now()); err != nil {
+	if _, err := s.rollout.Reload(ctx, conf, "startup", time.Now); err != nil {
 		return fmt.Errorf("serving the configured rulesets: %w", err)
 	}
 	return nil
@@ -284,7 +284,8 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler:           admin.Handler(s.reg, s.adminToken, s.Status, s, s, s),
+		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s,
+			AllowedHosts: s.cfg.Admin.Hosts()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

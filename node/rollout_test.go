@@ -371,7 +371,7 @@ func TestStartOnABusyControllerRefusedAtOnce(t *testing.T) {
 	cfg := rolloutConfig(t, newUpstream(t).URL)
 	cfg.Gates.CRSSuite = true
 	ls := startLive(t, cfg)
-	if _, err := ls.s.rollout.Start(context.Background(), mustLoad(t, "embedded:candidate-exclusion.conf"), rollout.Spec{Actor: "a", Reason: "r"}, time.Now()); err != nil {
+	if _, err := ls.s.rollout.Start(context.Background(), mustLoad(t, "embedded:candidate-exclusion.conf"), rollout.Spec{Actor: "a", Reason: "r"}, time.Now); err != nil {
 		t.Fatal(err)
 	}
 	began := time.Now()

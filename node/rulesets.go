@@ -83,7 +83,7 @@ func (s *Node) Reload() error {
 	if s.beforeReload != nil {
 		s.beforeReload()
 	}
-	changed, err := s.rollout.Reload(context.Background(), conf, "sighup", time.Now())
+	changed, err := s.rollout.Reload(context.Background(), conf, "sighup", time.Now)
 	if err != nil {
 		return s.refused(err)
 	}

@@ -3,11 +3,13 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +148,107 @@ func TestRestartWithoutTheCandidatesBundleRollsBack(t *testing.T) {
 	}
 	if again.s.router.Snapshot().Candidate != nil {
 		t.Error("a candidate serves")
+	}
+}
+
+// undoEntries counts the undo entries in the live node's journal.
+func (ls *liveServer) undoEntries(t *testing.T) int {
+	t.Helper()
+	h, err := ls.api().History(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range h {
+		if e.Action == rollout.ActionUndo {
+			n++
+		}
+	}
+	return n
+}
+
+// The fault this guards against: a second undo (a double click on the
+// page, two operators at once) undid the undo, putting the promoted
+// baseline back, and both answered 200. An undo is idempotent as a
+// rollback is: undo without --to undoes the last promotion once, and asked
+// again it changes nothing, journals nothing, and says it was done
+// already; undo --to the version that serves is a no-op success.
+func TestUndoTwiceUndoesOnce(t *testing.T) {
+	ls := startLive(t, rolloutConfig(t, newUpstream(t).URL))
+	ctx := context.Background()
+	original := ls.s.router.Snapshot().Baseline.Version
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "fixes TICKET-123", Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	promoted := ls.s.router.Snapshot().Baseline.Version
+	for i, who := range []string{"bob", "bob again (a double click)", "carol"} {
+		st, err := ls.api().Do(ctx, admin.Undo, admin.ActionRequest{Actor: who, Reason: "TICKET-123 was the wrong fix"})
+		if err != nil {
+			t.Fatalf("undo %d by %s: %v, want success", i+1, who, err)
+		}
+		if v := ls.s.router.Snapshot().Baseline.Version; v != original || st.Baseline.Version != original {
+			t.Fatalf("after undo %d the router serves %s (answer %s), want %s; the promoted one is %s", i+1, v, st.Baseline.Version, original, promoted)
+		}
+		if done := strings.Contains(st.Unchanged, "baseline "+original+" serves again since ") && strings.Contains(st.Unchanged, "put back by an undo"); done != (i > 0) {
+			t.Errorf("undo %d answered unchanged %q", i+1, st.Unchanged)
+		}
+	}
+	if n := ls.undoEntries(t); n != 1 {
+		t.Errorf("%d undo entries in the journal, want 1", n)
+	}
+	// --to the version in service: nothing to do, and success.
+	if st, err := ls.api().Do(ctx, admin.Undo, admin.ActionRequest{Actor: "dave", Reason: "make sure", To: original[:8]}); err != nil || st.Unchanged != "baseline "+original+" serves already" {
+		t.Errorf("undo --to the baseline in service: %v, %q; want a success that changes nothing", err, st.Unchanged)
+	}
+	// --to the promoted one is a new decision, taken once.
+	for range 2 {
+		if _, err := ls.api().Do(ctx, admin.Undo, admin.ActionRequest{Actor: "erin", Reason: "it was fine after all", To: promoted}); err != nil {
+			t.Fatalf("undo --to %s: %v", promoted, err)
+		}
+	}
+	if v := ls.s.router.Snapshot().Baseline.Version; v != promoted {
+		t.Fatalf("after undo --to %s the router serves %s", promoted, v)
+	}
+	if n := ls.undoEntries(t); n != 2 {
+		t.Errorf("%d undo entries in the journal, want 2", n)
+	}
+}
+
+// Undos sent at once through the API give one change: the promoted
+// baseline is undone, and not undone again by the others.
+func TestConcurrentUndosUndoOnce(t *testing.T) {
+	ls := startLive(t, rolloutConfig(t, newUpstream(t).URL))
+	ctx := context.Background()
+	original := ls.s.router.Snapshot().Baseline.Version
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	if _, err := ls.api().Do(ctx, admin.Promote, admin.ActionRequest{Actor: "alice", Reason: "fixes TICKET-123", Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	var ready sync.WaitGroup
+	ready.Add(n)
+	begin := make(chan struct{})
+	for i := range n {
+		go func() {
+			ready.Done()
+			<-begin
+			_, err := ls.api().Do(ctx, admin.Undo, admin.ActionRequest{Actor: fmt.Sprint("operator-", i), Reason: "FP is back"})
+			errs <- err
+		}()
+	}
+	ready.Wait()
+	close(begin)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("undo: %v, want success", err)
+		}
+	}
+	if v := ls.s.router.Snapshot().Baseline.Version; v != original {
+		t.Fatalf("after %d undos at once the router serves %s, want %s", n, v, original)
+	}
+	if got := ls.undoEntries(t); got != 1 {
+		t.Errorf("%d undo entries in the journal, want 1", got)
 	}
 }

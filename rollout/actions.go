@@ -18,10 +18,11 @@ type unrecorded struct {
 }
 
 // Start begins a rollout of candidate from the current baseline.
-func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec, now time.Time) (State, error) {
+func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec, clock Clock) (State, error) {
 	scope, actor, reason := spec.Scope, spec.Actor, spec.Reason
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	if err := c.leading(); err != nil {
 		return c.state, err
 	}
@@ -56,9 +57,6 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	next := &router.Snapshot{Baseline: cur.Baseline, Candidate: cand, Share: share, ShadowSample: c.shadowSample, Hosts: hosts}
-	if err := next.Validate(); err != nil {
-		return c.state, err
-	}
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
@@ -66,40 +64,35 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 		Configured: c.state.Configured, Baselines: c.state.Baselines,
 	}
 	if len(st.Baselines) == 0 { // a state from before baselines were kept
-		st.Baselines = []RulesetRef{{Version: cur.Baseline.Version, Path: cur.Baseline.Path, Since: now}}
+		st.Baselines = []RulesetRef{{Version: cur.Baseline.Version, Path: cur.Baseline.Path, Since: now, By: ActionStart}}
 	}
 	// Recorded first, served second: a decision the store refused (a
 	// fleet's leadership lost) must not be in force anywhere.
 	if len(st.Hosts) > 0 {
 		reason += " [candidate judges only " + strings.Join(st.Hosts, ", ") + "]"
 	}
-	st, err = c.commit(ctx, st, Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, 0)
-	if err != nil {
-		return st, err
-	}
-	c.evidence.Reset(windowsOf(st))
-	return st, c.router.Swap(next)
+	return c.apply(ctx, change{st: st, d: Decision{Time: now, Action: ActionStart, Reason: reason, Actor: actor}, next: next, resetEvidence: true})
 }
 
 // Rollback takes the candidate out of service at once, from any state, and
 // then records why. It is idempotent: after a rollback, another succeeds
 // and changes nothing. With no rollout in progress and no candidate
 // serving it is refused with ErrConflict, naming undo: a rollback never
-// changes the baseline.
-func (c *Controller) Rollback(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+// changes the baseline. Every other decision that would have come between
+// its swap and its record is refused (ErrRollingBack).
+func (c *Controller) Rollback(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	start := time.Now()
 	// Traffic first: one atomic swap, without waiting for the lock an
 	// analysis in progress might be about to take.
-	var static *ruleset.Ruleset
-	if cur := c.router.Snapshot(); cur.Candidate != nil {
-		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
-			return c.State(), err
-		}
-		static = cur.Candidate
-	}
+	static, done, err := c.withdraw()
 	latency := time.Since(start)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer done() // recorded (or refused) first, under c.mu
+	if err != nil {
+		return c.state, err
+	}
+	now := clock()
 	if reason == "" {
 		reason = "manual rollback"
 	}
@@ -129,16 +122,16 @@ func (c *Controller) Rollback(ctx context.Context, actor, reason string, now tim
 	return c.state, fmt.Errorf("no rollout in progress (state %s) and no candidate serving: rollback only takes a candidate out of service; to serve an earlier baseline again, use `wafcanary undo`: %w", c.state.Phase, ErrConflict)
 }
 
-// rollbackLocked restores baseline-only routing (again: an advance may
-// have slipped in between an unlocked swap and the lock) and records it.
+// rollbackLocked restores baseline-only routing (the controller's own
+// rollback has not swapped yet; an operator's has) and records it.
 // In a fleet the record is what takes the candidate off every other
 // replica, so a record refused because another replica wrote first is
 // retried on the fresh state, which may already be at rest.
 func (c *Controller) rollbackLocked(ctx context.Context, d Decision, latency time.Duration) (State, error) {
-	if cur := c.router.Snapshot(); cur.Candidate != nil {
-		if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
-			return c.state, err
-		}
+	_, done, err := c.withdraw()
+	defer done()
+	if err != nil {
+		return c.state, err
 	}
 	for attempt := 0; ; attempt++ {
 		st := c.state.RolledBackBy(d)
@@ -207,9 +200,10 @@ func (c *Controller) recordRollback(ctx context.Context) error {
 // PromoteStep moves the rollout on by one step, whatever the evidence
 // (Argo Rollouts' promote): the way past a step with approval: true. From
 // the last step it promotes.
-func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	if err := c.leading(); err != nil {
 		return c.state, err
 	}
@@ -229,16 +223,14 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, now 
 	}
 	d := Decision{Time: now, Action: ActionAdvance, Actor: actor,
 		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.cfg.Steps[st.Step+1].Percent, reason)}
-	if err := c.advanceLocked(ctx, st, d); err != nil {
-		return c.state, err
-	}
-	return c.state, nil
+	return c.advanceLocked(ctx, st, d)
 }
 
 // Promote makes the candidate the baseline now, skipping remaining steps.
-func (c *Controller) Promote(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Promote(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	if err := c.leading(); err != nil {
 		return c.state, err
 	}
@@ -263,14 +255,11 @@ func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, erro
 		// the evidence was gathered.
 		d.Reason += " [evidence from " + strings.Join(st.Hosts, ", ") + " only; the new baseline serves every host]"
 	}
-	st.Phase, st.Percent = Promoted, 100
+	st.Phase, st.Percent, st.ConsecutiveErrors = Promoted, 100, 0
 	st.Baseline, st.Candidate, st.Hosts = *st.Candidate, nil, nil
-	st.Baselines = served(st.Baselines, st.Baseline, d.Time, c.cfg.KeepBaselines)
-	st, err := c.commit(ctx, st, d, 0)
+	st.Baselines = served(st.Baselines, st.Baseline, ActionPromote, d.Time, c.cfg.KeepBaselines)
+	st, err := c.apply(ctx, change{st: st, d: d, next: &router.Snapshot{Baseline: cur.Candidate}})
 	if err != nil {
-		return st, err
-	}
-	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Candidate}); err != nil {
 		return st, err
 	}
 	c.prune(ctx)
@@ -278,9 +267,10 @@ func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, erro
 }
 
 // Pause holds the share; analysis goes on and a failure still rolls back.
-func (c *Controller) Pause(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Pause(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	if err := c.leading(); err != nil {
 		return c.state, err
 	}
@@ -292,13 +282,14 @@ func (c *Controller) Pause(ctx context.Context, actor, reason string, now time.T
 	}
 	st := c.state
 	st.Phase = Paused
-	return c.commit(ctx, st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}, 0)
+	return c.apply(ctx, change{st: st, d: Decision{Time: now, Action: ActionPause, Reason: reason, Actor: actor}})
 }
 
 // Resume continues a paused rollout at its step; the step's clock restarts.
-func (c *Controller) Resume(ctx context.Context, actor, reason string, now time.Time) (State, error) {
+func (c *Controller) Resume(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	if err := c.leading(); err != nil {
 		return c.state, err
 	}
@@ -307,5 +298,5 @@ func (c *Controller) Resume(ctx context.Context, actor, reason string, now time.
 	}
 	st := c.state
 	st.Phase, st.StepStarted = phaseOf(st.Percent), now
-	return c.commit(ctx, st, Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}, 0)
+	return c.apply(ctx, change{st: st, d: Decision{Time: now, Action: ActionResume, Reason: reason, Actor: actor}})
 }

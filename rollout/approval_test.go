@@ -18,7 +18,7 @@ func TestApprovalHoldsUntilPromote(t *testing.T) {
 		c.Steps = []Step{{Percent: 0, MinDuration: time.Minute}, {Percent: 10, MinDuration: time.Minute, Approval: true}, {Percent: 100, MinDuration: time.Minute}}
 	})
 	ctx := context.Background()
-	if _, err := h.c.Start(ctx, h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "fp"}, h.t0); err != nil {
+	if _, err := h.c.Start(ctx, h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "fp"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.set(clean(20000))
@@ -36,19 +36,19 @@ func TestApprovalHoldsUntilPromote(t *testing.T) {
 	if !h.c.State().Awaiting {
 		t.Fatal("the wait for approval did not survive a restart")
 	}
-	st, err := h.c.PromoteStep(ctx, "bob", "looks right", h.t0.Add(2*time.Minute))
+	st, err := h.c.PromoteStep(ctx, "bob", "looks right", at(h.t0.Add(2*time.Minute)))
 	if err != nil || st.Step != 1 || st.Awaiting || st.Phase != Progressing || h.r.Snapshot().Share != 1000 ||
 		!strings.Contains(st.LastDecision.Reason, "approved by bob to step 2 (10%): looks right") {
 		t.Fatalf("approve: %v, step %d awaiting %v share %d: %+v", err, st.Step, st.Awaiting, h.r.Snapshot().Share, st.LastDecision)
 	}
 	// Promote without an approval pending: one step, then promotion.
-	if st, _ = h.c.PromoteStep(ctx, "bob", "skip ahead", h.t0.Add(3*time.Minute)); st.Step != 2 || h.r.Snapshot().Share != router.MaxShare || !strings.Contains(st.LastDecision.Reason, "promoted one step by bob") {
+	if st, _ = h.c.PromoteStep(ctx, "bob", "skip ahead", at(h.t0.Add(3*time.Minute))); st.Step != 2 || h.r.Snapshot().Share != router.MaxShare || !strings.Contains(st.LastDecision.Reason, "promoted one step by bob") {
 		t.Fatalf("promote one step: step %d share %d, %+v", st.Step, h.r.Snapshot().Share, st.LastDecision)
 	}
-	if st, _ = h.c.PromoteStep(ctx, "bob", "done", h.t0.Add(4*time.Minute)); st.Phase != Promoted {
+	if st, _ = h.c.PromoteStep(ctx, "bob", "done", at(h.t0.Add(4*time.Minute))); st.Phase != Promoted {
 		t.Fatalf("promote from the last step: %s", st.Phase)
 	}
-	if _, err := h.c.PromoteStep(ctx, "bob", "again", h.t0.Add(5*time.Minute)); err == nil {
+	if _, err := h.c.PromoteStep(ctx, "bob", "again", at(h.t0.Add(5*time.Minute))); err == nil {
 		t.Error("promote with no rollout was accepted")
 	}
 	bad := DefaultConfig

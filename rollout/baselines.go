@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,9 +37,10 @@ type Configured struct {
 // with actor (sighup, startup) and the old and new versions before it
 // serves. It reports whether anything that serves changed. Reload owns
 // cfg's rulesets: those it does not serve are retired.
-func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, now time.Time) (changed bool, err error) {
+func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, clock Clock) (changed bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := clock()
 	var loaded *ruleset.Ruleset // the state's baseline, from its bundle
 	defer func() {
 		// cfg's rulesets (and a bundle loaded) that do not serve now are
@@ -90,7 +92,7 @@ func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, n
 		}
 	}
 	st.Baseline = RulesetRef{Version: next.Baseline.Version, Path: next.Baseline.Path}
-	st.Baselines = served(st.Baselines, st.Baseline, now, c.cfg.KeepBaselines)
+	st.Baselines = served(st.Baselines, st.Baseline, ActionReload, now, c.cfg.KeepBaselines)
 
 	switch {
 	case cfg.Candidate != nil && cfg.Candidate.Version == st.Withdrawn:
@@ -109,9 +111,6 @@ func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, n
 	if len(why) == 0 && stateEqual(st, c.state) {
 		return false, nil
 	}
-	if err := next.Validate(); err != nil {
-		return false, err
-	}
 	reason := strings.Join(why, "; ")
 	switch {
 	case reason != "":
@@ -121,13 +120,12 @@ func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, n
 		reason = "rulesets.baseline now names the version in service: nothing served changes"
 	}
 	d := Decision{Time: now, Action: ActionReload, Reason: reason, Actor: actor}
-	if _, err := c.commit(ctx, st, d, 0); err != nil {
-		return false, err
-	}
+	ch := change{st: st, d: d}
 	if !next.Same(cur) {
-		if err := c.router.Swap(&next); err != nil {
-			return false, err
-		}
+		ch.next = &next
+	}
+	if _, err := c.apply(ctx, ch); err != nil {
+		return false, err
 	}
 	c.prune(ctx)
 	return len(why) > 0, nil
@@ -149,17 +147,39 @@ func stateEqual(a, b State) bool {
 // ErrNothingToUndo says no earlier baseline is kept.
 var ErrNothingToUndo = fmt.Errorf("no earlier baseline is kept to go back to (wafcanary history lists the versions kept): %w", ErrConflict)
 
+// ErrAlreadyUndone says the undo asked for is in force already: the
+// baseline that serves was put back by an undo (undo without a version),
+// or is the version asked for. An undo, like a rollback, may be sent twice
+// (a double click, two operators at once): the controller answers this as
+// a success that changes nothing. It is a conflict for callers that do not.
+var ErrAlreadyUndone = fmt.Errorf("already undone (%w)", ErrConflict)
+
+// alreadyUndone is ErrAlreadyUndone with what is in force, which the
+// controller's answer gives on its own.
+type alreadyUndone struct{ why string }
+
+func (e alreadyUndone) Error() string { return e.why + ": " + ErrAlreadyUndone.Error() }
+func (e alreadyUndone) Unwrap() error { return ErrAlreadyUndone }
+
 // Undone is st with the baseline set back to version to (a version in
 // st.Baselines, or a unique prefix of one), or, with to empty, to the
-// baseline that served before the current one; d is recorded as its last
-// decision. It is the one undo transition, for the controller and for a
-// fleet's store written to directly.
+// baseline that served before the last promotion (or reload) put the
+// current one in service; d is recorded as its last decision. An undo in
+// force already is ErrAlreadyUndone. It is the one undo transition, for
+// the controller and for a fleet's store written to directly.
 func Undone(st State, to string, d Decision) (State, RulesetRef, error) {
 	if st.Phase.Active() {
 		return st, RulesetRef{}, fmt.Errorf("a rollout is %s: roll it back first (wafcanary rollback); undo changes the baseline when no rollout runs: %w", st.Phase, ErrConflict)
 	}
 	var target *RulesetRef
 	if to == "" {
+		if n := len(st.Baselines); n > 0 && st.Baselines[n-1].Version == st.Baseline.Version && st.Baselines[n-1].By == ActionUndo {
+			// Undo undoes the last promotion, once: asked again, it
+			// must not undo the undo.
+			cur := st.Baselines[n-1]
+			return st, RulesetRef{}, alreadyUndone{fmt.Sprintf("baseline %s serves again since %s, put back by an undo: the change before it is undone already; to serve another kept baseline, undo --to VERSION (wafcanary history lists them)",
+				cur.Version, cur.Since.UTC().Format(time.RFC3339))}
+		}
 		for i := len(st.Baselines) - 1; i >= 0 && target == nil; i-- {
 			if st.Baselines[i].Version != st.Baseline.Version {
 				target = &st.Baselines[i]
@@ -181,68 +201,71 @@ func Undone(st State, to string, d Decision) (State, RulesetRef, error) {
 	case target == nil:
 		return st, RulesetRef{}, fmt.Errorf("version %q is not among the baselines kept (wafcanary history lists them): %w", to, ErrBadRequest)
 	case target.Version == st.Baseline.Version:
-		return st, RulesetRef{}, fmt.Errorf("version %s is the baseline in service already: %w", target.Version, ErrConflict)
+		return st, RulesetRef{}, alreadyUndone{fmt.Sprintf("baseline %s serves already", target.Version)}
 	}
 	ref := *target
 	d.Reason = fmt.Sprintf("%s (baseline %s -> %s)", d.Reason, st.Baseline.Version, ref.Version)
 	st.Phase, st.Percent, st.Candidate = Idle, 0, nil
 	st.Baseline = RulesetRef{Version: ref.Version, Path: ref.Path}
-	st.Baselines = served(st.Baselines, st.Baseline, d.Time, 0)
+	st.Baselines = served(st.Baselines, st.Baseline, ActionUndo, d.Time, 0)
 	st.LastDecision = &d
 	return st, ref, nil
 }
 
 // Undo makes a baseline that served before the baseline again, from the
-// next request: the one before the current, or version to. It is refused
-// while a rollout runs. In a fleet any replica may undo, as any may roll
-// back: the record is what every other replica follows.
-func (c *Controller) Undo(ctx context.Context, to, actor, reason string, now time.Time) (State, error) {
+// next request: the one before the last promotion, or version to. It is
+// refused while a rollout runs. It is idempotent: an undo in force
+// already (ErrAlreadyUndone) records nothing, changes nothing and
+// succeeds, unchanged saying why; unchanged is "" when the undo took
+// effect. In a fleet any replica may undo, as any may roll back: the
+// record is what every other replica follows.
+func (c *Controller) Undo(ctx context.Context, to, actor, reason string, clock Clock) (st State, unchanged string, err error) {
 	start := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if reason == "" {
-		return c.state, fmt.Errorf("a reason is required: %w", ErrBadRequest)
+		return c.state, "", fmt.Errorf("a reason is required: %w", ErrBadRequest)
 	}
-	st, ref, err := Undone(c.state, to, Decision{Time: now, Action: ActionUndo, Reason: reason, Actor: actor})
+	st, ref, err := Undone(c.state, to, Decision{Time: clock(), Action: ActionUndo, Reason: reason, Actor: actor})
+	if done, ok := errors.AsType[alreadyUndone](err); ok {
+		return c.state, done.why, nil
+	}
 	if err != nil {
-		return c.state, err
+		return c.state, "", err
 	}
 	cur := c.router.Snapshot()
 	rs := cur.Baseline
 	if rs.Version != ref.Version {
 		if rs, err = c.store.LoadRuleset(ctx, ref.Version); err != nil {
-			return c.state, fmt.Errorf("undo to %s: %w", ref.Version, err)
+			return c.state, "", fmt.Errorf("undo to %s: %w", ref.Version, err)
 		}
 	}
-	next := &router.Snapshot{Baseline: rs}
 	// Recorded first, served second, as every other decision.
-	if _, err := c.commit(ctx, st, *st.LastDecision, time.Since(start)); err != nil {
+	if _, err := c.apply(ctx, change{st: st, d: *st.LastDecision, latency: time.Since(start), next: &router.Snapshot{Baseline: rs}}); err != nil {
 		if rs != cur.Baseline {
 			rs.Retire()
 		}
-		return c.state, err
-	}
-	if err := c.router.Swap(next); err != nil {
-		return c.state, err
+		return c.state, "", err
 	}
 	c.prune(ctx)
-	return c.state, nil
+	return c.state, "", nil
 }
 
 // served returns the baselines with ref moved (or added) to the end, as
-// the one serving since now, and, with keep > 0, the oldest dropped so at
-// most keep remain.
-func served(list []RulesetRef, ref RulesetRef, now time.Time, keep int) []RulesetRef {
+// the one serving since now, put in service by decision by, and, with
+// keep > 0, the oldest dropped so at most keep remain.
+func served(list []RulesetRef, ref RulesetRef, by Action, now time.Time, keep int) []RulesetRef {
 	out := make([]RulesetRef, 0, len(list)+1)
 	for _, b := range list {
 		if b.Version != ref.Version {
 			out = append(out, b)
 		}
 	}
-	if len(list) > 0 && list[len(list)-1].Version == ref.Version {
-		ref.Since = list[len(list)-1].Since // still serving: keep when it began
+	if last := len(list) - 1; last >= 0 && list[last].Version == ref.Version {
+		// Still serving: keep when it began, and what began it.
+		ref.Since, ref.By = list[last].Since, list[last].By
 	} else {
-		ref.Since = now
+		ref.Since, ref.By = now, by
 	}
 	out = append(out, ref)
 	if keep > 0 && len(out) > keep {

@@ -43,12 +43,12 @@ func (h *harness) entries(t *testing.T) []Entry {
 	return hist
 }
 
-func (h *harness) promote(t *testing.T, cand *ruleset.Ruleset, at time.Time) {
+func (h *harness) promote(t *testing.T, cand *ruleset.Ruleset, when time.Time) {
 	t.Helper()
-	if _, err := h.c.Start(context.Background(), cand, Spec{Actor: "alice", Reason: "ship " + cand.Version}, at); err != nil {
+	if _, err := h.c.Start(context.Background(), cand, Spec{Actor: "alice", Reason: "ship " + cand.Version}, at(when)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Promote(context.Background(), "alice", "ship", at.Add(time.Minute)); err != nil {
+	if _, err := h.c.Promote(context.Background(), "alice", "ship", at(when.Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -57,7 +57,7 @@ func (h *harness) promote(t *testing.T, cand *ruleset.Ruleset, at time.Time) {
 // configured file and silently put the old baseline back.
 func TestReloadKeepsAPromotionWhileTheFileIsUnchanged(t *testing.T) {
 	h := newHarness(t, nil)
-	if changed, err := h.c.Reload(context.Background(), h.configured(t), "startup", h.t0); err != nil || changed {
+	if changed, err := h.c.Reload(context.Background(), h.configured(t), "startup", at(h.t0)); err != nil || changed {
 		t.Fatalf("first start: changed %v, %v; want the configured baseline adopted, nothing served changing", changed, err)
 	}
 	if st := h.c.State(); st.Configured != h.base.Version || len(st.Baselines) != 1 {
@@ -66,7 +66,7 @@ func TestReloadKeepsAPromotionWhileTheFileIsUnchanged(t *testing.T) {
 	h.promote(t, h.cand, h.t0)
 	before := len(h.entries(t))
 
-	changed, err := h.c.Reload(context.Background(), h.configured(t), "sighup", h.t0.Add(time.Hour))
+	changed, err := h.c.Reload(context.Background(), h.configured(t), "sighup", at(h.t0.Add(time.Hour)))
 	if err != nil || changed {
 		t.Fatalf("reload of the unchanged file: changed %v, %v", changed, err)
 	}
@@ -79,7 +79,7 @@ func TestReloadKeepsAPromotionWhileTheFileIsUnchanged(t *testing.T) {
 
 	// The operator edits the configured file: a new baseline, journalled.
 	edited := variant(t, "edited")
-	changed, err = h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", h.t0.Add(2*time.Hour))
+	changed, err = h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", at(h.t0.Add(2*time.Hour)))
 	if err != nil || !changed {
 		t.Fatalf("reload of a changed file: changed %v, %v", changed, err)
 	}
@@ -98,11 +98,11 @@ func TestReloadKeepsAPromotionWhileTheFileIsUnchanged(t *testing.T) {
 
 func TestReloadRefusedWhileARolloutRuns(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	edited := variant(t, "edited")
-	if _, err := h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", h.t0); !errors.Is(err, ErrConflict) {
+	if _, err := h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", at(h.t0)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("reload during a rollout: %v, want a conflict", err)
 	}
 	if s := h.r.Snapshot(); s.Baseline != h.base || s.Candidate != h.cand {
@@ -122,10 +122,10 @@ func TestStartAndReloadInterleaved(t *testing.T) {
 	h := newHarness(t, nil)
 	gatedAgainst := h.r.Snapshot().Baseline.Version
 	edited := variant(t, "edited")
-	if _, err := h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", h.t0); err != nil {
+	if _, err := h.c.Reload(context.Background(), Configured{Baseline: edited}, "sighup", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r", Baseline: gatedAgainst}, h.t0); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "start again") {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r", Baseline: gatedAgainst}, at(h.t0)); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "start again") {
 		t.Fatalf("start gated against a replaced baseline: %v", err)
 	}
 	if st := h.c.State(); st.Phase.Active() || h.r.Snapshot().Candidate != nil {
@@ -134,10 +134,10 @@ func TestStartAndReloadInterleaved(t *testing.T) {
 
 	// The other order: a reload compiled before the start, applied after.
 	prepared := Configured{Baseline: variant(t, "prepared")}
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r", Baseline: edited.Version}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r", Baseline: edited.Version}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Reload(context.Background(), prepared, "sighup", h.t0); !errors.Is(err, ErrConflict) {
+	if _, err := h.c.Reload(context.Background(), prepared, "sighup", at(h.t0)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("reload after the start: %v, want a conflict", err)
 	}
 	st, s := h.c.State(), h.r.Snapshot()
@@ -148,25 +148,25 @@ func TestStartAndReloadInterleaved(t *testing.T) {
 
 func TestUndo(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", h.t0); err != nil {
+	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Undo(context.Background(), "", "alice", "nothing before", h.t0); !errors.Is(err, ErrNothingToUndo) {
+	if _, _, err := h.c.Undo(context.Background(), "", "alice", "nothing before", at(h.t0)); !errors.Is(err, ErrNothingToUndo) {
 		t.Fatalf("undo with one baseline kept: %v", err)
 	}
 	h.promote(t, h.cand, h.t0)
 
 	// rollback after a promotion says what to use instead.
-	if _, err := h.c.Rollback(context.Background(), "alice", "FP is back", h.t0.Add(time.Hour)); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "undo") {
+	if _, err := h.c.Rollback(context.Background(), "alice", "FP is back", at(h.t0.Add(time.Hour))); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "undo") {
 		t.Fatalf("rollback after promotion: %v, want a conflict naming undo", err)
 	}
-	if _, err := h.c.Undo(context.Background(), "", "alice", "", h.t0); !errors.Is(err, ErrBadRequest) {
+	if _, _, err := h.c.Undo(context.Background(), "", "alice", "", at(h.t0)); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("undo without a reason: %v", err)
 	}
 
-	st, err := h.c.Undo(context.Background(), "", "alice", "FP is back (TICKET-9)", h.t0.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
+	st, unchanged, err := h.c.Undo(context.Background(), "", "alice", "FP is back (TICKET-9)", at(h.t0.Add(time.Hour)))
+	if err != nil || unchanged != "" {
+		t.Fatal(err, unchanged)
 	}
 	if s := h.r.Snapshot(); s.Baseline.Version != h.base.Version || s.Candidate != nil {
 		t.Fatalf("after undo the router serves %s, want %s", s.Baseline.Version, h.base.Version)
@@ -179,12 +179,20 @@ func TestUndo(t *testing.T) {
 		!strings.Contains(last.Reason, h.cand.Version+" -> "+h.base.Version) || last.EffectLatency <= 0 {
 		t.Errorf("journal: %+v", last)
 	}
+	// Asked again (a double click), the undo is in force already: it
+	// succeeds, says so, and neither records nor serves anything.
+	entries := len(h.entries(t))
+	st, unchanged, err = h.c.Undo(context.Background(), "", "bob", "FP is back", at(h.t0.Add(time.Hour+time.Second)))
+	if err != nil || !strings.Contains(unchanged, "baseline "+h.base.Version+" serves again since 2026-11-21T13:00:00Z, put back by an undo") ||
+		st.Baseline.Version != h.base.Version || h.r.Snapshot().Baseline.Version != h.base.Version || len(h.entries(t)) != entries {
+		t.Fatalf("undo again: %v, %q; serving %s, %d entries (want %d)", err, unchanged, h.r.Snapshot().Baseline.Version, len(h.entries(t)), entries)
+	}
 
 	// A restart with the configured file unchanged keeps the undo; so
 	// does a SIGHUP.
 	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: loadRS(t, h.base.Path)}}
 	h.c = h.newController(t, h.c.Config())
-	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", h.t0.Add(2*time.Hour)); err != nil {
+	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", at(h.t0.Add(2*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.r.Snapshot(); s.Baseline.Version != h.base.Version {
@@ -192,28 +200,32 @@ func TestUndo(t *testing.T) {
 	}
 
 	// Undo to a version named by a prefix: back to the promoted one.
-	if _, err := h.c.Undo(context.Background(), h.cand.Version[:8], "bob", "it was fine", h.t0.Add(3*time.Hour)); err != nil {
+	if _, _, err := h.c.Undo(context.Background(), h.cand.Version[:8], "bob", "it was fine", at(h.t0.Add(3*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.r.Snapshot(); s.Baseline.Version != h.cand.Version {
 		t.Fatalf("undo --to %s: serving %s", h.cand.Version[:8], s.Baseline.Version)
 	}
-	if _, err := h.c.Undo(context.Background(), "ffffffffff", "bob", "?", h.t0); !errors.Is(err, ErrBadRequest) {
+	if _, _, err := h.c.Undo(context.Background(), "ffffffffff", "bob", "?", at(h.t0)); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("undo to a version never kept: %v", err)
 	}
-	if _, err := h.c.Undo(context.Background(), h.cand.Version, "bob", "?", h.t0); !errors.Is(err, ErrConflict) {
-		t.Errorf("undo to the version in service: %v", err)
+	if _, unchanged, err := h.c.Undo(context.Background(), h.cand.Version, "bob", "?", at(h.t0)); err != nil || unchanged != "baseline "+h.cand.Version+" serves already" {
+		t.Errorf("undo to the version in service: %v, %q; want a success that changes nothing", err, unchanged)
+	}
+	// The pure transition says the same for a fleet's store to act on.
+	if _, _, err := Undone(h.c.State(), h.cand.Version, Decision{}); !errors.Is(err, ErrAlreadyUndone) {
+		t.Errorf("Undone to the version in service: %v", err)
 	}
 	// Refused while a rollout runs.
-	if _, err := h.c.Start(context.Background(), variant(t, "next"), Spec{Actor: "alice", Reason: "r"}, h.t0.Add(4*time.Hour)); err != nil {
+	if _, err := h.c.Start(context.Background(), variant(t, "next"), Spec{Actor: "alice", Reason: "r"}, at(h.t0.Add(4*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Undo(context.Background(), "", "bob", "during", h.t0.Add(4*time.Hour)); !errors.Is(err, ErrConflict) {
+	if _, _, err := h.c.Undo(context.Background(), "", "bob", "during", at(h.t0.Add(4*time.Hour))); !errors.Is(err, ErrConflict) {
 		t.Errorf("undo during a rollout: %v", err)
 	}
 	// Rollback stays idempotent: twice is success both times.
 	for range 2 {
-		if _, err := h.c.Rollback(context.Background(), "bob", "pager", h.t0.Add(5*time.Hour)); err != nil {
+		if _, err := h.c.Rollback(context.Background(), "bob", "pager", at(h.t0.Add(5*time.Hour))); err != nil {
 			t.Fatalf("rollback: %v", err)
 		}
 	}
@@ -223,7 +235,7 @@ func TestUndo(t *testing.T) {
 // bundles of the others, and of candidates before the last, are removed.
 func TestBaselinesKeptAndPruned(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.KeepBaselines = 2 })
-	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", h.t0); err != nil {
+	if _, err := h.c.Reload(context.Background(), h.configured(t), "startup", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	var versions []string
@@ -255,7 +267,7 @@ func TestReloadAtStartUpKeepsTheRulesetsInService(t *testing.T) {
 	h := newHarness(t, nil)
 	cand := variant(t, "static")
 	h.r.snap = &router.Snapshot{Baseline: h.base, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}
-	if _, err := h.c.Reload(context.Background(), Configured{Baseline: h.base, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "startup", h.t0); err != nil {
+	if _, err := h.c.Reload(context.Background(), Configured{Baseline: h.base, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "startup", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	s := h.r.Snapshot()
@@ -264,14 +276,14 @@ func TestReloadAtStartUpKeepsTheRulesetsInService(t *testing.T) {
 	}
 	// The same file again, freshly compiled: the instance in service stays.
 	again := loadRS(t, h.base.Path)
-	if changed, err := h.c.Reload(context.Background(), Configured{Baseline: again, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "sighup", h.t0); err != nil || changed {
+	if changed, err := h.c.Reload(context.Background(), Configured{Baseline: again, Candidate: cand, Share: 1000, ShadowSample: router.MaxShare}, "sighup", at(h.t0)); err != nil || changed {
 		t.Fatalf("reload of the same files: %v, changed %v", err, changed)
 	}
 	if !again.Closed() || h.base.Closed() || h.r.Snapshot().Baseline != h.base {
 		t.Error("the second compile should be retired and the one in service kept")
 	}
 	// The configured candidate's share changes: journalled.
-	if changed, err := h.c.Reload(context.Background(), Configured{Baseline: loadRS(t, h.base.Path), Candidate: cand, Share: 2500, ShadowSample: router.MaxShare}, "sighup", h.t0); err != nil || !changed {
+	if changed, err := h.c.Reload(context.Background(), Configured{Baseline: loadRS(t, h.base.Path), Candidate: cand, Share: 2500, ShadowSample: router.MaxShare}, "sighup", at(h.t0)); err != nil || !changed {
 		t.Fatalf("share change: %v, changed %v", err, changed)
 	}
 	if last := h.entries(t)[len(h.entries(t))-1]; last.Action != "reload" || !strings.Contains(last.Reason, "at 10% -> ") || !strings.Contains(last.Reason, "at 25%") {
@@ -288,13 +300,13 @@ func TestRollbackOfAConfiguredCandidateStays(t *testing.T) {
 	conf := func(cand *ruleset.Ruleset) Configured {
 		return Configured{Baseline: loadRS(t, h.base.Path), Candidate: cand, Share: 5000, ShadowSample: router.MaxShare}
 	}
-	if _, err := h.c.Reload(context.Background(), conf(static), "startup", h.t0); err != nil {
+	if _, err := h.c.Reload(context.Background(), conf(static), "startup", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	if h.r.Snapshot().Candidate == nil {
 		t.Fatal("the configured candidate does not serve")
 	}
-	st, err := h.c.Rollback(context.Background(), "bob", "pager", h.t0.Add(time.Minute))
+	st, err := h.c.Rollback(context.Background(), "bob", "pager", at(h.t0.Add(time.Minute)))
 	if err != nil || h.r.Snapshot().Candidate != nil || st.Withdrawn != static.Version {
 		t.Fatalf("rollback: %v, candidate served %v, withdrawn %q", err, h.r.Snapshot().Candidate != nil, st.Withdrawn)
 	}
@@ -302,17 +314,17 @@ func TestRollbackOfAConfiguredCandidateStays(t *testing.T) {
 		t.Errorf("journal: %+v", last)
 	}
 	// SIGHUP with the same file, then a restart: still withdrawn.
-	if _, err := h.c.Reload(context.Background(), conf(loadRS(t, static.Path)), "sighup", h.t0.Add(2*time.Minute)); err != nil || h.r.Snapshot().Candidate != nil {
+	if _, err := h.c.Reload(context.Background(), conf(loadRS(t, static.Path)), "sighup", at(h.t0.Add(2*time.Minute))); err != nil || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("after SIGHUP the rolled-back candidate serves again (%v)", err)
 	}
 	h.r = &fakeRouter{snap: &router.Snapshot{Baseline: loadRS(t, h.base.Path)}}
 	h.c = h.newController(t, h.c.Config())
-	if _, err := h.c.Reload(context.Background(), conf(loadRS(t, static.Path)), "startup", h.t0.Add(3*time.Minute)); err != nil || h.r.Snapshot().Candidate != nil {
+	if _, err := h.c.Reload(context.Background(), conf(loadRS(t, static.Path)), "startup", at(h.t0.Add(3*time.Minute))); err != nil || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("after a restart the rolled-back candidate serves again (%v)", err)
 	}
 	// A changed candidate file is a new candidate: it serves.
 	changed := variant(t, "static-fixed")
-	if _, err := h.c.Reload(context.Background(), conf(changed), "sighup", h.t0.Add(4*time.Minute)); err != nil || h.r.Snapshot().Candidate == nil || h.c.State().Withdrawn != "" {
+	if _, err := h.c.Reload(context.Background(), conf(changed), "sighup", at(h.t0.Add(4*time.Minute))); err != nil || h.r.Snapshot().Candidate == nil || h.c.State().Withdrawn != "" {
 		t.Fatalf("a changed candidate file: %v, served %v", err, h.r.Snapshot().Candidate != nil)
 	}
 }

@@ -72,6 +72,12 @@ type Config struct {
 	// KeepBaselines is how many baselines that have served are kept, with
 	// their files, for undo; the one serving is always among them.
 	KeepBaselines int `mapstructure:"keep_baselines"`
+	// ConsecutiveErrorLimit is how many analyses in a row may fail to
+	// judge the candidate (its evidence unreadable, the live probe not
+	// run) before the rollout rolls back: a candidate that cannot be
+	// judged must not keep serving until max_duration (Argo Rollouts'
+	// consecutiveErrorLimit).
+	ConsecutiveErrorLimit int `mapstructure:"consecutive_error_limit"`
 }
 
 // DefaultConfig is the rollout section's default: shadow only, then 1%,
@@ -101,9 +107,10 @@ var DefaultConfig = Config{
 		SplitChecksFromPercent:   25,
 		OnMaxDuration:            "rollback",
 	},
-	MetricsSource: "process",
-	Prometheus:    evidence.PrometheusConfig{Timeout: 5 * time.Second},
-	KeepBaselines: 10,
+	MetricsSource:         "process",
+	Prometheus:            evidence.PrometheusConfig{Timeout: 5 * time.Second},
+	KeepBaselines:         10,
+	ConsecutiveErrorLimit: 5,
 }
 
 // Validate reports the first invalid key, named relative to the section.
@@ -139,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeepBaselines < 2 {
 		return fmt.Errorf("keep_baselines: must be at least 2 (the one serving and one to undo to), got %d", c.KeepBaselines)
+	}
+	if c.ConsecutiveErrorLimit < 1 {
+		return fmt.Errorf("consecutive_error_limit: must be at least 1 (analyses in a row that cannot judge the candidate before it is rolled back), got %d", c.ConsecutiveErrorLimit)
 	}
 	if c.MaxDuration < c.Interval {
 		return fmt.Errorf("max_duration: must be at least the interval (%s), got %s", c.Interval, c.MaxDuration)

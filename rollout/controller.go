@@ -90,7 +90,21 @@ type Controller struct {
 
 	mu    sync.Mutex
 	state State
-	gen   atomic.Int64 // bumped by every change; stale analyses are discarded
+	// decided is the time of the last decision recorded: an analysis
+	// begun before it judged a rollout that has moved on since.
+	decided time.Time
+	// swapMu orders the changes of what serves. A rollback takes the
+	// candidate out under it alone, without mu, so it never waits for an
+	// analysis; every other decision holds it from its record to its
+	// swap, so a rollback cannot land in between (and retire the
+	// candidate a promotion is about to serve). Never held while waiting
+	// for mu.
+	swapMu sync.Mutex
+	// rollingBack counts rollbacks that have taken the candidate out of
+	// service and wait for mu to record it; until they have, every other
+	// decision is refused (ErrRollingBack). Guarded by swapMu.
+	rollingBack int
+	gen         atomic.Int64 // bumped by every change; stale analyses are discarded
 	// synced is set by the first Sync: until then the state is what New
 	// read (or, in a fleet that could not reach its store, none), and the
 	// evidence window has not been set to its step.
@@ -116,6 +130,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// ShadowSample is the shadow share used while a rollout runs.
 	ShadowSample router.Share
+	// Clock dates what New decides (a rollout paused at start-up because
+	// rollout.steps has fewer steps); nil is time.Now.
+	Clock Clock
 }
 
 // New returns a controller in the state the store holds. Call Restore to
@@ -140,8 +157,11 @@ func New(o Options) (*Controller, error) {
 		return nil, fmt.Errorf("rollout state: %w (fix or remove it; the journal keeps its history)", err)
 	}
 	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, notify: o.Notify, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 	if o.Leadership == nil {
-		if err := c.fitSteps(ctx, time.Now()); err != nil {
+		if err := c.fitSteps(ctx, o.Clock()); err != nil {
 			return nil, err
 		}
 	}
@@ -175,8 +195,21 @@ func (c *Controller) fitSteps(ctx context.Context, now time.Time) error {
 	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
 		len(c.cfg.Steps), st.Step+1, st.Percent, step+1, c.cfg.Steps[step].Percent, next)
 	st.Step, st.Phase = step, Paused
-	_, err := c.commit(ctx, st, Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}, 0)
+	_, err := c.apply(ctx, change{st: st, d: Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}})
 	return err
+}
+
+// Journal records e, a note that changes nothing served (a start's
+// gates overridden), dated by clock and given the state's phase under the
+// controller's lock, as every decision is: the journal stays in order.
+func (c *Controller) Journal(ctx context.Context, clock Clock, e Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.Time, e.State = clock(), c.state.Phase
+	if err := c.store.Append(ctx, e); err != nil {
+		return fmt.Errorf("journalling %s: %w", e.Action, err)
+	}
+	return nil
 }
 
 // State returns the current state.
@@ -205,9 +238,89 @@ func (c *Controller) leading() error {
 	return fmt.Errorf("%w: no replica leads right now (is the state store reachable?)", ErrNotLeader)
 }
 
+// Clock reads the time. The actions take one rather than a time and read
+// it under the controller's lock, so the journal's times follow the order
+// in which decisions took effect; time.Now is the real clock.
+type Clock func() time.Time
+
+// ErrRollingBack refuses a decision while a rollback that has already
+// taken the candidate out of service waits to be recorded: the decision
+// was taken on a rollout that is ending.
+var ErrRollingBack = fmt.Errorf("a rollback is under way: it took the candidate out of service and is being recorded (%w)", ErrConflict)
+
+// change is one decision other than a rollback, as apply carries it out.
+type change struct {
+	st      State
+	d       Decision
+	latency time.Duration
+	// next is the routing to serve once recorded; nil leaves it.
+	next *router.Snapshot
+	// resetEvidence starts st's evidence windows between the record and
+	// the swap, for a new rollout or step.
+	resetEvidence bool
+}
+
+// apply records a decision, then serves its routing: recorded first,
+// served second. It holds swapMu from the check to the swap, so a
+// rollback's swap lands before (and the decision is refused) or after,
+// never in between. A decision refused, or one the store does not take,
+// leaves nothing recorded and nothing served. next must have been built
+// from the routing read under c.mu: no other swap can come between but a
+// rollback's, which refuses this one. Called with c.mu held.
+func (c *Controller) apply(ctx context.Context, ch change) (State, error) {
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	if c.rollingBack > 0 {
+		return c.state, fmt.Errorf("%s refused: %w", ch.d.Action, ErrRollingBack)
+	}
+	if ch.next != nil {
+		if err := ch.next.Validate(); err != nil {
+			return c.state, fmt.Errorf("%s: %w", ch.d.Action, err)
+		}
+	}
+	st, err := c.commit(ctx, ch.st, ch.d, ch.latency)
+	if err != nil {
+		return st, err
+	}
+	if ch.resetEvidence {
+		c.evidence.Reset(windowsOf(st))
+	}
+	if ch.next != nil {
+		// Validated above, and nothing else swaps while swapMu is held.
+		if err := c.router.Swap(ch.next); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// withdraw takes the candidate out of service at once, holding swapMu
+// alone, and counts a rollback under way until done is called (with c.mu
+// held, once it is recorded or refused). It returns the candidate it took
+// out, nil if none served.
+func (c *Controller) withdraw() (out *ruleset.Ruleset, done func(), err error) {
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	c.rollingBack++
+	done = func() {
+		c.swapMu.Lock()
+		c.rollingBack--
+		c.swapMu.Unlock()
+	}
+	cur := c.router.Snapshot()
+	if cur.Candidate == nil {
+		return nil, done, nil
+	}
+	if err := c.router.Swap(&router.Snapshot{Baseline: cur.Baseline}); err != nil {
+		return nil, done, err
+	}
+	return cur.Candidate, done, nil
+}
+
 // commit records st with its decision in the store and journal, then
 // makes it the controller's state. If the store refuses, nothing changes
-// and the current state is returned with the error. Called with c.mu held.
+// and the current state is returned with the error. Called with c.mu held;
+// apply (and a rollback) call it, nothing else.
 func (c *Controller) commit(ctx context.Context, st State, d Decision, latency time.Duration) (State, error) {
 	st.LastDecision = &d
 	if err := c.store.Commit(ctx, st, NewEntry(st, d, latency)); err != nil {
@@ -217,6 +330,9 @@ func (c *Controller) commit(ctx context.Context, st State, d Decision, latency t
 	c.gen.Add(1)
 	prev := c.state
 	c.state = st
+	if d.Time.After(c.decided) {
+		c.decided = d.Time
+	}
 	c.log.Info("rollout "+string(d.Action), "actor", d.Actor, "reason", d.Reason, "state", string(st.Phase), "step", st.Step, "candidate_percent", st.Percent)
 	c.report(d.Analysis, d.Action)
 	c.told(prev, st, d)

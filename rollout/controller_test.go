@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -115,7 +116,7 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 }
 
 func (h *harness) newController(t *testing.T, cfg Config) *Controller {
-	c, err := New(Options{Config: cfg, Router: h.r, Evidence: h.ev, Store: h.store, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ShadowSample: router.MaxShare})
+	c, err := New(Options{Config: cfg, Router: h.r, Evidence: h.ev, Store: h.store, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), ShadowSample: router.MaxShare, Clock: at(h.t0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func clean(pairs int64) evidence.Evidence {
 
 func TestRolloutToPromotion(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "fix FP on tickets"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "fix FP on tickets"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.r.Snapshot(); s.Candidate != h.cand || s.Share != 0 || s.ShadowSample != router.MaxShare {
@@ -191,7 +192,7 @@ func TestRolloutToPromotion(t *testing.T) {
 
 func TestRegressionRollsBackNamingTheRule(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "raise PL"}, h.t0)
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "raise PL"}, at(h.t0))
 	h.ev.set(evidence.Evidence{Pairs: 3000, NewBlocks: evidence.Disagreements{OutOfScope: 40, Rules: map[int]int64{942520: 40}}})
 	d := h.step(t, 15*time.Second)
 	if d.Action != "rollback" || !strings.Contains(d.Reason, "942520") || h.c.State().Phase != RolledBack {
@@ -207,20 +208,20 @@ func TestManualRollbackFromAnyActiveStateIsImmediateAndIdempotent(t *testing.T) 
 		t.Run(setup, func(t *testing.T) {
 			h := newHarness(t, nil)
 			if setup != "idle" {
-				h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+				h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, at(h.t0))
 			}
 			switch setup {
 			case "progressing":
 				h.ev.set(clean(20000))
 				h.step(t, 2*time.Minute)
 			case "paused":
-				h.c.Pause(context.Background(), "bob", "looking", h.t0)
+				h.c.Pause(context.Background(), "bob", "looking", at(h.t0))
 			case "promoted":
-				h.c.Promote(context.Background(), "bob", "ship it", h.t0)
+				h.c.Promote(context.Background(), "bob", "ship it", at(h.t0))
 			}
 			wasActive := h.c.State().Phase.Active()
 			for i := range 2 {
-				st, err := h.c.Rollback(context.Background(), "carol", "pager", h.t0.Add(time.Hour))
+				st, err := h.c.Rollback(context.Background(), "carol", "pager", at(h.t0.Add(time.Hour)))
 				// Why: with no rollout and no candidate a rollback changes
 				// nothing, and saying "rolled back" would be a lie; the
 				// error names undo, the way back from a promotion.
@@ -259,13 +260,13 @@ func TestManualRollbackFromAnyActiveStateIsImmediateAndIdempotent(t *testing.T) 
 
 func TestRollbackDuringAnalysisWins(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, at(h.t0))
 	h.ev.set(clean(20000))
 	// The operator rolls back while the controller is mid-analysis of an
 	// evidence window that would advance the rollout.
 	h.ev.hook = func() {
 		h.ev.hook = nil
-		if _, err := h.c.Rollback(context.Background(), "carol", "now", h.t0); err != nil {
+		if _, err := h.c.Rollback(context.Background(), "carol", "now", at(h.t0)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -277,7 +278,7 @@ func TestRollbackDuringAnalysisWins(t *testing.T) {
 
 func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxDuration = 6 * time.Hour; c.Interval = time.Minute })
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, at(h.t0))
 	// One request a minute, and one of them a new block.
 	for m := 1; m < 6*60; m++ {
 		e := evidence.Evidence{Pairs: int64(m), ShadowedByCandidate: int64(m)}
@@ -297,7 +298,7 @@ func TestLowTrafficDecidesNothingBeforeMaxDuration(t *testing.T) {
 
 func TestRestartResumesFromStore(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{Paths: []string{"/support/"}}, Actor: "alice", Reason: "test"}, h.t0)
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{Paths: []string{"/support/"}}, Actor: "alice", Reason: "test"}, at(h.t0))
 	h.ev.set(clean(20000))
 	h.step(t, 2*time.Minute) // now at 10%
 	// The original candidate file vanishes; a new process starts with
@@ -324,29 +325,29 @@ func TestRestartResumesFromStore(t *testing.T) {
 
 func TestStartConflictsAndBadRequests(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: ""}, h.t0); err == nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: ""}, at(h.t0)); err == nil {
 		t.Error("started without a reason")
 	}
-	if _, err := h.c.Start(context.Background(), h.base, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "same"}, h.t0); err == nil {
+	if _, err := h.c.Start(context.Background(), h.base, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "same"}, at(h.t0)); err == nil {
 		t.Error("started the baseline as its own candidate")
 	}
 	// Why: an empty scope path put every disagreement in scope.
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{Paths: []string{""}}, Actor: "alice", Reason: "r"}, h.t0); !errors.Is(err, ErrBadRequest) {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{Paths: []string{""}}, Actor: "alice", Reason: "r"}, at(h.t0)); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("start with an empty scope path: %v", err)
 	}
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "first"}, h.t0)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "bob", Reason: "second"}, h.t0); err == nil {
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "first"}, at(h.t0))
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "bob", Reason: "second"}, at(h.t0)); err == nil {
 		t.Error("two rollouts at once")
 	}
-	if _, err := h.c.Resume(context.Background(), "bob", "", h.t0); err == nil {
+	if _, err := h.c.Resume(context.Background(), "bob", "", at(h.t0)); err == nil {
 		t.Error("resumed a rollout that was not paused")
 	}
 }
 
 func TestRestartAfterPromotionServesThePromotedVersion(t *testing.T) {
 	h := newHarness(t, nil)
-	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, h.t0)
-	if _, err := h.c.Promote(context.Background(), "alice", "ship", h.t0); err != nil {
+	h.c.Start(context.Background(), h.cand, Spec{Scope: evidence.Scope{}, Actor: "alice", Reason: "test"}, at(h.t0))
+	if _, err := h.c.Promote(context.Background(), "alice", "ship", at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	// The original file is gone and the new process starts from the old
@@ -375,7 +376,7 @@ func TestFailedProbeRollsBackAtOnce(t *testing.T) {
 		}
 		return `live probe: must_block case "sqli" is let through by the candidate`, nil
 	}
-	h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "test", Cases: "cases.yaml"}, h.t0)
+	h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "test", Cases: "cases.yaml"}, at(h.t0))
 	h.ev.set(clean(20000))
 	if d := h.step(t, 10*time.Second); d.Action != "hold" {
 		t.Fatalf("first look: %s", d.Action)
@@ -391,7 +392,7 @@ func TestFailedProbeRollsBackAtOnce(t *testing.T) {
 // rollout was at a later step panicked one interval after every start.
 func TestStateBeyondTheConfiguredStepsIsPausedNotAPanic(t *testing.T) {
 	h := newHarness(t, nil)
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	for _, at := range []time.Duration{2 * time.Minute, 4 * time.Minute} {
@@ -413,7 +414,7 @@ func TestStateBeyondTheConfiguredStepsIsPausedNotAPanic(t *testing.T) {
 	if d, err := c2.Step(context.Background(), h.t0.Add(10*time.Minute)); err != nil || d.Action != "hold" || !strings.HasPrefix(d.Reason, "paused") {
 		t.Fatalf("analysis after: %s (%s) %v, want a paused hold", d.Action, d.Reason, err)
 	}
-	if _, err := c2.Resume(context.Background(), "alice", "go on", h.t0.Add(11*time.Minute)); err != nil {
+	if _, err := c2.Resume(context.Background(), "alice", "go on", at(h.t0.Add(11*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.set(clean(20000))
@@ -460,20 +461,20 @@ func TestRollbackThatCannotBeRecordedStillWins(t *testing.T) {
 	h := newHarness(t, nil)
 	full := &atomic.Bool{}
 	h.c.store = failingStore{FileStore: h.store, full: full}
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, h.t0); err != nil {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, at(h.t0)); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.set(clean(20000))
 	h.step(t, 2*time.Minute) // 10%
 	full.Store(true)
-	st, err := h.c.Rollback(context.Background(), "bob", "pager", h.t0.Add(3*time.Minute))
+	st, err := h.c.Rollback(context.Background(), "bob", "pager", at(h.t0.Add(3*time.Minute)))
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "in force") {
 		t.Fatalf("rollback on a full disk: %v, want an error saying it is in force but not recorded", err)
 	}
 	if st.Phase != RolledBack || h.c.State().Phase != RolledBack || h.r.Snapshot().Candidate != nil {
 		t.Fatalf("after the unrecorded rollback: state %s, candidate served %v", h.c.State().Phase, h.r.Snapshot().Candidate != nil)
 	}
-	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "again"}, h.t0.Add(4*time.Minute)); !errors.Is(err, ErrConflict) {
+	if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "again"}, at(h.t0.Add(4*time.Minute))); !errors.Is(err, ErrConflict) {
 		t.Errorf("start while a rollback is unrecorded: %v", err)
 	}
 	h.ev.set(clean(20000))
@@ -527,10 +528,16 @@ func TestJournalLineTooLongToRead(t *testing.T) {
 	f.WriteString(`{"action":"pause","reason":"` + strings.Repeat("x", 17<<20) + "\"}\n")
 	f.Close()
 	s.Append(context.Background(), Entry{Action: "rollback", Reason: "after"})
+	first, _ := MarshalEntry(Entry{Action: "start", Reason: "first"})
+	where := fmt.Sprintf("journal line at byte %d: 17825823 bytes, over the 16 MiB", len(first)+1)
 	h, err := s.History(0)
 	if err != nil || len(h) != 3 || h[0].Reason != "first" || h[2].Reason != "after" ||
-		h[1].Action != ActionUnreadable || !strings.Contains(h[1].Reason, "journal line 2: 17825823 bytes") {
+		h[1].Action != ActionUnreadable || !strings.Contains(h[1].Reason, where) {
 		t.Fatalf("history: %d entries, %v; middle %q", len(h), err, h[1].Reason)
+	}
+	// Read from the end, the same entries.
+	if tail, err := s.History(2); err != nil || len(tail) != 2 || tail[0] != h[1] || tail[1].Reason != "after" {
+		t.Fatalf("history's tail: %+v, %v", tail, err)
 	}
 	// Lines just under the reader's buffer and just over it read whole.
 	var b strings.Builder
@@ -561,3 +568,6 @@ func TestMarshalEntryBounds(t *testing.T) {
 		t.Fatalf("%d bytes, %v, %q", len(b), err, e.Reason)
 	}
 }
+
+// at is a clock stopped at t, for an action the test dates.
+func at(t time.Time) Clock { return func() time.Time { return t } }

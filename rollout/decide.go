@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,65 +34,84 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		}
 		return *c.State().LastDecision, nil
 	}
-	var probeFailure string
+	var (
+		probeFailure string
+		probeErr     error
+	)
 	if snap := c.router.Snapshot(); c.probe != nil && snap.Candidate != nil {
-		var err error
-		if probeFailure, err = c.probe(ctx, st, snap.Baseline, snap.Candidate); err != nil {
-			c.log.Error("live probe failed to run", "error", err.Error())
+		if probeFailure, probeErr = c.probe(ctx, st, snap.Baseline, snap.Candidate); probeErr != nil {
+			c.log.Error("live probe failed to run", "error", probeErr.Error())
 		}
 	}
 	ev, evErr := c.evidence.Evidence(ctx)
 	a := Evaluate(ev, c.cfg.Policy, st.Percent)
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
 	if evErr != nil {
-		// No evidence is never a pass; only the probe or max_duration
-		// can end the rollout while it lasts.
-		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: "evidence", Verdict: Inconclusive, Required: true,
+		// No evidence is never a pass; the probe, the error limit or
+		// max_duration ends the rollout while it lasts.
+		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: CheckEvidence, Verdict: Inconclusive, Required: true,
 			Reason: "evidence unavailable: " + evErr.Error()}}}
 	}
+	if probeErr != nil {
+		// A probe that did not run proves nothing of what the candidate
+		// still blocks: the rollout cannot advance on this look.
+		a.Outcomes = append(a.Outcomes, Outcome{Check: CheckProbe, Verdict: Inconclusive, Required: true,
+			Reason: "live probe did not run: " + probeErr.Error()})
+		a.Verdict = max(a.Verdict, Inconclusive)
+	}
+	errs := 0 // in a row, this look's included
+	if a.Unjudged() != "" {
+		errs = st.ConsecutiveErrors + 1
+	}
+	st.ConsecutiveErrors = errs
 	d.Judged = ev.CandidateRequests()
 	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, c.cfg, now)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	switch {
+	case c.gen.Load() != gen:
 		return Decision{Time: now, Action: ActionNone, Reason: "state changed during analysis"}, nil
+	case now.Before(c.decided):
+		// A decision recorded after this analysis's time: journalled
+		// now, the two would be out of order.
+		return Decision{Time: now, Action: ActionNone, Reason: "a decision was recorded after this analysis began"}, nil
 	}
+	var err error
 	switch d.Action {
 	case ActionHold:
-		// Holding changes nothing; the analysis is journalled so the
-		// history shows what each look saw.
-		_, err := c.commit(ctx, c.state, d, 0)
-		return d, err
+		// Holding changes nothing served; the analysis is journalled so
+		// the history shows what each look saw (st is the state it
+		// judged, with its count of errors in a row).
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionAwait:
 		st.Awaiting = true
-		_, err := c.commit(ctx, st, d, 0)
-		return d, err
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionRollback:
-		_, err := c.rollbackLocked(ctx, d, 0)
-		return d, err
+		_, err = c.rollbackLocked(ctx, d, 0)
 	case ActionPause:
 		st.Phase = Paused
-		_, err := c.commit(ctx, st, d, 0)
-		return d, err
+		_, err = c.apply(ctx, change{st: st, d: d})
 	case ActionPromote:
-		_, err := c.promoteLocked(ctx, d)
-		return d, err
+		_, err = c.promoteLocked(ctx, d)
+	default:
+		_, err = c.advanceLocked(ctx, st, d)
 	}
-	return d, c.advanceLocked(ctx, st, d)
+	if errors.Is(err, ErrRollingBack) {
+		// An operator's rollback took the candidate out during the
+		// analysis; it is recorded next, and this look is moot.
+		return Decision{Time: now, Action: ActionNone, Reason: err.Error()}, nil
+	}
+	return d, err
 }
 
 // advanceLocked moves st to its next step: recorded first, served second.
-func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) error {
+func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) (State, error) {
 	next := c.cfg.Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
 	st.Step, st.Percent, st.StepStarted, st.Phase, st.Awaiting = st.Step+1, next.Percent, d.Time, phaseOf(next.Percent), false
-	if _, err := c.commit(ctx, st, d, 0); err != nil {
-		return err
-	}
-	c.evidence.Reset(windowsOf(st))
-	return c.router.Swap(snap)
+	return c.apply(ctx, change{st: st, d: d, next: snap, resetEvidence: true})
 }
 
 // decide is the controller's rule, and only the rule: from the state, the
@@ -108,12 +128,17 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 		return ActionRollback, probeFailure
 	case a.Verdict == Fail:
 		return ActionRollback, a.Reason()
+	case st.ConsecutiveErrors >= cfg.ConsecutiveErrorLimit:
+		// A candidate that cannot be judged must not keep serving until
+		// max_duration, paused or not.
+		return ActionRollback, fmt.Sprintf("%s in a row could not judge the candidate (rollout.consecutive_error_limit %d); the last: %s",
+			analyses(st.ConsecutiveErrors), cfg.ConsecutiveErrorLimit, a.Unjudged())
 	case now.Sub(st.Started) >= cfg.MaxDuration && st.Phase != Paused:
 		return Action(cfg.Policy.OnMaxDuration), fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", cfg.MaxDuration, a.Reason())
 	case st.Phase == Paused:
-		return ActionHold, "paused: " + a.Reason()
+		return ActionHold, "paused: " + a.Reason() + errorCount(st, cfg)
 	case a.Verdict != Pass:
-		return ActionHold, a.Reason()
+		return ActionHold, a.Reason() + errorCount(st, cfg)
 	case now.Sub(st.StepStarted) < step.MinDuration:
 		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step+1, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
 	case judged < step.MinRequests:
@@ -125,6 +150,23 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 			st.Step+1, st.Percent, judged, st.Step+2, cfg.Steps[st.Step+1].Percent, summary(a))
 	}
 	return ActionAdvance, fmt.Sprintf("step %d passed (%v%%, %d requests): %s", st.Step+1, st.Percent, judged, summary(a))
+}
+
+// errorCount says how near the rollout is to its error limit, for a hold
+// on an analysis that could not judge the candidate.
+func errorCount(st State, cfg Config) string {
+	if st.ConsecutiveErrors == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" [%d of rollout.consecutive_error_limit %d analyses in a row that could not judge the candidate; it rolls back at the limit]",
+		st.ConsecutiveErrors, cfg.ConsecutiveErrorLimit)
+}
+
+func analyses(n int) string {
+	if n == 1 {
+		return "1 analysis"
+	}
+	return fmt.Sprintf("%d analyses", n)
 }
 
 func summary(a Analysis) string {

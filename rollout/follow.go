@@ -113,6 +113,13 @@ func (c *Controller) serve(ctx context.Context, st State, load Loader, keepStati
 	if next.Same(cur) {
 		return nil
 	}
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	if c.rollingBack > 0 || c.router.Snapshot() != cur {
+		// A rollback took the candidate out while the bundles loaded;
+		// serving st now would put it back before it is recorded.
+		return fail(ErrRollingBack)
+	}
 	if err := c.router.Swap(&next); err != nil {
 		return fail(err)
 	}

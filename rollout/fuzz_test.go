@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,40 @@ func FuzzStateCheck(f *testing.F) {
 		c.Step(context.Background(), h.t0.Add(time.Hour))
 		if err := c.State().Check(); err != nil {
 			t.Fatalf("resumed from %q into an invalid state: %v", b, err)
+		}
+	})
+}
+
+// FuzzReadJournalTail: reading a journal from its end gives exactly the
+// last n entries of reading it from its start, whatever its bytes.
+func FuzzReadJournalTail(f *testing.F) {
+	f.Add([]byte("{\"action\":\"start\"}\n\n{\"act\n{\"action\":\"hold\"}"), uint8(2))
+	f.Add([]byte("{\"action\":\"hold\",\"analysis\":{\"outcomes\":[{\"check\":\"p99\",\"upper\":\"+Inf\"}]}}\n"), uint8(3))
+	f.Add([]byte("\n\n{\"action\":\"pause\",\"reason\":\""+strings.Repeat("x", 5000)+"\"}\n{\"action\":\"hold\"}\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, n uint8) {
+		const max = 4 << 10
+		path := filepath.Join(t.TempDir(), "journal.jsonl")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		all, err := readJournal(file, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[len(all)-min(len(all), int(n)):]
+		got, err := readJournalTail(file, int(n), max)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("last %d of %d entries: got %d, %v", n, len(all), len(got), err)
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("last %d, entry %d: %+v, want %+v", n, i, got[i], want[i])
+			}
 		}
 	})
 }

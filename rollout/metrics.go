@@ -16,6 +16,10 @@ type Metrics struct {
 	awaiting    prometheus.Gauge
 	decisions   *prometheus.CounterVec
 	evidence    *prometheus.GaugeVec
+	// evidenceErrors and probeErrors count analyses that could not judge
+	// the candidate, so an alert fires long before the error limit.
+	evidenceErrors prometheus.Counter
+	probeErrors    prometheus.Counter
 }
 
 var _ Reporter = (*Metrics)(nil)
@@ -50,8 +54,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wafcanary_rollout_evidence",
 			Help: "Latest analysis per check: observed value, confidence-sequence bounds and the policy limit (rates as 0-1 fractions, latencies in seconds); verdict is 0 skip, 1 pass, 2 inconclusive, 3 fail.",
 		}, []string{"check", "value"}),
+		evidenceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wafcanary_rollout_evidence_errors_total",
+			Help: "Analyses recorded whose evidence could not be read (rollout.consecutive_error_limit in a row rolls the candidate back).",
+		}),
+		probeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wafcanary_rollout_probe_errors_total",
+			Help: "Analyses recorded whose live probe did not run (rollout.consecutive_error_limit in a row rolls the candidate back).",
+		}),
 	}
-	reg.MustRegister(r.state, r.step, r.stepStarted, r.awaiting, r.decisions, r.evidence)
+	reg.MustRegister(r.state, r.step, r.stepStarted, r.awaiting, r.decisions, r.evidence, r.evidenceErrors, r.probeErrors)
 	for _, d := range decisions {
 		r.decisions.WithLabelValues(string(d))
 	}
@@ -84,6 +96,13 @@ func (r *Metrics) ReportRollout(st State, a *Analysis, decision Action) {
 		return
 	}
 	for _, o := range a.Outcomes {
+		switch {
+		case o.Verdict != Inconclusive:
+		case o.Check == CheckEvidence:
+			r.evidenceErrors.Inc()
+		case o.Check == CheckProbe:
+			r.probeErrors.Inc()
+		}
 		r.evidence.WithLabelValues(o.Check, "observed").Set(o.Observed)
 		r.evidence.WithLabelValues(o.Check, "lower").Set(o.Lower)
 		r.evidence.WithLabelValues(o.Check, "upper").Set(o.Upper)

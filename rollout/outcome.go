@@ -137,6 +137,15 @@ func (f *bound) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Checks that are not evidence: an analysis that could not judge the
+// candidate says why in an Inconclusive outcome of one of them.
+const (
+	// CheckEvidence: the evidence could not be read (Prometheus down).
+	CheckEvidence = "evidence"
+	// CheckProbe: the live probe did not run.
+	CheckProbe = "probe"
+)
+
 // Analysis is every check's outcome and the verdict they add up to.
 type Analysis struct {
 	Outcomes []Outcome `json:"outcomes"`
@@ -156,6 +165,18 @@ func (a Analysis) Reason() string {
 	}
 	if len(parts) == 0 {
 		return "all checks " + a.Verdict.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unjudged says why the analysis could not judge the candidate (its
+// CheckEvidence and CheckProbe outcomes), "" when it could.
+func (a Analysis) Unjudged() string {
+	var parts []string
+	for _, o := range a.Outcomes {
+		if (o.Check == CheckEvidence || o.Check == CheckProbe) && o.Verdict != Pass && o.Verdict != Skip {
+			parts = append(parts, o.Reason)
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -35,6 +35,10 @@ type RulesetRef struct {
 	Path    string `json:"path"`
 	// Since is when it began serving as the baseline (in State.Baselines).
 	Since time.Time `json:"since,omitzero"`
+	// By is the decision that put it in service as the baseline (in
+	// State.Baselines): promote, undo, reload. An undo without a version
+	// does nothing when the serving one came by undo.
+	By Action `json:"by,omitempty"`
 }
 
 // Action is what a decision did, as the journal and the metrics name it.
@@ -107,6 +111,10 @@ type State struct {
 	// serving last: the versions undo can go back to. Their bundles are
 	// kept (rollout.keep_baselines of them).
 	Baselines []RulesetRef `json:"baselines,omitempty"`
+	// ConsecutiveErrors counts the analyses in a row, up to the last,
+	// that could not judge the candidate (Outcome checks CheckEvidence,
+	// CheckProbe); at rollout.consecutive_error_limit it rolls back.
+	ConsecutiveErrors int `json:"consecutive_errors,omitempty"`
 	// Withdrawn is the version of a candidate the configuration names
 	// (rulesets.candidate) that was rolled back: reloads and restarts do
 	// not serve it again until the file changes.
@@ -136,6 +144,8 @@ func (st State) Check() error {
 		return fmt.Errorf("shadow_sample_percent: must be between 0 and 100, got %v", st.ShadowSample)
 	case st.Step < 0:
 		return fmt.Errorf("step: must not be negative, got %d", st.Step)
+	case st.ConsecutiveErrors < 0:
+		return fmt.Errorf("consecutive_errors: must not be negative, got %d", st.ConsecutiveErrors)
 	case st.Phase.Active() && (st.Candidate == nil || st.Candidate.Version == ""):
 		return fmt.Errorf("a rollout %s without a candidate", st.Phase)
 	case st.Phase.Active() && st.Baseline.Version == "":
@@ -190,6 +200,6 @@ func NewEntry(st State, d Decision, latency time.Duration) Entry {
 // service. The controller writes it, and the fleet store writes the same
 // transition when only etcd is reachable (fleet.Store.Rollback).
 func (st State) RolledBackBy(d Decision) State {
-	st.Phase, st.Percent, st.LastDecision = RolledBack, 0, &d
+	st.Phase, st.Percent, st.LastDecision, st.ConsecutiveErrors = RolledBack, 0, &d, 0
 	return st
 }

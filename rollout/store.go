@@ -286,9 +286,11 @@ func (s FileStore) rotate(n int64) error {
 }
 
 // History returns the last n journal entries (all if n <= 0), oldest first,
-// across the rotated files it needs. A torn line (a crash mid-append) is
-// skipped, not fatal; a line too long to read is an ActionUnreadable entry
-// naming its line.
+// across the rotated files it needs. With n > 0 each file is read from its
+// end, and only the lines of the entries returned are decoded: the status
+// page asks for the last 200 of a journal that grows to 16 MiB. A torn
+// line (a crash mid-append) is skipped, not fatal; a line too long to read
+// is an ActionUnreadable entry saying where it is.
 func (s FileStore) History(n int) ([]Entry, error) {
 	var out []Entry
 	for i := 0; i <= s.keep(); i++ {
@@ -303,7 +305,12 @@ func (s FileStore) History(n int) ([]Entry, error) {
 		if err != nil {
 			return out, fmt.Errorf("journal: %w", err)
 		}
-		older, err := readJournal(f, maxLineBytes)
+		var older []Entry
+		if n > 0 {
+			older, err = readJournalTail(f, n-len(out), maxLineBytes)
+		} else {
+			older, err = readJournal(f, maxLineBytes)
+		}
 		f.Close()
 		out = append(older, out...)
 		if err != nil {
@@ -324,7 +331,7 @@ func (s FileStore) History(n int) ([]Entry, error) {
 func readJournal(r io.Reader, max int) ([]Entry, error) {
 	var out []Entry
 	br := bufio.NewReaderSize(r, 64<<10)
-	for lineNo := 1; ; lineNo++ {
+	for offset := int64(0); ; {
 		var (
 			line []byte
 			size int
@@ -344,20 +351,94 @@ func readJournal(r io.Reader, max int) ([]Entry, error) {
 		if err != nil && err != io.EOF {
 			return out, err
 		}
-		switch {
-		case size > max:
-			out = append(out, Entry{Action: ActionUnreadable,
-				Reason: fmt.Sprintf("journal line %d: %d bytes, over the %d MiB a line may have; not shown", lineNo, size, max>>20)})
-		case len(bytes.TrimSpace(line)) > 0:
-			var e Entry
-			if json.Unmarshal(line, &e) == nil {
-				out = append(out, e)
-			}
+		if e, ok := journalLine(line, offset, size, max); ok {
+			out = append(out, e)
 		}
+		offset += int64(size)
 		if err == io.EOF {
 			return out, nil
 		}
 	}
+}
+
+// readJournalTail decodes the last n entries of the journal in f, oldest
+// first, reading the file backwards in blocks from its end and decoding
+// nothing before them. Lines count as readJournal counts them (a line
+// ends with its newline; the bytes after the last one are a line too): a
+// torn or blank line is no entry, a line over max bytes is one
+// ActionUnreadable entry, and is not held in memory.
+func readJournalTail(f *os.File, n, max int) ([]Entry, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		newest []Entry  // newest first
+		parts  [][]byte // the line being assembled, its last part first
+		size   int      // its length so far
+	)
+	// prepend adds b before what the line being assembled has so far.
+	prepend := func(b []byte) {
+		size += len(b)
+		if size <= max && len(b) > 0 {
+			parts = append(parts, bytes.Clone(b))
+		}
+	}
+	// emit ends the line being assembled, which starts at start.
+	emit := func(start int64) {
+		var line []byte
+		if size <= max {
+			line = make([]byte, 0, size)
+			for i := len(parts) - 1; i >= 0; i-- {
+				line = append(line, parts[i]...)
+			}
+		}
+		if e, ok := journalLine(line, start, size, max); ok {
+			newest = append(newest, e)
+		}
+		parts, size = parts[:0], 0
+	}
+	block := make([]byte, 64<<10)
+	for pos := info.Size(); pos > 0 && len(newest) < n; {
+		k := min(int64(len(block)), pos)
+		pos -= k
+		buf := block[:k]
+		if _, err := f.ReadAt(buf, pos); err != nil && err != io.EOF {
+			return nil, err
+		}
+		for len(newest) < n {
+			i := bytes.LastIndexByte(buf, '\n')
+			if i < 0 {
+				prepend(buf)
+				break
+			}
+			// The newline at i ends the line before: the line being
+			// assembled starts just after it.
+			prepend(buf[i+1:])
+			emit(pos + int64(i) + 1)
+			prepend(buf[i : i+1])
+			buf = buf[:i]
+		}
+		if pos == 0 && len(newest) < n {
+			emit(0) // the first line, which no newline precedes
+		}
+	}
+	slices.Reverse(newest)
+	return newest, nil
+}
+
+// journalLine is the entry of the journal line at offset, of size bytes,
+// whose bytes are line (nil when size is over max); ok is false for a
+// line that is no entry (blank, torn).
+func journalLine(line []byte, offset int64, size, max int) (e Entry, ok bool) {
+	switch {
+	case size > max:
+		return Entry{Action: ActionUnreadable,
+			Reason: fmt.Sprintf("journal line at byte %d: %d bytes, over the %d MiB a line may have; not shown", offset, size, max>>20)}, true
+	case len(bytes.TrimSpace(line)) == 0:
+		return Entry{}, false
+	}
+	return e, json.Unmarshal(line, &e) == nil
 }
 
 // SaveRuleset keeps the ruleset's bundle under rulesets/<version>/: its

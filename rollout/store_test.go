@@ -43,3 +43,78 @@ func TestJournalRotates(t *testing.T) {
 		t.Errorf("last 25: %d entries", len(last))
 	}
 }
+
+// History(n), which reads the journal from its end, returns exactly the
+// last n entries of reading it all, whatever the lines are: blank ones,
+// a torn one fenced off, lines longer than a read block, a line over the
+// limit, a torn end; and across rotated files.
+func TestHistoryTailIsTheTail(t *testing.T) {
+	entry := func(i, pad int) string {
+		b, err := MarshalEntry(Entry{Time: time.Unix(int64(i), 0).UTC(), Action: ActionHold, Reason: fmt.Sprintf("entry %d %s", i, strings.Repeat("r", pad))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b) + "\n"
+	}
+	const limit = 200 << 10 // the line limit readJournal* are given here
+	var b strings.Builder
+	b.WriteString("\n") // blank first line
+	b.WriteString(entry(0, 0))
+	b.WriteString(`{"action":"adv` + "\n") // torn, fenced off by the next append
+	for i := 1; i < 40; i++ {
+		switch i % 10 {
+		case 3:
+			b.WriteString(entry(i, 100<<10)) // longer than a 64 KiB block
+		case 7:
+			b.WriteString(`{"action":"pause","reason":"` + strings.Repeat("x", limit) + "\"}\n") // over the limit
+		case 9:
+			b.WriteString("  \n")
+		}
+		b.WriteString(entry(i, i*37))
+	}
+	for _, tail := range []string{"", `{"time":"2026-12-01T00:00:00Z","act`} { // a crash mid-append leaves a torn end
+		path := filepath.Join(t.TempDir(), "journal.jsonl")
+		if err := os.WriteFile(path, []byte(b.String()+tail), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := readJournal(f, limit)
+		if err != nil || len(all) != 48 { // 40 entries, 4 long ones, 4 unreadable
+			t.Fatalf("whole journal: %d entries, %v", len(all), err)
+		}
+		for n := 1; n <= len(all)+2; n++ {
+			got, err := readJournalTail(f, n, limit)
+			want := all[max(0, len(all)-n):]
+			if err != nil || len(got) != len(want) {
+				t.Fatalf("last %d: %d entries, %v; want %d", n, len(got), err, len(want))
+			}
+			for i := range want {
+				if got[i].Action != want[i].Action || got[i].Reason != want[i].Reason || !got[i].Time.Equal(want[i].Time) {
+					t.Fatalf("last %d, entry %d: %s %.60q, want %s %.60q", n, i, got[i].Action, got[i].Reason, want[i].Action, want[i].Reason)
+				}
+			}
+		}
+		f.Close()
+	}
+
+	s := FileStore{Dir: t.TempDir(), JournalMaxBytes: 4000, JournalKeep: 3}
+	for i := range 120 {
+		if err := s.Append(context.Background(), Entry{Time: time.Unix(int64(i), 0).UTC(), Action: ActionHold, Reason: fmt.Sprint("entry ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 30, 50, len(all) - 1, len(all), len(all) + 5} {
+		got, err := s.History(n)
+		want := all[max(0, len(all)-n):]
+		if err != nil || len(got) != len(want) || got[0].Reason != want[0].Reason || got[len(got)-1].Reason != want[len(want)-1].Reason {
+			t.Errorf("History(%d) across rotated files: %d entries, %v; want %d", n, len(got), err, len(want))
+		}
+	}
+}

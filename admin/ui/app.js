@@ -196,7 +196,11 @@ async function act(action, full) {
       try { msg = JSON.parse(body).error || body; } catch (_) { /* plain text */ }
       text("actionresult", `${action} refused (${r.status}): ${msg}`);
     } else {
-      text("actionresult", `${action}: done`);
+      // An undo asked for again (a double click) succeeds and changes
+      // nothing; the answer says why.
+      let unchanged = "";
+      try { unchanged = JSON.parse(body).unchanged || ""; } catch (_) { /* not JSON */ }
+      text("actionresult", unchanged ? `${action}: nothing changed: ${unchanged}` : `${action}: done`);
     }
   } catch (err) {
     text("actionresult", `${action} failed: ${err.message}`);

@@ -385,6 +385,12 @@ func newActionCmd(action admin.Action, short string) *cobra.Command {
 				case admin.Rollback:
 					fmt.Fprintf(cmd.OutOrStdout(), "rolled back: the baseline judges every request from now on (round trip %s)\n", time.Since(start).Round(time.Microsecond))
 				case admin.Undo:
+					if st.Unchanged != "" {
+						// Asked again (a double click, a retry): success, and
+						// nothing changed or recorded.
+						fmt.Fprintf(cmd.OutOrStdout(), "nothing to undo: %s\n", st.Unchanged)
+						break
+					}
 					fmt.Fprintf(cmd.OutOrStdout(), "undone: baseline %s judges every request from now on (round trip %s)\n", st.Baseline.Version, time.Since(start).Round(time.Microsecond))
 				}
 			}

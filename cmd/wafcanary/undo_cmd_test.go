@@ -38,6 +38,15 @@ func TestUndoCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "undone: baseline "+original+" judges every request from now on") {
 		t.Fatalf("undo: %v\n%s", err, out)
 	}
+	// Run twice (a retry, a second operator), undo succeeds and changes
+	// nothing: it does not undo the undo.
+	out, err = run("undo", "--reason", "TICKET-123 was the wrong fix")
+	if err != nil || !strings.Contains(out, "nothing to undo: baseline "+original+" serves again since ") || strings.Contains(out, "undone:") {
+		t.Fatalf("undo again: %v\n%s", err, out)
+	}
+	if v := n.Status().Baseline.Version; v != original {
+		t.Fatalf("after a second undo the baseline is %s, want %s", v, original)
+	}
 	if _, err := run("undo", "--reason", "again", "--to", "ffffffff"); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "not among the baselines kept") {
 		t.Fatalf("undo to a version never kept: exit %d, %v", exitCode(err), err)
 	}

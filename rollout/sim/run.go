@@ -75,7 +75,7 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 	}
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	spec := rollout.Spec{Scope: evidence.Scope{Paths: []string{scopePath}, RuleIDs: []int{ruleFalsePositive}}, Actor: "sim", Reason: s.Name}
-	if _, err := ctl.Start(context.Background(), cand, spec, t0); err != nil {
+	if _, err := ctl.Start(context.Background(), cand, spec, func() time.Time { return t0 }); err != nil {
 		return Outcome{}, err
 	}
 	gen := newGenerator(s, rng)
