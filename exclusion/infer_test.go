@@ -21,7 +21,7 @@ func candidate(t *testing.T, before, after string) *ruleset.Ruleset {
 	i := strings.Index(main, "Include @owasp_crs/*.conf")
 	src := main[:i] + before + "\n" + main[i:] + "\n" + after + "\n"
 	fsys := fstest.MapFS{"c.conf": {Data: []byte(src)}}
-	for name, data := range b.Files { // the baseline's includes (limits.conf)
+	for name, data := range b.Files { // the baseline's own includes, if any
 		if name != b.Main {
 			fsys[name] = &fstest.MapFile{Data: data}
 		}

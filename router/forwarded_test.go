@@ -89,28 +89,30 @@ func init() {
 	})
 }
 
-// forwardedRuleset is the shipped baseline without CRS: the recommended
-// engine settings and limits.conf, the parts that decide what Coraza is
-// fed and what is refused, and a first phase-2 rule that records it.
+// forwardedRuleset is the shipped baseline without CRS, the parts that
+// decide what Coraza is fed and what is refused (the recommended engine
+// settings and wafcanary's limits), with a first phase-2 rule that
+// records what Coraza holds.
 func forwardedRuleset(t testing.TB) *ruleset.Ruleset {
 	t.Helper()
-	dir := t.TempDir()
-	limits, err := os.ReadFile(shipped("limits.conf"))
+	base, err := os.ReadFile(shipped("baseline.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := `Include @coraza.conf-recommended
-SecRuleEngine On
-SecAuditEngine Off
-SecRule REQUEST_LINE "@testRecord" "id:1,phase:2,pass,nolog,t:none"
-Include limits.conf
-`
-	for name, b := range map[string][]byte{"forwarded.conf": []byte(conf), "limits.conf": limits} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
+	conf := "SecRule REQUEST_LINE \"@testRecord\" \"id:1,phase:2,pass,nolog,t:none\"\n"
+	for line := range strings.Lines(string(base)) {
+		if !strings.HasPrefix(line, "Include @crs-setup") && !strings.HasPrefix(line, "Include @owasp_crs") {
+			conf += line
 		}
 	}
-	return load(t, filepath.Join(dir, "forwarded.conf"))
+	if !strings.Contains(conf, "id:9101") {
+		t.Fatal("the shipped baseline's limits are not where this test expects them")
+	}
+	path := filepath.Join(t.TempDir(), "forwarded.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return load(t, path)
 }
 
 // forwardedProxy is the proxy under test, with its recording upstream.

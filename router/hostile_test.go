@@ -189,7 +189,7 @@ func TestRequestIDNotGivenTwice(t *testing.T) {
 }
 
 // hostile are request shapes that hid an attack from the shipped
-// baseline, or cost it seconds of CPU, before limits.conf.
+// baseline, or cost it seconds of CPU, before its limits (rules 9100-9107).
 func hostile() []struct {
 	name, method, target, ctype string
 	body                        []byte

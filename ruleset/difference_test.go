@@ -20,7 +20,6 @@ func variant(t *testing.T, before, after string) *Ruleset {
 	s := strings.Replace(string(b), crs, before+"\n"+crs, 1) + "\n" + after + "\n"
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "c.conf"), s)
-	copyShipped(t, dir, "limits.conf")
 	rs, err := Load(filepath.Join(dir, "c.conf"))
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func TestLoadShippedRulesets(t *testing.T) {
 					local++
 				}
 			}
-			if local != 2 || embedded < 20 { // the file and limits.conf
+			if local != 1 || embedded < 20 {
 				t.Errorf("files read: %d local, %d embedded", local, embedded)
 			}
 		})
@@ -171,15 +171,15 @@ func TestDirectivesInParseOrder(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("directives %q, want %q", got, want)
 	}
-	// The shipped baseline's directives are its own lines and its local
-	// include's only: the CRS files are embedded and passed over.
+	// The shipped baseline's directives are its own lines only: the CRS
+	// files are embedded and passed over.
 	base, err := Load("../configs/rulesets/baseline.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer base.Retire()
 	for _, d := range base.Directives() {
-		if d.File != "baseline.conf" && d.File != "limits.conf" {
+		if d.File != "baseline.conf" {
 			t.Errorf("directive from %s listed", d.File)
 		}
 	}
@@ -232,17 +232,6 @@ func ids(rules []Rule) []int {
 		out = append(out, r.ID)
 	}
 	return out
-}
-
-// copyShipped copies a shipped ruleset file into dir, for a variant of a
-// shipped ruleset written there that includes it.
-func copyShipped(t *testing.T, dir, name string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "configs", "rulesets", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, name), string(b))
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -351,6 +340,6 @@ func TestBodyLimits(t *testing.T) {
 	}
 	defer base.Retire()
 	if base.NoFilesLimit != 128<<10 {
-		t.Errorf("shipped baseline: NoFilesLimit %d, want 128 KiB (limits.conf)", base.NoFilesLimit)
+		t.Errorf("shipped baseline: NoFilesLimit %d, want 128 KiB", base.NoFilesLimit)
 	}
 }
