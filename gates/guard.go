@@ -20,6 +20,18 @@ var protected = []protectedRule{
 	{949111, "the early (phase 1) inbound anomaly evaluation"},
 	{959100, "the outbound anomaly evaluation: without it no response is blocked"},
 	{980170, "the anomaly score report"},
+	// What Coraza leaves open, closed by the shipped baseline's limits
+	// (docs/RATIONALE.md, "The shipped baseline's limits").
+	{200002, "the request body parse check: without it a body Coraza cannot parse is forwarded unjudged"},
+	{200003, "the multipart strictness check: without it a multipart body parsers read differently is forwarded"},
+	{9100, "early blocking: without it a body of a refused Content-Type is parsed and judged at great cost before the verdict"},
+	{9101, "the query argument limit: without it the arguments past SecArgumentsLimit reach the application unjudged"},
+	{9102, "the body argument limit: without it the arguments past SecArgumentsLimit reach the application unjudged"},
+	{9103, "UTF-8 query arguments: without it binary arguments cost CRS five to ten times their length in CPU"},
+	{9104, "UTF-8 body arguments: without it binary arguments cost CRS five to ten times their length in CPU"},
+	{9105, "the bound on all arguments' size: without it a multipart field of megabytes is judged at seconds of CPU"},
+	{9106, "the bound on multipart parts: Coraza's multipart parser ignores SecArgumentsLimit"},
+	{9107, "the refusal of filename* in multipart: parsers disagree whether such a part is a file or a field"},
 }
 
 // SecRuleRemoveByMsg is not checked: Coraza v3.8.1 cannot compile it next
@@ -47,6 +59,17 @@ var (
 	ctlRemoveByTag = regexp.MustCompile(`(?i)ctl:ruleRemoveByTag=([^,'"]+)`)
 	ctlEngine      = regexp.MustCompile(`(?i)ctl:ruleEngine=(\w+)`)
 	threshold      = regexp.MustCompile(`(?i)setvar:'?tx\.inbound_anomaly_score_threshold=(\d+)`)
+	ctlBodyAccess  = regexp.MustCompile(`(?i)ctl:requestBodyAccess=(\w+)`)
+	paranoia       = regexp.MustCompile(`(?i)setvar:'?tx\.(blocking_paranoia_level|paranoia_level)=(-?\d+)`)
+	// An assignment (not an increment, =+) to a score or a severity's
+	// weight: tx.blocking_inbound_anomaly_score=0 forgets every match
+	// before it, tx.critical_anomaly_score=0 makes critical matches worth
+	// nothing. Thresholds have their own ceiling.
+	scoreSet  = regexp.MustCompile(`(?i)setvar:'?(tx\.\w*anomaly_score\w*)=([^+',"][^',"]*)?(?:['",]|$)`)
+	skipAfter = regexp.MustCompile(`(?i)skipAfter:'?([^,'"\s]+)`)
+	// The CRS markers a skip may go to: those before the blocking
+	// evaluation of their phase (REQUEST-949, RESPONSE-959).
+	earlyMarker = regexp.MustCompile(`^(?:END-REQUEST-9(?:[0-3][0-9]|4[0-8])-[A-Z-]+|END-RESPONSE-95[0-6]-[A-Z-]+|END-HOST-CHECK|END-SAMPLING|END-SQL-ERROR-MATCH-PL1)$`)
 )
 
 // Guard checks cand's own directives (the embedded CRS is trusted) for
@@ -62,8 +85,13 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 	var engine string
 	var engineAt ruleset.Directive
 	tags := protectedTags(cand)
+	markers := localMarkers(cand.Directives())
 	for _, d := range cand.Directives() {
 		switch strings.ToLower(d.Name) {
+		case "secrequestbodyaccess":
+			if !strings.EqualFold(strings.Trim(d.Args, `"'`), "On") {
+				add(d, "turns request body access off: every body would reach the upstream unjudged")
+			}
 		case "include":
 			if strings.Contains(d.Args, "@coraza.conf-recommended") {
 				engine, engineAt = "DetectionOnly", d
@@ -105,6 +133,27 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 					add(d, "switches the rule engine to %s at run time (ctl:ruleEngine): matching requests would not be blocked", m[1])
 				}
 			}
+			for _, m := range ctlBodyAccess.FindAllStringSubmatch(d.Args, -1) {
+				if !strings.EqualFold(m[1], "On") {
+					add(d, "turns request body access off at run time (ctl:requestBodyAccess=%s): matching bodies would reach the upstream unjudged", m[1])
+				}
+			}
+			for _, m := range paranoia.FindAllStringSubmatch(d.Args, -1) {
+				if n, _ := strconv.Atoi(m[2]); n < 1 {
+					add(d, "sets tx.%s to %d: no CRS rule would block", m[1], n)
+				}
+			}
+			for _, m := range scoreSet.FindAllStringSubmatch(d.Args, -1) {
+				if strings.HasSuffix(strings.ToLower(m[1]), "_threshold") {
+					continue
+				}
+				add(d, "assigns %s=%s: a score or weight set rather than added to lets matches go uncounted", m[1], m[2])
+			}
+			for _, m := range skipAfter.FindAllStringSubmatch(d.Args, -1) {
+				if !earlyMarker.MatchString(m[1]) && !markers[m[1]] {
+					add(d, "skips to %s, past the blocking evaluation or to no marker before it (skipAfter): the requests it matches would not be blocked", m[1])
+				}
+			}
 			for _, m := range threshold.FindAllStringSubmatch(d.Args, -1) {
 				if n, _ := strconv.Atoi(m[1]); n > cfg.MaxInboundThreshold {
 					add(d, "raises the inbound anomaly threshold to %d, above the ceiling of %d (gates.max_inbound_threshold)", n, cfg.MaxInboundThreshold)
@@ -126,6 +175,23 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 	for _, p := range protected {
 		if loads(base, p.id) && !loads(cand, p.id) {
 			out = append(out, Violation{File: main, Line: 0, Directive: "Include", Why: fmt.Sprintf("does not load %d, which the baseline does: %s", p.id, p.what)})
+		}
+	}
+	return out
+}
+
+// localMarkers are the markers a ruleset's own files define before the
+// CRS rules include: a skip to one of them stays before every blocking
+// evaluation. A marker after it, or one defined nowhere (Coraza then
+// skips the rest of the phase), does not.
+func localMarkers(ds []ruleset.Directive) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range ds {
+		switch {
+		case strings.EqualFold(d.Name, "Include") && strings.Contains(d.Args, "@owasp_crs"):
+			return out
+		case strings.EqualFold(d.Name, "SecMarker"):
+			out[strings.Trim(d.Args, `"'`)] = true
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package gates
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -32,11 +33,9 @@ func loadText(t *testing.T, text string) *ruleset.Ruleset {
 }
 
 func TestGuard(t *testing.T) {
-	base, err := ruleset.Load("../configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Retire()
+	// A baseline of CRS alone: the rows below are about CRS's own rules
+	// (the shipped baseline's limits have TestGuardKeepsTheLimits).
+	base := loadText(t, before+crs)
 	tests := []struct {
 		name string
 		text string
@@ -93,5 +92,61 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The shipped baseline's limits, and the settings that switch inspection
+// off or neuter scores without removing a rule, are refused in a
+// candidate, whichever way they are taken away.
+func TestGuardKeepsTheLimits(t *testing.T) {
+	base, err := ruleset.Load("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	b, err := os.ReadFile("../configs/rulesets/baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := string(b)
+	// edit puts text before the CRS rules include, and after it.
+	edit := func(before, after string) string {
+		return strings.Replace(shipped, crs, before+"\n"+crs, 1) + after + "\n"
+	}
+	tests := []struct {
+		name, text string
+		want       []string // substrings, one per violation
+	}{
+		{"the shipped baseline", shipped, nil},
+		{"a scoped exclusion", edit(`SecRule REQUEST_FILENAME "@streq /x" "id:10000,phase:1,pass,nolog,ctl:ruleRemoveTargetById=930120;ARGS:message"`, ""), nil},
+		{"a score incremented", edit(`SecRule ARGS:x "@streq y" "id:10001,phase:2,pass,nolog,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"`, ""), nil},
+		{"a skip to a marker of its own", edit("SecRule REQUEST_FILENAME \"@streq /health\" \"id:10002,phase:1,pass,nolog,skipAfter:END-LOCAL\"\nSecMarker END-LOCAL", ""), nil},
+		{"a skip past one CRS file", edit(`SecRule REQUEST_FILENAME "@streq /health" "id:10003,phase:2,pass,nolog,skipAfter:END-REQUEST-941-APPLICATION-ATTACK-XSS"`, ""), nil},
+		{"the argument limit removed", edit("", "SecRuleRemoveById 9101-9102"), []string{"removes 9101, the query argument limit", "removes 9102, the body argument limit"}},
+		{"the UTF-8 rules removed by a range", edit("", "SecRuleRemoveById 9100-9199"), []string{"removes 9100", "removes 9101", "removes 9102", "removes 9103", "removes 9104", "removes 9105", "removes 9106", "removes 9107"}},
+		{"body parse errors let through", edit("", `SecRuleUpdateActionById 200002 "pass"`), []string{"changes 200002, the request body parse check"}},
+		{"the limits left out", regexp.MustCompile(`(?s)SecRule ARGUMENTS_LIMIT_REACHED .*?"\n`).ReplaceAllString(shipped, ""), []string{"does not load 9101", "does not load 9102"}},
+		{"body access off", edit("", "SecRequestBodyAccess Off"), []string{"turns request body access off: every body would reach the upstream unjudged"}},
+		{"body access off at run time", edit(`SecRule REQUEST_FILENAME "@beginsWith /upload" "id:10005,phase:1,pass,nolog,ctl:requestBodyAccess=Off"`, ""), []string{"turns request body access off at run time"}},
+		{"paranoia level 0", edit(`SecAction "id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=0"`, ""), []string{"sets tx.blocking_paranoia_level to 0: no CRS rule would block"}},
+		{"the score reset", edit("", `SecRule REQUEST_FILENAME "@beginsWith /api" "id:10006,phase:2,pass,nolog,setvar:tx.blocking_inbound_anomaly_score=0"`), []string{"assigns tx.blocking_inbound_anomaly_score=0"}},
+		{"a severity worth nothing", edit(`SecAction "id:10007,phase:1,pass,nolog,setvar:'tx.critical_anomaly_score=0'"`, ""), []string{"assigns tx.critical_anomaly_score=0"}},
+		{"a skip past the blocking evaluation", edit(`SecRule REQUEST_FILENAME "@beginsWith /api" "id:10008,phase:2,pass,nolog,skipAfter:END-REQUEST-949-BLOCKING-EVALUATION"`, ""), []string{"skips to END-REQUEST-949-BLOCKING-EVALUATION, past the blocking evaluation"}},
+		// Why: Coraza skips the rest of the phase when the marker is nowhere.
+		{"a skip to no marker", edit(`SecRule REQUEST_FILENAME "@beginsWith /api" "id:10009,phase:2,pass,nolog,skipAfter:NOWHERE"`, ""), []string{"skips to NOWHERE"}},
+		{"a skip to a marker after the CRS", edit(`SecRule REQUEST_FILENAME "@beginsWith /api" "id:10010,phase:2,pass,nolog,skipAfter:LATE"`, "SecMarker LATE"), []string{"skips to LATE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Guard(base, loadText(t, tt.text), DefaultConfig)
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d violations, want %d: %v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i].String(), w) {
+					t.Errorf("violation %q, want %q", got[i], w)
+				}
+			}
+		})
 	}
 }
