@@ -90,7 +90,14 @@ func (s *sourceFS) ReadFile(name string) ([]byte, error) {
 // readBounded reads a local file that must be a regular file of at most
 // MaxFileBytes; the size is checked while reading too, since some files
 // (under /proc) report none.
+//
+// The type is checked before opening as well as after: opening a FIFO
+// blocks until a writer comes, so an Include of one would hang whoever
+// loads the ruleset (a start through the admin API).
 func readBounded(fsys fs.FS, name string) ([]byte, error) {
+	if info, err := fs.Stat(fsys, name); err == nil && !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, info.Mode().Type())
+	}
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
