@@ -297,7 +297,8 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	if s.capture != nil {
 		go s.capture.Run(shadowCtx) // writes until the proxy has stopped
 	}
-	go s.notifier.Run(shadowCtx)
+	notifyDone := make(chan struct{})
+	go func() { s.notifier.Run(shadowCtx); close(notifyDone) }()
 	controlCtx, stopControl := context.WithCancel(ctx)
 	controlDone := make(chan struct{})
 	go func() { s.rollout.Run(controlCtx); close(controlDone) }()
@@ -341,5 +342,6 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	_ = adm.Shutdown(shutdownCtx)
 	stopShadow()
 	<-shadowDone
+	<-notifyDone // its bounded drain (notification.DefaultDrain): what it cannot deliver is counted
 	return err
 }

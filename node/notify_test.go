@@ -102,3 +102,35 @@ func TestWebhookGetsEachEvent(t *testing.T) {
 		t.Errorf("sent rollbacks %v %v", v, ok)
 	}
 }
+
+// An event sent just before shutdown is delivered before Run returns:
+// the process waits for the notifier's bounded drain, or the pager would
+// miss the last rollback of a replica being stopped.
+func TestShutdownDeliversTheLastEvent(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // a slow receiver: the delivery is in flight at shutdown
+		var m notification.Message
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		got = append(got, string(m.Event))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	cfg := rolloutConfig(t, newUpstream(t).URL)
+	cfg.Notifications.Webhooks = []notification.Webhook{{URL: recv.URL + "/hook", Format: notification.JSON}}
+	ls := startLive(t, cfg)
+	ls.start(t, "embedded:candidate-exclusion.conf")
+	if _, err := ls.api().Do(context.Background(), admin.Rollback, admin.ActionRequest{Actor: "bob", Reason: "pager"}); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { close(release) })
+	ls.stop() // returns once Run has
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, " ") != "start rollback" {
+		t.Errorf("delivered by the time Run returned: %q, want start and rollback", got)
+	}
+}
