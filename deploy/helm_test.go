@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,6 +108,11 @@ func TestHelmChart(t *testing.T) {
 	cfg.Admin.Token, cfg.Routing.HashSecret = "0123456789abcdef0123", "fedcba9876543210fedc"
 	if err := cfg.Validate(); err != nil || cfg.State.Backend != "etcd" || cfg.Rollout.MetricsSource != "prometheus" || cfg.Admin.Listen != "0.0.0.0:9090" {
 		t.Errorf("wafcanary.yaml: %v, backend %q, metrics %q\n%s", err, cfg.State.Backend, cfg.Rollout.MetricsSource, body)
+	}
+	// The admin listener answers the Service's names: a CLI or browser in
+	// the cluster reaches the API by them (the Host check refuses others).
+	if !slices.Contains(cfg.Admin.AllowedHosts, "edge-wafcanary.default.svc") || !slices.Contains(cfg.Admin.AllowedHosts, "edge-wafcanary") {
+		t.Errorf("admin.allowed_hosts %q, want the Service's names", cfg.Admin.AllowedHosts)
 	}
 	// The dashboards are the repository's, byte for byte.
 	data := dashboards["data"].(map[string]any)

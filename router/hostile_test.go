@@ -10,7 +10,10 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +282,63 @@ func TestShippedBaselineLimits(t *testing.T) {
 	for line := range strings.Lines(f.logs.String()) {
 		if len(line) > 16<<10 {
 			t.Errorf("a log line of %d bytes: %.200s...", len(line), line)
+		}
+	}
+}
+
+// discardTransport answers every request in process, so a benchmark
+// measures the WAF's path and not loopback networking.
+type discardTransport struct{}
+
+func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+// BenchmarkHostileRequests: the CPU each hostile shape costs through the
+// proxy, with the shipped baseline and with the same baseline without
+// its limits (rules 9100-9199 removed, SecRequestBodyNoFilesLimit at its
+// 1 GiB maximum), side by side. docs/RATIONALE.md quotes a run:
+//
+//	go test -run '^$' -bench BenchmarkHostileRequests -count 3 ./router/
+func BenchmarkHostileRequests(b *testing.B) {
+	base, err := os.ReadFile(shipped("baseline.conf"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	without := filepath.Join(b.TempDir(), "without-limits.conf")
+	os.WriteFile(without, append(base, "\nSecRuleRemoveById 9100-9199\nSecRequestBodyNoFilesLimit 1073741824\n"...), 0o600)
+	rulesets := []struct{ name, path string }{{"without-limits", without}, {"shipped", shipped("baseline.conf")}}
+	u, _ := url.Parse("http://upstream.internal")
+	for _, h := range hostile() {
+		for _, rs := range rulesets {
+			b.Run(strings.ReplaceAll(h.name, " ", "_")+"/"+rs.name, func(b *testing.B) {
+				rt, err := New(&Snapshot{Baseline: load(b, rs.path)}, Options{
+					Upstream: u, Routing: DefaultRoutingConfig, Shadow: DefaultShadowConfig, Proxy: DefaultProxyConfig,
+					Secret: []byte("bench-secret-0123456789"), Logger: discardLogger(), Transport: discardTransport{},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					var body io.Reader
+					if h.body != nil {
+						body = bytes.NewReader(h.body)
+					}
+					r := httptest.NewRequest(h.method, h.target, body)
+					r.Host = "shop.example"
+					r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+					r.Header.Set("Accept", "text/html")
+					if h.ctype != "" {
+						r.Header.Set("Content-Type", h.ctype)
+					}
+					rt.ServeHTTP(httptest.NewRecorder(), r)
+				}
+			})
 		}
 	}
 }

@@ -63,6 +63,11 @@ func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason 
 	if action == admin.Undo {
 		st, err := store.Undo(cmd.Context(), to, actor(), reason, time.Now())
 		switch {
+		case errors.Is(err, rollout.ErrAlreadyUndone):
+			// Idempotent, as through the admin API: a second undo (two
+			// operators, a retry) changes nothing and is not a failure.
+			fmt.Fprintf(out, "nothing to undo: %v; every replica serves baseline %s\n", err, st.Baseline.Version)
+			return nil
 		case errors.Is(err, rollout.ErrConflict):
 			return errConflict{err}
 		case errors.Is(err, rollout.ErrBadRequest):

@@ -436,6 +436,15 @@ log: {level: info}
 			t.Errorf("journal ends with %+v", h[len(h)-1])
 		}
 	}
+	// The same undo again, through etcd (a retry, a second operator):
+	// success that changes nothing and journals nothing.
+	again := exec.CommandContext(ctx, bin, "undo", "--etcd", etcd.Endpoint(), "--etcd-prefix", "/fleet-test/", "--to", promoted[:10], "--reason", "undo again")
+	if out, err := again.CombinedOutput(); err != nil || !strings.Contains(string(out), "nothing to undo") {
+		t.Errorf("a second undo through etcd: %v\n%s", err, out)
+	}
+	if h := historyOf(t, f.leader()); h[len(h)-1].Reason == "undo again" {
+		t.Errorf("a second undo was journalled: %+v", h[len(h)-1])
+	}
 
 	// The one request the generator may have had in flight to the killed
 	// replica can fail; nothing else may.
