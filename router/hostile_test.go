@@ -314,7 +314,30 @@ func BenchmarkHostileRequests(b *testing.B) {
 	os.WriteFile(without, append(base, "\nSecRuleRemoveById 9100-9199\nSecRequestBodyNoFilesLimit 1073741824\n"...), 0o600)
 	rulesets := []struct{ name, path string }{{"without-limits", without}, {"shipped", shipped("baseline.conf")}}
 	u, _ := url.Parse("http://upstream.internal")
-	for _, h := range hostile() {
+	// What the limits still admit, at their edges: the most a request that
+	// gets through can cost.
+	var args, cjk strings.Builder
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := 0; args.Len() < 127<<10 && i < 999; i++ {
+		fmt.Fprintf(&args, "field%d=", i)
+		for range 12 {
+			args.WriteString([]string{"hello", "%3C", "world", "(", "%27", "select", "+"}[rnd.IntN(7)])
+		}
+		args.WriteString("&")
+	}
+	cjk.WriteString("text=")
+	for cjk.Len() < 127<<10 {
+		cjk.WriteRune(rune(0x4e00 + rnd.IntN(20000)))
+	}
+	shapes := append(hostile(), []struct {
+		name, method, target, ctype string
+		body                        []byte
+		status, rule                int
+	}{
+		{"admitted: 999 arguments of text with punctuation, 127 KB", "POST", "/f", "application/x-www-form-urlencoded", []byte(args.String()), 0, 0},
+		{"admitted: 127 KB of CJK text in one field", "POST", "/f", "application/x-www-form-urlencoded", []byte(cjk.String()), 0, 0},
+	}...)
+	for _, h := range shapes {
 		for _, rs := range rulesets {
 			b.Run(strings.ReplaceAll(h.name, " ", "_")+"/"+rs.name, func(b *testing.B) {
 				rt, err := New(&Snapshot{Baseline: load(b, rs.path)}, Options{
