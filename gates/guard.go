@@ -172,13 +172,30 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 	if len(cand.Files) > 0 {
 		main = cand.Files[0].Name
 	}
+	var limits []string
 	for _, p := range protected {
-		if loads(base, p.id) && !loads(cand, p.id) {
-			out = append(out, Violation{File: main, Line: 0, Directive: "Include", Why: fmt.Sprintf("does not load %d, which the baseline does: %s", p.id, p.what)})
+		if !loads(base, p.id) || loads(cand, p.id) {
+			continue
 		}
+		if isLimit(p.id) {
+			limits = append(limits, strconv.Itoa(p.id))
+			continue
+		}
+		out = append(out, Violation{File: main, Line: 0, Directive: "Include", Why: fmt.Sprintf("does not load %d, which the baseline does: %s", p.id, p.what)})
+	}
+	// A candidate written before the limits, or from another baseline,
+	// lacks them all: one violation that says what to do, not eight.
+	if len(limits) > 0 {
+		out = append(out, Violation{File: main, Line: 0, Directive: "Include", Why: fmt.Sprintf(
+			"does not load %s, which the baseline does: wafcanary's limits, which close what Coraza leaves open (arguments past SecArgumentsLimit, binary and oversized bodies, multipart filename*); copy them from the baseline (rules 9100-9107, docs/RATIONALE.md)",
+			strings.Join(limits, ", "))})
 	}
 	return out
 }
+
+// isLimit reports whether id is one of wafcanary's limits in the shipped
+// baseline (9100-9199).
+func isLimit(id int) bool { return 9100 <= id && id < 9200 }
 
 // localMarkers are the markers a ruleset's own files define before the
 // CRS rules include: a skip to one of them stays before every blocking

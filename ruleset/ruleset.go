@@ -105,14 +105,14 @@ func Load(path string) (*Ruleset, error) {
 	if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("ruleset %s: not a regular file (%s)", path, info.Mode().Type())
 	}
-	return LoadFS(os.DirFS(filepath.Dir(abs)), filepath.Base(abs), path)
+	return load(os.DirFS(filepath.Dir(abs)), filepath.Dir(abs), filepath.Base(abs), path, "")
 }
 
 // LoadFS is Load for a ruleset in a file system, such as the rulesets
 // embedded in the binary: name is the main file in dir, and path is how
 // errors and Ruleset.Path refer to it.
 func LoadFS(dir fs.FS, name, path string) (*Ruleset, error) {
-	return load(dir, name, path, "")
+	return load(dir, "", name, path, "")
 }
 
 // Recompile compiles the same bytes as r again, with prelude compiled
@@ -132,10 +132,12 @@ func (r *Ruleset) Recompile(prelude string) (*Ruleset, error) {
 			local[f.Name] = &fstest.MapFile{Data: f.Content, Mode: 0o444}
 		}
 	}
-	return load(local, r.Files[0].Name, r.Path, prelude)
+	return load(local, "", r.Files[0].Name, r.Path, prelude)
 }
 
-func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
+// load compiles name in dir; osDir is dir's directory on disk, when it is
+// one (sourceFS.dir).
+func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 	// Every ruleset wafcanary compiles uses its faster @rx (package rx)
 	// and @pm (package pm), which give Coraza's outcomes: they must be in
 	// place before the first rule is compiled.
@@ -144,13 +146,13 @@ func load(dir fs.FS, name, path, prelude string) (*Ruleset, error) {
 	// And its URL-encoded body processor, which keeps every value of
 	// arguments whose names differ only in case (package form).
 	form.Register()
-	newFS := func() *sourceFS { return &sourceFS{local: dir, crs: coreruleset.FS} }
+	newFS := func() *sourceFS { return &sourceFS{local: dir, dir: osDir, crs: coreruleset.FS} }
 	src := newFS()
 	// A file with no directive at all is not a ruleset, and Coraza's
 	// error would quote its first line: from an arbitrary path on the
 	// server (/etc/passwd) that is a leak, not a diagnosis.
 	if !strings.HasPrefix(name, "@") {
-		main, err := readBounded(dir, name)
+		main, err := src.readLocal(name)
 		if err != nil {
 			return nil, fmt.Errorf("ruleset %s: %w", path, err)
 		}

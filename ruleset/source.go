@@ -1,11 +1,15 @@
 package ruleset
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/wafcanary/wafcanary/localfile"
 )
 
 // File is one file that Coraza read while compiling a ruleset.
@@ -27,7 +31,12 @@ type File struct {
 // SecLang's Include resolution (globs, relative directories) ourselves.
 type sourceFS struct {
 	local fs.FS
-	crs   fs.FS
+	// dir is local's directory on disk when it is one (Load): its files
+	// are read through package localfile, the one reader of files a
+	// request to the admin API names, which never opens a FIFO or a
+	// device. Rulesets from bundles and the binary have none.
+	dir string
+	crs fs.FS
 
 	mu        sync.Mutex
 	read      []File
@@ -71,7 +80,7 @@ func (s *sourceFS) ReadFile(name string) ([]byte, error) {
 	if embedded {
 		b, err = fs.ReadFile(fsys, n)
 	} else {
-		b, err = readBounded(fsys, n)
+		b, err = s.readLocal(n)
 	}
 	if err != nil {
 		return nil, err
@@ -85,6 +94,24 @@ func (s *sourceFS) ReadFile(name string) ([]byte, error) {
 	}
 	s.read = append(s.read, File{Name: n, Embedded: embedded, Content: b})
 	return b, nil
+}
+
+// readLocal reads one of the ruleset's own files: through localfile from
+// disk, through readBounded from any other file system.
+func (s *sourceFS) readLocal(name string) ([]byte, error) {
+	if s.dir == "" {
+		return readBounded(s.local, name)
+	}
+	b, err := localfile.Read(filepath.Join(s.dir, filepath.FromSlash(name)), MaxFileBytes)
+	switch {
+	case errors.Is(err, localfile.ErrTooLarge):
+		return nil, fmt.Errorf("%s: more than the %d MiB a ruleset file may have", name, MaxFileBytes>>20)
+	case errors.Is(err, localfile.ErrNotRegular):
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return b, err
 }
 
 // readBounded reads a local file that must be a regular file of at most
