@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wafcanary/wafcanary/config"
 )
 
 // ErrNotCases is a file that is not a cases file: not YAML, or YAML of
@@ -112,31 +114,11 @@ func tagWords(tag string) string {
 // must_block is named, anything else is not repeated.
 func nearest(got string, keys []string) string {
 	for _, k := range keys {
-		if editDistance(strings.ToLower(got), k) <= 2 {
+		if config.Distance(strings.ToLower(got), k) <= 2 {
 			return k
 		}
 	}
 	return ""
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // yamlProblems are libyaml's syntax problems as go.yaml.in/yaml/v3 words

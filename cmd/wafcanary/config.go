@@ -155,7 +155,7 @@ func unknownEnv(known map[string]any) error {
 func suggest(bad string, known map[string]any) string {
 	best, bestD := "", 4
 	for k := range known {
-		if d := distance(bad, k); d < bestD {
+		if d := config.Distance(bad, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -163,24 +163,4 @@ func suggest(bad string, known map[string]any) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
