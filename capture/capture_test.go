@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -187,6 +190,17 @@ func TestStoreKeepsFreeSpace(t *testing.T) {
 	}
 	if s.NoSpace.Load() != 1 || s.Len() != 1 {
 		t.Errorf("%d refused, %d kept; want 1 and 1", s.NoSpace.Load(), s.Len())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collectors()...)
+	want := `
+# HELP wafcanary_captures_not_written_total Blocked requests not captured, by reason: queue_full (the writer fell behind) or no_space (capture.min_free_bytes would not stay free).
+# TYPE wafcanary_captures_not_written_total counter
+wafcanary_captures_not_written_total{reason="no_space"} 1
+wafcanary_captures_not_written_total{reason="queue_full"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 	if files, _ := os.ReadDir(dir); len(files) != 1 {
 		t.Errorf("%d files in the store, want 1", len(files))

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -237,4 +239,18 @@ func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.files)
+}
+
+// Collectors are the store's counters for Prometheus: blocks not captured,
+// by reason (queue_full: the writer fell behind; no_space: keeping
+// capture.min_free_bytes free).
+func (s *Store) Collectors() []prometheus.Collector {
+	counter := func(reason string, n *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "wafcanary_captures_not_written_total",
+			Help:        "Blocked requests not captured, by reason: queue_full (the writer fell behind) or no_space (capture.min_free_bytes would not stay free).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(n.Load()) })
+	}
+	return []prometheus.Collector{counter("queue_full", &s.Dropped), counter("no_space", &s.NoSpace)}
 }

@@ -152,6 +152,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		if s.capture, err = capture.Open(filepath.Join(cfg.StateDir, "captures"), cfg.Capture, log, nil); err != nil {
 			return nil, err
 		}
+		s.reg.MustRegister(s.capture.Collectors()...)
 		blocks = append(blocks, s.capture)
 	}
 	// Until the controller has decided, the router holds the configured
