@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/collection"
@@ -272,13 +273,13 @@ func Of(tx types.Transaction) Verdict {
 			if d.Key() != "" {
 				t += ":" + d.Key()
 			}
-			if len(rm.Targets) == MaxTargets || len(t) > MaxTargetBytes || slices.Contains(rm.Targets, t) {
-				if !slices.Contains(rm.Targets, t) {
-					rm.Omitted++
-				}
-				continue
+			switch {
+			case slices.Contains(rm.Targets, t):
+			case len(rm.Targets) == MaxTargets || len(t) > MaxTargetBytes || !printable(d.Key()):
+				rm.Omitted++
+			default:
+				rm.Targets = append(rm.Targets, t)
 			}
-			rm.Targets = append(rm.Targets, t)
 		}
 		// A message with %{MATCHED_VAR} carries the matched value (a
 		// cookie, a token): it never leaves the process.
@@ -287,6 +288,22 @@ func Of(tx types.Transaction) Verdict {
 	}
 	v.InboundScore = txInt(tx, "blocking_inbound_anomaly_score")
 	return v
+}
+
+// printable reports whether an argument or header name can be shown as
+// it is: valid UTF-8 without control or format characters. A name made of
+// body bytes (a binary form) is body content, not a variable anyone can
+// exclude, and it never reaches a log line or a terminal.
+func printable(name string) bool {
+	if !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // maxMessageBytes bounds a rule's message: macros can put request data

@@ -39,8 +39,10 @@ type RuleMatch struct {
 	// each a piece of the body.
 	Targets []string `json:"targets,omitempty"`
 	// Omitted counts the matched variables not in Targets: past
-	// MaxTargets, or with a name too long to keep. An exclusion cannot be
-	// written for them (tune refuses rather than guess).
+	// MaxTargets, or with a name too long to keep, or not printable (not
+	// UTF-8, or with control characters: a name made of body bytes). An
+	// exclusion cannot be written for them (tune refuses rather than
+	// guess).
 	Omitted int `json:"omitted,omitempty"`
 }
 

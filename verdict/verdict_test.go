@@ -3,6 +3,7 @@ package verdict
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -97,5 +98,41 @@ func TestCRSMessagesAfterRedaction(t *testing.T) {
 	}
 	if !score {
 		t.Errorf("949110 did not log: %+v", v.Rules)
+	}
+}
+
+// A rule match keeps a bounded list of printable variable names: a
+// binary body once gave one rule hundreds of names, each a fragment of
+// the body, in every log line, capture and explain.
+func TestRuleMatchTargetsBounded(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.conf"), []byte("SecRuleEngine On\nSecRequestBodyAccess On\n"+
+		`SecRule ARGS_NAMES "@rx ." "id:1,phase:2,pass,log,t:none,msg:'every name'"`+"\n"), 0o600)
+	rs, err := ruleset.Load(filepath.Join(dir, "r.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	form := url.Values{}
+	for i := range 20 {
+		form.Set(fmt.Sprint("field", i), "x")
+	}
+	form.Set("esc\x1b[2Jhidden", "x")              // a control character
+	form.Set("bin\xff\xfe", "x")                   // not UTF-8
+	form.Set("long"+strings.Repeat("n", 300), "x") // past MaxTargetBytes
+	r, _ := http.NewRequest("POST", "http://shop.example/f", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	v, err := JudgeHTTP(context.Background(), rs, "bounded", r)
+	if err != nil || len(v.Rules) != 1 {
+		t.Fatalf("verdict %+v, %v", v, err)
+	}
+	m := v.Rules[0]
+	if len(m.Targets) != MaxTargets || len(m.Targets)+m.Omitted != 23 {
+		t.Errorf("%d targets kept, %d omitted; want %d kept of 23", len(m.Targets), m.Omitted, MaxTargets)
+	}
+	for _, tg := range m.Targets {
+		if !strings.HasPrefix(tg, "ARGS_NAMES:field") {
+			t.Errorf("target %q kept", tg)
+		}
 	}
 }
