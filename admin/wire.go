@@ -134,9 +134,12 @@ type Explanation struct {
 // ExplainedRule is one rule that matched, with what the ruleset says of it
 // (absent when that ruleset no longer serves).
 type ExplainedRule struct {
-	ID       int      `json:"id"`
-	Message  string   `json:"msg,omitempty"`
-	Targets  []string `json:"targets,omitempty"`
+	ID      int      `json:"id"`
+	Message string   `json:"msg,omitempty"`
+	Targets []string `json:"targets,omitempty"`
+	// Omitted counts matched variables not listed: past the bound, or with
+	// a name that is not printable (verdict.RuleMatch.Omitted).
+	Omitted  int      `json:"omitted,omitempty"`
 	Tags     []string `json:"tags,omitempty"`
 	Paranoia int      `json:"paranoia_level,omitempty"`
 	File     string   `json:"file,omitempty"`

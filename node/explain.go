@@ -39,7 +39,7 @@ func (r *recentBlocks) ObserveBlock(b verdict.Block) {
 		InterruptedBy: b.Record.Verdict.RuleID, Score: b.Record.Verdict.InboundScore,
 	}
 	for _, m := range b.Record.Verdict.Rules {
-		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets})
+		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -108,7 +108,7 @@ func explanationOf(rec capture.Record) admin.Explanation {
 		Host: rec.Host, Path: path, ClientIP: rec.ClientIP, Status: rec.Status,
 		InterruptedBy: rec.Verdict.RuleID, Score: rec.Verdict.InboundScore}
 	for _, m := range rec.Verdict.Rules {
-		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets})
+		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
 	}
 	return e
 }

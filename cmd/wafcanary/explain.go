@@ -47,8 +47,12 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 	fmt.Fprintln(out, "rules that matched:")
 	for _, r := range e.Rules {
 		fmt.Fprintf(out, "  %d  %s\n", r.ID, v(r.Message))
-		if len(r.Targets) > 0 {
-			fmt.Fprintf(out, "        matched: %s\n", strings.Join(visibleAll(r.Targets), ", "))
+		if len(r.Targets) > 0 || r.Omitted > 0 {
+			parts := visibleAll(r.Targets)
+			if r.Omitted > 0 {
+				parts = append(parts, fmt.Sprintf("%d more not shown (too many, too long, or not printable)", r.Omitted))
+			}
+			fmt.Fprintf(out, "        matched: %s\n", strings.Join(parts, ", "))
 		}
 		if r.File != "" {
 			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", v(r.File), r.Line, r.Paranoia)

@@ -30,6 +30,14 @@ func TestPrintExplanation(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, out.String())
 		}
 	}
+	// Variables the verdict did not keep (a binary body's names) are
+	// counted, not shown.
+	e.Rules = append(e.Rules, admin.ExplainedRule{ID: 9104, Message: "Body argument not valid UTF-8", Omitted: 212})
+	out.Reset()
+	printExplanation(&out, e, "text")
+	if s := out.String(); !strings.Contains(s, "9104  Body argument not valid UTF-8\n        matched: 212 more not shown (too many, too long, or not printable)\n") {
+		t.Errorf("omitted variables:\n%s", s)
+	}
 	e.Capture = &capture.Record{Method: "POST", URI: "/support/tickets", Proto: "HTTP/1.1",
 		Header: http.Header{"Cookie": {"[redacted]"}, "Accept": {"text/html"}}, Body: "message=see+%2Fetc%2Fhosts"}
 	out.Reset()
