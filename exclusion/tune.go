@@ -139,6 +139,12 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			if evaluation(m.ID) {
 				continue
 			}
+			if m.Omitted > 0 {
+				// The verdict keeps only names it can show (package
+				// verdict): the others cannot be written as a target.
+				why = append(why, fmt.Sprintf("request %s: rule %d matched %d variable(s) not named in its verdict, which no exclusion can be written for: a name holding a control, bidirectional or invalid character, longer than %d bytes, or past the %d a match keeps",
+					recs[i].ID, m.ID, m.Omitted, verdict.MaxTargetBytes, verdict.MaxTargets))
+			}
 			for _, target := range m.Targets {
 				if reason := narrow(m.ID, target); reason != "" {
 					why = append(why, fmt.Sprintf("request %s: %s", shown(recs[i].ID), reason))
