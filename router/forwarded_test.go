@@ -133,9 +133,6 @@ func (p *forwardedProxy) drain() map[string]*http.Request {
 	p.up.mu.Lock()
 	defer p.up.mu.Unlock()
 	got := p.up.got
-	for id, r := range got {
-		r.Body = io.NopCloser(bytes.NewReader(p.up.body[id]))
-	}
 	p.up.got, p.up.body = map[string]*http.Request{}, map[string][]byte{}
 	return got
 }

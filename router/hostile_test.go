@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,8 +59,11 @@ func newRecordingUpstream() *recordingUpstream {
 func (u *recordingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body) // trailers are read with the body
 	id := r.Header.Get("X-Request-ID")
+	// A copy: the server goes on reading the request it handed over.
+	c := r.Clone(context.Background())
+	c.Body = io.NopCloser(bytes.NewReader(b))
 	u.mu.Lock()
-	u.got[id], u.body[id] = r, b
+	u.got[id], u.body[id] = c, b
 	u.mu.Unlock()
 	io.WriteString(w, "ok")
 }
