@@ -35,7 +35,7 @@ func (c *Collector) Evidence(context.Context) (Evidence, error) { return c.Snaps
 func (c *Collector) Reset(w Windows) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !slices.Equal(w.Scope.Paths, c.scope.Paths) || !slices.Equal(w.Scope.RuleIDs, c.scope.RuleIDs) || !slices.Equal(w.Scope.Hosts, c.scope.Hosts) {
+	if !w.Rollout.Equal(c.rollout) || w.Rollout.IsZero() || !w.Scope.Equal(c.scope) {
 		c.resetLocked(w.Scope)
 		c.rollout = w.Rollout
 		return

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
@@ -23,13 +24,20 @@ import (
 // Scope is what a rollout declares it means to change. A disagreement is
 // in scope, expected and not counted against the candidate, only when it
 // falls inside every dimension declared: on one of Hosts, under one of
-// Paths, and caused only by RuleIDs. A dimension left empty does not
+// Paths or exactly on one of ExactPaths, and caused only by RuleIDs. A dimension left empty does not
 // restrict; a scope with none declared covers nothing. (It used to be a
 // disjunction: a path alone excused an SQL injection the candidate
 // stopped blocking on that path for an unrelated reason.)
 type Scope struct {
-	RuleIDs []int    `json:"rule_ids,omitempty"`
-	Paths   []string `json:"paths,omitempty"`
+	RuleIDs []int `json:"rule_ids,omitempty"`
+	// Paths are prefixes matched by whole segments: /support/tickets
+	// covers /support/tickets/42, not /support/ticketsadmin.
+	Paths []string `json:"paths,omitempty"`
+	// ExactPaths are paths matched whole, as an exclusion's @streq on
+	// REQUEST_FILENAME matches them: percent-decoded, nothing resolved or
+	// trimmed, so /api/notes covers neither /api/notes/7 nor /api/notes/.
+	// With Paths they form one dimension: a path in either is in it.
+	ExactPaths []string `json:"exact_paths,omitempty"`
 	// Hosts are exact host names, case-insensitive, without port.
 	Hosts []string `json:"hosts,omitempty"`
 	// Clauses, when set, replace the fields above: a disagreement is in
@@ -44,7 +52,13 @@ type Scope struct {
 
 // Empty reports whether the scope declares nothing.
 func (s Scope) Empty() bool {
-	return len(s.RuleIDs) == 0 && len(s.Paths) == 0 && len(s.Hosts) == 0 && len(s.Clauses) == 0
+	return len(s.RuleIDs) == 0 && len(s.Paths) == 0 && len(s.ExactPaths) == 0 && len(s.Hosts) == 0 && len(s.Clauses) == 0
+}
+
+// Equal reports whether s and o declare the same scope, clause by clause.
+func (s Scope) Equal(o Scope) bool {
+	return slices.Equal(s.RuleIDs, o.RuleIDs) && slices.Equal(s.Paths, o.Paths) && slices.Equal(s.ExactPaths, o.ExactPaths) &&
+		slices.Equal(s.Hosts, o.Hosts) && s.Inferred == o.Inferred && slices.EqualFunc(s.Clauses, o.Clauses, Scope.Equal)
 }
 
 // String says what the scope covers, as status and the journal print it.
@@ -60,8 +74,12 @@ func (s Scope) String() string {
 	if len(s.Hosts) > 0 {
 		parts = append(parts, "host "+strings.Join(s.Hosts, " or "))
 	}
-	if len(s.Paths) > 0 {
-		parts = append(parts, "path under "+strings.Join(s.Paths, " or "))
+	paths := slices.Clone(s.ExactPaths)
+	for _, p := range s.Paths {
+		paths = append(paths, "under "+p)
+	}
+	if len(paths) > 0 {
+		parts = append(parts, "path "+strings.Join(paths, " or "))
 	}
 	if len(s.RuleIDs) > 0 {
 		ids := make([]string, len(s.RuleIDs))
@@ -189,9 +207,11 @@ func (s Scope) covers(host, path string, rules []int) bool {
 	if len(s.Hosts) > 0 && !slices.Contains(s.Hosts, HostName(host)) {
 		return false
 	}
-	if len(s.Paths) > 0 {
+	if len(s.Paths) > 0 || len(s.ExactPaths) > 0 {
 		clean := normalPath(path)
-		if !slices.ContainsFunc(s.Paths, func(p string) bool { return underPath(clean, p) }) {
+		exact, err := url.PathUnescape(path)
+		if !slices.ContainsFunc(s.Paths, func(p string) bool { return underPath(clean, p) }) &&
+			(err != nil || !slices.Contains(s.ExactPaths, exact)) {
 			return false
 		}
 	}
@@ -241,7 +261,7 @@ func underPath(p, scope string) bool {
 // with dot segments, a rule ID that cannot exist.
 func (s Scope) Validate() error {
 	if len(s.Clauses) > 0 {
-		if len(s.RuleIDs)+len(s.Paths)+len(s.Hosts) > 0 {
+		if len(s.RuleIDs)+len(s.Paths)+len(s.ExactPaths)+len(s.Hosts) > 0 {
 			return fmt.Errorf("scope: clauses replace rule_ids, paths and hosts; give one or the other")
 		}
 		for i, c := range s.Clauses {
@@ -260,6 +280,13 @@ func (s Scope) Validate() error {
 			return fmt.Errorf("scope.paths[%d]: want an absolute path such as /support/tickets, got %q", i, p)
 		case p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/"):
 			return fmt.Errorf("scope.paths[%d]: want a clean path (no ., .. or //), got %q; did you mean %q?", i, p, path.Clean(p))
+		}
+	}
+	for i, p := range s.ExactPaths {
+		// Taken as written: REQUEST_FILENAME is not cleaned either, so an
+		// exclusion may be meant for /a//b, which is not /a/b.
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#") || strings.ContainsFunc(p, unicode.IsControl) {
+			return fmt.Errorf("scope.exact_paths[%d]: want an absolute path without a query, such as /api/notes, got %q", i, p)
 		}
 	}
 	for i, id := range s.RuleIDs {

@@ -160,3 +160,56 @@ func TestScopeIsAConjunction(t *testing.T) {
 		}
 	}
 }
+
+// An exact path covers that path as an @streq exclusion matches it and
+// nothing else: not the paths below it, not a trailing slash, and "/" is
+// one path, not the site (issue 27, item 4: an @streq exclusion was
+// excused as "path under", and one on / as the whole host).
+func TestScopeExactPaths(t *testing.T) {
+	notes := Scope{ExactPaths: []string{"/api/notes"}, RuleIDs: []int{941100}}
+	root := Scope{ExactPaths: []string{"/"}, RuleIDs: []int{941100}}
+	both := Scope{ExactPaths: []string{"/api/notes"}, Paths: []string{"/support"}, RuleIDs: []int{941100}}
+	for _, tc := range []struct {
+		s    Scope
+		path string
+		in   bool
+	}{
+		{notes, "/api/notes", true},
+		{notes, "/api/%6Eotes", true}, // REQUEST_FILENAME is percent-decoded
+		{notes, "/api/notes/7", false},
+		{notes, "/api/notes/", false},     // @streq /api/notes does not match it
+		{notes, "/api/x/../notes", false}, // nor this: REQUEST_FILENAME is not resolved
+		{notes, "/api/notes%", false},     // not decodable: nothing matches it
+		{root, "/", true},
+		{root, "/index.html", false},
+		{root, "", false},
+		{both, "/support/tickets", true},
+		{both, "/api/notes", true},
+		{both, "/api/notes/7", false},
+	} {
+		if got := tc.s.covers("shop.example", tc.path, []int{941100}); got != tc.in {
+			t.Errorf("%s covers %q: %v, want %v", tc.s, tc.path, got, tc.in)
+		}
+	}
+	if got := both.String(); got != "path /api/notes or under /support, and caused only by rules 941100" {
+		t.Errorf("String() = %q", got)
+	}
+	if err := (Scope{ExactPaths: []string{"/"}}).Validate(); err != nil {
+		t.Errorf("/ exactly is one path, refused: %v", err)
+	}
+	for _, bad := range []Scope{{ExactPaths: []string{"api"}}, {ExactPaths: []string{""}}, {ExactPaths: []string{"/a?b=1"}}, {ExactPaths: []string{"/a\nb"}}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("scope %+v accepted", bad)
+		}
+	}
+	// A scope that differs only in its exact paths is another scope: the
+	// collector starts its paired window again.
+	c := NewCollector(nil)
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c.Reset(Windows{Scope: notes, Rollout: t0, Step: t0})
+	c.ObserveShadow(verdict.ShadowRecord{Path: "/api/notes", Baseline: verdictWith(true, 941100, 949110), Candidate: verdictWith(false)})
+	c.Reset(Windows{Scope: root, Rollout: t0, Step: t0.Add(time.Minute)})
+	if e := c.Snapshot(); e.Pairs != 0 {
+		t.Errorf("pairs classified under another scope were kept: %d", e.Pairs)
+	}
+}
