@@ -73,6 +73,13 @@ SecRule REQUEST_METHOD "@streq POST" "t:none"`, "")},
 		{name: "a blocking rule added", cand: variant(t, `SecRule ARGS "@contains evil" "id:10004,phase:1,deny,nolog"`, ""), why: "action deny"},
 		{name: "an exclusion that logs", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10005,phase:1,pass,ctl:ruleRemoveById=942100"`, ""), why: "without nolog"},
 		{name: "another ctl", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10006,phase:1,pass,nolog,ctl:ruleEngine=Off"`, ""), why: "ctl:ruleEngine"},
+		// Every ctl that turns inspection down is more than a removal of
+		// rules or targets: the shadow must evaluate it in full (issue 27,
+		// item 6).
+		{name: "body access off at run time", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10008,phase:1,pass,nolog,ctl:requestBodyAccess=Off"`, ""), why: "ctl:requestBodyAccess"},
+		{name: "another body parser", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10009,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"`, ""), why: "ctl:requestBodyProcessor"},
+		{name: "detection only at run time", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10010,phase:1,pass,nolog,ctl:ruleEngine=DetectionOnly"`, ""), why: "ctl:ruleEngine"},
+		{name: "rules removed by message", cand: variant(t, `SecRule REQUEST_FILENAME "@streq /x" "id:10011,phase:1,pass,nolog,ctl:ruleRemoveByMsg=SQL"`, ""), why: "ctl:ruleRemoveByMsg"},
 		{name: "an operator with side effects", cand: variant(t, `SecRule REMOTE_ADDR "@geoLookup" "id:10007,phase:1,pass,nolog,ctl:ruleRemoveById=942100"`, ""), why: "@geolookup"},
 		{name: "an engine setting", cand: variant(t, "SecResponseBodyLimit 1000", ""), why: "adds SecResponseBodyLimit"},
 		{name: "a chain rule's target", cand: variant(t, "", `SecRuleUpdateTargetById 920180 "!REQUEST_HEADERS:x"`), why: "rule 920180 is a chain"},
