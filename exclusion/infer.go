@@ -2,7 +2,8 @@ package exclusion
 
 import (
 	"fmt"
-	"regexp"
+	"path"
+	"regexp/syntax"
 	"slices"
 	"strings"
 
@@ -15,29 +16,60 @@ import (
 // lost blocks must be declared, not guessed.
 const maxInferredRules = 25
 
+// Inference is the rollout scope read from what a candidate takes away
+// from its baseline, with what was read and what was not.
+type Inference struct {
+	// Scope has one clause per narrow exclusion; empty when none is.
+	Scope evidence.Scope
+	// Notes say, per added directive that takes something away, the
+	// clause it gave or why it gave none.
+	Notes []string
+	// Left are the directives that take something away and are not in
+	// Scope (on every host and path, too many rules, inspection turned
+	// down): every lost block they cause counts against the candidate.
+	Left []string
+}
+
+// Why is the reason no scope was inferred, for start to print; "" when
+// one was.
+func (in Inference) Why() string {
+	switch {
+	case !in.Scope.Empty():
+		return ""
+	case len(in.Left) > 0:
+		return strings.Join(in.Left, "; ")
+	}
+	return "the candidate adds no exclusion to the baseline (nothing taken away): every lost block counts"
+}
+
 // ScopeOf reads the rollout scope from what cand adds to base: every
 // exclusion it adds (ctl:ruleRemove*, SecRuleRemove*, SecRuleUpdateTarget*)
 // conditioned on a path or a host gives one clause, the rules it takes
-// away under that path and host. A removal on every path and host, or of
-// more than 25 rules, is not inferred: its lost blocks would all be
-// excused, so it must be declared with --scope-*. Notes say what was read
-// and what was not; a directive that is not an exclusion adds nothing, so
-// every disagreement it causes stays outside the scope, and a condition
-// that cannot be read widens its clause, which the notes name.
-func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
+// away on exactly that path (@streq), or under it (@beginsWith, an
+// anchored @rx), and host. A removal on every path and host, of more than
+// 25 rules, or of inspection itself (a ctl that turns the engine or the
+// body off, or swaps the body's parser; allow; skip) is not inferred: its
+// lost blocks would all be excused, so it must be declared with
+// --scope-*. A directive that takes nothing away adds nothing, so every
+// disagreement it causes stays outside the scope, and a condition that
+// cannot be read widens its clause, which the notes name.
+func ScopeOf(base, cand *ruleset.Ruleset) Inference {
+	var in Inference
 	var clauses []evidence.Scope
-	var notes []string
 	for _, chain := range ruleset.Added(base.Directives(), cand.Directives()) {
 		d := chain[0]
 		var c evidence.Scope
-		var note string
+		var notes []string
+		var lowers string // inspection taken away beyond rules: not inferred
 		switch strings.ToLower(d.Name) {
 		case "secrule", "secaction":
-			c, note = ruleScope(base, chain)
+			c, lowers, notes = ruleScope(base, chain)
 		case "secruleremovebyid":
 			c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(d.Args))...)
 		case "secruleremovebytag":
 			c.RuleIDs = base.Tagged(ruleset.Unquote(d.Args))
+		case "secruleremovebymsg":
+			lowers = "SecRuleRemoveByMsg removes rules by their message, which is not read here"
 		case "secruleupdatetargetbyid":
 			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
 				c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(f[0]))...)
@@ -46,59 +78,88 @@ func ScopeOf(base, cand *ruleset.Ruleset) (evidence.Scope, []string) {
 			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
 				c.RuleIDs = base.Tagged(ruleset.Unquote(f[0]))
 			}
+		case "secruleupdatetargetbymsg":
+			lowers = "SecRuleUpdateTargetByMsg narrows rules by their message, which is not read here"
+		case "secruleengine", "secrequestbodyaccess":
+			if v := strings.ToLower(ruleset.Unquote(d.Args)); v != "on" {
+				lowers = d.Name + " " + d.Args + " turns inspection down on every request"
+			}
 		}
 		where := fmt.Sprintf("%s:%d", d.File, d.Line)
-		if note != "" {
-			notes = append(notes, where+": "+note)
+		for _, n := range notes {
+			in.Notes = append(in.Notes, where+": "+n)
 		}
+		left := ""
 		switch {
+		case lowers != "":
+			left = fmt.Sprintf("%s: %s%s: not inferred (any rule may lose its blocks there)", where, lowers, on(c))
 		case len(c.RuleIDs) == 0:
 			continue
-		case len(c.Paths) == 0 && len(c.Hosts) == 0:
-			notes = append(notes, fmt.Sprintf("%s: takes %d rule(s) away on every host and path: not inferred (every lost block counts); declare --scope-rule if that is meant", where, len(c.RuleIDs)))
-			continue
+		case len(c.Paths) == 0 && len(c.ExactPaths) == 0 && len(c.Hosts) == 0:
+			left = fmt.Sprintf("%s: takes %d rule(s) away on every host and path: not inferred (every lost block counts)", where, len(c.RuleIDs))
 		case len(c.RuleIDs) > maxInferredRules:
-			notes = append(notes, fmt.Sprintf("%s: takes %d rules away: not inferred (at most %d); declare --scope-* if that is meant", where, len(c.RuleIDs), maxInferredRules))
+			left = fmt.Sprintf("%s: takes %d rules away%s: not inferred (at most %d)", where, len(c.RuleIDs), on(c), maxInferredRules)
+		}
+		if left != "" {
+			in.Notes = append(in.Notes, left+"; declare --scope-* if that is meant")
+			in.Left = append(in.Left, left)
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("%s: %s", where, c))
+		in.Notes = append(in.Notes, fmt.Sprintf("%s: %s", where, c))
 		clauses = merge(clauses, c)
 	}
 	switch len(clauses) {
 	case 0:
-		notes = append(notes, "no narrow exclusion inferred: every lost block is outside the scope")
-		return evidence.Scope{}, notes
+		in.Notes = append(in.Notes, "no narrow exclusion inferred: every lost block is outside the scope")
 	case 1:
-		clauses[0].Inferred = true
-		return clauses[0], notes
+		in.Scope = clauses[0]
+		in.Scope.Inferred = true
+	default:
+		in.Scope = evidence.Scope{Clauses: clauses, Inferred: true}
 	}
-	return evidence.Scope{Clauses: clauses, Inferred: true}, notes
+	return in
+}
+
+// on says where clause c's conditions hold, for a note.
+func on(c evidence.Scope) string {
+	c.RuleIDs = nil
+	if c.Empty() {
+		return " on every host and path"
+	}
+	return " on " + c.String()
 }
 
 // ruleScope reads one rule and its chain links: the rules its ctl actions
-// take away, and the path and host its links condition them on.
-func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (evidence.Scope, string) {
-	var c evidence.Scope
+// take away, the path and host its links condition them on, and lowers,
+// what it turns down beyond rules (a ctl, allow, skip), "" when nothing.
+func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Scope, lowers string, notes []string) {
 	var unread []string
+	var conds []cond
 	for _, d := range chain {
 		f := d.Fields()
 		if strings.EqualFold(d.Name, "SecRule") && len(f) >= 2 {
 			vars, op := ruleset.Unquote(f[0]), ruleset.Unquote(f[1])
-			switch p, h, ok := condition(vars, op); {
-			case p != "":
-				c.Paths = append(c.Paths, p)
-			case h != "":
-				c.Hosts = append(c.Hosts, h)
+			k, ok, note := condition(vars, op)
+			switch {
 			case !ok:
 				unread = append(unread, vars+" "+op)
+			case k != cond{}:
+				conds = append(conds, k)
+			}
+			if note != "" {
+				notes = append(notes, note)
 			}
 		}
 		for _, a := range d.Actions() {
 			name, val, _ := strings.Cut(a, ":")
-			if !strings.EqualFold(strings.TrimSpace(name), "ctl") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if w := lowering(name, val); w != "" && lowers == "" {
+				lowers = w
+			}
+			if name != "ctl" {
 				continue
 			}
-			k, v, _ := strings.Cut(val, "=")
+			k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
 			switch strings.ToLower(k) {
 			case "ruleremovebyid":
 				c.RuleIDs = append(c.RuleIDs, base.IDs(strings.Fields(v)...)...)
@@ -115,67 +176,226 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (evidence.Scope
 	}
 	slices.Sort(c.RuleIDs)
 	c.RuleIDs = slices.Compact(c.RuleIDs)
-	if len(c.RuleIDs) == 0 || len(unread) == 0 {
-		return c, ""
+	if len(c.RuleIDs) == 0 && lowers == "" {
+		return c, "", nil // takes nothing away: its conditions do not matter
 	}
-	return c, fmt.Sprintf("condition %s not read: its clause covers more than the exclusion does", strings.Join(unread, "; "))
+	k, ok := conjoin(conds)
+	if !ok {
+		// Conditions no request meets together: it never applies.
+		return evidence.Scope{}, "", append(notes, "its conditions exclude each other: it never applies, and nothing is inferred from it")
+	}
+	if k.host != "" {
+		c.Hosts = []string{k.host}
+	}
+	switch {
+	case k.exact:
+		c.ExactPaths = []string{k.path}
+	case k.path != "":
+		c.Paths = []string{k.path}
+	}
+	if len(unread) > 0 {
+		notes = append(notes, fmt.Sprintf("condition %s not read: its clause covers more than the exclusion does", strings.Join(unread, "; ")))
+	}
+	return c, lowers, notes
 }
 
-// condition reads one link's condition: a path (REQUEST_FILENAME,
-// REQUEST_URI, REQUEST_BASENAME by @streq, @beginsWith or an anchored
-// @rx) or a host (REQUEST_HEADERS:Host, SERVER_NAME). ok is false for a
-// condition on those variables that is not understood (a negation, an
-// unanchored pattern); other variables narrow by things a scope has no
-// word for, and are passed over.
-func condition(vars, op string) (path, host string, ok bool) {
+// lowering says what an action of an added rule turns down beyond taking
+// rules away, "" for one that does not: every ctl that reduces what is
+// inspected, and the actions that stop or skip the rules after it. Such a
+// rule may cost any rule its blocks, so its scope is not inferred. (A
+// setvar that lowers the paranoia level or raises a threshold is the
+// guard's to refuse: whether it lowers anything depends on the value it
+// replaces.)
+func lowering(name, val string) string {
+	switch name {
+	case "allow":
+		return "allow stops inspection"
+	case "skip", "skipafter":
+		return name + " passes over the rules after it"
+	case "ctl":
+	default:
+		return ""
+	}
+	k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
+	v = strings.ToLower(strings.TrimSpace(v))
+	switch strings.ToLower(k) {
+	case "ruleengine":
+		if v != "on" {
+			return "ctl:ruleEngine=" + v + " stops blocking"
+		}
+	case "requestbodyaccess", "responsebodyaccess":
+		if v != "on" && v != "true" {
+			return "ctl:" + k + "=" + v + " stops inspecting the body"
+		}
+	case "requestbodyprocessor", "responsebodyprocessor":
+		// Another parser gives the rules other variables (a JSON body
+		// read as URLENCODED has no ARGS to inspect).
+		return "ctl:" + k + "=" + v + " changes how the body is read"
+	case "requestbodylimit", "responsebodylimit":
+		return "ctl:" + k + "=" + v + " changes how much of the body is read"
+	case "ruleremovebymsg", "ruleremovetargetbymsg":
+		return "ctl:" + k + " takes rules away by their message, which is not read here"
+	}
+	return ""
+}
+
+// cond is one condition on where an exclusion applies: exactly a path,
+// under a path, or a host; the zero value restricts nothing.
+type cond struct {
+	path  string
+	exact bool
+	host  string
+}
+
+// conjoin is the conditions of one chain, which all hold at once: the
+// narrowest path and the host. ok is false when two cannot hold together
+// (two hosts, or paths neither of which holds the other).
+func conjoin(cs []cond) (cond, bool) {
+	var out cond
+	for _, c := range cs {
+		if c.host != "" {
+			if out.host != "" && out.host != c.host {
+				return cond{}, false
+			}
+			out.host = c.host
+		}
+		if c.path == "" {
+			continue
+		}
+		switch {
+		case out.path == "":
+			out.path, out.exact = c.path, c.exact
+		case out.exact && c.exact:
+			if out.path != c.path {
+				return cond{}, false
+			}
+		case out.exact: // c a prefix: it must hold out's path
+			if !under(out.path, c.path) {
+				return cond{}, false
+			}
+		case c.exact:
+			if !under(c.path, out.path) {
+				return cond{}, false
+			}
+			out.path, out.exact = c.path, true
+		case under(c.path, out.path):
+			out.path = c.path
+		case !under(out.path, c.path):
+			return cond{}, false
+		}
+	}
+	return out, true
+}
+
+// under reports whether path p is prefix q or below it, by segments.
+func under(p, q string) bool {
+	return q == "/" || p == q || strings.HasPrefix(p, q+"/")
+}
+
+// condition reads one link's condition on the path (REQUEST_FILENAME,
+// REQUEST_URI, REQUEST_URI_RAW) or the host (REQUEST_HEADERS:Host,
+// SERVER_NAME): @streq is that path or host exactly; @beginsWith and an
+// @rx anchored at the start with a literal are a path prefix, kept to
+// whole segments (^/api/no is read as /api/no, which covers less than it,
+// never more); an anchored literal @rx with an end anchor is exact. ok is
+// false for a condition on those variables that is not understood (a
+// negation, an unanchored pattern); other variables narrow by things a
+// scope has no word for, and are passed over (the zero cond). note says
+// where the reading is wider than the condition.
+func condition(vars, op string) (c cond, ok bool, note string) {
 	v := strings.ToUpper(vars)
 	isPath := v == "REQUEST_FILENAME" || v == "REQUEST_URI" || v == "REQUEST_URI_RAW"
 	isHost := v == "REQUEST_HEADERS:HOST" || v == "SERVER_NAME"
 	if !isPath && !isHost {
-		return "", "", true
+		return cond{}, true, ""
 	}
 	name, arg, _ := strings.Cut(strings.TrimSpace(op), " ")
 	arg = strings.TrimSpace(arg)
 	var lit string
+	exact := false
 	switch strings.ToLower(name) {
-	case "@streq", "@beginswith":
+	case "@streq":
+		lit, exact = arg, true
+	case "@beginswith":
 		lit = arg
 	case "@rx":
-		re, err := regexp.Compile(arg)
-		if err != nil || !strings.HasPrefix(arg, "^") {
-			return "", "", false
-		}
-		lit, _ = re.LiteralPrefix()
-		if lit == "" { // LiteralPrefix stops at the anchor
-			lit, _ = regexp.MustCompile(arg[1:]).LiteralPrefix()
+		var anchored bool
+		if lit, exact, anchored = rxLiteral(arg); !anchored {
+			return cond{}, false, ""
 		}
 	default:
-		return "", "", false
+		return cond{}, false, ""
 	}
 	if isHost {
+		// A prefix (^shop) is read as the name it spells, which covers
+		// less than the condition does; tune's own pattern holds the
+		// whole name, and an IPv6 address in its brackets (^\[::1\]).
 		h := evidence.HostName(lit)
-		if !validHost(h) { // a name, or an IPv6 literal as tune writes it: ^\[::1\]
-			return "", "", false
+		if !validHost(h) {
+			return cond{}, false, ""
 		}
-		return "", h, true
+		return cond{host: h}, true, ""
 	}
-	lit, _, _ = strings.Cut(lit, "?")
+	if v != "REQUEST_FILENAME" {
+		q, _, hasQuery := strings.Cut(lit, "?")
+		switch {
+		case exact && !hasQuery:
+			note = fmt.Sprintf("%s %s matches the path only without a query string: the scope covers %s with any query", vars, op, q)
+		case exact:
+			// With its query the condition holds one URI, and the scope
+			// can only say its path.
+			note = fmt.Sprintf("%s %s holds a query string: the scope covers %s with any query", vars, op, q)
+		}
+		lit = q
+	}
 	if !strings.HasPrefix(lit, "/") {
-		return "", "", false
+		return cond{}, false, ""
+	}
+	if exact {
+		return cond{path: lit, exact: true}, true, note
 	}
 	// A scope path covers whole segments: a prefix cut inside a segment
 	// (^/api/no) is kept whole, which covers less than it, never more.
-	if p := strings.TrimSuffix(lit, "/"); p != "" {
-		return p, "", true
+	p := strings.TrimSuffix(lit, "/")
+	switch {
+	case p == "":
+		return cond{}, true, note // every path
+	case path.Clean(p) != p:
+		return cond{}, false, ""
 	}
-	return "", "", false
+	return cond{path: p}, true, note
+}
+
+// rxLiteral reads an @rx pattern as Coraza compiles it ((?sm) before it):
+// anchored is set when it starts with ^ or \A followed by a literal, lit
+// is that literal, and exact is set when an end anchor follows the
+// literal and nothing else. With (?m), ^ and $ also match at a newline
+// inside the value, so the pattern matches more values than lit; the
+// scope reads only lit, which covers less than the exclusion, never more.
+func rxLiteral(pattern string) (lit string, exact, anchored bool) {
+	re, err := syntax.Parse("(?sm)"+pattern, syntax.Perl)
+	if err != nil {
+		return "", false, false
+	}
+	re = re.Simplify()
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	if len(subs) < 2 || (subs[0].Op != syntax.OpBeginLine && subs[0].Op != syntax.OpBeginText) ||
+		subs[1].Op != syntax.OpLiteral || subs[1].Flags&syntax.FoldCase != 0 {
+		return "", false, false
+	}
+	lit = string(subs[1].Rune)
+	exact = len(subs) == 3 && (subs[2].Op == syntax.OpEndLine || subs[2].Op == syntax.OpEndText)
+	return lit, exact, true
 }
 
 // merge adds c to clauses, joining it with a clause on the same host and
-// path.
+// paths.
 func merge(clauses []evidence.Scope, c evidence.Scope) []evidence.Scope {
 	for i, o := range clauses {
-		if slices.Equal(o.Hosts, c.Hosts) && slices.Equal(o.Paths, c.Paths) {
+		if slices.Equal(o.Hosts, c.Hosts) && slices.Equal(o.Paths, c.Paths) && slices.Equal(o.ExactPaths, c.ExactPaths) {
 			ids := append(slices.Clone(o.RuleIDs), c.RuleIDs...)
 			slices.Sort(ids)
 			clauses[i].RuleIDs = slices.Compact(ids)

@@ -94,7 +94,10 @@ func (t *tuner) seclang(rms []Removal) string {
 	b.WriteString("# exclusion changes only the rules that run after it.\n")
 	cond, op := "@streq "+t.path, "REQUEST_FILENAME"
 	if t.prefix {
-		cond = "@rx ^" + regexp.QuoteMeta(t.path) + "(?:/|$)"
+		// \A and \z, not ^ and $: Coraza compiles @rx with (?m), where
+		// ^ also matches after a newline, and a path may hold one
+		// (%0A): ^/api/notes would match /admin%0A/api/notes.
+		cond = `@rx \A` + regexp.QuoteMeta(t.path) + `(?:/|\z)`
 	}
 	msg := fmt.Sprintf("wafcanary tune: exclude %s from %s on %s", strings.Join(targets, ", "), strings.Join(rules, ", "), where)
 	ctls := make([]string, len(rms))
@@ -138,9 +141,25 @@ func writable(text string) error {
 	return nil
 }
 
-// compile builds the candidate: the baseline's files, with the exclusion
-// for rms inserted into the main file, renamed to the output's name.
+// compile builds the candidate for the tuner's search: the baseline's
+// files with its exclusion for rms, and those of the batch already
+// written, inserted into the main file, renamed to the output's name.
 func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, error) {
+	excls := slices.Clone(t.batch.seclang)
+	excls[t.index] = t.seclang(rms)
+	return t.build(excls)
+}
+
+// compileAll builds the candidate with every exclusion of the batch.
+func (t *tuner) compileAll() (*ruleset.Ruleset, map[string][]byte, error) {
+	return t.build(t.batch.seclang)
+}
+
+// build compiles the baseline with excls inserted before its CRS rules
+// include, under a head that says what the file is and records the
+// baseline's version (RecordedBase), so that start can tell a candidate
+// written from a baseline that no longer serves.
+func (t *tuner) build(excls []string) (*ruleset.Ruleset, map[string][]byte, error) {
 	files := map[string][]byte{}
 	for name, content := range t.bundle.Files {
 		if name != t.bundle.Main {
@@ -151,19 +170,33 @@ func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, err
 	if t.insert.line > len(lines) {
 		return nil, nil, fmt.Errorf("the served baseline's bundle does not hold the file it was compiled from (line %d of %s)", t.insert.line, t.bundle.Main)
 	}
+	var rules []string
+	var body strings.Builder
+	for i, e := range excls {
+		if e == "" {
+			continue
+		}
+		rules = append(rules, fmt.Sprint(t.batch.rules[i]))
+		body.WriteString(e)
+		body.WriteString("\n")
+	}
+	if len(rules) > 1 {
+		rules = []string{"s " + strings.Join(rules, ", ")}
+	} else {
+		rules = []string{" " + strings.Join(rules, "")}
+	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus exclusion %d for request(s)\n", short(t.base.Version), t.bundle.Source, t.insert.id)
-	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n\n", strings.Join(t.ids, ", "))
-	excl := t.seclang(rms)
-	if err := writable(head.String() + excl); err != nil {
+	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus exclusion%s for request(s)\n", short(t.base.Version), t.bundle.Source, rules[0])
+	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n", strings.Join(t.batch.ids, ", "))
+	fmt.Fprintf(&head, "%s%s (start carries the exclusions over to the baseline that serves then)\n\n", baseMarker, t.base.Version)
+	if err := writable(head.String() + body.String()); err != nil {
 		return nil, nil, err
 	}
 	var b strings.Builder
 	b.WriteString(head.String())
 	b.WriteString(strings.Join(lines[:t.insert.line-1], ""))
-	b.WriteString(excl)
-	b.WriteString("\n")
+	b.WriteString(body.String())
 	b.WriteString(strings.Join(lines[t.insert.line-1:], ""))
 	name := path.Base(t.opt.Output)
 	if _, clash := files[name]; clash {

@@ -25,11 +25,11 @@ const AnyHost = "*"
 
 // Options narrow or widen what the exclusion is conditioned on.
 type Options struct {
-	// Host is the Host the exclusion applies to: "" for the requests'
-	// own (they must agree), AnyHost for every host.
+	// Host is the Host the exclusions apply to: "" for each request's
+	// own, AnyHost for every host.
 	Host string
 	// Path is a path prefix, matched by segments, the exclusion applies
-	// under; "" for exactly the requests' path (they must agree).
+	// under; "" for exactly each request's own path.
 	Path string
 	// Output is the candidate's file name, for the cases file's comments
 	// and the compiled candidate's name.
@@ -45,9 +45,13 @@ type Options struct {
 // error says why.
 var ErrRefused = errors.New("no narrow exclusion")
 
-// Result is an exclusion that was compiled into the baseline and judged:
-// the requests pass, the attacks in Cases.MustBlock are still blocked.
-type Result struct {
+// ErrOptions is an option that does not fit the requests (a --path that
+// does not hold them, a host that is not a name); the error names it.
+var ErrOptions = errors.New("bad tune options")
+
+// Exclusion is one exclusion rule tune writes: the rules and variables it
+// removes on one host and path, for the requests sent there.
+type Exclusion struct {
 	RuleID   int       `json:"rule_id"` // the exclusion's own rule
 	Host     string    `json:"host,omitempty"`
 	Path     string    `json:"path"`
@@ -56,8 +60,45 @@ type Result struct {
 	Requests []string  `json:"requests"`
 	// SecLang is the exclusion as inserted, comments included.
 	SecLang string `json:"seclang"`
+}
+
+// Scope is the rollout scope the exclusion declares: its rules, on its
+// host, on exactly its path (under it with Prefix), as start infers it.
+func (e Exclusion) Scope() evidence.Scope {
+	var s evidence.Scope
+	if e.Prefix {
+		s.Paths = []string{e.Path}
+	} else {
+		s.ExactPaths = []string{e.Path}
+	}
+	if e.Host != "" {
+		s.Hosts = []string{e.Host}
+	}
+	for _, rm := range e.Removals {
+		if !slices.Contains(s.RuleIDs, rm.Rule) {
+			s.RuleIDs = append(s.RuleIDs, rm.Rule)
+		}
+	}
+	slices.Sort(s.RuleIDs)
+	return s
+}
+
+// Result is a candidate that was compiled and judged: the baseline with
+// one exclusion per host and path of the requests; the requests pass, the
+// attacks in Cases.MustBlock are still blocked.
+type Result struct {
+	// Exclusion is the first exclusion, the only one when the requests
+	// share a host and a path; Exclusions lists every one, in the order of
+	// the requests.
+	Exclusion
+	Exclusions []Exclusion `json:"exclusions"`
+	// Requests are the IDs of every request the candidate lets through.
+	Requests []string `json:"requests"`
+	// Base is the version of the baseline the candidate was written from,
+	// recorded in its main file for start (RecordedBase).
+	Base string `json:"base"`
 	// Main and Files are the candidate: the baseline's local files with
-	// the exclusion inserted into Main, which is named Options.Output.
+	// the exclusions inserted into Main, which is named Options.Output.
 	Main  string            `json:"main"`
 	Files map[string][]byte `json:"-"`
 	Cases gates.Cases       `json:"cases"`
@@ -69,21 +110,21 @@ type Result struct {
 	Opened []string `json:"opened,omitempty"`
 }
 
-// Scope is the rollout scope the exclusion declares.
+// Scope is the rollout scope the candidate declares: a clause per
+// exclusion.
 func (r Result) Scope() evidence.Scope {
-	s := evidence.Scope{Paths: []string{r.Path}}
-	if r.Host != "" {
-		s.Hosts = []string{r.Host}
+	if len(r.Exclusions) == 1 {
+		return r.Exclusions[0].Scope()
 	}
-	for _, rm := range r.Removals {
-		if !slices.Contains(s.RuleIDs, rm.Rule) {
-			s.RuleIDs = append(s.RuleIDs, rm.Rule)
-		}
+	var s evidence.Scope
+	for _, e := range r.Exclusions {
+		s.Clauses = append(s.Clauses, e.Scope())
 	}
 	return s
 }
 
-// tuner holds one Tune's inputs while it searches.
+// tuner holds one exclusion's inputs while it searches: the requests to
+// one host and path.
 type tuner struct {
 	ctx    context.Context
 	base   *ruleset.Ruleset
@@ -96,13 +137,28 @@ type tuner struct {
 	pass   []gates.Case
 	ids    []string
 	notes  []string
+	// batch is every exclusion of the candidate; the tuner's own is at
+	// index. While each searches, the others are left out: their
+	// conditions never hold on this one's requests.
+	batch *batch
+	index int
 }
 
-// Tune finds the narrowest exclusion that lets recs through base, whose
-// bundle is the served baseline. It refuses (ErrRefused) when a request
-// is blocked for a reason no rule-and-variable exclusion removes, and when
-// the exclusion would let a family of attacks through the variable it
-// opens.
+// batch is the exclusions of one candidate, as SecLang by tuner index, and
+// every request ID in it.
+type batch struct {
+	seclang []string
+	rules   []int // each exclusion's own rule ID
+	ids     []string
+}
+
+// Tune finds the narrowest exclusions that let recs through base, whose
+// bundle is the served baseline: one exclusion rule per host and path of
+// the requests (one with Options.Host or Options.Path set for all), each
+// with its own conditions and cases, in one candidate. It refuses
+// (ErrRefused) when a request is blocked for a reason no rule-and-variable
+// exclusion removes, and when an exclusion would let a family of attacks
+// through the variable it opens.
 func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, recs []capture.Record, opt Options) (Result, error) {
 	if len(recs) == 0 {
 		return Result{}, errors.New("no requests to tune for")
@@ -110,28 +166,139 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	if opt.Output == "" {
 		opt.Output = "candidate.conf"
 	}
-	t := &tuner{ctx: ctx, base: base, bundle: bundle, opt: opt}
-	if err := t.conditions(recs); err != nil {
+	groups, err := groupsOf(recs, opt)
+	if err != nil {
 		return Result{}, err
 	}
 	ins, err := insertionPoint(base)
 	if err != nil {
 		return Result{}, err
 	}
-	t.insert = ins
+	b := &batch{seclang: make([]string, len(groups))}
+	for _, rec := range recs {
+		b.ids = append(b.ids, rec.ID)
+	}
+	var tuners []*tuner
+	var wants [][]Removal
+	for i, g := range groups {
+		t := &tuner{ctx: ctx, base: base, bundle: bundle, opt: opt, insert: ins, host: g.host, path: g.path, prefix: g.prefix, batch: b, index: i}
+		if i > 0 {
+			t.insert.id = nextID(base, tuners[i-1].insert.id+1)
+		}
+		b.rules = append(b.rules, t.insert.id)
+		want, err := t.search(g.recs)
+		if err != nil {
+			if len(groups) > 1 {
+				return Result{}, fmt.Errorf("requests to %s: %w", t.where(), err)
+			}
+			return Result{}, err
+		}
+		tuners, wants = append(tuners, t), append(wants, want)
+	}
+	for i, t := range tuners {
+		b.seclang[i] = t.seclang(wants[i])
+	}
+	return result(tuners, wants)
+}
+
+// group is the requests to one host and path.
+type group struct {
+	host, path string
+	prefix     bool
+	recs       []capture.Record
+}
+
+// groupsOf sorts the requests by the host and path their exclusion is
+// conditioned on, in the order they come: a request's own host and path,
+// or those the options set for all.
+func groupsOf(recs []capture.Record, opt Options) ([]group, error) {
+	var host string
+	switch opt.Host {
+	case AnyHost, "":
+	default:
+		host = evidence.HostName(opt.Host)
+		if !validHost(host) {
+			return nil, fmt.Errorf("%w: --host %q: not a host name", ErrOptions, opt.Host)
+		}
+	}
+	var prefix string
+	if opt.Path != "" {
+		prefix = strings.TrimSuffix(opt.Path, "/")
+		if prefix == "" || !strings.HasPrefix(prefix, "/") {
+			return nil, fmt.Errorf("%w: --path %q: want an absolute path below /", ErrOptions, opt.Path)
+		}
+	}
+	var out []group
+	for _, rec := range recs {
+		g := group{host: host, path: prefix, prefix: prefix != ""}
+		if opt.Host == "" {
+			g.host = evidence.HostName(rec.Host)
+			if !validHost(g.host) {
+				return nil, fmt.Errorf("%w: request %s was sent to %s, which is not a host name a condition can be written for; give --host", ErrRefused, shown(rec.ID), shown(rec.Host))
+			}
+		}
+		p, err := requestPath(rec.URI)
+		if err != nil {
+			return nil, fmt.Errorf("%w: request %s: %w", ErrRefused, shown(rec.ID), err)
+		}
+		switch {
+		case g.prefix && p != prefix && !strings.HasPrefix(p, prefix+"/"):
+			return nil, fmt.Errorf("%w: request %s is for %s, not under --path %s", ErrOptions, shown(rec.ID), shown(p), prefix)
+		case !g.prefix:
+			g.path = p
+		}
+		i := slices.IndexFunc(out, func(o group) bool { return o.host == g.host && o.path == g.path })
+		if i < 0 {
+			out, i = append(out, g), len(out)
+		}
+		out[i].recs = append(out[i].recs, rec)
+	}
+	for _, g := range out {
+		if err := writablePath(g.path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// nextID is the first rule ID from id up that base does not use.
+func nextID(base *ruleset.Ruleset, id int) int {
+	for ; ; id++ {
+		if _, used := base.Rule(id); !used {
+			return id
+		}
+	}
+}
+
+// where is the host and path the tuner's exclusion is conditioned on, for
+// a message.
+func (t *tuner) where() string {
+	w := shown(t.path)
+	if t.prefix {
+		w += " and below"
+	}
+	if t.host == "" {
+		return "every host, " + w
+	}
+	return shown(hostHeader(t.host)) + w
+}
+
+// search replays recs, the requests to the tuner's host and path, and
+// returns the fewest removals that let them all through.
+func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 	var want []Removal
 	var why []string
 	for i, rec := range recs {
 		c := replay(rec, fmt.Sprintf("blocked request %s (%s %s)", rec.ID, rec.Method, hostHeader(t.host)+rec.URI), t.caseHost(rec))
-		v, err := judge(ctx, base, c)
+		v, err := judge(t.ctx, t.base, c)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		if !v.Blocked && rec.Arm == "candidate" {
-			return Result{}, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, shown(rec.ID), short(rec.Version), short(base.Version))
+			return nil, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, shown(rec.ID), short(rec.Version), short(t.base.Version))
 		}
 		if !v.Blocked {
-			return Result{}, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, shown(rec.ID), short(base.Version), redactedOf(rec))
+			return nil, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, shown(rec.ID), short(t.base.Version), redactedOf(rec))
 		}
 		t.pass = append(t.pass, c)
 		t.ids = append(t.ids, rec.ID)
@@ -157,80 +324,62 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 		}
 	}
 	if len(want) == 0 {
-		return Result{}, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
+		return nil, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
 	}
 	rs, blocked, err := t.passes(want)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
+	rs.Retire()
 	if blocked != "" {
-		rs.Retire()
 		msg := blocked + " is still blocked with every narrowable rule and variable excluded"
 		if len(why) > 0 {
 			msg += ": " + strings.Join(dedupe(why), "; ")
 		}
-		return Result{}, fmt.Errorf("%w: %s", ErrRefused, msg)
+		return nil, fmt.Errorf("%w: %s", ErrRefused, msg)
 	}
-	rs.Retire()
 	want, err = t.minimise(want)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	for _, reason := range dedupe(why) {
 		t.notes = append(t.notes, "not needed, left alone: "+reason)
 	}
-	return t.result(want)
+	t.notes = append(t.notes, siblings(want)...)
+	return want, nil
 }
 
-// conditions settles the host and path the exclusion is conditioned on.
-func (t *tuner) conditions(recs []capture.Record) error {
-	switch t.opt.Host {
-	case AnyHost:
-	case "":
-		for _, rec := range recs {
-			h := evidence.HostName(rec.Host)
-			if t.host != "" && h != t.host {
-				return fmt.Errorf("the requests were sent to different hosts (%s, %s): tune them apart, give --host, or --host '*' for every host", shown(t.host), shown(h))
+// siblings notes the variables of one rule excluded each by name where
+// one is the other's member (json.content and json.content.raw: two
+// clients send one field two ways): each is written exactly, never as a
+// pattern that would take in names no request had, and a third shape of
+// the field stays blocked until its request is tuned too.
+func siblings(rms []Removal) []string {
+	var notes []string
+	for i, a := range rms {
+		for _, b := range rms[i+1:] {
+			if a.Rule != b.Rule {
+				continue
 			}
-			t.host = h
-		}
-	default:
-		t.host = evidence.HostName(t.opt.Host)
-	}
-	if t.host != "" && !validHost(t.host) {
-		return fmt.Errorf("host %q: not a host name", t.host)
-	}
-	if t.opt.Path != "" {
-		t.path, t.prefix = strings.TrimSuffix(t.opt.Path, "/"), true
-		if t.path == "" || !strings.HasPrefix(t.path, "/") {
-			return fmt.Errorf("--path %q: want an absolute path below /", t.opt.Path)
-		}
-	}
-	for _, rec := range recs {
-		p, err := requestPath(rec.URI)
-		if err != nil {
-			return fmt.Errorf("request %s: %w", shown(rec.ID), err)
-		}
-		switch {
-		case t.prefix:
-			if p != t.path && !strings.HasPrefix(p, t.path+"/") {
-				return fmt.Errorf("request %s is for %s, not under --path %s", shown(rec.ID), shown(p), t.path)
+			if strings.HasPrefix(b.Target, a.Target+".") || strings.HasPrefix(a.Target, b.Target+".") {
+				notes = append(notes, fmt.Sprintf("rule %d: %s and %s are excluded each by name (the requests send one field in two shapes), not by a pattern; another shape of it is still inspected", a.Rule, a.Target, b.Target))
 			}
-		case t.path != "" && p != t.path:
-			return fmt.Errorf("the requests are for different paths (%s, %s): tune them apart, or give --path for a prefix that holds both", shown(t.path), shown(p))
-		default:
-			t.path = p
 		}
 	}
+	return notes
+}
+
+// writablePath refuses a path tune cannot write as a condition.
+func writablePath(p string) error {
 	// The path is written into the candidate twice, as the condition and
 	// in the rule's msg: a byte that ends the quoted argument or the line,
 	// or that a terminal or an editor acts on, has no place there.
 	switch {
-	case len(t.path) > maxConditionPath:
+	case len(p) > maxConditionPath:
 		return fmt.Errorf("%w: the path is %d bytes long, too long to write as a condition: tune writes paths of at most %d bytes (Coraza reads a rules file's lines up to %d bytes); give --path with a shorter prefix that holds the request",
-			ErrRefused, len(t.path), maxConditionPath, maxRuleLine)
-	case strings.ContainsAny(t.path, "\"'\\%\x00\r\n\t ") || !printable(t.path) || !strings.HasPrefix(t.path, "/"):
-		return fmt.Errorf("%w: path %q cannot be written in a SecLang condition as it is (a quote, backslash, %%, space, control, bidirectional or invalid character); give --path with a prefix that can", ErrRefused, t.path)
+			ErrRefused, len(p), maxConditionPath, maxRuleLine)
+	case strings.ContainsAny(p, "\"'\\%\x00\r\n\t ") || !printable(p) || !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%w: path %q cannot be written in a SecLang condition as it is (a quote, backslash, %%, space, control, bidirectional or invalid character); give --path with a prefix that can", ErrRefused, p)
 	}
 	return nil
 }
@@ -380,35 +529,52 @@ func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
 	return rms, nil
 }
 
-// result compiles the final candidate and writes its cases: the requests
-// must pass; attacks in each opened variable, the same requests on another
-// host and path, must be blocked.
-func (t *tuner) result(rms []Removal) (Result, error) {
-	rs, files, err := t.compile(rms)
+// result compiles the final candidate, every exclusion in it, and writes
+// its cases: the requests must pass; attacks in each opened variable, the
+// same requests on another host and path, must be blocked, each judged on
+// the whole candidate.
+func result(tuners []*tuner, wants [][]Removal) (Result, error) {
+	first := tuners[0]
+	rs, files, err := first.compileAll()
 	if err != nil {
 		return Result{}, err
 	}
 	defer rs.Retire()
-	res := Result{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: rms,
-		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.seclang(rms)}
-	res.Cases.MustPass = t.pass
-	if err := t.attacks(rs, rms, &res); err != nil {
-		return Result{}, err
-	}
-	if len(res.Opened) > 0 {
-		// Said where the next reader of the rules will look.
-		note := "# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n"
-		for _, o := range res.Opened {
-			note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
-		}
-		if err := writable(note); err != nil {
+	res := Result{Base: first.base.Version, Main: first.opt.Output, Files: files, Requests: first.batch.ids}
+	for i, t := range tuners {
+		e := Exclusion{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: wants[i], Requests: t.ids, SecLang: t.batch.seclang[i]}
+		var own Result
+		if err := t.attacks(rs, wants[i], &own); err != nil {
+			if len(tuners) > 1 {
+				return Result{}, fmt.Errorf("requests to %s: %w", t.where(), err)
+			}
 			return Result{}, err
 		}
-		head := strings.SplitAfterN(res.SecLang, "\n", 2)
-		res.SecLang = head[0] + note + head[1]
-		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
+		res.Cases.MustPass = append(res.Cases.MustPass, t.pass...)
+		res.Cases.MustBlock = append(res.Cases.MustBlock, own.Cases.MustBlock...)
+		res.Opened = append(res.Opened, own.Opened...)
+		if len(own.Opened) > 0 {
+			// Said where the next reader of the rules will look.
+			note := "# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n"
+			for _, o := range own.Opened {
+				note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
+			}
+			if err := writable(note); err != nil {
+				return Result{}, err
+			}
+			head := strings.SplitAfterN(e.SecLang, "\n", 2)
+			e.SecLang = head[0] + note + head[1]
+			res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
+		}
+		for _, n := range t.notes {
+			if len(tuners) > 1 {
+				n = "exclusion " + fmt.Sprint(t.insert.id) + ": " + n
+			}
+			res.Notes = append(res.Notes, n)
+		}
+		res.Exclusions = append(res.Exclusions, e)
 	}
-	res.Notes = t.notes
+	res.Exclusion = res.Exclusions[0]
 	return res, nil
 }
 

@@ -86,8 +86,12 @@ func TestTuneNoteFalsePositive(t *testing.T) {
 	if !slices.Equal(res.Removals, want) || res.Host != "shop.example" || res.Path != "/api/notes" || res.Prefix {
 		t.Fatalf("got %+v on %s%s, want %v on shop.example/api/notes", res.Removals, res.Host, res.Path, want)
 	}
-	if sc := res.Scope(); !slices.Equal(sc.RuleIDs, []int{941100, 941120}) || !slices.Equal(sc.Hosts, []string{"shop.example"}) || !slices.Equal(sc.Paths, []string{"/api/notes"}) {
-		t.Errorf("scope %+v", sc)
+	if sc := res.Scope(); !slices.Equal(sc.RuleIDs, []int{941100, 941120}) || !slices.Equal(sc.Hosts, []string{"shop.example"}) || !slices.Equal(sc.ExactPaths, []string{"/api/notes"}) || len(sc.Paths) > 0 {
+		t.Errorf("scope %+v, want exactly /api/notes", sc)
+	}
+	// The candidate records the baseline it was written from, for start.
+	if v, ok := RecordedBase(compiled(t, res)); !ok || v != base.Version || res.Base != base.Version {
+		t.Errorf("recorded base %q %v (result %q), want %s", v, ok, res.Base, base.Version)
 	}
 	cand := compiled(t, res)
 	fp := demo.NoteFalsePositive()
@@ -153,12 +157,6 @@ func TestTuneWidened(t *testing.T) {
 		record("a", "shop.example", "/api/notes/7", form, fp.Body),
 		record("b", "blog.example", "/api/notes/8?draft=1", form, fp.Body),
 	}
-	if _, err := Tune(context.Background(), base, b, recs, Options{Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "different hosts") {
-		t.Fatalf("two hosts without --host: %v", err)
-	}
-	if _, err := Tune(context.Background(), base, b, recs, Options{Host: AnyHost, Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "different paths") {
-		t.Fatalf("two paths without --path: %v", err)
-	}
 	res, err := Tune(context.Background(), base, b, recs, Options{Host: AnyHost, Path: "/api/notes/", Output: "c.conf", Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +171,24 @@ func TestTuneWidened(t *testing.T) {
 			t.Errorf("%s: blocked %v, want %v", path, got, want)
 		}
 	}
-	if _, err := Tune(context.Background(), base, b, recs[:1], Options{Path: "/blog", Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "not under --path") {
+	// Coraza compiles @rx with (?sm), where ^ and $ match at a newline
+	// too: ^/api/notes(?:/|$) held for /admin%0A/api/notes (921190
+	// blocks that at PL1 today, which is no reason to rely on it).
+	m := regexp.MustCompile(`"@rx (.*)"`).FindStringSubmatch(res.SecLang)
+	if m == nil {
+		t.Fatalf("no @rx condition:\n%s", res.SecLang)
+	}
+	re := regexp.MustCompile("(?sm)" + m[1])
+	for path, want := range map[string]bool{"/api/notes": true, "/api/notes/9": true, "/admin\n/api/notes": false, "/api/notes\nx": false} {
+		if got := re.MatchString(path); got != want {
+			t.Errorf("condition %s on %q: %v, want %v", m[1], path, got, want)
+		}
+	}
+	if _, err := Tune(context.Background(), base, b, recs[:1], Options{Path: "/blog", Now: time.Now()}); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "not under --path") {
 		t.Fatalf("--path that does not hold the request: %v", err)
+	}
+	if _, err := Tune(context.Background(), base, b, recs[:1], Options{Path: "blog", Now: time.Now()}); !errors.Is(err, ErrOptions) {
+		t.Fatalf("a relative --path: %v", err)
 	}
 }
 
@@ -331,7 +345,7 @@ func TestTuneIPv6Host(t *testing.T) {
 			if fails, _ := gates.Check(context.Background(), compiled(t, res), res.Cases); len(fails) == 0 {
 				t.Error("the cases pass a condition no IPv6 Host header matches")
 			}
-			if sc, _ := ScopeOf(base, cand); !slices.Equal(sc.Hosts, []string{c.host}) {
+			if sc := ScopeOf(base, cand).Scope; !slices.Equal(sc.Hosts, []string{c.host}) {
 				t.Errorf("scope inferred from the candidate: %+v, want host %s", sc, c.host)
 			}
 		})
