@@ -42,6 +42,34 @@ type Status struct {
 	// nothing (an undo asked for again once in force); empty when it took
 	// effect, and in GET /api/v1/status.
 	Unchanged string `json:"unchanged,omitempty"`
+	// Composed, in start's answer only, says what start made of the
+	// candidate: the baseline it runs on and where its scope came from.
+	Composed *StartReport `json:"start,omitempty"`
+}
+
+// Scope sources, StartReport.ScopeFrom.
+const (
+	ScopeDeclared = "declared" // --scope-* flags
+	ScopeInferred = "inferred" // read from the candidate's exclusions
+	ScopeNone     = "none"     // nothing declared or inferred: every disagreement counts
+)
+
+// StartReport is what start made of the candidate before its rollout,
+// also written into the start's journal entry.
+type StartReport struct {
+	// Base says how the candidate relates to the served baseline: written
+	// from it, rebased onto it (a candidate tuned from a baseline that no
+	// longer serves), the exclusions of --exclusion applied to it, or
+	// started on it despite not being built on it (--force-base).
+	Base string `json:"base,omitempty"`
+	// ScopeFrom is ScopeDeclared, ScopeInferred or ScopeNone.
+	ScopeFrom string `json:"scope_from"`
+	// ScopeWhy says, for ScopeNone, why nothing was inferred.
+	ScopeWhy string `json:"scope_why,omitempty"`
+	// ScopeLeft are what the candidate takes away that an inferred scope
+	// does not cover (on every path, too many rules, inspection turned
+	// down): their lost blocks count against it.
+	ScopeLeft []string `json:"scope_left,omitempty"`
 }
 
 // StepPlan is one step of rollout.steps.
@@ -66,7 +94,11 @@ type FleetStatus struct {
 // StartRequest is the body of POST /api/v1/rollout/start.
 type StartRequest struct {
 	// Candidate is a ruleset file on the server, or embedded:NAME.
-	Candidate string         `json:"candidate"`
+	Candidate string `json:"candidate,omitempty"`
+	// Exclusion, instead of Candidate, is a file on the server of
+	// exclusion directives only, applied to the baseline that serves when
+	// the rollout starts: the candidate is that baseline plus them.
+	Exclusion string         `json:"exclusion,omitempty"`
 	Reason    string         `json:"reason"`
 	Actor     string         `json:"actor"`
 	Scope     evidence.Scope `json:"scope"`
@@ -79,6 +111,11 @@ type StartRequest struct {
 	// OverrideGates, when set, is the reason to start despite failed
 	// gates (forbidden edits, failing cases); it is written to the journal.
 	OverrideGates string `json:"override_gates,omitempty"`
+	// ForceBase, when set, is the reason to start a candidate that is not
+	// built on the served baseline: written from another baseline and not
+	// rebased, or dropping exclusions the served baseline has. It is
+	// journalled with what starting it undoes.
+	ForceBase string `json:"force_base,omitempty"`
 }
 
 // ActionRequest is the body of POST /api/v1/rollout/{action}.

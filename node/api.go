@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,12 +22,14 @@ import (
 
 var _ admin.Rollouts = (*Node)(nil)
 
-// Start implements admin.Rollouts: it loads and gates the candidate, then
-// starts its rollout, refused if another baseline came into service while
-// the gates ran.
+// Start implements admin.Rollouts: it composes the candidate with the
+// served baseline (compose), gates it, reads its scope when none is
+// declared, then starts its rollout, refused if another baseline came
+// into service while the gates ran. The answer says what start made of
+// the candidate (admin.StartReport), as does the start's journal entry.
 func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status, error) {
-	if req.Candidate == "" {
-		return admin.Status{}, fmt.Errorf("candidate: a ruleset file is required: %w", rollout.ErrBadRequest)
+	if (req.Candidate == "") == (req.Exclusion == "") {
+		return admin.Status{}, fmt.Errorf("candidate: a ruleset file, or exclusion: a file of exclusions, is required (one of them): %w", rollout.ErrBadRequest)
 	}
 	// A follower would refuse the start only after the gates (the CRS
 	// suite takes tens of seconds) and after journalling any override.
@@ -37,16 +41,16 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	if st := s.rollout.State(); st.Phase.Active() {
 		return admin.Status{}, fmt.Errorf("a rollout of %s is already %s: %w", st.Candidate.Version, st.Phase, rollout.ErrConflict)
 	}
-	cand, err := LoadRuleset(req.Candidate)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return admin.Status{}, fmt.Errorf("candidate %s: no such file on the server (paths are the server's): %w", req.Candidate, rollout.ErrBadRequest)
-	case err != nil:
-		s.metrics.RulesetLoadFailed("candidate")
-		return admin.Status{}, admin.InvalidRuleset(err)
-	}
 	base := s.router.Snapshot().Baseline
-	if err := s.gate(ctx, req, base, cand); err != nil {
+	cand, report, err := s.compose(ctx, req, base)
+	if err != nil {
+		return admin.Status{}, err
+	}
+	name := req.Candidate
+	if name == "" {
+		name = req.Exclusion
+	}
+	if err := s.gate(ctx, req, name, base, cand); err != nil {
 		if errors.Is(err, gates.ErrRefused) {
 			st := s.rollout.State()
 			s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
@@ -56,22 +60,186 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		return admin.Status{}, err
 	}
 	spec := rollout.Spec{Scope: req.Scope, Hosts: req.Hosts, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
+	report.ScopeFrom = admin.ScopeDeclared
 	if spec.Scope.Empty() {
 		// Without a declared scope every lost block would count against
 		// the exclusion it was written to cause; read the scope from
-		// what the candidate takes away instead, and journal it.
-		var notes []string
-		spec.Scope, notes = exclusion.ScopeOf(base, cand)
-		s.log.Info("rollout scope inferred from the candidate", "candidate", cand.Version, "scope", spec.Scope.String(), "notes", notes)
+		// what the candidate takes away instead, and journal it, or why
+		// there is none.
+		in := exclusion.ScopeOf(base, cand)
+		spec.Scope, report.ScopeLeft = in.Scope, in.Left
+		s.log.Info("rollout scope inferred from the candidate", "candidate", cand.Version, "scope", spec.Scope.String(), "notes", in.Notes)
 		if spec.Scope.Inferred {
+			report.ScopeFrom = admin.ScopeInferred
 			spec.Reason += " [scope inferred from the candidate: " + spec.Scope.String() + "]"
+		} else {
+			report.ScopeFrom, report.ScopeWhy = admin.ScopeNone, in.Why()
+			spec.Reason += " [no scope inferred: " + report.ScopeWhy + "]"
 		}
+	}
+	if report.Base != "" && !strings.HasPrefix(report.Base, baseServed) {
+		spec.Reason += " [" + report.Base + "]"
 	}
 	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
 	}
-	return s.Status(), nil
+	st := s.Status()
+	st.Composed = &report
+	return st, nil
+}
+
+// compose loads the candidate start was given and settles which baseline
+// it runs on. A file of exclusions (req.Exclusion) is applied to the
+// served baseline. A candidate that records the baseline it was written
+// from (tune's) and another one serves now is rebased onto it: its
+// additions carried over to the served text, so that what was promoted
+// since is kept. A candidate that cannot be rebased, or that drops
+// exclusions the served baseline has, would undo what was promoted: it is
+// refused naming both versions and the changes in between, unless
+// req.ForceBase gives a reason, which is journalled first.
+func (s *Node) compose(ctx context.Context, req admin.StartRequest, served *ruleset.Ruleset) (*ruleset.Ruleset, admin.StartReport, error) {
+	var report admin.StartReport
+	if req.Exclusion != "" {
+		text, err := os.ReadFile(req.Exclusion)
+		if err != nil {
+			return nil, report, fmt.Errorf("exclusion %s: %w (paths are the server's): %w", req.Exclusion, err, rollout.ErrBadRequest)
+		}
+		r, err := exclusion.Apply(served, req.Exclusion, text)
+		switch {
+		case errors.Is(err, exclusion.ErrDoesNotCompile):
+			s.metrics.RulesetLoadFailed("candidate")
+			return nil, report, admin.InvalidRuleset(err)
+		case err != nil:
+			return nil, report, fmt.Errorf("exclusion %s: %w: %w", req.Exclusion, err, rollout.ErrBadRequest)
+		}
+		report.Base = fmt.Sprintf("the exclusions of %s applied to the served baseline %s", req.Exclusion, served.Version)
+		if len(r.Renumbered) > 0 {
+			report.Base += "; " + strings.Join(r.Renumbered, "; ")
+		}
+		return r.Ruleset, report, nil
+	}
+	cand, err := LoadRuleset(req.Candidate)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, report, fmt.Errorf("candidate %s: no such file on the server (paths are the server's): %w", req.Candidate, rollout.ErrBadRequest)
+	case err != nil:
+		s.metrics.RulesetLoadFailed("candidate")
+		return nil, report, admin.InvalidRuleset(err)
+	}
+	var problems []string
+	recorded, marked := exclusion.RecordedBase(cand)
+	switch {
+	case marked && recorded == served.Version:
+		report.Base = baseServed + served.Version
+	case marked:
+		since := s.changesSince(recorded)
+		rb, why := s.rebase(ctx, recorded, cand, served)
+		if why == nil {
+			cand.Retire()
+			cand = rb.Ruleset
+			report.Base = fmt.Sprintf("rebased onto the served baseline %s: the candidate was written from %s%s; its additions carried over (%s), what serves kept",
+				served.Version, recorded, since, strings.Join(rb.Carried, ", "))
+			if len(rb.Renumbered) > 0 {
+				report.Base += "; " + strings.Join(rb.Renumbered, "; ")
+			}
+			s.log.Info("candidate rebased", "candidate", req.Candidate, "from", recorded, "onto", served.Version, "version", cand.Version)
+			break
+		}
+		problems = append(problems, fmt.Sprintf("it was written from baseline %s, and baseline %s serves now%s; it cannot be rebased onto it: %v", recorded, served.Version, since, why))
+	}
+	if dropped := exclusion.Dropped(served, cand); len(dropped) > 0 {
+		problems = append(problems, fmt.Sprintf("it drops %d exclusion(s) the served baseline %s has, whose false positives would come back: %s%s",
+			len(dropped), served.Version, strings.Join(dropped, "; "), s.looksLike(ctx, cand, served)))
+	}
+	if len(problems) == 0 {
+		return cand, report, nil
+	}
+	list := "  " + strings.Join(problems, "\n  ")
+	if req.ForceBase == "" {
+		cand.Retire()
+		return nil, report, fmt.Errorf("candidate %s %w: it is not built on the served baseline %s:\n%s\n(tune it again against the served baseline, or, to start it as it is and undo that, give a reason with --force-base)",
+			req.Candidate, gates.ErrRefused, served.Version, list)
+	}
+	if err := s.rollout.Journal(context.WithoutCancel(ctx), time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionBaseOverride,
+		Reason: req.ForceBase + "; starting it although:\n" + list, Baseline: served.Version, Candidate: cand.Version}); err != nil {
+		cand.Retire()
+		return nil, report, err
+	}
+	s.log.Warn("candidate started on a baseline it is not built on", "actor", req.Actor, "reason", req.ForceBase, "candidate", cand.Version, "baseline", served.Version)
+	report.Base = "started with --force-base on the served baseline " + served.Version + " although " + strings.Join(problems, "; and ")
+	return cand, report, nil
+}
+
+// baseServed starts StartReport.Base for a candidate written from the
+// baseline that serves: nothing to journal beyond the start itself.
+const baseServed = "written from the served baseline "
+
+// rebase carries cand's additions to the baseline it was written from,
+// version from, over to served; the error says why it could not.
+func (s *Node) rebase(ctx context.Context, from string, cand, served *ruleset.Ruleset) (exclusion.Rebased, error) {
+	old, err := s.store.LoadRuleset(ctx, from)
+	if err != nil {
+		return exclusion.Rebased{}, fmt.Errorf("baseline %s is not kept on this server (wafcanary history lists those kept): %w", from, err)
+	}
+	defer old.Retire()
+	return exclusion.Rebase(old, cand, served)
+}
+
+// changesSince says what put the baselines after version in service, from
+// the kept baselines and their journal entries: the promotions (and undos,
+// reloads) a candidate written from version would undo.
+func (s *Node) changesSince(version string) string {
+	bs := s.rollout.State().Baselines
+	i := slices.IndexFunc(bs, func(b rollout.RulesetRef) bool { return b.Version == version })
+	if i < 0 {
+		return " (baseline " + version + " is not among the baselines kept here)"
+	}
+	journal, _ := s.store.History(1000) // reasons only: a missing journal leaves them out
+	var parts []string
+	for _, b := range bs[i+1:] {
+		p := fmt.Sprintf("%s of %s at %s", b.By, b.Version, b.Since.UTC().Format(time.RFC3339))
+		for j := len(journal) - 1; j >= 0; j-- {
+			if e := journal[j]; e.Action == b.By && e.Baseline == b.Version {
+				p += fmt.Sprintf(" by %s (%q)", e.Actor, e.Reason)
+				break
+			}
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; since then: " + strings.Join(parts, "; ")
+}
+
+// looksLike says, for a candidate without a recorded base that drops
+// exclusions of served, which kept baseline it holds whole (it was most
+// likely written from it), and how to have start rebase it; "" when none
+// does. The three last baselines are tried, each compiled.
+func (s *Node) looksLike(ctx context.Context, cand, served *ruleset.Ruleset) string {
+	if _, marked := exclusion.RecordedBase(cand); marked {
+		return ""
+	}
+	bs := s.rollout.State().Baselines
+	tried := 0
+	for i := len(bs) - 1; i >= 0 && tried < 3; i-- {
+		if bs[i].Version == served.Version {
+			continue
+		}
+		tried++
+		old, err := s.store.LoadRuleset(ctx, bs[i].Version)
+		if err != nil {
+			continue
+		}
+		whole := len(ruleset.Added(cand.Directives(), old.Directives())) == 0
+		old.Retire()
+		if whole {
+			return fmt.Sprintf(". It holds all of baseline %s, which served from %s: written from it? Make its first line `# wafcanary: base %s` and start carries its additions over to %s",
+				bs[i].Version, bs[i].Since.UTC().Format(time.RFC3339), bs[i].Version, served.Version)
+		}
+	}
+	return ""
 }
 
 // gate runs the checks a candidate must pass before it judges traffic:
@@ -79,7 +247,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 // regression suite with the cost comparison (gates.crs_suite). Failures
 // refuse it, naming each line or case, unless the request overrides the
 // gates with a reason, which is journalled with what it overrides.
-func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *ruleset.Ruleset) error {
+func (s *Node) gate(ctx context.Context, req admin.StartRequest, name string, base, cand *ruleset.Ruleset) error {
 	var cs *gates.Cases
 	if req.Cases != "" {
 		c, err := gates.LoadCases(req.Cases, configs.Rulesets)
@@ -109,7 +277,7 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, base, cand *rul
 	list := indentList(problems, 20)
 	if req.OverrideGates == "" {
 		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
-			req.Candidate, gates.ErrRefused, list)
+			name, gates.ErrRefused, list)
 	}
 	if err := s.rollout.Journal(context.WithoutCancel(ctx), time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionGatesOverride,
 		Reason: req.OverrideGates + "; overriding:\n" + list, Baseline: base.Version, Candidate: cand.Version}); err != nil {

@@ -61,6 +61,9 @@ const (
 	// approval: true; the rollout holds until promoted.
 	ActionAwait         Action = "await_approval"
 	ActionGatesOverride Action = "gates_override"
+	// ActionBaseOverride is a start of a candidate not built on the
+	// served baseline (start --force-base), journalled with what it undoes.
+	ActionBaseOverride Action = "base_override"
 )
 
 // Decision is what the controller, or an operator, decided.

@@ -60,7 +60,9 @@ function scopeText(s) {
   const one = (c) => {
     const parts = [];
     if (c.hosts && c.hosts.length) parts.push("host " + c.hosts.join(" or "));
-    if (c.paths && c.paths.length) parts.push("path under " + c.paths.join(" or "));
+    // exact_paths are matched whole (an @streq exclusion), paths by segments.
+    const paths = (c.exact_paths || []).concat((c.paths || []).map((p) => "under " + p));
+    if (paths.length) parts.push("path " + paths.join(" or "));
     if (c.rule_ids && c.rule_ids.length) parts.push("rules " + c.rule_ids.join(", "));
     return parts.join(", and ");
   };
