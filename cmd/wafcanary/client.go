@@ -259,18 +259,28 @@ func actor() string {
 func newStartCmd() *cobra.Command {
 	// The server runs the gates, CRS suite included, before it answers.
 	o := &clientOptions{timeout: 10 * time.Minute}
-	var candidate, reason, override, cases string
+	var candidate, exclusionFile, reason, override, forceBase, cases string
 	var rules []int
 	var paths, hosts, only []string
 	cmd := &cobra.Command{
-		Use:   "start --candidate FILE --reason TEXT",
+		Use:   "start (--candidate FILE | --exclusion FILE) --reason TEXT",
 		Short: "Start a rollout of a candidate ruleset on a running wafcanary",
-		Args:  cobra.NoArgs,
+		Long: `start gates a candidate and starts its rollout. --candidate is a whole ruleset;
+--exclusion a file of exclusion directives only, applied to the baseline that
+serves when the rollout starts. A candidate tune wrote records the baseline it
+was written from: if another serves now, start carries its exclusions over to
+it (rebase), or refuses naming both versions and the promotions in between.
+A candidate that drops exclusions the served baseline has is refused too.
+--force-base REASON starts either anyway, journalling what it undoes.
+
+Without --scope-* flags the scope is read from what the candidate takes away;
+start prints it, or why none was inferred.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if candidate == "" || reason == "" {
-				return errUsage{errors.New("--candidate and --reason are required")}
+			if (candidate == "") == (exclusionFile == "") || reason == "" {
+				return errUsage{errors.New("--reason and one of --candidate or --exclusion are required")}
 			}
-			for _, p := range []*string{&candidate, &cases} {
+			for _, p := range []*string{&candidate, &exclusionFile, &cases} {
 				if *p != "" && !strings.HasPrefix(*p, "embedded:") {
 					abs, err := filepath.Abs(*p)
 					if err != nil {
@@ -285,8 +295,8 @@ func newStartCmd() *cobra.Command {
 			for i := range only {
 				only[i] = evidence.HostName(only[i])
 			}
-			req := admin.StartRequest{Candidate: candidate, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, OverrideGates: override}
+			req := admin.StartRequest{Candidate: candidate, Exclusion: exclusionFile, Reason: reason, Actor: actor(),
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, OverrideGates: override, ForceBase: forceBase}
 			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			stop()
@@ -299,6 +309,7 @@ func newStartCmd() *cobra.Command {
 	addClientFlags(cmd, o)
 	f := cmd.Flags()
 	f.StringVar(&candidate, "candidate", "", "candidate ruleset file (as the server sees it), or embedded:NAME")
+	f.StringVar(&exclusionFile, "exclusion", "", "instead of --candidate: a file (as the server sees it) of exclusion directives only, applied to the baseline serving when the rollout starts")
 	f.StringVar(&reason, "reason", "", "why: recorded in the journal")
 	f.IntSliceVar(&rules, "scope-rule", nil, "rule ID the change is meant to affect (repeatable)")
 	f.StringSliceVar(&paths, "scope-path", nil, "path prefix the change is meant to affect (repeatable)")
@@ -306,6 +317,7 @@ func newStartCmd() *cobra.Command {
 	f.StringSliceVar(&only, "hosts", nil, "the only hosts the candidate judges (comma-separated, at most 50); every other host is served by the baseline and is not evidence")
 	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block): checked now and probed at every analysis")
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
+	f.StringVar(&forceBase, "force-base", "", "start a candidate not built on the served baseline (written from another and not rebased, or dropping its exclusions); the reason is journalled with what it undoes")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }

@@ -89,12 +89,25 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 	}
 	if st.Candidate != nil {
 		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
+		if c := st.Composed; c != nil && c.Base != "" {
+			fmt.Fprintf(out, "base        %s\n", visible(c.Base))
+		}
 		if sc := st.Scope; !sc.Empty() {
 			from := ""
 			if sc.Inferred {
 				from = " (inferred from the candidate)"
 			}
-			fmt.Fprintf(out, "scope       a disagreement is expected when: %s%s\n", sc, from)
+			fmt.Fprintf(out, "scope       a disagreement is expected when: %s%s\n", visible(sc.String()), from)
+		}
+		if c := st.Composed; c != nil && c.ScopeFrom == admin.ScopeNone {
+			// Said at start, where the operator can still declare it:
+			// every lost block now counts against the candidate.
+			fmt.Fprintf(out, "scope       none inferred: %s; declare it with --scope-rule, --scope-path, --scope-host\n", visible(c.ScopeWhy))
+		}
+		if c := st.Composed; c != nil && c.ScopeFrom == admin.ScopeInferred {
+			for _, l := range c.ScopeLeft {
+				fmt.Fprintf(out, "            not in the scope, its lost blocks count: %s\n", visible(l))
+			}
 		}
 		if len(st.Hosts) > 0 {
 			fmt.Fprintf(out, "hosts       the candidate judges only %s; the baseline serves every other host\n", strings.Join(st.Hosts, ", "))

@@ -22,16 +22,19 @@ import (
 
 func newTuneCmd() *cobra.Command {
 	o := &clientOptions{}
-	var output, cases, host, path string
+	var output, cases, host, path, exclusionOut string
 	var force, acceptOpened bool
 	cmd := &cobra.Command{
 		Use:   "tune REQUEST_ID... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
 		Long: `tune takes the X-Request-IDs of blocked requests whose captures the server kept
 (capture.enabled), and writes a candidate: the served baseline verbatim plus
-one exclusion rule that removes, from each rule the requests need removed, only
-the variable it matched (ctl:ruleRemoveTargetById=RULE;VARIABLE), only on the
-requests' path and Host. It writes a cases file beside it: must_pass are the
+one exclusion rule per Host and path of the requests, each removing, from each
+rule its requests need removed, only the variable it matched
+(ctl:ruleRemoveTargetById=RULE;VARIABLE), only on that exact path and Host. The
+candidate records the baseline it was written from: if another serves when it
+is started, start carries the exclusions over to it, or refuses naming both.
+It writes a cases file beside it: must_pass are the
 requests as captured (redacted), must_block are attacks in each excluded
 variable on the same path, and the same requests on another host and path.
 
@@ -54,7 +57,10 @@ the paths below it instead of the exact path.`,
 				return errUsage{errors.New("--output and --cases are required: the candidate and its cases file")}
 			}
 			if !force {
-				for _, p := range []string{output, cases} {
+				for _, p := range []string{output, cases, exclusionOut} {
+					if p == "" {
+						continue
+					}
 					if _, err := os.Stat(p); err == nil {
 						return errUsage{fmt.Errorf("%s exists; give --force to replace it", p)}
 					}
@@ -86,8 +92,11 @@ the paths below it instead of the exact path.`,
 			}
 			defer base.Retire()
 			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now(), AcceptOpened: acceptOpened})
-			if errors.Is(err, exclusion.ErrRefused) {
+			switch {
+			case errors.Is(err, exclusion.ErrRefused):
 				return errRefused{err}
+			case errors.Is(err, exclusion.ErrOptions):
+				return errUsage{err}
 			}
 			if err != nil {
 				return err
@@ -96,10 +105,18 @@ the paths below it instead of the exact path.`,
 			if err != nil {
 				return err
 			}
+			if exclusionOut != "" {
+				if err := writeFile(exclusionOut, exclusionsFile(res)); err != nil {
+					return err
+				}
+			}
 			if text, err := printJSON(cmd.OutOrStdout(), o.output, res); !text {
 				return err
 			}
 			printTuned(cmd.OutOrStdout(), output, cases, baseline, bundle, res)
+			if exclusionOut != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: the exclusions alone; or start them on whatever baseline serves then:\n  wafcanary start --exclusion %s --cases %s --reason ...\n", visible(exclusionOut), visible(exclusionOut), visible(cases))
+			}
 			return nil
 		},
 	}
@@ -109,7 +126,8 @@ the paths below it instead of the exact path.`,
 	f.StringVar(&cases, "cases", "", "the cases file to write (must_pass, must_block)")
 	f.StringVar(&host, "host", "", "the Host the exclusion applies to (default: the requests'; '*' for every host)")
 	f.StringVar(&path, "path", "", "apply the exclusion to this path and below (default: exactly the requests' path)")
-	f.BoolVar(&force, "force", false, "replace --output and --cases if they exist")
+	f.StringVar(&exclusionOut, "exclusion-output", "", "also write the exclusion rules alone to this file, for `start --exclusion`")
+	f.BoolVar(&force, "force", false, "replace --output and --cases (and --exclusion-output) if they exist")
 	f.BoolVar(&acceptOpened, "accept-opened", false, "write the exclusion although an attack of an excluded rule's own family gets through (listed in the candidate's comment)")
 	f.StringVarP(&o.output, "output-format", "o", "text", "text or json")
 	return cmd
@@ -161,6 +179,20 @@ func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Resul
 		return "", err
 	}
 	return filepath.Join(dir, copyName), nil
+}
+
+// exclusionsFile is the exclusion rules of res alone, for start
+// --exclusion, which applies them to the baseline serving at start time.
+func exclusionsFile(res exclusion.Result) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# wafcanary exclusions, written by `wafcanary tune` for request(s) %s.\n", strings.Join(res.Requests, ", "))
+	b.WriteString("# `wafcanary start --exclusion FILE` puts them before the CRS rules include of\n")
+	b.WriteString("# the baseline that serves then.\n\n")
+	for _, e := range res.Exclusions {
+		b.WriteString(e.SecLang)
+		b.WriteString("\n")
+	}
+	return []byte(b.String())
 }
 
 // writeFile replaces p with b, mode 0600, in one step: b goes to a new
@@ -258,22 +290,39 @@ func yamlVisible(y string) string {
 	return b.String()
 }
 
-// printTuned says what tune wrote. The host and path are the requests',
+// printTuned says what tune wrote. The hosts and paths are the requests',
 // and the cases' names hold their paths and variables: all through
 // visible.
 func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bundle, res exclusion.Result) {
 	v := visible
-	where := v(res.Host)
-	if where == "" {
-		where = "every host"
+	excls := res.Exclusions
+	if len(excls) == 0 { // a Result built by hand: its one exclusion
+		excls = []exclusion.Exclusion{res.Exclusion}
 	}
-	path := v(res.Path)
-	if res.Prefix {
-		path += " and below"
+	where := func(e exclusion.Exclusion) string {
+		host := v(e.Host)
+		if host == "" {
+			host = "every host"
+		}
+		path := v(e.Path)
+		if e.Prefix {
+			path += " and below"
+		}
+		return fmt.Sprintf("exclusion %d, on %s, path %s", e.RuleID, host, path)
 	}
-	fmt.Fprintf(out, "wrote %s: the served baseline %s plus exclusion %d, on %s, path %s:\n", v(output), short(bundle.Version), res.RuleID, where, path)
-	for _, rm := range res.Removals {
-		fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
+	if len(excls) == 1 {
+		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s:\n", v(output), short(bundle.Version), where(excls[0]))
+		for _, rm := range excls[0].Removals {
+			fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
+		}
+	} else {
+		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %d exclusions, one per host and path:\n", v(output), short(bundle.Version), len(excls))
+		for _, e := range excls {
+			fmt.Fprintf(out, "  %s (requests %s):\n", where(e), v(strings.Join(e.Requests, ", ")))
+			for _, rm := range e.Removals {
+				fmt.Fprintf(out, "    ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
+			}
+		}
 	}
 	fmt.Fprintf(out, "wrote %s: %d must_pass (the requests), %d must_block\n", v(cases), len(res.Cases.MustPass), len(res.Cases.MustBlock))
 	for _, c := range res.Cases.MustBlock {
@@ -285,9 +334,14 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	for _, n := range res.Notes {
 		fmt.Fprintf(out, "note: %s\n", v(n))
 	}
+	var on []string
+	for _, e := range excls {
+		on = append(on, e.Host+e.Path)
+	}
 	fmt.Fprintln(out, "next:")
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
-	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+res.Host+res.Path+" (requests "+strings.Join(res.Requests, ", ")+")")
+	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), v("false positive on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")"))
+	fmt.Fprintf(out, "  (written from baseline %s: if another serves by then, start carries the exclusions over to it, or refuses naming both)\n", short(bundle.Version))
 }
 
 func short(v string) string {

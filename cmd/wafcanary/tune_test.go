@@ -119,7 +119,7 @@ func TestTuneLoop(t *testing.T) {
 	}
 
 	out = run("start", "--candidate", cand, "--cases", cases, "--reason", "notes false positive")
-	if !strings.Contains(out, "scope       a disagreement is expected when: host shop.example, and path under /api/notes, and caused only by rules 941100, 941120 (inferred from the candidate)") {
+	if !strings.Contains(out, "scope       a disagreement is expected when: host shop.example, and path /api/notes, and caused only by rules 941100, 941120 (inferred from the candidate)") {
 		t.Fatalf("start prints no inferred scope:\n%s", out)
 	}
 	if h := run("history"); !strings.Contains(h, "[scope inferred from the candidate: host shop.example") {
@@ -239,7 +239,7 @@ func TestWriteTuned(t *testing.T) {
 // characters as escapes (issue 26, finding 11).
 func TestPrintTunedEscapes(t *testing.T) {
 	const h = "\x1b[8m\u202e"
-	res := exclusion.Result{RuleID: 10000, Host: "shop.example" + h, Path: "/api/notes" + h, Removals: []exclusion.Removal{{Rule: 941100, Target: "ARGS:text" + h}},
+	res := exclusion.Result{Exclusion: exclusion.Exclusion{RuleID: 10000, Host: "shop.example" + h, Path: "/api/notes" + h, Removals: []exclusion.Removal{{Rule: 941100, Target: "ARGS:text" + h}}},
 		Requests: []string{"r1" + h}, Opened: []string{"XSS in ARGS:text" + h}, Notes: []string{"not needed: ARGS:x" + h},
 		Cases: gates.Cases{MustBlock: []gates.Case{{Name: "SQL injection in ARGS:text" + h}}}}
 	var out bytes.Buffer
