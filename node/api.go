@@ -44,6 +44,9 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	base := s.router.Snapshot().Baseline
 	cand, report, err := s.compose(ctx, req, base)
 	if err != nil {
+		if errors.Is(err, gates.ErrRefused) {
+			s.notifyRefused(req, base.Version, "", err)
+		}
 		return admin.Status{}, err
 	}
 	name := req.Candidate
@@ -52,9 +55,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	}
 	if err := s.gate(ctx, req, name, base, cand); err != nil {
 		if errors.Is(err, gates.ErrRefused) {
-			st := s.rollout.State()
-			s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
-				State: string(st.Phase), Step: st.Step + 1, Steps: len(s.cfg.Rollout.Steps), Baseline: base.Version, Candidate: cand.Version})
+			s.notifyRefused(req, base.Version, cand.Version, err)
 		}
 		cand.Retire()
 		return admin.Status{}, err
@@ -87,6 +88,14 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	st := s.Status()
 	st.Composed = &report
 	return st, nil
+}
+
+// notifyRefused tells the webhooks of a start refused by a gate, the
+// base gate included; candidate is "" when the candidate was not kept.
+func (s *Node) notifyRefused(req admin.StartRequest, baseline, candidate string, err error) {
+	st := s.rollout.State()
+	s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
+		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.cfg.Rollout.Steps), Baseline: baseline, Candidate: candidate})
 }
 
 // compose loads the candidate start was given and settles which baseline

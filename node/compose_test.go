@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
 	"github.com/wafcanary/wafcanary/exclusion"
+	"github.com/wafcanary/wafcanary/notification"
 )
 
 const composeHost = "shop.example.com"
@@ -148,7 +150,17 @@ func TestStartRebasesOntoPromotedFix(t *testing.T) {
 // rebased: start refuses naming both versions, and --force-base starts
 // it, journalled first with the reason and what it overrides.
 func TestStartForceBase(t *testing.T) {
-	ls := startLive(t, rolloutConfig(t, okUpstream(t)))
+	refusals := make(chan notification.Message, 4)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m notification.Message
+		if json.NewDecoder(r.Body).Decode(&m) == nil && m.Event == notification.Refused {
+			refusals <- m
+		}
+	}))
+	t.Cleanup(recv.Close)
+	cfg := rolloutConfig(t, okUpstream(t))
+	cfg.Notifications.Webhooks = []notification.Webhook{{URL: recv.URL, Format: notification.JSON}}
+	ls := startLive(t, cfg)
 	ctx := context.Background()
 	b0 := ls.s.router.Snapshot().Baseline.Version
 	p, _ := tuneNote(t, ls, t.TempDir(), "fix.conf", "/api/notes")
@@ -160,6 +172,15 @@ func TestStartForceBase(t *testing.T) {
 		if !refused(err) || !strings.Contains(err.Error(), want) {
 			t.Errorf("start: %v; want a refusal naming %q", err, want)
 		}
+	}
+	// The webhooks hear of it as of any refused gate.
+	select {
+	case m := <-refusals:
+		if m.Actor != "carol" || m.Baseline != b0 || !strings.Contains(m.Reason, "0123456789abcdef") {
+			t.Errorf("gates_refused: %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no gates_refused event for a candidate on another base")
 	}
 	req.ForceBase = "the other server's baseline is this one's plus nothing"
 	st, err := ls.api().Start(ctx, req)
