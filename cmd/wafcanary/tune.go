@@ -340,7 +340,7 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	}
 	fmt.Fprintln(out, "next:")
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
-	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), v("false positive on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")"))
+	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")")
 	fmt.Fprintf(out, "  (written from baseline %s: if another serves by then, start carries the exclusions over to it, or refuses naming both)\n", short(bundle.Version))
 }
 
