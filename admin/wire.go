@@ -22,6 +22,9 @@ type Status struct {
 	Baseline            *rollout.RulesetRef `json:"baseline"`
 	Candidate           *rollout.RulesetRef `json:"candidate"`
 	Scope               evidence.Scope      `json:"scope"`
+	// ScopeNote says, while a rollout runs with no scope, why none was
+	// inferred from its candidate.
+	ScopeNote string `json:"scope_note,omitempty"`
 	// Hosts are the only hosts the candidate judges; empty for every host.
 	Hosts []string `json:"hosts,omitempty"`
 	// Awaiting is set while the next step waits for `wafcanary promote`.

@@ -75,6 +75,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 			spec.Reason += " [scope inferred from the candidate: " + spec.Scope.String() + "]"
 		} else {
 			report.ScopeFrom, report.ScopeWhy = admin.ScopeNone, in.Why()
+			spec.ScopeNote = report.ScopeWhy
 			spec.Reason += " [no scope inferred: " + report.ScopeWhy + "]"
 		}
 	}
@@ -399,6 +400,7 @@ func (s *Node) Status() admin.Status {
 		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
+		ScopeNote:           st.ScopeNote,
 		Hosts:               st.Hosts,
 		Awaiting:            st.Awaiting,
 		Started:             st.Started,

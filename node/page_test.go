@@ -69,6 +69,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		return s
 	}
 	state, stepline, candidate, checks, steps, journal := text("#state"), text("#stepline"), text("#candidate"), text("#checks"), text("#steps"), text("#journal")
+	scope := text("#scope")
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +88,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		"steps":     {steps, "shadow only"},
 		"progress":  {steps, "of 150 requests"},
 		"journal":   {journal, "start"},
+		// The shipped exclusion is @streq: exactly its path (issue 27).
+		"scope": {scope, "path /support/tickets, and rules 930120 (inferred from the candidate)"},
 	} {
 		if !strings.Contains(c.got, c.want) {
 			t.Errorf("page %s: %q lacks %q", what, c.got, c.want)

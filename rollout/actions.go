@@ -60,7 +60,7 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 	st := State{
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
-		ShadowSample: c.shadowSample.Percent(), Scope: scope, Hosts: hosts.List(), Reason: reason, Cases: spec.Cases,
+		ShadowSample: c.shadowSample.Percent(), Scope: scope, ScopeNote: spec.ScopeNote, Hosts: hosts.List(), Reason: reason, Cases: spec.Cases,
 		Configured: c.state.Configured, Baselines: c.state.Baselines,
 	}
 	if len(st.Baselines) == 0 { // a state from before baselines were kept

@@ -88,6 +88,10 @@ type State struct {
 	Baseline    RulesetRef     `json:"baseline"`
 	Candidate   *RulesetRef    `json:"candidate,omitempty"`
 	Scope       evidence.Scope `json:"scope"`
+	// ScopeNote says, for an empty Scope, why none was inferred from the
+	// candidate, so that status and the page say it for the whole
+	// rollout, not only start.
+	ScopeNote string `json:"scope_note,omitempty"`
 	// Hosts are the only hosts the candidate judges (start --hosts);
 	// empty for every host.
 	Hosts []string `json:"hosts,omitempty"`
@@ -168,6 +172,8 @@ func windowsOf(st State) evidence.Windows {
 // Spec is what an operator says when starting a rollout.
 type Spec struct {
 	Scope evidence.Scope
+	// ScopeNote is why Scope is empty, when it was to be inferred.
+	ScopeNote string
 	// Hosts limits the candidate to these hosts' requests; every other
 	// host is served by the baseline and is not evidence.
 	Hosts  []string

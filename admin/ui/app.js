@@ -44,7 +44,7 @@ function render(data) {
   text("share", `candidate on ${st.candidate_percent}% of clients, shadow on ${st.shadow_sample_percent}% of requests`);
   text("baseline", st.baseline ? `${st.baseline.version}  ${st.baseline.path}` : "–");
   text("candidate", st.candidate ? `${st.candidate.version}  ${st.candidate.path}` : "none");
-  text("scope", scopeText(st.scope));
+  text("scope", scopeText(st.scope, st.scope_note));
   text("hosts", st.hosts && st.hosts.length ? "the candidate judges only " + st.hosts.join(", ") : "every host");
   const d = st.last_decision;
   text("decision", d ? `${when(d.time)}  ${d.action} by ${d.actor}: ${d.reason}` : "–");
@@ -55,8 +55,9 @@ function render(data) {
   $("error").hidden = true;
 }
 
-function scopeText(s) {
-  if (!s) return "nothing declared: every disagreement counts";
+function scopeText(s, note) {
+  const none = note ? "none inferred: " + note + "; every disagreement counts" : "nothing declared: every disagreement counts";
+  if (!s) return none;
   const one = (c) => {
     const parts = [];
     if (c.hosts && c.hosts.length) parts.push("host " + c.hosts.join(" or "));
@@ -67,7 +68,7 @@ function scopeText(s) {
     return parts.join(", and ");
   };
   const body = s.clauses && s.clauses.length ? s.clauses.map((c) => "(" + one(c) + ")").join(" or ") : one(s);
-  if (!body) return "nothing declared: every disagreement counts";
+  if (!body) return none;
   return body + (s.inferred ? " (inferred from the candidate)" : "");
 }
 

@@ -99,10 +99,10 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 			}
 			fmt.Fprintf(out, "scope       a disagreement is expected when: %s%s\n", visible(sc.String()), from)
 		}
-		if c := st.Composed; c != nil && c.ScopeFrom == admin.ScopeNone {
-			// Said at start, where the operator can still declare it:
-			// every lost block now counts against the candidate.
-			fmt.Fprintf(out, "scope       none inferred: %s; declare it with --scope-rule, --scope-path, --scope-host\n", visible(c.ScopeWhy))
+		if st.Scope.Empty() && st.ScopeNote != "" {
+			// Said at start, where the operator can still declare it,
+			// and for the whole rollout: every lost block counts.
+			fmt.Fprintf(out, "scope       none inferred: %s; declare it with --scope-rule, --scope-path, --scope-host\n", visible(st.ScopeNote))
 		}
 		if c := st.Composed; c != nil && c.ScopeFrom == admin.ScopeInferred {
 			for _, l := range c.ScopeLeft {

@@ -71,6 +71,10 @@ func TestStartPrintsScope(t *testing.T) {
 			if strings.Count(out, "scope  ") != 1 {
 				t.Errorf("start prints the scope %d times:\n%s", strings.Count(out, "scope  "), out)
 			}
+			// status says it for the whole rollout, not only start.
+			if st, _, err := runRoot(t, context.Background(), "status", "--admin", tn.admin); err != nil || !strings.Contains(st, c.want) {
+				t.Errorf("status: %v\n%s\nwant a line with %q", err, st, c.want)
+			}
 			if _, _, err := runRoot(t, context.Background(), "rollback", "--reason", "next row", "--admin", tn.admin); err != nil {
 				t.Fatal(err)
 			}
