@@ -83,7 +83,7 @@ func (t *tuner) seclang(rms []Removal) string {
 	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by the served baseline %s:\n", strings.Join(t.ids, ", "), short(t.base.Version))
 	for _, rm := range rms {
 		msg := ""
-		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" {
+		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" && r.Line > 0 {
 			msg = fmt.Sprintf(" (%s:%d)", path.Base(r.File), r.Line)
 		}
 		fmt.Fprintf(&b, "#   rule %d matched %s%s\n", rm.Rule, rm.Target, msg)

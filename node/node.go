@@ -325,9 +325,15 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		// SIGTERM or SIGINT (the command's context): say so, so a log
+		// shows a stop asked for apart from a crash.
+		s.log.Info("shutting down: no new decisions, draining requests", "cause", context.Cause(ctx).Error())
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
+		s.log.Error("shutting down", "error", err.Error())
 	}
+	stopping := time.Now()
+	defer func() { s.log.Info("stopped", "seconds", time.Since(stopping).Seconds()) }()
 	stopControl()
 	<-controlDone
 	<-memberDone // resigned: another replica leads now, not after the lease

@@ -92,7 +92,9 @@ function renderSteps(st, active) {
     let progress = i < st.step && active ? "done" : "";
     if (cur) {
       const elapsed = (now - new Date(st.step_started).getTime()) / 1000;
-      const judged = st.last_decision && st.last_decision.judged || 0;
+      // The analysis that advanced into this step counted the one before.
+      const d = st.last_decision;
+      const judged = d && new Date(d.time) > new Date(st.step_started) ? d.judged || 0 : 0;
       progress = el("span", {}, bar(elapsed / Math.max(p.min_duration_seconds, 1)), ` ${dur(elapsed)} of ${dur(p.min_duration_seconds)}; `,
         bar(judged / Math.max(p.min_requests, 1)), ` ${judged} of ${p.min_requests} requests`);
     }

@@ -55,7 +55,11 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 			fmt.Fprintf(out, "        matched: %s\n", strings.Join(parts, ", "))
 		}
 		if r.File != "" {
-			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", v(r.File), r.Line, r.Paranoia)
+			where := v(r.File)
+			if r.Line > 0 {
+				where += fmt.Sprintf(":%d", r.Line)
+			}
+			fmt.Fprintf(out, "        %s, paranoia level %d\n", where, r.Paranoia)
 		}
 		if len(r.Tags) > 0 {
 			fmt.Fprintf(out, "        tags: %s\n", strings.Join(visibleAll(r.Tags), ", "))
