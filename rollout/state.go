@@ -61,6 +61,9 @@ const (
 	// approval: true; the rollout holds until promoted.
 	ActionAwait         Action = "await_approval"
 	ActionGatesOverride Action = "gates_override"
+	// ActionConfigure is the rollout section changed between rollouts
+	// (SIGHUP): it changes no routing, only how the next rollout runs.
+	ActionConfigure Action = "configure"
 )
 
 // Decision is what the controller, or an operator, decided.
