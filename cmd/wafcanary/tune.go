@@ -35,13 +35,24 @@ requests' path and Host. It writes a cases file beside it: must_pass are the
 requests as captured (redacted), must_block are attacks in each excluded
 variable on the same path, and the same requests on another host and path.
 
+The attacks are, for every rule removed from a variable, that rule's own
+CRS regression-test payloads (up to 20 the baseline blocks with the rule
+matching the variable) re-sent in the variable, and hand-picked attacks of
+the rule's family, SQL injection and XSS. tune prints, per rule, how many it
+checked, how many stay blocked and how many get through; the cases file
+keeps up to 5 per rule, those held by a single remaining rule first.
+
 Every exclusion is compiled and judged in process before it is written: the
 requests pass, the attacks stay blocked. tune refuses (exit code 7) when no
-narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable the
-rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no attack
-can be sent in, or an exclusion that lets through the variable an attack of
-an excluded rule's own family that the baseline blocks (--accept-opened
-writes it anyway, saying so), or every attack of another family.
+narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable
+the rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no
+attack can be sent in, or an exclusion that lets through the variable one
+of an excluded rule's own CRS payloads that a rule the requests do not
+need caught, or an attack of its family, that the baseline blocks
+(--accept-opened writes it anyway, saying so), or every attack of a
+family. A payload caught in the variable only by rules the requests trip
+there too is listed as let through as the requests are: no exclusion that
+lets them through keeps it blocked.
 
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
@@ -279,6 +290,10 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	for _, c := range res.Cases.MustBlock {
 		fmt.Fprintf(out, "  must_block: %s\n", v(c.Name))
 	}
+	printChecks(out, res)
+	for _, o := range res.Inherent {
+		fmt.Fprintf(out, "let through as the requests are: %s\n", v(o))
+	}
 	for _, o := range res.Opened {
 		fmt.Fprintf(out, "warning: let through by the candidate, blocked by the baseline: %s\n", v(o))
 	}
@@ -288,6 +303,20 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	fmt.Fprintln(out, "next:")
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
 	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+res.Host+res.Path+" (requests "+strings.Join(res.Requests, ", ")+")")
+}
+
+// printChecks says what the attacks in the excluded variables found: per
+// removed rule, how many of its CRS regression-test payloads the baseline
+// blocks and the candidate still does; per family, its hand-picked ones.
+func printChecks(out io.Writer, res exclusion.Result) {
+	for _, c := range res.Checks {
+		fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+	}
+	for _, c := range res.Families {
+		if c.Checked > 0 {
+			fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+		}
+	}
 }
 
 func short(v string) string {
