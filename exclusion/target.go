@@ -7,7 +7,10 @@ package exclusion
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/wafcanary/wafcanary/capture"
 )
 
 // Removal takes one variable away from one rule: what
@@ -45,8 +48,12 @@ func evaluation(id int) bool {
 // narrow says why a matched (rule, target) cannot be excluded narrowly,
 // or "" when it can.
 func narrow(rule int, target string) string {
+	if p, ok := policies[rule]; ok {
+		// allowFor takes every request whose value it can write.
+		return fmt.Sprintf("rule %d enforces CRS's %s policy and matched %s, with a %s that cannot be written into tx.%s (not a plain token, or the list holds a quote): change the list in crs-setup by hand", rule, p.what, shown(target), p.what, p.tx)
+	}
 	if rule/1000 == 920 {
-		return fmt.Sprintf("rule %d is protocol enforcement (920xxx): the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule)
+		return fmt.Sprintf("rule %d matched %s: it is protocol enforcement (920xxx), the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule, shown(target))
 	}
 	v, key, ok := strings.Cut(target, ":")
 	if !ok || key == "" || !keyed[v] {
@@ -64,4 +71,21 @@ func narrow(rule int, target string) string {
 		return fmt.Sprintf("rule %d matched %s, whose name cannot be written in a ctl: action", rule, target)
 	}
 	return ""
+}
+
+// replayOnly says why rule id, which matched the replayed request, is not
+// what blocked it: the capture's own verdict, reached by this same
+// baseline, does not list it. The replay then differs from the request in
+// what the capture did not keep, such as a body of a type it does not
+// store, and with it the Content-Length whose absence on a POST 920180
+// reports. An exclusion for it would fix the replay, not the request.
+func replayOnly(rec capture.Record, version string, id int) string {
+	if len(rec.Verdict.Rules) == 0 || rec.Version != version || slices.Contains(rec.Verdict.RuleIDs(), id) {
+		return ""
+	}
+	s := fmt.Sprintf("rule %d matched the replayed request only, not the request as the baseline blocked it (rules %v)", id, rec.Verdict.RuleIDs())
+	if rec.BodyNote != "" {
+		s += ": the capture did not keep the body (" + shown(rec.BodyNote) + "), so the replay is sent without it"
+	}
+	return s
 }

@@ -76,6 +76,10 @@ type Result struct {
 	// requests are: in the variable, only rules the requests trip there
 	// too caught them (RuleCheck.Inherent). Not refused; the price.
 	Inherent []string `json:"inherent,omitempty"`
+	// Allowances are CRS policy lists the candidate changes on the host
+	// and path, where a policy rule blocked (a content type, a method, a
+	// file extension).
+	Allowances []Allowance `json:"allowances,omitempty"`
 }
 
 // Scope is the rollout scope the exclusion declares.
@@ -87,6 +91,11 @@ func (r Result) Scope() evidence.Scope {
 	for _, rm := range r.Removals {
 		if !slices.Contains(s.RuleIDs, rm.Rule) {
 			s.RuleIDs = append(s.RuleIDs, rm.Rule)
+		}
+	}
+	for _, a := range r.Allowances {
+		if !slices.Contains(s.RuleIDs, a.Policy) {
+			s.RuleIDs = append(s.RuleIDs, a.Policy)
 		}
 	}
 	return s
@@ -105,6 +114,7 @@ type tuner struct {
 	pass   []gates.Case
 	ids    []string
 	notes  []string
+	allow  []Allowance // policy lists changed instead of excluding (allow.go)
 }
 
 // Tune finds the narrowest exclusion that lets recs through base, whose
@@ -148,6 +158,15 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			if evaluation(m.ID) {
 				continue
 			}
+			if policy, err := t.allowFor(m, rec, c); err != nil {
+				return Result{}, err
+			} else if policy {
+				continue
+			}
+			if reason := replayOnly(rec, base.Version, m.ID); reason != "" {
+				why = append(why, fmt.Sprintf("request %s: %s", shown(rec.ID), reason))
+				continue
+			}
 			if m.Omitted > 0 {
 				// The verdict keeps only names it can show (package
 				// verdict): the others cannot be written as a target.
@@ -165,9 +184,10 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			}
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(t.allow) == 0 {
 		return Result{}, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
 	}
+	t.settleAllowance(len(want) == 0)
 	rs, blocked, err := t.passes(want)
 	if err != nil {
 		return Result{}, err
@@ -175,6 +195,9 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	if blocked != "" {
 		rs.Retire()
 		msg := blocked + " is still blocked with every narrowable rule and variable excluded"
+		for _, a := range t.allow {
+			msg += " and " + a.What + " " + a.Value + " allowed"
+		}
 		if len(why) > 0 {
 			msg += ": " + strings.Join(dedupe(why), "; ")
 		}
@@ -345,7 +368,7 @@ func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
 				rest = append(rest, rm)
 			}
 		}
-		if len(rest) == 0 || len(rest) == len(rms) {
+		if len(rest) == 0 && len(t.allow) == 0 || len(rest) == len(rms) {
 			return false, nil
 		}
 		rs, blocked, err := t.passes(rest)
@@ -399,9 +422,15 @@ func (t *tuner) result(rms []Removal) (Result, error) {
 	}
 	defer rs.Retire()
 	res := Result{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: rms,
-		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.seclang(rms)}
+		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.text(rms)}
+	if len(rms) == 0 && len(t.allow) > 0 {
+		res.RuleID = t.allow[0].RuleID
+	}
 	res.Cases.MustPass = t.pass
 	if err := t.attacks(rs, rms, &res); err != nil {
+		return Result{}, err
+	}
+	if err := t.allowanceCases(rs, &res); err != nil {
 		return Result{}, err
 	}
 	// Said where the next reader of the rules will look: what was checked,
@@ -447,7 +476,7 @@ func (t *tuner) result(rms []Removal) (Result, error) {
 // another host and path, which the conditions must keep blocked.
 func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error {
 	add := func(c gates.Case) { res.Cases.MustBlock = append(res.Cases.MustBlock, c) }
-	{
+	if len(rms) > 0 {
 		p, err := Prove(t.ctx, t.base, cand, t.pass, rms, t.path)
 		if err != nil {
 			return err
@@ -466,8 +495,9 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 			o.Name = "the same request for another host (" + other + ")"
 			add(o)
 		}
-		o := withPath(c, t.path+"-other")
-		o.Name = "the same request on another path (" + t.path + "-other)"
+		other := t.otherPath()
+		o := withPath(c, other)
+		o.Name = "the same request on another path (" + other + ")"
 		add(o)
 		break
 	}

@@ -42,17 +42,24 @@ the rule's family, SQL injection and XSS. tune prints, per rule, how many it
 checked, how many stay blocked and how many get through; the cases file
 keeps up to 5 per rule, those held by a single remaining rule first.
 
+Where the request was blocked by CRS policy that crs-setup.conf documents
+changing (920420 content type, 911100 method, 920440 file extension), tune
+writes an allowance instead: a rule before the CRS include that sets the
+policy list, on the requests' path and Host only, to the baseline's plus
+the request's value; its cases check that another value on the same path,
+and the same value on another path and host, stay blocked.
+
 Every exclusion is compiled and judged in process before it is written: the
 requests pass, the attacks stay blocked. tune refuses (exit code 7) when no
-narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable
-the rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no
-attack can be sent in, or an exclusion that lets through the variable one
-of an excluded rule's own CRS payloads that a rule the requests do not
-need caught, or an attack of its family, that the baseline blocks
-(--accept-opened writes it anyway, saying so), or every attack of a
-family. A payload caught in the variable only by rules the requests trip
-there too is listed as let through as the requests are: no exclusion that
-lets them through keeps it blocked.
+narrow exclusion exists: a protocol-enforcement rule (920xxx) other than
+the policies above, a variable the rule inspects whole (REQUEST_BODY,
+REQUEST_FILENAME), a variable no attack can be sent in, or an exclusion
+that lets through the variable one of an excluded rule's own CRS payloads
+that a rule the requests do not need caught, or an attack of its family,
+that the baseline blocks (--accept-opened writes it anyway, saying so), or
+every attack of a family. A payload caught in the variable only by rules
+the requests trip there too is listed as let through as the requests are:
+no exclusion that lets them through keeps it blocked.
 
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
@@ -282,7 +289,17 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	if res.Prefix {
 		path += " and below"
 	}
-	fmt.Fprintf(out, "wrote %s: the served baseline %s plus exclusion %d, on %s, path %s:\n", v(output), short(bundle.Version), res.RuleID, where, path)
+	var added []string
+	if len(res.Allowances) > 0 {
+		added = append(added, fmt.Sprintf("allowance %d", res.Allowances[0].RuleID))
+	}
+	if len(res.Removals) > 0 {
+		added = append(added, fmt.Sprintf("exclusion %d", res.RuleID))
+	}
+	fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s, on %s, path %s:\n", v(output), short(bundle.Version), strings.Join(added, " and "), where, path)
+	for _, a := range res.Allowances {
+		fmt.Fprintf(out, "  %s\n", v(a.String()))
+	}
 	for _, rm := range res.Removals {
 		fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
 	}
