@@ -125,11 +125,13 @@ type Allowance struct {
 	Variable string `json:"variable"`
 	Was      string `json:"was"`
 	Set      string `json:"set"`
-	// RawBody is set for a content type no body processor parses: Coraza
-	// would parse its body as a form (CRS forces the body variable), and a
-	// binary body's bytes would become arguments that the baseline's
-	// UTF-8 rules refuse; the allowance has it read as one raw
-	// REQUEST_BODY instead, which the rules on REQUEST_BODY still inspect.
+	// RawBody is set for a content type no body processor parses and that
+	// is not text: Coraza would parse its body as a form (CRS forces the
+	// body variable), and a binary body's bytes would become arguments
+	// that the baseline's UTF-8 rules refuse; the allowance has it read as
+	// one raw REQUEST_BODY instead, which the rules on REQUEST_BODY still
+	// inspect. A text/* body stays parsed as a form: the rules on ARGS,
+	// many more, go on reading it.
 	RawBody bool `json:"raw_body,omitempty"`
 }
 
@@ -189,7 +191,7 @@ func (t *tuner) allowFor(m verdict.RuleMatch, rec capture.Record, c gates.Case) 
 		return false, nil
 	}
 	t.allow = append(t.allow, Allowance{Policy: p.rule, What: p.what, Value: value, Variable: p.tx, Was: was, Set: changeList(was, entry, p.restrict),
-		RawBody: p.rule == 920420 && processor == ""})
+		RawBody: p.rule == 920420 && processor == "" && !strings.HasPrefix(value, "text/")})
 	return true, nil
 }
 
