@@ -68,6 +68,14 @@ func TestTuneAllowance(t *testing.T) {
 			"another content type on the same path (application/x-wafcanary-unlisted)"},
 		{"an image/png upload with its body", upload("u", "/api/avatar", "image/png", pngBody, base.Version), 920420, "image/png",
 			[]string{"|image/png|"}, nil, nil, nil, "another content type on the same path"},
+		// A text body stays parsed as a form: the rules on ARGS still read
+		// it (an XSS in it stays blocked), where RAW would leave only those
+		// on REQUEST_BODY.
+		{"a text/plain body", record("x", "shop.example", "/api/log", "text/plain", "build 1.2 finished"), 920420, "text/plain",
+			[]string{"|text/plain|"}, nil,
+			[]gates.Case{send("POST", "shop.example", "/api/log", "text/plain", "build 1.3 finished")},
+			[]gates.Case{send("POST", "shop.example", "/api/log", "text/plain", "x=<script>alert(1)</script>")},
+			"another content type on the same path"},
 		{"a PUT", put, 911100, "PUT", []string{"GET HEAD POST OPTIONS PUT"}, nil,
 			[]gates.Case{send("PUT", "shop.example", "/api/items/7", form, "name=lamp")},
 			[]gates.Case{send("PUT", "shop.example", "/api/items/8", form, "name=lamp"), send("DELETE", "shop.example", "/api/items/7", "", "")},
@@ -93,6 +101,9 @@ func TestTuneAllowance(t *testing.T) {
 			a := res.Allowances[0]
 			if a.Policy != c.policy || a.Value != c.value || a.RuleID != res.RuleID || a.RuleID != 10000 {
 				t.Errorf("allowance %+v", a)
+			}
+			if raw := strings.Contains(res.SecLang, "ctl:requestBodyProcessor=RAW"); raw != a.RawBody || raw != (c.policy == 920420 && c.value == "image/png") {
+				t.Errorf("RAW body processor: written %v, allowance says %v", raw, a.RawBody)
 			}
 			for _, s := range c.set {
 				if !strings.Contains(a.Set, s) {
