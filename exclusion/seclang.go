@@ -112,6 +112,31 @@ func (t *tuner) seclang(rms []Removal) string {
 	return b.String()
 }
 
+// text is what the candidate adds to the baseline: the allowance, if a
+// policy list is changed, then the exclusion, if a rule loses a variable.
+func (t *tuner) text(rms []Removal) string {
+	s := t.allowSecLang()
+	if len(rms) > 0 {
+		if s != "" {
+			s += "\n"
+		}
+		s += t.seclang(rms)
+	}
+	return s
+}
+
+// additions names the rules text writes, for the candidate's header.
+func (t *tuner) additions(rms []Removal) string {
+	var parts []string
+	if len(t.allow) > 0 {
+		parts = append(parts, fmt.Sprintf("allowance %d", t.allow[0].RuleID))
+	}
+	if len(rms) > 0 {
+		parts = append(parts, fmt.Sprintf("exclusion %d", t.insert.id))
+	}
+	return strings.Join(parts, " and ")
+}
+
 // hostPattern matches the Host headers that name host h, lower-cased: h
 // with or without a port, a name also with a trailing dot, an IPv6 address
 // in the brackets a Host header writes it in ([::1]:8080).
@@ -153,9 +178,9 @@ func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, err
 	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus exclusion %d for request(s)\n", short(t.base.Version), t.bundle.Source, t.insert.id)
+	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus %s for request(s)\n", short(t.base.Version), t.bundle.Source, t.additions(rms))
 	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n\n", strings.Join(t.ids, ", "))
-	excl := t.seclang(rms)
+	excl := t.text(rms)
 	if err := writable(head.String() + excl); err != nil {
 		return nil, nil, err
 	}

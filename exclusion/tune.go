@@ -67,6 +67,19 @@ type Result struct {
 	// Opened are attacks the baseline blocks and the candidate lets
 	// through; their family is still covered by another attack.
 	Opened []string `json:"opened,omitempty"`
+	// Checks and Families are what the attacks in the excluded variables
+	// found, per removed rule (its CRS regression-test payloads) and per
+	// family (the hand-picked ones).
+	Checks   []RuleCheck   `json:"checks,omitempty"`
+	Families []FamilyCheck `json:"families,omitempty"`
+	// Inherent are removed rules' CRS payloads let through as the
+	// requests are: in the variable, only rules the requests trip there
+	// too caught them (RuleCheck.Inherent). Not refused; the price.
+	Inherent []string `json:"inherent,omitempty"`
+	// Allowances are CRS policy lists the candidate changes on the host
+	// and path, where a policy rule blocked (a content type, a method, a
+	// file extension).
+	Allowances []Allowance `json:"allowances,omitempty"`
 }
 
 // Scope is the rollout scope the exclusion declares.
@@ -78,6 +91,11 @@ func (r Result) Scope() evidence.Scope {
 	for _, rm := range r.Removals {
 		if !slices.Contains(s.RuleIDs, rm.Rule) {
 			s.RuleIDs = append(s.RuleIDs, rm.Rule)
+		}
+	}
+	for _, a := range r.Allowances {
+		if !slices.Contains(s.RuleIDs, a.Policy) {
+			s.RuleIDs = append(s.RuleIDs, a.Policy)
 		}
 	}
 	return s
@@ -96,6 +114,7 @@ type tuner struct {
 	pass   []gates.Case
 	ids    []string
 	notes  []string
+	allow  []Allowance // policy lists changed instead of excluding (allow.go)
 }
 
 // Tune finds the narrowest exclusion that lets recs through base, whose
@@ -139,6 +158,15 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			if evaluation(m.ID) {
 				continue
 			}
+			if policy, err := t.allowFor(m, rec, c); err != nil {
+				return Result{}, err
+			} else if policy {
+				continue
+			}
+			if reason := replayOnly(rec, base.Version, m.ID); reason != "" {
+				why = append(why, fmt.Sprintf("request %s: %s", shown(rec.ID), reason))
+				continue
+			}
 			if m.Omitted > 0 {
 				// The verdict keeps only names it can show (package
 				// verdict): the others cannot be written as a target.
@@ -156,9 +184,10 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			}
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(t.allow) == 0 {
 		return Result{}, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
 	}
+	t.settleAllowance(len(want) == 0)
 	rs, blocked, err := t.passes(want)
 	if err != nil {
 		return Result{}, err
@@ -166,6 +195,9 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	if blocked != "" {
 		rs.Retire()
 		msg := blocked + " is still blocked with every narrowable rule and variable excluded"
+		for _, a := range t.allow {
+			msg += " and " + a.What + " " + a.Value + " allowed"
+		}
 		if len(why) > 0 {
 			msg += ": " + strings.Join(dedupe(why), "; ")
 		}
@@ -336,7 +368,7 @@ func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
 				rest = append(rest, rm)
 			}
 		}
-		if len(rest) == 0 || len(rest) == len(rms) {
+		if len(rest) == 0 && len(t.allow) == 0 || len(rest) == len(rms) {
 			return false, nil
 		}
 		rs, blocked, err := t.passes(rest)
@@ -390,91 +422,71 @@ func (t *tuner) result(rms []Removal) (Result, error) {
 	}
 	defer rs.Retire()
 	res := Result{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: rms,
-		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.seclang(rms)}
+		Requests: t.ids, Main: t.opt.Output, Files: files, SecLang: t.text(rms)}
+	if len(rms) == 0 && len(t.allow) > 0 {
+		res.RuleID = t.allow[0].RuleID
+	}
 	res.Cases.MustPass = t.pass
 	if err := t.attacks(rs, rms, &res); err != nil {
 		return Result{}, err
 	}
-	if len(res.Opened) > 0 {
-		// Said where the next reader of the rules will look.
-		note := "# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n"
-		for _, o := range res.Opened {
-			note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
+	if err := t.allowanceCases(rs, &res); err != nil {
+		return Result{}, err
+	}
+	// Said where the next reader of the rules will look: what was checked,
+	// and what was let through with --accept-opened.
+	var note strings.Builder
+	if len(res.Checks)+len(res.Families) > 0 {
+		note.WriteString("# Attacks checked in the excluded variables on this path (blocked by the\n# baseline; the cases file keeps a few of each as must_block):\n")
+		for _, l := range (Proof{Rules: res.Checks, Families: res.Families}).Summary() {
+			note.WriteString("#   " + l + "\n")
 		}
-		if err := writable(note); err != nil {
+	}
+	if len(res.Inherent) > 0 {
+		note.WriteString("# Let through as the requests are (in the variable, only rules the requests\n# trip there too caught them; no narrower exclusion keeps them blocked):\n")
+		for _, o := range res.Inherent {
+			note.WriteString("#   " + strings.ReplaceAll(o, "\n", " ") + "\n")
+		}
+	}
+	switch {
+	case len(res.Opened) > 0 && t.opt.AcceptOpened:
+		note.WriteString("# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n")
+	case len(res.Opened) > 0:
+		note.WriteString("# The baseline blocks these attacks of other families, this exclusion does not\n# (others of each family stay blocked):\n")
+	}
+	if len(res.Opened) > 0 {
+		for _, o := range res.Opened {
+			note.WriteString("#   " + strings.ReplaceAll(o, "\n", " ") + "\n")
+		}
+	}
+	if note.Len() > 0 {
+		if err := writable(note.String()); err != nil {
 			return Result{}, err
 		}
 		head := strings.SplitAfterN(res.SecLang, "\n", 2)
-		res.SecLang = head[0] + note + head[1]
-		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
+		res.SecLang = head[0] + note.String() + head[1]
+		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note.String(), 1))
 	}
 	res.Notes = t.notes
 	return res, nil
 }
 
 // attacks adds the must_block cases and refuses an exclusion that opens
-// its variable: for every excluded target, the attack families of every
-// rule that loses it, then SQL injection and XSS, each sent in that
-// target of a request that has it. An attack of an excluded rule's own
-// family that the baseline blocks and the candidate lets through is
-// refused unless Options.AcceptOpened; of another family, the family is
-// refused only when none of its attacks stays blocked.
+// its variable (Prove, then Proof.Refusal), then adds the same request on
+// another host and path, which the conditions must keep blocked.
 func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error {
 	add := func(c gates.Case) { res.Cases.MustBlock = append(res.Cases.MustBlock, c) }
-	blocks := func(rs *ruleset.Ruleset, c gates.Case) (bool, error) {
-		v, err := judge(t.ctx, rs, c)
-		return v.Blocked, err
-	}
-	targets, own, fams := familiesOf(rms)
-	for _, target := range targets {
-		// The request that carries the target: the first one may not.
-		carrier, ok := gates.Case{}, false
-		for _, c := range t.pass {
-			if _, ok = inject(c, target, "x"); ok {
-				carrier = c
-				break
-			}
+	if len(rms) > 0 {
+		p, err := Prove(t.ctx, t.base, cand, t.pass, rms, t.path)
+		if err != nil {
+			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: no request has a value in %s that an attack can be sent in, so the exclusion of %s from it cannot be tested; tune such requests apart, or write the exclusion by hand",
-				ErrRefused, target, rulesOf(rms, target))
+		if err := p.Refusal(rms, t.opt.AcceptOpened); err != nil {
+			return err
 		}
-		for _, fam := range fams[target] {
-			tried, kept := 0, 0
-			var opened []string
-			for _, payload := range fam.attacks {
-				c, _ := inject(carrier, target, payload)
-				c.Name = fmt.Sprintf("%s in %s on %s: %s", fam.name, target, t.path, payload)
-				b, err := blocks(t.base, c)
-				if err != nil {
-					return err
-				}
-				if !b {
-					continue // the baseline lets it through too: no test of the change
-				}
-				tried++
-				if b, err = blocks(cand, c); err != nil {
-					return err
-				}
-				if !b {
-					opened = append(opened, c.Name)
-					continue
-				}
-				kept++
-				add(c)
-			}
-			switch {
-			case len(opened) > 0 && own[target][fam.name] && !t.opt.AcceptOpened:
-				return fmt.Errorf("%w: excluding %s from %s lets through %s that the baseline blocks: %s; give --accept-opened to write it anyway",
-					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
-			case tried > 0 && kept == 0:
-				return fmt.Errorf("%w: excluding %s from %s lets every %s attack through that the baseline blocks (%s); the variable would be open to that family",
-					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
-			case tried == 0:
-				t.notes = append(t.notes, fmt.Sprintf("no %s attack in %s is blocked by the baseline either: no must_block case for it", fam.name, target))
-			}
-			res.Opened = append(res.Opened, opened...)
-		}
+		res.Cases.MustBlock = append(res.Cases.MustBlock, p.MustBlock...)
+		res.Checks, res.Families, res.Opened, res.Inherent = p.Rules, p.Families, p.Opened(), p.Inherent()
+		t.notes = append(t.notes, p.Notes...)
 	}
 	for _, c := range t.pass {
 		if t.host != "" {
@@ -483,43 +495,22 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 			o.Name = "the same request for another host (" + other + ")"
 			add(o)
 		}
-		o := withPath(c, t.path+"-other")
-		o.Name = "the same request on another path (" + t.path + "-other)"
+		other := t.otherPath()
+		o := withPath(c, other)
+		o.Name = "the same request on another path (" + other + ")"
 		add(o)
 		break
 	}
 	for _, c := range res.Cases.MustBlock[len(res.Cases.MustBlock)-min(2, len(res.Cases.MustBlock)):] {
-		b, err := blocks(cand, c)
+		v, err := judge(t.ctx, cand, c)
 		if err != nil {
 			return err
 		}
-		if !b {
+		if !v.Blocked {
 			return fmt.Errorf("the exclusion's conditions do not hold: %q is let through; this is a bug in tune, please report it", c.Name)
 		}
 	}
 	return nil
-}
-
-// familiesOf lists the excluded targets in order and, for each, the
-// families of the rules that lose it (own) and every family to try: those,
-// then SQL injection and XSS.
-func familiesOf(rms []Removal) (targets []string, own map[string]map[string]bool, fams map[string][]family) {
-	own, fams = map[string]map[string]bool{}, map[string][]family{}
-	for _, rm := range rms {
-		if _, ok := own[rm.Target]; !ok {
-			targets = append(targets, rm.Target)
-			own[rm.Target] = map[string]bool{}
-		}
-		if f, ok := families[rm.Rule/1000]; ok {
-			own[rm.Target][f.name] = true
-		}
-		for _, f := range familiesFor(rm.Rule) {
-			if !slices.ContainsFunc(fams[rm.Target], func(g family) bool { return g.name == f.name }) {
-				fams[rm.Target] = append(fams[rm.Target], f)
-			}
-		}
-	}
-	return targets, own, fams
 }
 
 func rulesOf(rms []Removal, target string) string {

@@ -35,13 +35,31 @@ requests' path and Host. It writes a cases file beside it: must_pass are the
 requests as captured (redacted), must_block are attacks in each excluded
 variable on the same path, and the same requests on another host and path.
 
+The attacks are, for every rule removed from a variable, that rule's own
+CRS regression-test payloads (up to 20 the baseline blocks with the rule
+matching the variable) re-sent in the variable, and hand-picked attacks of
+the rule's family, SQL injection and XSS. tune prints, per rule, how many it
+checked, how many stay blocked and how many get through; the cases file
+keeps up to 5 per rule, those held by a single remaining rule first.
+
+Where the request was blocked by CRS policy that crs-setup.conf documents
+changing (920420 content type, 911100 method, 920440 file extension), tune
+writes an allowance instead: a rule before the CRS include that sets the
+policy list, on the requests' path and Host only, to the baseline's plus
+the request's value; its cases check that another value on the same path,
+and the same value on another path and host, stay blocked.
+
 Every exclusion is compiled and judged in process before it is written: the
 requests pass, the attacks stay blocked. tune refuses (exit code 7) when no
-narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable the
-rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no attack
-can be sent in, or an exclusion that lets through the variable an attack of
-an excluded rule's own family that the baseline blocks (--accept-opened
-writes it anyway, saying so), or every attack of another family.
+narrow exclusion exists: a protocol-enforcement rule (920xxx) other than
+the policies above, a variable the rule inspects whole (REQUEST_BODY,
+REQUEST_FILENAME), a variable no attack can be sent in, or an exclusion
+that lets through the variable one of an excluded rule's own CRS payloads
+that a rule the requests do not need caught, or an attack of its family,
+that the baseline blocks (--accept-opened writes it anyway, saying so), or
+every attack of a family. A payload caught in the variable only by rules
+the requests trip there too is listed as let through as the requests are:
+no exclusion that lets them through keeps it blocked.
 
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
@@ -271,13 +289,27 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	if res.Prefix {
 		path += " and below"
 	}
-	fmt.Fprintf(out, "wrote %s: the served baseline %s plus exclusion %d, on %s, path %s:\n", v(output), short(bundle.Version), res.RuleID, where, path)
+	var added []string
+	if len(res.Allowances) > 0 {
+		added = append(added, fmt.Sprintf("allowance %d", res.Allowances[0].RuleID))
+	}
+	if len(res.Removals) > 0 {
+		added = append(added, fmt.Sprintf("exclusion %d", res.RuleID))
+	}
+	fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s, on %s, path %s:\n", v(output), short(bundle.Version), strings.Join(added, " and "), where, path)
+	for _, a := range res.Allowances {
+		fmt.Fprintf(out, "  %s\n", v(a.String()))
+	}
 	for _, rm := range res.Removals {
 		fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
 	}
 	fmt.Fprintf(out, "wrote %s: %d must_pass (the requests), %d must_block\n", v(cases), len(res.Cases.MustPass), len(res.Cases.MustBlock))
 	for _, c := range res.Cases.MustBlock {
 		fmt.Fprintf(out, "  must_block: %s\n", v(c.Name))
+	}
+	printChecks(out, res)
+	for _, o := range res.Inherent {
+		fmt.Fprintf(out, "let through as the requests are: %s\n", v(o))
 	}
 	for _, o := range res.Opened {
 		fmt.Fprintf(out, "warning: let through by the candidate, blocked by the baseline: %s\n", v(o))
@@ -288,6 +320,20 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	fmt.Fprintln(out, "next:")
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
 	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+res.Host+res.Path+" (requests "+strings.Join(res.Requests, ", ")+")")
+}
+
+// printChecks says what the attacks in the excluded variables found: per
+// removed rule, how many of its CRS regression-test payloads the baseline
+// blocks and the candidate still does; per family, its hand-picked ones.
+func printChecks(out io.Writer, res exclusion.Result) {
+	for _, c := range res.Checks {
+		fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+	}
+	for _, c := range res.Families {
+		if c.Checked > 0 {
+			fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+		}
+	}
 }
 
 func short(v string) string {
