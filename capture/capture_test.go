@@ -97,6 +97,12 @@ func TestRecordRedacts(t *testing.T) {
 			t.Errorf("%s: note %q, want %q", tc.name, rec.BodyNote, tc.note)
 		}
 	}
+	// Blocked in phase 1: the body was never read, and the capture says so.
+	early := block("r-early", "image/png", "/upload", "")
+	early.Request.Header.Set("Content-Length", "5120")
+	if rec := Of(early, DefaultConfig); rec.Body != "" || !strings.Contains(rec.BodyNote, "blocked before its body phase") {
+		t.Errorf("a body never read: %q, note %q", rec.Body, rec.BodyNote)
+	}
 	long := Of(block("r-long", "application/x-www-form-urlencoded", "/", "text="+strings.Repeat("a", 100)), Config{MaxBodyBytes: 20, Redact: DefaultConfig.Redact})
 	if len(long.Body) != 20 || !strings.Contains(long.BodyNote, "max_body_bytes") {
 		t.Errorf("long body: %d bytes, note %q", len(long.Body), long.BodyNote)

@@ -240,6 +240,11 @@ func (r redactor) record(b verdict.Block, maxBody int) Record {
 		}
 	}
 	rec.Body, rec.BodyNote = r.body(q.Header.Get("Content-Type"), b.Body, b.BodyTruncated, maxBody)
+	if len(b.Body) == 0 && (len(q.TransferEncoding) > 0 || q.Header.Get("Content-Length") != "" && q.Header.Get("Content-Length") != "0") {
+		// Blocked in phase 1 (CRS's early blocking): Coraza never read
+		// it. Said, so a replay without it is not taken for the request.
+		rec.BodyNote = "the body was not read: the request was blocked before its body phase"
+	}
 	rec.Signature = ShapeOf(q.Host, q.URI, b.Record.Verdict).Signature()
 	return rec
 }

@@ -54,6 +54,13 @@ const (
 	maxRecent = 8
 )
 
+// queueSize is the blocks waiting for the writer. Under a flood of blocks
+// the writer competes for CPU with the proxy; a block that finds the queue
+// full is not counted under its signature (wafcanary_captures_not_written_total
+// {reason="queue_full"}). Each holds at most max_body_bytes of body, so
+// the queue holds at most 256 times that.
+const queueSize = 256
+
 // flushEvery is how often the writer saves the index when it changed:
 // counts lost in a crash are at most this old.
 const flushEvery = 10 * time.Second
@@ -175,7 +182,7 @@ func Open(dir string, cfg Config, log *slog.Logger, now func() time.Time) (*Stor
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{dir: dir, cfg: cfg, red: newRedactor(cfg), queue: make(chan verdict.Block, 64), log: log, now: now, free: freeBytes,
+	s := &Store{dir: dir, cfg: cfg, red: newRedactor(cfg), queue: make(chan verdict.Block, queueSize), log: log, now: now, free: freeBytes,
 		sigs: map[string]*sigEntry{}, lru: list.New(), files: map[string]*sigEntry{}, recent: map[string]*sigEntry{}, prefixes: map[string]int{}}
 	des, err := os.ReadDir(dir)
 	if err != nil {
