@@ -143,6 +143,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	if got, err := ls.s.capture.Signature(sig); err != nil || !got.Pinned {
 		t.Errorf("pinned from the page: %+v, %v", got, err)
 	}
+	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		path := filepath.Join(artifactDir(t), "status-page-blocks.png")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot of the page with its Blocks panel: %s", path)
+		}
+	}
 	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie + "|" + localStorage.length`))
 	if err != nil || stored != "|0" {
 		t.Errorf("the page keeps state beyond the tab's session storage: %q", stored)

@@ -207,7 +207,8 @@ const leansText = {false_positive: "hints at a false positive: ", attack: "hints
 
 function renderBlocks(l) {
   const st = l.store;
-  text("blocksnote", `${l.signatures.length} signatures seen most recently, newest first; the store holds ${st.signatures} of ${st.max_signatures} signatures, ` +
+  const n = l.signatures.length;
+  text("blocksnote", `${n} ${n === 1 ? "signature" : "signatures"} seen most recently, newest first; the store holds ${st.signatures} of ${st.max_signatures} signatures, ` +
     `${st.requests} of ${st.max_requests} requests, ${st.pinned} of ${st.max_pinned} pinned. wafcanary explain and tune take a signature.`);
   const tb = $("blocks").tBodies[0];
   tb.replaceChildren();

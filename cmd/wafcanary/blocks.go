@@ -105,8 +105,8 @@ func printBlocks(out io.Writer, l admin.BlockList, format string) error {
 	for _, n := range st.EvictedSignatures {
 		evicted += n
 	}
-	fmt.Fprintf(out, "%d signatures of blocked requests, most recently seen first; the store holds %d of %d signatures, %d of %d requests, %s of %s, %d pinned; %d signatures evicted since start-up\n",
-		len(l.Signatures), st.Signatures, st.MaxSignatures, st.Requests, st.MaxRequests, mib(st.Bytes), mib(st.MaxBytes), st.Pinned, evicted)
+	fmt.Fprintf(out, "%s of blocked requests, most recently seen first; the store holds %d of %d signatures, %d of %d requests, %s of %s, %d pinned; %d signatures evicted since start-up\n",
+		plural(len(l.Signatures), "signature"), st.Signatures, st.MaxSignatures, st.Requests, st.MaxRequests, mib(st.Bytes), mib(st.MaxBytes), st.Pinned, evicted)
 	for _, s := range l.Signatures {
 		fmt.Fprintln(out)
 		clients := plural(s.Clients, "client")
