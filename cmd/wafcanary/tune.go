@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -25,7 +24,7 @@ func newTuneCmd() *cobra.Command {
 	var output, cases, host, path string
 	var force, acceptOpened bool
 	cmd := &cobra.Command{
-		Use:   "tune REQUEST_ID... --output FILE --cases FILE",
+		Use:   "tune REQUEST_ID|SIGNATURE... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
 		Long: `tune takes the X-Request-IDs of blocked requests whose captures the server kept
 (capture.enabled), and writes a candidate: the served baseline verbatim plus
@@ -83,16 +82,9 @@ the paths below it instead of the exact path.`,
 				return err
 			}
 			ctx := cmd.Context()
-			var recs []capture.Record
-			for _, id := range ids {
-				e, err := c.Explain(ctx, id)
-				if err != nil {
-					return exitError(err)
-				}
-				if e.Capture == nil {
-					return fmt.Errorf("request %s: no capture (capture.enabled is off, or the capture is past capture.max_age or max_requests): tune replays the request, so it needs one", id)
-				}
-				recs = append(recs, *e.Capture)
+			recs, err := tuneRecords(ctx, c, ids)
+			if err != nil {
+				return err
 			}
 			bundle, err := c.ServedBaseline(ctx)
 			if err != nil {
