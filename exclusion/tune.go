@@ -49,21 +49,27 @@ var ErrRefused = errors.New("no narrow exclusion")
 // does not hold them, a host that is not a name); the error names it.
 var ErrOptions = errors.New("bad tune options")
 
-// Exclusion is one exclusion rule tune writes: the rules and variables it
-// removes on one host and path, for the requests sent there.
+// Exclusion is what tune writes for the requests to one host and path:
+// an exclusion rule that removes rules' variables, an allowance that
+// changes CRS policy lists, or both.
 type Exclusion struct {
-	RuleID   int       `json:"rule_id"` // the exclusion's own rule
+	RuleID   int       `json:"rule_id"` // the exclusion's own rule (the allowance's without one)
 	Host     string    `json:"host,omitempty"`
 	Path     string    `json:"path"`
 	Prefix   bool      `json:"path_prefix,omitempty"`
 	Removals []Removal `json:"removals"`
-	Requests []string  `json:"requests"`
-	// SecLang is the exclusion as inserted, comments included.
+	// Allowances are CRS policy lists the candidate changes on the host
+	// and path, where a policy rule blocked (a content type, a method, a
+	// file extension).
+	Allowances []Allowance `json:"allowances,omitempty"`
+	Requests   []string    `json:"requests"`
+	// SecLang is what is inserted for them, comments included.
 	SecLang string `json:"seclang"`
 }
 
-// Scope is the rollout scope the exclusion declares: its rules, on its
-// host, on exactly its path (under it with Prefix), as start infers it.
+// Scope is the rollout scope the exclusion declares: its rules and policy
+// rules, on its host, on exactly its path (under it with Prefix), as
+// start infers it.
 func (e Exclusion) Scope() evidence.Scope {
 	var s evidence.Scope
 	if e.Prefix {
@@ -79,17 +85,22 @@ func (e Exclusion) Scope() evidence.Scope {
 			s.RuleIDs = append(s.RuleIDs, rm.Rule)
 		}
 	}
+	for _, a := range e.Allowances {
+		if !slices.Contains(s.RuleIDs, a.Policy) {
+			s.RuleIDs = append(s.RuleIDs, a.Policy)
+		}
+	}
 	slices.Sort(s.RuleIDs)
 	return s
 }
 
 // Result is a candidate that was compiled and judged: the baseline with
-// one exclusion per host and path of the requests; the requests pass, the
-// attacks in Cases.MustBlock are still blocked.
+// what tune writes for each host and path of the requests; the requests
+// pass, the attacks in Cases.MustBlock are still blocked.
 type Result struct {
-	// Exclusion is the first exclusion, the only one when the requests
-	// share a host and a path; Exclusions lists every one, in the order of
-	// the requests.
+	// Exclusion is the first host and path's, the only one when the
+	// requests share a host and a path; Exclusions lists every one, in
+	// the order of the requests.
 	Exclusion
 	Exclusions []Exclusion `json:"exclusions"`
 	// Requests are the IDs of every request the candidate lets through.
@@ -108,10 +119,21 @@ type Result struct {
 	// Opened are attacks the baseline blocks and the candidate lets
 	// through; their family is still covered by another attack.
 	Opened []string `json:"opened,omitempty"`
+	// Checks and Families are what the attacks in the excluded variables
+	// found, per removed rule (its CRS regression-test payloads) and per
+	// family (the hand-picked ones).
+	Checks   []RuleCheck   `json:"checks,omitempty"`
+	Families []FamilyCheck `json:"families,omitempty"`
+	// Inherent are removed rules' CRS payloads let through as the
+	// requests are: in the variable, only rules the requests trip there
+	// too caught them (RuleCheck.Inherent). Not refused; the price.
+	Inherent []string `json:"inherent,omitempty"`
+	// Allowances are every exclusion's, in order.
+	Allowances []Allowance `json:"allowances,omitempty"`
 }
 
-// Scope is the rollout scope the candidate declares: a clause per
-// exclusion.
+// Scope is the rollout scope the candidate declares: a clause per host
+// and path.
 func (r Result) Scope() evidence.Scope {
 	if len(r.Exclusions) == 1 {
 		return r.Exclusions[0].Scope()
@@ -123,8 +145,7 @@ func (r Result) Scope() evidence.Scope {
 	return s
 }
 
-// tuner holds one exclusion's inputs while it searches: the requests to
-// one host and path.
+// tuner holds one host and path's inputs while it searches.
 type tuner struct {
 	ctx    context.Context
 	base   *ruleset.Ruleset
@@ -137,28 +158,28 @@ type tuner struct {
 	pass   []gates.Case
 	ids    []string
 	notes  []string
-	// batch is every exclusion of the candidate; the tuner's own is at
-	// index. While each searches, the others are left out: their
-	// conditions never hold on this one's requests.
+	allow  []Allowance // policy lists changed instead of excluding (allow.go)
+	// batch is every host and path's text in the candidate; the tuner's
+	// own is at index. While each searches, the others are left out:
+	// their conditions never hold on this one's requests.
 	batch *batch
 	index int
 }
 
-// batch is the exclusions of one candidate, as SecLang by tuner index, and
-// every request ID in it.
+// batch is what one candidate adds, by tuner index: the text, the rules
+// it names for the header, and every request ID.
 type batch struct {
-	seclang []string
-	rules   []int // each exclusion's own rule ID
-	ids     []string
+	text, adds []string
+	ids        []string
 }
 
 // Tune finds the narrowest exclusions that let recs through base, whose
-// bundle is the served baseline: one exclusion rule per host and path of
-// the requests (one with Options.Host or Options.Path set for all), each
-// with its own conditions and cases, in one candidate. It refuses
-// (ErrRefused) when a request is blocked for a reason no rule-and-variable
-// exclusion removes, and when an exclusion would let a family of attacks
-// through the variable it opens.
+// bundle is the served baseline: for each host and path of the requests
+// (one for all with Options.Host or Options.Path set) an exclusion rule,
+// a policy allowance or both, each with its own conditions and cases, in
+// one candidate. It refuses (ErrRefused) when a request is blocked for a
+// reason no rule-and-variable exclusion removes, and when an exclusion
+// would let a family of attacks through the variable it opens.
 func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, recs []capture.Record, opt Options) (Result, error) {
 	if len(recs) == 0 {
 		return Result{}, errors.New("no requests to tune for")
@@ -174,18 +195,16 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	if err != nil {
 		return Result{}, err
 	}
-	b := &batch{seclang: make([]string, len(groups))}
+	b := &batch{text: make([]string, len(groups)), adds: make([]string, len(groups))}
 	for _, rec := range recs {
 		b.ids = append(b.ids, rec.ID)
 	}
 	var tuners []*tuner
 	var wants [][]Removal
+	next := ins.id
 	for i, g := range groups {
 		t := &tuner{ctx: ctx, base: base, bundle: bundle, opt: opt, insert: ins, host: g.host, path: g.path, prefix: g.prefix, batch: b, index: i}
-		if i > 0 {
-			t.insert.id = nextID(base, tuners[i-1].insert.id+1)
-		}
-		b.rules = append(b.rules, t.insert.id)
+		t.insert.id = nextID(base, next)
 		want, err := t.search(g.recs)
 		if err != nil {
 			if len(groups) > 1 {
@@ -193,10 +212,14 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 			}
 			return Result{}, err
 		}
+		next = t.insert.id + 1
+		for _, a := range t.allow {
+			next = max(next, a.RuleID+1)
+		}
 		tuners, wants = append(tuners, t), append(wants, want)
 	}
 	for i, t := range tuners {
-		b.seclang[i] = t.seclang(wants[i])
+		b.text[i], b.adds[i] = t.text(wants[i]), t.additions(wants[i])
 	}
 	return result(tuners, wants)
 }
@@ -270,21 +293,9 @@ func nextID(base *ruleset.Ruleset, id int) int {
 	}
 }
 
-// where is the host and path the tuner's exclusion is conditioned on, for
-// a message.
-func (t *tuner) where() string {
-	w := shown(t.path)
-	if t.prefix {
-		w += " and below"
-	}
-	if t.host == "" {
-		return "every host, " + w
-	}
-	return shown(hostHeader(t.host)) + w
-}
-
 // search replays recs, the requests to the tuner's host and path, and
-// returns the fewest removals that let them all through.
+// returns the fewest removals that, with the policy allowances it
+// settles, let them all through.
 func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 	var want []Removal
 	var why []string
@@ -306,6 +317,15 @@ func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 			if evaluation(m.ID) {
 				continue
 			}
+			if policy, err := t.allowFor(m, rec, c); err != nil {
+				return nil, err
+			} else if policy {
+				continue
+			}
+			if reason := replayOnly(rec, t.base.Version, m.ID); reason != "" {
+				why = append(why, fmt.Sprintf("request %s: %s", shown(rec.ID), reason))
+				continue
+			}
 			if m.Omitted > 0 {
 				// The verdict keeps only names it can show (package
 				// verdict): the others cannot be written as a target.
@@ -323,9 +343,10 @@ func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 			}
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(t.allow) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrRefused, strings.Join(dedupe(why), "; "))
 	}
+	t.settleAllowance(len(want) == 0)
 	rs, blocked, err := t.passes(want)
 	if err != nil {
 		return nil, err
@@ -333,6 +354,9 @@ func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 	rs.Retire()
 	if blocked != "" {
 		msg := blocked + " is still blocked with every narrowable rule and variable excluded"
+		for _, a := range t.allow {
+			msg += " and " + a.What + " " + a.Value + " allowed"
+		}
 		if len(why) > 0 {
 			msg += ": " + strings.Join(dedupe(why), "; ")
 		}
@@ -485,7 +509,7 @@ func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
 				rest = append(rest, rm)
 			}
 		}
-		if len(rest) == 0 || len(rest) == len(rms) {
+		if len(rest) == 0 && len(t.allow) == 0 || len(rest) == len(rms) {
 			return false, nil
 		}
 		rs, blocked, err := t.passes(rest)
@@ -529,10 +553,10 @@ func (t *tuner) minimise(rms []Removal) ([]Removal, error) {
 	return rms, nil
 }
 
-// result compiles the final candidate, every exclusion in it, and writes
-// its cases: the requests must pass; attacks in each opened variable, the
-// same requests on another host and path, must be blocked, each judged on
-// the whole candidate.
+// result compiles the final candidate, every host and path's text in
+// it, and writes its cases: the requests must pass; attacks in each
+// opened variable, the same requests on another host and path, must be
+// blocked, each judged on the whole candidate.
 func result(tuners []*tuner, wants [][]Removal) (Result, error) {
 	first := tuners[0]
 	rs, files, err := first.compileAll()
@@ -542,33 +566,16 @@ func result(tuners []*tuner, wants [][]Removal) (Result, error) {
 	defer rs.Retire()
 	res := Result{Base: first.base.Version, Main: first.opt.Output, Files: files, Requests: first.batch.ids}
 	for i, t := range tuners {
-		e := Exclusion{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: wants[i], Requests: t.ids, SecLang: t.batch.seclang[i]}
-		var own Result
-		if err := t.attacks(rs, wants[i], &own); err != nil {
+		e, err := t.result(rs, wants[i], &res)
+		if err != nil {
 			if len(tuners) > 1 {
 				return Result{}, fmt.Errorf("requests to %s: %w", t.where(), err)
 			}
 			return Result{}, err
 		}
-		res.Cases.MustPass = append(res.Cases.MustPass, t.pass...)
-		res.Cases.MustBlock = append(res.Cases.MustBlock, own.Cases.MustBlock...)
-		res.Opened = append(res.Opened, own.Opened...)
-		if len(own.Opened) > 0 {
-			// Said where the next reader of the rules will look.
-			note := "# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n"
-			for _, o := range own.Opened {
-				note += "#   " + strings.ReplaceAll(o, "\n", " ") + "\n"
-			}
-			if err := writable(note); err != nil {
-				return Result{}, err
-			}
-			head := strings.SplitAfterN(e.SecLang, "\n", 2)
-			e.SecLang = head[0] + note + head[1]
-			res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note, 1))
-		}
 		for _, n := range t.notes {
 			if len(tuners) > 1 {
-				n = "exclusion " + fmt.Sprint(t.insert.id) + ": " + n
+				n = fmt.Sprintf("%s: %s", t.where(), n)
 			}
 			res.Notes = append(res.Notes, n)
 		}
@@ -578,69 +585,83 @@ func result(tuners []*tuner, wants [][]Removal) (Result, error) {
 	return res, nil
 }
 
+// result judges the tuner's part of the candidate cand: its cases go into
+// res, and what was checked into a comment above its text, in res.Files
+// and in the Exclusion it returns.
+func (t *tuner) result(cand *ruleset.Ruleset, rms []Removal, res *Result) (Exclusion, error) {
+	e := Exclusion{RuleID: t.insert.id, Host: t.host, Path: t.path, Prefix: t.prefix, Removals: rms, Requests: t.ids, SecLang: t.batch.text[t.index]}
+	if len(rms) == 0 && len(t.allow) > 0 {
+		e.RuleID = t.allow[0].RuleID
+	}
+	var own Result
+	own.Cases.MustPass = t.pass
+	if err := t.attacks(cand, rms, &own); err != nil {
+		return e, err
+	}
+	if err := t.allowanceCases(cand, &own); err != nil {
+		return e, err
+	}
+	e.Allowances = own.Allowances
+	res.Cases.MustPass = append(res.Cases.MustPass, own.Cases.MustPass...)
+	res.Cases.MustBlock = append(res.Cases.MustBlock, own.Cases.MustBlock...)
+	res.Checks = append(res.Checks, own.Checks...)
+	res.Families = append(res.Families, own.Families...)
+	res.Opened = append(res.Opened, own.Opened...)
+	res.Inherent = append(res.Inherent, own.Inherent...)
+	res.Allowances = append(res.Allowances, own.Allowances...)
+	// Said where the next reader of the rules will look: what was checked,
+	// and what was let through with --accept-opened.
+	var note strings.Builder
+	if len(own.Checks)+len(own.Families) > 0 {
+		note.WriteString("# Attacks checked in the excluded variables on this path (blocked by the\n# baseline; the cases file keeps a few of each as must_block):\n")
+		for _, l := range (Proof{Rules: own.Checks, Families: own.Families}).Summary() {
+			note.WriteString("#   " + l + "\n")
+		}
+	}
+	if len(own.Inherent) > 0 {
+		note.WriteString("# Let through as the requests are (in the variable, only rules the requests\n# trip there too caught them; no narrower exclusion keeps them blocked):\n")
+		for _, o := range own.Inherent {
+			note.WriteString("#   " + strings.ReplaceAll(o, "\n", " ") + "\n")
+		}
+	}
+	switch {
+	case len(own.Opened) > 0 && t.opt.AcceptOpened:
+		note.WriteString("# Written with --accept-opened: the baseline blocks these attacks, this exclusion does not:\n")
+	case len(own.Opened) > 0:
+		note.WriteString("# The baseline blocks these attacks of other families, this exclusion does not\n# (others of each family stay blocked):\n")
+	}
+	for _, o := range own.Opened {
+		note.WriteString("#   " + strings.ReplaceAll(o, "\n", " ") + "\n")
+	}
+	if note.Len() > 0 {
+		if err := writable(note.String()); err != nil {
+			return e, err
+		}
+		// The first line names this tuner's rule, which no other part
+		// of the candidate does.
+		head := strings.SplitAfterN(e.SecLang, "\n", 2)
+		e.SecLang = head[0] + note.String() + head[1]
+		res.Files[res.Main] = []byte(strings.Replace(string(res.Files[res.Main]), head[0], head[0]+note.String(), 1))
+	}
+	return e, nil
+}
+
 // attacks adds the must_block cases and refuses an exclusion that opens
-// its variable: for every excluded target, the attack families of every
-// rule that loses it, then SQL injection and XSS, each sent in that
-// target of a request that has it. An attack of an excluded rule's own
-// family that the baseline blocks and the candidate lets through is
-// refused unless Options.AcceptOpened; of another family, the family is
-// refused only when none of its attacks stays blocked.
+// its variable (Prove, then Proof.Refusal), then adds the same request on
+// another host and path, which the conditions must keep blocked.
 func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error {
 	add := func(c gates.Case) { res.Cases.MustBlock = append(res.Cases.MustBlock, c) }
-	blocks := func(rs *ruleset.Ruleset, c gates.Case) (bool, error) {
-		v, err := judge(t.ctx, rs, c)
-		return v.Blocked, err
-	}
-	targets, own, fams := familiesOf(rms)
-	for _, target := range targets {
-		// The request that carries the target: the first one may not.
-		carrier, ok := gates.Case{}, false
-		for _, c := range t.pass {
-			if _, ok = inject(c, target, "x"); ok {
-				carrier = c
-				break
-			}
+	if len(rms) > 0 {
+		p, err := Prove(t.ctx, t.base, cand, t.pass, rms, t.path)
+		if err != nil {
+			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: no request has a value in %s that an attack can be sent in, so the exclusion of %s from it cannot be tested; tune such requests apart, or write the exclusion by hand",
-				ErrRefused, target, rulesOf(rms, target))
+		if err := p.Refusal(rms, t.opt.AcceptOpened); err != nil {
+			return err
 		}
-		for _, fam := range fams[target] {
-			tried, kept := 0, 0
-			var opened []string
-			for _, payload := range fam.attacks {
-				c, _ := inject(carrier, target, payload)
-				c.Name = fmt.Sprintf("%s in %s on %s: %s", fam.name, target, t.path, payload)
-				b, err := blocks(t.base, c)
-				if err != nil {
-					return err
-				}
-				if !b {
-					continue // the baseline lets it through too: no test of the change
-				}
-				tried++
-				if b, err = blocks(cand, c); err != nil {
-					return err
-				}
-				if !b {
-					opened = append(opened, c.Name)
-					continue
-				}
-				kept++
-				add(c)
-			}
-			switch {
-			case len(opened) > 0 && own[target][fam.name] && !t.opt.AcceptOpened:
-				return fmt.Errorf("%w: excluding %s from %s lets through %s that the baseline blocks: %s; give --accept-opened to write it anyway",
-					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
-			case tried > 0 && kept == 0:
-				return fmt.Errorf("%w: excluding %s from %s lets every %s attack through that the baseline blocks (%s); the variable would be open to that family",
-					ErrRefused, rulesOf(rms, target), target, fam.name, strings.Join(opened, "; "))
-			case tried == 0:
-				t.notes = append(t.notes, fmt.Sprintf("no %s attack in %s is blocked by the baseline either: no must_block case for it", fam.name, target))
-			}
-			res.Opened = append(res.Opened, opened...)
-		}
+		res.Cases.MustBlock = append(res.Cases.MustBlock, p.MustBlock...)
+		res.Checks, res.Families, res.Opened, res.Inherent = p.Rules, p.Families, p.Opened(), p.Inherent()
+		t.notes = append(t.notes, p.Notes...)
 	}
 	for _, c := range t.pass {
 		if t.host != "" {
@@ -649,43 +670,22 @@ func (t *tuner) attacks(cand *ruleset.Ruleset, rms []Removal, res *Result) error
 			o.Name = "the same request for another host (" + other + ")"
 			add(o)
 		}
-		o := withPath(c, t.path+"-other")
-		o.Name = "the same request on another path (" + t.path + "-other)"
+		other := t.otherPath()
+		o := withPath(c, other)
+		o.Name = "the same request on another path (" + other + ")"
 		add(o)
 		break
 	}
 	for _, c := range res.Cases.MustBlock[len(res.Cases.MustBlock)-min(2, len(res.Cases.MustBlock)):] {
-		b, err := blocks(cand, c)
+		v, err := judge(t.ctx, cand, c)
 		if err != nil {
 			return err
 		}
-		if !b {
+		if !v.Blocked {
 			return fmt.Errorf("the exclusion's conditions do not hold: %q is let through; this is a bug in tune, please report it", c.Name)
 		}
 	}
 	return nil
-}
-
-// familiesOf lists the excluded targets in order and, for each, the
-// families of the rules that lose it (own) and every family to try: those,
-// then SQL injection and XSS.
-func familiesOf(rms []Removal) (targets []string, own map[string]map[string]bool, fams map[string][]family) {
-	own, fams = map[string]map[string]bool{}, map[string][]family{}
-	for _, rm := range rms {
-		if _, ok := own[rm.Target]; !ok {
-			targets = append(targets, rm.Target)
-			own[rm.Target] = map[string]bool{}
-		}
-		if f, ok := families[rm.Rule/1000]; ok {
-			own[rm.Target][f.name] = true
-		}
-		for _, f := range familiesFor(rm.Rule) {
-			if !slices.ContainsFunc(fams[rm.Target], func(g family) bool { return g.name == f.name }) {
-				fams[rm.Target] = append(fams[rm.Target], f)
-			}
-		}
-	}
-	return targets, own, fams
 }
 
 func rulesOf(rms []Removal, target string) string {

@@ -96,7 +96,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 func (s *Node) notifyRefused(req admin.StartRequest, baseline, candidate string, err error) {
 	st := s.rollout.State()
 	s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
-		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.cfg.Rollout.Steps), Baseline: baseline, Candidate: candidate})
+		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.rollout.Config().Steps), Baseline: baseline, Candidate: candidate})
 }
 
 // compose loads the candidate start was given and settles which baseline
@@ -353,8 +353,8 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 			break
 		}
 		reason := req.Reason
-		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.cfg.Rollout.Steps)-1 {
-			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.cfg.Rollout.Steps))
+		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.rollout.Config().Steps)-1 {
+			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.rollout.Config().Steps))
 		}
 		_, err = s.rollout.Promote(ctx, req.Actor, reason, time.Now)
 	case admin.Rollback:
@@ -396,7 +396,7 @@ func (s *Node) Status() admin.Status {
 		CandidatePercent:    snap.Share.Percent(),
 		ShadowSamplePercent: snap.ShadowSample.Percent(),
 		Step:                st.Step,
-		Steps:               len(s.cfg.Rollout.Steps),
+		Steps:               len(s.rollout.Config().Steps),
 		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
@@ -413,7 +413,7 @@ func (s *Node) Status() admin.Status {
 		v.Baselines = []rollout.RulesetRef{}
 	}
 	v.Now = time.Now().UTC()
-	for _, step := range s.cfg.Rollout.Steps {
+	for _, step := range s.rollout.Config().Steps {
 		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests, Approval: step.Approval})
 	}
 	return v

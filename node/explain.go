@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/capture"
@@ -62,9 +63,14 @@ func (r *recentBlocks) get(id string) (admin.Explanation, bool) {
 }
 
 // Explain implements admin.Explainer: the verdict of a recent block, its
-// capture if kept, and what the ruleset that judged it says of each rule
-// (while that ruleset still serves).
+// capture if kept, its signature's counts and signals, and what the
+// ruleset that judged it says of each rule (while that ruleset still
+// serves). id is a request ID, or a signature (sig:...): then the newest
+// capture of it answers, and Chosen says so.
 func (s *Node) Explain(id string) (admin.Explanation, error) {
+	if strings.HasPrefix(id, "sig:") {
+		return s.explainSignature(id)
+	}
 	e, known := s.blocks.get(id)
 	if s.capture != nil {
 		rec, err := s.capture.Get(id)
@@ -78,14 +84,57 @@ func (s *Node) Explain(id string) (admin.Explanation, error) {
 		case !errors.Is(err, capture.ErrNotFound):
 			return admin.Explanation{}, err
 		}
+		if sum, ok := s.capture.SignatureOfRequest(id); ok {
+			if !known {
+				// Neither in memory nor kept: its signature had its
+				// captures, and a flood of blocks since pushed its
+				// verdict out of memory.
+				return admin.Explanation{}, fmt.Errorf("request %q: blocked, but neither kept nor remembered: its signature %s had its %d captures already (%d blocks of it, last at %s); wafcanary explain %s shows the newest, and wafcanary tune %s uses them: %w",
+					id, sum.Sig, len(sum.Captures), sum.Count, sum.Last.Format(time.RFC3339), sum.Sig, sum.Sig, admin.ErrNotFound)
+			}
+			e.Group = &sum
+		}
 	}
 	if !known {
 		hint := "the last 1,000 blocks are kept in memory"
 		if s.capture == nil {
 			hint += "; turn capture.enabled on to keep them across restarts, with the requests"
+		} else {
+			hint += ", and the first captures of each signature: wafcanary blocks lists them"
 		}
 		return admin.Explanation{}, fmt.Errorf("request %q: no blocked request with that ID (%s): %w", id, hint, admin.ErrNotFound)
 	}
+	return s.annotated(e), nil
+}
+
+// explainSignature explains the newest capture of the signature ref.
+func (s *Node) explainSignature(ref string) (admin.Explanation, error) {
+	if s.capture == nil {
+		return admin.Explanation{}, errCaptureOff
+	}
+	sum, err := s.capture.Signature(ref)
+	if err != nil {
+		return admin.Explanation{}, signatureError(err)
+	}
+	for i := len(sum.Captures) - 1; i >= 0; i-- {
+		rec, err := s.capture.Get(sum.Captures[i].ID)
+		if errors.Is(err, capture.ErrNotFound) {
+			continue // evicted meanwhile
+		}
+		if err != nil {
+			return admin.Explanation{}, err
+		}
+		e := explanationOf(rec)
+		e.Capture, e.Group = &rec, &sum
+		e.Chosen = fmt.Sprintf("%s: request %s, the newest of its %d captures (blocked %d times since %s)", sum.Sig, rec.ID, len(sum.Captures), sum.Count, sum.First.Format(time.RFC3339))
+		return s.annotated(e), nil
+	}
+	return admin.Explanation{}, fmt.Errorf("%s: %d blocks, no capture left (past capture.max_age, or not written: wafcanary_captures_not_written_total says why): %w", sum.Sig, sum.Count, admin.ErrNotFound)
+}
+
+// annotated adds to e's rules what the ruleset that judged it says of
+// them, while that ruleset serves.
+func (s *Node) annotated(e admin.Explanation) admin.Explanation {
 	snap := s.router.Snapshot()
 	for _, rs := range []*ruleset.Ruleset{snap.Baseline, snap.Candidate} {
 		if rs == nil || rs.Version != e.Version {
@@ -97,7 +146,7 @@ func (s *Node) Explain(id string) (admin.Explanation, error) {
 			}
 		}
 	}
-	return e, nil
+	return e
 }
 
 // explanationOf rebuilds a block's explanation from its capture, after a

@@ -285,7 +285,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s,
+		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s, Blocks: s,
 			AllowedHosts: s.cfg.Admin.Hosts()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -295,8 +295,12 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})
 	go func() { s.router.Run(shadowCtx); close(shadowDone) }()
+	captureDone := make(chan struct{})
 	if s.capture != nil {
-		go s.capture.Run(shadowCtx) // writes until the proxy has stopped
+		// Writes until the proxy has stopped, then saves its index.
+		go func() { s.capture.Run(shadowCtx); close(captureDone) }()
+	} else {
+		close(captureDone)
 	}
 	notifyDone := make(chan struct{})
 	go func() { s.notifier.Run(shadowCtx); close(notifyDone) }()
@@ -325,9 +329,15 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		// SIGTERM or SIGINT (the command's context): say so, so a log
+		// shows a stop asked for apart from a crash.
+		s.log.Info("shutting down: no new decisions, draining requests", "cause", context.Cause(ctx).Error())
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
+		s.log.Error("shutting down", "error", err.Error())
 	}
+	stopping := time.Now()
+	defer func() { s.log.Info("stopped", "seconds", time.Since(stopping).Seconds()) }()
 	stopControl()
 	<-controlDone
 	<-memberDone // resigned: another replica leads now, not after the lease
@@ -343,6 +353,8 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	_ = adm.Shutdown(shutdownCtx)
 	stopShadow()
 	<-shadowDone
+	// The signatures' index saved, before state_dir is unlocked.
+	<-captureDone
 	<-notifyDone // its bounded drain (notification.DefaultDrain): what it cannot deliver is counted
 	return err
 }

@@ -355,3 +355,24 @@ func TestTricklingBodyIsCutOff(t *testing.T) {
 		t.Fatalf("the trickling connection was still open after %s (%v), want it closed after about 300ms", took.Round(time.Millisecond), err)
 	}
 }
+
+// A stop asked for (SIGTERM cancels serve's context) is logged at its
+// start and its end, so a log tells it from a crash (issue 27, item 9).
+func TestShutdownIsLogged(t *testing.T) {
+	var logs syncBuffer
+	s, err := New(testConfig(t, newUpstream(t).URL), slog.New(slog.NewJSONHandler(&logs, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, listen(t), listen(t)) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"shutting down: no new decisions, draining requests"`) || !strings.Contains(out, `"msg":"stopped"`) {
+		t.Errorf("the shutdown is not logged:\n%s", out)
+	}
+}

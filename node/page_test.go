@@ -37,6 +37,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	chromium := fleettest.Require(t, "chromium", "chromium")
 	up := newUpstream(t)
 	cfg := rolloutConfig(t, up.URL)
+	cfg.Capture.Enabled = true // for the Blocks panel
 	ls := startLive(t, cfg)
 	ls.start(t, "embedded:candidate-exclusion.conf")
 	send(t, ls.proxy, 300, 0, []demo.Request{ticketFP()})
@@ -117,6 +118,39 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(after, "rolled back from the page") {
 		t.Errorf("the page's journal does not show the rollback:\n%s", after)
+	}
+	// The Blocks panel, with the token: the false positive's signature
+	// with its signals, pinned from the page.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#blocks tbody tr[data-sig]`)); err != nil {
+		t.Fatal(err)
+	}
+	if blocks := text("#blocks"); !strings.Contains(blocks, "/support/tickets") || !strings.Contains(blocks, "hints at a false positive") {
+		t.Errorf("the Blocks panel: %q", blocks)
+	}
+	list, err := ls.api().Blocks(context.Background(), 50)
+	sig := ""
+	for _, s := range list.Signatures {
+		if s.Path == "/support/tickets" {
+			sig = s.Sig
+		}
+	}
+	if err != nil || sig == "" {
+		t.Fatalf("blocks: %+v, %v", list, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#blocks tbody tr[data-sig="`+sig+`"] button.pin`),
+		chromedp.WaitVisible(`#blocks tbody tr.pinned[data-sig="`+sig+`"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ls.s.capture.Signature(sig); err != nil || !got.Pinned {
+		t.Errorf("pinned from the page: %+v, %v", got, err)
+	}
+	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		path := filepath.Join(artifactDir(t), "status-page-blocks.png")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot of the page with its Blocks panel: %s", path)
+		}
 	}
 	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie + "|" + localStorage.length`))
 	if err != nil || stored != "|0" {

@@ -50,7 +50,7 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 			return c.state, err
 		}
 	}
-	step := c.cfg.Steps[0]
+	step := c.conf().Steps[0]
 	share, _ := router.ParseShare(step.Percent)
 	hosts, err := router.NewHosts(spec.Hosts)
 	if err != nil {
@@ -214,7 +214,7 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 	if reason == "" {
 		reason = "promoted by hand"
 	}
-	if st.Step >= len(c.cfg.Steps)-1 {
+	if st.Step >= len(c.conf().Steps)-1 {
 		return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 	}
 	what := "approved"
@@ -222,7 +222,7 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 		what = "promoted one step"
 	}
 	d := Decision{Time: now, Action: ActionAdvance, Actor: actor,
-		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.cfg.Steps[st.Step+1].Percent, reason)}
+		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.conf().Steps[st.Step+1].Percent, reason)}
 	return c.advanceLocked(ctx, st, d)
 }
 
@@ -257,7 +257,7 @@ func (c *Controller) promoteLocked(ctx context.Context, d Decision) (State, erro
 	}
 	st.Phase, st.Percent, st.ConsecutiveErrors = Promoted, 100, 0
 	st.Baseline, st.Candidate, st.Hosts = *st.Candidate, nil, nil
-	st.Baselines = served(st.Baselines, st.Baseline, ActionPromote, d.Time, c.cfg.KeepBaselines)
+	st.Baselines = served(st.Baselines, st.Baseline, ActionPromote, d.Time, c.conf().KeepBaselines)
 	st, err := c.apply(ctx, change{st: st, d: d, next: &router.Snapshot{Baseline: cur.Candidate}})
 	if err != nil {
 		return st, err

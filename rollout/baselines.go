@@ -92,7 +92,7 @@ func (c *Controller) Reload(ctx context.Context, cfg Configured, actor string, c
 		}
 	}
 	st.Baseline = RulesetRef{Version: next.Baseline.Version, Path: next.Baseline.Path}
-	st.Baselines = served(st.Baselines, st.Baseline, ActionReload, now, c.cfg.KeepBaselines)
+	st.Baselines = served(st.Baselines, st.Baseline, ActionReload, now, c.conf().KeepBaselines)
 
 	switch {
 	case cfg.Candidate != nil && cfg.Candidate.Version == st.Withdrawn:

@@ -77,7 +77,9 @@ type Notify func(prev, st State, d Decision)
 // Controller runs rollouts. It is safe for concurrent use: the analysis
 // runs without its lock, so a rollback never waits for one.
 type Controller struct {
-	cfg          Config
+	// cfg is swapped whole by Reconfigure, between rollouts only; read it
+	// once per use through conf.
+	cfg          atomic.Pointer[Config]
 	router       Router
 	evidence     EvidenceSource
 	store        Store
@@ -156,7 +158,9 @@ func New(o Options) (*Controller, error) {
 	if err := st.Check(); err != nil {
 		return nil, fmt.Errorf("rollout state: %w (fix or remove it; the journal keeps its history)", err)
 	}
-	c := &Controller{cfg: o.Config, router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, notify: o.Notify, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	c := &Controller{router: o.Router, evidence: o.Evidence, store: o.Store, reporter: o.Reporter, notify: o.Notify, probe: o.Probe, lead: o.Leadership, log: o.Logger, shadowSample: o.ShadowSample, state: st}
+	cfg := o.Config
+	c.cfg.Store(&cfg)
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -177,23 +181,23 @@ func New(o Options) (*Controller, error) {
 func (c *Controller) fitSteps(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.state
-	if !st.Phase.Active() || st.Step < len(c.cfg.Steps) {
+	st, steps := c.state, c.conf().Steps
+	if !st.Phase.Active() || st.Step < len(steps) {
 		return nil
 	}
 	step := 0
-	for i, s := range c.cfg.Steps {
+	for i, s := range steps {
 		if s.Percent <= st.Percent {
 			step = i
 		}
 	}
 	next := "promotion"
-	if step+1 < len(c.cfg.Steps) {
-		next = fmt.Sprintf("step %d (%g%%)", step+2, c.cfg.Steps[step+1].Percent)
+	if step+1 < len(steps) {
+		next = fmt.Sprintf("step %d (%g%%)", step+2, steps[step+1].Percent)
 	}
 	// Steps are numbered from 1 here, as everywhere a person reads them.
 	reason := fmt.Sprintf("rollout.steps has %d steps, the rollout was at step %d: paused at %g%%, the share it serves, as step %d (%g%%); resume goes on to %s once that step's checks pass, or roll back",
-		len(c.cfg.Steps), st.Step+1, st.Percent, step+1, c.cfg.Steps[step].Percent, next)
+		len(steps), st.Step+1, st.Percent, step+1, steps[step].Percent, next)
 	st.Step, st.Phase = step, Paused
 	_, err := c.apply(ctx, change{st: st, d: Decision{Time: now, Action: ActionPause, Reason: reason, Actor: "startup"}})
 	return err
@@ -220,7 +224,10 @@ func (c *Controller) State() State {
 }
 
 // Config returns the controller's configuration.
-func (c *Controller) Config() Config { return c.cfg }
+func (c *Controller) Config() Config { return *c.cfg.Load() }
+
+// conf is the configuration in force.
+func (c *Controller) conf() *Config { return c.cfg.Load() }
 
 // leading refuses a decision on a replica that does not lead.
 // CanDecide returns ErrNotLeader, naming the leader, when another
@@ -353,7 +360,7 @@ func (c *Controller) report(a *Analysis, decision Action) {
 
 // Run calls Step every interval until ctx is done.
 func (c *Controller) Run(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Interval)
+	t := time.NewTicker(c.conf().Interval) // a new interval takes a restart (Reconfigure)
 	defer t.Stop()
 	for {
 		select {

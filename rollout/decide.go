@@ -27,7 +27,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	if st.Step >= len(c.cfg.Steps) {
+	if st.Step >= len(c.conf().Steps) {
 		// Another replica's state, written under other steps.
 		if err := c.fitSteps(ctx, now); err != nil {
 			return Decision{}, err
@@ -44,7 +44,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		}
 	}
 	ev, evErr := c.evidence.Evidence(ctx)
-	a := Evaluate(ev, c.cfg.Policy, st.Percent)
+	a := Evaluate(ev, c.conf().Policy, st.Percent)
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
 	if evErr != nil {
 		// No evidence is never a pass; the probe, the error limit or
@@ -65,7 +65,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	}
 	st.ConsecutiveErrors = errs
 	d.Judged = ev.CandidateRequests()
-	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, c.cfg, now)
+	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, *c.conf(), now)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,7 +107,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 
 // advanceLocked moves st to its next step: recorded first, served second.
 func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) (State, error) {
-	next := c.cfg.Steps[st.Step+1]
+	next := c.conf().Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
 	st.Step, st.Percent, st.StepStarted, st.Phase, st.Awaiting = st.Step+1, next.Percent, d.Time, phaseOf(next.Percent), false

@@ -64,6 +64,9 @@ const (
 	// ActionBaseOverride is a start of a candidate not built on the
 	// served baseline (start --force-base), journalled with what it undoes.
 	ActionBaseOverride Action = "base_override"
+	// ActionConfigure is the rollout section changed between rollouts
+	// (SIGHUP): it changes no routing, only how the next rollout runs.
+	ActionConfigure Action = "configure"
 )
 
 // Decision is what the controller, or an operator, decided.

@@ -44,7 +44,9 @@ type Rule struct {
 	Logs     bool // false for bookkeeping rules marked nolog
 	Tags     []string
 	File     string
-	Line     int
+	// Line is where the rule's directive starts in File, from 1; 0 when
+	// not known.
+	Line int
 	// Order is the rule's place in evaluation order, from 0.
 	Order int
 	// Chain is set when the rule has chain links.
@@ -192,6 +194,7 @@ func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 		hashed = append([]File{{Name: "<prelude>", Content: []byte(prelude)}}, files...)
 	}
 	ver := version(hashed)
+	fixLines(rules, files) // before the embedded files' contents go
 	for i := range files {
 		if files[i].Embedded {
 			// The embedded CRS is part of the binary; keeping a second

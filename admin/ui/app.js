@@ -95,7 +95,9 @@ function renderSteps(st, active) {
     let progress = i < st.step && active ? "done" : "";
     if (cur) {
       const elapsed = (now - new Date(st.step_started).getTime()) / 1000;
-      const judged = st.last_decision && st.last_decision.judged || 0;
+      // The analysis that advanced into this step counted the one before.
+      const d = st.last_decision;
+      const judged = d && new Date(d.time) > new Date(st.step_started) ? d.judged || 0 : 0;
       progress = el("span", {}, bar(elapsed / Math.max(p.min_duration_seconds, 1)), ` ${dur(elapsed)} of ${dur(p.min_duration_seconds)}; `,
         bar(judged / Math.max(p.min_requests, 1)), ` ${judged} of ${p.min_requests} requests`);
     }
@@ -174,6 +176,74 @@ async function load() {
     $("error").hidden = false;
     text("error", "cannot read the state: " + err.message + " (retrying)");
   }
+  loadBlocks();
+}
+
+// errorOf is the message of an API answer that is not 200.
+function errorOf(body) {
+  try { return JSON.parse(body).error || body; } catch (_) { return body; }
+}
+
+// loadBlocks lists the signatures of blocked requests. It needs the
+// token: paths and variable names can say more than /metrics does.
+async function loadBlocks() {
+  const token = sessionStorage.getItem(tokenKey);
+  const tb = $("blocks").tBodies[0];
+  if (!token) {
+    tb.replaceChildren();
+    text("blocksnote", "enter the admin token to list blocked requests by signature");
+    return;
+  }
+  try {
+    const r = await fetch("/api/v1/blocks?n=50", {cache: "no-store", headers: {"Authorization": "Bearer " + token}});
+    const body = await r.text();
+    if (!r.ok) {
+      tb.replaceChildren();
+      text("blocksnote", `blocks: ${r.status}: ${errorOf(body)}`);
+      return;
+    }
+    renderBlocks(JSON.parse(body));
+  } catch (err) {
+    text("blocksnote", "cannot read the blocks: " + err.message + " (retrying)");
+  }
+}
+
+const leansText = {false_positive: "hints at a false positive: ", attack: "hints at an attack: "};
+
+function renderBlocks(l) {
+  const st = l.store;
+  const n = l.signatures.length;
+  text("blocksnote", `${n} ${n === 1 ? "signature" : "signatures"} seen most recently, newest first; the store holds ${st.signatures} of ${st.max_signatures} signatures, ` +
+    `${st.requests} of ${st.max_requests} requests, ${st.pinned} of ${st.max_pinned} pinned. wafcanary explain and tune take a signature.`);
+  const tb = $("blocks").tBodies[0];
+  tb.replaceChildren();
+  for (const s of l.signatures) {
+    const signals = el("ul", {class: "signals"});
+    for (const g of s.signals || []) signals.append(el("li", {class: g.leans}, (leansText[g.leans] || "") + g.fact));
+    const pin = el("button", {type: "button", class: "pin"}, s.pinned ? "Unpin" : "Pin");
+    pin.addEventListener("click", () => pinBlock(s.sig, !s.pinned));
+    const rules = (s.rules || []).join(", ") + ((s.targets || []).length ? " on " + s.targets.join(", ") : "");
+    const kept = (s.captures || []).map((c) => c.id).join(", ");
+    tb.append(el("tr", {"data-sig": s.sig, class: s.pinned ? "pinned" : ""}, el("td", {}, s.sig + (s.pinned ? " (pinned)" : "")),
+      el("td", {}, s.host + s.path), el("td", {}, rules, el("div", {class: "muted"}, "kept: " + (kept || "none"))),
+      el("td", {}, s.count), el("td", {}, s.clients + (s.clients_more ? " or more" : "")), el("td", {}, when(s.last)),
+      el("td", {}, signals), el("td", {}, pin)));
+  }
+}
+
+async function pinBlock(sig, pin) {
+  const token = sessionStorage.getItem(tokenKey);
+  const what = pin ? "pin" : "unpin";
+  try {
+    const r = await fetch(`/api/v1/blocks/${encodeURIComponent(sig)}/${what}`, {
+      method: "POST", headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"}, body: "{}",
+    });
+    const body = await r.text();
+    text("blockresult", r.ok ? `${sig}: ${pin ? "pinned: kept until unpinned" : "unpinned"}` : `${what} ${sig} refused (${r.status}): ${errorOf(body)}`);
+  } catch (err) {
+    text("blockresult", `${what} ${sig} failed: ${err.message}`);
+  }
+  loadBlocks();
 }
 
 function showToken() {
@@ -218,8 +288,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (v) sessionStorage.setItem(tokenKey, v);
     $("token").value = "";
     showToken();
+    loadBlocks();
   });
-  $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); });
+  $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); loadBlocks(); });
   for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => act(b.dataset.action, b.dataset.full === "true"));
   $("holds").addEventListener("change", load);
   showToken();

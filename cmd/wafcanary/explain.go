@@ -14,12 +14,14 @@ import (
 func newExplainCmd() *cobra.Command {
 	o := &clientOptions{}
 	cmd := &cobra.Command{
-		Use:   "explain REQUEST_ID",
+		Use:   "explain REQUEST_ID|SIGNATURE",
 		Short: "Say why a request was blocked: the rules, what they matched, the score, and its capture",
 		Long: "explain takes the X-Request-ID of a blocked request (it is in the response's headers and in the\n" +
 			"\"request blocked\" log line) and shows which ruleset blocked it, every rule that matched with its\n" +
 			"message, tags, paranoia level and the variables it matched, the anomaly score, and the request as\n" +
-			"captured (redacted) when capture.enabled is on.",
+			"captured (redacted) when capture.enabled is on, with its signature's counts and signals.\n" +
+			"Given a signature (sig:3f2a9c1b, as `wafcanary blocks` lists them) it explains the newest\n" +
+			"request the signature keeps, and says so.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := do(o, func(c *admin.Client) (admin.Explanation, error) { return c.Explain(cmd.Context(), args[0]) })
@@ -42,6 +44,9 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 		return err
 	}
 	v := visible
+	if e.Chosen != "" {
+		fmt.Fprintf(out, "%s\n", v(e.Chosen))
+	}
 	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
 	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), v(e.Method), v(e.Host), v(e.Path), v(e.ClientIP), v(e.Arm), v(e.Version))
 	fmt.Fprintln(out, "rules that matched:")
@@ -55,14 +60,29 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 			fmt.Fprintf(out, "        matched: %s\n", strings.Join(parts, ", "))
 		}
 		if r.File != "" {
-			fmt.Fprintf(out, "        %s:%d, paranoia level %d\n", v(r.File), r.Line, r.Paranoia)
+			where := v(r.File)
+			if r.Line > 0 {
+				where += fmt.Sprintf(":%d", r.Line)
+			}
+			fmt.Fprintf(out, "        %s, paranoia level %d\n", where, r.Paranoia)
 		}
 		if len(r.Tags) > 0 {
 			fmt.Fprintf(out, "        tags: %s\n", strings.Join(visibleAll(r.Tags), ", "))
 		}
 	}
+	if g := e.Group; g != nil {
+		fmt.Fprintf(out, "signature %s: %s since %s, from %s\n", g.Sig, plural64(g.Count, "block"), g.First.Format("2006-01-02 15:04:05Z07:00"), plural(g.Clients, "client"))
+		for _, sg := range g.Signals {
+			fmt.Fprintf(out, "  %s: %s\n", leansText[sg.Leans], v(sg.Fact))
+		}
+	}
 	if e.Capture == nil {
-		fmt.Fprintln(out, "capture: none (capture.enabled is off, or the capture is past its limits)")
+		switch {
+		case e.Group != nil && len(e.Group.Captures) > 0:
+			fmt.Fprintf(out, "capture: none of this request: its signature keeps its first %s; wafcanary explain %s shows the newest\n", plural(len(e.Group.Captures), "capture"), e.Group.Sig)
+		default:
+			fmt.Fprintln(out, "capture: none (capture.enabled is off, or the capture is past its limits)")
+		}
 		return nil
 	}
 	c := e.Capture
@@ -77,7 +97,12 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 			fmt.Fprintf(out, "  %s: %s\n", v(k), v(hv))
 		}
 	}
-	if c.Body != "" {
+	switch {
+	case c.BinaryBody():
+		// Bytes, not text: kept for the replay, never printed (-o json
+		// has them in base64).
+		fmt.Fprintf(out, "  body: %d bytes, not text (kept as sent; -o json has them in base64)\n", len(c.Body))
+	case c.Body != "":
 		fmt.Fprintf(out, "  body: %s\n", v(c.Body))
 	}
 	if c.BodyNote != "" {

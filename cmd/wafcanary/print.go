@@ -158,7 +158,9 @@ func progress(st admin.Status) string {
 	p := st.Plan[st.Step]
 	elapsed := st.Now.Sub(st.StepStarted).Round(time.Second)
 	judged := int64(0)
-	if d := st.LastDecision; d != nil {
+	// The analysis that advanced into this step counted the step before:
+	// only one taken since the step began counts this one.
+	if d := st.LastDecision; d != nil && d.Time.After(st.StepStarted) {
 		judged = d.Judged
 	}
 	return fmt.Sprintf("step %d of %d: %s of %s, %d of %d requests judged by the candidate at the last analysis",

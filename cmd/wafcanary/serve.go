@@ -20,7 +20,10 @@ func newServeCmd() *cobra.Command {
 environment variables (WAFCANARY_ROUTING_CANDIDATE_PERCENT for
 routing.candidate_percent) and flags, each overriding the one before.
 SIGHUP recompiles the ruleset files; a ruleset that fails to compile is
-refused and the rulesets in service keep serving. After a promotion or an
+refused and the rulesets in service keep serving. It also reads the
+configuration file again: a changed rollout section (steps, policy,
+max_duration) applies to the next rollout, journalled, and is refused
+while one runs; other changed keys are logged as needing a restart. After a promotion or an
 undo the state's baseline keeps serving while rulesets.baseline is
 unchanged; a changed file is a new baseline, journalled. Refused while a
 rollout runs.`,
@@ -49,7 +52,16 @@ rollout runs.`,
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					_ = s.Reload() // logged inside; the old rulesets keep serving
+					// The file again, for the rollout section (steps,
+					// policy) of the next rollout; the rulesets' files
+					// again too. Each is logged inside, and what serves
+					// keeps serving when either is refused.
+					if c, err := loadConfig(file, cmd.Flags()); err != nil {
+						log.Error("configuration not reloaded", "error", err.Error())
+					} else {
+						_ = s.Reconfigure(cmd.Context(), c)
+					}
+					_ = s.Reload()
 				}
 			}()
 			log.Info("serving", "listen", proxyLn.Addr().String(), "upstream", cfg.Upstream,

@@ -126,7 +126,7 @@ func TestTuneBatchAcrossPaths(t *testing.T) {
 		t.Fatalf("tune across paths: exit %d, %v\n%s", exitCode(err), err, out)
 	}
 	t.Logf("tune prints:\n%s", out)
-	for _, want := range []string{"plus 2 exclusions, one per host and path:", "exclusion 10000, on shop.example, path /api/notes (requests batch-notes):",
+	for _, want := range []string{"plus, for each host and path:", "exclusion 10000, on shop.example, path /api/notes (requests batch-notes):",
 		"exclusion 10001, on shop.example, path /api/drafts (requests batch-drafts):", "wrote " + filepath.Join(dir, "c.cases.yaml") + ": 2 must_pass"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tune lacks %q:\n%s", want, out)

@@ -31,3 +31,19 @@ func TestStatusShowsEachChecksWindow(t *testing.T) {
 		}
 	}
 }
+
+// Right after an advance, the new step has judged nothing yet: the
+// advancing analysis counted the step before (issue 27, item 9).
+func TestProgressCountsOnlyThisStep(t *testing.T) {
+	began := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	st := admin.Status{State: "progressing", Step: 1, StepStarted: began, Now: began.Add(30 * time.Second),
+		Plan:         []admin.StepPlan{{Percent: 0, MinRequests: 300}, {Percent: 50, MinDurationSeconds: 600, MinRequests: 5000}},
+		LastDecision: &rollout.Decision{Time: began, Action: rollout.ActionAdvance, Judged: 300}}
+	if got := progress(st); !strings.Contains(got, "step 2 of 2: 30s of 10m0s, 0 of 5000 requests") {
+		t.Errorf("right after the advance: %q", got)
+	}
+	st.LastDecision = &rollout.Decision{Time: began.Add(15 * time.Second), Action: rollout.ActionHold, Judged: 120}
+	if got := progress(st); !strings.Contains(got, "120 of 5000 requests") {
+		t.Errorf("after an analysis at this step: %q", got)
+	}
+}

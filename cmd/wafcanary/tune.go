@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -25,7 +24,7 @@ func newTuneCmd() *cobra.Command {
 	var output, cases, host, path, exclusionOut string
 	var force, acceptOpened bool
 	cmd := &cobra.Command{
-		Use:   "tune REQUEST_ID... --output FILE --cases FILE",
+		Use:   "tune REQUEST_ID|SIGNATURE... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
 		Long: `tune takes the X-Request-IDs of blocked requests whose captures the server kept
 (capture.enabled), and writes a candidate: the served baseline verbatim plus
@@ -38,13 +37,31 @@ It writes a cases file beside it: must_pass are the
 requests as captured (redacted), must_block are attacks in each excluded
 variable on the same path, and the same requests on another host and path.
 
+The attacks are, for every rule removed from a variable, that rule's own
+CRS regression-test payloads (up to 20 the baseline blocks with the rule
+matching the variable) re-sent in the variable, and hand-picked attacks of
+the rule's family, SQL injection and XSS. tune prints, per rule, how many it
+checked, how many stay blocked and how many get through; the cases file
+keeps up to 5 per rule, those held by a single remaining rule first.
+
+Where the request was blocked by CRS policy that crs-setup.conf documents
+changing (920420 content type, 911100 method, 920440 file extension), tune
+writes an allowance instead: a rule before the CRS include that sets the
+policy list, on the requests' path and Host only, to the baseline's plus
+the request's value; its cases check that another value on the same path,
+and the same value on another path and host, stay blocked.
+
 Every exclusion is compiled and judged in process before it is written: the
 requests pass, the attacks stay blocked. tune refuses (exit code 7) when no
-narrow exclusion exists: a protocol-enforcement rule (920xxx), a variable the
-rule inspects whole (REQUEST_BODY, REQUEST_FILENAME), a variable no attack
-can be sent in, or an exclusion that lets through the variable an attack of
-an excluded rule's own family that the baseline blocks (--accept-opened
-writes it anyway, saying so), or every attack of another family.
+narrow exclusion exists: a protocol-enforcement rule (920xxx) other than
+the policies above, a variable the rule inspects whole (REQUEST_BODY,
+REQUEST_FILENAME), a variable no attack can be sent in, or an exclusion
+that lets through the variable one of an excluded rule's own CRS payloads
+that a rule the requests do not need caught, or an attack of its family,
+that the baseline blocks (--accept-opened writes it anyway, saying so), or
+every attack of a family. A payload caught in the variable only by rules
+the requests trip there too is listed as let through as the requests are:
+no exclusion that lets them through keeps it blocked.
 
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
@@ -71,16 +88,9 @@ the paths below it instead of the exact path.`,
 				return err
 			}
 			ctx := cmd.Context()
-			var recs []capture.Record
-			for _, id := range ids {
-				e, err := c.Explain(ctx, id)
-				if err != nil {
-					return exitError(err)
-				}
-				if e.Capture == nil {
-					return fmt.Errorf("request %s: no capture (capture.enabled is off, or the capture is past capture.max_age or max_requests): tune replays the request, so it needs one", id)
-				}
-				recs = append(recs, *e.Capture)
+			recs, err := tuneRecords(ctx, c, ids)
+			if err != nil {
+				return err
 			}
 			bundle, err := c.ServedBaseline(ctx)
 			if err != nil {
@@ -181,8 +191,8 @@ func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Resul
 	return filepath.Join(dir, copyName), nil
 }
 
-// exclusionsFile is the exclusion rules of res alone, for start
-// --exclusion, which applies them to the baseline serving at start time.
+// exclusionsFile is the rules of res alone, for start --exclusion, which
+// applies them to the baseline serving at start time.
 func exclusionsFile(res exclusion.Result) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# wafcanary exclusions, written by `wafcanary tune` for request(s) %s.\n", strings.Join(res.Requests, ", "))
@@ -299,7 +309,14 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	if len(excls) == 0 { // a Result built by hand: its one exclusion
 		excls = []exclusion.Exclusion{res.Exclusion}
 	}
-	where := func(e exclusion.Exclusion) string {
+	what := func(e exclusion.Exclusion) string {
+		var added []string
+		if len(e.Allowances) > 0 {
+			added = append(added, fmt.Sprintf("allowance %d", e.Allowances[0].RuleID))
+		}
+		if len(e.Removals) > 0 {
+			added = append(added, fmt.Sprintf("exclusion %d", e.RuleID))
+		}
 		host := v(e.Host)
 		if host == "" {
 			host = "every host"
@@ -308,25 +325,33 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 		if e.Prefix {
 			path += " and below"
 		}
-		return fmt.Sprintf("exclusion %d, on %s, path %s", e.RuleID, host, path)
+		return fmt.Sprintf("%s, on %s, path %s", strings.Join(added, " and "), host, path)
+	}
+	lines := func(e exclusion.Exclusion, indent string) {
+		for _, a := range e.Allowances {
+			fmt.Fprintf(out, "%s%s\n", indent, v(a.String()))
+		}
+		for _, rm := range e.Removals {
+			fmt.Fprintf(out, "%sctl:ruleRemoveTargetById=%s\n", indent, v(rm.String()))
+		}
 	}
 	if len(excls) == 1 {
-		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s:\n", v(output), short(bundle.Version), where(excls[0]))
-		for _, rm := range excls[0].Removals {
-			fmt.Fprintf(out, "  ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
-		}
+		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s:\n", v(output), short(bundle.Version), what(excls[0]))
+		lines(excls[0], "  ")
 	} else {
-		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %d exclusions, one per host and path:\n", v(output), short(bundle.Version), len(excls))
+		fmt.Fprintf(out, "wrote %s: the served baseline %s plus, for each host and path:\n", v(output), short(bundle.Version))
 		for _, e := range excls {
-			fmt.Fprintf(out, "  %s (requests %s):\n", where(e), v(strings.Join(e.Requests, ", ")))
-			for _, rm := range e.Removals {
-				fmt.Fprintf(out, "    ctl:ruleRemoveTargetById=%s\n", v(rm.String()))
-			}
+			fmt.Fprintf(out, "  %s (requests %s):\n", what(e), v(strings.Join(e.Requests, ", ")))
+			lines(e, "    ")
 		}
 	}
 	fmt.Fprintf(out, "wrote %s: %d must_pass (the requests), %d must_block\n", v(cases), len(res.Cases.MustPass), len(res.Cases.MustBlock))
 	for _, c := range res.Cases.MustBlock {
 		fmt.Fprintf(out, "  must_block: %s\n", v(c.Name))
+	}
+	printChecks(out, res)
+	for _, o := range res.Inherent {
+		fmt.Fprintf(out, "let through as the requests are: %s\n", v(o))
 	}
 	for _, o := range res.Opened {
 		fmt.Fprintf(out, "warning: let through by the candidate, blocked by the baseline: %s\n", v(o))
@@ -342,6 +367,20 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
 	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")")
 	fmt.Fprintf(out, "  (written from baseline %s: if another serves by then, start carries the exclusions over to it, or refuses naming both)\n", short(bundle.Version))
+}
+
+// printChecks says what the attacks in the excluded variables found: per
+// removed rule, how many of its CRS regression-test payloads the baseline
+// blocks and the candidate still does; per family, its hand-picked ones.
+func printChecks(out io.Writer, res exclusion.Result) {
+	for _, c := range res.Checks {
+		fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+	}
+	for _, c := range res.Families {
+		if c.Checked > 0 {
+			fmt.Fprintf(out, "checked: %s\n", visible(c.String()))
+		}
+	}
 }
 
 func short(v string) string {

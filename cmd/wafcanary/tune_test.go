@@ -255,3 +255,23 @@ func TestPrintTunedEscapes(t *testing.T) {
 		}
 	}
 }
+
+// An allowance is said as what it changes, with the rule that blocked;
+// the per-rule counts of an exclusion's attacks are printed (issue 27).
+func TestPrintTunedAllowanceAndChecks(t *testing.T) {
+	res := exclusion.Result{Exclusion: exclusion.Exclusion{RuleID: 10000, Host: "shop.example", Path: "/api/avatar",
+		Allowances: []exclusion.Allowance{{RuleID: 10000, Policy: 920420, What: "content type", Value: "image/png", Variable: "allowed_request_content_type", RawBody: true}}},
+		Requests: []string{"u"},
+		Checks:   []exclusion.RuleCheck{{Rule: 941120, Target: "ARGS:text", Checked: 16, Blocked: 9, Inherent: []string{"CRS test 941120-1"}, Opened: []string{"x"}}},
+		Inherent: []string{"CRS test 941120-1 (XSS) in ARGS:text on /api/notes:   onload= "}}
+	var out bytes.Buffer
+	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", ruleset.Bundle{Version: "7ac7"}, res)
+	for _, want := range []string{"plus allowance 10000, on shop.example, path /api/avatar:",
+		"  allow content type image/png (rule 920420): tx.allowed_request_content_type, body read raw",
+		"checked: rule 941120 in ARGS:text: 16 CRS test payload(s) checked, 9 stay blocked, 2 let through (1 caught there only by rules the requests trip too)",
+		"let through as the requests are: CRS test 941120-1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

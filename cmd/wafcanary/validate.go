@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"text/tabwriter"
 	"time"
 
@@ -36,9 +37,10 @@ start runs, printing a summary (or JSON with -o json):
     differs (rule, test, before, after), and the cost gate: the candidate's
     median time inside the WAF over the suite against the baseline's.
 
-Exit codes: 0 all gates pass; 2 bad flags or configuration; 3 a ruleset
-does not compile; 7 the candidate fails a gate. Limits (gates.*) come
-from --config, WAFCANARY_GATES_* or their defaults.`,
+Exit codes: 0 all gates pass; 3 a ruleset does not compile; 7 the
+candidate fails a gate; 64 bad flags or configuration, or a file that is
+not there. Limits (gates.*) come from --config, WAFCANARY_GATES_* or
+their defaults.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return errUsage{fmt.Errorf("--output: want text or json, got %q", output)}
@@ -71,9 +73,15 @@ from --config, WAFCANARY_GATES_* or their defaults.`,
 }
 
 func compileOnly(out io.Writer, files []string) error {
-	failed := 0
+	failed, missing := 0, 0
 	for _, file := range files {
 		rs, err := node.LoadRuleset(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Not a ruleset that does not compile: a path to check.
+			missing++
+			fmt.Fprintf(out, "FAIL %s: no such file\n", file)
+			continue
+		}
 		if err != nil {
 			failed++
 			fmt.Fprintf(out, "FAIL %v\n", err)
@@ -85,6 +93,9 @@ func compileOnly(out io.Writer, files []string) error {
 	}
 	if failed > 0 {
 		return errInvalidRuleset{fmt.Errorf("%d of %d rulesets do not compile", failed, len(files))}
+	}
+	if missing > 0 {
+		return errUsage{fmt.Errorf("%d of %d files not found", missing, len(files))}
 	}
 	return nil
 }
@@ -107,6 +118,9 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 	}()
 	for _, file := range []string{baseline, candidate} {
 		rs, err := node.LoadRuleset(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return errUsage{fmt.Errorf("%s: no such file", file)}
+		}
 		if err != nil {
 			return errInvalidRuleset{err}
 		}

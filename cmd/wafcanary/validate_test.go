@@ -67,17 +67,25 @@ func TestValidateCmd(t *testing.T) {
 			err:  "1 of 1 rulesets do not compile",
 		},
 		{
+			// Why: a missing file is not a ruleset that does not compile
+			// (exit 3), but a path to fix (issue 27, item 9).
 			name:  "missing file",
 			args:  []string{"validate", "testdata/rulesets/missing.conf"},
-			lines: []string{`^FAIL ruleset testdata/rulesets/missing\.conf: .*no such file or directory$`},
-			exit:  exitInvalidRuleset,
+			lines: []string{`^FAIL testdata/rulesets/missing\.conf: no such file$`},
+			exit:  exitUsage,
+			err:   "1 of 1 files not found",
 		},
 		{
-			name: "unknown embedded ruleset",
-			args: []string{"validate", "embedded:nope.conf"},
-			// Why: a missing file is not a compile error, and has no line.
-			lines: []string{`^FAIL ruleset embedded:nope\.conf: open nope\.conf: file does not exist$`},
-			exit:  exitInvalidRuleset,
+			name:  "unknown embedded ruleset",
+			args:  []string{"validate", "embedded:nope.conf"},
+			lines: []string{`^FAIL embedded:nope\.conf: no such file$`},
+			exit:  exitUsage,
+		},
+		{
+			name: "a missing candidate",
+			args: []string{"validate", "--crs-suite=false", "--baseline", "embedded:baseline.conf", "--candidate", "testdata/rulesets/missing.conf"},
+			exit: exitUsage,
+			err:  "testdata/rulesets/missing.conf: no such file",
 		},
 		{
 			name: "unknown flag",

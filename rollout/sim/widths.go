@@ -55,14 +55,10 @@ func PrintWidths(w io.Writer, alpha float64) {
 		name string
 		mx   rollout.Mixture
 	}{{"now", pairedMx}, {"arm tuning", halfMx}} {
-		n := int64(100)
-		for ; n < 1e6; n += 50 {
-			if _, hi := rollout.RateBounds(0, n, alpha, m.mx); hi <= 0.001 {
-				break
-			}
-		}
-		fmt.Fprintf(w, "- %s: %d pairs\n", m.name, n)
+		fmt.Fprintf(w, "- %s: %d pairs\n", m.name, cleanPairs(0.001, alpha, m.mx))
 	}
+	// A small site's bar: rollout.policy.max_new_block_rate raised to 1%.
+	fmt.Fprintf(w, "- now, at most 1%% (max_new_block_rate 0.01): %d pairs\n", cleanPairs(0.01, alpha, pairedMx))
 	n := int64(100)
 	for ; n < 1e6; n += 50 {
 		if _, hi := beforeRateBounds(0, n, alpha, 0.001); hi <= 0.001 {
@@ -70,6 +66,18 @@ func PrintWidths(w io.Writer, alpha float64) {
 		}
 	}
 	fmt.Fprintf(w, "- before (prior Beta(1, 999) at the limit): %d pairs\n", n)
+}
+
+// cleanPairs is how many pairs without a disagreement show the rate at
+// most limit, to the nearest 10.
+func cleanPairs(limit, alpha float64, mx rollout.Mixture) int64 {
+	n := int64(10)
+	for ; n < 1e6; n += 10 {
+		if _, hi := rollout.RateBounds(0, n, alpha, mx); hi <= limit {
+			break
+		}
+	}
+	return n
 }
 
 // dkw is the time-uniform DKW slack the latency checks used before.
