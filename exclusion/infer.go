@@ -135,6 +135,12 @@ func on(c evidence.Scope) string {
 func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Scope, lowers string, notes []string) {
 	var unread []string
 	var conds []cond
+	// parser is a body parser swapped; types is set when the rule also
+	// allows a content type: then the parser is for a body of that type,
+	// which the baseline refused whole (tune's allowance reads it raw),
+	// and the policy rule's clause covers it.
+	var parser string
+	var types bool
 	for _, d := range chain {
 		f := d.Fields()
 		if strings.EqualFold(d.Name, "SecRule") && len(f) >= 2 {
@@ -153,13 +159,26 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Sco
 		for _, a := range d.Actions() {
 			name, val, _ := strings.Cut(a, ":")
 			name = strings.ToLower(strings.TrimSpace(name))
-			if w := lowering(name, val); w != "" && lowers == "" {
+			k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
+			if name == "setvar" {
+				// A policy list set on a path (tune's allowance) takes
+				// away the blocks of the rule that enforces it.
+				if id, ok := policyOf(k); ok {
+					c.RuleIDs = append(c.RuleIDs, id)
+					types = types || id == 920420
+				}
+				continue
+			}
+			switch w := lowering(name, val); {
+			case w == "" || lowers != "":
+			case strings.EqualFold(k, "requestBodyProcessor"):
+				parser = w
+			default:
 				lowers = w
 			}
 			if name != "ctl" {
 				continue
 			}
-			k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
 			switch strings.ToLower(k) {
 			case "ruleremovebyid":
 				c.RuleIDs = append(c.RuleIDs, base.IDs(strings.Fields(v)...)...)
@@ -173,6 +192,9 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Sco
 				c.RuleIDs = append(c.RuleIDs, base.Tagged(tag)...)
 			}
 		}
+	}
+	if parser != "" && !types && lowers == "" {
+		lowers = parser
 	}
 	slices.Sort(c.RuleIDs)
 	c.RuleIDs = slices.Compact(c.RuleIDs)
@@ -237,6 +259,21 @@ func lowering(name, val string) string {
 		return "ctl:" + k + " takes rules away by their message, which is not read here"
 	}
 	return ""
+}
+
+// policyOf is the CRS rule that enforces the policy list TX variable
+// name (tx.allowed_methods: 911100), as tune's allowances set it.
+func policyOf(name string) (int, bool) {
+	tx, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(name)), "tx.")
+	if !ok {
+		return 0, false
+	}
+	for id, p := range policies {
+		if p.tx == tx {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // cond is one condition on where an exclusion applies: exactly a path,
