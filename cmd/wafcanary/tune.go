@@ -27,7 +27,8 @@ func newTuneCmd() *cobra.Command {
 		Use:   "tune REQUEST_ID|SIGNATURE... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
 		Long: `tune takes the X-Request-IDs of blocked requests whose captures the server kept
-(capture.enabled), and writes a candidate: the served baseline verbatim plus
+(capture.enabled), or signatures (sig:3f2a9c1b, as wafcanary blocks lists
+them: every request a signature keeps), and writes a candidate: the served baseline verbatim plus
 one exclusion rule per Host and path of the requests, each removing, from each
 rule its requests need removed, only the variable it matched
 (ctl:ruleRemoveTargetById=RULE;VARIABLE), only on that exact path and Host. The
