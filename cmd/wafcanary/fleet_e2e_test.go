@@ -351,7 +351,13 @@ log: {level: info}
 	// second.
 	for _, via := range []string{"follower", "etcd"} {
 		lead = f.leader()
-		if code, body := lead.post("/api/v1/rollout/start", map[string]any{"candidate": "embedded:candidate-pl2.conf", "reason": "rollback via " + via, "actor": "test"}); code != http.StatusOK {
+		// The paranoia raise was written from the first baseline and lacks
+		// the exclusion promoted since: start refuses it unless forced.
+		if code, body := lead.post("/api/v1/rollout/start", map[string]any{"candidate": "embedded:candidate-pl2.conf", "reason": "rollback via " + via, "actor": "test"}); code != http.StatusUnprocessableEntity || !strings.Contains(body, "drops 1 exclusion") {
+			t.Fatalf("start of a candidate without the promoted exclusion: %d %s", code, body)
+		}
+		if code, body := lead.post("/api/v1/rollout/start", map[string]any{"candidate": "embedded:candidate-pl2.conf", "reason": "rollback via " + via, "actor": "test",
+			"force_base": "the fleet test rolls it back"}); code != http.StatusOK {
 			t.Fatalf("start: %d %s", code, body)
 		}
 		fleettest.WaitFor(t, 20*time.Second, "the candidate on every replica", func() bool {

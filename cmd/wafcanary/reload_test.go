@@ -21,10 +21,10 @@ import (
 func TestSIGHUPReadsTheRolloutStepsAgain(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
-	adminAddr := freePort(t)
+	adminAddr, up := freePort(t), newUpstream(t).URL
 	write := func(steps string) {
 		cfg := fmt.Sprintf("upstream: %s\nlisten: 127.0.0.1:0\nstate_dir: %s\nadmin: {listen: %q, token: test-token-0123456789abcdef}\nrollout:\n  steps:\n%s",
-			newUpstream(t).URL, filepath.Join(dir, "state"), adminAddr, steps)
+			up, filepath.Join(dir, "state"), adminAddr, steps)
 		if err := os.WriteFile(filepath.Join(dir, "wafcanary.yaml"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
