@@ -179,7 +179,9 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	reporter := rollout.NewMetrics(s.reg)
 	s.notifier = notification.New(cfg.Notifications, s.reg, log)
 	opts := rollout.Options{
-		Config: cfg.Rollout, Router: s.router, Evidence: source,
+		// The engine holds the routing state the controller swaps; every
+		// front-end serves from it.
+		Config: cfg.Rollout, Router: s.router.Engine(), Evidence: source,
 		Reporter: reporter, Notify: s.decided, Probe: s.probe, Logger: log, ShadowSample: sample,
 	}
 	if s.etcd != nil {

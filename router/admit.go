@@ -74,9 +74,9 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 // line has the path only: the target may carry a password (userinfo).
 func (rt *Router) refuse(w http.ResponseWriter, r *http.Request, id string, why verdict.Refusal, code int, start time.Time) {
 	writeStatus(w, id, code)
-	rt.log.Info("request refused before judging", "request_id", id, "reason", why.String(), "status", code,
+	rt.engine.log.Info("request refused before judging", "request_id", id, "reason", why.String(), "status", code,
 		"method", r.Method, "host", r.Host, "path", refusedPath(r), "uri_bytes", len(r.RequestURI))
-	rt.obs.request(verdict.RequestRecord{ID: id, Action: verdict.Blocked, Status: code, Outside: true, Refused: why, Duration: time.Since(start)})
+	rt.engine.obs.request(verdict.RequestRecord{ID: id, Action: verdict.Blocked, Status: code, Outside: true, Refused: why, Duration: time.Since(start)})
 }
 
 // refusedPath is what a refusal's log line shows of the target: the

@@ -69,18 +69,18 @@ func parseStickyKey(s string) (stickyKey, error) {
 	return stickyKey{kind: kind, name: name}, nil
 }
 
-// of returns the request's sticky key. Requests that lack the configured
-// header or cookie fall back to the client address, prefixed so the two
-// key spaces never collide.
-func (k stickyKey) of(r *http.Request, clientIP string) string {
+// of returns the sticky key of a request with these headers. Requests
+// that lack the configured header or cookie fall back to the client
+// address, prefixed so the key spaces never collide.
+func (k stickyKey) of(h http.Header, clientIP string) string {
 	switch k.kind {
 	case "header":
-		if v := r.Header.Get(k.name); v != "" {
+		if v := h.Get(k.name); v != "" {
 			return "h:" + v
 		}
 	case "cookie":
-		if c, err := r.Cookie(k.name); err == nil && c.Value != "" {
-			return "c:" + c.Value
+		if cs := (&http.Request{Header: h}).CookiesNamed(k.name); len(cs) > 0 && cs[0].Value != "" {
+			return "c:" + cs[0].Value
 		}
 	}
 	return "ip:" + clientIP
@@ -114,20 +114,21 @@ func (c clientAddr) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-// resolve returns the client IP and port. The port is the peer's and is
-// only meaningful when no proxy sits in between.
-func (c clientAddr) resolve(r *http.Request) (ip string, port int, peerTrusted bool) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+// resolve returns the client IP and port of a request from peer (the
+// connection's remote host:port) with these headers. The port is the
+// peer's and is only meaningful when no proxy sits in between.
+func (c clientAddr) resolve(peer string, h http.Header) (ip string, port int, peerTrusted bool) {
+	ap, err := netip.ParseAddrPort(peer)
 	if err != nil {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		host, _, _ := net.SplitHostPort(peer)
 		return host, 0, false
 	}
-	peer := ap.Addr().Unmap()
-	ip, port = peer.String(), int(ap.Port())
-	if len(c.trusted) == 0 || !c.isTrusted(peer) {
+	addr := ap.Addr().Unmap()
+	ip, port = addr.String(), int(ap.Port())
+	if len(c.trusted) == 0 || !c.isTrusted(addr) {
 		return ip, port, false
 	}
-	hops := r.Header.Values("X-Forwarded-For")
+	hops := h.Values("X-Forwarded-For")
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {

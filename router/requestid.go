@@ -29,13 +29,13 @@ func newRequestIDs(n int) *requestIDs {
 	return &requestIDs{seen: make(map[string]struct{}, n), ring: make([]string, n)}
 }
 
-// of returns r's request ID: the incoming X-Request-ID if it is a sane
+// of returns the request ID of a request with these headers: the incoming X-Request-ID if it is a sane
 // token not seen recently, that token with a fresh suffix if it was seen,
 // or a new random one. The ID names the Coraza transaction (UNIQUE_ID),
 // the log lines and the upstream request, so it must not carry log
 // injection.
-func (ids *requestIDs) of(r *http.Request) string {
-	id := r.Header.Get("X-Request-ID")
+func (ids *requestIDs) of(h http.Header) string {
+	id := h.Get("X-Request-ID")
 	if !validRequestID(id) {
 		return rand.Text()
 	}

@@ -15,7 +15,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -39,66 +38,48 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
-// Router is an http.Handler that proxies to the upstream under the WAF.
-// It is safe for concurrent use. The routing state is one Snapshot read
-// once per request; Swap replaces it for all requests that start after.
+// Router is the engine's HTTP front-end: an http.Handler that proxies to
+// the upstream under the WAF. It is safe for concurrent use.
 type Router struct {
-	snap    atomic.Pointer[Snapshot]
-	assign  Assigner
-	sticky  stickyKey
-	clients clientAddr
-	ids     *requestIDs
-	proxy   *httputil.ReverseProxy
-	shadow  chan *capture
-	// queued is the size of the samples in shadow, against
-	// Shadow.QueueBytes.
-	queued atomic.Int64
-	// blockBody is how much of a blocked request's body its observers want.
-	blockBody int
-	opts      Options
-	obs       Observers
-	log       *slog.Logger
+	engine *Engine
+	proxy  *httputil.ReverseProxy
+	opts   Options
 }
 
-// New returns a Router serving initial. Call Run to start shadow evaluation.
+// New returns a Router serving initial, with its Engine. Call Run to start
+// shadow evaluation.
 func New(initial *Snapshot, o Options) (*Router, error) {
 	if o.Upstream == nil || o.Upstream.Scheme == "" || o.Upstream.Host == "" {
 		return nil, errors.New("router: upstream must be an absolute URL")
 	}
-	if o.Logger == nil {
-		return nil, errors.New("router: a logger is required")
+	if err := o.Proxy.Validate(); err != nil {
+		return nil, fmt.Errorf("router: proxy.%w", err)
 	}
-	if len(o.Secret) < 16 {
-		return nil, errors.New("router: assignment secret must be at least 16 bytes")
-	}
-	sections := []struct {
-		name string
-		v    interface{ Validate() error }
-	}{{"routing", o.Routing}, {"shadow", o.Shadow}, {"proxy", o.Proxy}}
-	for _, s := range sections { // a slice, so "the first invalid key" is always the same one
-		if err := s.v.Validate(); err != nil {
-			return nil, fmt.Errorf("router: %s.%w", s.name, err)
-		}
-	}
-	sticky, _ := parseStickyKey(o.Routing.StickyKey)      // validated above
-	clients, _ := newClientAddr(o.Routing.TrustedProxies) // validated above
-	rt := &Router{
-		assign:    NewAssigner(o.Secret),
-		sticky:    sticky,
-		clients:   clients,
-		ids:       newRequestIDs(recentIDs),
-		shadow:    make(chan *capture, o.Shadow.QueueSize),
-		opts:      o,
-		obs:       o.Observe,
-		blockBody: o.Observe.blockBody(),
-		log:       o.Logger,
-	}
-	rt.proxy = rt.newReverseProxy()
-	if err := rt.Swap(initial); err != nil {
+	e, err := NewEngine(initial, EngineOptions{
+		Routing: o.Routing, Shadow: o.Shadow, FailMode: o.Proxy.FailMode, InspectResponseBody: o.Proxy.InspectResponseBody,
+		Secret: o.Secret, Observe: o.Observe, Logger: o.Logger,
+	})
+	if err != nil {
 		return nil, err
 	}
+	rt := &Router{engine: e, opts: o}
+	rt.proxy = rt.newReverseProxy()
 	return rt, nil
 }
+
+// Engine is the router's engine: the request path the HTTP front-end
+// drives, and the routing state the controller swaps.
+func (rt *Router) Engine() *Engine { return rt.engine }
+
+// Snapshot returns the routing state in force (Engine.Snapshot).
+func (rt *Router) Snapshot() *Snapshot { return rt.engine.Snapshot() }
+
+// Swap installs next for every request that starts from now on
+// (Engine.Swap).
+func (rt *Router) Swap(next *Snapshot) error { return rt.engine.Swap(next) }
+
+// Run evaluates shadow samples until ctx is done (Engine.Run).
+func (rt *Router) Run(ctx context.Context) { rt.engine.Run(ctx) }
 
 // RequestFunc is a RequestObserver made of a function.
 type RequestFunc func(verdict.RequestRecord)
@@ -131,89 +112,6 @@ func Standalone(rs *ruleset.Ruleset, upstream *url.URL, observe func(verdict.Req
 	return rt, nil
 }
 
-// Snapshot returns the routing state in force.
-func (rt *Router) Snapshot() *Snapshot { return rt.snap.Load() }
-
-// Swap installs next for every request that starts from now on. Requests
-// in flight finish on the rulesets they started with; rulesets that next
-// no longer uses are retired and closed when their last request ends. If
-// next is invalid nothing changes.
-func (rt *Router) Swap(next *Snapshot) error {
-	if err := next.Validate(); err != nil {
-		return fmt.Errorf("router: refusing snapshot: %w", err)
-	}
-	rt.compare(rt.snap.Load(), next)
-	prev := rt.snap.Swap(next)
-	for _, rs := range prev.retiredBy(next) {
-		rs.Retire()
-	}
-	rt.obs.serving(next.Serving())
-	return nil
-}
-
-// compare sets next's difference between candidate and baseline, taken
-// over from prev for the same pair: a rollout's steps swap snapshots
-// that differ only in shares. It runs before next is installed.
-func (rt *Router) compare(prev, next *Snapshot) {
-	switch {
-	case next.Candidate == nil || rt.opts.Shadow.FullEvaluation:
-		return
-	case next.diff != nil && next.diff.baseline == next.Baseline && next.diff.candidate == next.Candidate:
-		return
-	case prev != nil && prev.diff != nil && prev.diff.baseline == next.Baseline && prev.diff.candidate == next.Candidate:
-		next.diff = prev.diff
-		return
-	}
-	d := ruleset.Compare(next.Baseline, next.Candidate)
-	next.diff = &difference{baseline: next.Baseline, candidate: next.Candidate, Difference: d}
-	rt.log.Info("candidate compared with the baseline for shadow evaluation",
-		"baseline", next.Baseline.Version, "candidate", next.Candidate.Version, "difference", d.String())
-}
-
-// Run evaluates shadow samples until ctx is done.
-func (rt *Router) Run(ctx context.Context) {
-	done := make(chan struct{})
-	for range rt.opts.Shadow.Workers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			rt.shadowWorker(ctx)
-		}()
-	}
-	for range rt.opts.Shadow.Workers {
-		<-done
-	}
-	// Give back the references held by samples nobody will evaluate.
-	for {
-		select {
-		case c := <-rt.shadow:
-			c.other.Release()
-			rt.queued.Add(-c.size)
-		default:
-			return
-		}
-	}
-}
-
-// pick chooses the arm for a request and takes a reference on its ruleset.
-// The bucket is computed once; only the snapshot is re-read if a swap
-// closed the ruleset between loading the snapshot and acquiring it.
-// outside is set for a request on a host the rollout does not judge.
-func (rt *Router) pick(r *http.Request, clientIP string) (s *Snapshot, arm verdict.Arm, rs *ruleset.Ruleset, outside bool) {
-	bucket := rt.assign.Bucket(rt.sticky.of(r, clientIP))
-	for {
-		s = rt.snap.Load()
-		// A snapshot's share is above zero only with a candidate (Validate).
-		arm = armOf(bucket, s.Share)
-		outside = s.Candidate != nil && !s.judges(r.Host)
-		if outside {
-			arm = verdict.Baseline
-		}
-		if rs = s.Ruleset(arm); rs.Acquire() {
-			return s, arm, rs, outside
-		}
-	}
-}
-
 func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 	transport := rt.opts.Transport
 	if transport == nil {
@@ -235,8 +133,8 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 			if rt.opts.Proxy.PreserveHost {
 				pr.Out.Host = pr.In.Host
 			}
-			ex := exchangeFrom(pr.In.Context())
-			if ex.peerTrusted {
+			p := proxiedFrom(pr.In.Context())
+			if p.peerTrusted {
 				// Keep the chain built by trusted proxies; SetXForwarded
 				// appends this hop. From anyone else it is discarded.
 				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
@@ -257,11 +155,11 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 			// nothing judged them, so nothing forwards them (admit).
 			pr.Out.Trailer = nil
 			pr.SetXForwarded()
-			pr.Out.Header.Set("X-Request-ID", ex.id)
+			pr.Out.Header.Set("X-Request-ID", p.x.ID())
 		},
 		Transport:      transport,
 		ModifyResponse: rt.modifyResponse,
 		ErrorHandler:   rt.proxyError,
-		ErrorLog:       slog.NewLogLogger(rt.log.Handler(), slog.LevelDebug),
+		ErrorLog:       slog.NewLogLogger(rt.engine.log.Handler(), slog.LevelDebug),
 	}
 }

@@ -347,10 +347,10 @@ func TestShadowQueueBoundedByBytes(t *testing.T) {
 	for _, id := range []string{"p1", "p2", "p3"} {
 		post(id)
 	}
-	if rec.dropped != 1 || len(rt.shadow) != 2 {
-		t.Fatalf("dropped %d, queued %d samples; want 1 and 2", rec.dropped, len(rt.shadow))
+	if rec.dropped != 1 || len(rt.engine.shadow) != 2 {
+		t.Fatalf("dropped %d, queued %d samples; want 1 and 2", rec.dropped, len(rt.engine.shadow))
 	}
-	if q := rt.queued.Load(); q < 800<<10 || q > 1<<20 {
+	if q := rt.engine.queued.Load(); q < 800<<10 || q > 1<<20 {
 		t.Errorf("queued bytes %d, want the two samples' size", q)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -360,10 +360,10 @@ func TestShadowQueueBoundedByBytes(t *testing.T) {
 	rec.nextShadow(t)
 	rec.nextShadow(t)
 	// Judged samples give their bytes back: the next one is accepted.
-	for deadline := time.Now().Add(5 * time.Second); rt.queued.Load() != 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); rt.engine.queued.Load() != 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if q := rt.queued.Load(); q != 0 {
+	if q := rt.engine.queued.Load(); q != 0 {
 		t.Fatalf("queued bytes %d after both were judged", q)
 	}
 	post("p4")

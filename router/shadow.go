@@ -14,10 +14,10 @@ import (
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
-// capture is a sampled request waiting for the other ruleset's verdict.
-// It owns copies of everything it needs, and a reference on the ruleset
-// it will be judged by.
-type capture struct {
+// sample is a request sampled for shadow evaluation, waiting for the
+// other ruleset's verdict. It owns copies of everything it needs, and a
+// reference on the ruleset it will be judged by.
+type sample struct {
 	req       verdict.Request
 	body      []byte
 	path      string
@@ -25,89 +25,89 @@ type capture struct {
 	enforced  verdict.Verdict // the enforcing ruleset's request-phase verdict
 	snap      *Snapshot
 	other     *ruleset.Ruleset
-	// size is what the capture holds, counted against Shadow.QueueBytes.
+	// size is what the sample holds, counted against Shadow.QueueBytes.
 	size int64
 	// derived is set when the other ruleset's verdict is known to be the
 	// enforced one (Snapshot.agrees): the pair is recorded without an
-	// evaluation, and the capture holds neither body nor ruleset.
+	// evaluation, and the sample holds neither body nor ruleset.
 	derived bool
 }
 
-// captureShadow samples the request for shadow evaluation and copies what
+// sampleShadow samples the request for shadow evaluation and copies what
 // the other ruleset needs, while the transaction still holds the body.
 // Verdicts are compared on the request phases only, since the shadow
-// ruleset never sees a response. A nil capture means not sampled.
-func (rt *Router) captureShadow(snap *Snapshot, ex *exchange, v *verdict.Request, body io.Reader, it *types.Interruption) *capture {
-	if snap.Candidate == nil || snap.ShadowSample == 0 || ex.tx == nil {
+// ruleset never sees a response. A nil sample means not sampled.
+func (e *Engine) sampleShadow(snap *Snapshot, x *Exchange, body io.Reader, it *types.Interruption) *sample {
+	if snap.Candidate == nil || snap.ShadowSample == 0 || x.tx == nil {
 		return nil
 	}
 	if snap.ShadowSample < MaxShare && rand.Uint32N(uint32(MaxShare)) >= uint32(snap.ShadowSample) {
 		return nil
 	}
-	if snap.agrees(ex.arm, ex.tx.MatchedRules()) {
-		return &capture{req: v.Clone(), path: pathOf(v.URI), enforcing: ex.arm, enforced: verdict.Of(ex.tx), snap: snap, derived: true}
+	if snap.agrees(x.arm, x.tx.MatchedRules()) {
+		return &sample{req: x.req.Clone(), path: pathOf(x.req.URI), enforcing: x.arm, enforced: verdict.Of(x.tx), snap: snap, derived: true}
 	}
 	var data []byte
 	if body != nil {
 		var ok bool
-		if data, ok = rt.captureBody(ex.tx, it != nil); !ok {
-			rt.obs.dropped()
+		if data, ok = e.sampleBody(x.tx, it != nil); !ok {
+			e.obs.dropped()
 			return nil
 		}
 	}
-	other := snap.Ruleset(ex.arm.Other())
+	other := snap.Ruleset(x.arm.Other())
 	if !other.Acquire() {
-		return nil // swapped out since this request started; nothing left to compare
+		return nil // swapped out since this request began; nothing left to compare
 	}
-	c := &capture{
-		req:       v.Clone(),
+	c := &sample{
+		req:       x.req.Clone(),
 		body:      data,
-		path:      pathOf(v.URI),
-		enforcing: ex.arm,
-		enforced:  verdict.Of(ex.tx),
+		path:      pathOf(x.req.URI),
+		enforcing: x.arm,
+		enforced:  verdict.Of(x.tx),
 		snap:      snap,
 		other:     other,
 	}
-	c.size = int64(len(data) + v.Size())
+	c.size = int64(len(data) + x.req.Size())
 	return c
 }
 
-// offerShadow queues a capture for the shadow workers. It is called once
+// offerShadow queues a sample for the shadow workers. It is called once
 // the response has been handed to the client, so the shadow evaluation
 // does not take CPU from the request it copies (on a small machine, the
 // response phases and the upstream's own work). It never blocks: when the
 // queue is full the sample is dropped and counted.
-func (rt *Router) offerShadow(c *capture) {
+func (e *Engine) offerShadow(c *sample) {
 	if c == nil {
 		return
 	}
 	if c.derived {
-		rt.recordShadow(c, c.enforced)
+		e.recordShadow(c, c.enforced)
 		return
 	}
-	if rt.queued.Add(c.size) > rt.opts.Shadow.QueueBytes {
-		rt.dropShadow(c)
+	if e.queued.Add(c.size) > e.opts.Shadow.QueueBytes {
+		e.dropShadow(c)
 		return
 	}
 	select {
-	case rt.shadow <- c:
+	case e.shadow <- c:
 	default:
-		rt.dropShadow(c)
+		e.dropShadow(c)
 	}
 }
 
-// dropShadow gives back what a capture holds without judging it.
-func (rt *Router) dropShadow(c *capture) {
-	rt.queued.Add(-c.size)
+// dropShadow gives back what a sample holds without judging it.
+func (e *Engine) dropShadow(c *sample) {
+	e.queued.Add(-c.size)
 	c.other.Release()
-	rt.obs.dropped()
+	e.obs.dropped()
 }
 
-// captureBody copies the request body Coraza buffered. A request blocked
+// sampleBody copies the request body Coraza buffered. A request blocked
 // in phase 1 carries a body nobody read; judging it without that body could
 // flip the other ruleset's verdict, so such a request is not sampled (and
 // counts as dropped) rather than judged on part of what the client sent.
-func (rt *Router) captureBody(tx types.Transaction, interrupted bool) ([]byte, bool) {
+func (e *Engine) sampleBody(tx types.Transaction, interrupted bool) ([]byte, bool) {
 	if !tx.IsRequestBodyAccessible() {
 		return nil, !interrupted
 	}
@@ -115,7 +115,7 @@ func (rt *Router) captureBody(tx types.Transaction, interrupted bool) ([]byte, b
 	if err != nil {
 		return nil, false
 	}
-	max := rt.opts.Shadow.MaxBodyBytes
+	max := e.opts.Shadow.MaxBodyBytes
 	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil || len(data) > max {
 		return nil, false
@@ -133,43 +133,43 @@ func pathOf(uri string) string {
 	return uri
 }
 
-func (rt *Router) shadowWorker(ctx context.Context) {
+func (e *Engine) shadowWorker(ctx context.Context) {
 	if err := lowerPriority(); err != nil {
-		rt.log.Warn("shadow worker runs at normal priority", "error", err)
+		e.log.Warn("shadow worker runs at normal priority", "error", err)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case c := <-rt.shadow:
-			rt.evaluateShadow(ctx, c)
+		case c := <-e.shadow:
+			e.evaluateShadow(ctx, c)
 		}
 	}
 }
 
-// evaluateShadow judges a capture with the ruleset that did not enforce
+// evaluateShadow judges a sample with the ruleset that did not enforce
 // on it. The shadow transaction runs with the ruleset's own engine mode:
 // its interruption is the verdict the ruleset would have enforced, and it
 // is only recorded, never acted on.
-func (rt *Router) evaluateShadow(ctx context.Context, c *capture) {
+func (e *Engine) evaluateShadow(ctx context.Context, c *sample) {
 	defer c.other.Release()
-	defer rt.queued.Add(-c.size)
+	defer e.queued.Add(-c.size)
 	var body io.Reader
 	if c.body != nil {
 		body = bytes.NewReader(c.body)
 	}
 	shadow, err := verdict.Judge(ctx, c.other, &c.req, body)
 	if err != nil {
-		rt.obs.dropped()
-		rt.log.Error("shadow evaluation failed", "request_id", c.req.ID, "error", err)
+		e.obs.dropped()
+		e.log.Error("shadow evaluation failed", "request_id", c.req.ID, "error", err)
 		return
 	}
-	rt.recordShadow(c, shadow)
+	e.recordShadow(c, shadow)
 }
 
 // recordShadow logs and reports the pair of c's enforced verdict and the
 // other ruleset's, shadow.
-func (rt *Router) recordShadow(c *capture, shadow verdict.Verdict) {
+func (e *Engine) recordShadow(c *sample, shadow verdict.Verdict) {
 	rec := verdict.ShadowRecord{
 		ID: c.req.ID, Method: c.req.Method, Host: c.req.Host, Path: c.path, Enforcing: c.enforcing,
 		BaselineVersion: c.snap.Baseline.Version, CandidateVersion: c.snap.Candidate.Version,
@@ -184,16 +184,16 @@ func (rt *Router) recordShadow(c *capture, shadow verdict.Verdict) {
 	}
 	// Log before reporting, so whoever acts on the pair finds its lines.
 	if shadow.Blocked {
-		rt.logVerdict("request blocked", &c.req, shadowArm, other.Version, "shadow", shadow)
+		e.logVerdict("request blocked", &c.req, shadowArm, other.Version, "shadow", shadow)
 	}
 	if kind := rec.Disagreement(); kind != verdict.Agree {
-		rt.log.Warn("shadow disagreement",
+		e.log.Warn("shadow disagreement",
 			"request_id", rec.ID, "kind", kind.String(), "method", rec.Method, "host", c.req.Host, "path", rec.Path,
 			"enforcing", c.enforcing.String(),
 			slogVerdict("baseline", rec.BaselineVersion, rec.Baseline),
 			slogVerdict("candidate", rec.CandidateVersion, rec.Candidate))
 	}
-	rt.obs.shadow(rec)
+	e.obs.shadow(rec)
 }
 
 var _ http.Handler = (*Router)(nil)

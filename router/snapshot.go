@@ -56,6 +56,18 @@ func (s *Snapshot) Same(o *Snapshot) bool {
 		s.ShadowSample == o.ShadowSample && s.Hosts.Equal(o.Hosts)
 }
 
+// arm is the assignment rule with the host list, the one place both are
+// applied: a bucket below the share is the candidate's (armOf), on a host
+// the candidate judges; on any other host the baseline serves, outside
+// the rollout. A snapshot's share is above zero only with a candidate
+// (Validate).
+func (s *Snapshot) arm(bucket Share, host string) (arm verdict.Arm, outside bool) {
+	if s.Candidate != nil && !s.judges(host) {
+		return verdict.Baseline, true
+	}
+	return armOf(bucket, s.Share), false
+}
+
 // judges reports whether the candidate may judge a request for host.
 func (s *Snapshot) judges(host string) bool { return s.Candidate != nil && s.Hosts.Judges(host) }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,17 +57,19 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 	}
 	collector := evidence.NewCollector(nil)
 	logger := slog.New(slog.DiscardHandler)
-	upstream, _ := url.Parse("http://127.0.0.1:1") // never contacted: nothing is served
 	secret := []byte("sim-routing-secret-0123456789")
-	rt, err := router.New(&router.Snapshot{Baseline: base}, router.Options{
-		Upstream: upstream, Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, Proxy: router.DefaultProxyConfig,
+	// The engine is wafcanary's own request path: the same assignment and
+	// records as the proxy; only the verdicts are drawn rather than
+	// reached by Coraza (Engine.Observe).
+	engine, err := router.NewEngine(&router.Snapshot{Baseline: base}, router.EngineOptions{
+		Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, FailMode: router.FailClosed,
 		Secret: secret, Logger: logger,
 		Observe: router.Observers{Requests: []router.RequestObserver{collector}, Shadows: []router.ShadowObserver{collector}},
 	})
 	if err != nil {
 		return Outcome{}, err
 	}
-	ctl, err := rollout.New(rollout.Options{Config: cfg, Router: rt, Evidence: collector, Store: newMemoryStore(),
+	ctl, err := rollout.New(rollout.Options{Config: cfg, Router: engine, Evidence: collector, Store: newMemoryStore(),
 		Logger: logger, ShadowSample: router.MaxShare})
 	if err != nil {
 		return Outcome{}, err
@@ -79,10 +80,9 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 		return Outcome{}, err
 	}
 	gen := newGenerator(s, rng)
-	assign := router.NewAssigner(secret)
-	keys := make([]string, s.Traffic.Clients)
-	for i := range keys {
-		keys[i] = "client-" + strconv.Itoa(i)
+	clients := make([]router.Client, s.Traffic.Clients)
+	for i := range clients {
+		clients[i] = router.ClientKeyed("client-" + strconv.Itoa(i))
 	}
 	now, next := t0, t0.Add(cfg.Interval)
 	var requests int64
@@ -103,22 +103,15 @@ func Run(ctx context.Context, s Scenario, cfg rollout.Config, seed uint64) (Outc
 		}
 		requests++
 		r := gen.next()
-		snap := rt.Snapshot()
-		arm := assign.Assign(keys[r.client], snap.Share)
-		enforced, waf := r.baseline, r.baseTime
+		arm, outside := engine.Arm(clients[r.client], "")
+		j := router.Judged{Request: verdict.Request{URI: r.path}, Arm: arm, Outside: outside,
+			Enforced: r.baseline, WAFTime: r.baseTime, Other: &r.candidate,
+			BlockedInResponse: r.responseBlock, UpstreamError: r.upstreamError}
 		if arm == verdict.Candidate {
-			enforced, waf = r.candidate, r.candTime
+			j.Enforced, j.WAFTime, j.Other = r.candidate, r.candTime, &r.baseline
+			j.BlockedInResponse = r.responseBlock || r.candidateResponseBlock
 		}
-		inResponse := !enforced.Blocked && (r.responseBlock || (arm == verdict.Candidate && r.candidateResponseBlock))
-		rec := verdict.RequestRecord{Arm: arm, Action: verdict.Allowed, WAFDuration: waf, BlockedInResponse: inResponse,
-			UpstreamError: !enforced.Blocked && r.upstreamError}
-		if enforced.Blocked || inResponse {
-			rec.Action = verdict.Blocked
-		}
-		collector.ObserveRequest(rec)
-		if snap.Candidate != nil {
-			collector.ObserveShadow(verdict.ShadowRecord{Path: r.path, Enforcing: arm, Baseline: r.baseline, Candidate: r.candidate})
-		}
+		engine.Observe(j)
 	}
 }
 
