@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -205,4 +206,57 @@ func added(before, after map[string]float64) map[string]float64 {
 		}
 	}
 	return d
+}
+
+// Pair, for a replayer, gives the pair the live shadow gives for the same
+// request, derived or evaluated alike; with no candidate it says so.
+func TestPairIsTheLiveShadowPair(t *testing.T) {
+	f := newFixture(t, &Snapshot{Baseline: load(t, shipped("baseline.conf")), Candidate: load(t, shipped("candidate-exclusion.conf")),
+		ShadowSample: MaxShare}, nil, nil)
+	e := f.rt.Engine()
+	derived := 0
+	for i, c := range []struct{ method, target, body string }{
+		{"GET", "/search?q=wireless+headphones", ""},
+		{"GET", "/search?q=1%27%20OR%20%271%27%3D%271%27--", ""},
+		{"POST", "/support/tickets", ticketBody},
+	} {
+		header := http.Header{"User-Agent": {"Mozilla/5.0"}, "Accept": {"text/html"}, "Accept-Encoding": {"gzip"}}
+		if c.body != "" {
+			header.Set("Content-Type", form["Content-Type"])
+		}
+		id := fmt.Sprintf("pair-%d", i)
+		f.send(t, c.method, c.target, id, c.body, header)
+		live := f.rec.nextShadow(t)
+
+		h := header.Clone()
+		h.Set("X-Request-ID", id)
+		if c.body != "" {
+			h.Set("Content-Length", strconv.Itoa(len(c.body)))
+		}
+		req := &verdict.Request{ID: id, Method: c.method, URI: c.target, Proto: "HTTP/1.1", Host: f.proxy.Listener.Addr().String(),
+			Header: h, ClientIP: "127.0.0.1", ClientPort: 50000}
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		got, err := e.Pair(context.Background(), req, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := shadowOf(got, id), shadowOf(live, id); a != b {
+			t.Errorf("%s %s: Pair %s\n  live shadow %s", c.method, c.target, a, b)
+		}
+		if got.Derived {
+			derived++
+		}
+	}
+	if derived == 0 || derived == 3 {
+		t.Errorf("%d of 3 pairs derived: the cases must cover both a derived and an evaluated pair", derived)
+	}
+	if err := e.Swap(&Snapshot{Baseline: e.Snapshot().Baseline}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Pair(context.Background(), &verdict.Request{ID: "x", Method: "GET", URI: "/", Proto: "HTTP/1.1", Host: "a"}, nil); !errors.Is(err, ErrNoCandidate) {
+		t.Errorf("Pair without a candidate: %v, want ErrNoCandidate", err)
+	}
 }
