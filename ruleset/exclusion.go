@@ -255,7 +255,7 @@ func ExclusionsOf(rule []Directive) []Exclusion {
 			}
 			switch k.By() {
 			case ByID:
-				if r, ok := idRange(sel); ok {
+				if r, ok := ParseIDRange(sel); ok {
 					e.IDs = []IDRange{r}
 				}
 			case ByTag:
@@ -303,7 +303,7 @@ func directiveExclusion(d Directive) (Exclusion, bool) {
 	switch k.By() {
 	case ByID:
 		for _, s := range f {
-			if r, ok := idRange(s); ok {
+			if r, ok := ParseIDRange(s); ok {
 				e.IDs = append(e.IDs, r)
 			}
 		}
@@ -419,8 +419,9 @@ func isRule(d Directive) bool {
 	return strings.EqualFold(d.Name, "SecRule") || strings.EqualFold(d.Name, "SecAction")
 }
 
-// idRange reads an ID or a range as Coraza does, nothing trimmed.
-func idRange(s string) (IDRange, bool) {
+// ParseIDRange reads a rule ID or an inclusive range (942100-942199) as
+// Coraza does, nothing trimmed.
+func ParseIDRange(s string) (IDRange, bool) {
 	lo, hi, isRange := strings.Cut(s, "-")
 	a, err := strconv.Atoi(lo)
 	if err != nil {
