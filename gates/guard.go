@@ -98,31 +98,21 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 	}
 	for _, d := range ds {
 		for _, e := range exclusions[place{d.File, d.Line}] {
-			switch e.Kind {
-			case ruleset.SecRuleRemoveByID:
+			why, ok := removes[e.Kind]
+			if !ok {
+				continue
+			}
+			var ids []int
+			switch e.Kind.By() {
+			case ruleset.ByID:
 				for _, p := range hitIDs(e.IDs) {
-					add(d, "removes %d, %s", p.id, p.what)
+					ids = append(ids, p.id)
 				}
-			case ruleset.SecRuleRemoveByTag:
-				for _, id := range matchTags(e.Tag, tags) {
-					add(d, "removes %d (by tag), %s", id, whatOf(id))
-				}
-			case ruleset.SecRuleUpdateTargetByID:
-				for _, p := range hitIDs(e.IDs) {
-					add(d, "changes %d, %s", p.id, p.what)
-				}
-			case ruleset.SecRuleUpdateTargetByTag:
-				for _, id := range matchTags(e.Tag, tags) {
-					add(d, "changes what %d inspects, %s", id, whatOf(id))
-				}
-			case ruleset.CtlRuleRemoveByID:
-				for _, p := range hitIDs(e.IDs) {
-					add(d, "removes %d at run time (ctl:ruleRemoveById), %s", p.id, p.what)
-				}
-			case ruleset.CtlRuleRemoveByTag:
-				for _, id := range matchTags(e.Tag, tags) {
-					add(d, "removes %d at run time (ctl:ruleRemoveByTag=%s), %s", id, e.Tag, whatOf(id))
-				}
+			case ruleset.ByTag:
+				ids = matchTags(e.Tag, tags)
+			}
+			for _, id := range ids {
+				add(d, why, id, whatOf(id), e.Tag)
 			}
 		}
 		switch strings.ToLower(d.Name) {
@@ -241,6 +231,18 @@ func whatOf(id int) string {
 		}
 	}
 	return ""
+}
+
+// removes says, per kind of exclusion the guard checks, what one does to
+// a protected rule: %[1]d is the rule, %[2]s what it does, %[3]s the tag.
+// Exclusions by message are not checked (see protectedRule).
+var removes = map[ruleset.Kind]string{
+	ruleset.SecRuleRemoveByID:        "removes %[1]d, %[2]s",
+	ruleset.SecRuleRemoveByTag:       "removes %[1]d (by tag), %[2]s",
+	ruleset.SecRuleUpdateTargetByID:  "changes %[1]d, %[2]s",
+	ruleset.SecRuleUpdateTargetByTag: "changes what %[1]d inspects, %[2]s",
+	ruleset.CtlRuleRemoveByID:        "removes %[1]d at run time (ctl:ruleRemoveById), %[2]s",
+	ruleset.CtlRuleRemoveByTag:       "removes %[1]d at run time (ctl:ruleRemoveByTag=%[3]s), %[2]s",
 }
 
 // hitIDs returns the protected rules in IDs and ranges (949000-949999).
