@@ -9,6 +9,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // maxInferredRules bounds one inferred clause: an exclusion that takes
@@ -370,7 +371,7 @@ func condition(k ruleset.Condition) (c cond, ok bool, note string) {
 		// less than the condition does; tune's own pattern holds the
 		// whole name, and an IPv6 address in its brackets (^\[::1\]).
 		h := evidence.HostName(lit)
-		if !validHost(h) {
+		if !verdict.ValidHostName(h) {
 			return cond{}, false, ""
 		}
 		return cond{host: h}, true, ""
