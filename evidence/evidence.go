@@ -298,7 +298,7 @@ func (s Scope) Validate() error {
 		return fmt.Errorf("scope.paths: / alone excuses every disagreement; name a host or rules with it, or a narrower path")
 	}
 	for i, h := range s.Hosts {
-		if h == "" || h != HostName(h) || strings.ContainsAny(h, "/ *?#@") {
+		if !verdict.ValidHostName(h) {
 			return fmt.Errorf("scope.hosts[%d]: want a host name such as shop.example.com (lower case, no port, no wildcard), got %q", i, h)
 		}
 	}

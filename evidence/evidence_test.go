@@ -115,6 +115,7 @@ func TestScopePaths(t *testing.T) {
 	}
 	for _, bad := range []Scope{{Paths: []string{""}}, {Paths: []string{"support"}}, {Paths: []string{"/a/../b"}}, {RuleIDs: []int{0}},
 		{Paths: []string{"/"}}, {Hosts: []string{""}}, {Hosts: []string{"Shop.Example"}}, {Hosts: []string{"shop.example:443"}}, {Hosts: []string{"*.example.com"}},
+		{Hosts: []string{"shop.example,blog.example"}}, // why: two names in one entry matched no request; it was accepted
 		{RuleIDs: []int{1}, Clauses: []Scope{{RuleIDs: []int{2}}}}, {Clauses: []Scope{{}}}, {Clauses: []Scope{{Paths: []string{"x"}}}},
 		{Clauses: []Scope{{Clauses: []Scope{{RuleIDs: []int{2}}}}}}} {
 		if err := bad.Validate(); err == nil {

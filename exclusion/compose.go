@@ -113,7 +113,7 @@ func Rebase(base, cand, onto *ruleset.Ruleset) (Rebased, error) {
 		if !ok {
 			return Rebased{}, fmt.Errorf("%w: %s:%d: its text is not in the candidate's files", ErrNotRebased, first.File, first.Line)
 		}
-		if id, ok := ruleID(first); ok {
+		if id, ok := first.ID(); ok {
 			if used[id] {
 				to := nextFree(used, firstLocalID)
 				text = renumber(text, id, to)
@@ -183,27 +183,11 @@ func Rebase(base, cand, onto *ruleset.Ruleset) (Rebased, error) {
 func Dropped(baseline, cand *ruleset.Ruleset) []string {
 	var out []string
 	for _, ch := range ruleset.Added(cand.Directives(), baseline.Directives()) {
-		if isExclusion(ch) {
+		if len(ruleset.ExclusionsOf(ch)) > 0 {
 			out = append(out, fmt.Sprintf("%s:%d %s", ch[0].File, ch[0].Line, summary(ch[0])))
 		}
 	}
 	return out
-}
-
-func isExclusion(ch []ruleset.Directive) bool {
-	name := strings.ToLower(ch[0].Name)
-	if strings.HasPrefix(name, "secruleremoveby") || strings.HasPrefix(name, "secruleupdatetargetby") {
-		return true
-	}
-	for _, d := range ch {
-		for _, a := range d.Actions() {
-			k, v, _ := strings.Cut(a, ":")
-			if strings.EqualFold(strings.TrimSpace(k), "ctl") && strings.HasPrefix(strings.ToLower(strings.Trim(strings.TrimSpace(v), "'")), "ruleremove") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Apply makes a candidate of onto with the exclusions in text (a file of
@@ -468,21 +452,10 @@ func nth(ds []ruleset.Directive, d ruleset.Directive, n int) (ruleset.Directive,
 
 func same(a, b ruleset.Directive) bool { return strings.EqualFold(a.Name, b.Name) && a.Args == b.Args }
 
-func ruleID(d ruleset.Directive) (int, bool) {
-	for _, a := range d.Actions() {
-		k, v, _ := strings.Cut(a, ":")
-		if strings.EqualFold(strings.TrimSpace(k), "id") {
-			id, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), "'"))
-			return id, err == nil && id > 0
-		}
-	}
-	return 0, false
-}
-
 // summary names a directive for a message: its rule ID, or its name and
 // the start of its arguments.
 func summary(d ruleset.Directive) string {
-	if id, ok := ruleID(d); ok {
+	if id, ok := d.ID(); ok {
 		return fmt.Sprintf("%s (rule %d)", d.Name, id)
 	}
 	args := d.Args

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/evidence"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // maxInferredRules bounds one inferred clause: an exclusion that takes
@@ -64,25 +65,18 @@ func ScopeOf(base, cand *ruleset.Ruleset) Inference {
 		switch strings.ToLower(d.Name) {
 		case "secrule", "secaction":
 			c, lowers, notes = ruleScope(base, chain)
-		case "secruleremovebyid":
-			c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(d.Args))...)
-		case "secruleremovebytag":
-			c.RuleIDs = base.Tagged(ruleset.Unquote(d.Args))
-		case "secruleremovebymsg":
-			lowers = "SecRuleRemoveByMsg removes rules by their message, which is not read here"
-		case "secruleupdatetargetbyid":
-			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
-				c.RuleIDs = base.IDs(strings.Fields(ruleset.Unquote(f[0]))...)
-			}
-		case "secruleupdatetargetbytag":
-			if f := d.Fields(); len(f) > 1 && strings.HasPrefix(ruleset.Unquote(f[len(f)-1]), "!") {
-				c.RuleIDs = base.Tagged(ruleset.Unquote(f[0]))
-			}
-		case "secruleupdatetargetbymsg":
-			lowers = "SecRuleUpdateTargetByMsg narrows rules by their message, which is not read here"
 		case "secruleengine", "secrequestbodyaccess":
 			if v := strings.ToLower(ruleset.Unquote(d.Args)); v != "on" {
 				lowers = d.Name + " " + d.Args + " turns inspection down on every request"
+			}
+		default:
+			for _, e := range ruleset.ExclusionsOf(chain) {
+				switch {
+				case e.Kind.By() == ruleset.ByMsg:
+					lowers = byMsg(e)
+				case !e.Kind.Targets() || slices.ContainsFunc(e.Targets, func(t ruleset.Target) bool { return t.Not }):
+					c.RuleIDs = base.RulesOf(e)
+				}
 			}
 		}
 		where := fmt.Sprintf("%s:%d", d.File, d.Line)
@@ -132,66 +126,55 @@ func on(c evidence.Scope) string {
 // ruleScope reads one rule and its chain links: the rules its ctl actions
 // take away, the path and host its links condition them on, and lowers,
 // what it turns down beyond rules (a ctl, allow, skip), "" when nothing.
+// An action runs when its own link matches, whatever the links after it
+// do: the conditions read are those up to the first link that takes
+// something away.
 func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Scope, lowers string, notes []string) {
-	var unread []string
-	var conds []cond
 	// parser is a body parser swapped; types is set when the rule also
 	// allows a content type: then the parser is for a body of that type,
 	// which the baseline refused whole (tune's allowance reads it raw),
 	// and the policy rule's clause covers it.
 	var parser string
 	var types bool
-	for _, d := range chain {
-		f := d.Fields()
-		if strings.EqualFold(d.Name, "SecRule") && len(f) >= 2 {
-			vars, op := ruleset.Unquote(f[0]), ruleset.Unquote(f[1])
-			k, ok, note := condition(vars, op)
-			switch {
-			case !ok:
-				unread = append(unread, vars+" "+op)
-			case k != cond{}:
-				conds = append(conds, k)
-			}
-			if note != "" {
-				notes = append(notes, note)
-			}
-		}
+	upto := len(chain) - 1
+	for i, d := range chain {
 		for _, a := range d.Actions() {
-			name, val, _ := strings.Cut(a, ":")
-			name = strings.ToLower(strings.TrimSpace(name))
-			k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
+			name, val := ruleset.SplitAction(a)
 			if name == "setvar" {
 				// A policy list set on a path (tune's allowance) takes
 				// away the blocks of the rule that enforces it.
+				k, _, _ := strings.Cut(val, "=")
 				if id, ok := policyOf(k); ok {
 					c.RuleIDs = append(c.RuleIDs, id)
 					types = types || id == 920420
+					upto = min(upto, i)
 				}
 				continue
 			}
-			switch w := lowering(name, val); {
-			case w == "" || lowers != "":
-			case strings.EqualFold(k, "requestBodyProcessor"):
+			w := lowering(name, val)
+			if w == "" {
+				continue
+			}
+			upto = min(upto, i)
+			option, _ := ruleset.SplitCtl(val)
+			switch {
+			case lowers != "":
+			case name == "ctl" && strings.EqualFold(option, "requestBodyProcessor"):
 				parser = w
 			default:
 				lowers = w
 			}
-			if name != "ctl" {
-				continue
-			}
-			switch strings.ToLower(k) {
-			case "ruleremovebyid":
-				c.RuleIDs = append(c.RuleIDs, base.IDs(strings.Fields(v)...)...)
-			case "ruleremovetargetbyid":
-				id, _, _ := strings.Cut(v, ";")
-				c.RuleIDs = append(c.RuleIDs, base.IDs(id)...)
-			case "ruleremovebytag":
-				c.RuleIDs = append(c.RuleIDs, base.Tagged(v)...)
-			case "ruleremovetargetbytag":
-				tag, _, _ := strings.Cut(v, ";")
-				c.RuleIDs = append(c.RuleIDs, base.Tagged(tag)...)
-			}
 		}
+	}
+	for _, e := range ruleset.ExclusionsOf(chain) {
+		if e.Kind.By() == ruleset.ByMsg {
+			if lowers == "" {
+				lowers = byMsg(e)
+			}
+		} else {
+			c.RuleIDs = append(c.RuleIDs, base.RulesOf(e)...)
+		}
+		upto = min(upto, e.Link)
 	}
 	if parser != "" && !types && lowers == "" {
 		lowers = parser
@@ -200,6 +183,23 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Sco
 	c.RuleIDs = slices.Compact(c.RuleIDs)
 	if len(c.RuleIDs) == 0 && lowers == "" {
 		return c, "", nil // takes nothing away: its conditions do not matter
+	}
+	var unread []string
+	var conds []cond
+	for _, rc := range ruleset.Conditions(chain) {
+		if rc.Link > upto {
+			break
+		}
+		k, ok, note := condition(rc)
+		switch {
+		case !ok:
+			unread = append(unread, rc.Vars+" "+rc.Op)
+		case k != cond{}:
+			conds = append(conds, k)
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
 	}
 	k, ok := conjoin(conds)
 	if !ok {
@@ -221,6 +221,11 @@ func ruleScope(base *ruleset.Ruleset, chain []ruleset.Directive) (c evidence.Sco
 	return c, lowers, notes
 }
 
+// byMsg says why an exclusion by message is not inferred.
+func byMsg(e ruleset.Exclusion) string {
+	return e.Kind.String() + " takes rules away by their message, which is not read here"
+}
+
 // lowering says what an action of an added rule turns down beyond taking
 // rules away, "" for one that does not: every ctl that reduces what is
 // inspected, and the actions that stop or skip the rules after it. Such a
@@ -238,7 +243,7 @@ func lowering(name, val string) string {
 	default:
 		return ""
 	}
-	k, v, _ := strings.Cut(strings.Trim(strings.TrimSpace(val), "'"), "=")
+	k, v := ruleset.SplitCtl(val)
 	v = strings.ToLower(strings.TrimSpace(v))
 	switch strings.ToLower(k) {
 	case "ruleengine":
@@ -255,8 +260,6 @@ func lowering(name, val string) string {
 		return "ctl:" + k + "=" + v + " changes how the body is read"
 	case "requestbodylimit", "responsebodylimit":
 		return "ctl:" + k + "=" + v + " changes how much of the body is read"
-	case "ruleremovebymsg", "ruleremovetargetbymsg":
-		return "ctl:" + k + " takes rules away by their message, which is not read here"
 	}
 	return ""
 }
@@ -336,28 +339,28 @@ func under(p, q string) bool {
 // whole segments (^/api/no is read as /api/no, which covers less than it,
 // never more); an anchored literal @rx with an end anchor is exact. ok is
 // false for a condition on those variables that is not understood (a
-// negation, an unanchored pattern); other variables narrow by things a
-// scope has no word for, and are passed over (the zero cond). note says
-// where the reading is wider than the condition.
-func condition(vars, op string) (c cond, ok bool, note string) {
-	v := strings.ToUpper(vars)
-	isPath := v == "REQUEST_FILENAME" || v == "REQUEST_URI" || v == "REQUEST_URI_RAW"
-	isHost := v == "REQUEST_HEADERS:HOST" || v == "SERVER_NAME"
-	if !isPath && !isHost {
+// negation, an unanchored pattern; no operator written is @rx); other
+// variables, REQUEST_BASENAME among them, narrow by things a scope has
+// no word for, and are passed over (the zero cond). note says where the
+// reading is wider than the condition.
+func condition(k ruleset.Condition) (c cond, ok bool, note string) {
+	isHost := k.Subject == ruleset.OnHost
+	if k.Subject != ruleset.OnPath && k.Subject != ruleset.OnURI && !isHost {
 		return cond{}, true, ""
 	}
-	name, arg, _ := strings.Cut(strings.TrimSpace(op), " ")
-	arg = strings.TrimSpace(arg)
+	if k.Negated {
+		return cond{}, false, ""
+	}
 	var lit string
 	exact := false
-	switch strings.ToLower(name) {
+	switch k.Operator {
 	case "@streq":
-		lit, exact = arg, true
+		lit, exact = k.Arg, true
 	case "@beginswith":
-		lit = arg
+		lit = k.Arg
 	case "@rx":
 		var anchored bool
-		if lit, exact, anchored = rxLiteral(arg); !anchored {
+		if lit, exact, anchored = rxLiteral(k.Arg); !anchored {
 			return cond{}, false, ""
 		}
 	default:
@@ -368,20 +371,20 @@ func condition(vars, op string) (c cond, ok bool, note string) {
 		// less than the condition does; tune's own pattern holds the
 		// whole name, and an IPv6 address in its brackets (^\[::1\]).
 		h := evidence.HostName(lit)
-		if !validHost(h) {
+		if !verdict.ValidHostName(h) {
 			return cond{}, false, ""
 		}
 		return cond{host: h}, true, ""
 	}
-	if v != "REQUEST_FILENAME" {
+	if k.Subject == ruleset.OnURI {
 		q, _, hasQuery := strings.Cut(lit, "?")
 		switch {
 		case exact && !hasQuery:
-			note = fmt.Sprintf("%s %s matches the path only without a query string: the scope covers %s with any query", vars, op, q)
+			note = fmt.Sprintf("%s %s matches the path only without a query string: the scope covers %s with any query", k.Vars, k.Op, q)
 		case exact:
 			// With its query the condition holds one URI, and the scope
 			// can only say its path.
-			note = fmt.Sprintf("%s %s holds a query string: the scope covers %s with any query", vars, op, q)
+			note = fmt.Sprintf("%s %s holds a query string: the scope covers %s with any query", k.Vars, k.Op, q)
 		}
 		lit = q
 	}

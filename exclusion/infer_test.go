@@ -148,7 +148,7 @@ func TestScopeOfChains(t *testing.T) {
 	if got := in.Scope.String(); got != "(path /b, and caused only by rules 920100) or (path /c, and caused only by rules 942100)" {
 		t.Errorf("scope %q (notes %q)", got, in.Notes)
 	}
-	if ids := base.IDs(strings.Fields(ruleset.Unquote(`"942100 942190"`))...); len(ids) != 2 {
+	if ids := base.RulesOf(ruleset.ExclusionsOf([]ruleset.Directive{{Name: "SecRuleRemoveById", Args: `"942100 942190"`}})[0]); len(ids) != 2 {
 		t.Errorf("a quoted ID list reads as %v", ids)
 	}
 }

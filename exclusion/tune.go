@@ -240,7 +240,7 @@ func groupsOf(recs []capture.Record, opt Options) ([]group, error) {
 	case AnyHost, "":
 	default:
 		host = evidence.HostName(opt.Host)
-		if !validHost(host) {
+		if !verdict.ValidHostName(host) {
 			return nil, fmt.Errorf("%w: --host %q: not a host name", ErrOptions, opt.Host)
 		}
 	}
@@ -256,7 +256,7 @@ func groupsOf(recs []capture.Record, opt Options) ([]group, error) {
 		g := group{host: host, path: prefix, prefix: prefix != ""}
 		if opt.Host == "" {
 			g.host = evidence.HostName(rec.Host)
-			if !validHost(g.host) {
+			if !verdict.ValidHostName(g.host) {
 				return nil, fmt.Errorf("%w: request %s was sent to %s, which is not a host name a condition can be written for; give --host", ErrRefused, shown(rec.ID), shown(rec.Host))
 			}
 		}
@@ -737,22 +737,4 @@ func short(v string) string {
 		return v[:12]
 	}
 	return v
-}
-
-// validHost reports a host name or an IPv4 or IPv6 address (without a
-// zone): what a Host condition can be written for.
-func validHost(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	if strings.Contains(h, ":") {
-		a, err := netip.ParseAddr(h)
-		return err == nil && a.Is6() && a.Zone() == ""
-	}
-	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -55,12 +55,10 @@ func (v Violation) String() string {
 }
 
 var (
-	ctlRemoveByID  = regexp.MustCompile(`(?i)ctl:ruleRemoveById=([0-9,\-\s]+)`)
-	ctlRemoveByTag = regexp.MustCompile(`(?i)ctl:ruleRemoveByTag=([^,'"]+)`)
-	ctlEngine      = regexp.MustCompile(`(?i)ctl:ruleEngine=(\w+)`)
-	threshold      = regexp.MustCompile(`(?i)setvar:'?tx\.inbound_anomaly_score_threshold=(\d+)`)
-	ctlBodyAccess  = regexp.MustCompile(`(?i)ctl:requestBodyAccess=(\w+)`)
-	paranoia       = regexp.MustCompile(`(?i)setvar:'?tx\.(blocking_paranoia_level|paranoia_level)=(-?\d+)`)
+	ctlEngine     = regexp.MustCompile(`(?i)ctl:ruleEngine=(\w+)`)
+	threshold     = regexp.MustCompile(`(?i)setvar:'?tx\.inbound_anomaly_score_threshold=(\d+)`)
+	ctlBodyAccess = regexp.MustCompile(`(?i)ctl:requestBodyAccess=(\w+)`)
+	paranoia      = regexp.MustCompile(`(?i)setvar:'?tx\.(blocking_paranoia_level|paranoia_level)=(-?\d+)`)
 	// An assignment (not an increment, =+) to a score or a severity's
 	// weight: tx.blocking_inbound_anomaly_score=0 forgets every match
 	// before it, tx.critical_anomaly_score=0 makes critical matches worth
@@ -85,8 +83,38 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 	var engine string
 	var engineAt ruleset.Directive
 	tags := protectedTags(cand)
-	markers := localMarkers(cand.Directives())
-	for _, d := range cand.Directives() {
+	ds := cand.Directives()
+	markers := localMarkers(ds)
+	// What each directive takes away, read by ruleset's one reader: a
+	// ctl written 'ruleRemoveById=949110' or with a space after ctl: is
+	// read as Coraza reads it.
+	type place struct {
+		file string
+		line int
+	}
+	exclusions := map[place][]ruleset.Exclusion{}
+	for _, e := range ruleset.Exclusions(ds) {
+		exclusions[place{e.File, e.Line}] = append(exclusions[place{e.File, e.Line}], e)
+	}
+	for _, d := range ds {
+		for _, e := range exclusions[place{d.File, d.Line}] {
+			why, ok := removes[e.Kind]
+			if !ok {
+				continue
+			}
+			var ids []int
+			switch e.Kind.By() {
+			case ruleset.ByID:
+				for _, p := range hitIDs(e.IDs) {
+					ids = append(ids, p.id)
+				}
+			case ruleset.ByTag:
+				ids = matchTags(e.Tag, tags)
+			}
+			for _, id := range ids {
+				add(d, why, id, whatOf(id), e.Tag)
+			}
+		}
 		switch strings.ToLower(d.Name) {
 		case "secrequestbodyaccess":
 			if !strings.EqualFold(strings.Trim(d.Args, `"'`), "On") {
@@ -98,36 +126,14 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 			}
 		case "secruleengine":
 			engine, engineAt = strings.Trim(d.Args, `"`), d
-		case "secruleremovebyid":
-			for _, p := range hitIDs(strings.Fields(strings.ReplaceAll(d.Args, ",", " "))) {
-				add(d, "removes %d, %s", p.id, p.what)
-			}
-		case "secruleremovebytag":
-			for _, id := range matchTags(strings.Trim(d.Args, `"`), tags) {
-				add(d, "removes %d (by tag), %s", id, whatOf(id))
-			}
-		case "secruleupdateactionbyid", "secruleupdatetargetbyid", "secruleupdatetargetbytag":
+		case "secruleupdateactionbyid":
 			first, _, _ := strings.Cut(d.Args, " ")
-			if strings.EqualFold(d.Name, "SecRuleUpdateTargetByTag") {
-				for _, id := range matchTags(strings.Trim(first, `"`), tags) {
-					add(d, "changes what %d inspects, %s", id, whatOf(id))
+			if r, ok := ruleset.ParseIDRange(strings.Trim(first, `"`)); ok {
+				for _, p := range hitIDs([]ruleset.IDRange{r}) {
+					add(d, "changes %d, %s", p.id, p.what)
 				}
-				continue
-			}
-			for _, p := range hitIDs([]string{first}) {
-				add(d, "changes %d, %s", p.id, p.what)
 			}
 		case "secrule", "secaction":
-			for _, m := range ctlRemoveByID.FindAllStringSubmatch(d.Args, -1) {
-				for _, p := range hitIDs(strings.FieldsFunc(m[1], func(r rune) bool { return r == ',' || r == ' ' })) {
-					add(d, "removes %d at run time (ctl:ruleRemoveById), %s", p.id, p.what)
-				}
-			}
-			for _, m := range ctlRemoveByTag.FindAllStringSubmatch(d.Args, -1) {
-				for _, id := range matchTags(m[1], tags) {
-					add(d, "removes %d at run time (ctl:ruleRemoveByTag=%s), %s", id, m[1], whatOf(id))
-				}
-			}
 			for _, m := range ctlEngine.FindAllStringSubmatch(d.Args, -1) {
 				if !strings.EqualFold(m[1], "On") {
 					add(d, "switches the rule engine to %s at run time (ctl:ruleEngine): matching requests would not be blocked", m[1])
@@ -227,23 +233,24 @@ func whatOf(id int) string {
 	return ""
 }
 
-// hitIDs returns the protected rules named by IDs or ranges ("949000-949999").
-func hitIDs(tokens []string) []protectedRule {
+// removes says, per kind of exclusion the guard checks, what one does to
+// a protected rule: %[1]d is the rule, %[2]s what it does, %[3]s the tag.
+// Exclusions by message are not checked (see protectedRule).
+var removes = map[ruleset.Kind]string{
+	ruleset.SecRuleRemoveByID:        "removes %[1]d, %[2]s",
+	ruleset.SecRuleRemoveByTag:       "removes %[1]d (by tag), %[2]s",
+	ruleset.SecRuleUpdateTargetByID:  "changes %[1]d, %[2]s",
+	ruleset.SecRuleUpdateTargetByTag: "changes what %[1]d inspects, %[2]s",
+	ruleset.CtlRuleRemoveByID:        "removes %[1]d at run time (ctl:ruleRemoveById), %[2]s",
+	ruleset.CtlRuleRemoveByTag:       "removes %[1]d at run time (ctl:ruleRemoveByTag=%[3]s), %[2]s",
+}
+
+// hitIDs returns the protected rules in IDs and ranges (949000-949999).
+func hitIDs(ranges []ruleset.IDRange) []protectedRule {
 	var out []protectedRule
 	for _, p := range protected {
-		for _, t := range tokens {
-			t = strings.Trim(t, `"' `)
-			lo, hi, isRange := strings.Cut(t, "-")
-			a, errA := strconv.Atoi(lo)
-			b := a
-			var errB error
-			if isRange {
-				b, errB = strconv.Atoi(hi)
-			}
-			if errA == nil && errB == nil && a <= p.id && p.id <= b {
-				out = append(out, p)
-				break
-			}
+		if slices.ContainsFunc(ranges, func(r ruleset.IDRange) bool { return r.Holds(p.id) }) {
+			out = append(out, p)
 		}
 	}
 	return out

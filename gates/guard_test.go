@@ -50,6 +50,11 @@ func TestGuard(t *testing.T) {
 		{"remove by tag", before + crs + `SecRuleRemoveByTag "anomaly-evaluation"` + "\n", []string{"5: removes 949110 (by tag)", "5: removes 949111 (by tag)", "5: removes 959100 (by tag)"}},
 		{"update action", before + crs + `SecRuleUpdateActionById 949110 "pass"` + "\n", []string{"5: changes 949110"}},
 		{"ctl remove at run time", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10001,phase:1,pass,nolog,ctl:ruleRemoveById=949110"` + "\n" + crs, []string{"4: removes 949110 at run time"}},
+		// Why: Coraza takes quotes and spaces off a ctl's whole value; a
+		// pattern over the text missed both, and let 949110 go.
+		{"ctl remove, its value quoted", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10003,phase:1,pass,nolog,ctl:'ruleRemoveById=949110'"` + "\n" + crs, []string{"4: removes 949110 at run time"}},
+		{"ctl remove after a space", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10004,phase:1,pass,nolog,ctl: ruleRemoveByTag=anomaly-evaluation"` + "\n" + crs,
+			[]string{"4: removes 949110 at run time", "4: removes 949111 at run time", "4: removes 959100 at run time"}},
 		{"ctl engine off", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10002,phase:1,pass,nolog,ctl:ruleEngine=Off"` + "\n" + crs, []string{"4: switches the rule engine to Off"}},
 		{"engine detection-only", before + crs + "SecRuleEngine DetectionOnly\n", []string{"5: leaves the rule engine DetectionOnly"}},
 		// Why: the recommended conf sets DetectionOnly; forgetting to turn it On is the classic mistake.

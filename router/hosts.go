@@ -3,7 +3,6 @@ package router
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/wafcanary/wafcanary/verdict"
 )
@@ -22,8 +21,8 @@ type Hosts struct {
 }
 
 // NewHosts returns the set of names, nil for none. Names are compared as
-// verdict.HostName writes them; one that it would change, a wildcard or a
-// list over MaxHosts is refused.
+// verdict.HostName writes them; one verdict.ValidHostName refuses, or a
+// list over MaxHosts, is refused.
 func NewHosts(names []string) (*Hosts, error) {
 	if len(names) == 0 {
 		return nil, nil
@@ -33,7 +32,7 @@ func NewHosts(names []string) (*Hosts, error) {
 	}
 	h := &Hosts{set: map[string]struct{}{}}
 	for i, n := range names {
-		if n == "" || n != verdict.HostName(n) || strings.ContainsAny(n, "/ *?#@,") {
+		if !verdict.ValidHostName(n) {
 			return nil, fmt.Errorf("hosts[%d]: want a host name such as shop.example.com (lower case, no port, no wildcard), got %q", i, n)
 		}
 		if _, dup := h.set[n]; !dup {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/types"
@@ -157,46 +156,38 @@ func (d *Difference) read(base, cand *Ruleset, touched map[int]removal) string {
 	}
 	for _, r := range removed {
 		first := r[0]
-		id, ok := ruleID(first)
+		id, ok := first.ID()
 		if !ok {
 			return fmt.Sprintf("%s:%d: deletes %s", first.File, first.Line, first.Name)
 		}
-		touch(base.IDs(strconv.Itoa(id)), whole)
+		if _, loaded := base.Rule(id); loaded {
+			touch([]int{id}, whole)
+		}
 		d.Static = true
 	}
 	for _, r := range added {
 		first := r[0]
 		where := fmt.Sprintf("%s:%d", first.File, first.Line)
-		f := first.Fields()
-		switch strings.ToLower(first.Name) {
-		case "secruleremovebyid":
-			touch(base.IDs(strings.Fields(Unquote(first.Args))...), whole)
-			d.Static = true
-		case "secruleremovebytag":
-			touch(base.Tagged(Unquote(first.Args)), whole)
-			d.Static = true
-		case "secruleupdatetargetbyid", "secruleupdatetargetbytag":
-			if len(f) < 2 || !onlyNegations(Unquote(f[len(f)-1])) {
-				return where + ": " + first.Name + " that does not only take targets away"
-			}
-			if strings.EqualFold(first.Name, "SecRuleUpdateTargetById") {
-				touch(base.IDs(f[:len(f)-1]...), narrowed)
-			} else {
-				if len(f) != 2 {
-					return where + ": " + first.Name + " with more than a tag and targets"
-				}
-				touch(base.Tagged(Unquote(f[0])), narrowed)
-			}
-			d.Static = true
-		case "secrule", "secaction":
+		if isRule(first) {
 			id, why := d.exclusion(base, r, touch)
 			if why != "" {
 				return where + ": " + why
 			}
 			d.exclusions[id] = true
-		default:
-			return fmt.Sprintf("%s: adds %s", where, first.Name)
+			continue
 		}
+		es := ExclusionsOf(r)
+		switch {
+		case len(es) == 0 || es[0].Kind.By() == ByMsg:
+			return fmt.Sprintf("%s: adds %s", where, first.Name)
+		case !es[0].Kind.Targets():
+			touch(base.RulesOf(es[0]), whole)
+		case !onlyNegations(es[0].Targets):
+			return where + ": " + first.Name + " that does not only take targets away"
+		default:
+			touch(base.RulesOf(es[0]), narrowed)
+		}
+		d.Static = true
 	}
 	return ""
 }
@@ -204,51 +195,45 @@ func (d *Difference) read(base, cand *Ruleset, touched map[int]removal) string {
 // exclusion checks an added rule: an exclusion that changes nothing until
 // it matches and then only takes rules or targets away.
 func (d *Difference) exclusion(base *Ruleset, links []Directive, touch func([]int, removal)) (int, string) {
-	id, ok := ruleID(links[0])
+	id, ok := links[0].ID()
 	if !ok {
 		return 0, "adds a rule without an id"
 	}
 	if !links[0].HasAction("nolog") {
 		return 0, fmt.Sprintf("adds rule %d without nolog: its matches would be in the candidate's verdict", id)
 	}
-	for i, l := range links {
-		if strings.EqualFold(l.Name, "SecRule") {
-			f := l.Fields()
-			if len(f) < 2 {
-				return 0, fmt.Sprintf("rule %d: no operator", id)
-			}
-			if op := operatorName(Unquote(f[1])); !sideEffectFree[op] {
-				return 0, fmt.Sprintf("rule %d: operator %s is not known to be free of side effects", id, op)
-			}
+	for _, c := range Conditions(links) {
+		if !sideEffectFree[c.Operator] {
+			return 0, fmt.Sprintf("rule %d: operator %s is not known to be free of side effects", id, c.Operator)
 		}
+	}
+	for _, l := range links {
 		for _, a := range l.Actions() {
-			k, v, _ := strings.Cut(a, ":")
-			k = strings.ToLower(strings.TrimSpace(k))
-			if k != "ctl" {
-				if !inert[k] {
-					return 0, fmt.Sprintf("rule %d: action %s", id, k)
+			name, value := SplitAction(a)
+			if name != "ctl" {
+				if !inert[name] {
+					return 0, fmt.Sprintf("rule %d: action %s", id, name)
 				}
 				continue
 			}
-			name, arg, _ := strings.Cut(strings.Trim(strings.TrimSpace(v), "'"), "=")
-			target, _, _ := strings.Cut(arg, ";")
-			switch strings.ToLower(name) {
-			case "ruleremovebyid":
-				touch(base.IDs(strings.Fields(arg)...), whole)
-			case "ruleremovebytag":
-				touch(base.Tagged(arg), whole)
-			case "ruleremovetargetbyid":
-				touch(base.IDs(target), narrowed)
-			case "ruleremovetargetbytag":
-				touch(base.Tagged(target), narrowed)
-			default:
-				return 0, fmt.Sprintf("rule %d: ctl:%s", id, name)
+			// Only removals by ID or tag: a message is not read, and
+			// every other ctl changes more than which rules run.
+			option, _ := SplitCtl(value)
+			if k := kindNamed[strings.ToLower(option)]; !k.Ctl() || k.By() == ByMsg {
+				return 0, fmt.Sprintf("rule %d: ctl:%s", id, option)
 			}
-			if i != len(links)-1 {
-				// Coraza runs it when this link matches, whether or not
-				// the chain does: the candidate's matches cannot show it.
-				d.Static = true
-			}
+		}
+	}
+	for _, e := range ExclusionsOf(links) {
+		how := whole
+		if e.Kind.Targets() {
+			how = narrowed
+		}
+		touch(base.RulesOf(e), how)
+		if !e.Last {
+			// Coraza runs it when this link matches, whether or not
+			// the chain does: the candidate's matches cannot show it.
+			d.Static = true
 		}
 	}
 	return id, ""
@@ -316,38 +301,14 @@ var sideEffectFree = map[string]bool{
 	"@detectsqli": true, "@detectxss": true,
 }
 
-// operatorName is the operator of a SecRule's second argument, lower
-// case; none written means @rx.
-func operatorName(op string) string {
-	op = strings.TrimPrefix(strings.TrimSpace(op), "!")
-	if !strings.HasPrefix(op, "@") {
-		return "@rx"
-	}
-	name, _, _ := strings.Cut(op, " ")
-	return strings.ToLower(name)
-}
-
-func onlyNegations(vars string) bool {
-	for _, v := range strings.Split(vars, "|") {
-		if !strings.HasPrefix(strings.TrimSpace(v), "!") {
+// onlyNegations reports whether a target list only takes targets away.
+func onlyNegations(ts []Target) bool {
+	for _, t := range ts {
+		if !t.Not {
 			return false
 		}
 	}
-	return vars != ""
-}
-
-func ruleID(d Directive) (int, bool) {
-	if !strings.EqualFold(d.Name, "SecRule") && !strings.EqualFold(d.Name, "SecAction") {
-		return 0, false
-	}
-	for _, a := range d.Actions() {
-		k, v, _ := strings.Cut(a, ":")
-		if strings.EqualFold(strings.TrimSpace(k), "id") {
-			id, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), "'"))
-			return id, err == nil && id > 0
-		}
-	}
-	return 0, false
+	return len(ts) > 0
 }
 
 // significant drops the Include lines of local files: the walk lists the

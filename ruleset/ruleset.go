@@ -308,12 +308,12 @@ func ruleOf(m types.RuleMetadata, order int) Rule {
 		negated = strings.HasPrefix(strings.TrimSpace(Unquote(f[1])), "!")
 	}
 	for _, a := range d.Actions() {
-		k, v, _ := strings.Cut(a, ":")
-		switch strings.ToLower(strings.TrimSpace(k)) {
+		k, v := SplitAction(a)
+		switch k {
 		case "chain":
 			r.Chain = true
 		case "skip":
-			r.Skip, _ = strconv.Atoi(strings.Trim(strings.TrimSpace(v), "'"))
+			r.Skip, _ = strconv.Atoi(v)
 		case "capture":
 			r.NegatedCapture = negated
 		}

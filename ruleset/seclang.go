@@ -2,7 +2,6 @@ package ruleset
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -92,31 +91,6 @@ func changes(base, cand [][]Directive) (added, removed [][]Directive) {
 		}
 	}
 	return added, removed
-}
-
-// IDs expands rule IDs and ranges (942100-942199) to the IDs r loads, so
-// that a range names only rules that exist.
-func (r *Ruleset) IDs(specs ...string) []int {
-	var out []int
-	for _, s := range specs {
-		s = strings.Trim(Unquote(s), `"'`)
-		lo, hi, isRange := strings.Cut(s, "-")
-		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		b := a
-		var err2 error
-		if isRange {
-			b, err2 = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		for _, rule := range r.Rules {
-			if rule.ID >= a && rule.ID <= b {
-				out = append(out, rule.ID)
-			}
-		}
-	}
-	return out
 }
 
 // Tagged lists the IDs of the rules r loads that carry tag.
