@@ -112,6 +112,9 @@ func Guard(base, cand *ruleset.Ruleset, cfg Config) []Violation {
 				ids = matchTags(e.Tag, tags)
 			}
 			for _, id := range ids {
+				if e.Kind.Ctl() && e.Kind.Targets() && isLimit(id) {
+					continue
+				}
 				add(d, why, id, whatOf(id), e.Tag)
 			}
 		}
@@ -243,6 +246,12 @@ var removes = map[ruleset.Kind]string{
 	ruleset.SecRuleUpdateTargetByTag: "changes what %[1]d inspects, %[2]s",
 	ruleset.CtlRuleRemoveByID:        "removes %[1]d at run time (ctl:ruleRemoveById), %[2]s",
 	ruleset.CtlRuleRemoveByTag:       "removes %[1]d at run time (ctl:ruleRemoveByTag=%[3]s), %[2]s",
+	// Taking a target away can disarm a rule as well as removing it
+	// (949110 without TX:blocking_inbound_anomaly_score blocks nothing).
+	// wafcanary's own limits (9100-9199) are the exception: tune narrows
+	// them by path and argument like any false positive.
+	ruleset.CtlRuleRemoveTargetByID:  "takes a target from %[1]d at run time (ctl:ruleRemoveTargetById), %[2]s",
+	ruleset.CtlRuleRemoveTargetByTag: "takes a target from %[1]d at run time (ctl:ruleRemoveTargetByTag=%[3]s), %[2]s",
 }
 
 // hitIDs returns the protected rules in IDs and ranges (949000-949999).

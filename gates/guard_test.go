@@ -52,6 +52,8 @@ func TestGuard(t *testing.T) {
 		{"ctl remove at run time", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10001,phase:1,pass,nolog,ctl:ruleRemoveById=949110"` + "\n" + crs, []string{"4: removes 949110 at run time"}},
 		// Why: Coraza takes quotes and spaces off a ctl's whole value; a
 		// pattern over the text missed both, and let 949110 go.
+		{"ctl takes the score from the evaluation", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10005,phase:1,pass,nolog,ctl:ruleRemoveTargetById=949110;TX:blocking_inbound_anomaly_score"` + "\n" + crs, []string{"4: takes a target from 949110 at run time"}},
+		{"ctl narrows a limit by argument", before + `SecRule REQUEST_URI "@beginsWith /upload" "id:10006,phase:1,pass,nolog,ctl:ruleRemoveTargetById=9104;ARGS:avatar"` + "\n" + crs, nil},
 		{"ctl remove, its value quoted", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10003,phase:1,pass,nolog,ctl:'ruleRemoveById=949110'"` + "\n" + crs, []string{"4: removes 949110 at run time"}},
 		{"ctl remove after a space", before + `SecRule REQUEST_URI "@beginsWith /api/" "id:10004,phase:1,pass,nolog,ctl: ruleRemoveByTag=anomaly-evaluation"` + "\n" + crs,
 			[]string{"4: removes 949110 at run time", "4: removes 949111 at run time", "4: removes 959100 at run time"}},
