@@ -356,7 +356,9 @@ func rawFrame(t FrameType, fl Flags, sid, fid uint64, payload []byte) []byte {
 	return AppendFrame(nil, Frame{Type: t, Flags: fl, StreamID: sid, FrameID: fid, Payload: payload})
 }
 
-func helloKVs(kvs ...KV) []byte { return rawFrame(FrameHAProxyHello, FlagFin, 0, 0, AppendKVs(nil, kvs)) }
+func helloKVs(kvs ...KV) []byte {
+	return rawFrame(FrameHAProxyHello, FlagFin, 0, 0, AppendKVs(nil, kvs))
+}
 
 var (
 	kvVersions = KV{"supported-versions", String("2.0")}
@@ -412,8 +414,14 @@ func TestBadPeers(t *testing.T) {
 			p, _ := AppendMessages(nil, []Message{msg("m")})
 			h.send(rawFrame(FrameNotify, 0, 1, 1, p))
 		}, StatusFragmentation},
-		{"reserved data type", func(h *fakeHAProxy) { hello(h); h.send(rawFrame(FrameNotify, FlagFin, 1, 1, unhex(t, "01 6d 01 01 6b 0b"))) }, StatusInvalid},
-		{"argument past the frame's end", func(h *fakeHAProxy) { hello(h); h.send(rawFrame(FrameNotify, FlagFin, 1, 1, unhex(t, "01 6d 01 01 6b 08 7f 61"))) }, StatusInvalid},
+		{"reserved data type", func(h *fakeHAProxy) {
+			hello(h)
+			h.send(rawFrame(FrameNotify, FlagFin, 1, 1, unhex(t, "01 6d 01 01 6b 0b")))
+		}, StatusInvalid},
+		{"argument past the frame's end", func(h *fakeHAProxy) {
+			hello(h)
+			h.send(rawFrame(FrameNotify, FlagFin, 1, 1, unhex(t, "01 6d 01 01 6b 08 7f 61")))
+		}, StatusInvalid},
 		{"too many messages", func(h *fakeHAProxy) { hello(h); h.send(tooMany) }, StatusResource},
 		// The peer closes inside a frame: the stream broke, not the frame.
 		{"truncated, then closed", func(h *fakeHAProxy) { hello(h); h.send(unhex(t, "00 00 00 64 03 00 00 00 01")); h.c.CloseWrite() }, StatusIO},
