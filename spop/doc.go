@@ -58,7 +58,10 @@
 // With "option http-buffer-request" HAProxy waits for the body only up to
 // its buffer (tune.bufsize): a longer body arrives cut, with nothing in
 // the frame to say so. Send req.body_size next to req.body and treat a
-// shorter body as unseen. A message larger than max-frame-size is not
-// sent at all; HAProxy's "option set-on-error" reports it (3) and, like
-// every SPOE error, fails open unless the configuration denies on it.
+// shorter body as unseen. A message that does not fit max-frame-size
+// (two copies of the body, say) never reaches the agent: HAProxy 2.6
+// tries to fragment it, which the agent did not accept, and the stream
+// waits out "timeout processing" before "option set-on-error" reports a
+// timeout (1), not "too big" (3). Like every SPOE error it fails open
+// unless the configuration denies on it.
 package spop
