@@ -371,3 +371,22 @@ func TestSupportsVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHdrsBin(t *testing.T) {
+	hdrs := unhex(t, `
+		04 686f7374  0b 6578616d706c652e6f7267   # host: example.org
+		01 61  00                                # a: (empty value)
+		00 00                                    # end of headers`)
+	got, err := ParseHdrsBin(string(hdrs))
+	if want := []Header{{"host", "example.org"}, {"a", ""}}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseHdrsBin = %v, %v; want %v", got, err, want)
+	}
+	if got, err := ParseHdrsBin("\x00\x00"); err != nil || len(got) != 0 {
+		t.Fatalf("no headers: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "\x01a", "\x01a\x00", "\x00\x01a", "\x01a\x00\x00\x00\x01", "\x7fa\x00\x00\x00"} {
+		if _, err := ParseHdrsBin(bad); err == nil {
+			t.Errorf("ParseHdrsBin(%q) accepted", bad)
+		}
+	}
+}

@@ -221,51 +221,24 @@ func DecodeMessages(payload []byte, lim Limits) ([]Message, error) {
 
 // DecodeActions decodes an ACK's LIST-OF-ACTIONS. Unlike HAProxy, which
 // stops at the first action it does not know, it refuses the frame: the
-// agent side has no unknown action to tolerate.
+// agent side has no unknown action to tolerate. Like DecodeMessages it
+// counts first, so a frame costs two allocations.
 func DecodeActions(payload []byte, lim Limits) ([]Action, error) {
 	lim = lim.withDefaults()
 	d := decoder{s: string(payload)}
-	var acts []Action
-	for d.off < len(d.s) {
-		if len(acts) >= lim.MaxArgs {
+	n := 0
+	for ; d.off < len(d.s); n++ {
+		if n >= lim.MaxArgs {
 			return nil, errorf(StatusResource, "more than %d actions in a frame", lim.MaxArgs)
 		}
-		t, err := d.byte("action type")
-		if err != nil {
+		if _, err := d.action(); err != nil {
 			return nil, err
 		}
-		nargs, err := d.byte("nb-args")
-		if err != nil {
-			return nil, err
-		}
-		want := byte(3)
-		switch ActionType(t) {
-		case ActionSetVar:
-		case ActionUnsetVar:
-			want = 2
-		default:
-			return nil, errorf(StatusInvalid, "unknown action type %d", t)
-		}
-		if nargs != want {
-			return nil, errorf(StatusInvalid, "%d arguments for action type %d, want %d", nargs, t, want)
-		}
-		scope, err := d.byte("variable scope")
-		if err != nil {
-			return nil, err
-		}
-		if Scope(scope) > ScopeRes {
-			return nil, errorf(StatusInvalid, "unknown variable scope %d", scope)
-		}
-		a := Action{Type: ActionType(t), Scope: Scope(scope)}
-		if a.Name, err = d.str("variable name"); err != nil {
-			return nil, err
-		}
-		if a.Type == ActionSetVar {
-			if a.Value, err = d.value(); err != nil {
-				return nil, err
-			}
-		}
-		acts = append(acts, a)
+	}
+	acts := make([]Action, n)
+	d.off = 0
+	for i := range acts {
+		acts[i], _ = d.action()
 	}
 	return acts, nil
 }
@@ -350,6 +323,45 @@ func (d *decoder) value() (Value, error) {
 		return Value{t: t, s: s}, err
 	}
 	return Value{}, errorf(StatusInvalid, "reserved data type %d", t)
+}
+
+func (d *decoder) action() (Action, error) {
+	t, err := d.byte("action type")
+	if err != nil {
+		return Action{}, err
+	}
+	nargs, err := d.byte("nb-args")
+	if err != nil {
+		return Action{}, err
+	}
+	want := byte(3)
+	switch ActionType(t) {
+	case ActionSetVar:
+	case ActionUnsetVar:
+		want = 2
+	default:
+		return Action{}, errorf(StatusInvalid, "unknown action type %d", t)
+	}
+	if nargs != want {
+		return Action{}, errorf(StatusInvalid, "%d arguments for action type %d, want %d", nargs, t, want)
+	}
+	scope, err := d.byte("variable scope")
+	if err != nil {
+		return Action{}, err
+	}
+	if Scope(scope) > ScopeRes {
+		return Action{}, errorf(StatusInvalid, "unknown variable scope %d", scope)
+	}
+	a := Action{Type: ActionType(t), Scope: Scope(scope)}
+	if a.Name, err = d.str("variable name"); err != nil {
+		return Action{}, err
+	}
+	if a.Type == ActionSetVar {
+		if a.Value, err = d.value(); err != nil {
+			return Action{}, err
+		}
+	}
+	return a, nil
 }
 
 func (d *decoder) kv() (KV, error) {

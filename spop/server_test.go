@@ -571,3 +571,24 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// ABORT cancels a frame: it reaches no handler and gets no ACK, and the
+// next frame is answered as usual.
+func TestAbortedNotifyIsNotAnswered(t *testing.T) {
+	var calls atomic.Int32
+	s := &Server{Handler: HandlerFunc(func(ctx context.Context, n *Notify) ([]Action, error) {
+		calls.Add(1)
+		return echo(ctx, n)
+	})}
+	h := dial(t, startServer(t, s))
+	h.hello(haproxyHello)
+	p, _ := AppendMessages(nil, []Message{msg("aborted")})
+	h.send(rawFrame(FrameNotify, FlagFin|FlagAbort, 1, 1, p))
+	h.notify(2, 1, msg("next"))
+	if sid, _, acts := h.ack(); sid != 2 || acts[0].Name != "next" {
+		t.Fatalf("ACK for %d: %v", sid, acts)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler called %d times", n)
+	}
+}
