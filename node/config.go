@@ -14,6 +14,7 @@ import (
 	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/spoa"
 )
 
 // Config is the whole configuration of one wafcanary process, the file's
@@ -29,9 +30,12 @@ type Config struct {
 	Routing  router.RoutingConfig `mapstructure:"routing"`
 	Shadow   router.ShadowConfig  `mapstructure:"shadow"`
 	Proxy    router.ProxyConfig   `mapstructure:"proxy"`
-	Rollout  rollout.Config       `mapstructure:"rollout"`
-	Gates    gates.Config         `mapstructure:"gates"`
-	Capture  capture.Config       `mapstructure:"capture"`
+	// SPOA runs an HAProxy SPOE agent on the same Engine, beside the HTTP
+	// proxy or, with listen "", instead of it.
+	SPOA    spoa.Config    `mapstructure:"spoa"`
+	Rollout rollout.Config `mapstructure:"rollout"`
+	Gates   gates.Config   `mapstructure:"gates"`
+	Capture capture.Config `mapstructure:"capture"`
 	// TLS serves the proxy listener over HTTPS (HTTP/2 and HTTP/1.1).
 	TLS certificate.Config `mapstructure:"tls"`
 	// Notifications are webhooks told of each rollout event.
@@ -73,6 +77,7 @@ func Default() Config {
 		Routing:       router.DefaultRoutingConfig,
 		Shadow:        router.DefaultShadowConfig,
 		Proxy:         router.DefaultProxyConfig,
+		SPOA:          spoa.DefaultConfig,
 		Rollout:       rollout.DefaultConfig,
 		Gates:         gates.DefaultConfig,
 		Capture:       capture.DefaultConfig,
@@ -83,7 +88,10 @@ func Default() Config {
 
 // Validate checks the top-level keys, then each section, naming the key.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	switch _, _, err := net.SplitHostPort(c.Listen); {
+	case c.Listen == "" && c.SPOA.Listen == "":
+		return errors.New("listen: must be set unless spoa.listen is (a node serves the HTTP proxy, the SPOE agent, or both)")
+	case c.Listen != "" && err != nil:
 		return fmt.Errorf("listen: want host:port, got %q", c.Listen)
 	}
 	u, err := url.Parse(c.Upstream)
@@ -119,7 +127,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}, {"tls", c.TLS}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"spoa", c.SPOA}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}, {"tls", c.TLS}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

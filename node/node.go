@@ -33,17 +33,22 @@ import (
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/spoa"
+	"github.com/wafcanary/wafcanary/spop"
 )
 
 // Node is one wafcanary process: the proxy, its admin endpoints and the
 // state they share. Build it with New, serve with Run. Every change of
 // what it serves goes through its rollout controller, recorded first.
 type Node struct {
-	cfg        Config
-	log        *slog.Logger
-	reg        *prometheus.Registry
-	metrics    *metrics.Metrics
-	router     *router.Router
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	router  *router.Router
+	// agent is the SPOE front-end on the router's engine; nil without
+	// spoa.listen.
+	agent      *spoa.Agent
 	collector  *evidence.Collector
 	store      store
 	rollout    *rollout.Controller
@@ -169,6 +174,11 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SPOA.Listen != "" {
+		if s.agent, err = spoa.New(s.router.Engine(), cfg.SPOA, s.reg, log); err != nil {
+			return nil, err
+		}
+	}
 	sample, _ := router.ParseShare(cfg.Shadow.SamplePercent) // validated
 	var source rollout.EvidenceSource = s.collector
 	if cfg.Rollout.MetricsSource == "prometheus" {
@@ -273,9 +283,23 @@ func (s *Node) Metrics() prometheus.Gatherer { return s.reg }
 func (s *Node) Handler() http.Handler { return s.router }
 
 // Run serves the proxy on proxyLn and the admin endpoints on adminLn until
-// ctx is done, then stops deciding, drains in-flight requests and stops
-// the shadow workers, in that order.
+// ctx is done (RunListeners).
 func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
+	return s.RunListeners(ctx, Listeners{Proxy: proxyLn, Admin: adminLn})
+}
+
+// Listeners are what a node serves on. Proxy or SPOA may be nil: a node
+// serves the HTTP proxy, the SPOE agent (spoa.listen), or both, on one
+// engine.
+type Listeners struct {
+	Proxy, Admin, SPOA net.Listener
+}
+
+// RunListeners serves the front-ends and the admin endpoints until ctx is
+// done, then stops deciding, drains in-flight requests and stops the
+// shadow workers, in that order.
+func (s *Node) RunListeners(ctx context.Context, ln Listeners) error {
+	proxyLn, adminLn := ln.Proxy, ln.Admin
 	proxy := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -316,7 +340,7 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		close(memberDone)
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener, src *certificate.Source) error {
 		if src == nil {
 			return srv.Serve(ln)
@@ -326,7 +350,14 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 		srv.TLSConfig = src.TLSConfig()
 		return srv.ServeTLS(ln, "", "")
 	}
-	go func() { errc <- serve(proxy, proxyLn, s.proxyTLS) }()
+	if proxyLn != nil {
+		go func() { errc <- serve(proxy, proxyLn, s.proxyTLS) }()
+	}
+	var agent *spop.Server
+	if s.agent != nil && ln.SPOA != nil {
+		agent = s.agent.Server()
+		go func() { errc <- agent.Serve(ln.SPOA) }()
+	}
 	go func() { errc <- serve(adm, adminLn, s.adminTLS) }()
 	var err error
 	select {
@@ -351,6 +382,13 @@ func (s *Node) Run(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	defer cancel()
 	if e := proxy.Shutdown(shutdownCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		err = errors.Join(err, e)
+	}
+	if agent != nil {
+		// In-flight messages are answered; HAProxy reconnects elsewhere
+		// or applies its own fail mode.
+		if e := agent.Shutdown(shutdownCtx); e != nil && !errors.Is(e, spop.ErrServerClosed) {
+			err = errors.Join(err, e)
+		}
 	}
 	_ = adm.Shutdown(shutdownCtx)
 	stopShadow()

@@ -76,7 +76,7 @@ func (rt *Router) refuse(w http.ResponseWriter, r *http.Request, id string, why 
 	writeStatus(w, id, code)
 	rt.engine.log.Info("request refused before judging", "request_id", id, "reason", why.String(), "status", code,
 		"method", r.Method, "host", r.Host, "path", refusedPath(r), "uri_bytes", len(r.RequestURI))
-	rt.engine.obs.request(verdict.RequestRecord{ID: id, Action: verdict.Blocked, Status: code, Outside: true, Refused: why, Duration: time.Since(start)})
+	rt.engine.Refuse(id, why, code, start)
 }
 
 // refusedPath is what a refusal's log line shows of the target: the

@@ -86,6 +86,19 @@ func (k stickyKey) of(h http.Header, clientIP string) string {
 	return "ip:" + clientIP
 }
 
+// given is the sticky key for a value a front-end was told directly:
+// the configured header's or cookie's key space, so that the same value
+// gives the same key as of; with "ip" configured, a space of its own.
+func (k stickyKey) given(v string) string {
+	switch k.kind {
+	case "header":
+		return "h:" + v
+	case "cookie":
+		return "c:" + v
+	}
+	return "k:" + v
+}
+
 // clientAddr finds the client's address. Behind trusted proxies the
 // X-Forwarded-For chain is walked from the right, skipping trusted hops,
 // so a client cannot spoof its address by sending the header itself.

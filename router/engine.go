@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
@@ -147,10 +148,34 @@ func (e *Engine) Client(peer string, header http.Header) Client {
 	return Client{IP: ip, Port: port, PeerTrusted: trusted, key: e.sticky.of(header, ip)}
 }
 
+// ClientKeyedBy is Client for a front-end told the sticky key's value
+// apart from the headers (an SPOE agent's client argument, such as
+// req.cook(uid)). The value is taken as the configured header's or
+// cookie's would be, so a client keyed the same way lands on the same
+// arm through either front-end; "" falls back to Client.
+func (e *Engine) ClientKeyedBy(peer string, header http.Header, key string) Client {
+	c := e.Client(peer, header)
+	if key != "" {
+		c.key = e.sticky.given(key)
+	}
+	return c
+}
+
 // RequestID returns the request ID for a request with these headers: the
 // client's X-Request-ID if it is a sane token not given recently, else a
 // new one (requestIDs).
 func (e *Engine) RequestID(header http.Header) string { return e.ids.of(header) }
+
+// RequestIDGiven is RequestID for an ID a front-end was given some other
+// way (HAProxy's unique-id), under the same rules; "" for none.
+func (e *Engine) RequestIDGiven(id string) string { return e.ids.given(id) }
+
+// Refuse reports a request a front-end refused before any ruleset judged
+// it (started at start, answered with status): outside the rollout's
+// evidence, counted by reason. The front-end answers and logs it.
+func (e *Engine) Refuse(id string, why verdict.Refusal, status int, start time.Time) {
+	e.obs.request(verdict.RequestRecord{ID: id, Action: verdict.Blocked, Status: status, Outside: true, Refused: why, Duration: time.Since(start)})
+}
 
 // Snapshot returns the routing state in force.
 func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }

@@ -138,7 +138,7 @@ func driveEngine(t *testing.T, e *Engine, host, method, target, id, body string,
 		t.Fatalf("%s: %v", id, err)
 	}
 	if it != nil {
-		status = denyStatus(it)
+		_, status = Enforce(it)
 		return status
 	}
 	respHeader := http.Header{"Content-Type": {"text/plain"}}
@@ -147,7 +147,7 @@ func driveEngine(t *testing.T, e *Engine, host, method, target, id, body string,
 		t.Fatalf("%s: response: %v", id, err)
 	}
 	if it != nil {
-		status = denyStatus(it)
+		_, status = Enforce(it)
 		return status
 	}
 	io.Copy(io.Discard, out)

@@ -65,6 +65,10 @@ func (x *Exchange) Outside() bool { return x.outside }
 // ID is the request's ID.
 func (x *Exchange) ID() string { return x.req.ID }
 
+// Record is the request's record as the observers are told it: complete
+// once Finish has run.
+func (x *Exchange) Record() verdict.RequestRecord { return x.rec }
+
 // Version is the version of the ruleset that judges the request.
 func (x *Exchange) Version() string { return x.rs.Version }
 

@@ -34,8 +34,11 @@ func newRequestIDs(n int) *requestIDs {
 // or a new random one. The ID names the Coraza transaction (UNIQUE_ID),
 // the log lines and the upstream request, so it must not carry log
 // injection.
-func (ids *requestIDs) of(h http.Header) string {
-	id := h.Get("X-Request-ID")
+func (ids *requestIDs) of(h http.Header) string { return ids.given(h.Get("X-Request-ID")) }
+
+// given is of for an ID a front-end was given some other way (HAProxy's
+// unique-id); "" for none.
+func (ids *requestIDs) given(id string) string {
 	if !validRequestID(id) {
 		return rand.Text()
 	}

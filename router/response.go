@@ -24,12 +24,12 @@ func (rt *Router) modifyResponse(resp *http.Response) error {
 		replaceResponse(resp, x.ID(), http.StatusInternalServerError)
 		return nil
 	case it != nil:
-		if it.Action == "drop" {
+		action, status := Enforce(it)
+		if action == "drop" {
 			return errDropResponse
 		}
-		replaceResponse(resp, x.ID(), denyStatus(it))
-		if it.Action == "redirect" {
-			resp.StatusCode = redirectStatus(it)
+		replaceResponse(resp, x.ID(), status)
+		if action == "redirect" {
 			resp.Header.Set("Location", it.Data)
 		}
 		return nil

@@ -157,34 +157,37 @@ func queryParams(uri string) []string {
 
 // interrupt carries out a request-phase interruption.
 func (rt *Router) interrupt(w http.ResponseWriter, r *http.Request, id string, it *types.Interruption) {
-	switch it.Action {
+	switch action, status := Enforce(it); action {
 	case "drop":
 		drop(w)
 	case "redirect":
 		w.Header().Set("X-Request-ID", id)
-		http.Redirect(w, r, it.Data, redirectStatus(it))
-	default: // deny, and any action we do not know: block rather than pass
-		writeStatus(w, id, denyStatus(it))
+		http.Redirect(w, r, it.Data, status)
+	default:
+		writeStatus(w, id, status)
 	}
 }
 
-// denyStatus is the status a deny answers with: the rule's, if it is an
-// error status, else 403 (and for an action not known, which blocks
-// rather than passes).
-func denyStatus(it *types.Interruption) int {
+// Enforce is what carrying out an interruption means, for every
+// front-end: the action, "deny", "drop" or "redirect" (any action not
+// known blocks as a deny rather than passes), and the status the client
+// gets: a deny's is the rule's if it is an error status, else 403; a
+// redirect's the rule's if it is a redirection, else 302; a drop sends
+// none (0).
+func Enforce(it *types.Interruption) (action string, status int) {
+	switch it.Action {
+	case "drop":
+		return "drop", 0
+	case "redirect":
+		if it.Status >= 300 && it.Status <= 399 {
+			return "redirect", it.Status
+		}
+		return "redirect", http.StatusFound
+	}
 	if it.Status >= 400 && it.Status <= 599 {
-		return it.Status
+		return "deny", it.Status
 	}
-	return http.StatusForbidden
-}
-
-// redirectStatus is the status a redirect answers with: the rule's, if it
-// is a redirection, else 302.
-func redirectStatus(it *types.Interruption) int {
-	if it.Status >= 300 && it.Status <= 399 {
-		return it.Status
-	}
-	return http.StatusFound
+	return "deny", http.StatusForbidden
 }
 
 // drop closes the client connection without a response. HTTP/1 connections

@@ -161,11 +161,15 @@ const (
 	// absolute form (http://host/path): an asterisk outside OPTIONS, the
 	// authority form of CONNECT.
 	RefusedTarget
+	// RefusedBodyTruncated: a body that reached the WAF cut short (an SPOE
+	// agent is sent at most HAProxy's buffer) while the front-end blocks
+	// what it cannot read whole (spoa.on_truncated_body block).
+	RefusedBodyTruncated
 )
 
 // Refusals lists every refusal, for code that creates per-reason state up
 // front.
-var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong, RefusedTarget}
+var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong, RefusedTarget, RefusedBodyTruncated}
 
 func (r Refusal) String() string {
 	switch r {
@@ -179,6 +183,8 @@ func (r Refusal) String() string {
 		return "uri_too_long"
 	case RefusedTarget:
 		return "target"
+	case RefusedBodyTruncated:
+		return "body_truncated"
 	}
 	return ""
 }

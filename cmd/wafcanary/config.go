@@ -21,6 +21,7 @@ var flagKeys = map[string]string{
 	"upstream":          "upstream",
 	"state-dir":         "state_dir",
 	"admin-listen":      "admin.listen",
+	"spoa-listen":       "spoa.listen",
 	"baseline":          "rulesets.baseline",
 	"candidate":         "rulesets.candidate",
 	"candidate-percent": "routing.candidate_percent",

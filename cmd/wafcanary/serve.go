@@ -38,14 +38,9 @@ rollout runs.`,
 			if err != nil {
 				return err
 			}
-			proxyLn, err := net.Listen("tcp", cfg.Listen)
+			ln, err := listen(cfg)
 			if err != nil {
-				return fmt.Errorf("listen: %w (set listen or --listen to a free address)", err)
-			}
-			adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
-			if err != nil {
-				proxyLn.Close()
-				return fmt.Errorf("admin.listen: %w (set admin.listen or --admin-listen to a free loopback address)", err)
+				return err
 			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
@@ -64,9 +59,9 @@ rollout runs.`,
 					_ = s.Reload()
 				}
 			}()
-			log.Info("serving", "listen", proxyLn.Addr().String(), "upstream", cfg.Upstream,
-				"admin", adminLn.Addr().String(), "admin_token_file", tokenHint(cfg))
-			return s.Run(cmd.Context(), proxyLn, adminLn)
+			log.Info("serving", "listen", addrOf(ln.Proxy), "upstream", cfg.Upstream, "spoa_listen", addrOf(ln.SPOA),
+				"admin", ln.Admin.Addr().String(), "admin_token_file", tokenHint(cfg))
+			return s.RunListeners(cmd.Context(), ln)
 		},
 	}
 	addConfigFlags(cmd, &file)
@@ -81,11 +76,50 @@ func addConfigFlags(cmd *cobra.Command, file *string) {
 	f.String("upstream", "", "upstream URL (upstream)")
 	f.String("state-dir", "", "state directory (state_dir)")
 	f.String("admin-listen", "", "admin listen address (admin.listen)")
+	f.String("spoa-listen", "", "HAProxy SPOE agent listen address, beside or instead of the proxy (spoa.listen)")
 	f.String("baseline", "", "baseline ruleset file, or embedded:NAME (rulesets.baseline)")
 	f.String("candidate", "", "candidate ruleset file, or embedded:NAME (rulesets.candidate)")
 	f.Float64("candidate-percent", 0, "share of clients on the candidate, 0-100 (routing.candidate_percent)")
 	f.Float64("shadow-percent", 0, "share of requests evaluated in shadow, 0-100 (shadow.sample_percent)")
 	f.String("log-level", "", "debug, info, warn or error (log.level)")
+}
+
+// listen opens the configured listeners: the proxy's and the agent's,
+// each when set, and the admin API's.
+func listen(cfg node.Config) (node.Listeners, error) {
+	var ln node.Listeners
+	closeAll := func() {
+		for _, l := range []net.Listener{ln.Proxy, ln.SPOA, ln.Admin} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	var err error
+	if cfg.Listen != "" {
+		if ln.Proxy, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return ln, fmt.Errorf("listen: %w (set listen or --listen to a free address)", err)
+		}
+	}
+	if cfg.SPOA.Listen != "" {
+		if ln.SPOA, err = net.Listen("tcp", cfg.SPOA.Listen); err != nil {
+			closeAll()
+			return ln, fmt.Errorf("spoa.listen: %w (set spoa.listen or --spoa-listen to a free address)", err)
+		}
+	}
+	if ln.Admin, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		closeAll()
+		return ln, fmt.Errorf("admin.listen: %w (set admin.listen or --admin-listen to a free loopback address)", err)
+	}
+	return ln, nil
+}
+
+// addrOf is a listener's address for the log, "" for none.
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
 }
 
 // tokenHint says where the admin token is without printing it.
