@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,7 +81,14 @@ func (a *Agent) Server() *spop.Server {
 		MaxFrameSize:   a.cfg.MaxFrameSize,
 		HandlerTimeout: a.cfg.ProcessingTimeout,
 		ErrorActions:   a.errorActions,
-		Logger:         a.log,
+		Disconnected: func(st spop.Status, byPeer bool) {
+			by := "agent"
+			if byPeer {
+				by = "haproxy"
+			}
+			a.m.disconnects.WithLabelValues(strconv.Itoa(int(st)), by).Inc()
+		},
+		Logger: a.log,
 	}
 }
 
@@ -202,8 +210,9 @@ func rulesHit(v verdict.Verdict) int64 {
 }
 
 type agentMetrics struct {
-	messages  *prometheus.CounterVec
-	truncated *prometheus.CounterVec
+	messages    *prometheus.CounterVec
+	truncated   *prometheus.CounterVec
+	disconnects *prometheus.CounterVec
 }
 
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
@@ -217,6 +226,10 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 			Help: "Requests whose body reached the agent cut at HAProxy's buffer, by what spoa.on_truncated_body did (block or judge).",
 		}, []string{"decision"}),
 	}
+	m.disconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wafcanary_spoa_disconnects_total",
+		Help: "SPOP connections ended by a DISCONNECT, by its status code (doc/SPOE.txt 3.5: 0 normal, 1 I/O error, 2 timeout, 3 frame too big, 4 invalid frame, 5-9 a bad HELLO, 10 fragmentation, 13 resources, 99 unknown) and by who sent it (agent: a peer that broke the protocol, a timeout, a shutdown; haproxy).",
+	}, []string{"status", "by"})
 	for _, msg := range []string{RequestMessage, ResponseMessage, "other"} {
 		for _, r := range []string{resultJudged, resultRefused, resultFailed, resultIgnored} {
 			m.messages.WithLabelValues(msg, r)
@@ -225,6 +238,6 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 	for _, d := range []TruncatedBody{BlockTruncated, JudgeTruncated} {
 		m.truncated.WithLabelValues(string(d))
 	}
-	reg.MustRegister(m.messages, m.truncated)
+	reg.MustRegister(m.messages, m.truncated, m.disconnects)
 	return m
 }

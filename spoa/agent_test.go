@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -358,5 +359,29 @@ func TestMessagesItCannotJudge(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(f.agent.m.messages.WithLabelValues(ResponseMessage, resultIgnored)); n != 1 {
 		t.Errorf("ignored coraza-res %v", n)
+	}
+}
+
+// A peer that is not HAProxy gets a DISCONNECT, and the agent counts it
+// by status: nothing fails silently on the agent's side.
+func TestRefusedConnectionsCounted(t *testing.T) {
+	f := newFixture(t, DefaultConfig)
+	srv := f.agent.Server()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // a length of 1 GB: too big
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	if n := testutil.ToFloat64(f.agent.m.disconnects.WithLabelValues("3", "agent")); n != 1 {
+		t.Errorf("disconnects{status=3,by=agent} %v, want 1", n)
 	}
 }

@@ -139,6 +139,12 @@ type Server struct {
 	// covers what HAProxy sees (timeouts, disconnects).
 	ErrorActions func(n *Notify, err error) []Action
 
+	// Disconnected, when set, is told how each connection that did not
+	// end cleanly between frames ended: the status of the DISCONNECT
+	// HAProxy sent (byPeer) or the agent sent (a peer that broke the
+	// protocol, a timeout, a shutdown), for metrics. It must not block.
+	Disconnected func(st Status, byPeer bool)
+
 	// Logger receives connection and handler errors. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -413,6 +419,7 @@ func (c *conn) serve(ctx context.Context) {
 	case errors.As(err, &pd):
 		// HAProxy ignores everything but the DISCONNECT it waits for.
 		log.Debug("spop: HAProxy disconnected", "status", uint32(pd.d.Status), "message", pd.d.Message)
+		c.s.disconnected(pd.d.Status, true)
 		c.disconnect(StatusNormal, "normal")
 	case errors.Is(err, errHealthcheck), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errConnDead):
 		// Answered, closed by the peer between frames, or by Close.
@@ -688,8 +695,17 @@ func (c *conn) write(frame []byte) error {
 	return nil
 }
 
+func (s *Server) disconnected(st Status, byPeer bool) {
+	if s.Disconnected != nil {
+		s.Disconnected(st, byPeer)
+	}
+}
+
 // disconnect sends AGENT-DISCONNECT, the last frame of the connection.
 func (c *conn) disconnect(st Status, msg string) {
+	if st != StatusNormal || c.s.inShutdown.Load() {
+		c.s.disconnected(st, false)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.dead {

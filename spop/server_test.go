@@ -369,7 +369,13 @@ var (
 // Every way a peer can break the protocol gets its DISCONNECT status, and
 // the same server then serves the next connection normally.
 func TestBadPeers(t *testing.T) {
-	s := &Server{Handler: echo, HelloTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, ReadTimeout: 200 * time.Millisecond}
+	type end struct {
+		st     Status
+		byPeer bool
+	}
+	ends := make(chan end, 100)
+	s := &Server{Handler: echo, HelloTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, ReadTimeout: 200 * time.Millisecond,
+		Disconnected: func(st Status, byPeer bool) { ends <- end{st, byPeer} }}
 	addr := startServer(t, s)
 	hello := func(h *fakeHAProxy) { h.hello(haproxyHello) }
 	small := func(h *fakeHAProxy) {
@@ -441,6 +447,23 @@ func TestBadPeers(t *testing.T) {
 			h := dial(t, addr)
 			tc.do(h)
 			h.disconnected(tc.want)
+			// Disconnected is told before the frame is written: the
+			// agent's status, or the one HAProxy sent.
+			want := end{tc.want, false}
+			if strings.HasPrefix(tc.name, "haproxy disconnects") {
+				want = end{StatusNormal, true}
+				if strings.HasSuffix(tc.name, "before hello") {
+					want.st = StatusTimeout
+				}
+			}
+			select {
+			case got := <-ends:
+				if got != want {
+					t.Errorf("Disconnected(%v, %v), want (%v, %v)", got.st, got.byPeer, want.st, want.byPeer)
+				}
+			default:
+				t.Errorf("Disconnected not told of a %v", want.st)
+			}
 
 			// The next connection is served as if nothing happened.
 			next := dial(t, addr)
