@@ -1,7 +1,6 @@
 package spoa
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/spoa/haproxytest"
 	"github.com/wafcanary/wafcanary/spop"
 	"github.com/wafcanary/wafcanary/verdict"
 )
@@ -39,63 +37,33 @@ func TestMain(m *testing.M) {
 var behind haproxyFixture
 
 type haproxyFixture struct {
-	once     sync.Once
-	skip     string
-	err      error
-	frontend string
-	agentAt  string
-	dir      string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	out      syncBuffer
-	app      *httptest.Server
-	e        *router.Engine
-	rec      *records
-	agent    *Agent
-	srv      *spop.Server
-	stopRun  context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	once    sync.Once
+	skip    string
+	err     error
+	hp      *haproxytest.HAProxy
+	agentAt string
+	app     *httptest.Server
+	e       *router.Engine
+	rec     *records
+	agent   *Agent
+	srv     *spop.Server
+	stopRun context.CancelFunc
 }
 
 func startBehindHAProxy(t *testing.T) *haproxyFixture {
 	t.Helper()
 	h := &behind
-	h.once.Do(func() {
-		bin, err := exec.LookPath("haproxy")
-		if err != nil {
-			h.skip = "haproxy is not installed (apt-get install haproxy; .ci/run installs it)"
-			return
-		}
-		h.err = h.start(t, bin)
-	})
-	if h.skip != "" {
-		t.Skip(h.skip)
+	h.once.Do(func() { h.err = h.start(t) })
+	if errors.Is(h.err, haproxytest.ErrNotInstalled) {
+		t.Skip(h.err)
 	}
 	if h.err != nil {
-		t.Fatalf("starting haproxy: %v\n%s", h.err, h.out.String())
+		t.Fatalf("starting haproxy: %v", h.err)
 	}
 	return h
 }
 
-func (h *haproxyFixture) start(t *testing.T, bin string) error {
-	h.exited = make(chan struct{})
-	close(h.exited)
+func (h *haproxyFixture) start(t *testing.T) error {
 	h.rec = newRecords()
 	routing := router.DefaultRoutingConfig
 	routing.StickyKey = "cookie:uid"
@@ -127,74 +95,13 @@ func (h *haproxyFixture) start(t *testing.T, bin string) error {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, r.Header.Get("X-Request-ID"))
 	}))
-	if h.dir, err = os.MkdirTemp("", "spoa-haproxy-"); err != nil {
-		return err
-	}
-	spoe, err := os.ReadFile(filepath.Join("..", "deploy", "haproxy", "wafcanary.spoe.cfg"))
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(h.dir, "wafcanary.spoe.cfg"), spoe, 0o644); err != nil {
-		return err
-	}
-	shipped, err := os.ReadFile(filepath.Join("..", "deploy", "haproxy", "haproxy.cfg"))
-	if err != nil {
-		return err
-	}
-	// HAProxy binds its own port: take a free one, release it, retry if
-	// something took it in between.
-	for attempt := 0; ; attempt++ {
-		h.frontend = freeAddr()
-		cfg := strings.NewReplacer(
-			"bind 127.0.0.1:8000", "bind "+h.frontend,
-			"server app 127.0.0.1:8081", "server app "+h.app.Listener.Addr().String(),
-			"server agent1 127.0.0.1:9000 check inter 2s", "server agent1 "+h.agentAt+" check inter 100ms",
-			"/etc/haproxy/wafcanary.spoe.cfg", filepath.Join(h.dir, "wafcanary.spoe.cfg"),
-		).Replace(string(shipped))
-		for _, want := range []string{h.frontend, h.agentAt, h.dir} {
-			if !strings.Contains(cfg, want) {
-				return fmt.Errorf("the shipped haproxy.cfg changed: %s not substituted", want)
-			}
-		}
-		path := filepath.Join(h.dir, "haproxy.cfg")
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-			return err
-		}
-		err := h.run(bin, path)
-		if err == nil || attempt == 2 || !strings.Contains(h.out.String(), "cannot bind") {
-			return err
-		}
-	}
-}
-
-func (h *haproxyFixture) run(bin, cfg string) error {
-	h.cmd = exec.Command(bin, "-db", "-f", cfg)
-	h.cmd.Stdout, h.cmd.Stderr = &h.out, &h.out
-	if err := h.cmd.Start(); err != nil {
-		return err
-	}
-	h.exited = make(chan struct{})
-	go func() { h.cmd.Wait(); close(h.exited) }()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-h.exited:
-			return fmt.Errorf("haproxy exited: %v", h.cmd.ProcessState)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", h.frontend, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-	}
-	h.cmd.Process.Kill()
-	<-h.exited
-	return errors.New("haproxy did not listen within 10s")
+	h.hp, err = haproxytest.Start(h.agentAt, h.app.Listener.Addr().String())
+	return err
 }
 
 func (h *haproxyFixture) stop() {
-	if h.cmd != nil && h.cmd.Process != nil {
-		h.cmd.Process.Kill()
-		<-h.exited
+	if h.hp != nil {
+		h.hp.Stop()
 	}
 	if h.srv != nil {
 		h.srv.Close()
@@ -205,18 +112,6 @@ func (h *haproxyFixture) stop() {
 	if h.app != nil {
 		h.app.Close()
 	}
-	if h.dir != "" {
-		os.RemoveAll(h.dir)
-	}
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // send sends a request through HAProxy as client uid and returns the
@@ -224,7 +119,7 @@ func freeAddr() string {
 // X-Request-ID header).
 func (h *haproxyFixture) send(t *testing.T, method, target, uid, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+h.frontend+target, strings.NewReader(body))
+	req, _ := http.NewRequest(method, "http://"+h.hp.Frontend+target, strings.NewReader(body))
 	req.Host = "shop.example"
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
@@ -236,7 +131,7 @@ func (h *haproxyFixture) send(t *testing.T, method, target, uid, body string) (i
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", method, target, err, h.out.String())
+		t.Fatalf("%s %s: %v\n%s", method, target, err, h.hp.Log())
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -284,9 +179,9 @@ func TestBehindHAProxy(t *testing.T) {
 		// explain takes the ID from HAProxy's log line.
 		line := regexp.MustCompile(`(?m)^.*id=` + regexp.QuoteMeta(id) + ` arm=(baseline|candidate) version=\w+ waf=deny rule=949110 .*$`)
 		deadline := time.Now().Add(5 * time.Second)
-		for !line.MatchString(h.out.String()) {
+		for !line.MatchString(h.hp.Log()) {
 			if time.Now().After(deadline) {
-				t.Fatalf("no log line for %s in HAProxy's log:\n%s", id, h.out.String())
+				t.Fatalf("no log line for %s in HAProxy's log:\n%s", id, h.hp.Log())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
