@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/router"
 )
 
 // Step is one stage of a rollout: the candidate's share, and how long and
@@ -120,12 +121,13 @@ func (c Config) Validate() error {
 	}
 	prev := -1.0
 	for i, s := range c.Steps {
+		// A step's percent becomes the router's share: one it cannot
+		// serve exactly (0.001 would run at 0%) is refused as the
+		// routing section refuses it.
+		if _, err := router.ParseShare(s.Percent); err != nil {
+			return fmt.Errorf("steps[%d].percent: %w", i, err)
+		}
 		switch {
-		case !(s.Percent >= 0 && s.Percent <= 100):
-			return fmt.Errorf("steps[%d].percent: must be between 0 and 100, got %v", i, s.Percent)
-		case math.Abs(math.Round(s.Percent*100)-s.Percent*100) > 1e-6:
-			// Why: the router's share has 0.01% steps; 0.001 would run at 0%.
-			return fmt.Errorf("steps[%d].percent: resolution is 0.01, got %v", i, s.Percent)
 		case s.Percent <= prev:
 			return fmt.Errorf("steps[%d].percent: must rise from step to step, got %v after %v", i, s.Percent, prev)
 		case s.MinDuration < 0:
