@@ -39,7 +39,9 @@ func commaList(from, to reflect.Type, data any) (any, error) {
 	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
 		return data, nil
 	}
-	s := strings.TrimSpace(data.(string))
+	// reflect, not data.(string): a default of a named string type
+	// (rollout.OnMaxDuration) arrives as itself, not as a string.
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
 	if s == "" {
 		return []string{}, nil
 	}
@@ -56,7 +58,7 @@ func fromString(from, to reflect.Type, data any) (any, error) {
 	if from.Kind() != reflect.String {
 		return data, nil
 	}
-	s := strings.TrimSpace(data.(string))
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
 	var (
 		v   any
 		err error

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-viper/mapstructure/v2"
 )
 
 func TestDecodeYAMLIsStrict(t *testing.T) {
@@ -37,5 +39,26 @@ func TestFixturesNeedTheirWant(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "x.bad.yml"), []byte("workers: 0\n"), 0o644)
 	if _, err := Fixtures(dir); err == nil || !strings.Contains(err.Error(), "# want:") {
 		t.Errorf("a bad fixture without its want: %v", err)
+	}
+}
+
+// A default of a named string type reaches the hooks as itself, not as a
+// string (viper hands defaults over as they were set): it decodes, and
+// does not panic on a type assertion.
+func TestStrictTakesNamedStrings(t *testing.T) {
+	type word string
+	type section struct {
+		Word  word     `mapstructure:"word"`
+		Words []string `mapstructure:"words"`
+	}
+	var s section
+	c := &mapstructure.DecoderConfig{Result: &s}
+	Strict(c)
+	dec, err := mapstructure.NewDecoder(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(map[string]any{"word": word(" pause "), "words": word("a, b")}); err != nil || s.Word != " pause " || len(s.Words) != 2 {
+		t.Errorf("decoded %+v, %v", s, err)
 	}
 }
