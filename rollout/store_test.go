@@ -118,3 +118,28 @@ func TestHistoryTailIsTheTail(t *testing.T) {
 		}
 	}
 }
+
+// A journal written before a check's status was called CheckStatus still
+// reads: the line below is as wafcanary wrote it then, with "verdict" for
+// the analysis and for each outcome, and the key stays "verdict".
+func TestJournalWrittenWithVerdictReads(t *testing.T) {
+	dir := t.TempDir()
+	line := `{"time":"2025-01-02T03:04:05Z","actor":"controller","action":"rollback","reason":"new blocks","state":"rolled_back","step":1,"candidate_percent":0,"baseline_version":"b1","candidate_version":"c1",` +
+		`"analysis":{"outcomes":[{"check":"new_blocks","verdict":"fail","required":true,"window":"rollout","reason":"942100 blocks customers","observed":0.01,"lower":0.005,"upper":0.02,"limit":0.001,"n":9000},` +
+		`{"check":"waf_time_p99","verdict":"inconclusive","required":true,"window":"step","reason":"fewer than 200 samples","observed":0,"lower":0,"upper":0,"limit":0,"n":0}],"verdict":"fail"}}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "journal.jsonl"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := FileStore{Dir: dir}.History(0)
+	if err != nil || len(h) != 1 || h[0].Action != ActionRollback || h[0].Analysis == nil {
+		t.Fatalf("history: %v, %+v", err, h)
+	}
+	a := h[0].Analysis
+	if a.Status != Fail || len(a.Outcomes) != 2 || a.Outcomes[0].Status != Fail || a.Outcomes[1].Status != Inconclusive {
+		t.Errorf("read back %+v", *a)
+	}
+	b, err := MarshalEntry(h[0])
+	if err != nil || !strings.Contains(string(b), `"verdict":"fail"`) || strings.Contains(string(b), `"status"`) {
+		t.Errorf("written again as %s (%v), want the key verdict", b, err)
+	}
+}

@@ -11,9 +11,9 @@ import (
 
 // status says, for each check, which window of evidence it judged.
 func TestStatusShowsEachChecksWindow(t *testing.T) {
-	a := rollout.Analysis{Verdict: rollout.Inconclusive, Outcomes: []rollout.Outcome{
-		{Check: "new_blocks", Verdict: rollout.Pass, Required: true, Window: rollout.RolloutWindow, Reason: "new blocks outside scope since the rollout started: 0 of 9000 paired requests"},
-		{Check: "waf_time_p99", Verdict: rollout.Inconclusive, Required: true, Window: rollout.StepWindow, Reason: "WAF time p99 at this step: fewer than 200 samples on an arm"},
+	a := rollout.Analysis{Status: rollout.Inconclusive, Outcomes: []rollout.Outcome{
+		{Check: "new_blocks", Status: rollout.Pass, Required: true, Window: rollout.RolloutWindow, Reason: "new blocks outside scope since the rollout started: 0 of 9000 paired requests"},
+		{Check: "waf_time_p99", Status: rollout.Inconclusive, Required: true, Window: rollout.StepWindow, Reason: "WAF time p99 at this step: fewer than 200 samples on an arm"},
 	}}
 	st := admin.Status{State: "progressing", Step: 1, Steps: 3, CandidatePercent: 50,
 		LastDecision: &rollout.Decision{Time: time.Now(), Action: "hold", Actor: "controller", Reason: a.Reason(), Analysis: &a}}
