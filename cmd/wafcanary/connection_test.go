@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/wafcanary/wafcanary/node"
 )
 
 // Where a client command finds the admin API and its token: a flag
@@ -125,86 +122,4 @@ func TestClientMessages(t *testing.T) {
 	if exitCode(err) != exitUnauthorized || !strings.Contains(err.Error(), "the admin token from WAFCANARY_ADMIN_TOKEN was refused") || !strings.Contains(err.Error(), "state_dir/admin.token") {
 		t.Errorf("a wrong token: exit %d, %v", exitCode(err), err)
 	}
-}
-
-// --watch under -o json prints one JSON object a line, no terminal codes,
-// and ends with the rollout; --wait gives up at --timeout with exit 9 and
-// refuses to wait on no rollout.
-func TestStatusFollow(t *testing.T) {
-	clearEnv(t)
-	tn := startNode(t, quietLogger(), nil)
-	if _, _, err := runRoot(t, context.Background(), "status", "--wait", "--admin", tn.admin); exitCode(err) != exitConflict {
-		t.Errorf("--wait with no rollout: exit %d, %v", exitCode(err), err)
-	}
-	if out, _, err := runRoot(t, context.Background(), "start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "follow", "--admin", tn.admin); err != nil {
-		t.Fatalf("start: %v\n%s", err, out)
-	}
-	start := time.Now()
-	if _, _, err := runRoot(t, context.Background(), "status", "--wait", "--timeout", "400ms", "--interval", "100ms", "--admin", tn.admin); exitCode(err) != exitWaitTimeout || time.Since(start) > 5*time.Second {
-		t.Errorf("--wait past --timeout: exit %d after %s, %v", exitCode(err), time.Since(start), err)
-	}
-	type result struct {
-		out string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, _, err := runRoot(t, context.Background(), "status", "--watch", "-o", "json", "--interval", "100ms", "--admin", tn.admin)
-		done <- result{out, err}
-	}()
-	time.Sleep(350 * time.Millisecond)
-	if _, _, err := runRoot(t, context.Background(), "rollback", "--reason", "enough", "--admin", tn.admin); err != nil {
-		t.Fatal(err)
-	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("--watch did not end with the rollout")
-	}
-	lines := strings.Split(strings.TrimSpace(r.out), "\n")
-	if r.err != nil || len(lines) < 3 || strings.Contains(r.out, "\033") || !strings.Contains(lines[len(lines)-1], `"state":"rolled_back"`) {
-		t.Fatalf("--watch -o json: %v, %d lines:\n%s", r.err, len(lines), r.out)
-	}
-	for _, l := range lines {
-		var st map[string]any
-		if err := json.Unmarshal([]byte(l), &st); err != nil {
-			t.Errorf("not a JSON line: %q", l)
-		}
-	}
-}
-
-// start's refusals exit as the README's table says: a candidate that does
-// not compile 3, with its file and line; a file the server does not have
-// 64, saying so rather than "does not compile".
-func TestStartExitCodes(t *testing.T) {
-	clearEnv(t)
-	tn := startNode(t, quietLogger(), nil)
-	broken, _ := filepath.Abs("testdata/rulesets/broken.conf")
-	_, _, err := runRoot(t, context.Background(), "start", "--candidate", broken, "--reason", "x", "--admin", tn.admin)
-	if exitCode(err) != exitInvalidRuleset || !strings.Contains(err.Error(), "broken.conf:3:") || strings.Count(err.Error(), "does not compile") != 1 {
-		t.Errorf("a broken candidate: exit %d, %v", exitCode(err), err)
-	}
-	_, _, err = runRoot(t, context.Background(), "start", "--candidate", "/no/such/candidate.conf", "--reason", "x", "--admin", tn.admin)
-	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "no such file on the server") || strings.Contains(err.Error(), "compile") {
-		t.Errorf("a missing candidate: exit %d, %v", exitCode(err), err)
-	}
-}
-
-// start is not silent while the server's gates run: the CRS suite's
-// progress reaches stderr.
-func TestStartShowsGateProgress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the CRS regression suite through two proxies (about 15 s)")
-	}
-	clearEnv(t)
-	tn := startNode(t, quietLogger(), func(c *node.Config) { c.Gates.CRSSuite = true })
-	out, stderr, err := runRoot(t, context.Background(), "start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "progress", "--admin", tn.admin)
-	if err != nil {
-		t.Fatalf("start: %v\n%s%s", err, out, stderr)
-	}
-	if !regexp.MustCompile(`gates: CRS regression suite, \d+ of \d+ cases sent \(\d+ s\)`).MatchString(stderr) {
-		t.Errorf("no suite progress on stderr:\n%s", stderr)
-	}
-	t.Logf("stderr:\n%s", stderr)
 }
