@@ -166,20 +166,66 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			m.shadow.WithLabelValues(b, c)
 		}
 	}
-	m.buildInfo.WithLabelValues(version, runtime.Version(), moduleVersion("github.com/corazawaf/coraza/v3"),
-		moduleVersion("github.com/corazawaf/coraza-coreruleset/v4")).Set(1)
+	b := ReadBuild(version)
+	m.buildInfo.WithLabelValues(b.Version, b.Go, b.Coraza, b.CoreRuleSet).Set(1)
 	return m
 }
 
-func moduleVersion(path string) string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == path {
-				return d.Version
+// Build is what the running binary is built of, as wafcanary_build_info
+// labels it and `wafcanary version` prints it.
+type Build struct {
+	Version     string // wafcanary's own
+	Go          string
+	Coraza      string
+	CoreRuleSet string // the CRS embedded in the binary
+}
+
+// ReadBuild reads the running binary's build information. version is what
+// the build set (-ldflags "-X main.version=..."), "dev" if nothing; then
+// the module version `go install module@version` records stands in, else
+// the VCS revision a build from a checkout records ("dev-" and 12 hex
+// digits, "+dirty" for uncommitted changes), else "dev" stays. A version
+// already read this way reads the same again. A module the binary does
+// not record is "unknown".
+func ReadBuild(version string) Build {
+	b := Build{Version: version, Go: runtime.Version(), Coraza: "unknown", CoreRuleSet: "unknown"}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	for _, d := range bi.Deps {
+		switch d.Path {
+		case "github.com/corazawaf/coraza/v3":
+			b.Coraza = d.Version
+		case "github.com/corazawaf/coraza-coreruleset/v4":
+			b.CoreRuleSet = d.Version
+		}
+	}
+	if version != "dev" {
+		return b
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		b.Version = v
+		return b
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
 			}
 		}
 	}
-	return "unknown"
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		b.Version = "dev-" + rev + dirty
+	}
+	return b
 }
 
 func verdictLabel(blocked bool) string {

@@ -81,9 +81,9 @@ func BenchmarkPageState(b *testing.B) {
 // holds, up to about size bytes, and returns its size.
 func writeJournal(b *testing.B, dir string, size int) int {
 	b.Helper()
-	a := &rollout.Analysis{Verdict: rollout.Inconclusive}
+	a := &rollout.Analysis{Status: rollout.Inconclusive}
 	for _, check := range []string{"new_blocks", "lost_blocks", "block_rate", "upstream_errors", "waf_time_p50", "waf_time_p99"} {
-		a.Outcomes = append(a.Outcomes, rollout.Outcome{Check: check, Verdict: rollout.Inconclusive, Required: true, Window: rollout.StepWindow,
+		a.Outcomes = append(a.Outcomes, rollout.Outcome{Check: check, Status: rollout.Inconclusive, Required: true, Window: rollout.StepWindow,
 			Reason:   check + ": 12 of 18204 paired requests (0.066%): rate between 0.01% and 0.19%, not yet conclusive against limit 0.1%",
 			Observed: 0.00066, Lower: 0.0001, Upper: 0.0019, Limit: 0.001, N: 18204})
 	}

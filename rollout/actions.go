@@ -105,17 +105,7 @@ func (c *Controller) Rollback(ctx context.Context, actor, reason string, clock C
 		st := c.state
 		st.Withdrawn = static.Version
 		d := Decision{Time: now, Action: ActionRollback, Reason: reason + " (rulesets.candidate " + static.Version + " withdrawn until the file changes)", Actor: actor}
-		e := NewEntry(st, d, latency)
-		e.Candidate = static.Version
-		st.LastDecision = &d
-		if err := c.store.Commit(ctx, st, e); err != nil {
-			return c.state, fmt.Errorf("recording rollback: %w", err)
-		}
-		c.gen.Add(1)
-		prev := c.state
-		c.state = st
-		c.told(prev, st, d)
-		return st, nil
+		return c.commit(ctx, change{st: st, d: d, latency: latency, withdrawn: static.Version})
 	case c.state.Phase == RolledBack:
 		return c.state, nil
 	}
@@ -135,7 +125,7 @@ func (c *Controller) rollbackLocked(ctx context.Context, d Decision, latency tim
 	}
 	for attempt := 0; ; attempt++ {
 		st := c.state.RolledBackBy(d)
-		out, err := c.commit(ctx, st, d, latency)
+		out, err := c.commit(ctx, change{st: st, d: d, latency: latency})
 		if err == nil {
 			c.prune(ctx)
 		}

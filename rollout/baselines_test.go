@@ -1,13 +1,18 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -326,5 +331,49 @@ func TestRollbackOfAConfiguredCandidateStays(t *testing.T) {
 	changed := variant(t, "static-fixed")
 	if _, err := h.c.Reload(context.Background(), conf(changed), "sighup", at(h.t0.Add(4*time.Minute))); err != nil || h.r.Snapshot().Candidate == nil || h.c.State().Withdrawn != "" {
 		t.Fatalf("a changed candidate file: %v, served %v", err, h.r.Snapshot().Candidate != nil)
+	}
+}
+
+// A rollback is one decision however the candidate came to serve: taking
+// out a configured candidate is counted and logged as taking out a
+// rollout's. The fault this guards against: the configured candidate's
+// rollback wrote its own record, and no metric or log line said it
+// happened.
+func TestRollbackIsCountedAndLoggedWhateverPutTheCandidateIn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(*testing.T, *harness)
+	}{
+		{"a rollout's candidate", func(t *testing.T, h *harness) {
+			if _, err := h.c.Start(context.Background(), h.cand, Spec{Actor: "alice", Reason: "r"}, at(h.t0)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a configured candidate", func(t *testing.T, h *harness) {
+			conf := Configured{Baseline: loadRS(t, h.base.Path), Candidate: variant(t, "static"), Share: 5000, ShadowSample: router.MaxShare}
+			if _, err := h.c.Reload(context.Background(), conf, "startup", at(h.t0)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			tc.serve(t, h)
+			m := NewMetrics(prometheus.NewRegistry())
+			var log bytes.Buffer
+			h.c.reporter, h.c.log = m, slog.New(slog.NewTextHandler(&log, nil))
+			if _, err := h.c.Rollback(context.Background(), "bob", "pager", at(h.t0.Add(time.Minute))); err != nil || h.r.Snapshot().Candidate != nil {
+				t.Fatalf("rollback: %v, candidate served %v", err, h.r.Snapshot().Candidate != nil)
+			}
+			if n := testutil.ToFloat64(m.decisions.WithLabelValues(string(ActionRollback))); n != 1 {
+				t.Errorf("wafcanary_rollout_decisions_total{decision=rollback} %v, want 1", n)
+			}
+			if n := testutil.ToFloat64(m.state.WithLabelValues(string(h.c.State().Phase))); n != 1 {
+				t.Errorf("wafcanary_rollout_state{state=%s} %v, want 1", h.c.State().Phase, n)
+			}
+			if !strings.Contains(log.String(), `msg="rollout rollback" actor=bob`) {
+				t.Errorf("no log line of the rollback:\n%s", log.String())
+			}
+		})
 	}
 }

@@ -3,11 +3,11 @@ package rollout
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"time"
 
 	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/router"
 )
 
 // Step is one stage of a rollout: the candidate's share, and how long and
@@ -19,44 +19,6 @@ type Step struct {
 	// Approval holds the rollout before this step, however good the
 	// evidence, until an operator promotes it (Argo Rollouts' pause: {}).
 	Approval bool `mapstructure:"approval"`
-}
-
-// Policy holds the limits the evidence is judged against.
-type Policy struct {
-	// Alpha bounds the probability that a confidence sequence ever
-	// excludes the truth; each check uses it, split across its bounds.
-	Alpha float64 `mapstructure:"alpha"`
-	// MaxNewBlockRate: requests the candidate blocks and the baseline
-	// allows (possible new false positives), as a fraction of paired
-	// requests, outside the rollout's scope.
-	MaxNewBlockRate float64 `mapstructure:"max_new_block_rate"`
-	// MaxLostBlockRate: requests the baseline blocks and the candidate
-	// allows (lost protection), as a fraction of paired requests, outside
-	// the rollout's scope.
-	MaxLostBlockRate float64 `mapstructure:"max_lost_block_rate"`
-	// MaxBlockRateIncrease and MaxUpstreamErrorIncrease: candidate arm
-	// minus baseline arm, in absolute fraction (0.005 = 0.5 points).
-	MaxBlockRateIncrease     float64 `mapstructure:"max_block_rate_increase"`
-	MaxUpstreamErrorIncrease float64 `mapstructure:"max_upstream_error_increase"`
-	// MaxLatencyRatio, LatencySlackP50 and LatencySlack: the candidate's
-	// WAF time at p50 may be at most ratio x the baseline's + the p50
-	// slack, at p99 ratio x the baseline's + LatencySlack.
-	MaxLatencyRatio float64       `mapstructure:"max_latency_ratio"`
-	LatencySlackP50 time.Duration `mapstructure:"latency_slack_p50"`
-	LatencySlack    time.Duration `mapstructure:"latency_slack"`
-	// LatencyTailMargin is the p99 check's indifference zone, in quantile
-	// level: it passes when the candidate's p(99 - 100 x margin) is within
-	// the limit, and fails when its p99 is beyond it.
-	LatencyTailMargin float64 `mapstructure:"latency_tail_margin"`
-	// MinLatencySamples per arm before latency is judged at all.
-	MinLatencySamples int64 `mapstructure:"min_latency_samples"`
-	// SplitChecksFromPercent: from this share on, the split-arm and
-	// latency checks must pass to advance; below it they can only fail
-	// (a 1% arm takes too long to prove anything).
-	SplitChecksFromPercent float64 `mapstructure:"split_checks_from_percent"`
-	// OnMaxDuration is what happens when a rollout outlives MaxDuration
-	// without conclusive evidence: "rollback" or "pause".
-	OnMaxDuration string `mapstructure:"on_max_duration"`
 }
 
 // Config is the rollout section.
@@ -105,7 +67,7 @@ var DefaultConfig = Config{
 		LatencyTailMargin:        0.005,
 		MinLatencySamples:        200,
 		SplitChecksFromPercent:   25,
-		OnMaxDuration:            "rollback",
+		OnMaxDuration:            RollbackAtMaxDuration,
 	},
 	MetricsSource:         "process",
 	Prometheus:            evidence.PrometheusConfig{Timeout: 5 * time.Second},
@@ -120,12 +82,13 @@ func (c Config) Validate() error {
 	}
 	prev := -1.0
 	for i, s := range c.Steps {
+		// A step's percent becomes the router's share: one it cannot
+		// serve exactly (0.001 would run at 0%) is refused as the
+		// routing section refuses it.
+		if _, err := router.ParseShare(s.Percent); err != nil {
+			return fmt.Errorf("steps[%d].percent: %w", i, err)
+		}
 		switch {
-		case !(s.Percent >= 0 && s.Percent <= 100):
-			return fmt.Errorf("steps[%d].percent: must be between 0 and 100, got %v", i, s.Percent)
-		case math.Abs(math.Round(s.Percent*100)-s.Percent*100) > 1e-6:
-			// Why: the router's share has 0.01% steps; 0.001 would run at 0%.
-			return fmt.Errorf("steps[%d].percent: resolution is 0.01, got %v", i, s.Percent)
 		case s.Percent <= prev:
 			return fmt.Errorf("steps[%d].percent: must rise from step to step, got %v after %v", i, s.Percent, prev)
 		case s.MinDuration < 0:
@@ -167,41 +130,4 @@ func (c Config) Validate() error {
 		return fmt.Errorf("metrics_source: want process or prometheus, got %q", c.MetricsSource)
 	}
 	return c.Policy.validate()
-}
-
-func (p Policy) validate() error {
-	fractions := []struct {
-		key string
-		v   float64
-	}{
-		{"max_new_block_rate", p.MaxNewBlockRate}, {"max_lost_block_rate", p.MaxLostBlockRate},
-		{"max_block_rate_increase", p.MaxBlockRateIncrease}, {"max_upstream_error_increase", p.MaxUpstreamErrorIncrease},
-	}
-	switch {
-	// Comparisons are written so that NaN fails them: NaN compares false
-	// with everything, and a NaN alpha collapsed every bound to its point
-	// estimate.
-	case !(p.Alpha > 0 && p.Alpha < 0.5):
-		return fmt.Errorf("policy.alpha: must be between 0 and 0.5, got %v", p.Alpha)
-	case !(p.MaxLatencyRatio >= 1) || math.IsInf(p.MaxLatencyRatio, 1):
-		return fmt.Errorf("policy.max_latency_ratio: must be a finite number, at least 1, got %v", p.MaxLatencyRatio)
-	case p.LatencySlackP50 < 0:
-		return fmt.Errorf("policy.latency_slack_p50: must not be negative, got %s", p.LatencySlackP50)
-	case p.LatencySlack < 0:
-		return fmt.Errorf("policy.latency_slack: must not be negative, got %s", p.LatencySlack)
-	case !(p.LatencyTailMargin >= 0 && p.LatencyTailMargin < 0.5):
-		return fmt.Errorf("policy.latency_tail_margin: must be a fraction from 0 to below 0.5 (0.005 = half a percentile), got %v", p.LatencyTailMargin)
-	case p.MinLatencySamples < 1:
-		return fmt.Errorf("policy.min_latency_samples: must be at least 1, got %d", p.MinLatencySamples)
-	case !(p.SplitChecksFromPercent >= 0 && p.SplitChecksFromPercent <= 100):
-		return fmt.Errorf("policy.split_checks_from_percent: must be between 0 and 100, got %v", p.SplitChecksFromPercent)
-	case p.OnMaxDuration != "rollback" && p.OnMaxDuration != "pause":
-		return fmt.Errorf(`policy.on_max_duration: must be "rollback" or "pause", got %q`, p.OnMaxDuration)
-	}
-	for _, f := range fractions {
-		if !(f.v > 0 && f.v < 1) {
-			return fmt.Errorf("policy.%s: must be a fraction between 0 and 1 (0.001 = 0.1%%), got %v", f.key, f.v)
-		}
-	}
-	return nil
 }

@@ -255,11 +255,15 @@ type Clock func() time.Time
 // was taken on a rollout that is ending.
 var ErrRollingBack = fmt.Errorf("a rollback is under way: it took the candidate out of service and is being recorded (%w)", ErrConflict)
 
-// change is one decision other than a rollback, as apply carries it out.
+// change is one decision: as commit records it, and, but for a
+// rollback's, as apply carries it out.
 type change struct {
 	st      State
 	d       Decision
 	latency time.Duration
+	// withdrawn is the candidate a rollback took out that no rollout put
+	// in (rulesets.candidate): st has none to name in the journal.
+	withdrawn string
 	// next is the routing to serve once recorded; nil leaves it.
 	next *router.Snapshot
 	// resetEvidence starts st's evidence windows between the record and
@@ -285,7 +289,7 @@ func (c *Controller) apply(ctx context.Context, ch change) (State, error) {
 			return c.state, fmt.Errorf("%s: %w", ch.d.Action, err)
 		}
 	}
-	st, err := c.commit(ctx, ch.st, ch.d, ch.latency)
+	st, err := c.commit(ctx, ch)
 	if err != nil {
 		return st, err
 	}
@@ -324,13 +328,20 @@ func (c *Controller) withdraw() (out *ruleset.Ruleset, done func(), err error) {
 	return cur.Candidate, done, nil
 }
 
-// commit records st with its decision in the store and journal, then
-// makes it the controller's state. If the store refuses, nothing changes
-// and the current state is returned with the error. Called with c.mu held;
-// apply (and a rollback) call it, nothing else.
-func (c *Controller) commit(ctx context.Context, st State, d Decision, latency time.Duration) (State, error) {
+// commit records a change's state with its decision in the store and
+// journal, then makes it the controller's state, logs it, reports it to
+// the metrics and tells the notifier. If the store refuses, nothing
+// changes and the current state is returned with the error. Called with
+// c.mu held; apply and the rollbacks call it, nothing else: every
+// decision recorded is logged and counted the same way.
+func (c *Controller) commit(ctx context.Context, ch change) (State, error) {
+	st, d := ch.st, ch.d
 	st.LastDecision = &d
-	if err := c.store.Commit(ctx, st, NewEntry(st, d, latency)); err != nil {
+	e := NewEntry(st, d, ch.latency)
+	if ch.withdrawn != "" {
+		e.Candidate = ch.withdrawn
+	}
+	if err := c.store.Commit(ctx, st, e); err != nil {
 		c.log.Error("rollout "+string(d.Action)+" not recorded", "actor", d.Actor, "error", err.Error())
 		return c.state, fmt.Errorf("recording %s: %w", d.Action, err)
 	}

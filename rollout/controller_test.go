@@ -559,7 +559,7 @@ func TestMarshalEntryBounds(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &e) != nil || !strings.HasSuffix(e.Reason, " bytes cut)") || len(e.Reason) > MaxReasonBytes+40 {
 		t.Fatalf("%d bytes, %v, reason ends %q", len(b), err, e.Reason[len(e.Reason)-30:])
 	}
-	a := &Analysis{Verdict: Fail}
+	a := &Analysis{Status: Fail}
 	for range 20000 {
 		a.Outcomes = append(a.Outcomes, Outcome{Check: "new_block_rate", Reason: strings.Repeat("r", 40)})
 	}

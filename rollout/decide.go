@@ -49,15 +49,15 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	if evErr != nil {
 		// No evidence is never a pass; the probe, the error limit or
 		// max_duration ends the rollout while it lasts.
-		a = Analysis{Verdict: Inconclusive, Outcomes: []Outcome{{Check: CheckEvidence, Verdict: Inconclusive, Required: true,
+		a = Analysis{Status: Inconclusive, Outcomes: []Outcome{{Check: CheckEvidence, Status: Inconclusive, Required: true,
 			Reason: "evidence unavailable: " + evErr.Error()}}}
 	}
 	if probeErr != nil {
 		// A probe that did not run proves nothing of what the candidate
 		// still blocks: the rollout cannot advance on this look.
-		a.Outcomes = append(a.Outcomes, Outcome{Check: CheckProbe, Verdict: Inconclusive, Required: true,
+		a.Outcomes = append(a.Outcomes, Outcome{Check: CheckProbe, Status: Inconclusive, Required: true,
 			Reason: "live probe did not run: " + probeErr.Error()})
-		a.Verdict = max(a.Verdict, Inconclusive)
+		a.Status = max(a.Status, Inconclusive)
 	}
 	errs := 0 // in a row, this look's included
 	if a.Unjudged() != "" {
@@ -126,7 +126,7 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 		// Known attacks are rare in live traffic: the evidence can look
 		// healthy while protection is gone. A failed probe ends it at once.
 		return ActionRollback, probeFailure
-	case a.Verdict == Fail:
+	case a.Status == Fail:
 		return ActionRollback, a.Reason()
 	case st.ConsecutiveErrors >= cfg.ConsecutiveErrorLimit:
 		// A candidate that cannot be judged must not keep serving until
@@ -134,10 +134,10 @@ func decide(st State, a Analysis, judged int64, probeFailure string, cfg Config,
 		return ActionRollback, fmt.Sprintf("%s in a row could not judge the candidate (rollout.consecutive_error_limit %d); the last: %s",
 			analyses(st.ConsecutiveErrors), cfg.ConsecutiveErrorLimit, a.Unjudged())
 	case now.Sub(st.Started) >= cfg.MaxDuration && st.Phase != Paused:
-		return Action(cfg.Policy.OnMaxDuration), fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", cfg.MaxDuration, a.Reason())
+		return cfg.Policy.OnMaxDuration.Action(), fmt.Sprintf("inconclusive: no conclusion within max_duration %s (%s)", cfg.MaxDuration, a.Reason())
 	case st.Phase == Paused:
 		return ActionHold, "paused: " + a.Reason() + errorCount(st, cfg)
-	case a.Verdict != Pass:
+	case a.Status != Pass:
 		return ActionHold, a.Reason() + errorCount(st, cfg)
 	case now.Sub(st.StepStarted) < step.MinDuration:
 		return ActionHold, fmt.Sprintf("checks pass; step %d needs %s, has %s", st.Step+1, step.MinDuration, now.Sub(st.StepStarted).Round(time.Second))
@@ -172,7 +172,7 @@ func analyses(n int) string {
 func summary(a Analysis) string {
 	s := ""
 	for _, o := range a.Outcomes {
-		if o.Verdict == Pass {
+		if o.Status == Pass {
 			if s != "" {
 				s += "; "
 			}

@@ -37,7 +37,7 @@ func TestNoEvidenceIsNeverAPass(t *testing.T) {
 	h.ev.set(clean(20000))
 	h.ev.err = errors.New("prometheus: connection refused")
 	d := h.step(t, 2*time.Minute) // min_duration and min_requests are met
-	if d.Action != "hold" || d.Analysis.Verdict != Inconclusive {
+	if d.Action != "hold" || d.Analysis.Status != Inconclusive {
 		t.Fatalf("without evidence: %s (%s), want an inconclusive hold", d.Action, d.Reason)
 	}
 	if want := "evidence unavailable: prometheus: connection refused [1 of rollout.consecutive_error_limit 5 analyses in a row"; !strings.HasPrefix(d.Reason, want) {

@@ -97,7 +97,7 @@ func (r *Metrics) ReportRollout(st State, a *Analysis, decision Action) {
 	}
 	for _, o := range a.Outcomes {
 		switch {
-		case o.Verdict != Inconclusive:
+		case o.Status != Inconclusive:
 		case o.Check == CheckEvidence:
 			r.evidenceErrors.Inc()
 		case o.Check == CheckProbe:
@@ -107,7 +107,7 @@ func (r *Metrics) ReportRollout(st State, a *Analysis, decision Action) {
 		r.evidence.WithLabelValues(o.Check, "lower").Set(o.Lower)
 		r.evidence.WithLabelValues(o.Check, "upper").Set(o.Upper)
 		r.evidence.WithLabelValues(o.Check, "limit").Set(o.Limit)
-		r.evidence.WithLabelValues(o.Check, "verdict").Set(float64(o.Verdict))
+		r.evidence.WithLabelValues(o.Check, "verdict").Set(float64(o.Status))
 	}
 }
 

@@ -9,37 +9,41 @@ import (
 	"github.com/wafcanary/wafcanary/evidence"
 )
 
-// Verdict is a check's outcome. Verdicts are ordered: the worst wins.
-type Verdict int
+// CheckStatus is where a check stands against its limit: a statistical
+// conclusion about a rollout's evidence, not a WAF's verdict on a request
+// (verdict.Verdict). Statuses are ordered: the worst wins.
+type CheckStatus int
 
-// Verdicts, best first.
+// Check statuses, best first. JSON, the journal and the metric
+// wafcanary_rollout_evidence{value="verdict"} carry them under the name
+// verdict, as they always have.
 const (
-	Skip         Verdict = iota // not applicable at this step (an arm without traffic)
-	Pass                        // the evidence shows the limit is kept
-	Inconclusive                // not enough evidence either way yet
-	Fail                        // the evidence shows the limit is broken
+	Skip         CheckStatus = iota // not applicable at this step (an arm without traffic)
+	Pass                            // the evidence shows the limit is kept
+	Inconclusive                    // not enough evidence either way yet
+	Fail                            // the evidence shows the limit is broken
 )
 
-func (v Verdict) String() string {
+func (v CheckStatus) String() string {
 	return [...]string{"skip", "pass", "inconclusive", "fail"}[v]
 }
 
-// MarshalJSON writes the verdict's name.
-func (v Verdict) MarshalJSON() ([]byte, error) { return json.Marshal(v.String()) }
+// MarshalJSON writes the status's name.
+func (v CheckStatus) MarshalJSON() ([]byte, error) { return json.Marshal(v.String()) }
 
-// UnmarshalJSON reads a verdict's name.
-func (v *Verdict) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON reads a status's name.
+func (v *CheckStatus) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
 	for i, name := range [...]string{"skip", "pass", "inconclusive", "fail"} {
 		if s == name {
-			*v = Verdict(i)
+			*v = CheckStatus(i)
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown verdict %q", s)
+	return fmt.Errorf("unknown check status %q", s)
 }
 
 // Window is the stretch of evidence a check judges.
@@ -56,11 +60,11 @@ const (
 
 // Outcome is one check's result, with the numbers behind it.
 type Outcome struct {
-	Check    string  `json:"check"`
-	Verdict  Verdict `json:"verdict"`
-	Required bool    `json:"required"` // must pass before the rollout advances
-	Window   Window  `json:"window,omitempty"`
-	Reason   string  `json:"reason"`
+	Check    string      `json:"check"`
+	Status   CheckStatus `json:"verdict"`
+	Required bool        `json:"required"` // must pass before the rollout advances
+	Window   Window      `json:"window,omitempty"`
+	Reason   string      `json:"reason"`
 	// Observed is the point estimate; Lower and Upper its confidence
 	// sequence; Limit the policy's bound on the same scale.
 	Observed float64              `json:"observed"`
@@ -146,12 +150,12 @@ const (
 	CheckProbe = "probe"
 )
 
-// Analysis is every check's outcome and the verdict they add up to.
+// Analysis is every check's outcome and the status they add up to.
 type Analysis struct {
 	Outcomes []Outcome `json:"outcomes"`
-	// Verdict is Fail if any check fails, Pass if every required check
+	// Status is Fail if any check fails, Pass if every required check
 	// passes, Inconclusive otherwise.
-	Verdict Verdict `json:"verdict"`
+	Status CheckStatus `json:"verdict"`
 }
 
 // Reason summarises the analysis: the failing checks, or the ones still
@@ -159,12 +163,12 @@ type Analysis struct {
 func (a Analysis) Reason() string {
 	var parts []string
 	for _, o := range a.Outcomes {
-		if o.Verdict == a.Verdict && (o.Required || o.Verdict == Fail) {
+		if o.Status == a.Status && (o.Required || o.Status == Fail) {
 			parts = append(parts, o.Reason)
 		}
 	}
 	if len(parts) == 0 {
-		return "all checks " + a.Verdict.String()
+		return "all checks " + a.Status.String()
 	}
 	return strings.Join(parts, "; ")
 }
@@ -174,7 +178,7 @@ func (a Analysis) Reason() string {
 func (a Analysis) Unjudged() string {
 	var parts []string
 	for _, o := range a.Outcomes {
-		if (o.Check == CheckEvidence || o.Check == CheckProbe) && o.Verdict != Pass && o.Verdict != Skip {
+		if (o.Check == CheckEvidence || o.Check == CheckProbe) && o.Status != Pass && o.Status != Skip {
 			parts = append(parts, o.Reason)
 		}
 	}

@@ -10,9 +10,121 @@ import (
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
-// Evaluate judges evidence gathered with the candidate on percent of
-// clients: shadow pairs since the rollout started, split arms since the
-// step started.
+// Policy holds the limits the evidence is held against: the data Evaluate
+// reads. Its defaults are DefaultConfig.Policy.
+type Policy struct {
+	// Alpha bounds the probability that a confidence sequence ever
+	// excludes the truth; each check uses it, split across its bounds.
+	Alpha float64 `mapstructure:"alpha"`
+	// MaxNewBlockRate: requests the candidate blocks and the baseline
+	// allows (possible new false positives), as a fraction of paired
+	// requests, outside the rollout's scope.
+	MaxNewBlockRate float64 `mapstructure:"max_new_block_rate"`
+	// MaxLostBlockRate: requests the baseline blocks and the candidate
+	// allows (lost protection), as a fraction of paired requests, outside
+	// the rollout's scope.
+	MaxLostBlockRate float64 `mapstructure:"max_lost_block_rate"`
+	// MaxBlockRateIncrease and MaxUpstreamErrorIncrease: candidate arm
+	// minus baseline arm, in absolute fraction (0.005 = 0.5 points).
+	MaxBlockRateIncrease     float64 `mapstructure:"max_block_rate_increase"`
+	MaxUpstreamErrorIncrease float64 `mapstructure:"max_upstream_error_increase"`
+	// MaxLatencyRatio, LatencySlackP50 and LatencySlack: the candidate's
+	// WAF time at p50 may be at most ratio x the baseline's + the p50
+	// slack, at p99 ratio x the baseline's + LatencySlack.
+	MaxLatencyRatio float64       `mapstructure:"max_latency_ratio"`
+	LatencySlackP50 time.Duration `mapstructure:"latency_slack_p50"`
+	LatencySlack    time.Duration `mapstructure:"latency_slack"`
+	// LatencyTailMargin is the p99 check's indifference zone, in quantile
+	// level: it passes when the candidate's p(99 - 100 x margin) is within
+	// the limit, and fails when its p99 is beyond it.
+	LatencyTailMargin float64 `mapstructure:"latency_tail_margin"`
+	// MinLatencySamples per arm before latency is judged at all.
+	MinLatencySamples int64 `mapstructure:"min_latency_samples"`
+	// SplitChecksFromPercent: from this share on, the split-arm and
+	// latency checks must pass to advance; below it they can only fail
+	// (a 1% arm takes too long to prove anything).
+	SplitChecksFromPercent float64 `mapstructure:"split_checks_from_percent"`
+	// OnMaxDuration is what happens when a rollout outlives MaxDuration
+	// without conclusive evidence.
+	OnMaxDuration OnMaxDuration `mapstructure:"on_max_duration"`
+}
+
+// OnMaxDuration is a policy's word for what a rollout that outlives
+// max_duration without a conclusion does.
+type OnMaxDuration string
+
+// The words policy.on_max_duration takes.
+const (
+	RollbackAtMaxDuration OnMaxDuration = "rollback"
+	PauseAtMaxDuration    OnMaxDuration = "pause"
+)
+
+// Validate refuses a word that names no action.
+func (w OnMaxDuration) Validate() error {
+	if _, ok := w.action(); !ok {
+		return fmt.Errorf("must be %q or %q, got %q", RollbackAtMaxDuration, PauseAtMaxDuration, string(w))
+	}
+	return nil
+}
+
+// Action is the decision the word stands for; a word Validate refuses
+// rolls back, the safe way out.
+func (w OnMaxDuration) Action() Action {
+	a, _ := w.action()
+	return a
+}
+
+func (w OnMaxDuration) action() (Action, bool) {
+	switch w {
+	case RollbackAtMaxDuration:
+		return ActionRollback, true
+	case PauseAtMaxDuration:
+		return ActionPause, true
+	}
+	return ActionRollback, false
+}
+
+func (p Policy) validate() error {
+	fractions := []struct {
+		key string
+		v   float64
+	}{
+		{"max_new_block_rate", p.MaxNewBlockRate}, {"max_lost_block_rate", p.MaxLostBlockRate},
+		{"max_block_rate_increase", p.MaxBlockRateIncrease}, {"max_upstream_error_increase", p.MaxUpstreamErrorIncrease},
+	}
+	switch {
+	// Comparisons are written so that NaN fails them: NaN compares false
+	// with everything, and a NaN alpha collapsed every bound to its point
+	// estimate.
+	case !(p.Alpha > 0 && p.Alpha < 0.5):
+		return fmt.Errorf("policy.alpha: must be between 0 and 0.5, got %v", p.Alpha)
+	case !(p.MaxLatencyRatio >= 1) || math.IsInf(p.MaxLatencyRatio, 1):
+		return fmt.Errorf("policy.max_latency_ratio: must be a finite number, at least 1, got %v", p.MaxLatencyRatio)
+	case p.LatencySlackP50 < 0:
+		return fmt.Errorf("policy.latency_slack_p50: must not be negative, got %s", p.LatencySlackP50)
+	case p.LatencySlack < 0:
+		return fmt.Errorf("policy.latency_slack: must not be negative, got %s", p.LatencySlack)
+	case !(p.LatencyTailMargin >= 0 && p.LatencyTailMargin < 0.5):
+		return fmt.Errorf("policy.latency_tail_margin: must be a fraction from 0 to below 0.5 (0.005 = half a percentile), got %v", p.LatencyTailMargin)
+	case p.MinLatencySamples < 1:
+		return fmt.Errorf("policy.min_latency_samples: must be at least 1, got %d", p.MinLatencySamples)
+	case !(p.SplitChecksFromPercent >= 0 && p.SplitChecksFromPercent <= 100):
+		return fmt.Errorf("policy.split_checks_from_percent: must be between 0 and 100, got %v", p.SplitChecksFromPercent)
+	}
+	if err := p.OnMaxDuration.Validate(); err != nil {
+		return fmt.Errorf("policy.on_max_duration: %w", err)
+	}
+	for _, f := range fractions {
+		if !(f.v > 0 && f.v < 1) {
+			return fmt.Errorf("policy.%s: must be a fraction between 0 and 1 (0.001 = 0.1%%), got %v", f.key, f.v)
+		}
+	}
+	return nil
+}
+
+// Evaluate holds the policy's limits against the evidence gathered with
+// the candidate on percent of clients: shadow pairs since the rollout
+// started, split arms since the step started.
 func Evaluate(e evidence.Evidence, p Policy, percent float64) Analysis {
 	split := percent > 0 && percent < 100
 	splitRequired := split && percent >= p.SplitChecksFromPercent
@@ -24,21 +136,22 @@ func Evaluate(e evidence.Evidence, p Policy, percent float64) Analysis {
 		latencyCheck("waf_time_p50", 0.5, 0, p.LatencySlackP50, e, p, split, splitRequired),
 		latencyCheck("waf_time_p99", 0.99, p.LatencyTailMargin, p.LatencySlack, e, p, split, splitRequired),
 	}}
-	a.Verdict = Pass
+	a.Status = Pass
 	for _, o := range a.Outcomes {
 		switch {
-		case o.Verdict == Fail:
-			a.Verdict = Fail
-		case o.Required && o.Verdict != Pass && a.Verdict != Fail:
-			a.Verdict = Inconclusive
+		case o.Status == Fail:
+			a.Status = Fail
+		case o.Required && o.Status != Pass && a.Status != Fail:
+			a.Status = Inconclusive
 		}
 	}
 	return a
 }
 
-// judge is the one three-way comparison of a confidence sequence
-// [lo, hi] with a limit it must not exceed.
-func judge(lo, hi, limit float64) Verdict {
+// compare is the one three-way comparison of a confidence sequence
+// [lo, hi] with a limit it must not exceed. (Judging is what a WAF does
+// to a request; this only places an interval against a number.)
+func compare(lo, hi, limit float64) CheckStatus {
 	switch {
 	case lo > limit:
 		return Fail
@@ -61,7 +174,7 @@ func disagreementCheck(check, name string, d evidence.Disagreements, pairs int64
 	if len(o.Rules) > 0 {
 		head += ", rules " + ruleList(o.Rules)
 	}
-	switch o.Verdict = judge(lo, hi, limit); o.Verdict {
+	switch o.Status = compare(lo, hi, limit); o.Status {
 	case Fail:
 		o.Reason = fmt.Sprintf("%s: rate at least %s > limit %s (alpha %g)", head, pct(lo), pct(limit), alpha)
 	case Pass:
@@ -101,7 +214,7 @@ func blockRateCheck(e evidence.Evidence, limit, alpha float64, split, required b
 	const name = "block rate"
 	o := Outcome{Check: "block_rate", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
-		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
+		o.Status, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
 	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
@@ -119,15 +232,15 @@ func blockRateCheck(e evidence.Evidence, limit, alpha float64, split, required b
 	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.Blocked, c.Requests)), c.Requests, pct(rate(b.Blocked, b.Requests)), b.Requests)
 	parts := fmt.Sprintf("request phases %+.3g points over %d shadow pairs since the rollout started, response phases %+.3g points",
 		100*(rate(newBlocks, e.Pairs)-rate(lostBlocks, e.Pairs)), e.Pairs, 100*(rate(c.ResponseBlocked, c.Requests)-rate(b.ResponseBlocked, b.Requests)))
-	o.Verdict = judge(lo, hi, limit)
-	o.Reason = increaseReason(o.Verdict, head, lo, hi, limit, alpha) + " (" + parts + ")"
+	o.Status = compare(lo, hi, limit)
+	o.Reason = increaseReason(o.Status, head, lo, hi, limit, alpha) + " (" + parts + ")"
 	return o
 }
 
 // increaseReason says how a difference of two arms' rates stands against
 // its limit, in points.
-func increaseReason(v Verdict, head string, lo, hi, limit, alpha float64) string {
-	switch v {
+func increaseReason(s CheckStatus, head string, lo, hi, limit, alpha float64) string {
+	switch s {
 	case Fail:
 		return fmt.Sprintf("%s: increase at least %s > limit %s (alpha %g)", head, points(lo), points(limit), alpha)
 	case Pass:
@@ -142,15 +255,15 @@ func upstreamErrorCheck(e evidence.Evidence, limit, alpha float64, split, requir
 	const name = "upstream error rate"
 	o := Outcome{Check: "upstream_errors", Required: required, Window: StepWindow, Limit: limit}
 	if !split {
-		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
+		o.Status, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
 	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
 	lo, hi := DiffBounds(c.UpstreamErrors, c.Requests, b.UpstreamErrors, b.Requests, alpha, NewMixture(armNOpt, alpha))
 	o.Observed, o.Lower, o.Upper, o.N = rate(c.UpstreamErrors, c.Requests)-rate(b.UpstreamErrors, b.Requests), lo, hi, c.Requests
 	head := fmt.Sprintf("%s at this step: candidate %s (n=%d) vs baseline %s (n=%d)", name, pct(rate(c.UpstreamErrors, c.Requests)), c.Requests, pct(rate(b.UpstreamErrors, b.Requests)), b.Requests)
-	o.Verdict = judge(lo, hi, limit)
-	o.Reason = increaseReason(o.Verdict, head, lo, hi, limit, alpha)
+	o.Status = compare(lo, hi, limit)
+	o.Reason = increaseReason(o.Status, head, lo, hi, limit, alpha)
 	return o
 }
 
@@ -201,12 +314,12 @@ func latencyCheck(check string, q, margin float64, slack time.Duration, e eviden
 	name := fmt.Sprintf("WAF time p%g at this step", q*100)
 	o := Outcome{Check: check, Required: required, Window: StepWindow}
 	if !split {
-		o.Verdict, o.Reason = Skip, name+": not compared, one arm has all the traffic"
+		o.Status, o.Reason = Skip, name+": not compared, one arm has all the traffic"
 		return o
 	}
 	b, c := e.Arms[verdict.Baseline], e.Arms[verdict.Candidate]
 	if b.WAFTime == nil || c.WAFTime == nil || int64(b.WAFTime.GetCount()) < p.MinLatencySamples || int64(c.WAFTime.GetCount()) < p.MinLatencySamples {
-		o.Verdict = Inconclusive
+		o.Status = Inconclusive
 		o.Reason = fmt.Sprintf("%s: fewer than %d samples on an arm", name, p.MinLatencySamples)
 		return o
 	}
@@ -226,13 +339,13 @@ func latencyCheck(check string, q, margin float64, slack time.Duration, e eviden
 	}
 	switch {
 	case cLo > limitOf(bHi):
-		o.Verdict = Fail
+		o.Status = Fail
 		o.Reason = fmt.Sprintf("%s: candidate at least %s > %g x %s + %s", head, seconds(cLo), p.MaxLatencyRatio, seconds(bHi), slack)
 	case passHi <= limitOf(bLo):
-		o.Verdict = Pass
+		o.Status = Pass
 		o.Reason = fmt.Sprintf("%s: candidate%s at most %s <= %g x %s + %s", head, of, seconds(passHi), p.MaxLatencyRatio, seconds(bLo), slack)
 	default:
-		o.Verdict = Inconclusive
+		o.Status = Inconclusive
 		o.Reason = fmt.Sprintf("%s: candidate from %s, up to %s%s; baseline between %s and %s: not yet conclusive against %g x baseline + %s",
 			head, seconds(cLo), seconds(passHi), of, seconds(bLo), seconds(bHi), p.MaxLatencyRatio, slack)
 	}

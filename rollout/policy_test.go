@@ -40,7 +40,7 @@ func TestEvaluate(t *testing.T) {
 		name    string
 		e       evidence.Evidence
 		percent float64
-		want    Verdict
+		want    CheckStatus
 		check   string // the outcome whose reason must mention...
 		mention string
 	}{
@@ -66,8 +66,8 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := Evaluate(tt.e, p, tt.percent)
-			if a.Verdict != tt.want {
-				t.Errorf("verdict %s, want %s: %s", a.Verdict, tt.want, a.Reason())
+			if a.Status != tt.want {
+				t.Errorf("verdict %s, want %s: %s", a.Status, tt.want, a.Reason())
 			}
 			if tt.check == "" {
 				return
@@ -84,7 +84,7 @@ func TestEvaluate(t *testing.T) {
 		for _, tt := range []struct {
 			name string
 			cand time.Duration
-			want Verdict
+			want CheckStatus
 		}{{"same speed passes", 2 * time.Millisecond, Pass}, {"twice as slow fails", 4 * time.Millisecond, Fail}} {
 			// Why: 3,000 samples per arm decide p99; the band uniform over
 			// all quantiles used before reached the maximum until ~300,000.
@@ -93,8 +93,8 @@ func TestEvaluate(t *testing.T) {
 				{Requests: 3000, WAFTime: sketchOf(t, 3000, tt.cand, rng)},
 			}}
 			for _, o := range Evaluate(e, p, 50).Outcomes {
-				if o.Check == "waf_time_p99" && o.Verdict != tt.want {
-					t.Errorf("%s: %s: %s", tt.name, o.Verdict, o.Reason)
+				if o.Check == "waf_time_p99" && o.Status != tt.want {
+					t.Errorf("%s: %s: %s", tt.name, o.Status, o.Reason)
 				}
 			}
 		}
@@ -121,7 +121,7 @@ func simulate(rng *rand.Rand, n, every int, baseBlock, candBlock, newBlock float
 			pair.Candidate = verdictWith(true, 942520, 949110)
 		}
 		c.ObserveShadow(pair)
-		if i%every == 0 && Evaluate(c.Snapshot(), p, 50).Verdict == Fail {
+		if i%every == 0 && Evaluate(c.Snapshot(), p, 50).Status == Fail {
 			return i
 		}
 	}
@@ -169,7 +169,7 @@ func TestSimulationErrorRatesAndDetectionDelay(t *testing.T) {
 // A latency bound no sample gives yet is infinite; the decision carrying
 // it must still be recorded (JSON has no infinity), and read back.
 func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
-	d := Decision{Action: "advance", Analysis: &Analysis{Outcomes: []Outcome{{Check: "waf_time_p99", Verdict: Inconclusive, Window: StepWindow,
+	d := Decision{Action: "advance", Analysis: &Analysis{Outcomes: []Outcome{{Check: "waf_time_p99", Status: Inconclusive, Window: StepWindow,
 		Observed: 0.003, Lower: 0.002, Upper: math.Inf(1), Limit: 0.0046, N: 250}}}}
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -182,7 +182,7 @@ func TestOutcomeWithInfiniteBoundRoundTrips(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if o := back.Analysis.Outcomes[0]; !math.IsInf(o.Upper, 1) || o.Lower != 0.002 || o.N != 250 || o.Verdict != Inconclusive || o.Window != StepWindow {
+	if o := back.Analysis.Outcomes[0]; !math.IsInf(o.Upper, 1) || o.Lower != 0.002 || o.N != 250 || o.Status != Inconclusive || o.Window != StepWindow {
 		t.Errorf("read back %+v", o)
 	}
 }

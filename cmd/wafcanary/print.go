@@ -140,7 +140,7 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 				if oc.Required {
 					req = "*"
 				}
-				fmt.Fprintf(out, "  %s %-16s %-12s %-8s %s\n", req, oc.Check, oc.Verdict, oc.Window, oc.Reason)
+				fmt.Fprintf(out, "  %s %-16s %-12s %-8s %s\n", req, oc.Check, oc.Status, oc.Window, oc.Reason)
 			}
 			fmt.Fprintln(out, "  (* must pass to advance; window: rollout = since the rollout started, step = since the step started)")
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +149,39 @@ func TestTuneBatchAcrossPaths(t *testing.T) {
 	if exitCode(err) != exitUsage || !strings.Contains(fmt.Sprint(err), "not under --path") {
 		t.Errorf("a --path that holds neither request: exit %d, %v", exitCode(err), err)
 	}
+}
+
+// start's refusals exit as the README's table says: a candidate that does
+// not compile 3, with its file and line; a file the server does not have
+// 64, saying so rather than "does not compile".
+func TestStartExitCodes(t *testing.T) {
+	clearEnv(t)
+	tn := startNode(t, quietLogger(), nil)
+	broken, _ := filepath.Abs("testdata/rulesets/broken.conf")
+	_, _, err := runRoot(t, context.Background(), "start", "--candidate", broken, "--reason", "x", "--admin", tn.admin)
+	if exitCode(err) != exitInvalidRuleset || !strings.Contains(err.Error(), "broken.conf:3:") || strings.Count(err.Error(), "does not compile") != 1 {
+		t.Errorf("a broken candidate: exit %d, %v", exitCode(err), err)
+	}
+	_, _, err = runRoot(t, context.Background(), "start", "--candidate", "/no/such/candidate.conf", "--reason", "x", "--admin", tn.admin)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "no such file on the server") || strings.Contains(err.Error(), "compile") {
+		t.Errorf("a missing candidate: exit %d, %v", exitCode(err), err)
+	}
+}
+
+// start is not silent while the server's gates run: the CRS suite's
+// progress reaches stderr.
+func TestStartShowsGateProgress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the CRS regression suite through two proxies (about 15 s)")
+	}
+	clearEnv(t)
+	tn := startNode(t, quietLogger(), func(c *node.Config) { c.Gates.CRSSuite = true })
+	out, stderr, err := runRoot(t, context.Background(), "start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "progress", "--admin", tn.admin)
+	if err != nil {
+		t.Fatalf("start: %v\n%s%s", err, out, stderr)
+	}
+	if !regexp.MustCompile(`gates: CRS regression suite, \d+ of \d+ cases sent \(\d+ s\)`).MatchString(stderr) {
+		t.Errorf("no suite progress on stderr:\n%s", stderr)
+	}
+	t.Logf("stderr:\n%s", stderr)
 }

@@ -129,7 +129,7 @@ func ended(d rollout.Decision, elapsed time.Duration, requests int64) (Outcome, 
 			o.Result = Inconclusive
 		} else if d.Analysis != nil {
 			for _, c := range d.Analysis.Outcomes {
-				if c.Verdict == rollout.Fail {
+				if c.Status == rollout.Fail {
 					o.Checks = append(o.Checks, c.Check)
 				}
 			}
