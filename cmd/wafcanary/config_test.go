@@ -120,6 +120,7 @@ func TestLoadConfigBadFiles(t *testing.T) {
 		"admin-public.bad.yml":      `admin.token: required when listen is not a loopback address ("0.0.0.0:9090")`,
 		// "config: " anchors the top-level key, which "admin.listen" also ends with.
 		"listen.bad.yml":           `config: listen: want host:port, got "8080"`,
+		"listen-none.bad.yml":      `config: listen: must be set unless spoa.listen is`,
 		"upstream-scheme.bad.yml":  `upstream: want an http:// or https:// URL, got "ftp://127.0.0.1:21"`,
 		"upstream-no-host.bad.yml": `upstream: want an http:// or https:// URL, got "http:///app"`,
 		"log-level.bad.yml":        `log.level: want debug, info, warn or error, got "verbose"`,

@@ -1,0 +1,11 @@
+package spoa
+
+import (
+	"testing"
+
+	"github.com/wafcanary/wafcanary/config"
+)
+
+// The spoa section's fixtures, beside its Validate, read as the command
+// reads them.
+func TestConfigFixtures(t *testing.T) { config.TestSection(t, "testdata/config", DefaultConfig) }
