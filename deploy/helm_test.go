@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,6 +126,54 @@ func TestHelmChart(t *testing.T) {
 	out, err = exec.Command(h, "template", "edge", chart).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "adminToken and routingSecret must each be at least 16 characters") {
 		t.Errorf("template without secrets: %v\n%s", err, out)
+	}
+}
+
+// With spoa.enabled each replica runs the SPOE agent, beside the proxy or
+// (spoa.proxy false) alone, with its port on the pod and the Service, and
+// a wafcanary.yaml that wafcanary accepts.
+func TestHelmChartRunsAgents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds helm from its module the first time (about 2 minutes)")
+	}
+	h := helm(t)
+	for _, alone := range []bool{false, true} {
+		args := append([]string{"template", "edge", chart, "--set", "spoa.enabled=true", "--set", fmt.Sprintf("spoa.proxy=%v", !alone)}, secrets...)
+		out, err := exec.Command(h, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, out)
+		}
+		var cm, svc, deployment string
+		dec := yaml.NewDecoder(bytes.NewReader(out))
+		for {
+			var doc map[string]any
+			if err := dec.Decode(&doc); err != nil {
+				break
+			}
+			switch doc["kind"] {
+			case "ConfigMap":
+				if d, ok := doc["data"].(map[string]any)["wafcanary.yaml"].(string); ok {
+					cm = d
+				}
+			case "Service":
+				svc = yamlOf(doc)
+			case "Deployment":
+				deployment = yamlOf(doc)
+			}
+		}
+		cfg := node.Default()
+		if err := config.DecodeYAML([]byte(cm), &cfg); err != nil {
+			t.Fatalf("wafcanary.yaml: %v\n%s", err, cm)
+		}
+		cfg.Admin.Token, cfg.Routing.HashSecret = "0123456789abcdef0123", "fedcba9876543210fedc"
+		if err := cfg.Validate(); err != nil || cfg.SPOA.Listen != "0.0.0.0:9000" || (cfg.Listen == "") != alone {
+			t.Errorf("alone %v: %v, listen %q, spoa.listen %q", alone, err, cfg.Listen, cfg.SPOA.Listen)
+		}
+		for what, doc := range map[string]string{"Service": svc, "Deployment": deployment} {
+			if !strings.Contains(doc, "name: spoa") || strings.Contains(doc, "name: proxy") != !alone {
+				t.Errorf("alone %v: %s ports:\n%s", alone, what, doc)
+			}
+		}
 	}
 }
 
