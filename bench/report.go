@@ -129,6 +129,7 @@ func report(w io.Writer, targets []*target, o runOptions) {
   queued shadow work. RSS: VmRSS before any request (idle) and VmHWM at the end
   (peak); nginx sums its processes (shared pages counted more than once).
   non-2xx: share of answers that were not 2xx/3xx (the mix has 4% attacks).
+  haproxy-wafcanary counts HAProxy's and the agent's processes together (CPU, RSS).
 `)
 	for _, t := range targets {
 		if s := sums[t.name]; s.socketErrs > 0 {
@@ -194,6 +195,12 @@ func targetChecks(w io.Writer, sums map[string]summary) {
 			check(s.moderateP50/wc.moderateP50 <= 1.1, "moderate-load p50 with shadow <= 1.1x without: %.2fx (%.2f ms vs %.2f ms)",
 				s.moderateP50/wc.moderateP50, s.moderateP50, wc.moderateP50)
 		}
+	}
+	if a, ok := sums["haproxy-wafcanary"]; ok && wc.rps > 0 {
+		lo, hi := roundRatios(a, wc)
+		check(a.rps/wc.rps >= 1, "HAProxy + the agent's throughput >= wafcanary's own proxy on the same mix: %.2fx (rounds %.2f-%.2f)", a.rps/wc.rps, lo, hi)
+		check(a.moderateP50 <= wc.moderateP50+0.3, "HAProxy + the agent's moderate-load p50 <= the own proxy's + 0.3 ms: %.2f ms vs %.2f ms",
+			a.moderateP50, wc.moderateP50)
 	}
 	check(wc.idleMB < 80, "idle RSS with both rulesets loaded < 80 MB: %.1f MB", wc.idleMB)
 	fmt.Fprintln(w, strings.Repeat("-", 60))

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wafcanary/wafcanary/spoa/haproxytest"
 )
 
 //go:embed mix.lua
@@ -26,6 +28,11 @@ type target struct {
 	metricsURL string // wafcanary's admin /metrics, for the shadow counts
 	cmd        *exec.Cmd
 	nginx      bool
+	// agent is a process the target needs, started before it and counted
+	// with it (haproxy-wafcanary: the SPOE agent); agentReady its URL
+	// that answers once it serves.
+	agent      *exec.Cmd
+	agentReady string
 
 	idleRSSKB int64
 	peakKB    int64
@@ -40,10 +47,14 @@ func (t *target) pids() []int {
 		return nil
 	}
 	pid := t.cmd.Process.Pid
+	pids := []int{pid}
 	if t.nginx {
-		return append([]int{pid}, children(pid)...)
+		pids = append(pids, children(pid)...)
 	}
-	return []int{pid}
+	if t.agent != nil && t.agent.Process != nil {
+		pids = append(pids, t.agent.Process.Pid)
+	}
+	return pids
 }
 
 type runOptions struct {
@@ -135,6 +146,19 @@ func runCmd(ctx context.Context, args []string) error {
 			if err := nginxReady(t.cmd); err != nil {
 				return err
 			}
+		}
+	}
+	for _, t := range targets {
+		if t.agent == nil {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "starting %s's agent\n", t.name)
+		if err := startProcess(t.agent, o.workdir, t.name+"-agent"); err != nil {
+			return fmt.Errorf("%s's agent: %w", t.name, err)
+		}
+		started = append(started, &target{cmd: t.agent})
+		if err := waitReady(ctx, t.agentReady, t.agent, o.workdir, t.name+"-agent"); err != nil {
+			return fmt.Errorf("%s's agent: %w", t.name, err)
 		}
 	}
 	for _, t := range targets {
@@ -240,6 +264,41 @@ func allTargets(self, wafcanary, upstream string, o runOptions) ([]*target, erro
 			cmd:        exec.Command(wafcanary, "serve", "-c", conf)})
 	}
 
+	// Behind HAProxy: HAProxy alone, and HAProxy with the shipped
+	// configuration asking wafcanary's SPOE agent, which runs the same
+	// split as the wafcanary target.
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		ha := freeAddr()
+		conf := filepath.Join(o.workdir, "haproxy.cfg")
+		if err := os.WriteFile(conf, []byte(haproxyConf(ha, upstream)), 0o644); err != nil {
+			return nil, err
+		}
+		add(&target{name: "haproxy", desc: "HAProxy 2.6, no WAF", url: "http://" + ha, cmd: exec.Command("haproxy", "-db", "-f", conf)})
+
+		fe, agent, admin := freeAddr(), freeAddr(), freeAddr()
+		dir := filepath.Join(o.workdir, "haproxy-wafcanary")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		agentConf := filepath.Join(o.workdir, "haproxy-wafcanary-agent.yaml")
+		if err := os.WriteFile(agentConf, []byte(wafcanaryConfig(`""`, admin, upstream, filepath.Join(dir, "state"), 0, false)+
+			fmt.Sprintf("spoa:\n  listen: %s\n", agent)), 0o644); err != nil {
+			return nil, err
+		}
+		haConf, err := haproxytest.Render(dir, fe, strings.TrimPrefix(upstream, "http://"), agent, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if err := quietHAProxy(haConf); err != nil {
+			return nil, err
+		}
+		add(&target{name: "haproxy-wafcanary", desc: "HAProxy 2.6, deploy/haproxy's configuration (request log off), wafcanary's SPOE agent split 50/50, shadow 0%",
+			url: "http://" + fe, metricsURL: "http://" + admin + "/metrics", cmd: exec.Command("haproxy", "-db", "-f", haConf),
+			agent: exec.Command(wafcanary, "serve", "-c", agentConf), agentReady: "http://" + admin + "/healthz"})
+	} else {
+		fmt.Fprintln(os.Stderr, "haproxy not installed: no HAProxy rows (apt-get install haproxy)")
+	}
+
 	for _, n := range []struct {
 		name, desc string
 		crs        crsSet
@@ -256,6 +315,38 @@ func allTargets(self, wafcanary, upstream string, o runOptions) ([]*target, erro
 			cmd: exec.Command("nginx", "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-e", filepath.Join(prefix, "error.log"))})
 	}
 	return ts, nil
+}
+
+// haproxyConf is HAProxy alone in front of the upstream, as the shipped
+// configuration has it without the agent.
+func haproxyConf(listen, upstream string) string {
+	return fmt.Sprintf(`global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend web
+    bind %s
+    default_backend app
+backend app
+    server app %s
+`, listen, strings.TrimPrefix(upstream, "http://"))
+}
+
+// quietHAProxy turns the request log of a rendered configuration off, as
+// nginx's access_log is off: the rows compare WAFs, not loggers.
+func quietHAProxy(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	q := strings.Replace(string(b), "    log global\n", "", 1)
+	if q == string(b) {
+		return fmt.Errorf("%s: no \"log global\" to turn off", path)
+	}
+	return os.WriteFile(path, []byte(q), 0o644)
 }
 
 // wafcanaryConfig is the configuration `wafcanary serve` gets: the shipped

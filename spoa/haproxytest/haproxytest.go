@@ -1,6 +1,7 @@
 // Package haproxytest runs Debian's haproxy with wafcanary's shipped
-// deploy/haproxy configuration on loopback, for tests: in front of an
-// application, with its SPOE agent wherever the test serves one.
+// deploy/haproxy configuration on loopback, for tests and the bench: in
+// front of an application, with its SPOE agent wherever the caller serves
+// one.
 package haproxytest
 
 import (
@@ -50,39 +51,16 @@ func Start(agent, app string) (*HAProxy, error) {
 	if h.dir, err = os.MkdirTemp("", "wafcanary-haproxy-"); err != nil {
 		return nil, err
 	}
-	spoe, err := os.ReadFile(filepath.Join(Shipped(), "wafcanary.spoe.cfg"))
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(h.dir, "wafcanary.spoe.cfg"), spoe, 0o644); err != nil {
-		return nil, err
-	}
-	shipped, err := os.ReadFile(filepath.Join(Shipped(), "haproxy.cfg"))
-	if err != nil {
-		return nil, err
-	}
 	// HAProxy binds its own port: take a free one, release it, and start
 	// again if something took it in between.
 	for attempt := 0; ; attempt++ {
 		h.Frontend = freeAddr()
-		cfg := strings.NewReplacer(
-			"bind 127.0.0.1:8000", "bind "+h.Frontend,
-			"server app 127.0.0.1:8081", "server app "+app,
-			"server agent1 127.0.0.1:9000 check inter 2s", "server agent1 "+agent+" check inter 100ms",
-			"/etc/haproxy/wafcanary.spoe.cfg", filepath.Join(h.dir, "wafcanary.spoe.cfg"),
-		).Replace(string(shipped))
-		for _, want := range []string{h.Frontend, app, agent, h.dir} {
-			if !strings.Contains(cfg, want) {
-				h.Stop()
-				return nil, fmt.Errorf("the shipped haproxy.cfg changed: %s not substituted", want)
-			}
-		}
-		path := filepath.Join(h.dir, "haproxy.cfg")
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		path, err := Render(h.dir, h.Frontend, app, agent, 100*time.Millisecond)
+		if err != nil {
 			h.Stop()
 			return nil, err
 		}
-		err := h.run(bin, path)
+		err = h.run(bin, path)
 		if err == nil {
 			return h, nil
 		}
@@ -91,6 +69,37 @@ func Start(agent, app string) (*HAProxy, error) {
 			return nil, fmt.Errorf("%w\n%s", err, h.out.String())
 		}
 	}
+}
+
+// Render writes the shipped haproxy.cfg and wafcanary.spoe.cfg into dir
+// with their addresses replaced (the frontend, the application, the agent,
+// health-checked every check) and returns haproxy.cfg's path. It fails if
+// the shipped files no longer hold the addresses it replaces.
+func Render(dir, frontend, app, agent string, check time.Duration) (string, error) {
+	spoe, err := os.ReadFile(filepath.Join(Shipped(), "wafcanary.spoe.cfg"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wafcanary.spoe.cfg"), spoe, 0o644); err != nil {
+		return "", err
+	}
+	shipped, err := os.ReadFile(filepath.Join(Shipped(), "haproxy.cfg"))
+	if err != nil {
+		return "", err
+	}
+	cfg := strings.NewReplacer(
+		"bind 127.0.0.1:8000", "bind "+frontend,
+		"server app 127.0.0.1:8081", "server app "+app,
+		"server agent1 127.0.0.1:9000 check inter 2s", fmt.Sprintf("server agent1 %s check inter %dms", agent, check.Milliseconds()),
+		"/etc/haproxy/wafcanary.spoe.cfg", filepath.Join(dir, "wafcanary.spoe.cfg"),
+	).Replace(string(shipped))
+	for _, want := range []string{frontend, app, agent, dir} {
+		if !strings.Contains(cfg, want) {
+			return "", fmt.Errorf("the shipped haproxy.cfg changed: %s not substituted", want)
+		}
+	}
+	path := filepath.Join(dir, "haproxy.cfg")
+	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }
 
 func (h *HAProxy) run(bin, cfg string) error {
