@@ -116,8 +116,11 @@ type modsec2Record struct {
 		Status int `json:"status"`
 	} `json:"response"`
 	AuditData *struct {
-		Messages []string `json:"messages"`
-		Action   *struct {
+		Messages  []string `json:"messages"`
+		Stopwatch *struct {
+			P2 *int64 `json:"p2"`
+		} `json:"stopwatch"`
+		Action *struct {
 			Intercepted bool `json:"intercepted"`
 			Phase       int  `json:"phase"`
 		} `json:"action"`
@@ -176,6 +179,8 @@ func parseModSec2(line []byte) (Entry, error) {
 		if a := rec.AuditData.Action; a != nil && a.Intercepted {
 			e.Logged.Blocked = true
 			e.Logged.InResponse = a.Phase >= 3
+		} else if sw := rec.AuditData.Stopwatch; sw != nil && sw.P2 != nil && *sw.P2 == 0 {
+			e.Logged.Unjudged = true // Apache refused it first (an invalid URI path)
 		}
 	}
 	return e, nil

@@ -112,6 +112,11 @@ type Logged struct {
 	// phase (959100, outbound): replay judges the request phases only,
 	// so such a record is not compared.
 	InResponse bool
+	// Unjudged is set when the WAF never reached a request verdict: the
+	// server refused the request before its request-body phase ran
+	// (mod_security2's stopwatch shows no phase 2), so there is nothing
+	// to compare.
+	Unjudged bool
 }
 
 // Problem is a record or a file that could not be read.

@@ -99,7 +99,8 @@ type Agreement struct {
 	Compared int64   `json:"compared"`
 	Agree    int64   `json:"agree"`
 	Share    float64 `json:"share"`
-	// NotCompared are records blocked in a response phase.
+	// NotCompared are records blocked in a response phase, or refused by
+	// the server before the WAF judged them.
 	NotCompared int64 `json:"not_compared"`
 	// Rules count the rules behind the disagreements: matched on one
 	// side only.

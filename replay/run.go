@@ -252,6 +252,8 @@ type aggregate struct {
 	// relevantOnly stays true while every record with a logged verdict
 	// names a rule: a log of relevant transactions only.
 	logged, withRules int64
+	// unjudged counts records the server refused before the WAF judged.
+	unjudged int64
 }
 
 // row is one count of a table (a rule, a host, a path) with its earliest
@@ -334,8 +336,11 @@ func (g *aggregate) compare(e *Entry, rec verdict.ShadowRecord) {
 	if len(l.Rules) > 0 {
 		g.withRules++
 	}
-	if l.InResponse {
+	if l.InResponse || l.Unjudged {
 		ag.NotCompared++
+		if l.Unjudged {
+			g.unjudged++
+		}
 		return
 	}
 	ag.Compared++
@@ -440,7 +445,10 @@ func (g *aggregate) finish() {
 	if r.Formats[Captures] > 0 {
 		r.Limits = append(r.Limits, "captures hold blocked requests only: new blocks on traffic that was allowed cannot show")
 	}
-	if r.Agreement.NotCompared > 0 {
-		r.Limits = append(r.Limits, fmt.Sprintf("%d requests the log shows blocked in a response phase: replay judges request phases only, so they are not compared", r.Agreement.NotCompared))
+	if n := r.Agreement.NotCompared - g.unjudged; n > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("%d requests the log shows blocked in a response phase: replay judges request phases only, so they are not compared", n))
+	}
+	if g.unjudged > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("%d requests the web server refused before the WAF's request-body phase ran (such as Apache's invalid URI path): no logged verdict to compare", g.unjudged))
 	}
 }
