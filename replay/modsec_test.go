@@ -392,4 +392,3 @@ func waitListening(ctx context.Context, addr string) error {
 		}
 	}
 }
-
