@@ -44,24 +44,19 @@ func parseCoraza(line []byte) (Entry, error) {
 	if t == nil || t.Request == nil || t.Request.Method == "" {
 		return Entry{}, errors.New("no transaction.request (audit log part B)")
 	}
-	headers, err := headerPairs(t.Request.Headers)
+	q := t.Request
+	proto := q.Protocol
+	if proto == "" {
+		proto = q.HTTPVersion
+	}
+	e, err := jsonEntry(t.ID, q.Method, q.URI, proto, q.Headers, q.Body)
 	if err != nil {
 		return Entry{}, err
 	}
-	body, err := rawString(t.Request.Body)
-	if err != nil {
-		return Entry{}, errors.New("transaction.request.body: " + err.Error())
-	}
-	proto := t.Request.Protocol
-	if proto == "" {
-		proto = t.Request.HTTPVersion
-	}
-	e := Entry{Request: request(t.ID, t.Request.Method, t.Request.URI, protoOf(proto), headers)}
 	e.Request.ClientIP, e.Request.ClientPort, e.Request.ServerIP, e.Request.ServerPort = t.ClientIP, t.ClientPort, t.HostIP, t.HostPort
-	e.Body, e.BodyMissing = bodyOrMissing(body, &e)
 	// Coraza writes the body as a Go string: bytes that are not UTF-8
 	// came out as U+FFFD and cannot be had back.
-	e.Lossy = len(body) > 0 && bytesContainRuneError(body)
+	e.Lossy = len(e.Body) > 0 && bytesContainRuneError(e.Body)
 	var rules []int
 	for _, m := range rec.Messages {
 		if m.Data != nil && m.Data.ID != 0 && !slices.Contains(rules, m.Data.ID) {

@@ -66,17 +66,12 @@ func parseModSec3(line []byte) (Entry, error) {
 	if t == nil || t.Request == nil || t.Request.Method == "" {
 		return Entry{}, errors.New("no transaction.request (audit log part B)")
 	}
-	headers, err := headerPairs(t.Request.Headers)
+	q := t.Request
+	e, err := jsonEntry(t.UniqueID, q.Method, q.URI, q.HTTPVersion.String(), q.Headers, q.Body)
 	if err != nil {
 		return Entry{}, err
 	}
-	body, err := rawString(t.Request.Body)
-	if err != nil {
-		return Entry{}, errors.New("transaction.request.body: " + err.Error())
-	}
-	e := Entry{Request: request(t.UniqueID, t.Request.Method, t.Request.URI, protoOf(t.Request.HTTPVersion.String()), headers)}
 	e.Request.ClientIP, e.Request.ClientPort, e.Request.ServerIP, e.Request.ServerPort = t.ClientIP, t.ClientPort, t.HostIP, t.HostPort
-	e.Body, e.BodyMissing = bodyOrMissing(body, &e)
 	var rules []int
 	for _, m := range t.Messages {
 		if id, err := strconv.Atoi(m.Details.RuleID); err == nil && !slices.Contains(rules, id) {
@@ -86,6 +81,22 @@ func parseModSec3(line []byte) (Entry, error) {
 	if t.Response != nil { // part F or H: the transaction ran to the end
 		e.Logged = loggedOf(rules)
 	}
+	return e, nil
+}
+
+// jsonEntry is the entry of a JSON audit record's request: its headers
+// as an object (headerPairs) and its body as a string (rawString).
+func jsonEntry(id, method, uri, version string, headers, body json.RawMessage) (Entry, error) {
+	h, err := headerPairs(headers)
+	if err != nil {
+		return Entry{}, err
+	}
+	b, err := rawString(body)
+	if err != nil {
+		return Entry{}, errors.New("request body: " + err.Error())
+	}
+	e := Entry{Request: request(id, method, uri, protoOf(version), h)}
+	e.Body, e.BodyMissing = bodyOrMissing(b, &e)
 	return e, nil
 }
 

@@ -194,6 +194,21 @@ func detect(head []byte) (Format, error) {
 // lines reads a log of one JSON record a line.
 func (s *scanner) lines(ctx context.Context, name string, r io.Reader, format Format) error {
 	parse := map[Format]func([]byte) (Entry, error){ModSec3: parseModSec3, ModSec2: parseModSec2, Coraza: parseCoraza}[format]
+	return s.eachLine(ctx, name, r, func(pos Position, line []byte) error {
+		e, err := parse(line)
+		if err != nil {
+			s.problem(Problem{Pos: pos, Err: fmt.Sprintf("not a %s record: %v", format, err)})
+			return nil
+		}
+		e.Pos, e.Format = pos, format
+		return s.yield(e)
+	})
+}
+
+// eachLine calls fn with each line of r that is not blank (mod_security2
+// separates records with blank lines), reporting the lines past the
+// bound and a read error, until fn returns an error or ctx is done.
+func (s *scanner) eachLine(ctx context.Context, name string, r io.Reader, fn func(Position, []byte) error) error {
 	lr := newLineReader(r, s.max)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -212,15 +227,9 @@ func (s *scanner) lines(ctx context.Context, name string, r io.Reader, format Fo
 			return nil
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
-			continue // mod_security2 separates records with blank lines
-		}
-		e, err := parse(line)
-		if err != nil {
-			s.problem(Problem{Pos: pos, Err: fmt.Sprintf("not a %s record: %v", format, err)})
 			continue
 		}
-		e.Pos, e.Format = pos, format
-		if err := s.yield(e); err != nil {
+		if err := fn(pos, line); err != nil {
 			return err
 		}
 	}
@@ -230,27 +239,11 @@ func (s *scanner) lines(ctx context.Context, name string, r io.Reader, format Fo
 // it names: absolute, or under the index's directory (mod_security2
 // writes them relative to SecAuditLogStorageDir).
 func (s *scanner) index(ctx context.Context, name string, r io.Reader) error {
-	lr := newLineReader(r, s.max)
-	for {
-		line, no, err := lr.next()
-		pos := Position{File: name, Line: no, Entry: -1}
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case errors.Is(err, errLineTooLong):
-			s.problem(Problem{Pos: pos, Err: err.Error()})
-			continue
-		case err != nil:
-			s.problem(Problem{Pos: pos, Err: "reading: " + err.Error()})
-			return nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
+	return s.eachLine(ctx, name, r, func(pos Position, line []byte) error {
 		m := indexLine.FindSubmatch(line)
 		if m == nil {
 			s.problem(Problem{Pos: pos, Err: "not a line of a concurrent audit log's index"})
-			continue
+			return nil
 		}
 		tx := string(m[1])
 		if _, err := os.Stat(tx); err != nil && !filepath.IsAbs(tx) {
@@ -262,12 +255,10 @@ func (s *scanner) index(ctx context.Context, name string, r io.Reader) error {
 		}
 		if !fileExists(tx) {
 			s.problem(Problem{Pos: pos, Err: "the transaction's file " + string(m[1]) + " is not there"})
-			continue
+			return nil
 		}
-		if err := s.file(ctx, tx, ""); err != nil {
-			return err
-		}
-	}
+		return s.file(ctx, tx, "")
+	})
 }
 
 func fileExists(name string) bool {

@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wafcanary/wafcanary/evidence"
-	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/replay"
-	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // Exit codes of replay's outcomes, documented in the README.
@@ -73,21 +70,10 @@ Exit codes: 0 pass; 10 fail; 11 inconclusive (too few pairs to conclude);
 					return errUsage{fmt.Errorf("%s: no such file or directory", a)}
 				}
 			}
-			var loaded []*ruleset.Ruleset
-			defer func() {
-				for _, rs := range loaded {
-					rs.Retire()
-				}
-			}()
-			for _, file := range []string{baseline, candidate} {
-				rs, err := node.LoadRuleset(file)
-				if errors.Is(err, fs.ErrNotExist) {
-					return errUsage{fmt.Errorf("%s: no such file", file)}
-				}
-				if err != nil {
-					return errInvalidRuleset{err}
-				}
-				loaded = append(loaded, rs)
+			loaded, err := loadRulesets(baseline, candidate)
+			defer retire(loaded)
+			if err != nil {
+				return err
 			}
 			o := replay.Options{Format: f, FullEvaluation: full, MaxRecordBytes: maxRecord}
 			if len(rules)+len(paths)+len(exactPaths)+len(hosts) > 0 {
