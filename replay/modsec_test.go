@@ -135,7 +135,17 @@ type modsecLogs struct {
 	Apache string
 	// Statuses are what nginx answered, per request of bulk().
 	Statuses []int
+	dir      string
 	err      error
+}
+
+// TestMain removes the logs once every test has read them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if logs.dir != "" {
+		_ = os.RemoveAll(logs.dir)
+	}
+	os.Exit(code)
 }
 
 var (
@@ -163,6 +173,7 @@ func produceLogs() (out modsecLogs) {
 	if err != nil {
 		return modsecLogs{err: err}
 	}
+	out.dir = dir
 	app := httptest.NewServer(demo.NewApp())
 	defer app.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
