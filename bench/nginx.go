@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/wafcanary/wafcanary/modsec"
 )
 
 // Paths of Debian's packages: nginx, libnginx-mod-http-modsecurity
@@ -14,7 +16,7 @@ const (
 	nginxModule   = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 	debianCRSDir  = "/usr/share/modsecurity-crs/rules"
 	debianCRSConf = "/etc/modsecurity/crs"
-	unicodeMap    = "/etc/nginx/unicode.mapping"
+	unicodeMap    = modsec.UnicodeMap
 )
 
 // nginxConf is a complete nginx configuration for a non-daemon nginx
@@ -73,10 +75,10 @@ type crsSet struct {
 var crs425 = crsSet{
 	name: "CRS 4.25 (wafcanary's embedded files)",
 	includes: func(prefix string) []string {
-		return []string{prefix + "/crs4/crs-setup.conf.example", prefix + "/crs4/owasp_crs/*.conf"}
+		return modsec.CRSIncludes(prefix + "/crs4")
 	},
 	prepare: func(prefix string) error {
-		fixed, err := writeEmbeddedCRS(filepath.Join(prefix, "crs4"))
+		fixed, err := modsec.WriteCRS(filepath.Join(prefix, "crs4"))
 		if err == nil {
 			fmt.Fprintf(os.Stderr, "nginx: CRS 4.25 written for ModSecurity, \"t:none\" given to the chain links without actions at %s\n", strings.Join(fixed, ", "))
 		}
@@ -96,44 +98,9 @@ var crs334 = crsSet{
 }
 
 // modsecConf mirrors wafcanary's baseline as closely as ModSecurity
-// allows: Coraza's recommended settings (request and response body
-// access, the same MIME types and limits, JSON and XML body processors),
-// rule engine On (blocking), audit log off, and the CRS set with its
-// default paranoia level 1 and anomaly thresholds (inbound 5, outbound 4).
+// allows (modsec.Config), audit log off, with the CRS set.
 func modsecConf(prefix string, crs crsSet) string {
-	var inc strings.Builder
-	for _, f := range crs.includes(prefix) {
-		fmt.Fprintf(&inc, "Include %s\n", f)
-	}
-	return fmt.Sprintf(`SecRuleEngine On
-SecRequestBodyAccess On
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" \
-     "id:'200000',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" \
-     "id:'200001',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" \
-     "id:'200006',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRequestBodyLimit 13107200
-SecRequestBodyNoFilesLimit 131072
-SecRequestBodyLimitAction Reject
-SecRule REQBODY_ERROR "!@eq 0" \
-    "id:'200002', phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" \
-    "id:'200003',phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
-SecPcreMatchLimit 1000
-SecPcreMatchLimitRecursion 1000
-SecResponseBodyAccess On
-SecResponseBodyMimeType text/plain text/html text/xml
-SecResponseBodyLimit 524288
-SecResponseBodyLimitAction ProcessPartial
-SecTmpDir %[1]s/tmp
-SecDataDir %[1]s/tmp
-SecAuditEngine Off
-SecArgumentSeparator &
-SecCookieFormat 0
-SecUnicodeMapFile %[2]s 20127
-SecStatusEngine Off
-%[3]s`, prefix, unicodeMap, inc.String())
+	return modsec.Config(modsec.Settings{TmpDir: prefix + "/tmp", UnicodeMap: unicodeMap, Includes: crs.includes(prefix)})
 }
 
 // writeNginxPrefix lays out prefix for nginx -p: configuration and the

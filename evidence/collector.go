@@ -172,3 +172,16 @@ func attribute(blocking, other verdict.Verdict) []int {
 	}
 	return out
 }
+
+// Attribution returns the rules behind s's disagreement exactly as the
+// collector counts them (the blocking side's, evaluation rules left out);
+// nil when the two verdicts agree. A replayer reports them per request.
+func Attribution(s verdict.ShadowRecord) []int {
+	switch s.Disagreement() {
+	case verdict.NewBlock:
+		return attribute(s.Candidate, s.Baseline)
+	case verdict.LostBlock:
+		return attribute(s.Baseline, s.Candidate)
+	}
+	return nil
+}

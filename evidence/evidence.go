@@ -197,6 +197,10 @@ type Collector struct {
 	counter Counter
 }
 
+// Covers reports whether a disagreement on host and path, caused by
+// rules, is in the scope, as the collector classifies it.
+func (s Scope) Covers(host, path string, rules []int) bool { return s.covers(host, path, rules) }
+
 func (s Scope) covers(host, path string, rules []int) bool {
 	if len(s.Clauses) > 0 {
 		return slices.ContainsFunc(s.Clauses, func(c Scope) bool { return c.covers(host, path, rules) })

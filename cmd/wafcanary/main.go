@@ -55,6 +55,13 @@ func exitCode(err error) int {
 	if errors.As(err, new(errWaitTimeout)) {
 		return exitWaitTimeout
 	}
+	var replayed errReplayVerdict
+	if errors.As(err, &replayed) {
+		if replayed.verdict == "fail" {
+			return exitReplayFail
+		}
+		return exitReplayInconclusive
+	}
 	switch {
 	case err == nil:
 		return exitOK

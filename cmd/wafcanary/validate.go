@@ -100,6 +100,30 @@ func compileOnly(out io.Writer, files []string) error {
 	return nil
 }
 
+// loadRulesets compiles files (or embedded:NAME) in order: a file that is
+// not there is a usage error, one that does not compile an invalid
+// ruleset. The caller retires what it returns, also on error.
+func loadRulesets(files ...string) ([]*ruleset.Ruleset, error) {
+	var loaded []*ruleset.Ruleset
+	for _, file := range files {
+		rs, err := node.LoadRuleset(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return loaded, errUsage{fmt.Errorf("%s: no such file", file)}
+		}
+		if err != nil {
+			return loaded, errInvalidRuleset{err}
+		}
+		loaded = append(loaded, rs)
+	}
+	return loaded, nil
+}
+
+func retire(rs []*ruleset.Ruleset) {
+	for _, r := range rs {
+		r.Retire()
+	}
+}
+
 // validation is validate's JSON output.
 type validation struct {
 	Baseline  string       `json:"baseline"`
@@ -110,21 +134,10 @@ type validation struct {
 }
 
 func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cases, output string) error {
-	var loaded []*ruleset.Ruleset
-	defer func() {
-		for _, rs := range loaded {
-			rs.Retire()
-		}
-	}()
-	for _, file := range []string{baseline, candidate} {
-		rs, err := node.LoadRuleset(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			return errUsage{fmt.Errorf("%s: no such file", file)}
-		}
-		if err != nil {
-			return errInvalidRuleset{err}
-		}
-		loaded = append(loaded, rs)
+	loaded, err := loadRulesets(baseline, candidate)
+	defer retire(loaded)
+	if err != nil {
+		return err
 	}
 	var cs *gates.Cases
 	if cases != "" {

@@ -1,4 +1,9 @@
-package main
+// Package modsec writes ModSecurity set-ups that load the CRS wafcanary
+// embeds, like for like: the rule files for libmodsecurity v3 and
+// mod_security2, and the engine settings that mirror wafcanary's baseline,
+// with or without an audit log. The bench runs nginx with them; replay's
+// tests run nginx and Apache with them to produce real audit logs.
+package modsec
 
 import (
 	"fmt"
@@ -13,11 +18,11 @@ import (
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
-// writeEmbeddedCRS writes the CRS that wafcanary embeds (coraza-coreruleset
-// v4: crs-setup.conf.example, the rules and their data files) under dir,
-// for nginx + ModSecurity to load the same rules as wafcanary. It returns
-// the rules ModSecurity needed mended: see modsecFix.
-func writeEmbeddedCRS(dir string) ([]string, error) {
+// WriteCRS writes the CRS that wafcanary embeds (coraza-coreruleset v4:
+// crs-setup.conf.example, the rules and their data files) under dir, for
+// ModSecurity to load the same rules as wafcanary. It returns the rules
+// ModSecurity needed mended: see Fix.
+func WriteCRS(dir string) ([]string, error) {
 	var fixed []string
 	err := fs.WalkDir(coreruleset.FS, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -33,7 +38,7 @@ func writeEmbeddedCRS(dir string) ([]string, error) {
 		out := filepath.Join(dir, strings.TrimPrefix(name, "@"))
 		if strings.HasSuffix(name, ".conf") || strings.HasSuffix(name, ".example") {
 			var f []string
-			b, f = modsecFix(b)
+			b, f = Fix(b)
 			for _, l := range f {
 				fixed = append(fixed, path.Base(name)+":"+l)
 			}
@@ -46,13 +51,19 @@ func writeEmbeddedCRS(dir string) ([]string, error) {
 	return fixed, err
 }
 
-// modsecFix gives every SecRule written without an action list (the
-// chain links such as `SecRule TX:... "@eq 0"` under 949111) the action
-// list "t:none", which changes nothing in what the rule does:
-// libmodsecurity 3.0.9's parser refuses a SecRule with two arguments
-// ("Rules must have at least id action"), where ModSecurity v2 and Coraza
-// take the chain link's actions as empty. It returns the lines mended.
-func modsecFix(b []byte) ([]byte, []string) {
+// CRSIncludes are the files to Include, after the engine settings, for the
+// CRS WriteCRS wrote under dir.
+func CRSIncludes(dir string) []string {
+	return []string{dir + "/crs-setup.conf.example", dir + "/owasp_crs/*.conf"}
+}
+
+// Fix gives every SecRule written without an action list (the chain
+// links such as `SecRule TX:... "@eq 0"` under 949111) the action list
+// "t:none", which changes nothing in what the rule does: libmodsecurity
+// 3.0.9's parser refuses a SecRule with two arguments ("Rules must have
+// at least id action"), where ModSecurity v2 and Coraza take the chain
+// link's actions as empty. It returns the lines mended.
+func Fix(b []byte) ([]byte, []string) {
 	lines := strings.Split(string(b), "\n")
 	var fixed []string
 	var logical strings.Builder
