@@ -111,6 +111,10 @@ type StartRequest struct {
 	// Cases is the candidate's cases file (must_pass, must_block),
 	// checked at start and by the live probe; optional.
 	Cases string `json:"cases,omitempty"`
+	// Replay lists recorded traffic on the server (files or directories)
+	// replayed through both rulesets before the first step, beside
+	// gates.replay: a failed replay refuses the start.
+	Replay []string `json:"replay,omitempty"`
 	// OverrideGates, when set, is the reason to start despite failed
 	// gates (forbidden edits, failing cases); it is written to the journal.
 	OverrideGates string `json:"override_gates,omitempty"`

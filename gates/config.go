@@ -18,10 +18,17 @@ type Config struct {
 	// inside the WAF to the baseline's, over the suite's requests, that a
 	// candidate may have. It needs CRSSuite.
 	MaxCostRatio float64 `mapstructure:"max_cost_ratio"`
+	// Replay lists recorded traffic (audit logs, HAR files, captures: files
+	// or directories on the server, as `wafcanary replay` reads them)
+	// replayed through both rulesets at every start, with the paths a
+	// start adds (start --replay). A candidate whose replay fails the
+	// controller's paired checks is refused like at any other gate. The
+	// node runs it: replay judges with the engine, above this package.
+	Replay []string `mapstructure:"replay"`
 }
 
 // DefaultConfig is the gates section's default.
-var DefaultConfig = Config{MaxInboundThreshold: 10, CRSSuite: true, MaxCostRatio: 1.5}
+var DefaultConfig = Config{MaxInboundThreshold: 10, CRSSuite: true, MaxCostRatio: 1.5, Replay: []string{}}
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
@@ -30,6 +37,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.MaxCostRatio >= 1) || math.IsInf(c.MaxCostRatio, 1) {
 		return fmt.Errorf("max_cost_ratio: must be a finite number, at least 1 (the candidate as fast as the baseline), got %v", c.MaxCostRatio)
+	}
+	for i, f := range c.Replay {
+		if f == "" {
+			return fmt.Errorf("replay[%d]: must name a file or directory", i)
+		}
 	}
 	return nil
 }

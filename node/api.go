@@ -15,6 +15,7 @@ import (
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/notification"
+	"github.com/wafcanary/wafcanary/replay"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -53,7 +54,8 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	if name == "" {
 		name = req.Exclusion
 	}
-	if err := s.gate(ctx, req, name, base, cand); err != nil {
+	replayed, err := s.gate(ctx, req, name, base, cand)
+	if err != nil {
 		if errors.Is(err, gates.ErrRefused) {
 			s.notifyRefused(req, base.Version, cand.Version, err)
 		}
@@ -82,6 +84,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	if report.Base != "" && !strings.HasPrefix(report.Base, baseServed) {
 		spec.Reason += " [" + report.Base + "]"
 	}
+	spec.Reason += replayed
 	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
@@ -257,12 +260,16 @@ func (s *Node) looksLike(ctx context.Context, cand, served *ruleset.Ruleset) str
 // regression suite with the cost comparison (gates.crs_suite). Failures
 // refuse it, naming each line or case, unless the request overrides the
 // gates with a reason, which is journalled with what it overrides.
-func (s *Node) gate(ctx context.Context, req admin.StartRequest, name string, base, cand *ruleset.Ruleset) error {
+//
+// Recorded traffic (gates.replay, start --replay) is replayed through both
+// rulesets last; it says what it found in a note for the start's journal
+// entry, "" when there was none to replay.
+func (s *Node) gate(ctx context.Context, req admin.StartRequest, name string, base, cand *ruleset.Ruleset) (replayed string, err error) {
 	var cs *gates.Cases
 	if req.Cases != "" {
 		c, err := gates.LoadCases(req.Cases, configs.Rulesets)
 		if err != nil {
-			return fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
+			return "", fmt.Errorf("%w: %w", rollout.ErrBadRequest, err)
 		}
 		cs = &c
 	}
@@ -274,27 +281,77 @@ func (s *Node) gate(ctx context.Context, req admin.StartRequest, name string, ba
 	})
 	rep, err := EvaluateGates(ctx, base, cand, cs, s.cfg.Gates)
 	if err != nil {
-		return fmt.Errorf("running the gates: %w", err)
+		return "", fmt.Errorf("running the gates: %w", err)
 	}
 	if sr := rep.Suite; sr != nil {
 		s.log.Info("CRS suite run", "candidate", cand.Version, "cases", sr.Candidate.Total,
 			"changes", len(sr.Changes), "cost_ratio", sr.Cost.Ratio, "seconds", sr.Seconds)
 	}
 	problems := rep.Problems()
+	if files := append(slices.Clone(s.cfg.Gates.Replay), req.Replay...); len(files) > 0 {
+		s.gates.Store(&admin.GateProgress{Running: true, Candidate: cand.Version, Stage: StageReplay, Seconds: time.Since(began).Seconds()})
+		var found []string
+		if replayed, found, err = s.replayGate(ctx, req, files, base, cand); err != nil {
+			return "", err
+		}
+		problems = append(problems, found...)
+	}
 	if len(problems) == 0 {
-		return nil
+		return replayed, nil
 	}
 	list := indentList(problems, 20)
 	if req.OverrideGates == "" {
-		return fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
+		return "", fmt.Errorf("candidate %s %w:\n%s\n(to start anyway, give a reason with --override-gates)",
 			name, gates.ErrRefused, list)
 	}
 	if err := s.rollout.Journal(context.WithoutCancel(ctx), time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionGatesOverride,
 		Reason: req.OverrideGates + "; overriding:\n" + list, Baseline: base.Version, Candidate: cand.Version}); err != nil {
-		return err
+		return "", err
 	}
 	s.log.Warn("gates overridden", "actor", req.Actor, "reason", req.OverrideGates, "problems", len(problems))
-	return nil
+	return replayed, nil
+}
+
+// StageReplay is the gates' stage while recorded traffic is replayed.
+const StageReplay = "replay"
+
+// replayGate replays files through both rulesets with the rollout's policy
+// and the start's scope (declared, or inferred from the candidate as the
+// rollout will), and returns a note for the journal and, when the replay
+// fails the paired checks, the problems that refuse the start. Files that
+// cannot be read at all are the request's fault.
+func (s *Node) replayGate(ctx context.Context, req admin.StartRequest, files []string, base, cand *ruleset.Ruleset) (note string, problems []string, err error) {
+	o := replay.Options{Policy: s.cfg.Rollout.Policy}
+	if !req.Scope.Empty() {
+		scope := req.Scope
+		o.Scope = &scope
+	}
+	rep, err := replay.Run(ctx, base, cand, files, o)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: replay: %w", rollout.ErrBadRequest, err)
+	}
+	if rep.Requests == 0 {
+		// Asked to look at recorded traffic and seeing none proves
+		// nothing: say why rather than start on no evidence.
+		var why []string
+		for _, p := range rep.Problems[:min(len(rep.Problems), 5)] {
+			why = append(why, p.String())
+		}
+		return "", nil, fmt.Errorf("%w: replay: no request read from %s: %s", rollout.ErrBadRequest, strings.Join(files, ", "), strings.Join(why, "; "))
+	}
+	s.log.Info("replay gate", "candidate", cand.Version, "files", files, "requests", rep.Requests, "pairs", rep.Pairs,
+		"unreadable", rep.Unreadable, "new_blocks", rep.NewBlocks.Total, "lost_blocks", rep.LostBlocks.Total, "verdict", rep.Verdict)
+	note = fmt.Sprintf(" [replay of %d requests (%s): %s; new blocks %d, lost blocks %d (%d in scope), unreadable %d]",
+		rep.Requests, strings.Join(files, ", "), rep.Verdict, rep.NewBlocks.Total, rep.LostBlocks.Total, rep.LostBlocks.InScope, rep.Unreadable)
+	if rep.Verdict != replay.Fail {
+		return note, nil, nil
+	}
+	for _, c := range rep.Checks {
+		if c.Status == rollout.Fail.String() {
+			problems = append(problems, "replay of "+strings.Join(files, ", ")+": "+c.Reason)
+		}
+	}
+	return note, problems, nil
 }
 
 // indentList renders problems one per indented line, the first max of

@@ -18,7 +18,7 @@ func newStartCmd() *cobra.Command {
 	o := &clientOptions{timeout: 10 * time.Minute}
 	var candidate, exclusionFile, reason, override, forceBase, cases string
 	var rules []int
-	var paths, hosts, only []string
+	var paths, hosts, only, replayFiles []string
 	cmd := &cobra.Command{
 		Use:   "start (--candidate FILE | --exclusion FILE) --reason TEXT",
 		Short: "Start a rollout of a candidate ruleset on a running wafcanary",
@@ -53,7 +53,7 @@ start prints it, or why none was inferred.`,
 				only[i] = evidence.HostName(only[i])
 			}
 			req := admin.StartRequest{Candidate: candidate, Exclusion: exclusionFile, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, OverrideGates: override, ForceBase: forceBase}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase}
 			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			stop()
@@ -73,6 +73,7 @@ start prints it, or why none was inferred.`,
 	f.StringSliceVar(&hosts, "scope-host", nil, "host name the change is meant to affect (repeatable); a disagreement is in scope only on a declared host, path and rule, every dimension given")
 	f.StringSliceVar(&only, "hosts", nil, "the only hosts the candidate judges (comma-separated, at most 50); every other host is served by the baseline and is not evidence")
 	f.StringVar(&cases, "cases", "", "the candidate's cases file (must_pass, must_block): checked now and probed at every analysis")
+	f.StringSliceVar(&replayFiles, "replay", nil, "recorded traffic on the server (audit log, HAR, captures; file or directory, repeatable) replayed through both rulesets before the first step: a failed replay refuses the start, as gates.replay does")
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVar(&forceBase, "force-base", "", "start a candidate not built on the served baseline (written from another and not rebased, or dropping its exclusions); the reason is journalled with what it undoes")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
