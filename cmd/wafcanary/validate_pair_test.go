@@ -60,13 +60,14 @@ func TestValidatePairQuick(t *testing.T) {
 }
 
 // suiteEnv runs the tests that send CRS's regression suite through the
-// CLI's commands: TestValidatePairWithSuite, TestStartShowsGateProgress
-// and the suite half of TestTuneLoop. Each suite run is thousands of
-// requests through two proxies, and the cost gate compares WAF times, so
-// .ci/run runs them in a step of their own; `go test ./...` leaves them
-// to it, as it leaves the load test (the suite itself is tested in
-// ./suite/ and through start in ./node/, TestStartRunsCRSSuite).
-const suiteEnv = "TEST_CRS_SUITE_THROUGH_THE_CLI"
+// gates of validate and start: here TestValidatePairWithSuite,
+// TestStartShowsGateProgress and the suite half of TestTuneLoop, in
+// ./node/ TestStartRunsCRSSuite. Each suite run is thousands of requests
+// through two proxies, and the cost gate compares WAF times, so .ci/run
+// runs them in a step of their own; `go test ./...` leaves them to it, as
+// it leaves the load test (the suite itself is run whole in ./suite/,
+// TestShippedBaseline).
+const suiteEnv = "TEST_CRS_SUITE_THROUGH_THE_GATES"
 
 // needSuite skips the test unless suiteEnv is set, saying why.
 func needSuite(t *testing.T, why string) {
