@@ -12,8 +12,7 @@ import (
 
 func TestShippedCases(t *testing.T) {
 	ctx := context.Background()
-	base, _ := ruleset.Load("../configs/rulesets/baseline.conf")
-	defer base.Retire()
+	base := shippedBaseline(t)
 	for _, name := range []string{"candidate-exclusion", "candidate-pl2"} {
 		cs, err := LoadCases("embedded:"+name+".cases.yaml", configs.Rulesets)
 		if err != nil {
@@ -39,8 +38,7 @@ func TestShippedCases(t *testing.T) {
 
 func TestProbe(t *testing.T) {
 	ctx := context.Background()
-	base, _ := ruleset.Load("../configs/rulesets/baseline.conf")
-	defer base.Retire()
+	base := shippedBaseline(t)
 	good, _ := ruleset.Load("../configs/rulesets/candidate-exclusion.conf")
 	defer good.Retire()
 	cs, _ := LoadCases("embedded:candidate-exclusion.cases.yaml", configs.Rulesets)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -16,6 +17,34 @@ const (
 	before = "Include @coraza.conf-recommended\nSecRuleEngine On\nInclude @crs-setup.conf.example\n" // lines 1-3
 	crs    = "Include @owasp_crs/*.conf\n"
 )
+
+// The shipped baseline, compiled once for the package's tests, which only
+// read it (the gates retire only what they compile); TestMain retires it.
+var (
+	baseOnce sync.Once
+	baseRS   *ruleset.Ruleset
+	baseErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if baseRS != nil {
+		baseRS.Retire()
+	}
+	os.Exit(code)
+}
+
+func shippedBaseline(t *testing.T) *ruleset.Ruleset {
+	t.Helper()
+	baseOnce.Do(func() { baseRS, baseErr = ruleset.Load("../configs/rulesets/baseline.conf") })
+	if baseErr != nil {
+		t.Fatal(baseErr)
+	}
+	if baseRS.Closed() {
+		t.Fatal("a test closed the shared baseline")
+	}
+	return baseRS
+}
 
 func loadText(t *testing.T, text string) *ruleset.Ruleset {
 	t.Helper()
@@ -81,8 +110,7 @@ func TestGuard(t *testing.T) {
 }
 
 func TestShippedCandidatesPassTheGuard(t *testing.T) {
-	base, _ := ruleset.Load("../configs/rulesets/baseline.conf")
-	defer base.Retire()
+	base := shippedBaseline(t)
 	for _, name := range []string{"candidate-exclusion.conf", "candidate-pl2.conf"} {
 		cand, err := ruleset.Load("../configs/rulesets/" + name)
 		if err != nil {
@@ -106,11 +134,7 @@ func writeFile(t *testing.T, path, text string) {
 // off or neuter scores without removing a rule, are refused in a
 // candidate, whichever way they are taken away.
 func TestGuardKeepsTheLimits(t *testing.T) {
-	base, err := ruleset.Load("../configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Retire()
+	base := shippedBaseline(t)
 	b, err := os.ReadFile("../configs/rulesets/baseline.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -4,19 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // TestCRSProbes: the sample is fixed for a baseline, bounded, one case per
 // paranoia-level-1 attack rule, and the baseline blocks (nearly) all of
 // it; a case it lets through is skipped by the probe, not failed.
 func TestCRSProbes(t *testing.T) {
-	base, err := ruleset.Load("../configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Retire()
+	base := shippedBaseline(t)
 	sample := CRSProbes(base)
 	if len(sample) < 30 || len(sample) > MaxCRSProbes {
 		t.Fatalf("%d CRS probes, want 30 to %d", len(sample), MaxCRSProbes)
@@ -53,11 +47,7 @@ func TestCRSProbes(t *testing.T) {
 // injection rules passes the rollout's must_block cases and the classic
 // attacks, and is caught by a CRS PHP injection case.
 func TestProbeCatchesWhatTheClassicAttacksMiss(t *testing.T) {
-	base, err := ruleset.Load("../configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Retire()
+	base := shippedBaseline(t)
 	noPHP := loadText(t, before+crs+"SecRuleRemoveByTag attack-injection-php\n")
 	ctx := context.Background()
 	for _, c := range ProbeAttacks {

@@ -10,12 +10,51 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/wafcanary/wafcanary/node"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	binOnce  sync.Once
+	binDir   string
+	binPath  string
+	binError error
+)
+
+// wafcanaryBinary is this package built with `go build`, once per test
+// process: every test that runs the real binary (the fleet, the load
+// test) shares it, and TestMain removes it at the end.
+func wafcanaryBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binError = os.MkdirTemp("", "wafcanary-bin-"); binError != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "wafcanary")
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binError = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binError != nil {
+		t.Fatal(binError)
+	}
+	return binPath
+}
 
 // clearEnv unsets every WAFCANARY_* variable for the duration of the test
 // (t.Setenv restores them afterwards), so the environment the tests run in

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,10 +42,7 @@ func TestLoadWithReloadsStartsRollbacksAndAKill(t *testing.T) {
 	const duration = 60 * time.Second
 	ctx := context.Background()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "wafcanary")
-	if out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := wafcanaryBinary(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, "<p>product %s</p>", r.URL.Query().Get("id"))

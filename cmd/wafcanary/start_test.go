@@ -171,9 +171,7 @@ func TestStartExitCodes(t *testing.T) {
 // start is not silent while the server's gates run: the CRS suite's
 // progress reaches stderr.
 func TestStartShowsGateProgress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the CRS regression suite through two proxies (about 15 s)")
-	}
+	needSuite(t, "runs the CRS regression suite through two proxies (about 15 s)")
 	clearEnv(t)
 	tn := startNode(t, quietLogger(), func(c *node.Config) { c.Gates.CRSSuite = true })
 	out, stderr, err := runRoot(t, context.Background(), "start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "progress", "--admin", tn.admin)

@@ -109,7 +109,10 @@ func TestTuneLoop(t *testing.T) {
 		t.Errorf("tune over its own output: exit %d, %v", exitCode(err), err)
 	}
 	validate := append([]string{"validate"}, strings.Fields(m[1])...)
-	if testing.Short() {
+	if os.Getenv(suiteEnv) == "" {
+		// The guard and the cases still run; the CRS suite's half runs
+		// where suiteEnv is set (.ci/run).
+		t.Logf("validate without the CRS suite: set %s=1 for it", suiteEnv)
 		validate = append(validate, "--crs-suite=false")
 	}
 	vout, _, err := runRoot(t, context.Background(), validate...)
