@@ -114,7 +114,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, arm),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wafcanary_requests_refused_total",
-			Help: "Requests refused before any ruleset judged them, because the WAF and the upstream could read them differently or they were too long to judge, by reason: fragment (a raw # in the target), userinfo, authority (an HTTP/2 host header unlike :authority), uri_too_long, target (neither origin nor absolute form), body_truncated (an SPOE agent sent a body cut at HAProxy's buffer, spoa.on_truncated_body block). Also counted as blocked, arm outside, in wafcanary_requests_total.",
+			Help: "Requests refused before any ruleset judged them, because the WAF and the upstream could read them differently or they were too long to judge, by reason: fragment (a raw # in the target), userinfo, authority (an HTTP/2 host header unlike :authority), uri_too_long, target (neither origin nor absolute form), body_truncated (an SPOE agent sent a body cut at HAProxy's buffer, spoa.on_truncated_body block), host (a non-ASCII host in an absolute-form target, which the upstream would get punycoded). Also counted as blocked, arm outside, in wafcanary_requests_total.",
 		}, []string{"reason"}),
 		weight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wafcanary_candidate_weight_ratio",

@@ -38,6 +38,14 @@ func (rt *Router) admit(r *http.Request) (verdict.Refusal, int) {
 	if r.URL != nil && r.URL.User != nil {
 		return verdict.RefusedUserinfo, http.StatusBadRequest
 	}
+	// The request line's host is not checked as a Host header is: an
+	// absolute-form target can carry any byte there, and the outgoing
+	// request sends it punycoded (httpguts.PunycodeHostPort).
+	for i := 0; i < len(r.Host); i++ {
+		if r.Host[i] >= 0x80 || r.Host[i] < 0x21 {
+			return verdict.RefusedHost, http.StatusBadRequest
+		}
+	}
 	// net/http removes Host from an HTTP/1 request's header map; an
 	// HTTP/2 request keeps a host header sent beside :authority, and the
 	// request view would give Coraza both.

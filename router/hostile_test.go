@@ -99,6 +99,9 @@ func TestRequestsJudgedAsForwardedOrRefused(t *testing.T) {
 		// as query, where the upstream parses q.
 		{name: "raw # in the query", raw: "GET /search?x=1#&q=<script>alert(1)</script> HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 400, why: verdict.RefusedFragment},
 		{name: "raw # in the path", raw: "GET /a#/../../etc/passwd HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 400, why: verdict.RefusedFragment},
+		// Found by FuzzWAFJudgesWhatUpstreamReceives: the upstream got
+		// Host "xn--zn7c" while the WAF judged "\x8e".
+		{name: "non-ASCII host in an absolute-form target", raw: "GET http://\x8e/ HTTP/1.0\r\n\r\n", status: 400, why: verdict.RefusedHost},
 		{name: "userinfo in an absolute-form target", raw: "GET http://alice:pw-s3cret@shop.example/account HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 400, why: verdict.RefusedUserinfo},
 		{name: "request-target over max_uri_bytes", raw: "GET /?q=" + long + " HTTP/1.1\r\nHost: shop.example\r\n\r\n", status: 414, why: verdict.RefusedURITooLong},
 		// Why: RFC 9113 8.3.1; net/http keeps the host header beside

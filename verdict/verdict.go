@@ -165,11 +165,15 @@ const (
 	// agent is sent at most HAProxy's buffer) while the front-end blocks
 	// what it cannot read whole (spoa.on_truncated_body block).
 	RefusedBodyTruncated
+	// RefusedHost: a host with bytes outside ASCII (an absolute-form
+	// target's; net/http refuses such a Host header). The WAF would judge
+	// the bytes, the upstream be sent the name punycoded.
+	RefusedHost
 )
 
 // Refusals lists every refusal, for code that creates per-reason state up
 // front.
-var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong, RefusedTarget, RefusedBodyTruncated}
+var Refusals = [...]Refusal{RefusedFragment, RefusedUserinfo, RefusedAuthority, RefusedURITooLong, RefusedTarget, RefusedBodyTruncated, RefusedHost}
 
 func (r Refusal) String() string {
 	switch r {
@@ -185,6 +189,8 @@ func (r Refusal) String() string {
 		return "target"
 	case RefusedBodyTruncated:
 		return "body_truncated"
+	case RefusedHost:
+		return "host"
 	}
 	return ""
 }
