@@ -85,6 +85,11 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		spec.Reason += " [" + report.Base + "]"
 	}
 	spec.Reason += replayed
+	if base.CRS != cand.CRS {
+		// A CRS upgrade (or a CRS from other files): the journal says
+		// what it changes, as crs diff would.
+		spec.Reason += " [" + ruleset.Diff(base, cand).Summary() + "]"
+	}
 	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
