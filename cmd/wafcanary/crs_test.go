@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -36,13 +35,7 @@ func crs422Baseline(t *testing.T) string {
 // versions' rule files (ruleset.TestDiffCRSUpgrade).
 func TestCRSDiffCmd(t *testing.T) {
 	base := crs422Baseline(t)
-	tests := []struct {
-		name  string
-		args  []string
-		exit  int
-		lines []string // regular expressions that must each match some line
-		err   string
-	}{
+	tests := []commandCase{
 		{"an upgrade", []string{"crs", "diff", base, "embedded:baseline.conf"}, exitOK, []string{
 			`^baseline   \S+baseline-crs422\.conf  CRS 4\.22\.0 from \S+v4@v4\.22\.0/rules$`,
 			`^candidate  embedded:baseline\.conf  CRS 4\.25\.0 \(embedded\)$`,
@@ -72,18 +65,7 @@ func TestCRSDiffCmd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, _, err := runRoot(t, context.Background(), tt.args...)
-			if got := exitCode(err); got != tt.exit {
-				t.Fatalf("exit %d (%v), want %d; output:\n%s", got, err, tt.exit, out)
-			}
-			if tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
-				t.Errorf("error %v, want it to contain %q", err, tt.err)
-			}
-			for _, re := range tt.lines {
-				if !regexp.MustCompile(`(?m)` + re).MatchString(out) {
-					t.Errorf("no line matches %s in:\n%s", re, out)
-				}
-			}
+			checkCommand(t, tt.args, tt.exit, tt.lines, tt.err)
 		})
 	}
 }
