@@ -203,6 +203,7 @@ func printValidation(out io.Writer, v validation, rs []*ruleset.Ruleset) {
 		fmt.Fprintf(out, "CRS suite  %d cases in %.1f s: baseline passes %d (%.2f%%), candidate %d (%.2f%%), %d left out; %s\n",
 			s.Baseline.Total, s.Seconds, s.Baseline.Passed, 100*s.Baseline.PassRate(),
 			s.Candidate.Passed, 100*s.Candidate.PassRate(), s.Baseline.Ignored, verdict(len(s.Regressions()), "regression"))
+		fmt.Fprintf(out, "  tests of %s\n", s.Tests)
 		if len(s.Changes) > 0 {
 			tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "  RULE\tTEST\tBEFORE\tAFTER\tWHY")
