@@ -459,7 +459,7 @@ func (s *Node) Status() admin.Status {
 		ShadowSamplePercent: snap.ShadowSample.Percent(),
 		Step:                st.Step,
 		Steps:               len(s.rollout.Config().Steps),
-		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
+		Baseline:            refOf(snap.Baseline),
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
 		ScopeNote:           st.ScopeNote,
@@ -485,7 +485,7 @@ func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 	if rs == nil {
 		return nil
 	}
-	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path}
+	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path, CRS: rs.CRS.String()}
 }
 
 // EvaluateGates runs the gates as a start does, the CRS suite through

@@ -12,8 +12,8 @@ import (
 )
 
 // A start that changes the CRS says what it changes in its journal
-// entry: the baseline serves CRS 4.22.0 from files, the candidate is the
-// embedded 4.25.0.
+// entry, and the status names each side's CRS: the baseline serves CRS
+// 4.22.0 from files, the candidate is the embedded 4.25.0.
 func TestStartJournalsTheCRSDiff(t *testing.T) {
 	crs := rulesettest.CRSRules(t, rulesettest.CRSModule)
 	shipped, err := os.ReadFile(filepath.Join("..", "configs", "rulesets", "baseline.conf"))
@@ -30,6 +30,10 @@ func TestStartJournalsTheCRSDiff(t *testing.T) {
 	ls := startLive(t, cfg)
 	if _, err := ls.s.Start(context.Background(), admin.StartRequest{Candidate: "embedded:baseline.conf", Reason: "CRS upgrade", Actor: "test"}); err != nil {
 		t.Fatal(err)
+	}
+	st := ls.s.Status()
+	if !strings.HasPrefix(st.Baseline.CRS, "CRS 4.22.0 from ") || st.Candidate == nil || st.Candidate.CRS != "CRS 4.25.0 (embedded)" {
+		t.Errorf("status names the CRS: baseline %+v, candidate %+v", st.Baseline, st.Candidate)
 	}
 	h, err := ls.s.History(0)
 	if err != nil || len(h) == 0 {
