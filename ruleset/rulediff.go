@@ -168,8 +168,16 @@ var diffFields = []string{"paranoia_level", "action", "phase", "targets", "opera
 // (Exclusions) against cand's rules. Rules are matched by ID; a rule's
 // properties are those of its first link (Rule).
 func Diff(base, cand *Ruleset) RuleDiff {
-	d := RuleDiff{Baseline: base.CRS, Candidate: cand.CRS, Added: []RuleRef{}, Removed: []RuleRef{}, Changed: []RuleChange{}, Exclusions: []ExclusionChange{}}
-	changed, added := map[int]bool{}, map[int]bool{}
+	d, changed, added := diffRules(base, cand)
+	d.Exclusions = exclusionChanges(base, cand, changed, added)
+	return d
+}
+
+// diffRules is Diff without the exclusions, and the IDs it found changed
+// and added.
+func diffRules(base, cand *Ruleset) (d RuleDiff, changed, added map[int]bool) {
+	d = RuleDiff{Baseline: base.CRS, Candidate: cand.CRS, Added: []RuleRef{}, Removed: []RuleRef{}, Changed: []RuleChange{}, Exclusions: []ExclusionChange{}}
+	changed, added = map[int]bool{}, map[int]bool{}
 	for _, c := range cand.Rules {
 		if c.ID == 0 {
 			continue
@@ -197,6 +205,12 @@ func Diff(base, cand *Ruleset) RuleDiff {
 			d.Removed = append(d.Removed, refOf(b))
 		}
 	}
+	return d, changed, added
+}
+
+// exclusionChanges reads base's exclusions against cand's rules.
+func exclusionChanges(base, cand *Ruleset, changed, added map[int]bool) []ExclusionChange {
+	out := []ExclusionChange{}
 	for _, e := range base.Exclusions() {
 		ec := ExclusionChange{File: e.File, Line: e.Line, Kind: e.Kind.String()}
 		switch e.Kind.By() {
@@ -221,10 +235,26 @@ func Diff(base, cand *Ruleset) RuleDiff {
 			}
 		}
 		if len(ec.Dangles)+len(ec.Changed)+len(ec.Added) > 0 {
-			d.Exclusions = append(d.Exclusions, ec)
+			out = append(out, ec)
 		}
 	}
-	return d
+	return out
+}
+
+// RuleChanges says, for each rule cand loads that an upgrade from base
+// touched, what it did: "new" (base does not load it) or "changed" (its
+// paranoia level, action, phase, targets or operator differ, as Diff
+// compares them). Rules it left alone are not in the map.
+func RuleChanges(base, cand *Ruleset) map[int]string {
+	_, changed, added := diffRules(base, cand)
+	out := make(map[int]string, len(changed)+len(added))
+	for id := range added {
+		out[id] = "new"
+	}
+	for id := range changed {
+		out[id] = "changed"
+	}
+	return out
 }
 
 func field(r Rule, name string) string {
