@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,20 +15,10 @@ import (
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
 )
 
-// crs422Baseline writes the shipped baseline with its CRS read from
-// 4.22.0's files, and returns its path.
+// crs422Baseline is the shipped baseline on CRS 4.22.0's files.
 func crs422Baseline(t *testing.T) string {
 	t.Helper()
-	crs := rulesettest.CRSRules(t, rulesettest.CRSModule)
-	shipped, err := os.ReadFile(filepath.Join("..", "configs", "rulesets", "baseline.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(t.TempDir(), "baseline-crs422.conf")
-	if err := os.WriteFile(base, append([]byte("# wafcanary: crs "+crs+"\n"), shipped...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return base
+	return rulesettest.Baseline(t, rulesettest.CRSRules(t, rulesettest.CRSModule), "")
 }
 
 // A start that changes the CRS says what it changes in its journal

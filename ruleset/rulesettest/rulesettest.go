@@ -4,10 +4,13 @@ package rulesettest
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/wafcanary/wafcanary/configs"
 )
 
 // CRSModule is a coraza-coreruleset version that tests compare the
@@ -32,4 +35,22 @@ func CRSRules(t testing.TB, module string) string {
 		t.Fatalf("go mod download %s: %v %s (the test reads that CRS from the module cache; .ci/run downloads it first)", module, err, got.Error)
 	}
 	return filepath.Join(got.Dir, "rules")
+}
+
+// Baseline writes the shipped baseline ruleset (configs/rulesets/
+// baseline.conf) with a marker line that makes it read its CRS from
+// crsDir, and extra appended, into a temporary directory of t's; it
+// returns the file's path, named baseline-crs.conf.
+func Baseline(t testing.TB, crsDir, extra string) string {
+	t.Helper()
+	shipped, err := fs.ReadFile(configs.Rulesets, "baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "baseline-crs.conf")
+	text := "# wafcanary: crs " + crsDir + "\n" + string(shipped) + extra
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
