@@ -3,10 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
 )
@@ -79,5 +86,49 @@ func TestCRSDiffJSON(t *testing.T) {
 	}
 	if !strings.Contains(out, `"field": "paranoia_level",`) || !strings.HasPrefix(got.Summary, "CRS 4.22.0 -> 4.25.0: 11 rules added") {
 		t.Errorf("summary %q; output:\n%s", got.Summary, out)
+	}
+}
+
+// tune on a baseline whose CRS comes from files writes the candidate
+// beside the baseline's own files, not the CRS's (the marker line, copied
+// into the candidate, serves those), and the candidate compiles on the
+// same CRS.
+func TestTuneOnACRSFromFiles(t *testing.T) {
+	base, err := ruleset.Load(crs422Baseline(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	bundle, err := base.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := demo.NoteFalsePositive()
+	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body}
+	res, err := exclusion.Tune(context.Background(), base, bundle, []capture.Record{rec}, exclusion.Options{Output: "c.conf", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cand := filepath.Join(dir, "c.conf")
+	if _, err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), bundle, res); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "c.cases.yaml c.conf" {
+		t.Errorf("the directory holds %v, want the candidate and its cases", names)
+	}
+	rs, err := ruleset.Load(cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	if rs.CRS.Version != "4.22.0" || len(rs.Rules) <= len(base.Rules) {
+		t.Errorf("the candidate: %s, %d rules (the baseline %d)", rs.CRS, len(rs.Rules), len(base.Rules))
 	}
 }
