@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
-	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
 )
@@ -99,28 +96,15 @@ func TestTuneOnACRSFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer base.Retire()
-	bundle, err := base.Bundle()
-	if err != nil {
-		t.Fatal(err)
-	}
 	fp := demo.NoteFalsePositive()
-	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
-		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body}
-	res, err := exclusion.Tune(context.Background(), base, bundle, []capture.Record{rec}, exclusion.Options{Output: "c.conf", Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bundle, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body})
 	dir := t.TempDir()
 	cand := filepath.Join(dir, "c.conf")
 	if _, err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), bundle, res); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if strings.Join(names, " ") != "c.cases.yaml c.conf" {
+	if names := namesIn(t, dir); names != "c.cases.yaml c.conf" {
 		t.Errorf("the directory holds %v, want the candidate and its cases", names)
 	}
 	rs, err := ruleset.Load(cand)
