@@ -128,6 +128,9 @@ func (d Disagreements) TopRules(n int) []RuleCount {
 type RuleCount struct {
 	ID    int   `json:"id"`
 	Count int64 `json:"count"`
+	// Upgrade is, when the candidate reads another CRS than the baseline,
+	// what the upgrade did to the rule: new, changed or unchanged.
+	Upgrade string `json:"upgrade,omitempty"`
 }
 
 // ArmEvidence is one arm's split evidence.

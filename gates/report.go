@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -31,6 +33,9 @@ type Report struct {
 // SuiteReport is the CRS regression suite run through both rulesets side
 // by side.
 type SuiteReport struct {
+	// Tests says whose regression tests ran: the candidate's CRS's
+	// (SuiteTests).
+	Tests     string         `json:"tests"`
 	Baseline  suite.Report   `json:"baseline"`
 	Candidate suite.Report   `json:"candidate"`
 	Changes   []suite.Change `json:"changes"`
@@ -80,6 +85,33 @@ func (r Report) Problems() []string {
 
 // crsCases are CRS's regression tests, parsed once per process.
 var crsCases = sync.OnceValues(func() ([]suite.Case, error) { return suite.Load(crstests.FS) })
+
+// SuiteTests picks the regression tests the CRS suite runs for a
+// candidate: those of the candidate's CRS. A CRS read from a directory
+// brings its own when they are there (a release's tests/regression/tests,
+// or the tests/ beside a coraza-coreruleset version's rules/); otherwise,
+// and for the embedded CRS, the embedded CRS's tests run. It returns the
+// cases and which tests they are.
+func SuiteTests(cand *ruleset.Ruleset) ([]suite.Case, string, error) {
+	if dir := cand.CRS.Dir; dir != "" && filepath.IsAbs(dir) {
+		for _, t := range []string{filepath.Join(dir, "tests", "regression", "tests"), filepath.Join(filepath.Dir(dir), "tests")} {
+			if info, err := os.Stat(filepath.Join(t, "REQUEST-911-METHOD-ENFORCEMENT")); err != nil || !info.IsDir() {
+				continue
+			}
+			cases, err := suite.Load(os.DirFS(t))
+			if err != nil {
+				return nil, "", fmt.Errorf("the regression tests of %s (%s): %w", cand.CRS, t, err)
+			}
+			return cases, fmt.Sprintf("CRS %s from %s", cand.CRS.Version, t), nil
+		}
+	}
+	cases, err := crsCases()
+	from := "the embedded CRS's"
+	if cand.CRS.Dir == "" && cand.CRS.Version != "" {
+		from = "CRS " + cand.CRS.Version + " (embedded)"
+	}
+	return cases, from, err
+}
 
 // Evaluate runs every gate: the forbidden-edit guard, the candidate's own
 // cases (if cs is not nil) and, when cfg.CRSSuite is set, the CRS
@@ -140,7 +172,7 @@ func progressOf(ctx context.Context) Progress {
 // loopback, one per ruleset, each compiled under the suite's profile, and
 // compares them case by case.
 func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset, proxy suite.Proxy) (*SuiteReport, error) {
-	cases, err := crsCases()
+	cases, tests, err := SuiteTests(cand)
 	if err != nil {
 		return nil, fmt.Errorf("loading the CRS regression suite: %w", err)
 	}
@@ -171,7 +203,7 @@ func RunSuite(ctx context.Context, base, cand *ruleset.Ruleset, proxy suite.Prox
 	if err != nil {
 		return nil, err
 	}
-	s := &SuiteReport{Baseline: reps[0], Candidate: reps[1], Changes: suite.Diff(reps[0], reps[1])}
+	s := &SuiteReport{Tests: tests, Baseline: reps[0], Candidate: reps[1], Changes: suite.Diff(reps[0], reps[1])}
 	s.Baseline.Version, s.Candidate.Version = base.Version, cand.Version
 	if b := reps[0].MedianWAFTime; b > 0 {
 		s.Cost.Ratio = float64(reps[1].MedianWAFTime) / float64(b)

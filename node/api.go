@@ -85,6 +85,11 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		spec.Reason += " [" + report.Base + "]"
 	}
 	spec.Reason += replayed
+	if base.CRS != cand.CRS {
+		// A CRS upgrade (or a CRS from other files): the journal says
+		// what it changes, as crs diff would.
+		spec.Reason += " [" + ruleset.Diff(base, cand).Summary() + "]"
+	}
 	if _, err := s.rollout.Start(context.WithoutCancel(ctx), cand, spec, time.Now); err != nil {
 		cand.Retire()
 		return admin.Status{}, err
@@ -454,7 +459,7 @@ func (s *Node) Status() admin.Status {
 		ShadowSamplePercent: snap.ShadowSample.Percent(),
 		Step:                st.Step,
 		Steps:               len(s.rollout.Config().Steps),
-		Baseline:            &rollout.RulesetRef{Version: snap.Baseline.Version, Path: snap.Baseline.Path},
+		Baseline:            refOf(snap.Baseline),
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
 		ScopeNote:           st.ScopeNote,
@@ -480,7 +485,7 @@ func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {
 	if rs == nil {
 		return nil
 	}
-	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path}
+	return &rollout.RulesetRef{Version: rs.Version, Path: rs.Path, CRS: rs.CRS.String()}
 }
 
 // EvaluateGates runs the gates as a start does, the CRS suite through

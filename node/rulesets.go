@@ -32,7 +32,7 @@ func (s *Node) configured(strict bool) (rollout.Configured, error) {
 		s.metrics.RulesetLoadFailed("baseline")
 		return rollout.Configured{}, InvalidRulesetError{err}
 	}
-	s.log.Info("ruleset loaded", "arm", "baseline", "path", base.Path, "version", base.Version, "rules", len(base.Rules))
+	s.log.Info("ruleset loaded", "arm", "baseline", "path", base.Path, "version", base.Version, "rules", len(base.Rules), "crs", base.CRS.String())
 	conf := rollout.Configured{Baseline: base}
 	if s.cfg.Rulesets.Candidate == "" {
 		return conf, nil
@@ -47,7 +47,7 @@ func (s *Node) configured(strict bool) (rollout.Configured, error) {
 		s.log.Error("candidate ruleset refused; the baseline serves alone", "error", err.Error())
 		return conf, nil
 	}
-	s.log.Info("ruleset loaded", "arm", "candidate", "path", cand.Path, "version", cand.Version, "rules", len(cand.Rules))
+	s.log.Info("ruleset loaded", "arm", "candidate", "path", cand.Path, "version", cand.Version, "rules", len(cand.Rules), "crs", cand.CRS.String())
 	conf.Candidate = cand
 	conf.Share, _ = router.ParseShare(s.cfg.Routing.CandidatePercent)    // validated
 	conf.ShadowSample, _ = router.ParseShare(s.cfg.Shadow.SamplePercent) // validated

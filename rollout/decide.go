@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wafcanary/wafcanary/router"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 // Step analyses the evidence once and acts on it. It takes now so tests
@@ -44,7 +45,14 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 		}
 	}
 	ev, evErr := c.evidence.Evidence(ctx)
-	a := Evaluate(ev, c.conf().Policy, st.Percent)
+	var changed RuleChange
+	if snap := c.router.Snapshot(); snap.Candidate != nil && snap.Baseline.CRS != snap.Candidate.CRS {
+		// A CRS upgrade: say which of the release's changes the
+		// disagreements come from.
+		changes := ruleset.RuleChanges(snap.Baseline, snap.Candidate)
+		changed = func(id int) string { return changes[id] }
+	}
+	a := evaluate(ev, c.conf().Policy, st.Percent, changed)
 	d := Decision{Time: now, Actor: "controller", Analysis: &a}
 	if evErr != nil {
 		// No evidence is never a pass; the probe, the error limit or

@@ -126,11 +126,22 @@ func (p Policy) validate() error {
 // the candidate on percent of clients: shadow pairs since the rollout
 // started, split arms since the step started.
 func Evaluate(e evidence.Evidence, p Policy, percent float64) Analysis {
+	return evaluate(e, p, percent, nil)
+}
+
+// RuleChange says what an upgrade did to a rule the candidate loads:
+// "new", "changed", or "" for a rule it left alone (ruleset.RuleChanges).
+type RuleChange func(id int) string
+
+// evaluate is Evaluate; with changed set (the candidate reads another
+// CRS than the baseline), the rules behind new and lost blocks are named
+// with what the upgrade did to them.
+func evaluate(e evidence.Evidence, p Policy, percent float64, changed RuleChange) Analysis {
 	split := percent > 0 && percent < 100
 	splitRequired := split && percent >= p.SplitChecksFromPercent
 	a := Analysis{Outcomes: []Outcome{
-		disagreementCheck("new_blocks", "new blocks", e.NewBlocks, e.Pairs, p.MaxNewBlockRate, p.Alpha),
-		disagreementCheck("lost_blocks", "lost blocks", e.LostBlocks, e.Pairs, p.MaxLostBlockRate, p.Alpha),
+		disagreementCheck("new_blocks", "new blocks", e.NewBlocks, e.Pairs, p.MaxNewBlockRate, p.Alpha, changed),
+		disagreementCheck("lost_blocks", "lost blocks", e.LostBlocks, e.Pairs, p.MaxLostBlockRate, p.Alpha, changed),
 		blockRateCheck(e, p.MaxBlockRateIncrease, p.Alpha, split, splitRequired),
 		upstreamErrorCheck(e, p.MaxUpstreamErrorIncrease, p.Alpha, split, splitRequired),
 		latencyCheck("waf_time_p50", 0.5, 0, p.LatencySlackP50, e, p, split, splitRequired),
@@ -161,7 +172,7 @@ func compare(lo, hi, limit float64) CheckStatus {
 	return Inconclusive
 }
 
-func disagreementCheck(check, name string, d evidence.Disagreements, pairs int64, limit, alpha float64) Outcome {
+func disagreementCheck(check, name string, d evidence.Disagreements, pairs int64, limit, alpha float64, changed RuleChange) Outcome {
 	lo, hi := RateBounds(d.OutOfScope, pairs, alpha, NewMixture(pairedNOpt, alpha))
 	o := Outcome{Check: check, Required: true, Window: RolloutWindow, Lower: lo, Upper: hi, Limit: limit, N: pairs, Rules: d.TopRules(5)}
 	if pairs > 0 {
@@ -172,6 +183,13 @@ func disagreementCheck(check, name string, d evidence.Disagreements, pairs int64
 		head += fmt.Sprintf(", %d more in scope", d.InScope)
 	}
 	if len(o.Rules) > 0 {
+		if changed != nil {
+			for i := range o.Rules {
+				if o.Rules[i].Upgrade = changed(o.Rules[i].ID); o.Rules[i].Upgrade == "" {
+					o.Rules[i].Upgrade = "unchanged"
+				}
+			}
+		}
 		head += ", rules " + ruleList(o.Rules)
 	}
 	switch o.Status = compare(lo, hi, limit); o.Status {
@@ -367,6 +385,12 @@ func seconds(s float64) string {
 func ruleList(rules []evidence.RuleCount) string {
 	parts := make([]string, len(rules))
 	for i, r := range rules {
+		if r.Upgrade != "" {
+			// In an upgrade, what it did to the rule: the release's
+			// change the operator's traffic hit, or a rule it left alone.
+			parts[i] = fmt.Sprintf("%d (x%d, %s in the upgrade)", r.ID, r.Count, r.Upgrade)
+			continue
+		}
 		parts[i] = fmt.Sprintf("%d (x%d)", r.ID, r.Count)
 	}
 	return strings.Join(parts, ", ")

@@ -33,6 +33,9 @@ func (p Phase) Active() bool { return p == Shadow || p == Progressing || p == Pa
 type RulesetRef struct {
 	Version string `json:"version"`
 	Path    string `json:"path"`
+	// CRS is the Core Rule Set it includes ("CRS 4.25.0 (embedded)"), in
+	// the status of what serves; not kept in the state.
+	CRS string `json:"crs,omitempty"`
 	// Since is when it began serving as the baseline (in State.Baselines).
 	Since time.Time `json:"since,omitzero"`
 	// By is the decision that put it in service as the baseline (in

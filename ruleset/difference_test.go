@@ -1,7 +1,6 @@
 package ruleset
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,20 +11,9 @@ import (
 // CRS rules include and after appended, and loads it.
 func variant(t *testing.T, before, after string) *Ruleset {
 	t.Helper()
-	b, err := os.ReadFile("../configs/rulesets/baseline.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const crs = "Include @owasp_crs/*.conf"
-	s := strings.Replace(string(b), crs, before+"\n"+crs, 1) + "\n" + after + "\n"
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "c.conf"), s)
-	rs, err := Load(filepath.Join(dir, "c.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Retire)
-	return rs
+	s := strings.Replace(shippedBaseline(t), crs, before+"\n"+crs, 1) + "\n" + after + "\n"
+	return loadText(t, map[string]string{"main.conf": s})
 }
 
 func TestCompareClassifies(t *testing.T) {

@@ -11,8 +11,8 @@ type Directive struct {
 }
 
 // Directives lists the directives of the ruleset's local files in the order
-// Coraza applied them, Include lines included; the embedded CRS is passed
-// over. Guards use it to say which line does what.
+// Coraza applied them, Include lines included; the CRS, embedded or from
+// a directory, is passed over. Guards use it to say which line does what.
 func (r *Ruleset) Directives() []Directive {
 	var out []Directive
 	if len(r.Files) == 0 {
@@ -20,6 +20,9 @@ func (r *Ruleset) Directives() []Directive {
 	}
 	route := (&sourceFS{}).route
 	w := &walker{files: r.Files, route: route, visit: func(file string, line int, d string) bool {
+		if strings.HasPrefix(file, "@") {
+			return false // the CRS's own
+		}
 		name, args, _ := strings.Cut(d, " ")
 		out = append(out, Directive{File: file, Line: line, Name: name, Args: strings.TrimSpace(args)})
 		return false

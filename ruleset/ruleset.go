@@ -60,6 +60,14 @@ type Rule struct {
 	// Skip is the N of a skip:N action: the rule, when it matches, passes
 	// over the next N rules of its phase, whichever those are.
 	Skip int
+	// Action is the rule's disruptive action as written (pass, block,
+	// deny, drop, allow, redirect); "" when it takes its phase's
+	// SecDefaultAction.
+	Action string
+	// Targets and Operator are the first link's variables and operator
+	// as written, quotes off (ARGS|REQUEST_COOKIES, @rx ...); "" for a
+	// SecAction.
+	Targets, Operator string
 }
 
 // Ruleset is a compiled ruleset. It is safe for concurrent use: any number
@@ -80,6 +88,8 @@ type Ruleset struct {
 	Files []File
 	// Rules is the inventory of loaded rules, ordered by ID.
 	Rules []Rule
+	// CRS is the Core Rule Set it includes, and its version.
+	CRS CRS
 	// NoFilesLimit is SecRequestBodyNoFilesLimit: the most bytes of a
 	// request body that is not multipart the ruleset judges; a longer one
 	// is refused with 413 (verdict.RequestPhases), since Coraza does not
@@ -150,6 +160,8 @@ func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 	form.Register()
 	newFS := func() *sourceFS { return &sourceFS{local: dir, dir: osDir, crs: coreruleset.FS} }
 	src := newFS()
+	var fromDir *crsDir
+	crsPath := ""
 	// A file with no directive at all is not a ruleset, and Coraza's
 	// error would quote its first line: from an arbitrary path on the
 	// server (/etc/passwd) that is a leak, not a diagnosis.
@@ -161,9 +173,42 @@ func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 		if !hasDirective(main) {
 			return nil, fmt.Errorf("ruleset %s: not a SecLang file: no Sec... or Include directive in it", path)
 		}
+		marked, line, err := crsMarker(main)
+		if err != nil {
+			return nil, fmt.Errorf("ruleset %s: %s:%d: %w", path, name, line, err)
+		}
+		switch {
+		case marked == "":
+		case osDir != "":
+			// From disk: the directory, relative to the ruleset's own.
+			crsPath = marked
+			if !filepath.IsAbs(crsPath) {
+				crsPath = filepath.Join(osDir, crsPath)
+			}
+			if fromDir, err = openCRSDir(crsPath); err != nil {
+				return nil, fmt.Errorf("ruleset %s: %s:%d: %s: %w", path, name, line, CRSMarker, err)
+			}
+		default:
+			// A bundle or a Recompile: the CRS's files were recorded
+			// with the ruleset's own, under their CRS names.
+			crsPath = marked
+		}
+		newFS = func() *sourceFS {
+			s := &sourceFS{local: dir, dir: osDir, crs: coreruleset.FS}
+			switch {
+			case fromDir != nil:
+				s.crsFrom = fromDir
+			case crsPath != "":
+				s.crsFrom = recordedCRS{dir}
+			}
+			return s
+		}
+		src = newFS()
 	}
 
 	var rules []Rule
+	vers := map[string]int{}
+	setup := 0
 	cfg := coraza.NewWAFConfig().WithRootFS(src)
 	if prelude != "" {
 		cfg = cfg.WithDirectives(prelude)
@@ -171,10 +216,28 @@ func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 	cfg = cfg.WithDirectivesFromFile(name)
 	cfg = experimental.WAFConfigWithRuleObserver(cfg, func(m types.RuleMetadata) {
 		rules = append(rules, ruleOf(m, len(rules)))
+		if v, ok := strings.CutPrefix(m.Version(), "OWASP_CRS/"); ok {
+			vers[v]++
+		}
+		if sv := setupVersion.FindStringSubmatch(m.Raw()); sv != nil {
+			setup, _ = strconv.Atoi(sv[1])
+		}
 	})
 	waf, err := newWAF(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, locate(filepath.Dir(path), name, newFS, err))
+		at := locate(filepath.Dir(path), name, newFS, err)
+		if fromDir != nil && strings.HasPrefix(at.file, "@") && at.file != corazaRecommended {
+			// Name the CRS directory's file, not the name it is
+			// included by.
+			if p, perr := fromDir.path(at.file); perr == nil {
+				at.file = p
+			}
+		}
+		if c := crsOf(crsPath, vers, setup); fromDir != nil && strings.HasPrefix(c.Version, "3.") {
+			// The rules read before the error say which CRS it is.
+			return nil, fmt.Errorf("ruleset %s does not compile: %w (%s is a CRS 3 release, written for ModSecurity: Coraza compiles CRS 4)", path, at, c)
+		}
+		return nil, fmt.Errorf("ruleset %s does not compile: %w", path, at)
 	}
 	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
 	// Compiling CRS leaves tens of megabytes of parser garbage that the
@@ -202,11 +265,22 @@ func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
 			files[i].Content = nil
 		}
 	}
+	for _, f := range files[1:] {
+		if !f.Embedded && !strings.HasPrefix(f.Name, "@") {
+			if _, line, _ := crsMarker(f.Content); line != 0 {
+				if c, ok := waf.(experimental.WAFCloser); ok {
+					_ = c.Close()
+				}
+				return nil, fmt.Errorf("ruleset %s: %s:%d: %q belongs in the ruleset's main file (%s), where it names the CRS for all of it", path, f.Name, line, CRSMarker, files[0].Name)
+			}
+		}
+	}
 	rs := &Ruleset{
 		Path:    path,
 		Version: ver,
 		Files:   files,
 		Rules:   rules,
+		CRS:     crsOf(crsPath, vers, setup),
 		waf:     waf,
 	}
 	rs.refs.Store(1)
@@ -304,12 +378,15 @@ func ruleOf(m types.RuleMetadata, order int) Rule {
 	d := Directive{Name: name, Args: args}
 	negated := false
 	if f := d.Fields(); strings.EqualFold(name, "SecRule") && len(f) > 1 {
-		r.Counts = strings.Contains(Unquote(f[0]), "&")
-		negated = strings.HasPrefix(strings.TrimSpace(Unquote(f[1])), "!")
+		r.Targets, r.Operator = Unquote(f[0]), Unquote(f[1])
+		r.Counts = strings.Contains(r.Targets, "&")
+		negated = strings.HasPrefix(strings.TrimSpace(r.Operator), "!")
 	}
 	for _, a := range d.Actions() {
 		k, v := SplitAction(a)
 		switch k {
+		case "pass", "block", "deny", "drop", "allow", "redirect":
+			r.Action = k
 		case "chain":
 			r.Chain = true
 		case "skip":

@@ -15,9 +15,13 @@ import (
 // File is one file that Coraza read while compiling a ruleset.
 type File struct {
 	// Name is the name Coraza asked for: relative to the ruleset's
-	// directory for local files, "@..." for files embedded with the CRS.
+	// directory for local files, "@..." for the CRS's files (embedded,
+	// or from the ruleset's CRS directory).
 	Name string
 	// Embedded is true for files served from the embedded Core Rule Set.
+	// A CRS read from a directory (CRSMarker) is not embedded: its files
+	// keep their content, are hashed into the version and travel in the
+	// ruleset's bundle under their "@..." names.
 	Embedded bool
 	// Content is the file's bytes as compiled. Local files keep them so a
 	// ruleset can be stored and served again after the originals change.
@@ -25,8 +29,8 @@ type File struct {
 }
 
 // sourceFS is the root file system handed to Coraza. It serves names that
-// contain '@' from the embedded CRS and everything else from the ruleset's
-// directory, and records every file read, in order: the version hash is
+// contain '@' from the embedded CRS, or from the ruleset's CRS directory
+// (crsFrom), and everything else from the ruleset's directory, and records every file read, in order: the version hash is
 // then taken over exactly what was compiled, without re-implementing
 // SecLang's Include resolution (globs, relative directories) ourselves.
 type sourceFS struct {
@@ -37,6 +41,10 @@ type sourceFS struct {
 	// device. Rulesets from bundles and the binary have none.
 	dir string
 	crs fs.FS
+	// crsFrom, when set, serves the CRS's names instead of crs, except
+	// @coraza.conf-recommended, which is Coraza's (a crsDir, or the
+	// recorded files of a bundle).
+	crsFrom fs.FS
 
 	mu        sync.Mutex
 	read      []File
@@ -57,27 +65,35 @@ const (
 // prefix is cut here the same way coreruleset's own wrapper does.
 func (s *sourceFS) route(name string) (fs.FS, string, bool) {
 	if i := strings.IndexByte(name, '@'); i >= 0 {
+		if n := name[i:]; s.crsFrom != nil && n != corazaRecommended {
+			return s.crsFrom, n, true
+		}
 		return s.crs, name[i:], true
 	}
 	return s.local, name, false
 }
 
+// corazaRecommended is Coraza's recommended configuration, which the
+// coraza-coreruleset module embeds beside the CRS.
+const corazaRecommended = "@coraza.conf-recommended"
+
 func (s *sourceFS) Open(name string) (fs.File, error) {
-	fsys, n, _ := s.route(name)
-	if err := checkLocal(fsys == s.local, n); err != nil {
+	fsys, n, crs := s.route(name)
+	if err := checkLocal(!crs, n); err != nil {
 		return nil, err
 	}
 	return fsys.Open(n)
 }
 
 func (s *sourceFS) ReadFile(name string) ([]byte, error) {
-	fsys, n, embedded := s.route(name)
-	if err := checkLocal(!embedded, n); err != nil {
+	fsys, n, crs := s.route(name)
+	if err := checkLocal(!crs, n); err != nil {
 		return nil, err
 	}
+	embedded := crs && (s.crsFrom == nil || n == corazaRecommended)
 	var b []byte
 	var err error
-	if embedded {
+	if crs {
 		b, err = fs.ReadFile(fsys, n)
 	} else {
 		b, err = s.readLocal(n)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,6 +20,34 @@ import (
 
 	"github.com/wafcanary/wafcanary/node"
 )
+
+// commandCase is a row of a table of command lines (checkCommand).
+type commandCase struct {
+	name  string
+	args  []string
+	exit  int
+	lines []string // regular expressions that must each match some line
+	err   string
+}
+
+// checkCommand runs the command line args and checks its exit code, that
+// its error contains errPart (when not ""), and that each regular
+// expression in lines matches some line of its output.
+func checkCommand(t *testing.T, args []string, exit int, lines []string, errPart string) {
+	t.Helper()
+	out, _, err := runRoot(t, context.Background(), args...)
+	if got := exitCode(err); got != exit {
+		t.Fatalf("exit %d (%v), want %d; output:\n%s", got, err, exit, out)
+	}
+	if errPart != "" && (err == nil || !strings.Contains(err.Error(), errPart)) {
+		t.Errorf("error %v, want it to contain %q", err, errPart)
+	}
+	for _, re := range lines {
+		if !regexp.MustCompile(`(?m)` + re).MatchString(out) {
+			t.Errorf("no line matches %s in:\n%s", re, out)
+		}
+	}
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -85,10 +85,10 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 		fmt.Fprintf(out, "approval    step %d (%g%%) waits for `wafcanary promote`; the evidence says go on\n", st.Step+2, st.Plan[st.Step+1].Percent)
 	}
 	if st.Baseline != nil {
-		fmt.Fprintf(out, "baseline    %s  %s\n", st.Baseline.Version, st.Baseline.Path)
+		fmt.Fprintf(out, "baseline    %s  %s%s\n", st.Baseline.Version, st.Baseline.Path, crsOf(st.Baseline))
 	}
 	if st.Candidate != nil {
-		fmt.Fprintf(out, "candidate   %s  %s\n", st.Candidate.Version, st.Candidate.Path)
+		fmt.Fprintf(out, "candidate   %s  %s%s\n", st.Candidate.Version, st.Candidate.Path, crsOf(st.Candidate))
 		if c := st.Composed; c != nil && c.Base != "" {
 			fmt.Fprintf(out, "base        %s\n", visible(c.Base))
 		}
@@ -235,4 +235,13 @@ func jsonVisible(js string) string {
 		fmt.Fprintf(&b, `\u%04x`, r)
 	}
 	return b.String()
+}
+
+// crsOf is ", CRS 4.25.0 (embedded)" for a ruleset whose status names
+// its CRS, "" for one from a server that does not.
+func crsOf(r *rollout.RulesetRef) string {
+	if r.CRS == "" {
+		return ""
+	}
+	return ", " + r.CRS
 }

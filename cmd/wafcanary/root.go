@@ -18,7 +18,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return errUsage{err} })
 	root.AddCommand(newServeCmd(), newValidateCmd(), newDemoCmd(),
-		newStartCmd(), newStatusCmd(), newHistoryCmd(), newExplainCmd(), newBlocksCmd(), newTuneCmd(), newReplayCmd(), newVersionCmd(),
+		newStartCmd(), newStatusCmd(), newHistoryCmd(), newExplainCmd(), newBlocksCmd(), newTuneCmd(), newReplayCmd(), newCRSCmd(), newVersionCmd(),
 		newActionCmd(admin.Pause, "Hold the rollout's share; analysis goes on and a failure still rolls back"),
 		newActionCmd(admin.Resume, "Continue a paused rollout at its step"),
 		newActionCmd(admin.Promote, "Move the rollout on one step whatever the evidence (past an approval), or to 100% and promoted with --full"),

@@ -145,7 +145,8 @@ the paths below it instead of the exact path.`,
 }
 
 // writeTuned writes the candidate, the baseline's other local files beside
-// it (they are included by relative name), and the cases file. It returns
+// it (they are included by relative name; a CRS from a directory is not
+// written, its marker line serves it), and the cases file. It returns
 // the baseline to validate against: the file the server loaded when it is
 // here unchanged, else a copy written beside the candidate. Every file is
 // written mode 0600 (the candidate's comments and the cases hold captured
@@ -168,6 +169,11 @@ func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Resul
 		return writeFile(p, b)
 	}
 	for name, b := range res.Files {
+		if strings.HasPrefix(name, "@") {
+			// A CRS read from a directory: the marker line, copied
+			// into the candidate, serves it from there.
+			continue
+		}
 		if err := write(name, b); err != nil {
 			return "", err
 		}

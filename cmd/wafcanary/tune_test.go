@@ -167,6 +167,34 @@ func TestTuneLoop(t *testing.T) {
 	}
 }
 
+// tuned is base's bundle and tune's result for rec, written as c.conf.
+func tuned(t *testing.T, base *ruleset.Ruleset, rec capture.Record) (ruleset.Bundle, exclusion.Result) {
+	t.Helper()
+	bundle, err := base.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := exclusion.Tune(context.Background(), base, bundle, []capture.Record{rec}, exclusion.Options{Output: "c.conf", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle, res
+}
+
+// namesIn lists the names in dir, sorted, space-separated.
+func namesIn(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, " ")
+}
+
 // What tune writes holds captured requests: the candidate and the cases
 // file are mode 0600 as the captures are, replace an older file whole
 // (issue 26, finding 16), and hold no raw control or bidi character even
@@ -178,19 +206,12 @@ func TestWriteTuned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer base.Retire()
-	bundle, err := base.Bundle()
-	if err != nil {
-		t.Fatal(err)
-	}
 	fp := demo.NoteFalsePositive()
 	const hiddenChars = "\x1b[8m\u202e\u2066\u009b\x7f"
 	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path + "?from=%1B\u202e\u2066\u009b", // bytes past ASCII as a lenient server takes them Proto: "HTTP/1.1",
 		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0 " + hiddenChars}},
 		Body:   fp.Body + "&title2=" + url.QueryEscape(hiddenChars)}
-	res, err := exclusion.Tune(context.Background(), base, bundle, []capture.Record{rec}, exclusion.Options{Output: "c.conf", Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bundle, res := tuned(t, base, rec)
 	dir := t.TempDir()
 	cand, cases := filepath.Join(dir, "c.conf"), filepath.Join(dir, "c.cases.yaml")
 	if err := os.WriteFile(cand, []byte("an older candidate, replaced with --force\n"), 0o644); err != nil {
@@ -199,12 +220,7 @@ func TestWriteTuned(t *testing.T) {
 	if _, err := writeTuned(cand, cases, bundle, res); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if strings.Join(names, " ") != "c.cases.yaml c.conf" {
+	if names := namesIn(t, dir); names != "c.cases.yaml c.conf" {
 		t.Errorf("the directory holds %v, want the two files and no temporary one", names)
 	}
 	for _, p := range []string{cand, cases} {

@@ -87,8 +87,8 @@ func compileOnly(out io.Writer, files []string) error {
 			fmt.Fprintf(out, "FAIL %v\n", err)
 			continue
 		}
-		fmt.Fprintf(out, "ok   %s version %s, %d rules (%d that log), %d files\n",
-			file, rs.Version, len(rs.Rules), len(rs.LoggingRuleIDs()), len(rs.Files))
+		fmt.Fprintf(out, "ok   %s version %s, %d rules (%d that log), %d files, %s\n",
+			file, rs.Version, len(rs.Rules), len(rs.LoggingRuleIDs()), len(rs.Files), rs.CRS)
 		rs.Retire()
 	}
 	if failed > 0 {
@@ -131,6 +131,9 @@ type validation struct {
 	Pass      bool         `json:"pass"`
 	Problems  []string     `json:"problems"`
 	Report    gates.Report `json:"report"`
+	// Rules is how the candidate's rules differ from the baseline's
+	// (crs diff), which gates nothing: it says what an upgrade changes.
+	Rules ruleset.RuleDiff `json:"rules"`
 }
 
 func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cases, output string) error {
@@ -151,7 +154,7 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 	if err != nil {
 		return err
 	}
-	v := validation{Baseline: baseline, Candidate: candidate, Report: rep, Problems: rep.Problems()}
+	v := validation{Baseline: baseline, Candidate: candidate, Report: rep, Problems: rep.Problems(), Rules: ruleset.Diff(loaded[0], loaded[1])}
 	v.Pass = len(v.Problems) == 0
 	if v.Problems == nil {
 		v.Problems = []string{}
@@ -174,8 +177,13 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 
 func printValidation(out io.Writer, v validation, rs []*ruleset.Ruleset) {
 	r := v.Report
-	fmt.Fprintf(out, "baseline   %s  version %s, %d rules\n", v.Baseline, rs[0].Version, len(rs[0].Rules))
-	fmt.Fprintf(out, "candidate  %s  version %s, %d rules\n", v.Candidate, rs[1].Version, len(rs[1].Rules))
+	fmt.Fprintf(out, "baseline   %s  version %s, %d rules, %s\n", v.Baseline, rs[0].Version, len(rs[0].Rules), rs[0].CRS)
+	fmt.Fprintf(out, "candidate  %s  version %s, %d rules, %s\n", v.Candidate, rs[1].Version, len(rs[1].Rules), rs[1].CRS)
+	fmt.Fprintf(out, "rules      %s\n", v.Rules.Summary())
+	if v.Rules.Baseline.Version != v.Rules.Candidate.Version {
+		// An upgrade: what it changes, as crs diff lists it.
+		printRuleDiff(out, v.Rules)
+	}
 	fmt.Fprintf(out, "guard      %s\n", verdict(len(r.Guard), "forbidden edit"))
 	for _, g := range r.Guard {
 		fmt.Fprintf(out, "  %s\n", g)
@@ -195,6 +203,7 @@ func printValidation(out io.Writer, v validation, rs []*ruleset.Ruleset) {
 		fmt.Fprintf(out, "CRS suite  %d cases in %.1f s: baseline passes %d (%.2f%%), candidate %d (%.2f%%), %d left out; %s\n",
 			s.Baseline.Total, s.Seconds, s.Baseline.Passed, 100*s.Baseline.PassRate(),
 			s.Candidate.Passed, 100*s.Candidate.PassRate(), s.Baseline.Ignored, verdict(len(s.Regressions()), "regression"))
+		fmt.Fprintf(out, "  tests of %s\n", s.Tests)
 		if len(s.Changes) > 0 {
 			tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "  RULE\tTEST\tBEFORE\tAFTER\tWHY")

@@ -17,13 +17,7 @@ func TestValidatePairQuick(t *testing.T) {
 		excl  = "embedded:candidate-exclusion.conf"
 		cases = "embedded:candidate-exclusion.cases.yaml"
 	)
-	tests := []struct {
-		name  string
-		args  []string
-		exit  int
-		lines []string // regular expressions that must each match some line
-		err   string
-	}{
+	tests := []commandCase{
 		{"passes without the suite", []string{"--baseline", base, "--candidate", excl, "--cases", cases}, exitOK,
 			[]string{`^guard      ok$`, `^cases      5 checked, ok$`, `^CRS suite  not run`, `^result     PASS$`}, ""},
 		{"the baseline fails the exclusion's must_pass case", []string{"--baseline", excl, "--candidate", base, "--cases", cases}, exitRefused,
@@ -42,19 +36,7 @@ func TestValidatePairQuick(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"validate", "--crs-suite=false"}, tt.args...)
-			out, _, err := runRoot(t, context.Background(), args...)
-			if got := exitCode(err); got != tt.exit {
-				t.Fatalf("exit %d (%v), want %d; output:\n%s", got, err, tt.exit, out)
-			}
-			if tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
-				t.Errorf("error %v, want it to contain %q", err, tt.err)
-			}
-			for _, re := range tt.lines {
-				if !regexp.MustCompile(`(?m)` + re).MatchString(out) {
-					t.Errorf("no line matches %s in:\n%s", re, out)
-				}
-			}
+			checkCommand(t, append([]string{"validate", "--crs-suite=false"}, tt.args...), tt.exit, tt.lines, tt.err)
 		})
 	}
 }

@@ -25,7 +25,7 @@ func runRoot(t *testing.T, ctx context.Context, args ...string) (stdout, stderr 
 }
 
 // okLine is validate's report of a ruleset that compiles.
-var okLine = regexp.MustCompile(`^ok   (\S+) version ([0-9a-f]{16}), (\d+) rules \((\d+) that log\), (\d+) files$`)
+var okLine = regexp.MustCompile(`^ok   (\S+) version ([0-9a-f]{16}), (\d+) rules \((\d+) that log\), (\d+) files, (CRS \S+ \(embedded\)|CRS \S+ from \S+|no CRS)$`)
 
 func TestValidateCmd(t *testing.T) {
 	const pl2 = "../../configs/rulesets/candidate-pl2.conf"
@@ -40,8 +40,8 @@ func TestValidateCmd(t *testing.T) {
 			name: "shipped rulesets compile",
 			args: []string{"validate", "embedded:baseline.conf", pl2},
 			lines: []string{
-				`^ok   embedded:baseline\.conf version [0-9a-f]{16}, \d+ rules \(\d+ that log\), \d+ files$`,
-				`^ok   \.\./\.\./configs/rulesets/candidate-pl2\.conf version [0-9a-f]{16}, \d+ rules \(\d+ that log\), \d+ files$`,
+				`^ok   embedded:baseline\.conf version [0-9a-f]{16}, \d+ rules \(\d+ that log\), \d+ files, CRS 4\.25\.0 \(embedded\)$`,
+				`^ok   \.\./\.\./configs/rulesets/candidate-pl2\.conf version [0-9a-f]{16}, \d+ rules \(\d+ that log\), \d+ files, CRS 4\.25\.0 \(embedded\)$`,
 			},
 			exit: exitOK,
 		},
@@ -146,9 +146,9 @@ func TestValidateReportsLoadedRuleset(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(rs.Retire)
-		want := []string{rs.Version, strconv.Itoa(len(rs.Rules)), strconv.Itoa(len(rs.LoggingRuleIDs())), strconv.Itoa(len(rs.Files))}
+		want := []string{rs.Version, strconv.Itoa(len(rs.Rules)), strconv.Itoa(len(rs.LoggingRuleIDs())), strconv.Itoa(len(rs.Files)), rs.CRS.String()}
 		if got := m[2:]; !equalStrings(got, want) {
-			t.Errorf("%s: validate printed version, rules, logging rules, files = %v; loadRuleset gives %v", file, got, want)
+			t.Errorf("%s: validate printed version, rules, logging rules, files, CRS = %v; loadRuleset gives %v", file, got, want)
 		}
 		// The whole CRS is in each: hundreds of rules, dozens of files.
 		if len(rs.Rules) < 500 || len(rs.Files) < 10 {

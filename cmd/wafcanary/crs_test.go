@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
+)
+
+// crs422Baseline is the shipped baseline on CRS 4.22.0's files, with one
+// exclusion of a rule 4.23 changed.
+func crs422Baseline(t *testing.T) string {
+	t.Helper()
+	return rulesettest.Baseline(t, rulesettest.CRSRules(t, rulesettest.CRSModule), "\nSecRuleUpdateTargetById 941120 \"!ARGS:comment\"\n")
+}
+
+// crs diff and validate show what an upgrade from CRS 4.22.0 (files) to
+// the embedded 4.25.0 changes; the facts are checked against both
+// versions' rule files (ruleset.TestDiffCRSUpgrade).
+func TestCRSDiffCmd(t *testing.T) {
+	base := crs422Baseline(t)
+	tests := []commandCase{
+		{"an upgrade", []string{"crs", "diff", base, "embedded:baseline.conf"}, exitOK, []string{
+			`^baseline   \S+baseline-crs\.conf  CRS 4\.22\.0 from \S+v4@v4\.22\.0/rules$`,
+			`^candidate  embedded:baseline\.conf  CRS 4\.25\.0 \(embedded\)$`,
+			`^summary    CRS 4\.22\.0 -> 4\.25\.0: 11 rules added, 0 removed, \d+ changed \(\d+ paranoia level, .*\); 1 exclusion affected$`,
+			`^added \(11\)$`,
+			`^  920640 +PL1 +phase 2 +block +@owasp_crs/REQUEST-920-PROTOCOL-ENFORCEMENT\.conf:\d+$`,
+			`^  920650 +PL\d +phase \d +\w+ +@owasp_crs/REQUEST-920-PROTOCOL-ENFORCEMENT\.conf:\d+$`,
+			`^  941120 +@owasp_crs/REQUEST-941-APPLICATION-ATTACK-XSS\.conf:\d+ +paranoia_level 2 -> 1, `,
+			`^exclusions of the baseline affected \(1\)$`,
+			`^  baseline-crs\.conf:\d+ SecRuleUpdateTargetById covers changed 941120$`,
+		}, ""},
+		// Why: the same ruleset on both sides changes nothing.
+		{"no change", []string{"crs", "diff", "embedded:baseline.conf", "embedded:baseline.conf"}, exitOK, []string{
+			`^summary    CRS 4\.25\.0 on both: 0 rules added, 0 removed, 0 changed$`,
+		}, ""},
+		{"validate shows it", []string{"validate", "--crs-suite=false", "--baseline", base, "--candidate", "embedded:baseline.conf"}, exitOK, []string{
+			`^baseline   \S+  version [0-9a-f]{16}, \d+ rules, CRS 4\.22\.0 from \S+$`,
+			`^candidate  embedded:baseline\.conf  version [0-9a-f]{16}, \d+ rules, CRS 4\.25\.0 \(embedded\)$`,
+			`^rules      CRS 4\.22\.0 -> 4\.25\.0: 11 rules added, `,
+			`^  920640 +PL1 +phase 2 +block `,
+			`^result     PASS$`,
+		}, ""},
+		{"one argument", []string{"crs", "diff", base}, exitUsage, nil, "want BASE and CAND, got 1 arguments"},
+		{"no such file", []string{"crs", "diff", base, "nope.conf"}, exitUsage, nil, "nope.conf: no such file"},
+		{"does not compile", []string{"crs", "diff", base, "testdata/rulesets/broken.conf"}, exitInvalidRuleset, nil, "testdata/rulesets/broken.conf:3:"},
+		{"bad output", []string{"crs", "diff", "-o", "yaml", base, base}, exitUsage, nil, "want text or json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkCommand(t, tt.args, tt.exit, tt.lines, tt.err)
+		})
+	}
+}
+
+func TestCRSDiffJSON(t *testing.T) {
+	base := crs422Baseline(t)
+	out, _, err := runRoot(t, context.Background(), "crs", "diff", "-o", "json", base, "embedded:baseline.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Baseline, Candidate, Summary string
+		ruleset.RuleDiff
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v in:\n%s", err, out)
+	}
+	if got.RuleDiff.Baseline.Version != "4.22.0" || got.RuleDiff.Candidate.Version != "4.25.0" || got.Candidate != "embedded:baseline.conf" {
+		t.Errorf("versions %+v -> %+v, candidate %q", got.RuleDiff.Baseline, got.RuleDiff.Candidate, got.Candidate)
+	}
+	if !slices.ContainsFunc(got.Added, func(r ruleset.RuleRef) bool { return r.ID == 920640 && r.Paranoia == 1 && r.Action == "block" }) {
+		t.Errorf("920640 not added at PL1 with block: %+v", got.Added)
+	}
+	if !strings.Contains(out, `"field": "paranoia_level",`) || !strings.HasPrefix(got.Summary, "CRS 4.22.0 -> 4.25.0: 11 rules added") {
+		t.Errorf("summary %q; output:\n%s", got.Summary, out)
+	}
+}
+
+// tune on a baseline whose CRS comes from files writes the candidate
+// beside the baseline's own files, not the CRS's (the marker line, copied
+// into the candidate, serves those), and the candidate compiles on the
+// same CRS.
+func TestTuneOnACRSFromFiles(t *testing.T) {
+	base, err := ruleset.Load(crs422Baseline(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	fp := demo.NoteFalsePositive()
+	bundle, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body})
+	dir := t.TempDir()
+	cand := filepath.Join(dir, "c.conf")
+	if _, err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), bundle, res); err != nil {
+		t.Fatal(err)
+	}
+	if names := namesIn(t, dir); names != "c.cases.yaml c.conf" {
+		t.Errorf("the directory holds %v, want the candidate and its cases", names)
+	}
+	rs, err := ruleset.Load(cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Retire()
+	if rs.CRS.Version != "4.22.0" || len(rs.Rules) <= len(base.Rules) {
+		t.Errorf("the candidate: %s, %d rules (the baseline %d)", rs.CRS, len(rs.Rules), len(base.Rules))
+	}
+}
