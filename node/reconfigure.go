@@ -16,21 +16,7 @@ func (s *Node) Reconfigure(ctx context.Context, cfg Config) error {
 		s.log.Error("configuration not reloaded", "error", err.Error())
 		return err
 	}
-	var restart []string
-	for _, k := range []struct {
-		key  string
-		a, b any
-	}{
-		{"listen", s.cfg.Listen, cfg.Listen}, {"upstream", s.cfg.Upstream, cfg.Upstream}, {"state_dir", s.cfg.StateDir, cfg.StateDir},
-		{"state", s.cfg.State, cfg.State}, {"admin", s.cfg.Admin, cfg.Admin}, {"rulesets", s.cfg.Rulesets, cfg.Rulesets},
-		{"routing", s.cfg.Routing, cfg.Routing}, {"shadow", s.cfg.Shadow, cfg.Shadow}, {"proxy", s.cfg.Proxy, cfg.Proxy},
-		{"gates", s.cfg.Gates, cfg.Gates}, {"capture", s.cfg.Capture, cfg.Capture}, {"tls", s.cfg.TLS, cfg.TLS},
-		{"notifications", s.cfg.Notifications, cfg.Notifications}, {"log", s.cfg.Log, cfg.Log},
-	} {
-		if !reflect.DeepEqual(k.a, k.b) {
-			restart = append(restart, k.key)
-		}
-	}
+	restart := needRestart(s.cfg, cfg)
 	changed, more, err := s.rollout.Reconfigure(ctx, cfg.Rollout, "sighup", time.Now)
 	restart = append(restart, more...)
 	if len(restart) > 0 {
@@ -44,4 +30,23 @@ func (s *Node) Reconfigure(ctx context.Context, cfg Config) error {
 		s.log.Info("rollout configuration reloaded for the next rollout", "keys", changed, "steps", len(cfg.Rollout.Steps))
 	}
 	return nil
+}
+
+// needRestart names the top-level keys that differ between old and next,
+// the rollout section aside (it reloads). It walks Config's fields, so a
+// section added later is named too: a hand-kept list had already missed
+// spoa, whose change a SIGHUP then passed over without a word.
+func needRestart(old, next Config) []string {
+	var keys []string
+	a, b := reflect.ValueOf(old), reflect.ValueOf(next)
+	for i := range a.NumField() {
+		key := a.Type().Field(i).Tag.Get("mapstructure")
+		if key == "rollout" {
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			keys = append(keys, key)
+		}
+	}
+	return keys
 }
