@@ -156,6 +156,11 @@ type Blocks interface {
 // longer the file on disk.
 type Rulesets interface {
 	ServedBaseline() (ruleset.Bundle, error)
+	// Ruleset is the bundle of a version kept here: one in service, a
+	// kept baseline, or the last rollout's candidate (rolled back, its
+	// new blocks are what `tune` writes the candidate's exceptions from);
+	// ErrNotFound for any other.
+	Ruleset(ctx context.Context, version string) (ruleset.Bundle, error)
 }
 
 // ErrInvalidRuleset is a ruleset that does not compile: answered 400 with
@@ -312,6 +317,9 @@ func Handler(o Options) http.Handler {
 	if rulesets := o.Rulesets; rulesets != nil {
 		api.HandleFunc("GET /api/v1/rulesets/baseline", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return rulesets.ServedBaseline() })
+		})
+		api.HandleFunc("GET /api/v1/rulesets/{version}", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, func() (any, error) { return rulesets.Ruleset(r.Context(), r.PathValue("version")) })
 		})
 	}
 	hosts := newHostCheck(o.AllowedHosts)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/verdict"
 )
 
 // Client calls a running wafcanary's admin API. The zero Timeout means 30
@@ -93,6 +95,50 @@ func (c *Client) ServedBaseline(ctx context.Context) (ruleset.Bundle, error) {
 	var b ruleset.Bundle
 	return b, c.call(ctx, http.MethodGet, "/api/v1/rulesets/baseline", nil, &b)
 }
+
+// Ruleset returns the bundle of a version the server keeps: in service,
+// a kept baseline, or the last rollout's candidate.
+func (c *Client) Ruleset(ctx context.Context, version string) (ruleset.Bundle, error) {
+	var b ruleset.Bundle
+	return b, c.call(ctx, http.MethodGet, "/api/v1/rulesets/"+url.PathEscape(version), nil, &b)
+}
+
+// ErrMixedRulesets is blocks of more than one ruleset given to tune
+// together: an exclusion is written into one.
+var ErrMixedRulesets = errors.New("blocked by different rulesets")
+
+// RulesetOfBlocks is the ruleset whose blocks recs are, which tune writes
+// the exceptions into: the served baseline, or, when the requests are a
+// candidate's new blocks (on its arm, or seen in shadow) and that version
+// does not serve as the baseline, the candidate, which the server keeps
+// after a rollback; true then.
+func (c *Client) RulesetOfBlocks(ctx context.Context, served ruleset.Bundle, recs []capture.Record) (ruleset.Bundle, bool, error) {
+	var cand []string
+	baseline := 0
+	for _, rec := range recs {
+		switch {
+		case rec.Arm != verdict.Candidate.String() || rec.Version == served.Version:
+			baseline++
+		case !slices.Contains(cand, rec.Version):
+			cand = append(cand, rec.Version)
+		}
+	}
+	switch {
+	case len(cand) == 0:
+		return served, false, nil
+	case baseline > 0:
+		return ruleset.Bundle{}, false, fmt.Errorf("%w: the requests were blocked by the served baseline %s and by the candidate %s: tune each ruleset's apart", ErrMixedRulesets, short(served.Version), short(cand[0]))
+	case len(cand) > 1:
+		return ruleset.Bundle{}, false, fmt.Errorf("%w: the requests were blocked by %d candidates (%s): tune each one's apart", ErrMixedRulesets, len(cand), strings.Join(cand, ", "))
+	}
+	b, err := c.Ruleset(ctx, cand[0])
+	if err != nil {
+		return ruleset.Bundle{}, false, fmt.Errorf("the requests are the new blocks of candidate %s, and tune writes that candidate with their exceptions: %w", short(cand[0]), err)
+	}
+	return b, true, nil
+}
+
+func short(v string) string { return v[:min(len(v), 12)] }
 
 // Explain asks why request id was blocked.
 func (c *Client) Explain(ctx context.Context, id string) (Explanation, error) {

@@ -165,6 +165,10 @@ type Explanation struct {
 	Path     string    `json:"path"`
 	ClientIP string    `json:"client_ip"`
 	Status   int       `json:"status"`
+	// Shadow is set for a block that did not happen: the candidate judged
+	// the request in shadow and would have answered Status; the baseline
+	// served it.
+	Shadow bool `json:"shadow,omitempty"`
 	// InterruptedBy is the rule that ended the request; Score CRS's
 	// inbound anomaly score.
 	InterruptedBy int             `json:"interrupted_by"`

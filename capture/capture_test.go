@@ -583,3 +583,55 @@ func TestStoreMetricsStartAtZero(t *testing.T) {
 		}
 	}
 }
+
+// A candidate's new block seen in shadow is kept apart from the blocks
+// that happened: its own signature, which blocks that happened keep as
+// before (a signature is stable across releases), marked shadow in the
+// record, in the list and after a restart (a capture the index did not
+// save is read back as shadow too). A chunked body keeps its
+// Transfer-Encoding, which net/http takes out of the header map: CRS
+// judges the framings apart, and tune replays it.
+func TestStoreKeepsShadowBlocksApart(t *testing.T) {
+	enforced := block("enforced-1", "", "/api/notes", "remember the milk")
+	shadow := block("shadow-1", "", "/api/notes", "remember the milk")
+	shadow.Shadow = true
+	shadow.Request.TransferEncoding = []string{"chunked"}
+	if a, b := ShapeOf(enforced.Request.Host, enforced.Request.URI, enforced.Record.Verdict).Signature(), Of(enforced, DefaultConfig).Signature; a != b {
+		t.Errorf("a block that happened changed signature: %s, was %s", b, a)
+	}
+	rec := Of(shadow, DefaultConfig)
+	if !rec.Shadow || rec.Signature == Of(enforced, DefaultConfig).Signature || rec.Header.Get("Transfer-Encoding") != "chunked" {
+		t.Fatalf("the shadow record: %+v", rec)
+	}
+	dir := filepath.Join(t.TempDir(), "captures")
+	now := time.Date(2020, 12, 2, 3, 0, 0, 0, time.UTC)
+	s := open(t, dir, DefaultConfig, func() time.Time { return now })
+	take(t, s, enforced)
+	take(t, s, shadow)
+	late := block("shadow-late", "", "/api/notes", "remember the milk")
+	late.Shadow = true
+	shadowOf := func(list []Summary) map[bool]int64 {
+		out := map[bool]int64{}
+		for _, sum := range list {
+			out[sum.Shadow] += sum.Count
+		}
+		return out
+	}
+	if got := shadowOf(s.List(0)); got[true] != 1 || got[false] != 1 || len(s.List(0)) != 2 {
+		t.Fatalf("signatures: %+v", s.List(0))
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	lr := Of(late, DefaultConfig)
+	if _, err := s.write(fileOf(lr.ID), lr, now); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, dir, DefaultConfig, func() time.Time { return now.Add(time.Hour) })
+	if got := shadowOf(again.List(0)); got[true] != 2 || got[false] != 1 || len(again.List(0)) != 2 {
+		t.Fatalf("after a restart: %+v", again.List(0))
+	}
+	if r, err := again.Get("shadow-1"); err != nil || !r.Shadow || r.Header.Get("Transfer-Encoding") != "chunked" {
+		t.Errorf("shadow-1 read back: %+v %v", r, err)
+	}
+}

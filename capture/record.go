@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -52,6 +53,11 @@ type Record struct {
 	// Signature is the block's signature, sig: and 16 hex digits
 	// (Shape.Signature).
 	Signature string `json:"signature,omitempty"`
+	// Shadow is set for a block that did not happen: the candidate
+	// (Arm) judged the request in shadow and would have blocked it, and
+	// the baseline served it. Status is then what the candidate would
+	// have answered.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // recordJSON is a Record as written: Body moves to BodyBase64 when it is
@@ -225,7 +231,12 @@ func (r redactor) record(b verdict.Block, maxBody int) Record {
 	rec := Record{
 		ID: q.ID, Time: b.Time.UTC(), Arm: b.Record.Arm.String(), Version: b.Version,
 		Method: q.Method, Host: q.Host, URI: r.uri(q.URI), Proto: q.Proto, ClientIP: q.ClientIP,
-		Header: http.Header{}, Status: b.Record.Status, Verdict: b.Record.Verdict,
+		Header: http.Header{}, Status: b.Record.Status, Verdict: b.Record.Verdict, Shadow: b.Shadow,
+	}
+	if len(q.TransferEncoding) > 0 {
+		// net/http moves the header out of the map; Coraza saw it (920180
+		// and 920640 read it), so a replay must send the body as it came.
+		rec.Header["Transfer-Encoding"] = slices.Clone(q.TransferEncoding)
 	}
 	for k, vs := range q.Header {
 		ck := http.CanonicalHeaderKey(k)
@@ -245,7 +256,7 @@ func (r redactor) record(b verdict.Block, maxBody int) Record {
 		// it. Said, so a replay without it is not taken for the request.
 		rec.BodyNote = "the body was not read: the request was blocked before its body phase"
 	}
-	rec.Signature = ShapeOf(q.Host, q.URI, b.Record.Verdict).Signature()
+	rec.Signature = shapeOfBlock(b).Signature()
 	return rec
 }
 

@@ -30,6 +30,9 @@ type Shape struct {
 	Rules []int `json:"rules"`
 	// Targets are the variables those rules matched, sorted.
 	Targets []string `json:"targets,omitempty"`
+	// Shadow is set for the candidate's blocks seen in shadow, which no
+	// client got: they are kept apart from the blocks that happened.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // ShapeOf is the shape of a block of a request for host and uri (path and
@@ -54,6 +57,14 @@ func ShapeOf(host, uri string, v verdict.Verdict) Shape {
 	return s
 }
 
+// shapeOfBlock is the shape of b: its request's, and shadow for a
+// candidate's block seen in shadow.
+func shapeOfBlock(b verdict.Block) Shape {
+	s := ShapeOf(b.Request.Host, b.Request.URI, b.Record.Verdict)
+	s.Shadow = b.Shadow
+	return s
+}
+
 // Signature names the shape: "sig:" and the first 16 hex digits of a
 // SHA-256 over its parts, stable across restarts and releases. 64 bits
 // keep two shapes apart among the most signatures a store holds, and no
@@ -71,6 +82,11 @@ func (s Shape) key() string {
 	for _, t := range s.Targets {
 		h.Write([]byte(t))
 		h.Write([]byte{0})
+	}
+	if s.Shadow {
+		// Only then: the signatures of blocks that happened stay what
+		// they were before shadow blocks were kept.
+		h.Write([]byte("\nshadow"))
 	}
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:8])

@@ -290,6 +290,7 @@ func (s *Store) adoptLocked(onDisk map[string]fs.FileInfo) {
 			continue
 		}
 		shape := ShapeOf(rec.Host, rec.URI, rec.Verdict)
+		shape.Shadow = rec.Shadow
 		at := info.ModTime()
 		e := s.sigs[shape.key()]
 		if e == nil {
@@ -418,7 +419,7 @@ func (s *Store) Run(ctx context.Context) {
 // under the lock still holds when it takes the lock again.
 func (s *Store) take(b verdict.Block) error {
 	q := b.Request
-	shape := ShapeOf(q.Host, q.URI, b.Record.Verdict)
+	shape := shapeOfBlock(b)
 	key := shape.key()
 	at := s.now()
 	name := fileOf(q.ID)

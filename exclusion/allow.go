@@ -243,7 +243,7 @@ func (t *tuner) allowSecLang() string {
 	where := t.where()
 	a0 := t.allow[0]
 	fmt.Fprintf(&b, "# --- wafcanary tune: allowance %d, %s ---\n", a0.RuleID, t.opt.Now.UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by the served baseline %s by\n", strings.Join(t.ids, ", "), short(t.base.Version))
+	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by %s %s by\n", strings.Join(t.ids, ", "), t.tuned(), short(t.base.Version))
 	b.WriteString("# CRS policy, which CRS documents changing rather than excluding:\n")
 	var msgs, sets []string
 	for _, a := range t.allow {

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,8 +17,10 @@ import (
 )
 
 // skippedHeaders are not replayed: the case recomputes them, or they
-// would describe the original connection rather than the request.
-var skippedHeaders = map[string]bool{"Content-Length": true, "Transfer-Encoding": true, "Connection": true, "Host": true}
+// would describe the original connection rather than the request. A
+// chunked Transfer-Encoding is replayed (the case sends the body chunked,
+// without a Content-Length): CRS judges the two framings apart.
+var skippedHeaders = map[string]bool{"Content-Length": true, "Connection": true, "Host": true}
 
 // replay makes the case that sends rec again as captured, with host as its
 // Host. Headers whose values the capture redacted are left out rather
@@ -28,6 +31,12 @@ func replay(rec capture.Record, name, host string) gates.Case {
 	for k, vs := range rec.Header {
 		ck := http.CanonicalHeaderKey(k)
 		if skippedHeaders[ck] {
+			continue
+		}
+		if ck == "Transfer-Encoding" {
+			if slices.ContainsFunc(vs, func(v string) bool { return strings.EqualFold(v, "chunked") }) {
+				c.Headers[ck] = "chunked"
+			}
 			continue
 		}
 		var kept []string
@@ -78,7 +87,7 @@ func inject(c gates.Case, target, payload string) (gates.Case, bool) {
 		}
 	case "REQUEST_HEADERS":
 		ck := http.CanonicalHeaderKey(key)
-		if skippedHeaders[ck] || ck == "Content-Type" {
+		if skippedHeaders[ck] || ck == "Content-Type" || ck == "Transfer-Encoding" {
 			return c, false
 		}
 		for k := range out.Headers {
@@ -87,6 +96,14 @@ func inject(c gates.Case, target, payload string) (gates.Case, bool) {
 			}
 		}
 		out.Headers[ck] = payload
+		return out, true
+	case bodyLength:
+		// The attack is the whole body, sent as the request sent its
+		// own: without a Content-Type (bodyWithoutType).
+		if c.Body == "" || headerOf(c, "Content-Type") != "" {
+			return c, false
+		}
+		out.Body = payload
 		return out, true
 	case "REQUEST_COOKIES":
 		out.Headers["Cookie"] = key + "=" + url.QueryEscape(payload)

@@ -80,7 +80,7 @@ func (t *tuner) seclang(rms []Removal) string {
 		}
 	}
 	fmt.Fprintf(&b, "# --- wafcanary tune: exclusion %d, %s ---\n", t.insert.id, t.opt.Now.UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by the served baseline %s:\n", strings.Join(t.ids, ", "), short(t.base.Version))
+	fmt.Fprintf(&b, "# Lets through request(s) %s, blocked by %s %s:\n", strings.Join(t.ids, ", "), t.tuned(), short(t.base.Version))
 	for _, rm := range rms {
 		msg := ""
 		if r, ok := t.base.Rule(rm.Rule); ok && r.File != "" && r.Line > 0 {
@@ -92,6 +92,11 @@ func (t *tuner) seclang(rms []Removal) string {
 	b.WriteString("# other rule still inspects it, and the cases file holds attacks in it that\n")
 	b.WriteString("# must stay blocked. It sits before the CRS rules include because a ctl:\n")
 	b.WriteString("# exclusion changes only the rules that run after it.\n")
+	if slices.Contains(rms, Removal{bodyWithoutType, bodyLength}) {
+		fmt.Fprintf(&b, "# Rule %d then lets a body without a Content-Type through here. CRS still\n", bodyWithoutType)
+		b.WriteString("# parses such a body as a form (rule 901340) and every other rule reads it:\n")
+		fmt.Fprintf(&b, "# the attacks \"in %s\" were sent as that whole body, untyped.\n", bodyLength)
+	}
 	op, cond := t.pathCondition()
 	msg := fmt.Sprintf("wafcanary tune: exclude %s from %s on %s", strings.Join(targets, ", "), strings.Join(rules, ", "), where)
 	ctls := make([]string, len(rms))
@@ -199,7 +204,7 @@ func (t *tuner) build(texts, adds []string) (*ruleset.Ruleset, map[string][]byte
 	}
 	lines := strings.SplitAfter(string(t.bundle.Files[t.bundle.Main]), "\n")
 	if t.insert.line > len(lines) {
-		return nil, nil, fmt.Errorf("the served baseline's bundle does not hold the file it was compiled from (line %d of %s)", t.insert.line, t.bundle.Main)
+		return nil, nil, fmt.Errorf("%s's bundle does not hold the file it was compiled from (line %d of %s)", t.tuned(), t.insert.line, t.bundle.Main)
 	}
 	var named []string
 	var body strings.Builder
@@ -212,10 +217,18 @@ func (t *tuner) build(texts, adds []string) (*ruleset.Ruleset, map[string][]byte
 		body.WriteString("\n")
 	}
 	var head strings.Builder
-	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: the served\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&head, "# baseline %s (%s) verbatim, plus %s for request(s)\n", short(t.base.Version), t.bundle.Source, strings.Join(named, ", "))
+	fmt.Fprintf(&head, "# wafcanary candidate, written by `wafcanary tune` on %s: %s\n", t.opt.Now.UTC().Format("2006-01-02 15:04Z"), t.tuned())
+	fmt.Fprintf(&head, "# %s (%s) verbatim, plus %s for request(s)\n", short(t.base.Version), t.bundle.Source, strings.Join(named, ", "))
 	fmt.Fprintf(&head, "# %s. Search for \"wafcanary tune\" to find it.\n", strings.Join(t.batch.ids, ", "))
-	fmt.Fprintf(&head, "%s%s (start carries the exclusions over to the baseline that serves then)\n\n", baseMarker, t.base.Version)
+	if t.opt.Candidate {
+		// Its own base marker, if any, follows in its leading comments:
+		// what it adds to that baseline, exclusions included, is what
+		// start carries over.
+		head.WriteString("# The requests were the candidate's new blocks: the change and the\n")
+		head.WriteString("# exceptions it needs go out together.\n\n")
+	} else {
+		fmt.Fprintf(&head, "%s%s (start carries the exclusions over to the baseline that serves then)\n\n", baseMarker, t.base.Version)
+	}
 	if err := writable(head.String() + body.String()); err != nil {
 		return nil, nil, err
 	}

@@ -45,12 +45,28 @@ func evaluation(id int) bool {
 	return false
 }
 
+// bodyWithoutType is CRS's rule 920640 (new in 4.23): a request body
+// without a Content-Type, which it matches on REQUEST_BODY_LENGTH. Of the
+// protocol-enforcement rules it alone has a narrow exclusion: CRS's rule
+// 901340 still has the body parsed (as a form) and every other rule reads
+// it, so a client that sends its bodies untyped to one path can be let
+// through there without blinding anything; the attacks that check it are
+// sent as the whole body, untyped, on that path (inject), and the same
+// request elsewhere stays blocked.
+const (
+	bodyWithoutType = 920640
+	bodyLength      = "REQUEST_BODY_LENGTH"
+)
+
 // narrow says why a matched (rule, target) cannot be excluded narrowly,
 // or "" when it can.
 func narrow(rule int, target string) string {
 	if p, ok := policies[rule]; ok {
 		// allowFor takes every request whose value it can write.
 		return fmt.Sprintf("rule %d enforces CRS's %s policy and matched %s, with a %s that cannot be written into tx.%s (not a plain token, or the list holds a quote): change the list in crs-setup by hand", rule, p.what, shown(target), p.what, p.tx)
+	}
+	if rule == bodyWithoutType && target == bodyLength {
+		return ""
 	}
 	if rule/1000 == 920 {
 		return fmt.Sprintf("rule %d matched %s: it is protocol enforcement (920xxx), the request breaks HTTP as CRS enforces it, and no exclusion narrower than the rule itself exists; fix the client, or change the rule knowingly", rule, shown(target))

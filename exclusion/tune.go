@@ -38,7 +38,15 @@ type Options struct {
 	// rule's own family gets through the variable; the attacks are listed
 	// in Result.Opened and the candidate's comment.
 	AcceptOpened bool
-	Now          time.Time
+	// Candidate says the ruleset tuned is a rollout's candidate, not the
+	// served baseline: the requests are its new blocks (seen in shadow, or
+	// on its arm), and what is written is that candidate with the
+	// exclusions, so that the change and the exceptions it needs go out
+	// together (a CRS upgrade, most of all). The candidate keeps its own
+	// base marker, if it has one: start rebases what it adds to the
+	// baseline it was written from, exclusions included.
+	Candidate bool
+	Now       time.Time
 }
 
 // ErrRefused is a request set no narrow exclusion lets through; the
@@ -106,8 +114,13 @@ type Result struct {
 	// Requests are the IDs of every request the candidate lets through.
 	Requests []string `json:"requests"`
 	// Base is the version of the baseline the candidate was written from,
-	// recorded in its main file for start (RecordedBase).
+	// recorded in its main file for start (RecordedBase); with
+	// Options.Candidate, the tuned candidate's own recorded base, if any.
 	Base string `json:"base"`
+	// On is the version of the ruleset tuned, and Candidate is set when it
+	// is a rollout's candidate rather than the served baseline.
+	On        string `json:"on"`
+	Candidate bool   `json:"candidate,omitempty"`
 	// Main and Files are the candidate: the baseline's local files with
 	// the exclusions inserted into Main, which is named Options.Output.
 	Main  string            `json:"main"`
@@ -305,11 +318,11 @@ func (t *tuner) search(recs []capture.Record) ([]Removal, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !v.Blocked && rec.Arm == "candidate" {
+		if !v.Blocked && rec.Arm == "candidate" && !t.opt.Candidate {
 			return nil, fmt.Errorf("%w: request %s was blocked by the candidate %s, and the served baseline %s lets it through: it is the candidate's new block (roll back, or fix the candidate), not the baseline's false positive", ErrRefused, shown(rec.ID), short(rec.Version), short(t.base.Version))
 		}
 		if !v.Blocked {
-			return nil, fmt.Errorf("%w: request %s, replayed from its capture, is let through by the served baseline %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, shown(rec.ID), short(t.base.Version), redactedOf(rec))
+			return nil, fmt.Errorf("%w: request %s, replayed from its capture, is let through by %s %s: what blocked it is in a value the capture redacted or cut%s", ErrRefused, shown(rec.ID), t.tuned(), short(t.base.Version), redactedOf(rec))
 		}
 		t.pass = append(t.pass, c)
 		t.ids = append(t.ids, rec.ID)
@@ -564,7 +577,10 @@ func result(tuners []*tuner, wants [][]Removal) (Result, error) {
 		return Result{}, err
 	}
 	defer rs.Retire()
-	res := Result{Base: first.base.Version, Main: first.opt.Output, Files: files, Requests: first.batch.ids}
+	res := Result{Base: first.base.Version, On: first.base.Version, Candidate: first.opt.Candidate, Main: first.opt.Output, Files: files, Requests: first.batch.ids}
+	if first.opt.Candidate {
+		res.Base, _ = RecordedBase(first.base)
+	}
 	for i, t := range tuners {
 		e, err := t.result(rs, wants[i], &res)
 		if err != nil {
@@ -696,6 +712,14 @@ func rulesOf(rms []Removal, target string) string {
 		}
 	}
 	return "rule " + strings.Join(ids, ", ")
+}
+
+// tuned names the ruleset tuned, for messages and comments.
+func (t *tuner) tuned() string {
+	if t.opt.Candidate {
+		return "the candidate"
+	}
+	return "the served baseline"
 }
 
 func judge(ctx context.Context, rs *ruleset.Ruleset, c gates.Case) (verdict.Verdict, error) {

@@ -88,7 +88,8 @@ func ParseCases(path string, b []byte) (Cases, error) {
 }
 
 // request builds the case's request as a browser would send it, unless
-// the case's headers say otherwise.
+// the case's headers say otherwise. A body goes with its Content-Length,
+// or chunked when the case has "Transfer-Encoding: chunked".
 func (c Case) request() (*http.Request, error) {
 	method := c.Method
 	if method == "" {
@@ -102,14 +103,29 @@ func (c Case) request() (*http.Request, error) {
 	r.Host = "www.example.com"
 	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 	r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	chunked := false
 	for k, v := range c.Headers {
-		if strings.EqualFold(k, "Host") {
+		switch {
+		case strings.EqualFold(k, "Host"):
 			r.Host = v
-			continue
+		case strings.EqualFold(k, "Transfer-Encoding"):
+			// As net/http reads it off the wire: out of the header map,
+			// and no Content-Length. CRS tells a chunked body apart
+			// (920640 blocks one without a Content-Type, 920340 only one
+			// with a Content-Length).
+			if !strings.EqualFold(strings.TrimSpace(v), "chunked") {
+				return nil, fmt.Errorf("case %q: header Transfer-Encoding: only chunked is sent, got %q", c.Name, v)
+			}
+			chunked = true
+		default:
+			r.Header.Set(k, v)
 		}
-		r.Header.Set(k, v)
 	}
-	if c.Body != "" {
+	switch {
+	case chunked:
+		r.TransferEncoding, r.ContentLength = []string{"chunked"}, -1
+		r.Header.Del("Content-Length")
+	case c.Body != "":
 		r.Header.Set("Content-Length", fmt.Sprint(len(c.Body)))
 	}
 	return r, nil

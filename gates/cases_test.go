@@ -3,6 +3,7 @@ package gates
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,8 @@ func TestLoadCasesRefusesBadFiles(t *testing.T) {
 		{"must_pass:\n  - {name: x, path: /, headers: [a]}\n", "line 2: not a cases file (a list where a mapping of header names to values belongs)"},
 		{"must_pass: []\nmust_pass: []\n", "line 2: not a cases file (a key given twice)"},
 		{"must_pass: [\n  {name: x\n", "line 1: not a cases file (YAML syntax error: did not find expected ',' or '}')"},
+		// Why: only a chunked body is sent without a Content-Length.
+		{"must_pass:\n  - {name: x, method: POST, path: /, body: a, headers: {Transfer-Encoding: gzip}}\n", `must_pass[0]: case "x": header Transfer-Encoding: only chunked is sent, got "gzip"`},
 	} {
 		path := t.TempDir() + "/c.yaml"
 		writeFile(t, path, tt.text)
@@ -104,6 +107,35 @@ func TestCasesErrorsNeverQuoteTheFile(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrNotCases) {
 			t.Errorf("%q: %v is not ErrNotCases", tt.text, err)
+		}
+	}
+}
+
+// A case with "Transfer-Encoding: chunked" is judged as a chunked request
+// off the wire: CRS 4.25's 920640 blocks its untyped body, and 920340,
+// which needs a Content-Length, does not match; the same body with its
+// length is blocked by 920340 (in phase 1, before 920640 runs).
+func TestChunkedCase(t *testing.T) {
+	rs := shippedBaseline(t)
+	for _, tt := range []struct {
+		headers map[string]string
+		want    []int
+	}{
+		{map[string]string{"Transfer-Encoding": "chunked"}, []int{920640}},
+		{nil, []int{920340}},
+	} {
+		v, err := Judge(context.Background(), rs, Case{Name: "untyped", Method: "POST", Path: "/api/notes", Body: "remember the milk", Headers: tt.headers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, id := range v.RuleIDs() {
+			if id/1000 == 920 {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("headers %v: rules %v, want %v", tt.headers, got, tt.want)
 		}
 	}
 }

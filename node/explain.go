@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/capture"
+	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
 )
@@ -36,7 +38,7 @@ func (r *recentBlocks) ObserveBlock(b verdict.Block) {
 	path, _, _ := strings.Cut(q.URI, "?")
 	e := admin.Explanation{
 		ID: q.ID, Time: b.Time.UTC(), Arm: b.Record.Arm.String(), Version: b.Version,
-		Method: q.Method, Host: q.Host, Path: path, ClientIP: q.ClientIP, Status: b.Record.Status,
+		Method: q.Method, Host: q.Host, Path: path, ClientIP: q.ClientIP, Status: b.Record.Status, Shadow: b.Shadow,
 		InterruptedBy: b.Record.Verdict.RuleID, Score: b.Record.Verdict.InboundScore,
 	}
 	for _, m := range b.Record.Verdict.Rules {
@@ -154,12 +156,36 @@ func (s *Node) annotated(e admin.Explanation) admin.Explanation {
 func explanationOf(rec capture.Record) admin.Explanation {
 	path, _, _ := strings.Cut(rec.URI, "?")
 	e := admin.Explanation{ID: rec.ID, Time: rec.Time, Arm: rec.Arm, Version: rec.Version, Method: rec.Method,
-		Host: rec.Host, Path: path, ClientIP: rec.ClientIP, Status: rec.Status,
+		Host: rec.Host, Path: path, ClientIP: rec.ClientIP, Status: rec.Status, Shadow: rec.Shadow,
 		InterruptedBy: rec.Verdict.RuleID, Score: rec.Verdict.InboundScore}
 	for _, m := range rec.Verdict.Rules {
 		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
 	}
 	return e
+}
+
+// Ruleset implements admin.Rulesets: a version in service from the
+// router's snapshot, else a bundle the store keeps (the baselines undo can
+// return to, and the last rollout's candidate).
+func (s *Node) Ruleset(ctx context.Context, version string) (ruleset.Bundle, error) {
+	snap := s.router.Snapshot()
+	for _, rs := range []*ruleset.Ruleset{snap.Baseline, snap.Candidate} {
+		if rs != nil && rs.Version == version {
+			return rs.Bundle()
+		}
+	}
+	st := s.rollout.State()
+	kept := st.Candidate != nil && st.Candidate.Version == version ||
+		slices.ContainsFunc(st.Baselines, func(b rollout.RulesetRef) bool { return b.Version == version })
+	if !kept {
+		return ruleset.Bundle{}, fmt.Errorf("ruleset %s is not kept here: the baselines (wafcanary history) and the last rollout's candidate are: %w", version, admin.ErrNotFound)
+	}
+	rs, err := s.store.LoadRuleset(ctx, version)
+	if err != nil {
+		return ruleset.Bundle{}, err
+	}
+	defer rs.Retire()
+	return rs.Bundle()
 }
 
 // ServedBaseline implements admin.Rulesets: the bundle of the baseline in

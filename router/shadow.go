@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/corazawaf/coraza/v3/types"
 
@@ -194,6 +195,24 @@ func (e *Engine) recordShadow(c *sample, shadow verdict.Verdict) {
 			slogVerdict("candidate", rec.CandidateVersion, rec.Candidate))
 	}
 	e.obs.shadow(rec)
+	if shadowArm == verdict.Candidate && shadow.Blocked && !c.enforced.Blocked && len(e.obs.Blocks) > 0 {
+		e.obs.block(e.shadowBlock(c, shadow, other.Version))
+	}
+}
+
+// shadowBlock is the candidate's new block of c, for the block observers
+// (captures, explain): the request as the shadow judged it, its body up
+// to what they keep.
+func (e *Engine) shadowBlock(c *sample, shadow verdict.Verdict, version string) verdict.Block {
+	b := verdict.Block{
+		Record:  verdict.RequestRecord{ID: c.req.ID, Arm: verdict.Candidate, Action: verdict.Blocked, Status: shadow.Status, Verdict: shadow},
+		Request: c.req, Version: version, Time: time.Now(), Shadow: true,
+	}
+	if e.blockBody > 0 {
+		b.Body = c.body[:min(len(c.body), e.blockBody)]
+		b.BodyTruncated = len(c.body) > e.blockBody
+	}
+	return b
 }
 
 var _ http.Handler = (*Router)(nil)

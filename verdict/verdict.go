@@ -271,9 +271,11 @@ func (s Serving) Ruleset(a Arm) *ruleset.Ruleset {
 }
 
 // Block is a request its enforcing ruleset blocked, as Coraza saw it, for
-// whoever explains or reproduces it. Request shares nothing with the live
-// request; Body is what Coraza had buffered of the request body, at most a
-// bounded prefix (none when it blocked before reading it).
+// whoever explains or reproduces it, or (Shadow) one the candidate would
+// have blocked, judged in shadow, that the baseline let through. Request
+// shares nothing with the live request; Body is what Coraza had buffered
+// of the request body, at most a bounded prefix (none when it blocked
+// before reading it).
 type Block struct {
 	Record  RequestRecord
 	Request Request
@@ -282,4 +284,10 @@ type Block struct {
 	BodyTruncated bool
 	Version       string
 	Time          time.Time
+	// Shadow is set for a candidate's new block seen in shadow: the
+	// client was served by the baseline, and Record holds the candidate's
+	// request-phase verdict with the status it would have answered. A
+	// rollout's new blocks are what an upgrade's exceptions are tuned
+	// from, so they are kept as blocks are.
+	Shadow bool
 }

@@ -117,6 +117,9 @@ func printBlocks(out io.Writer, l admin.BlockList, format string) error {
 		if s.Pinned {
 			pinned = "  pinned"
 		}
+		if s.Shadow {
+			pinned += "  shadow: the candidate's, judged in shadow; clients were served"
+		}
 		fmt.Fprintf(out, "%s  %s%s  %s from %s, last %s, first %s%s\n", s.Sig, visible(s.Host), visible(s.Path), plural64(s.Count, "block"), clients,
 			s.Last.Format("2006-01-02 15:04:05Z07:00"), s.First.Format("2006-01-02 15:04:05Z07:00"), pinned)
 		ids := make([]string, len(s.Rules))

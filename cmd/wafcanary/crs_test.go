@@ -3,14 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/node"
+	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
 )
@@ -97,11 +103,11 @@ func TestTuneOnACRSFromFiles(t *testing.T) {
 	}
 	defer base.Retire()
 	fp := demo.NoteFalsePositive()
-	bundle, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+	_, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
 		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body})
 	dir := t.TempDir()
 	cand := filepath.Join(dir, "c.conf")
-	if _, err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), bundle, res); err != nil {
+	if err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), res); err != nil {
 		t.Fatal(err)
 	}
 	if names := namesIn(t, dir); names != "c.cases.yaml c.conf" {
@@ -114,5 +120,77 @@ func TestTuneOnACRSFromFiles(t *testing.T) {
 	defer rs.Retire()
 	if rs.CRS.Version != "4.22.0" || len(rs.Rules) <= len(base.Rules) {
 		t.Errorf("the candidate: %s, %d rules (the baseline %d)", rs.CRS, len(rs.Rules), len(base.Rules))
+	}
+}
+
+// A CRS upgrade's new blocks, seen in shadow, are tuned as the operator
+// would: explain says the candidate would have blocked the request;
+// tune writes the candidate (not the served baseline) with the exception
+// its traffic needs, and says so; validate passes it with its cases.
+func TestTuneACandidatesShadowBlock(t *testing.T) {
+	clearEnv(t)
+	base := rulesettest.Baseline(t, rulesettest.CRSRules(t, rulesettest.CRSModule), "")
+	tn := startNode(t, quietLogger(), func(c *node.Config) {
+		c.Capture.Enabled = true
+		c.Rulesets.Baseline = base
+		// A shadow-only first step, as an upgrade's: every client is
+		// served by the baseline, and the candidate judges in shadow.
+		c.Rollout.Steps = []rollout.Step{{Percent: 0, MinRequests: 1000}, {Percent: 100, MinRequests: 1000}}
+	})
+	run := func(args ...string) string {
+		t.Helper()
+		out, _, err := runRoot(t, context.Background(), append(args, "--admin", tn.admin)...)
+		if err != nil {
+			t.Fatalf("%s: exit %d, %v\n%s", args[0], exitCode(err), err, out)
+		}
+		return out
+	}
+	run("start", "--candidate", "embedded:baseline.conf", "--reason", "CRS 4.22.0 -> 4.25.0")
+	// Shadow sampling is 100% by default: the chunked, untyped body is
+	// the candidate's new block (920640).
+	req, _ := http.NewRequest(http.MethodPost, tn.proxy+"/api/notes", io.MultiReader(strings.NewReader("remember "), strings.NewReader("the milk")))
+	req.Host = "shop.example.com"
+	req.Header.Set("X-Request-ID", "untyped-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		t.Fatal("the baseline blocked the untyped body: not the upgrade's new block")
+	}
+	var out string
+	for range 250 {
+		if o, _, err := runRoot(t, context.Background(), "explain", "untyped-1", "--admin", tn.admin); err == nil && strings.Contains(o, "capture (redacted)") {
+			out = o
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out, "request untyped-1: served by the baseline; the candidate, judging it in shadow, would have blocked it (403)") || !strings.Contains(out, "920640") {
+		t.Fatalf("explain:\n%s", out)
+	}
+	dir := t.TempDir()
+	cand, cases := filepath.Join(dir, "upgrade.conf"), filepath.Join(dir, "upgrade.cases.yaml")
+	out = run("tune", "untyped-1", "--output", cand, "--cases", cases)
+	for _, want := range []string{"wrote " + cand + ": the candidate ", "ctl:ruleRemoveTargetById=920640;REQUEST_BODY_LENGTH", "with exceptions for its new blocks on shop.example.com/api/notes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tune lacks %q:\n%s", want, out)
+		}
+	}
+	b, _ := os.ReadFile(cand)
+	if strings.Contains(string(b), "# wafcanary: base ") || !strings.Contains(string(b), "tune`") {
+		t.Errorf("the tuned upgrade records a base it was not written from:\n%s", b)
+	}
+	m := regexp.MustCompile(`(?m)^  wafcanary validate (.*)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("tune prints no validate command:\n%s", out)
+	}
+	if !strings.Contains(m[1], "--baseline "+base) {
+		t.Errorf("validate against %q, want the served baseline %s", m[1], base)
+	}
+	vout, _, err := runRoot(t, context.Background(), append([]string{"validate", "--crs-suite=false"}, strings.Fields(m[1])...)...)
+	if err != nil {
+		t.Fatalf("validate: exit %d, %v\n%s", exitCode(err), err, vout)
 	}
 }

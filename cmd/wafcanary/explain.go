@@ -47,7 +47,11 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 	if e.Chosen != "" {
 		fmt.Fprintf(out, "%s\n", v(e.Chosen))
 	}
-	fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
+	if e.Shadow {
+		fmt.Fprintf(out, "request %s: served by the baseline; the candidate, judging it in shadow, would have blocked it (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
+	} else {
+		fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
+	}
 	fmt.Fprintf(out, "  %s %s %s%s from %s, by the %s ruleset %s\n", e.Time.Format("2006-01-02 15:04:05Z07:00"), v(e.Method), v(e.Host), v(e.Path), v(e.ClientIP), v(e.Arm), v(e.Version))
 	fmt.Fprintln(out, "rules that matched:")
 	for _, r := range e.Rules {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -93,16 +94,23 @@ the paths below it instead of the exact path.`,
 			if err != nil {
 				return err
 			}
-			bundle, err := c.ServedBaseline(ctx)
+			served, err := c.ServedBaseline(ctx)
 			if err != nil {
+				return exitError(err)
+			}
+			bundle, onCandidate, err := c.RulesetOfBlocks(ctx, served, recs)
+			switch {
+			case errors.Is(err, admin.ErrMixedRulesets):
+				return errUsage{err}
+			case err != nil:
 				return exitError(err)
 			}
 			base, err := bundle.Compile(nil)
 			if err != nil {
-				return fmt.Errorf("the served baseline %s: %w", bundle.Version, err)
+				return fmt.Errorf("the ruleset %s: %w", bundle.Version, err)
 			}
 			defer base.Retire()
-			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now(), AcceptOpened: acceptOpened})
+			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now(), AcceptOpened: acceptOpened, Candidate: onCandidate})
 			switch {
 			case errors.Is(err, exclusion.ErrRefused):
 				return errRefused{err}
@@ -112,7 +120,10 @@ the paths below it instead of the exact path.`,
 			if err != nil {
 				return err
 			}
-			baseline, err := writeTuned(output, cases, bundle, res)
+			if err := writeTuned(output, cases, res); err != nil {
+				return err
+			}
+			baseline, err := baselineFile(output, served)
 			if err != nil {
 				return err
 			}
@@ -124,7 +135,7 @@ the paths below it instead of the exact path.`,
 			if text, err := printJSON(cmd.OutOrStdout(), o.output, res); !text {
 				return err
 			}
-			printTuned(cmd.OutOrStdout(), output, cases, baseline, bundle, res)
+			printTuned(cmd.OutOrStdout(), output, cases, baseline, res)
 			if exclusionOut != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: the exclusions alone; or start them on whatever baseline serves then:\n  wafcanary start --exclusion %s --cases %s --reason ...\n", visible(exclusionOut), visible(exclusionOut), visible(cases))
 			}
@@ -144,58 +155,64 @@ the paths below it instead of the exact path.`,
 	return cmd
 }
 
-// writeTuned writes the candidate, the baseline's other local files beside
-// it (they are included by relative name; a CRS from a directory is not
-// written, its marker line serves it), and the cases file. It returns
-// the baseline to validate against: the file the server loaded when it is
-// here unchanged, else a copy written beside the candidate. Every file is
-// written mode 0600 (the candidate's comments and the cases hold captured
-// requests, as the captures do) and whole or not at all (writeFile).
-func writeTuned(output, cases string, bundle ruleset.Bundle, res exclusion.Result) (string, error) {
-	dir := filepath.Dir(output)
-	write := func(name string, b []byte) error {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if old, err := os.ReadFile(p); err == nil {
-			if bytes.Equal(old, b) {
-				return nil
-			}
-			if name != res.Main {
-				return fmt.Errorf("%s exists with other content; the candidate includes it by that name: write the candidate into another directory", p)
-			}
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		return writeFile(p, b)
-	}
+// writeTuned writes the candidate, the tuned ruleset's other local files
+// beside it (they are included by relative name; a CRS from a directory is
+// not written, its marker line serves it), and the cases file. Every file
+// is written mode 0600 (the candidate's comments and the cases hold
+// captured requests, as the captures do) and whole or not at all
+// (writeFile).
+func writeTuned(output, cases string, res exclusion.Result) error {
 	for name, b := range res.Files {
 		if strings.HasPrefix(name, "@") {
 			// A CRS read from a directory: the marker line, copied
 			// into the candidate, serves it from there.
 			continue
 		}
-		if err := write(name, b); err != nil {
-			return "", err
+		if err := writeBeside(output, name, b, name == res.Main); err != nil {
+			return err
 		}
 	}
 	y, err := casesFile(filepath.Base(output), res)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := writeFile(cases, y); err != nil {
-		return "", err
+	return writeFile(cases, y)
+}
+
+// writeBeside writes a file the candidate output includes by name into
+// its directory; an existing one with other content is an error unless
+// replace.
+func writeBeside(output, name string, b []byte, replace bool) error {
+	p := filepath.Join(filepath.Dir(output), filepath.FromSlash(name))
+	if old, err := os.ReadFile(p); err == nil {
+		if bytes.Equal(old, b) {
+			return nil
+		}
+		if !replace {
+			return fmt.Errorf("%s exists with other content; the candidate includes it by that name: write the candidate into another directory", p)
+		}
 	}
-	if strings.HasPrefix(bundle.Source, "embedded:") {
-		return bundle.Source, nil
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
 	}
-	if b, err := os.ReadFile(bundle.Source); err == nil && bytes.Equal(b, bundle.Files[bundle.Main]) {
-		return bundle.Source, nil
+	return writeFile(p, b)
+}
+
+// baselineFile is the served baseline to validate the candidate against:
+// the file the server loaded when it is here unchanged, else a copy
+// written beside the candidate.
+func baselineFile(output string, served ruleset.Bundle) (string, error) {
+	if strings.HasPrefix(served.Source, "embedded:") {
+		return served.Source, nil
+	}
+	if b, err := os.ReadFile(served.Source); err == nil && bytes.Equal(b, served.Files[served.Main]) {
+		return served.Source, nil
 	}
 	copyName := strings.TrimSuffix(filepath.Base(output), filepath.Ext(output)) + ".baseline.conf"
-	if err := write(copyName, bundle.Files[bundle.Main]); err != nil {
+	if err := writeBeside(output, copyName, served.Files[served.Main], false); err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, copyName), nil
+	return filepath.Join(filepath.Dir(output), copyName), nil
 }
 
 // exclusionsFile is the rules of res alone, for start --exclusion, which
@@ -310,7 +327,7 @@ func yamlVisible(y string) string {
 // printTuned says what tune wrote. The hosts and paths are the requests',
 // and the cases' names hold their paths and variables: all through
 // visible.
-func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bundle, res exclusion.Result) {
+func printTuned(out io.Writer, output, cases, baseline string, res exclusion.Result) {
 	v := visible
 	excls := res.Exclusions
 	if len(excls) == 0 { // a Result built by hand: its one exclusion
@@ -342,11 +359,15 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 			fmt.Fprintf(out, "%sctl:ruleRemoveTargetById=%s\n", indent, v(rm.String()))
 		}
 	}
+	tuned := "the served baseline"
+	if res.Candidate {
+		tuned = "the candidate"
+	}
 	if len(excls) == 1 {
-		fmt.Fprintf(out, "wrote %s: the served baseline %s plus %s:\n", v(output), short(bundle.Version), what(excls[0]))
+		fmt.Fprintf(out, "wrote %s: %s %s plus %s:\n", v(output), tuned, short(res.On), what(excls[0]))
 		lines(excls[0], "  ")
 	} else {
-		fmt.Fprintf(out, "wrote %s: the served baseline %s plus, for each host and path:\n", v(output), short(bundle.Version))
+		fmt.Fprintf(out, "wrote %s: %s %s plus, for each host and path:\n", v(output), tuned, short(res.On))
 		for _, e := range excls {
 			fmt.Fprintf(out, "  %s (requests %s):\n", what(e), v(strings.Join(e.Requests, ", ")))
 			lines(e, "    ")
@@ -372,8 +393,13 @@ func printTuned(out io.Writer, output, cases, baseline string, bundle ruleset.Bu
 	}
 	fmt.Fprintln(out, "next:")
 	fmt.Fprintf(out, "  wafcanary validate --baseline %s --candidate %s --cases %s\n", v(baseline), v(output), v(cases))
+	if res.Candidate {
+		fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "candidate "+short(res.On)+" with exceptions for its new blocks on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")")
+		fmt.Fprintf(out, "  (the candidate %s with the exceptions its new blocks need: it goes out as one change)\n", short(res.On))
+		return
+	}
 	fmt.Fprintf(out, "  wafcanary start --candidate %s --cases %s --reason %q\n", v(output), v(cases), "false positive on "+strings.Join(on, ", ")+" (requests "+strings.Join(res.Requests, ", ")+")")
-	fmt.Fprintf(out, "  (written from baseline %s: if another serves by then, start carries the exclusions over to it, or refuses naming both)\n", short(bundle.Version))
+	fmt.Fprintf(out, "  (written from baseline %s: if another serves by then, start carries the exclusions over to it, or refuses naming both)\n", short(res.On))
 }
 
 // printChecks says what the attacks in the excluded variables found: per

@@ -211,13 +211,13 @@ func TestWriteTuned(t *testing.T) {
 	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path + "?from=%1B\u202e\u2066\u009b", // bytes past ASCII as a lenient server takes them Proto: "HTTP/1.1",
 		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0 " + hiddenChars}},
 		Body:   fp.Body + "&title2=" + url.QueryEscape(hiddenChars)}
-	bundle, res := tuned(t, base, rec)
+	_, res := tuned(t, base, rec)
 	dir := t.TempDir()
 	cand, cases := filepath.Join(dir, "c.conf"), filepath.Join(dir, "c.cases.yaml")
 	if err := os.WriteFile(cand, []byte("an older candidate, replaced with --force\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeTuned(cand, cases, bundle, res); err != nil {
+	if err := writeTuned(cand, cases, res); err != nil {
 		t.Fatal(err)
 	}
 	if names := namesIn(t, dir); names != "c.cases.yaml c.conf" {
@@ -262,7 +262,7 @@ func TestPrintTunedEscapes(t *testing.T) {
 		Requests: []string{"r1" + h}, Opened: []string{"XSS in ARGS:text" + h}, Notes: []string{"not needed: ARGS:x" + h},
 		Cases: gates.Cases{MustBlock: []gates.Case{{Name: "SQL injection in ARGS:text" + h}}}}
 	var out bytes.Buffer
-	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", ruleset.Bundle{Version: "7ac7"}, res)
+	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", res)
 	if bad := unsafeChars(out.String()); len(bad) > 0 {
 		t.Errorf("output carries %v:\n%q", bad, out.String())
 	}
@@ -284,7 +284,7 @@ func TestPrintTunedAllowanceAndChecks(t *testing.T) {
 		Checks:   []exclusion.RuleCheck{{Rule: 941120, Target: "ARGS:text", Checked: 16, Blocked: 9, Inherent: []string{"CRS test 941120-1"}, Opened: []string{"x"}}},
 		Inherent: []string{"CRS test 941120-1 (XSS) in ARGS:text on /api/notes:   onload= "}}
 	var out bytes.Buffer
-	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", ruleset.Bundle{Version: "7ac7"}, res)
+	printTuned(&out, "c.conf", "c.cases.yaml", "b.conf", res)
 	for _, want := range []string{"plus allowance 10000, on shop.example, path /api/avatar:",
 		"  allow content type image/png (rule 920420): tx.allowed_request_content_type, body read raw",
 		"checked: rule 941120 in ARGS:text: 16 CRS test payload(s) checked, 9 stay blocked, 2 let through (1 caught there only by rules the requests trip too)",
