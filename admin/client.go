@@ -94,6 +94,12 @@ func (c *Client) ServedBaseline(ctx context.Context) (ruleset.Bundle, error) {
 	return b, c.call(ctx, http.MethodGet, "/api/v1/rulesets/baseline", nil, &b)
 }
 
+// Exceptions lists the exceptions of the baseline in service.
+func (c *Client) Exceptions(ctx context.Context) (ExceptionList, error) {
+	var l ExceptionList
+	return l, c.call(ctx, http.MethodGet, "/api/v1/exceptions", nil, &l)
+}
+
 // Explain asks why request id was blocked.
 func (c *Client) Explain(ctx context.Context, id string) (Explanation, error) {
 	var e Explanation

@@ -113,7 +113,7 @@ var subjects = map[ruleset.Subject]string{ruleset.OnOther: "other", ruleset.OnHo
 // List reads the exceptions of rs's own files, in file order, and judges
 // each against rs's rules and, unless now is zero, its expiry date.
 func List(rs *ruleset.Ruleset, now time.Time) []Exception {
-	var out []Exception
+	out := []Exception{}
 	seen := map[string]int{}
 	for _, rule := range ruleset.Chains(rs.Directives()) {
 		exs := ruleset.ExclusionsOf(rule)
