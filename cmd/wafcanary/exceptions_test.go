@@ -114,3 +114,42 @@ func TestExceptionsJSON(t *testing.T) {
 		t.Errorf("no block for the directive:\n%s", text)
 	}
 }
+
+// validate warns of dangling references and of exceptions without an
+// owner or an expiry date, exit code unchanged; gates.strict_exceptions
+// makes them a failed gate (exit 7). The shipped baseline has none.
+func TestValidateAuditsExceptions(t *testing.T) {
+	clearEnv(t)
+	future := time.Now().UTC().AddDate(1, 0, 0).Format(time.DateOnly)
+	file := exceptionsRuleset(t, future)
+	ctx := context.Background()
+
+	out, warn, err := runRoot(t, ctx, "validate", file)
+	if err != nil {
+		t.Fatalf("exit %d: %v\n%s", exitCode(err), err, out)
+	}
+	for _, want := range []string{
+		"warning: " + file + ": exception 10001 (exceptions.conf:8) names 942441, which the ruleset does not load",
+		"warning: " + file + ": exception 10001 (exceptions.conf:8) has no owner: add tag:'wafcanary/owner=NAME'",
+		"has no expiry date: add a comment line right above it: # wafcanary/expires=YYYY-MM-DD",
+	} {
+		if !strings.Contains(warn, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, warn)
+		}
+	}
+	if strings.Contains(warn, "exception 10000") {
+		t.Errorf("10000 has owner and expiry, warned of:\n%s", warn)
+	}
+
+	strict := filepath.Join(t.TempDir(), "strict.yaml")
+	if err := os.WriteFile(strict, []byte("gates:\n  strict_exceptions: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runRoot(t, ctx, "validate", "-c", strict, file)
+	if exitCode(err) != exitRefused || !strings.Contains(out, "FAIL "+file+": exception 10001 (exceptions.conf:8) names 942441") {
+		t.Errorf("strict: exit %d (%v), want %d\n%s", exitCode(err), err, exitRefused, out)
+	}
+	if out, _, err := runRoot(t, ctx, "validate", "-c", strict, "embedded:baseline.conf"); err != nil {
+		t.Errorf("strict, the shipped baseline: exit %d: %v\n%s", exitCode(err), err, out)
+	}
+}
