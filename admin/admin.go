@@ -163,6 +163,13 @@ type Rulesets interface {
 	Ruleset(ctx context.Context, version string) (ruleset.Bundle, error)
 }
 
+// Exceptions lists the exceptions of the baseline in service
+// (`wafcanary exceptions`). Implementations must be safe for concurrent
+// use.
+type Exceptions interface {
+	Exceptions(ctx context.Context) (ExceptionList, error)
+}
+
 // ErrInvalidRuleset is a ruleset that does not compile: answered 400 with
 // kind "invalid_ruleset", so a client can tell it from another bad request.
 var ErrInvalidRuleset = errors.New("ruleset does not compile")
@@ -204,6 +211,8 @@ type Options struct {
 	Explain  Explainer
 	Rulesets Rulesets
 	Blocks   Blocks
+	// Exceptions serves GET /api/v1/exceptions; nil leaves it out.
+	Exceptions Exceptions
 	// AllowedHosts are admin.allowed_hosts: the names, besides IP
 	// addresses and localhost, the page, /ui/ and /api/ answer to.
 	AllowedHosts []string
@@ -288,6 +297,11 @@ func Handler(o Options) http.Handler {
 	if explain := o.Explain; explain != nil {
 		api.HandleFunc("GET /api/v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
+		})
+	}
+	if exceptions := o.Exceptions; exceptions != nil {
+		api.HandleFunc("GET /api/v1/exceptions", func(w http.ResponseWriter, r *http.Request) {
+			reply(w, func() (any, error) { return exceptions.Exceptions(r.Context()) })
 		})
 	}
 	if blocks := o.Blocks; blocks != nil {

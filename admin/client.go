@@ -140,6 +140,12 @@ func (c *Client) RulesetOfBlocks(ctx context.Context, served ruleset.Bundle, rec
 
 func short(v string) string { return v[:min(len(v), 12)] }
 
+// Exceptions lists the exceptions of the baseline in service.
+func (c *Client) Exceptions(ctx context.Context) (ExceptionList, error) {
+	var l ExceptionList
+	return l, c.call(ctx, http.MethodGet, "/api/v1/exceptions", nil, &l)
+}
+
 // Explain asks why request id was blocked.
 func (c *Client) Explain(ctx context.Context, id string) (Explanation, error) {
 	var e Explanation

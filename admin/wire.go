@@ -5,6 +5,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/rollout"
 )
@@ -225,4 +226,13 @@ type GateProgress struct {
 	Done      int     `json:"done,omitempty"`  // CRS suite cases sent
 	Total     int     `json:"total,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"`
+}
+
+// ExceptionList is the answer of GET /api/v1/exceptions: every exception
+// of the baseline in service, in file order, with where it came from, as
+// the server judged them at Now.
+type ExceptionList struct {
+	Baseline   string                `json:"baseline_version"`
+	Now        time.Time             `json:"now"`
+	Exceptions []exception.Exception `json:"exceptions"`
 }

@@ -25,6 +25,12 @@ type Config struct {
 	// controller's paired checks is refused like at any other gate. The
 	// node runs it: replay judges with the engine, above this package.
 	Replay []string `mapstructure:"replay"`
+	// StrictExceptions refuses a candidate with an exception (package
+	// exception) that names a rule or tag it does not load, or that has
+	// no owner or no expiry date; off, those are warnings. An expired
+	// exception is a warning either way: a date passing must not refuse
+	// a deploy on its own.
+	StrictExceptions bool `mapstructure:"strict_exceptions"`
 }
 
 // DefaultConfig is the gates section's default.

@@ -11,6 +11,7 @@ import (
 
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/suite"
 )
@@ -28,6 +29,12 @@ type Report struct {
 	// CasesChecked is the number of must_pass and must_block cases judged.
 	CasesChecked int          `json:"cases_checked"`
 	Suite        *SuiteReport `json:"suite,omitempty"`
+	// Exceptions are what the candidate's exceptions lack (an owner, an
+	// expiry date) or name in vain (a rule it does not load), when
+	// strict_exceptions refuses them; ExceptionNotes the same and other
+	// notes, when it only warns.
+	Exceptions     []string `json:"exceptions,omitempty"`
+	ExceptionNotes []string `json:"exception_notes,omitempty"`
 }
 
 // SuiteReport is the CRS regression suite run through both rulesets side
@@ -71,6 +78,7 @@ func (r Report) Problems() []string {
 	for _, f := range r.Cases {
 		out = append(out, f.String())
 	}
+	out = append(out, r.Exceptions...)
 	if s := r.Suite; s != nil {
 		for _, c := range s.Regressions() {
 			out = append(out, fmt.Sprintf("CRS case %s (rule %d) passes on the baseline and fails on the candidate: %s", c.Case, c.RuleID, c.Why))
@@ -122,6 +130,7 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 	tell := progressOf(ctx)
 	tell(StageGuard, 0, 0)
 	r := Report{Baseline: base.Version, Candidate: cand.Version, Guard: Guard(base, cand, cfg)}
+	r.Exceptions, r.ExceptionNotes = AuditExceptions(cand, cfg)
 	if cs != nil {
 		tell(StageCases, 0, len(cs.MustPass)+len(cs.MustBlock))
 		failures, err := Check(ctx, cand, *cs)
@@ -141,6 +150,17 @@ func Evaluate(ctx context.Context, base, cand *ruleset.Ruleset, cs *Cases, cfg C
 		r.Suite = s
 	}
 	return r, nil
+}
+
+// AuditExceptions audits rs's exceptions (exception.Audit) under cfg: with
+// strict_exceptions, what it finds is problems, and otherwise notes. No
+// expiry is judged: the gates read no clock.
+func AuditExceptions(rs *ruleset.Ruleset, cfg Config) (problems, notes []string) {
+	problems, notes = exception.Audit(exception.List(rs, time.Time{}))
+	if !cfg.StrictExceptions {
+		return nil, append(problems, notes...)
+	}
+	return problems, notes
 }
 
 // Stages of Evaluate, as Progress is told them.

@@ -64,6 +64,8 @@ type Node struct {
 	proxyTLS, adminTLS *certificate.Source
 	// gates is what a start's gates are doing; nil when none runs.
 	gates atomic.Pointer[admin.GateProgress]
+	// kept reads the kept baselines' directives, for the exceptions' origins.
+	kept keptDirectives
 
 	// A fleet's replica (state.backend etcd); nil on a single node.
 	etcd       *clientv3.Client
@@ -311,7 +313,7 @@ func (s *Node) RunListeners(ctx context.Context, ln Listeners) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s, Blocks: s,
+		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s, Blocks: s, Exceptions: s,
 			AllowedHosts: s.cfg.Admin.Hosts()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

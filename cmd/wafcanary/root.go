@@ -24,6 +24,7 @@ func newRootCmd() *cobra.Command {
 		newActionCmd(admin.Promote, "Move the rollout on one step whatever the evidence (past an approval), or to 100% and promoted with --full"),
 		newActionCmd(admin.Rollback, "Take the candidate out of service now, from any rollout state (idempotent)"),
 		newActionCmd(admin.Undo, "Serve an earlier baseline again, from the next request (after a promotion: the way back)"))
+	root.AddCommand(newExceptionsCmd())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {

@@ -37,8 +37,13 @@ start runs, printing a summary (or JSON with -o json):
     differs (rule, test, before, after), and the cost gate: the candidate's
     median time inside the WAF over the suite against the baseline's.
 
+Both forms warn (on stderr) of exceptions that name a rule or tag the
+ruleset does not load, or have no owner or no expiry date (wafcanary
+exceptions); with gates.strict_exceptions they fail instead.
+
 Exit codes: 0 all gates pass; 3 a ruleset does not compile; 7 the
-candidate fails a gate; 64 bad flags or configuration, or a file that is
+candidate fails a gate (or, with gates.strict_exceptions, a file's
+exceptions do); 64 bad flags or configuration, or a file that is
 not there. Limits (gates.*) come from --config, WAFCANARY_GATES_* or
 their defaults.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,7 +54,11 @@ their defaults.`,
 				if len(args) == 0 || cases != "" {
 					return errUsage{errors.New("give ruleset files to compile, or --baseline and --candidate")}
 				}
-				return compileOnly(cmd.OutOrStdout(), args)
+				cfg, err := loadConfig(file, nil)
+				if err != nil {
+					return errUsage{err}
+				}
+				return compileOnly(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, cfg.Gates)
 			}
 			if baseline == "" || candidate == "" || len(args) > 0 {
 				return errUsage{errors.New("--baseline and --candidate go together, without file arguments")}
@@ -72,8 +81,8 @@ their defaults.`,
 	return cmd
 }
 
-func compileOnly(out io.Writer, files []string) error {
-	failed, missing := 0, 0
+func compileOnly(out, warn io.Writer, files []string, gcfg gates.Config) error {
+	failed, missing, refused := 0, 0, 0
 	for _, file := range files {
 		rs, err := node.LoadRuleset(file)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -89,6 +98,14 @@ func compileOnly(out io.Writer, files []string) error {
 		}
 		fmt.Fprintf(out, "ok   %s version %s, %d rules (%d that log), %d files, %s\n",
 			file, rs.Version, len(rs.Rules), len(rs.LoggingRuleIDs()), len(rs.Files), rs.CRS)
+		problems, notes := gates.AuditExceptions(rs, gcfg)
+		warnExceptions(warn, file, notes)
+		for _, p := range problems {
+			fmt.Fprintf(out, "FAIL %s: %s (gates.strict_exceptions)\n", file, p)
+		}
+		if len(problems) > 0 {
+			refused++
+		}
 		rs.Retire()
 	}
 	if failed > 0 {
@@ -97,7 +114,18 @@ func compileOnly(out io.Writer, files []string) error {
 	if missing > 0 {
 		return errUsage{fmt.Errorf("%d of %d files not found", missing, len(files))}
 	}
+	if refused > 0 {
+		return errRefused{fmt.Errorf("%d of %d rulesets %w: their exceptions (gates.strict_exceptions)", refused, len(files), gates.ErrRefused)}
+	}
 	return nil
+}
+
+// warnExceptions writes what the exceptions' audit notes, one warning a
+// line: exit codes do not change for them.
+func warnExceptions(warn io.Writer, file string, notes []string) {
+	for _, n := range notes {
+		fmt.Fprintf(warn, "warning: %s: %s\n", file, n)
+	}
 }
 
 // loadRulesets compiles files (or embedded:NAME) in order: a file that is
@@ -160,6 +188,7 @@ func validatePair(cmd *cobra.Command, cfg gates.Config, baseline, candidate, cas
 		v.Problems = []string{}
 	}
 	out := cmd.OutOrStdout()
+	warnExceptions(cmd.ErrOrStderr(), candidate, rep.ExceptionNotes)
 	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -195,6 +224,12 @@ func printValidation(out io.Writer, v validation, rs []*ruleset.Ruleset) {
 		}
 	} else {
 		fmt.Fprintln(out, "cases      none given (--cases)")
+	}
+	if len(r.Exceptions) > 0 {
+		fmt.Fprintf(out, "exceptions %s (gates.strict_exceptions)\n", verdict(len(r.Exceptions), "problem"))
+		for _, p := range r.Exceptions {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
 	}
 	s := r.Suite
 	if s == nil {
