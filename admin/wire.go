@@ -37,8 +37,12 @@ type Status struct {
 	// one serves.
 	Baselines []rollout.RulesetRef `json:"baselines"`
 	Fleet     *FleetStatus         `json:"fleet,omitempty"`
-	// Plan is rollout.steps, for progress against each step's minimums.
+	// Plan is the rollout's steps (rollout.steps, or its preset's), for
+	// progress against each step's minimums.
 	Plan []StepPlan `json:"plan"`
+	// Preset names the preset the rollout took its steps from; empty
+	// for rollout.steps.
+	Preset string `json:"preset,omitempty"`
 	// Now is the server's clock, so a page can show how long a step has
 	// run without trusting the browser's.
 	Now time.Time `json:"now"`
@@ -74,6 +78,10 @@ type StartReport struct {
 	// does not cover (on every path, too many rules, inspection turned
 	// down): their lost blocks count against it.
 	ScopeLeft []string `json:"scope_left,omitempty"`
+	// Preset names the steps the rollout takes when not rollout.steps
+	// (start --preset, or crs-upgrade for a candidate that changes the
+	// CRS version), and why.
+	Preset string `json:"preset,omitempty"`
 }
 
 // StepPlan is one step of rollout.steps.
@@ -124,6 +132,11 @@ type StartRequest struct {
 	// rebased, or dropping exclusions the served baseline has. It is
 	// journalled with what starting it undoes.
 	ForceBase string `json:"force_base,omitempty"`
+	// Preset names the steps and max_duration the rollout takes instead
+	// of rollout.steps (rollout.presets, or the built-in crs-upgrade);
+	// empty takes crs-upgrade for a candidate that changes the CRS
+	// version and rollout.steps otherwise; "default" is rollout.steps.
+	Preset string `json:"preset,omitempty"`
 }
 
 // ActionRequest is the body of POST /api/v1/rollout/{action}.

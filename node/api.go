@@ -42,6 +42,9 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 	if st := s.rollout.State(); st.Phase.Active() {
 		return admin.Status{}, fmt.Errorf("a rollout of %s is already %s: %w", st.Candidate.Version, st.Phase, rollout.ErrConflict)
 	}
+	if _, err := s.rollout.Config().PresetOf(req.Preset); err != nil {
+		return admin.Status{}, fmt.Errorf("preset: %w: %w", err, rollout.ErrBadRequest)
+	}
 	base := s.router.Snapshot().Baseline
 	cand, report, err := s.compose(ctx, req, base)
 	if err != nil {
@@ -62,7 +65,15 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		cand.Retire()
 		return admin.Status{}, err
 	}
-	spec := rollout.Spec{Scope: req.Scope, Hosts: req.Hosts, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version}
+	spec := rollout.Spec{Scope: req.Scope, Hosts: req.Hosts, Actor: req.Actor, Reason: req.Reason, Cases: req.Cases, Baseline: base.Version, Preset: req.Preset}
+	if spec.Preset == "" && base.CRS.Version != cand.CRS.Version {
+		// The largest change a WAF takes is staged as the vendors stage
+		// new rules, unless the operator says otherwise.
+		spec.Preset = rollout.PresetCRSUpgrade
+		report.Preset = fmt.Sprintf("%s: the candidate changes the CRS from %s to %s (--preset default for rollout.steps)", spec.Preset, base.CRS.Version, cand.CRS.Version)
+	} else if spec.Preset != "" {
+		report.Preset = spec.Preset
+	}
 	report.ScopeFrom = admin.ScopeDeclared
 	if spec.Scope.Empty() {
 		// Without a declared scope every lost block would count against
@@ -104,7 +115,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 func (s *Node) notifyRefused(req admin.StartRequest, baseline, candidate string, err error) {
 	st := s.rollout.State()
 	s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
-		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.rollout.Config().Steps), Baseline: baseline, Candidate: candidate})
+		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.rollout.StepsOf(st)), Baseline: baseline, Candidate: candidate})
 }
 
 // compose loads the candidate start was given and settles which baseline
@@ -415,8 +426,8 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 			break
 		}
 		reason := req.Reason
-		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.rollout.Config().Steps)-1 {
-			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.rollout.Config().Steps))
+		if st := s.rollout.State(); st.Phase.Active() && st.Step < len(s.rollout.StepsOf(st))-1 {
+			reason += fmt.Sprintf(" [full promotion from step %d of %d: the remaining steps' evidence skipped]", st.Step+1, len(s.rollout.StepsOf(st)))
 		}
 		_, err = s.rollout.Promote(ctx, req.Actor, reason, time.Now)
 	case admin.Rollback:
@@ -458,7 +469,7 @@ func (s *Node) Status() admin.Status {
 		CandidatePercent:    snap.Share.Percent(),
 		ShadowSamplePercent: snap.ShadowSample.Percent(),
 		Step:                st.Step,
-		Steps:               len(s.rollout.Config().Steps),
+		Steps:               len(s.rollout.StepsOf(st)),
 		Baseline:            refOf(snap.Baseline),
 		Candidate:           refOf(snap.Candidate),
 		Scope:               st.Scope,
@@ -475,7 +486,8 @@ func (s *Node) Status() admin.Status {
 		v.Baselines = []rollout.RulesetRef{}
 	}
 	v.Now = time.Now().UTC()
-	for _, step := range s.rollout.Config().Steps {
+	v.Preset = st.Preset
+	for _, step := range s.rollout.StepsOf(st) {
 		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests, Approval: step.Approval})
 	}
 	return v

@@ -74,7 +74,12 @@ func TestCRSUpgradeRolledBackThenTunedAndPromoted(t *testing.T) {
 	cfg.Capture.Enabled = true
 	ls := startLive(t, cfg)
 	api := ls.api()
-	ls.start(t, "embedded:baseline.conf")
+	// An upgrade takes the crs-upgrade preset (a week in shadow) unless
+	// told otherwise; new blocks roll it back whatever its steps.
+	st, err := api.Start(ctx, admin.StartRequest{Candidate: "embedded:baseline.conf", Reason: "CRS 4.22.0 -> 4.25.0", Actor: "test"})
+	if err != nil || st.Preset != rollout.PresetCRSUpgrade || st.Composed == nil || !strings.HasPrefix(st.Composed.Preset, "crs-upgrade: the candidate changes the CRS from 4.22.0 to 4.25.0") || len(st.Plan) != 5 {
+		t.Fatalf("start: %v, preset %q, %+v", err, st.Preset, st.Composed)
+	}
 	upgrade := ls.s.router.Snapshot().Candidate.Version
 	send(t, ls.proxy, 160, 0, nil)
 	untyped(t, ls.proxy, "/api/notes", "remember the milk", 40, 0)
@@ -134,8 +139,9 @@ func TestCRSUpgradeRolledBackThenTunedAndPromoted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The upgrade with its exception goes out as one change.
-	if _, err := api.Start(ctx, admin.StartRequest{Candidate: filepath.Join(dir, "upgrade.conf"), Cases: cases, Reason: "CRS 4.22.0 -> 4.25.0 with the exception for untyped notes", Actor: "test"}); err != nil {
+	// The upgrade with its exception goes out as one change (on this
+	// test's steps, not a week in shadow).
+	if _, err := api.Start(ctx, admin.StartRequest{Candidate: filepath.Join(dir, "upgrade.conf"), Cases: cases, Reason: "CRS 4.22.0 -> 4.25.0 with the exception for untyped notes", Actor: "test", Preset: rollout.PresetDefault}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Add(time.Minute)

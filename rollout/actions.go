@@ -38,6 +38,10 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 	if err := scope.Validate(); err != nil {
 		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
+	preset, err := c.conf().PresetOf(spec.Preset)
+	if err != nil {
+		return c.state, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	cur := c.router.Snapshot()
 	if spec.Baseline != "" && spec.Baseline != cur.Baseline.Version {
 		return c.state, fmt.Errorf("the baseline changed from %s to %s while the candidate was checked against it; start again: %w", spec.Baseline, cur.Baseline.Version, ErrConflict)
@@ -50,7 +54,7 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 			return c.state, err
 		}
 	}
-	step := c.conf().Steps[0]
+	step := preset.Steps[0]
 	share, _ := router.ParseShare(step.Percent)
 	hosts, err := router.NewHosts(spec.Hosts)
 	if err != nil {
@@ -62,6 +66,10 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
 		ShadowSample: c.shadowSample.Percent(), Scope: scope, ScopeNote: spec.ScopeNote, Hosts: hosts.List(), Reason: reason, Cases: spec.Cases,
 		Configured: c.state.Configured, Baselines: c.state.Baselines,
+	}
+	if spec.Preset != "" && spec.Preset != PresetDefault {
+		st.Preset, st.Steps, st.MaxDuration = spec.Preset, preset.Steps, preset.MaxDuration
+		reason += fmt.Sprintf(" [preset %s: %s; max_duration %s]", spec.Preset, describeSteps(preset.Steps), preset.MaxDuration)
 	}
 	if len(st.Baselines) == 0 { // a state from before baselines were kept
 		st.Baselines = []RulesetRef{{Version: cur.Baseline.Version, Path: cur.Baseline.Path, Since: now, By: ActionStart}}
@@ -204,7 +212,7 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 	if reason == "" {
 		reason = "promoted by hand"
 	}
-	if st.Step >= len(c.conf().Steps)-1 {
+	if st.Step >= len(c.confOf(st).Steps)-1 {
 		return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 	}
 	what := "approved"
@@ -212,7 +220,7 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 		what = "promoted one step"
 	}
 	d := Decision{Time: now, Action: ActionAdvance, Actor: actor,
-		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.conf().Steps[st.Step+1].Percent, reason)}
+		Reason: fmt.Sprintf("%s by %s to step %d (%v%%): %s", what, actor, st.Step+2, c.confOf(st).Steps[st.Step+1].Percent, reason)}
 	return c.advanceLocked(ctx, st, d)
 }
 

@@ -1,9 +1,12 @@
 package rollout
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wafcanary/wafcanary/evidence"
@@ -13,12 +16,75 @@ import (
 // Step is one stage of a rollout: the candidate's share, and how long and
 // how much traffic it must see before the controller may move on.
 type Step struct {
-	Percent     float64       `mapstructure:"percent"`
-	MinDuration time.Duration `mapstructure:"min_duration"`
-	MinRequests int64         `mapstructure:"min_requests"`
+	Percent     float64       `mapstructure:"percent" json:"percent"`
+	MinDuration time.Duration `mapstructure:"min_duration" json:"min_duration"`
+	MinRequests int64         `mapstructure:"min_requests" json:"min_requests"`
 	// Approval holds the rollout before this step, however good the
 	// evidence, until an operator promotes it (Argo Rollouts' pause: {}).
-	Approval bool `mapstructure:"approval"`
+	Approval bool `mapstructure:"approval" json:"approval,omitempty"`
+}
+
+// Preset is steps and a max_duration a rollout takes instead of the
+// configured ones (start --preset NAME): a change as large as a CRS
+// upgrade wants a shadow-only first step measured in days, as the
+// vendors stage new rules, while an exclusion wants the usual hours.
+// The rollout keeps them in its state, so a restart, a reload or another
+// replica goes on with the steps it began with.
+type Preset struct {
+	Steps       []Step        `mapstructure:"steps" json:"steps"`
+	MaxDuration time.Duration `mapstructure:"max_duration" json:"max_duration"`
+}
+
+// Preset names.
+const (
+	// PresetDefault is the configured rollout.steps and max_duration.
+	PresetDefault = "default"
+	// PresetCRSUpgrade is what start takes for a candidate that changes
+	// the CRS version, unless --preset says otherwise: CRSUpgradePreset,
+	// or rollout.presets.crs-upgrade when configured.
+	PresetCRSUpgrade = "crs-upgrade"
+)
+
+// CRSUpgradePreset stages a CRS upgrade as the vendors stage new rules:
+// a week in shadow (Cloudflare and F5 run new rules in log mode for about
+// seven days; Akamai evaluates an upgraded ruleset for four), where every
+// new block on real traffic is counted, captured and can be tuned with no
+// client served by the candidate; then a day at each share.
+var CRSUpgradePreset = Preset{
+	Steps: []Step{
+		{Percent: 0, MinDuration: 7 * 24 * time.Hour, MinRequests: 20000},
+		{Percent: 1, MinDuration: 24 * time.Hour, MinRequests: 5000},
+		{Percent: 5, MinDuration: 24 * time.Hour, MinRequests: 10000},
+		{Percent: 25, MinDuration: 24 * time.Hour, MinRequests: 20000},
+		{Percent: 100, MinDuration: 24 * time.Hour, MinRequests: 10000},
+	},
+	MaxDuration: 14 * 24 * time.Hour,
+}
+
+// presetName is what a preset may be called: a name in a command line.
+var presetName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+
+// PresetOf returns the steps and max_duration of preset name: "" and
+// PresetDefault are the configured ones, PresetCRSUpgrade the built-in
+// one unless rollout.presets holds that name.
+func (c Config) PresetOf(name string) (Preset, error) {
+	if p, ok := c.Presets[name]; ok {
+		return p, nil
+	}
+	switch name {
+	case "", PresetDefault:
+		return Preset{Steps: c.Steps, MaxDuration: c.MaxDuration}, nil
+	case PresetCRSUpgrade:
+		return CRSUpgradePreset, nil
+	}
+	names := []string{PresetDefault, PresetCRSUpgrade}
+	for n := range c.Presets {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return Preset{}, fmt.Errorf("no preset %q: the presets are %s (rollout.presets)", name, strings.Join(names, ", "))
 }
 
 // Config is the rollout section.
@@ -26,7 +92,10 @@ type Config struct {
 	Steps       []Step        `mapstructure:"steps"`
 	Interval    time.Duration `mapstructure:"interval"`
 	MaxDuration time.Duration `mapstructure:"max_duration"`
-	Policy      Policy        `mapstructure:"policy"`
+	// Presets are other steps and max_durations a rollout may take by
+	// name (start --preset); "crs-upgrade" here replaces the built-in one.
+	Presets map[string]Preset `mapstructure:"presets"`
+	Policy  Policy            `mapstructure:"policy"`
 	// MetricsSource is where the evidence comes from: "process" (this
 	// replica's own traffic) or "prometheus" (a fleet's, summed).
 	MetricsSource string                    `mapstructure:"metrics_source"`
@@ -77,32 +146,8 @@ var DefaultConfig = Config{
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
-	if len(c.Steps) == 0 {
-		return errors.New("steps: at least one step is required")
-	}
-	prev := -1.0
-	for i, s := range c.Steps {
-		// A step's percent becomes the router's share: one it cannot
-		// serve exactly (0.001 would run at 0%) is refused as the
-		// routing section refuses it.
-		if _, err := router.ParseShare(s.Percent); err != nil {
-			return fmt.Errorf("steps[%d].percent: %w", i, err)
-		}
-		switch {
-		case s.Percent <= prev:
-			return fmt.Errorf("steps[%d].percent: must rise from step to step, got %v after %v", i, s.Percent, prev)
-		case s.MinDuration < 0:
-			return fmt.Errorf("steps[%d].min_duration: must not be negative, got %s", i, s.MinDuration)
-		case s.MinRequests < 0:
-			return fmt.Errorf("steps[%d].min_requests: must not be negative, got %d", i, s.MinRequests)
-		}
-		prev = s.Percent
-	}
-	if c.Steps[0].Approval {
-		return errors.New("steps[0].approval: the first step begins with `wafcanary start`, which is the approval; put approval on a later step")
-	}
-	if c.Steps[len(c.Steps)-1].Percent != 100 {
-		return fmt.Errorf("steps[%d].percent: the last step must be 100, got %v", len(c.Steps)-1, c.Steps[len(c.Steps)-1].Percent)
+	if err := validateSteps("steps", c.Steps); err != nil {
+		return err
 	}
 	if c.Interval < time.Second {
 		return fmt.Errorf("interval: must be at least 1s, got %s", c.Interval)
@@ -115,6 +160,21 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDuration < c.Interval {
 		return fmt.Errorf("max_duration: must be at least the interval (%s), got %s", c.Interval, c.MaxDuration)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Presets)) {
+		p := c.Presets[name]
+		switch {
+		case name == PresetDefault:
+			return fmt.Errorf("presets.%s: the name is the configured steps'; choose another", name)
+		case !presetName.MatchString(name):
+			return fmt.Errorf("presets.%s: a preset's name is lower-case letters, digits and dashes, starting with a letter", name)
+		}
+		if err := validateSteps("presets."+name+".steps", p.Steps); err != nil {
+			return err
+		}
+		if p.MaxDuration < c.Interval {
+			return fmt.Errorf("presets.%s.max_duration: must be at least the interval (%s), got %s", name, c.Interval, p.MaxDuration)
+		}
 	}
 	switch c.MetricsSource {
 	case "process":
@@ -130,4 +190,36 @@ func (c Config) Validate() error {
 		return fmt.Errorf("metrics_source: want process or prometheus, got %q", c.MetricsSource)
 	}
 	return c.Policy.validate()
+}
+
+// validateSteps checks the steps of key (steps, presets.NAME.steps).
+func validateSteps(key string, steps []Step) error {
+	if len(steps) == 0 {
+		return fmt.Errorf("%s: at least one step is required", key)
+	}
+	prev := -1.0
+	for i, s := range steps {
+		// A step's percent becomes the router's share: one it cannot
+		// serve exactly (0.001 would run at 0%) is refused as the
+		// routing section refuses it.
+		if _, err := router.ParseShare(s.Percent); err != nil {
+			return fmt.Errorf("%s[%d].percent: %w", key, i, err)
+		}
+		switch {
+		case s.Percent <= prev:
+			return fmt.Errorf("%s[%d].percent: must rise from step to step, got %v after %v", key, i, s.Percent, prev)
+		case s.MinDuration < 0:
+			return fmt.Errorf("%s[%d].min_duration: must not be negative, got %s", key, i, s.MinDuration)
+		case s.MinRequests < 0:
+			return fmt.Errorf("%s[%d].min_requests: must not be negative, got %d", key, i, s.MinRequests)
+		}
+		prev = s.Percent
+	}
+	if steps[0].Approval {
+		return fmt.Errorf("%s[0].approval: the first step begins with `wafcanary start`, which is the approval; put approval on a later step", key)
+	}
+	if last := len(steps) - 1; steps[last].Percent != 100 {
+		return fmt.Errorf("%s[%d].percent: the last step must be 100, got %v", key, last, steps[last].Percent)
+	}
+	return nil
 }

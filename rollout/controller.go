@@ -181,7 +181,7 @@ func New(o Options) (*Controller, error) {
 func (c *Controller) fitSteps(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, steps := c.state, c.conf().Steps
+	st, steps := c.state, c.confOf(c.state).Steps
 	if !st.Phase.Active() || st.Step < len(steps) {
 		return nil
 	}
@@ -228,6 +228,25 @@ func (c *Controller) Config() Config { return *c.cfg.Load() }
 
 // conf is the configuration in force.
 func (c *Controller) conf() *Config { return c.cfg.Load() }
+
+// confOf is the configuration st runs under: the configured one, with the
+// steps and max_duration of the preset it started with, if any.
+func (c *Controller) confOf(st State) *Config {
+	cfg := c.conf()
+	if len(st.Steps) == 0 {
+		return cfg
+	}
+	own := *cfg
+	own.Steps, own.MaxDuration = st.Steps, st.MaxDuration
+	return &own
+}
+
+// StepsOf are the steps st runs under: its preset's, or the configured
+// ones. It takes no lock: a Notify, called with the controller's held,
+// reads the steps of the state it is given.
+func (c *Controller) StepsOf(st State) []Step {
+	return c.confOf(st).Steps
+}
 
 // leading refuses a decision on a replica that does not lead.
 // CanDecide returns ErrNotLeader, naming the leader, when another

@@ -28,7 +28,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	if st.Step >= len(c.conf().Steps) {
+	if st.Step >= len(c.confOf(st).Steps) {
 		// Another replica's state, written under other steps.
 		if err := c.fitSteps(ctx, now); err != nil {
 			return Decision{}, err
@@ -73,7 +73,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 	}
 	st.ConsecutiveErrors = errs
 	d.Judged = ev.CandidateRequests()
-	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, *c.conf(), now)
+	d.Action, d.Reason = decide(st, a, d.Judged, probeFailure, *c.confOf(st), now)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,7 +115,7 @@ func (c *Controller) Step(ctx context.Context, now time.Time) (Decision, error) 
 
 // advanceLocked moves st to its next step: recorded first, served second.
 func (c *Controller) advanceLocked(ctx context.Context, st State, d Decision) (State, error) {
-	next := c.conf().Steps[st.Step+1]
+	next := c.confOf(st).Steps[st.Step+1]
 	share, _ := router.ParseShare(next.Percent)
 	snap := c.router.Snapshot().WithShare(share)
 	st.Step, st.Percent, st.StepStarted, st.Phase, st.Awaiting = st.Step+1, next.Percent, d.Time, phaseOf(next.Percent), false

@@ -114,6 +114,15 @@ type State struct {
 	// live probe checks at every analysis.
 	Cases        string    `json:"cases,omitempty"`
 	LastDecision *Decision `json:"last_decision,omitempty"`
+	// Preset names the steps and max_duration the rollout took at start
+	// (start --preset, or crs-upgrade for a CRS upgrade), and Steps and
+	// MaxDuration are them, kept so that a restart, a reload or another
+	// replica goes on with the steps it began with. Empty Steps: the
+	// configured rollout.steps (states saved before presets, and the
+	// default preset, which follows a reload as before).
+	Preset      string        `json:"preset,omitempty"`
+	Steps       []Step        `json:"steps,omitempty"`
+	MaxDuration time.Duration `json:"max_duration,omitempty"`
 	// Configured is the version of the configured baseline file
 	// (rulesets.baseline) this state last took: a reload or restart that
 	// finds the file at this version keeps the state's own baseline (a
@@ -186,6 +195,9 @@ type Spec struct {
 	Actor  string
 	Reason string
 	Cases  string // cases file for the live probe; optional
+	// Preset names the steps the rollout takes (Config.PresetOf): ""
+	// for the configured ones.
+	Preset string
 	// Baseline is the version the candidate was gated against; if another
 	// baseline serves by the time the rollout would start (a reload or an
 	// undo landed while the gates ran), the start is refused. Empty: not

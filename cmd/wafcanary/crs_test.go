@@ -16,7 +16,6 @@ import (
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
 	"github.com/wafcanary/wafcanary/node"
-	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
 )
@@ -133,9 +132,6 @@ func TestTuneACandidatesShadowBlock(t *testing.T) {
 	tn := startNode(t, quietLogger(), func(c *node.Config) {
 		c.Capture.Enabled = true
 		c.Rulesets.Baseline = base
-		// A shadow-only first step, as an upgrade's: every client is
-		// served by the baseline, and the candidate judges in shadow.
-		c.Rollout.Steps = []rollout.Step{{Percent: 0, MinRequests: 1000}, {Percent: 100, MinRequests: 1000}}
 	})
 	run := func(args ...string) string {
 		t.Helper()
@@ -145,7 +141,12 @@ func TestTuneACandidatesShadowBlock(t *testing.T) {
 		}
 		return out
 	}
-	run("start", "--candidate", "embedded:baseline.conf", "--reason", "CRS 4.22.0 -> 4.25.0")
+	// An upgrade takes the crs-upgrade preset: a week in shadow, where
+	// every client is served by the baseline and the candidate judges.
+	out := run("start", "--candidate", "embedded:baseline.conf", "--reason", "CRS 4.22.0 -> 4.25.0")
+	if !strings.Contains(out, "preset      crs-upgrade: the candidate changes the CRS from 4.22.0 to 4.25.0 (--preset default for rollout.steps); shadow 168h0m0s/20000 requests -> 1% 24h0m0s/5000 requests") {
+		t.Fatalf("start does not say the preset:\n%s", out)
+	}
 	// Shadow sampling is 100% by default: the chunked, untyped body is
 	// the candidate's new block (920640).
 	req, _ := http.NewRequest(http.MethodPost, tn.proxy+"/api/notes", io.MultiReader(strings.NewReader("remember "), strings.NewReader("the milk")))
@@ -159,7 +160,7 @@ func TestTuneACandidatesShadowBlock(t *testing.T) {
 	if resp.StatusCode == http.StatusForbidden {
 		t.Fatal("the baseline blocked the untyped body: not the upgrade's new block")
 	}
-	var out string
+	out = ""
 	for range 250 {
 		if o, _, err := runRoot(t, context.Background(), "explain", "untyped-1", "--admin", tn.admin); err == nil && strings.Contains(o, "capture (redacted)") {
 			out = o

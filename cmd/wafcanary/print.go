@@ -112,6 +112,13 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 		if len(st.Hosts) > 0 {
 			fmt.Fprintf(out, "hosts       the candidate judges only %s; the baseline serves every other host\n", strings.Join(st.Hosts, ", "))
 		}
+		if st.Preset != "" {
+			why := st.Preset
+			if c := st.Composed; c != nil && c.Preset != "" {
+				why = c.Preset
+			}
+			fmt.Fprintf(out, "preset      %s; %s\n", visible(why), planText(st.Plan))
+		}
 	}
 	if f := st.Fleet; f != nil {
 		store := "etcd up"
@@ -244,4 +251,21 @@ func crsOf(r *rollout.RulesetRef) string {
 		return ""
 	}
 	return ", " + r.CRS
+}
+
+// planText says a plan's steps with their minimums: "shadow 168h/20000
+// requests -> 1% 24h/5000 requests -> ...".
+func planText(plan []admin.StepPlan) string {
+	parts := make([]string, len(plan))
+	for i, p := range plan {
+		share := fmt.Sprintf("%g%%", p.Percent)
+		if p.Percent == 0 {
+			share = "shadow"
+		}
+		parts[i] = fmt.Sprintf("%s %s/%d requests", share, time.Duration(p.MinDurationSeconds*float64(time.Second)), p.MinRequests)
+		if p.Approval {
+			parts[i] += " (approval)"
+		}
+	}
+	return strings.Join(parts, " -> ")
 }

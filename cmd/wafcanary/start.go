@@ -16,7 +16,7 @@ import (
 func newStartCmd() *cobra.Command {
 	// The server runs the gates, CRS suite included, before it answers.
 	o := &clientOptions{timeout: 10 * time.Minute}
-	var candidate, exclusionFile, reason, override, forceBase, cases string
+	var candidate, exclusionFile, reason, override, forceBase, cases, preset string
 	var rules []int
 	var paths, hosts, only, replayFiles []string
 	cmd := &cobra.Command{
@@ -29,6 +29,11 @@ was written from: if another serves now, start carries its exclusions over to
 it (rebase), or refuses naming both versions and the promotions in between.
 A candidate that drops exclusions the served baseline has is refused too.
 --force-base REASON starts either anyway, journalling what it undoes.
+
+--preset NAME takes the steps and max_duration of rollout.presets.NAME
+instead of rollout.steps; a candidate that changes the CRS version takes the
+crs-upgrade preset (a week in shadow, then a day at each share) unless
+--preset says otherwise (--preset default for rollout.steps).
 
 Without --scope-* flags the scope is read from what the candidate takes away;
 start prints it, or why none was inferred.`,
@@ -53,7 +58,7 @@ start prints it, or why none was inferred.`,
 				only[i] = evidence.HostName(only[i])
 			}
 			req := admin.StartRequest{Candidate: candidate, Exclusion: exclusionFile, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase, Preset: preset}
 			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			stop()
@@ -76,6 +81,7 @@ start prints it, or why none was inferred.`,
 	f.StringSliceVar(&replayFiles, "replay", nil, "recorded traffic on the server (audit log, HAR, captures; file or directory, repeatable) replayed through both rulesets before the first step: a failed replay refuses the start, as gates.replay does")
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVar(&forceBase, "force-base", "", "start a candidate not built on the served baseline (written from another and not rebased, or dropping its exclusions); the reason is journalled with what it undoes")
+	f.StringVar(&preset, "preset", "", "the steps and max_duration to take: a name in rollout.presets, crs-upgrade, or default (rollout.steps); a CRS upgrade takes crs-upgrade unless this says otherwise")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }
