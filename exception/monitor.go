@@ -58,6 +58,8 @@ type Monitor struct {
 	queue   chan *sample
 	queued  atomic.Int64 // bytes in queue
 
+	checkMu sync.Mutex // one Check at a time: a transition is told once
+
 	mu        sync.Mutex
 	stats     map[string]*stats // by exception ID
 	sightings []Sighting        // the newest would-be blocks, oldest first
@@ -517,6 +519,8 @@ func (st *stats) quiet() (uint64, time.Time) {
 // and expired gauges and tells notify of each exception that became
 // stale or expired since the last check.
 func (m *Monitor) Check() {
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
 	set := m.set.Load()
 	if set == nil {
 		return
