@@ -183,6 +183,10 @@ type Explanation struct {
 	// the request in shadow and would have answered Status; the baseline
 	// served it.
 	Shadow bool `json:"shadow,omitempty"`
+	// Exception is set for a block that did not happen either: the
+	// baseline let the request through, and without this exception
+	// (wafcanary exceptions) would have answered Status.
+	Exception string `json:"exception,omitempty"`
 	// InterruptedBy is the rule that ended the request; Score CRS's
 	// inbound anomaly score.
 	InterruptedBy int             `json:"interrupted_by"`

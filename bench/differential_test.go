@@ -15,10 +15,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3/experimental"
 
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/suite"
 	"github.com/wafcanary/wafcanary/verdict"
@@ -335,4 +337,102 @@ func variantOf(t *testing.T, before, after string) *ruleset.Ruleset {
 		t.Fatal(err)
 	}
 	return loadRuleset(t, path)
+}
+
+// TestExceptionShortcutEqualsFullEvaluation is the evidence behind the
+// exception monitor's shortcut (exception.Monitor): a baseline carrying
+// the shipped exclusion and every removal candidate above as its
+// exceptions serves the mix and the CRS suite's requests; wherever the
+// variant without one exception is taken to reach the served verdict
+// (ruleset.Compare(variant, served).BaselineAgrees on the served
+// transaction's matches, nolog ones included, as the monitor decides),
+// full evaluation of that variant gives exactly that verdict. A
+// directive, and an exclusion acting from a chain's first link, are
+// never derived.
+func TestExceptionShortcutEqualsFullEvaluation(t *testing.T) {
+	var before, after []string
+	for _, c := range removalCandidates {
+		if c.before != "" {
+			before = append(before, c.before)
+		}
+		if c.after != "" {
+			// Reversed: a removal by tag takes away 930110, which an
+			// update by ID names.
+			after = append([]string{c.after}, after...)
+		}
+	}
+	shipped, err := os.ReadFile("../configs/rulesets/candidate-exclusion.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const crs = "Include @owasp_crs/*.conf"
+	text := strings.Replace(string(shipped), crs, strings.Join(before, "\n")+"\n"+crs, 1) + "\n" + strings.Join(after, "\n") + "\n"
+	path := filepath.Join(t.TempDir(), "served.conf")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	served := loadRuleset(t, path)
+	type variant struct {
+		e    exception.Exception
+		rs   *ruleset.Ruleset
+		diff *ruleset.Difference
+	}
+	var vs []variant
+	for _, e := range exception.List(served, time.Time{}) {
+		w, err := exception.Without(served, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Retire)
+		vs = append(vs, variant{e: e, rs: w, diff: ruleset.Compare(w, served)})
+	}
+	if len(vs) != 1+len(removalCandidates) {
+		t.Fatalf("%d exceptions, want %d", len(vs), 1+len(removalCandidates))
+	}
+
+	reqs := mixInputs(t)
+	crsAll := crsInputs(t)
+	for i := 0; i < len(crsAll); i += 10 {
+		reqs = append(reqs, crsAll[i])
+	}
+	derived := make([]int, len(vs))
+	var mu sync.Mutex
+	work := make(chan input)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for in := range work {
+				vServed, ds := judgeAll(t, served, in, vs, func(v variant) *ruleset.Difference { return v.diff })
+				for j, v := range vs {
+					if !ds[j].baselineAgrees {
+						continue
+					}
+					vFull, _ := judgeAll(t, v.rs, in, []int(nil), func(int) *ruleset.Difference { return nil })
+					same := reflect.DeepEqual(canonical(vServed), canonical(vFull)) || canGive(t, v.rs, in, vServed, 40)
+					mu.Lock()
+					derived[j]++
+					if !same {
+						t.Errorf("exception %s, %s: derived verdict differs from full evaluation\nserved  %+v\nwithout %+v", v.e.ID, in.name, vServed, vFull)
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, in := range reqs {
+		work <- in
+	}
+	close(work)
+	wg.Wait()
+	t.Logf("%d requests (the mix and every tenth CRS one)", len(reqs))
+	for j, v := range vs {
+		t.Logf("exception %-12s %-40s derived %5d of %d (%s)", v.e.ID, strings.Join(v.e.Kinds, ","), derived[j], len(reqs), v.diff)
+		conditional := len(v.e.Conditions) > 0 && !v.diff.Static
+		switch {
+		case conditional && derived[j] == 0:
+			t.Errorf("exception %s acts only when it matches, yet nothing was derived", v.e.ID)
+		case !conditional && derived[j] != 0:
+			t.Errorf("exception %s acts on every request (or from a chain's first link), yet %d verdicts were derived", v.e.ID, derived[j])
+		}
+	}
 }

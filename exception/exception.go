@@ -22,8 +22,6 @@ import (
 )
 
 // Status is what the inventory says of an exception; the worst applies.
-// "stale" (in service and suppressing nothing over a configured window) is
-// reserved for when traffic is judged without each exception.
 type Status string
 
 // Statuses, worst first.
@@ -34,7 +32,11 @@ const (
 	Dangling Status = "dangling"
 	// Expired is past its wafcanary/expires date.
 	Expired Status = "expired"
-	Active  Status = "active"
+	// Stale let nothing through over the configured thresholds of
+	// requests judged without it and time (Config.StaleAfterRequests,
+	// Config.StaleAfter): measured by a Monitor.
+	Stale  Status = "stale"
+	Active Status = "active"
 )
 
 // Metadata tags: tag:'wafcanary/owner=alice' on a rule, or, for a
@@ -84,8 +86,28 @@ type Exception struct {
 	// unknown wafcanary/ key.
 	Notes []string `json:"notes,omitempty"`
 
+	// What it still lets through, measured by a Monitor: Measured while
+	// sampled traffic is judged without it (exceptions.sample_percent);
+	// Judged requests, Evaluated of them in full (the others could not
+	// differ), WouldBlock of them blocked without it, the rules behind
+	// those (most first), the last one, and Stale.
+	Measured        bool        `json:"measured"`
+	Judged          uint64      `json:"judged"`
+	Evaluated       uint64      `json:"evaluated"`
+	WouldBlock      uint64      `json:"would_block"`
+	WouldBlockRules []RuleCount `json:"would_block_rules"`
+	LastWouldBlock  *Sighting   `json:"last_would_block"`
+	Stale           bool        `json:"stale"`
+
 	directive bool   // a directive, not a rule: metadata in comments
 	text      string // its text without metadata, for Trace
+	// links are its directives (a chain's links), for Without.
+	links []ruleset.Directive
+	// quiet is how many requests were judged without it since quietSince
+	// (its last would-be block, or when it was first judged), none of
+	// which it let through.
+	quiet      uint64
+	quietSince time.Time
 }
 
 // Condition is one chain link's test, as an exception's condition.
@@ -137,8 +159,8 @@ func List(rs *ruleset.Ruleset, now time.Time) []Exception {
 // read makes one exception of a rule (or directive) and its exclusions.
 func read(rs *ruleset.Ruleset, rule []ruleset.Directive, exs []ruleset.Exclusion) Exception {
 	first := rule[0]
-	e := Exception{File: first.File, Line: first.Line, Kinds: []string{}, Rules: []string{}, Targets: []string{},
-		Conditions: []Condition{}, Dangling: []string{}, text: textOf(rule)}
+	e := Exception{File: first.File, Line: first.Line, Kinds: []string{}, Rules: []string{}, Targets: []string{}, WouldBlockRules: []RuleCount{},
+		Conditions: []Condition{}, Dangling: []string{}, text: textOf(rule), links: rule}
 	if id, ok := first.ID(); ok {
 		e.ID = strconv.Itoa(id)
 	} else {
@@ -265,6 +287,8 @@ func (e *Exception) judge(now time.Time) {
 		e.Status = Dangling
 	case e.Expired:
 		e.Status = Expired
+	case e.Stale:
+		e.Status = Stale
 	default:
 		e.Status = Active
 	}

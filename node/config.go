@@ -9,6 +9,7 @@ import (
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/certificate"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/notification"
@@ -36,6 +37,9 @@ type Config struct {
 	Rollout rollout.Config `mapstructure:"rollout"`
 	Gates   gates.Config   `mapstructure:"gates"`
 	Capture capture.Config `mapstructure:"capture"`
+	// Exceptions measures what each exception of the baseline still lets
+	// through, on a sample of its traffic.
+	Exceptions exception.Config `mapstructure:"exceptions"`
 	// TLS serves the proxy listener over HTTPS (HTTP/2 and HTTP/1.1).
 	TLS certificate.Config `mapstructure:"tls"`
 	// Notifications are webhooks told of each rollout event.
@@ -81,6 +85,7 @@ func Default() Config {
 		Rollout:       rollout.DefaultConfig,
 		Gates:         gates.DefaultConfig,
 		Capture:       capture.DefaultConfig,
+		Exceptions:    exception.DefaultConfig,
 		Notifications: notification.DefaultConfig,
 		Log:           LogConfig{Level: "info"},
 	}
@@ -127,7 +132,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"spoa", c.SPOA}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"notifications", c.Notifications}, {"tls", c.TLS}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"spoa", c.SPOA}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"exceptions", c.Exceptions}, {"notifications", c.Notifications}, {"tls", c.TLS}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

@@ -3,10 +3,10 @@ package node
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/exception"
+	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
@@ -17,7 +17,7 @@ var _ admin.Exceptions = (*Node)(nil)
 // journal entry that brought it.
 func (s *Node) Exceptions(ctx context.Context) (admin.ExceptionList, error) {
 	base := s.router.Snapshot().Baseline
-	now := time.Now().UTC()
+	now := s.exceptions.Now().UTC()
 	list := exception.List(base, now)
 	var kept []exception.Kept
 	for _, b := range s.rollout.State().Baselines {
@@ -34,7 +34,37 @@ func (s *Node) Exceptions(ctx context.Context) (admin.ExceptionList, error) {
 		changes[i] = exception.Change{Time: e.Time, Actor: e.Actor, Action: string(e.Action), Reason: e.Reason, Baseline: e.Baseline, Candidate: e.Candidate}
 	}
 	exception.Trace(list, kept, changes)
+	s.exceptions.Annotate(list, now)
 	return admin.ExceptionList{Baseline: base.Version, Now: now, Exceptions: list}, nil
+}
+
+// exceptionChanged is the exception monitor's notify: an exception that
+// became stale or expired is told to the webhooks, once.
+func (s *Node) exceptionChanged(c exception.Transition) {
+	ev := notification.ExceptionStale
+	if c.Status == exception.Expired {
+		ev = notification.ExceptionExpired
+	}
+	s.log.Warn("exception "+string(c.Status), "exception", c.Exception.ID, "where", c.Exception.Where(), "reason", c.Reason)
+	m := notification.Message{Event: ev, Time: c.Time, Actor: "wafcanary", Reason: c.Reason, State: string(s.rollout.State().Phase),
+		Baseline: c.Baseline, Exception: c.Exception.ID}
+	if s.fleetStore != nil {
+		m.Replica = s.replicaID()
+	}
+	s.notifier.Send(m)
+}
+
+// explainSighting is the explanation of a would-be block: a request an
+// exception let through.
+func explainSighting(sg exception.Sighting) admin.Explanation {
+	v := sg.Verdict
+	e := admin.Explanation{ID: sg.RequestID, Time: sg.Time, Arm: "baseline", Version: sg.Baseline, Method: sg.Method,
+		Host: sg.Host, Path: sg.Path, ClientIP: sg.ClientIP, Status: v.Status, Exception: sg.Exception,
+		InterruptedBy: v.RuleID, Score: v.InboundScore}
+	for _, m := range v.Rules {
+		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
+	}
+	return e
 }
 
 // keptDirectives remembers the directives of kept baselines by version:

@@ -98,6 +98,14 @@ func (s *Node) Explain(id string) (admin.Explanation, error) {
 		}
 	}
 	if !known {
+		// A request an exception let through: not a block, so neither in
+		// the blocks' memory nor captured (tune would write the exception
+		// again from it).
+		if sg, ok := s.exceptions.Sighting(id); ok {
+			e, known = explainSighting(sg), true
+		}
+	}
+	if !known {
 		hint := "the last 1,000 blocks are kept in memory"
 		if s.capture == nil {
 			hint += "; turn capture.enabled on to keep them across restarts, with the requests"

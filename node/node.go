@@ -27,6 +27,7 @@ import (
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/certificate"
 	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/metrics"
 	"github.com/wafcanary/wafcanary/notification"
@@ -57,6 +58,8 @@ type Node struct {
 	// capture, when capture.enabled, keeps the requests themselves.
 	blocks  *recentBlocks
 	capture *capture.Store
+	// exceptions measures what the baseline's exceptions let through.
+	exceptions *exception.Monitor
 	// notifier tells the webhooks of each rollout event.
 	notifier *notification.Notifier
 	// proxyTLS and adminTLS serve the listeners' certificates, nil for
@@ -162,6 +165,7 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		s.reg.MustRegister(s.capture.Collectors()...)
 		blocks = append(blocks, s.capture)
 	}
+	s.exceptions = exception.NewMonitor(cfg.Exceptions, s.reg, log, s.exceptionChanged)
 	// Until the controller has decided, the router holds the configured
 	// rulesets; no listener is open yet, so nothing is served from them.
 	s.router, err = router.New(snapshotOf(conf), router.Options{
@@ -169,8 +173,9 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		Secret: []byte(secret), Observe: router.Observers{
 			Requests: []router.RequestObserver{s.metrics, s.collector},
 			Shadows:  []router.ShadowObserver{s.metrics, s.collector},
-			Serving:  []router.ServingObserver{s.metrics},
+			Serving:  []router.ServingObserver{s.metrics, s.exceptions},
 			Blocks:   blocks,
+			Samplers: []router.RequestSampler{s.exceptions},
 		}, Logger: log,
 	})
 	if err != nil {
@@ -323,6 +328,8 @@ func (s *Node) RunListeners(ctx context.Context, ln Listeners) error {
 	shadowCtx, stopShadow := context.WithCancel(context.WithoutCancel(ctx))
 	shadowDone := make(chan struct{})
 	go func() { s.router.Run(shadowCtx); close(shadowDone) }()
+	exceptionsDone := make(chan struct{})
+	go func() { s.exceptions.Run(shadowCtx); close(exceptionsDone) }()
 	captureDone := make(chan struct{})
 	if s.capture != nil {
 		// Writes until the proxy has stopped, then saves its index.
@@ -395,6 +402,7 @@ func (s *Node) RunListeners(ctx context.Context, ln Listeners) error {
 	_ = adm.Shutdown(shutdownCtx)
 	stopShadow()
 	<-shadowDone
+	<-exceptionsDone
 	// The signatures' index saved, before state_dir is unlocked.
 	<-captureDone
 	<-notifyDone // its bounded drain (notification.DefaultDrain): what it cannot deliver is counted

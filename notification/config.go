@@ -25,10 +25,14 @@ const (
 	Rollback  Event = "rollback"
 	Undo      Event = "undo"
 	Refused   Event = "gates_refused"
+	// An exception of the baseline in service became stale (it let
+	// nothing through over the configured thresholds) or expired.
+	ExceptionStale   Event = "exception_stale"
+	ExceptionExpired Event = "exception_expired"
 )
 
 // Events lists every event, as config and metrics name them.
-var Events = []Event{Start, Step, Approval, Promotion, Rollback, Undo, Refused}
+var Events = []Event{Start, Step, Approval, Promotion, Rollback, Undo, Refused, ExceptionStale, ExceptionExpired}
 
 // Format is a webhook's body.
 type Format string

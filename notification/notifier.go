@@ -30,6 +30,8 @@ type Message struct {
 	Candidate string    `json:"candidate_version,omitempty"`
 	// Replica is the replica that decided, in a fleet.
 	Replica string `json:"replica,omitempty"`
+	// Exception is the exception's ID, for the exception events.
+	Exception string `json:"exception,omitempty"`
 }
 
 // slackEscaper escapes the three characters Slack parses as markup in a

@@ -30,6 +30,7 @@ type Exchange struct {
 	req     *verdict.Request
 	sw      stopwatch
 	sample  *sample
+	offers  []func() // from the RequestSamplers, called by Finish
 	rec     verdict.RequestRecord
 	done    bool
 }
@@ -87,6 +88,13 @@ func (x *Exchange) Request(body io.Reader) (*types.Interruption, io.Reader, erro
 	x.sw.since(start)
 	if err == nil && !x.outside {
 		x.sample = x.e.sampleShadow(x.snap, x, body, it)
+	}
+	if err == nil && x.arm == verdict.Baseline {
+		for _, s := range x.e.obs.Samplers {
+			if offer := s.SampleRequest(x.rs, x.tx, x.req, it != nil); offer != nil {
+				x.offers = append(x.offers, offer)
+			}
+		}
 	}
 	switch {
 	case errors.Is(err, verdict.ErrClientBody):
@@ -254,6 +262,9 @@ func (x *Exchange) Finish(o Outcome) {
 	}
 	x.rs.Release()
 	e.offerShadow(x.sample)
+	for _, offer := range x.offers {
+		offer()
+	}
 }
 
 // maxBlockBody is the most of a blocked request's body ever copied for

@@ -3,6 +3,9 @@ package router
 import (
 	"log/slog"
 
+	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -38,12 +41,24 @@ type BlockObserver interface {
 	BlockBody() int
 }
 
+// RequestSampler is offered each request the baseline enforces on, once
+// its request phases reached a verdict (interrupted says whether it was
+// blocked), while tx still holds what Coraza saw: its matched rules, nolog
+// ones included, and its buffered body. It copies what it keeps before it
+// returns (tx is pooled after Finish) and may return a func, which Finish
+// calls once the response is on its way. Called per request: it must not
+// block.
+type RequestSampler interface {
+	SampleRequest(rs *ruleset.Ruleset, tx types.Transaction, req *verdict.Request, interrupted bool) (offer func())
+}
+
 // Observers are the proxy's observers, by kind.
 type Observers struct {
 	Requests []RequestObserver
 	Shadows  []ShadowObserver
 	Serving  []ServingObserver
 	Blocks   []BlockObserver
+	Samplers []RequestSampler
 }
 
 func (o Observers) request(r verdict.RequestRecord) {

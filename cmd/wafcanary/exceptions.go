@@ -27,13 +27,20 @@ under which it runs (Host, path, other), its owner, expiry date and ticket
 tag:'wafcanary/ticket=REF' on a rule; the same words on a comment line right
 above a directive), where it came from (the rollout that brought it, from
 the kept baselines and the journal), the rules or tags it names that the
-ruleset does not load (dangling), and its status: active, expired or
-dangling.
+ruleset does not load (dangling), and its status: active, stale, expired
+or dangling.
+
+With exceptions.sample_percent above 0 the server judges that share of
+the baseline's requests again without each exception, off the request path,
+and says per exception: requests judged, how many it let through that the
+baseline would have blocked without it (would-be blocks), the rules behind
+them, and the last one's time and request ID (wafcanary explain ID shows
+it). One that lets nothing through over exceptions.stale_after_requests
+judged requests and exceptions.stale_after is stale.
 
 With --ruleset FILE it reads a ruleset file instead, without a server:
-nothing is known then of where its exceptions came from.
-
-What each exception still lets through is not measured yet.`,
+nothing is known then of where its exceptions came from, nor what they
+let through.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var (
@@ -78,8 +85,8 @@ func printExceptions(out io.Writer, l admin.ExceptionList, offline bool) {
 		count[e.Status]++
 	}
 	fmt.Fprintf(out, "baseline %s: %d exceptions", l.Baseline, len(l.Exceptions))
-	if n := count[exception.Dangling] + count[exception.Expired]; n > 0 {
-		fmt.Fprintf(out, " (%d dangling, %d expired)", count[exception.Dangling], count[exception.Expired])
+	if n := count[exception.Dangling] + count[exception.Expired] + count[exception.Stale]; n > 0 {
+		fmt.Fprintf(out, " (%d dangling, %d expired, %d stale)", count[exception.Dangling], count[exception.Expired], count[exception.Stale])
 	}
 	fmt.Fprintln(out)
 	for _, e := range l.Exceptions {
@@ -107,10 +114,35 @@ func printExceptions(out io.Writer, l admin.ExceptionList, offline bool) {
 		}
 		fmt.Fprintf(out, "  owner     %s, expires %s, ticket %s\n", or(e.Owner, "none"), expires, or(e.Ticket, "none"))
 		fmt.Fprintf(out, "  origin    %s\n", originText(e.Origin, offline))
+		if !offline {
+			fmt.Fprintf(out, "  measured  %s\n", measuredText(e))
+		}
 		for _, n := range e.Notes {
 			fmt.Fprintf(out, "  note      %s\n", n)
 		}
 	}
+}
+
+// measuredText says what the exception still lets through.
+func measuredText(e exception.Exception) string {
+	if !e.Measured && e.Judged == 0 {
+		return "not measured (exceptions.sample_percent is 0, past exceptions.max_variants, or it removes nothing loaded)"
+	}
+	s := fmt.Sprintf("%d requests judged without it (%d in full), %d would have been blocked", e.Judged, e.Evaluated, e.WouldBlock)
+	if len(e.WouldBlockRules) > 0 {
+		var rules []string
+		for _, r := range e.WouldBlockRules {
+			rules = append(rules, fmt.Sprintf("%d (%d)", r.ID, r.Count))
+		}
+		s += " by rules " + strings.Join(rules, ", ")
+	}
+	if l := e.LastWouldBlock; l != nil {
+		s += fmt.Sprintf("; last %s, request %s %s %s%s (wafcanary explain %s)", l.Time.Format(time.RFC3339), l.RequestID, l.Method, l.Host, l.Path, l.RequestID)
+	}
+	if e.Stale {
+		s += "; stale: it lets nothing through, retire it"
+	}
+	return s
 }
 
 func originText(o *exception.Origin, offline bool) string {

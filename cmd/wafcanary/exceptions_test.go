@@ -61,7 +61,8 @@ func TestExceptionsJSON(t *testing.T) {
 		t.Fatalf("%s", out)
 	}
 	for _, e := range got.Exceptions {
-		for _, k := range []string{"id", "file", "line", "rules", "targets", "conditions", "origin", "owner", "expires", "ticket", "dangling", "status"} {
+		for _, k := range []string{"id", "file", "line", "rules", "targets", "conditions", "origin", "owner", "expires", "ticket", "dangling", "status",
+			"measured", "judged", "would_block", "would_block_rules", "last_would_block"} {
 			if _, ok := e[k]; !ok {
 				t.Errorf("exception %s: no %q field", e["id"], k)
 			}
@@ -79,6 +80,8 @@ func TestExceptionsJSON(t *testing.T) {
 		{0, "id", `"10000"`}, {0, "file", `"exceptions.conf"`}, {0, "line", "4"}, {0, "rules", `["930120"]`},
 		{0, "targets", `["ARGS:message"]`}, {0, "owner", `"alice"`}, {0, "expires", `"` + gone + `"`}, {0, "ticket", `"OPS-12"`},
 		{0, "status", `"expired"`}, {0, "origin", "null"}, {0, "dangling", "[]"},
+		// Read from a file: nothing measured.
+		{0, "measured", "false"}, {0, "would_block", "0"}, {0, "last_would_block", "null"}, {0, "would_block_rules", "[]"},
 		{1, "id", `"10001"`}, {1, "dangling", `["942441"]`}, {1, "status", `"dangling"`}, {1, "owner", `""`},
 		{2, "line", "11"}, {2, "owner", `"bob"`}, {2, "targets", `["!ARGS:legacy_q"]`}, {2, "conditions", "[]"}, {2, "status", `"active"`},
 	} {
@@ -98,7 +101,7 @@ func TestExceptionsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		": 3 exceptions (1 dangling, 1 expired)\n",
+		": 3 exceptions (1 dangling, 1 expired, 0 stale)\n",
 		"\n10000  expired  exceptions.conf:4\n  removes   ctl:ruleRemoveTargetById 930120, targets ARGS:message\n  when      REQUEST_FILENAME @streq /support/tickets\n",
 		"  owner     alice, expires " + gone + " (expired), ticket OPS-12\n  origin    not known (read from a file, not a server)\n",
 		"  dangling  942441: not loaded by this ruleset\n",

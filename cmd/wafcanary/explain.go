@@ -47,7 +47,9 @@ func printExplanation(out io.Writer, e admin.Explanation, format string) error {
 	if e.Chosen != "" {
 		fmt.Fprintf(out, "%s\n", v(e.Chosen))
 	}
-	if e.Shadow {
+	if e.Exception != "" {
+		fmt.Fprintf(out, "request %s: let through by exception %s; without it the baseline would have blocked it (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), v(e.Exception), e.Status, e.InterruptedBy, e.Score)
+	} else if e.Shadow {
 		fmt.Fprintf(out, "request %s: served by the baseline; the candidate, judging it in shadow, would have blocked it (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
 	} else {
 		fmt.Fprintf(out, "request %s: blocked (%d) by rule %d, inbound anomaly score %d\n", v(e.ID), e.Status, e.InterruptedBy, e.Score)
