@@ -126,8 +126,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		rulesetInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wafcanary_ruleset_info",
-			Help: "Ruleset version in service per arm; always 1.",
-		}, []string{"arm", "version"}),
+			Help: "Ruleset version in service per arm, with the CRS release it runs (crs, empty for none); always 1.",
+		}, []string{"arm", "version", "crs"}),
 		loadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wafcanary_ruleset_load_failures_total",
 			Help: "Rulesets refused because they did not compile, by the arm they were meant for; the rulesets in service kept serving.",
@@ -308,14 +308,14 @@ func (m *Metrics) ObserveServing(s verdict.Serving) {
 			continue
 		}
 		if m.info[a] != "" {
-			m.rulesetInfo.DeleteLabelValues(a.String(), m.info[a])
+			m.rulesetInfo.DeletePartialMatch(prometheus.Labels{"arm": a.String(), "version": m.info[a]})
 		}
 		m.info[a] = version
 		known[a] = nil
 		if rs == nil {
 			continue
 		}
-		m.rulesetInfo.WithLabelValues(a.String(), version).Set(1)
+		m.rulesetInfo.WithLabelValues(a.String(), version, rs.CRS.Version).Set(1)
 		known[a] = inventory(rs)
 		for _, id := range known[a] {
 			m.ruleMatches.WithLabelValues(a.String(), id)

@@ -107,10 +107,10 @@ wafcanary_response_blocks_total{arm="candidate"} 1
 	cand2 := load(t, "../router/testdata/actions.conf")
 	m.ObserveServing(verdict.Serving{Baseline: base, Candidate: cand2})
 	info := `
-# HELP wafcanary_ruleset_info Ruleset version in service per arm; always 1.
+# HELP wafcanary_ruleset_info Ruleset version in service per arm, with the CRS release it runs (crs, empty for none); always 1.
 # TYPE wafcanary_ruleset_info gauge
-wafcanary_ruleset_info{arm="baseline",version="` + base.Version + `"} 1
-wafcanary_ruleset_info{arm="candidate",version="` + cand2.Version + `"} 1
+wafcanary_ruleset_info{arm="baseline",crs="",version="` + base.Version + `"} 1
+wafcanary_ruleset_info{arm="candidate",crs="",version="` + cand2.Version + `"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(info), "wafcanary_ruleset_info"); err != nil {
 		t.Error(err)

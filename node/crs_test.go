@@ -30,8 +30,9 @@ func crs422Baseline(t *testing.T) string {
 }
 
 // A start that changes the CRS says what it changes in its journal
-// entry, and the status names each side's CRS: the baseline serves CRS
-// 4.22.0 from files, the candidate is the embedded 4.25.0.
+// entry, and the status and wafcanary_ruleset_info name each side's CRS:
+// the baseline serves CRS 4.22.0 from files, the candidate is the
+// embedded 4.25.0.
 func TestStartJournalsTheCRSDiff(t *testing.T) {
 	up := newUpstream(t)
 	cfg := rolloutConfig(t, up.URL)
@@ -43,6 +44,15 @@ func TestStartJournalsTheCRSDiff(t *testing.T) {
 	st := ls.s.Status()
 	if !strings.HasPrefix(st.Baseline.CRS, "CRS 4.22.0 from ") || st.Candidate == nil || st.Candidate.CRS != "CRS 4.25.0 (embedded)" {
 		t.Errorf("status names the CRS: baseline %+v, candidate %+v", st.Baseline, st.Candidate)
+	}
+	body := httpGet(t, http.DefaultClient, ls.admin+"/metrics").body
+	for _, want := range []string{
+		`wafcanary_ruleset_info{arm="baseline",crs="4.22.0",version="` + st.Baseline.Version + `"} 1`,
+		`wafcanary_ruleset_info{arm="candidate",crs="4.25.0",version="` + st.Candidate.Version + `"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	h, err := ls.s.History(0)
 	if err != nil || len(h) == 0 {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,13 @@ func metricValue(body, series string) (float64, bool) {
 		return v, err == nil
 	}
 	return 0, false
+}
+
+// servesVersion reports whether a scrape's wafcanary_ruleset_info has
+// version in service on arm, whatever CRS it runs.
+func servesVersion(body, arm, version string) bool {
+	re := regexp.MustCompile(`(?m)^wafcanary_ruleset_info\{arm="` + regexp.QuoteMeta(arm) + `",crs="[^"]*",version="` + regexp.QuoteMeta(version) + `"\} 1$`)
+	return re.MatchString(body)
 }
 
 // syncBuffer is a bytes.Buffer a logger may write from many goroutines.

@@ -282,11 +282,11 @@ func check(t *testing.T, c *child, cfg Config, acked []act, round int) {
 	if !active && (st.Candidate != nil || served != 0) || active && (st.Candidate == nil || served != st.CandidatePercent) {
 		t.Fatalf("round %d: state %s at %v%% with candidate %v, but %v%% is served", round, st.State, st.CandidatePercent, st.Candidate, served)
 	}
-	if _, ok := metricValue(body.String(), fmt.Sprintf(`wafcanary_ruleset_info{arm="baseline",version=%q}`, st.Baseline.Version)); !ok {
+	if !servesVersion(body.String(), "baseline", st.Baseline.Version) {
 		t.Fatalf("round %d: the state's baseline %s does not serve", round, st.Baseline.Version)
 	}
 	if active {
-		if _, ok := metricValue(body.String(), fmt.Sprintf(`wafcanary_ruleset_info{arm="candidate",version=%q}`, st.Candidate.Version)); !ok {
+		if !servesVersion(body.String(), "candidate", st.Candidate.Version) {
 			t.Fatalf("round %d: the state's candidate %s does not serve", round, st.Candidate.Version)
 		}
 	}
