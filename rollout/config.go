@@ -138,6 +138,7 @@ var DefaultConfig = Config{
 		SplitChecksFromPercent:   25,
 		OnMaxDuration:            RollbackAtMaxDuration,
 	},
+	Presets:               map[string]Preset{PresetCRSUpgrade: CRSUpgradePreset},
 	MetricsSource:         "process",
 	Prometheus:            evidence.PrometheusConfig{Timeout: 5 * time.Second},
 	KeepBaselines:         10,

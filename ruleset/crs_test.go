@@ -12,7 +12,7 @@ import (
 
 // shippedBaseline is the shipped baseline ruleset's text, which includes
 // @crs-setup.conf.example and @owasp_crs/*.conf.
-func shippedBaseline(t *testing.T) string {
+func shippedBaseline(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "configs", "rulesets", "baseline.conf"))
 	if err != nil {
@@ -23,7 +23,7 @@ func shippedBaseline(t *testing.T) string {
 
 // writeFiles writes name -> content under dir, and symlinks for contents
 // starting with "->".
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)

@@ -19,7 +19,8 @@ type RuleDiff struct {
 	Added   []RuleRef `json:"added"`
 	Removed []RuleRef `json:"removed"`
 	// Changed are the rules both load whose paranoia level, disruptive
-	// action, phase, targets or operator differ, ordered by ID.
+	// action, phase, severity, targets or operator (of the first link) or
+	// chained links differ, ordered by ID.
 	Changed []RuleChange `json:"changed"`
 	// Exclusions are the baseline's exclusions that dangle in the
 	// candidate or cover a rule that is new or changed there, in the
@@ -52,7 +53,8 @@ type RuleChange struct {
 
 // FieldChange is one compared property of a rule, before and after.
 type FieldChange struct {
-	// Field is paranoia_level, action, phase, targets or operator.
+	// Field is paranoia_level, action, phase, severity, targets,
+	// operator or chain (the links after the first, one per line).
 	Field  string `json:"field"`
 	Before string `json:"before"`
 	After  string `json:"after"`
@@ -60,7 +62,7 @@ type FieldChange struct {
 
 func (f FieldChange) String() string {
 	before, after := f.Before, f.After
-	if f.Field == "targets" || f.Field == "operator" {
+	if f.Field == "targets" || f.Field == "operator" || f.Field == "chain" {
 		if len(before) > 60 || len(after) > 60 {
 			return f.Field + " changed"
 		}
@@ -162,11 +164,12 @@ func orNone(v string) string {
 }
 
 // diffFields are the properties Diff compares, in the order it reports them.
-var diffFields = []string{"paranoia_level", "action", "phase", "targets", "operator"}
+var diffFields = []string{"paranoia_level", "action", "phase", "severity", "targets", "operator", "chain"}
 
 // Diff compares the rules base and cand load, and base's exclusions
 // (Exclusions) against cand's rules. Rules are matched by ID; a rule's
-// properties are those of its first link (Rule).
+// properties are those of its first link (Rule), and its chained links
+// are compared as written.
 func Diff(base, cand *Ruleset) RuleDiff {
 	d, changed, added := diffRules(base, cand)
 	d.Exclusions = exclusionChanges(base, cand, changed, added)
@@ -178,6 +181,7 @@ func Diff(base, cand *Ruleset) RuleDiff {
 func diffRules(base, cand *Ruleset) (d RuleDiff, changed, added map[int]bool) {
 	d = RuleDiff{Baseline: base.CRS, Candidate: cand.CRS, Added: []RuleRef{}, Removed: []RuleRef{}, Changed: []RuleChange{}, Exclusions: []ExclusionChange{}}
 	changed, added = map[int]bool{}, map[int]bool{}
+	baseLinks, candLinks := base.chainLinks(), cand.chainLinks()
 	for _, c := range cand.Rules {
 		if c.ID == 0 {
 			continue
@@ -191,6 +195,9 @@ func diffRules(base, cand *Ruleset) (d RuleDiff, changed, added map[int]bool) {
 		var fs []FieldChange
 		for _, f := range diffFields {
 			before, after := field(b, f), field(c, f)
+			if f == "chain" {
+				before, after = baseLinks[b.ID], candLinks[c.ID]
+			}
 			if before != after {
 				fs = append(fs, FieldChange{Field: f, Before: before, After: after})
 			}
@@ -243,8 +250,9 @@ func exclusionChanges(base, cand *Ruleset, changed, added map[int]bool) []Exclus
 
 // RuleChanges says, for each rule cand loads that an upgrade from base
 // touched, what it did: "new" (base does not load it) or "changed" (its
-// paranoia level, action, phase, targets or operator differ, as Diff
-// compares them). Rules it left alone are not in the map.
+// paranoia level, action, phase, severity, targets, operator or chained
+// links differ, as Diff compares them). Rules it left alone are not in
+// the map.
 func RuleChanges(base, cand *Ruleset) map[int]string {
 	_, changed, added := diffRules(base, cand)
 	out := make(map[int]string, len(changed)+len(added))
@@ -275,6 +283,8 @@ func field(r Rule, name string) string {
 		return r.Targets
 	case "operator":
 		return r.Operator
+	case "severity":
+		return r.Severity
 	}
 	return ""
 }

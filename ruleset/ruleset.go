@@ -68,6 +68,9 @@ type Rule struct {
 	// as written, quotes off (ARGS|REQUEST_COOKIES, @rx ...); "" for a
 	// SecAction.
 	Targets, Operator string
+	// Severity is the severity action as written, upper-cased
+	// (CRITICAL); "" for none.
+	Severity string
 }
 
 // Ruleset is a compiled ruleset. It is safe for concurrent use: any number
@@ -393,6 +396,8 @@ func ruleOf(m types.RuleMetadata, order int) Rule {
 			r.Skip, _ = strconv.Atoi(v)
 		case "capture":
 			r.NegatedCapture = negated
+		case "severity":
+			r.Severity = strings.ToUpper(Unquote(v))
 		}
 	}
 	for _, t := range m.Tags() {

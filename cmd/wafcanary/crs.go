@@ -29,7 +29,8 @@ func newCRSDiffCmd() *cobra.Command {
 ID: the rules only the candidate loads (added) or only the baseline loads
 (removed), and the rules both load whose paranoia level (the
 paranoia-level/N tag), disruptive action (pass, block, deny...), phase,
-targets or operator changed (a chain's first link). Then the baseline's
+severity, targets or operator (of the first link), or chained links
+changed. Then the baseline's
 exclusions (SecRuleRemove*, SecRuleUpdateTarget*, ctl:ruleRemove*) that
 dangle in the candidate (an ID, range or tag it has no rule for) or that
 cover a rule that is new or changed there.
