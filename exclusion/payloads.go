@@ -3,12 +3,11 @@ package exclusion
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/ruleset"
@@ -101,14 +100,14 @@ type crsPayload struct {
 	value string
 }
 
-// crsCandidates lists, per CRS regression test that expects rule to
-// match, the values its request carries that may be the attack: at most
+// crsCandidates lists, per CRS regression test in tests that expects
+// rule to match, the values its request carries that may be the attack: at most
 // maxTriesPerTest, the most unusual first, none seen in an earlier test.
 // Which of them is the attack is for the caller to find (the rule matches
 // it): a test's request carries its attack in the query, a form, JSON, a
 // cookie, a header or a path, and the suite does not say where.
-func crsCandidates(rule int) ([][]crsPayload, error) {
-	cases, err := suite.LoadRule(crstests.FS, rule)
+func crsCandidates(tests fs.FS, rule int) ([][]crsPayload, error) {
+	cases, err := suite.LoadRule(tests, rule)
 	if err != nil {
 		return nil, fmt.Errorf("CRS regression tests: %w", err)
 	}
@@ -201,7 +200,7 @@ type probe struct {
 // in order, values in the order crsCandidates gives. tests is how many of
 // the rule's tests expect it to match and carry a value to try.
 func sampleCRS(ctx context.Context, base *ruleset.Ruleset, carrier gates.Case, rule int, target, where string) (probes []probe, tests int, err error) {
-	cands, err := crsCandidates(rule)
+	cands, err := crsCandidates(gates.TestsFS(base), rule)
 	if err != nil {
 		return nil, 0, err
 	}

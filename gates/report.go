@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -101,17 +102,12 @@ var crsCases = sync.OnceValues(func() ([]suite.Case, error) { return suite.Load(
 // and for the embedded CRS, the embedded CRS's tests run. It returns the
 // cases and which tests they are.
 func SuiteTests(cand *ruleset.Ruleset) ([]suite.Case, string, error) {
-	if dir := cand.CRS.Dir; dir != "" && filepath.IsAbs(dir) {
-		for _, t := range []string{filepath.Join(dir, "tests", "regression", "tests"), filepath.Join(filepath.Dir(dir), "tests")} {
-			if info, err := os.Stat(filepath.Join(t, "REQUEST-911-METHOD-ENFORCEMENT")); err != nil || !info.IsDir() {
-				continue
-			}
-			cases, err := suite.Load(os.DirFS(t))
-			if err != nil {
-				return nil, "", fmt.Errorf("the regression tests of %s (%s): %w", cand.CRS, t, err)
-			}
-			return cases, fmt.Sprintf("CRS %s from %s", cand.CRS.Version, t), nil
+	if t := testsDir(cand); t != "" {
+		cases, err := suite.Load(os.DirFS(t))
+		if err != nil {
+			return nil, "", fmt.Errorf("the regression tests of %s (%s): %w", cand.CRS, t, err)
 		}
+		return cases, fmt.Sprintf("CRS %s from %s", cand.CRS.Version, t), nil
 	}
 	cases, err := crsCases()
 	from := "the embedded CRS's"
@@ -119,6 +115,33 @@ func SuiteTests(cand *ruleset.Ruleset) ([]suite.Case, string, error) {
 		from = "CRS " + cand.CRS.Version + " (embedded)"
 	}
 	return cases, from, err
+}
+
+// TestsFS is the regression tests of rs's CRS, as SuiteTests picks them:
+// those beside a CRS read from a directory when they are there, else the
+// embedded CRS's. tune sends a removed rule's own payloads from them, so
+// that an exclusion written on an upgrade's CRS is checked with its tests.
+func TestsFS(rs *ruleset.Ruleset) fs.FS {
+	if t := testsDir(rs); t != "" {
+		return os.DirFS(t)
+	}
+	return crstests.FS
+}
+
+// testsDir is the directory of the regression tests beside rs's CRS, ""
+// for none: a release's tests/regression/tests, or the tests/ beside a
+// coraza-coreruleset version's rules/.
+func testsDir(rs *ruleset.Ruleset) string {
+	dir := rs.CRS.Dir
+	if dir == "" || !filepath.IsAbs(dir) {
+		return ""
+	}
+	for _, t := range []string{filepath.Join(dir, "tests", "regression", "tests"), filepath.Join(filepath.Dir(dir), "tests")} {
+		if info, err := os.Stat(filepath.Join(t, "REQUEST-911-METHOD-ENFORCEMENT")); err == nil && info.IsDir() {
+			return t
+		}
+	}
+	return ""
 }
 
 // Evaluate runs every gate: the forbidden-edit guard, the candidate's own

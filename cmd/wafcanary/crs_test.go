@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/node"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/ruleset/rulesettest"
@@ -102,8 +104,9 @@ func TestTuneOnACRSFromFiles(t *testing.T) {
 	}
 	defer base.Retire()
 	fp := demo.NoteFalsePositive()
-	_, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
-		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body})
+	rec := capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body}
+	_, res := tuned(t, base, rec)
 	dir := t.TempDir()
 	cand := filepath.Join(dir, "c.conf")
 	if err := writeTuned(cand, filepath.Join(dir, "c.cases.yaml"), res); err != nil {
@@ -193,5 +196,61 @@ func TestTuneACandidatesShadowBlock(t *testing.T) {
 	vout, _, err := runRoot(t, context.Background(), append([]string{"validate", "--crs-suite=false"}, strings.Fields(m[1])...)...)
 	if err != nil {
 		t.Fatalf("validate: exit %d, %v\n%s", exitCode(err), err, vout)
+	}
+}
+
+// tune sends a removed rule's own payloads from the tests of the CRS the
+// ruleset reads, not the embedded CRS's: a CRS directory whose tests/
+// beside rules/ hold one test of 941100, with a payload of its own, gives
+// exactly that payload to the exclusion's check and cases.
+func TestTunePayloadsFromTheRulesetsCRS(t *testing.T) {
+	rules := rulesettest.CRSRules(t, rulesettest.CRSModule)
+	dir := t.TempDir()
+	if err := os.Symlink(rules, filepath.Join(dir, "rules")); err != nil {
+		t.Fatal(err)
+	}
+	const payload = "<script>document.location='//wafcanary.invalid/own-test-payload'</script>"
+	test := `---
+rule_id: 941100
+tests:
+  - test_id: 1
+    stages:
+      - input:
+          dest_addr: 127.0.0.1
+          method: GET
+          port: 80
+          uri: "/get?x=` + strings.ReplaceAll(payload, "'", "%27") + `"
+          headers:
+            User-Agent: "OWASP CRS test agent"
+            Host: localhost
+        output:
+          log:
+            expect_ids: [941100]
+`
+	for name, content := range map[string]string{
+		"tests/REQUEST-911-METHOD-ENFORCEMENT/911100.yaml":     "---\nrule_id: 911100\ntests: []\n",
+		"tests/REQUEST-941-APPLICATION-ATTACK-XSS/941100.yaml": test,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, err := ruleset.Load(rulesettest.Baseline(t, filepath.Join(dir, "rules"), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Retire()
+	fp := demo.NoteFalsePositive()
+	_, res := tuned(t, base, capture.Record{ID: "r1", Method: fp.Method, Host: "shop.example", URI: fp.Path, Proto: "HTTP/1.1",
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Mozilla/5.0"}}, Body: fp.Body})
+	if len(res.Checks) != 1 || res.Checks[0].Rule != 941100 || res.Checks[0].Tests != 1 || res.Checks[0].Checked != 1 {
+		t.Fatalf("checks %+v: want 941100's one test of this CRS", res.Checks)
+	}
+	if !slices.ContainsFunc(res.Cases.MustBlock, func(c gates.Case) bool { return strings.Contains(c.Body, url.QueryEscape(payload)) }) {
+		t.Errorf("no must_block case sends the CRS's own payload: %+v", res.Cases.MustBlock)
 	}
 }
