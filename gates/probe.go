@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 
 	"github.com/wafcanary/wafcanary/ruleset"
+	"github.com/wafcanary/wafcanary/suite"
 	"github.com/wafcanary/wafcanary/verdict"
 )
 
@@ -92,15 +94,38 @@ func (c CRSProbe) request() (*http.Request, error) {
 	return r, nil
 }
 
-// attackCases are the suite's cases that show an attack rule firing:
-// single-stage cases under the REQUEST-93x and 94x files that expect their
-// own rule, keeping the first such case of each rule, as requests Go can
-// parse.
-var attackCases = sync.OnceValue(func() []CRSProbe {
-	cases, err := crsCases()
-	if err != nil {
-		return nil // RunSuite reports the error; the probe goes on without
+// attackCases are the cases of the CRS tests in dir ("" for the
+// embedded CRS's) that show an attack rule firing: single-stage cases
+// under the REQUEST-93x and 94x files that expect their own rule, keeping
+// the first such case of each rule, as requests Go can parse. Each dir's
+// are read once: a probe runs every analysis.
+func attackCases(dir string) []CRSProbe {
+	attackMu.Lock()
+	defer attackMu.Unlock()
+	if out, ok := attackByDir[dir]; ok {
+		return out
 	}
+	var cases []suite.Case
+	var err error
+	if dir == "" {
+		cases, err = crsCases()
+	} else {
+		cases, err = suite.Load(os.DirFS(dir))
+	}
+	if err != nil {
+		cases = nil // RunSuite reports the error; the probe goes on without
+	}
+	out := attackCasesOf(cases)
+	attackByDir[dir] = out
+	return out
+}
+
+var (
+	attackMu    sync.Mutex
+	attackByDir = map[string][]CRSProbe{}
+)
+
+func attackCasesOf(cases []suite.Case) []CRSProbe {
 	var out []CRSProbe
 	seen := map[int]bool{}
 	for _, c := range cases {
@@ -116,12 +141,14 @@ var attackCases = sync.OnceValue(func() []CRSProbe {
 		out = append(out, p)
 	}
 	return out
-})
+}
 
 // CRSProbes is the fixed sample of CRS attack cases live probes judge for
 // base: one case per attack rule that base loads at paranoia level 1 (the
 // rules a default deployment blocks with), spread evenly over the rules and
-// at most MaxCRSProbes. The same baseline always gets the same sample.
+// at most MaxCRSProbes, from the tests of base's own CRS (TestsFS: those
+// beside a CRS directory, else the embedded CRS's). The same baseline
+// always gets the same sample.
 func CRSProbes(base *ruleset.Ruleset) []CRSProbe {
 	pl1 := map[int]bool{}
 	for _, r := range base.Rules {
@@ -130,7 +157,7 @@ func CRSProbes(base *ruleset.Ruleset) []CRSProbe {
 		}
 	}
 	var eligible []CRSProbe
-	for _, c := range attackCases() {
+	for _, c := range attackCases(testsDir(base)) {
 		if pl1[c.RuleID] {
 			eligible = append(eligible, c)
 		}

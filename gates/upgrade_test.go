@@ -1,6 +1,8 @@
 package gates
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -73,5 +75,53 @@ func TestSuiteTestsOfTheCandidatesCRS(t *testing.T) {
 	}
 	if from != "CRS 4.25.0 (embedded)" || !has(cases, 920640) {
 		t.Errorf("embedded: %d cases from %q (920640: %v)", len(cases), from, has(cases, 920640))
+	}
+}
+
+// Live probes judge attacks from the tests of the baseline's own CRS: a
+// CRS directory whose tests/ hold one attack case of 942100 gives that
+// case alone; the embedded CRS gives a case per paranoia-level-1 attack
+// rule.
+func TestCRSProbesFromTheBaselinesCRS(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(rulesettest.CRSRules(t, rulesettest.CRSModule), filepath.Join(dir, "rules")); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"tests/REQUEST-911-METHOD-ENFORCEMENT/911100.yaml": "---\nrule_id: 911100\ntests: []\n",
+		"tests/REQUEST-942-APPLICATION-ATTACK-SQLI/942100.yaml": `---
+rule_id: 942100
+tests:
+  - test_id: 77
+    stages:
+      - input:
+          dest_addr: 127.0.0.1
+          method: GET
+          port: 80
+          uri: "/get?wafcanary=1%27%20OR%20%271%27%3D%271%27--"
+          headers:
+            User-Agent: "OWASP CRS test agent"
+            Host: localhost
+        output:
+          log:
+            expect_ids: [942100]
+`,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := "# wafcanary: crs " + filepath.Join(dir, "rules") + "\n"
+	base := loadText(t, marker+before+crs)
+	probes := CRSProbes(base)
+	if len(probes) != 1 || probes[0].ID != "942100-77" || probes[0].RuleID != 942100 {
+		t.Fatalf("probes of the baseline's CRS: %+v", probes)
+	}
+	if n := len(CRSProbes(shippedBaseline(t))); n < 20 {
+		t.Errorf("the embedded CRS gives %d probes", n)
 	}
 }
