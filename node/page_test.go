@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 )
@@ -113,7 +114,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := text("#journal")
-	if st := ls.s.Status(); st.State != "rolled_back" || st.LastDecision.Actor != "web" || st.LastDecision.Reason != "rolled back from the page" {
+	if st := ls.s.Status(); st.State != "rolled_back" || st.LastDecision.Actor != admin.TokenIdentity || st.LastDecision.Claimed != "web" || st.LastDecision.Reason != "rolled back from the page" {
 		t.Fatalf("after the page's rollback: %+v", st.LastDecision)
 	}
 	if !strings.Contains(after, "rolled back from the page") {
