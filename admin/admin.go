@@ -52,7 +52,7 @@ type Config struct {
 }
 
 // DefaultConfig is the admin section's default.
-var DefaultConfig = Config{Listen: "127.0.0.1:9090", AllowedHosts: []string{}}
+var DefaultConfig = Config{Listen: "127.0.0.1:9090", Users: []User{}, AllowedHosts: []string{}}
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
