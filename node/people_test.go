@@ -142,6 +142,20 @@ func TestPeopleRolesFourEyesTickets(t *testing.T) {
 	if last := h[len(h)-1]; !last.Emergency || !strings.Contains(last.Reason, "emergency promotion by erin") {
 		t.Errorf("the emergency promotion's entry: %+v", last)
 	}
+	// The changelog: alice's rollout reached clients (bob approved 50%)
+	// and was rolled back, measured; bob's was promoted by erin.
+	changes := rollout.Changes(h, time.Time{})
+	if len(changes) != 2 {
+		t.Fatalf("changes: %+v", changes)
+	}
+	if c := changes[0]; c.Kind != rollout.ActionRollback || c.ProposedBy != "alice" || strings.Join(c.ApprovedBy, ",") != "bob" || c.By != "alice" ||
+		strings.Join(c.Tickets, ",") != "CHG-42" || c.Impact == nil || c.Impact.Status != rollout.Pass {
+		t.Errorf("the rollback after exposure: %+v", c)
+	}
+	if c := changes[1]; c.Kind != rollout.ActionPromote || c.ProposedBy != "bob" || strings.Join(c.ApprovedBy, ",") != "erin" || !c.Emergency ||
+		strings.Join(c.Tickets, ",") != "CHG-43,INC-7" || c.BackOut == "" || c.BackOut != c.From {
+		t.Errorf("the emergency promotion: %+v", c)
+	}
 	fleettest.WaitFor(t, 10*time.Second, "the emergency promotion notified", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

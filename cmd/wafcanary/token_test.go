@@ -91,4 +91,18 @@ func TestCLIPeople(t *testing.T) {
 			t.Errorf("history lacks %q: %v\n%s", want, err, out)
 		}
 	}
+	// bob's promote put the candidate before clients: its rollback is a
+	// change that reached production.
+	out, err = run("carol", "changelog")
+	for _, want := range []string{": rollback of ", "- **Proposed by** alice: 930120 FP ", "- **Approved by** bob\n", "- **Rolled back by** alice: pager\n", "- **Ticket** CHG-42\n"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("changelog lacks %q: %v\n%s", want, err, out)
+		}
+	}
+	if out, err := run("carol", "changelog", "-o", "json", "--since", "1h"); err != nil || !strings.Contains(out, `"approved_by": [`) {
+		t.Errorf("changelog -o json: %v\n%s", err, out)
+	}
+	if _, err := run("carol", "changelog", "--since", "last tuesday"); exitCode(err) != exitUsage {
+		t.Errorf("--since last tuesday: exit %d, %v", exitCode(err), err)
+	}
 }
