@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
@@ -200,5 +203,74 @@ func TestSharedTokenAsBefore(t *testing.T) {
 	}
 	if want := "reload/startup/ start/admin/alice advance/admin/alice rollback/admin/bob"; strings.Join(got, " ") != want {
 		t.Errorf("journal (action/actor/claimed): %q, want %q", got, want)
+	}
+}
+
+// The same people on the status page in Chromium, each with their own
+// token: it says who started the rollout, its ticket and who may approve;
+// carol's rollback and alice's promote are refused naming their roles;
+// bob's promote passes with a ticket and the journal shows him, the page's
+// "web" beside him; alice rolls back.
+func TestPeopleOnThePage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a real Chromium; run without -short")
+	}
+	chromium := fleettest.Require(t, "chromium", "chromium")
+	ls := startLive(t, peopleConfig(t, newUpstream(t).URL))
+	if _, err := ls.as("alice").Start(context.Background(), admin.StartRequest{Candidate: "embedded:candidate-exclusion.conf", Reason: "930120 FP", Ticket: "CHG-42"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t, chromium)
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return s
+	}
+	// as enters who's token and the ticket, then clicks the action's
+	// button and waits for its answer.
+	as := func(who, ticket, button string) string {
+		t.Helper()
+		js := fmt.Sprintf(`document.getElementById("ticket").value = %q; document.getElementById("actionresult").textContent = ""`, ticket)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](js)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx,
+			chromedp.Click("#forget"),
+			chromedp.SendKeys("#token", personTokens[who]),
+			chromedp.Click("#usetoken"),
+			chromedp.Click(button),
+		); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		fleettest.WaitFor(t, 10*time.Second, "the page's answer to "+who, func() bool {
+			got = text("#actionresult")
+			return got != "" && !strings.HasSuffix(got, "…")
+		})
+		return got
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(ls.admin+"/"), chromedp.WaitVisible(`#state[data-state="shadow"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := text("#people"); !strings.Contains(got, "started by alice, ticket CHG-42; may approve: bob, erin (four-eyes distinct: not alice") {
+		t.Errorf("people: %q", got)
+	}
+	if got := as("carol", "", `button[data-action="rollback"]`); !strings.Contains(got, "refused (403): carol (role viewer) may not POST /api/v1/rollout/rollback: it needs the operator role") {
+		t.Errorf("carol's rollback: %q", got)
+	}
+	if got := as("alice", "CHG-42", `button[data-action="promote"]:not([data-full])`); !strings.Contains(got, "refused (403): alice (role operator) may not promote: it needs the approver role") {
+		t.Errorf("alice's promote: %q", got)
+	}
+	if got := as("bob", "CHG-42", `button[data-action="promote"]:not([data-full])`); got != "promote: done" || ls.s.Status().Step != 1 {
+		t.Errorf("bob's promote: %q, step %d", got, ls.s.Status().Step)
+	}
+	fleettest.WaitFor(t, 10*time.Second, "the journal to show bob's approval", func() bool {
+		return strings.Contains(text("#journal"), "bob (sent as web) [CHG-42]")
+	})
+	if got := as("alice", "", `button[data-action="rollback"]`); got != "rollback: done" || ls.s.Status().State != "rolled_back" {
+		t.Errorf("alice's rollback: %q, state %s", got, ls.s.Status().State)
 	}
 }
