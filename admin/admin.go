@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -263,7 +265,7 @@ func Handler(o Options) http.Handler {
 			if !decode(w, r, &req) {
 				return
 			}
-			if !allowed(w, r, startRole(req), "start a rollout"+startOverrides(req)) {
+			if !allowed(w, r, startRole(req), "start a rollout"+startOverrides(req)) || !validTicket(w, req.Ticket) {
 				return
 			}
 			req.By, _ = IdentityOf(r.Context())
@@ -284,7 +286,7 @@ func Handler(o Options) http.Handler {
 				writeError(w, http.StatusBadRequest, "emergency: only a promote takes it, and with a reason (journalled and notified as an emergency)")
 				return
 			}
-			if !allowed(w, r, actionRole(action, req), actionWhat(action, req)) {
+			if !allowed(w, r, actionRole(action, req), actionWhat(action, req)) || !validTicket(w, req.Ticket) {
 				return
 			}
 			req.By, _ = IdentityOf(r.Context())
@@ -426,6 +428,24 @@ func marshalAnswer(code int, v any) (int, []byte) {
 		return http.StatusInternalServerError, []byte(`{"error": "encoding the answer failed"}` + "\n")
 	}
 	return code, b.Bytes()
+}
+
+// MaxTicketBytes bounds a ticket: an ID or a URL, journalled with every
+// entry of the action.
+const MaxTicketBytes = 200
+
+// validTicket answers 400 and returns false for a ticket that is too
+// long or holds a control character (it is printed in history, status
+// and notifications).
+func validTicket(w http.ResponseWriter, ticket string) bool {
+	ok := len(ticket) <= MaxTicketBytes && utf8.ValidString(ticket)
+	for _, r := range ticket {
+		ok = ok && unicode.IsPrint(r)
+	}
+	if !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ticket: want at most %d bytes of printable text (an ID or a URL)", MaxTicketBytes))
+	}
+	return ok
 }
 
 // startRole is the role a start needs: an operator's, or an approver's to

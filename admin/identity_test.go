@@ -103,6 +103,7 @@ func TestRoles(t *testing.T) {
 		{"an admin's emergency", "dave", "POST", "/api/v1/rollout/promote", `{"reason":"outage","emergency":true}`, 200, "progressing", "dave", ""},
 		// Why: the shared token still works, as one admin identity.
 		{"the shared token", "admin", "POST", "/api/v1/rollout/promote", `{"reason":"r","actor":"erin"}`, 200, "progressing", "admin", "erin"},
+		{"a ticket with a line break", "alice", "POST", "/api/v1/rollout/rollback", `{"ticket":"CHG-1\nforged line"}`, 400, "ticket: want at most 200 bytes of printable text", "", ""},
 		{"an unknown token", "nobody", "GET", "/api/v1/status", "", 401, "missing or wrong bearer token", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,14 +47,14 @@ func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.Ru
 	for _, e := range entries {
 		by := e.Actor
 		if e.Claimed != "" {
-			by += " (sent as " + e.Claimed + ")"
+			by += " (sent as " + visible(e.Claimed) + ")"
 		}
 		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Local().Format("2006-01-02 15:04:05"), e.Action, e.State, by, e.Step+1, e.Percent)
 		if e.Emergency {
 			line += "  EMERGENCY"
 		}
 		if e.Ticket != "" {
-			line += "  ticket " + e.Ticket
+			line += "  ticket " + visible(e.Ticket)
 		}
 		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
 			line += "  baseline " + e.Baseline
