@@ -5,7 +5,6 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,8 +35,13 @@ type Config struct {
 	// address needs an explicit token.
 	Listen string `mapstructure:"listen"`
 	// Token is the bearer token the API requires. Empty on a loopback
-	// listener means one generated and kept in the state directory.
+	// listener without users means one generated and kept in the state
+	// directory. Its holder acts as one admin identity (TokenIdentity).
 	Token string `mapstructure:"token"`
+	// Users are the named identities and their roles: each person's own
+	// token (its hash) or client certificate, so the journal says who did
+	// what and an approval can be told from its rollout's start.
+	Users []User `mapstructure:"users"`
 	// TLS serves the admin listener over HTTPS, optionally requiring
 	// client certificates: a fleet's bearer tokens then never cross the
 	// network in clear.
@@ -48,7 +54,7 @@ type Config struct {
 }
 
 // DefaultConfig is the admin section's default.
-var DefaultConfig = Config{Listen: "127.0.0.1:9090", AllowedHosts: []string{}}
+var DefaultConfig = Config{Listen: "127.0.0.1:9090", Users: []User{}, AllowedHosts: []string{}}
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
@@ -56,14 +62,17 @@ func (c Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("listen: want host:port, got %q", c.Listen)
 	}
-	if !IsLoopback(host) && c.Token == "" {
-		return fmt.Errorf("token: required when listen is not a loopback address (%q)", c.Listen)
+	if !IsLoopback(host) && c.Token == "" && len(c.Users) == 0 {
+		return fmt.Errorf("token: required when listen is not a loopback address (%q), unless users are given", c.Listen)
 	}
 	if c.Token != "" && len(c.Token) < 16 {
 		return fmt.Errorf("token: must be at least 16 characters, got %d", len(c.Token))
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("tls.%w", err)
+	}
+	if err := c.validateUsers(); err != nil {
+		return err
 	}
 	for i, h := range c.AllowedHosts {
 		if !isHostName(h) {
@@ -204,8 +213,12 @@ func (e conflict) Is(target error) bool { return target == errConflict }
 // then absent).
 type Options struct {
 	Gatherer prometheus.Gatherer
-	// Token is the bearer token /api/ requires; empty refuses every call.
-	Token    string
+	// Token is admin.token, the bearer token of one shared admin
+	// identity; empty, with no Users, refuses every call.
+	Token string
+	// Users are admin.users: the named identities /api/ knows, by token
+	// hash or client certificate subject, and their roles.
+	Users    []User
 	Status   StatusFunc
 	Rollouts Rollouts
 	Explain  Explainer
@@ -223,7 +236,9 @@ type Options struct {
 // Handler returns the admin mux: /metrics, /healthz and the status page
 // (/, /ui/) are open (the listener is loopback by default, scrapers rarely
 // carry tokens, and none of them shows a secret); everything under /api/
-// needs the bearer token, and refuses a browser's cross-origin request.
+// needs a credential (a user's token or client certificate, or
+// admin.token) whose role allows the route (Role), and refuses a
+// browser's cross-origin request.
 // The page, /ui/ and /api/ answer only a Host that is an IP address,
 // localhost or one of o.AllowedHosts, so that a page on another name
 // rebound to this address cannot read them; /metrics and /healthz answer
@@ -241,18 +256,19 @@ func Handler(o Options) http.Handler {
 	})
 	page := newPageState(o.Status, o.Rollouts, o.Now)
 	api := http.NewServeMux()
-	api.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	api.HandleFunc("GET /api/v1/status", role(Viewer, "read the status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Status())
-	})
+	}))
 	if rollouts := o.Rollouts; rollouts != nil {
 		api.HandleFunc("POST /api/v1/rollout/start", func(w http.ResponseWriter, r *http.Request) {
 			var req StartRequest
 			if !decode(w, r, &req) {
 				return
 			}
-			if req.Actor == "" {
-				req.Actor = "api"
+			if !allowed(w, r, startRole(req), "start a rollout"+startOverrides(req)) || !validTicket(w, req.Ticket) {
+				return
 			}
+			req.By, _ = IdentityOf(r.Context())
 			defer page.changed()
 			reply(w, func() (any, error) { return rollouts.Start(r.Context(), req) })
 		})
@@ -266,17 +282,22 @@ func Handler(o Options) http.Handler {
 			if !decode(w, r, &req) {
 				return
 			}
-			if req.Actor == "" {
-				req.Actor = "api"
+			if req.Emergency && (action != Promote || strings.TrimSpace(req.Reason) == "") {
+				writeError(w, http.StatusBadRequest, "emergency: only a promote takes it, and with a reason (journalled and notified as an emergency)")
+				return
 			}
+			if !allowed(w, r, actionRole(action, req), actionWhat(action, req)) || !validTicket(w, req.Ticket) {
+				return
+			}
+			req.By, _ = IdentityOf(r.Context())
 			// The page polls right after an action: it must see it.
 			defer page.changed()
 			reply(w, func() (any, error) { return rollouts.Do(r.Context(), action, req) })
 		})
-		api.HandleFunc("GET /api/v1/rollout/gates", func(w http.ResponseWriter, _ *http.Request) {
+		api.HandleFunc("GET /api/v1/rollout/gates", role(Viewer, "read the gates", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, rollouts.Gates())
-		})
-		api.HandleFunc("GET /api/v1/rollout/history", func(w http.ResponseWriter, r *http.Request) {
+		}))
+		api.HandleFunc("GET /api/v1/rollout/history", role(Viewer, "read the history", func(w http.ResponseWriter, r *http.Request) {
 			n := 0
 			if v := r.URL.Query().Get("n"); v != "" {
 				var err error
@@ -292,20 +313,20 @@ func Handler(o Options) http.Handler {
 				}
 				return h, err
 			})
-		})
+		}))
 	}
 	if explain := o.Explain; explain != nil {
-		api.HandleFunc("GET /api/v1/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
+		api.HandleFunc("GET /api/v1/requests/{id}", role(Viewer, "explain a request", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return explain.Explain(r.PathValue("id")) })
-		})
+		}))
 	}
 	if exceptions := o.Exceptions; exceptions != nil {
-		api.HandleFunc("GET /api/v1/exceptions", func(w http.ResponseWriter, r *http.Request) {
+		api.HandleFunc("GET /api/v1/exceptions", role(Viewer, "list the exceptions", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return exceptions.Exceptions(r.Context()) })
-		})
+		}))
 	}
 	if blocks := o.Blocks; blocks != nil {
-		api.HandleFunc("GET /api/v1/blocks", func(w http.ResponseWriter, r *http.Request) {
+		api.HandleFunc("GET /api/v1/blocks", role(Viewer, "list the blocks", func(w http.ResponseWriter, r *http.Request) {
 			n := DefaultBlocks
 			if v := r.URL.Query().Get("n"); v != "" {
 				var err error
@@ -315,29 +336,29 @@ func Handler(o Options) http.Handler {
 				}
 			}
 			reply(w, func() (any, error) { return blocks.Blocks(n) })
-		})
-		api.HandleFunc("GET /api/v1/blocks/{sig}", func(w http.ResponseWriter, r *http.Request) {
+		}))
+		api.HandleFunc("GET /api/v1/blocks/{sig}", role(Viewer, "read a block", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return blocks.Block(r.PathValue("sig")) })
-		})
+		}))
 		for action, pin := range map[string]bool{"pin": true, "unpin": false} {
-			api.HandleFunc("POST /api/v1/blocks/{sig}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			api.HandleFunc("POST /api/v1/blocks/{sig}/"+action, role(Operator, action+" a block", func(w http.ResponseWriter, r *http.Request) {
 				if !decode(w, r, &struct{}{}) {
 					return
 				}
 				reply(w, func() (any, error) { return blocks.Pin(r.PathValue("sig"), pin) })
-			})
+			}))
 		}
 	}
 	if rulesets := o.Rulesets; rulesets != nil {
-		api.HandleFunc("GET /api/v1/rulesets/baseline", func(w http.ResponseWriter, r *http.Request) {
+		api.HandleFunc("GET /api/v1/rulesets/baseline", role(Viewer, "read a ruleset", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return rulesets.ServedBaseline() })
-		})
-		api.HandleFunc("GET /api/v1/rulesets/{version}", func(w http.ResponseWriter, r *http.Request) {
+		}))
+		api.HandleFunc("GET /api/v1/rulesets/{version}", role(Viewer, "read a ruleset", func(w http.ResponseWriter, r *http.Request) {
 			reply(w, func() (any, error) { return rulesets.Ruleset(r.Context(), r.PathValue("version")) })
-		})
+		}))
 	}
 	hosts := newHostCheck(o.AllowedHosts)
-	mux.Handle("/api/", hosts.check(requireToken(o.Token, api)))
+	mux.Handle("/api/", hosts.check(requireIdentity(newAuthenticator(o.Token, o.Users), api)))
 	addPage(mux, hosts, page)
 	return mux
 }
@@ -356,6 +377,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func reply(w http.ResponseWriter, f func() (any, error)) {
 	v, err := f()
 	switch {
+	case errors.Is(err, rollout.ErrSameApprover):
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error(), "kind": KindForbidden})
 	case errors.Is(err, rollout.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, gates.ErrRefused):
@@ -407,19 +430,61 @@ func marshalAnswer(code int, v any) (int, []byte) {
 	return code, b.Bytes()
 }
 
-func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !sameOrigin(r) {
-			writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API acts only on requests from its own page or a client without an Origin")
-			return
-		}
-		got := []byte(strings.TrimSpace(r.Header.Get("Authorization")))
-		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wafcanary"`)
-			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// MaxTicketBytes bounds a ticket: an ID or a URL, journalled with every
+// entry of the action.
+const MaxTicketBytes = 200
+
+// validTicket answers 400 and returns false for a ticket that is too
+// long or holds a control character (it is printed in history, status
+// and notifications).
+func validTicket(w http.ResponseWriter, ticket string) bool {
+	ok := len(ticket) <= MaxTicketBytes && utf8.ValidString(ticket)
+	for _, r := range ticket {
+		ok = ok && unicode.IsPrint(r)
+	}
+	if !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("ticket: want at most %d bytes of printable text (an ID or a URL)", MaxTicketBytes))
+	}
+	return ok
+}
+
+// startRole is the role a start needs: an operator's, or an approver's to
+// start despite the gates or the base.
+func startRole(req StartRequest) Role {
+	if req.OverrideGates != "" || req.ForceBase != "" {
+		return Approver
+	}
+	return Operator
+}
+
+func startOverrides(req StartRequest) string {
+	switch {
+	case req.OverrideGates != "":
+		return " with --override-gates"
+	case req.ForceBase != "":
+		return " with --force-base"
+	}
+	return ""
+}
+
+// actionRole is the role an action needs. Every promotion is an
+// approval; rollback, the emergency action, is an operator's.
+func actionRole(action Action, req ActionRequest) Role {
+	switch {
+	case req.Emergency:
+		return Admin
+	case action == Promote:
+		return Approver
+	}
+	return Operator
+}
+
+func actionWhat(action Action, req ActionRequest) string {
+	switch {
+	case req.Emergency:
+		return "promote as an emergency"
+	case action == Promote && req.Full:
+		return "promote --full"
+	}
+	return string(action)
 }

@@ -119,6 +119,7 @@ func TestRolloutEndpoints(t *testing.T) {
 		{"unknown action", "POST", "/api/v1/rollout/explode", `{}`, token, nil, 404, "unknown action"},
 		{"conflict", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("already running: %w", rollout.ErrConflict), 409, "already running"},
 		{"bad request", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("x.conf:3: nope: %w", rollout.ErrBadRequest), 400, "x.conf:3"},
+		{"four-eyes", "POST", "/api/v1/rollout/promote", `{}`, token, fmt.Errorf("alice started this rollout: %w", rollout.ErrSameApprover), 403, `"kind": "forbidden"`},
 		{"refused by gates", "POST", "/api/v1/rollout/start", `{}`, token, fmt.Errorf("candidate c.conf %w:\n  x.conf:4: removes 949110", gates.ErrRefused), 422, "x.conf:4"},
 		{"empty body is an empty request", "POST", "/api/v1/rollout/rollback", ``, token, nil, 200, `"paused"`},
 		{"undo to a version", "POST", "/api/v1/rollout/undo", `{"reason":"r","to":"abc123"}`, token, nil, 200, `"reason": "abc123"`},

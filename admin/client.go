@@ -256,7 +256,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 			if from == "" {
 				from = "the client"
 			}
-			msg = fmt.Sprintf("the admin token from %s was refused (%s): the server's token is admin.token in its configuration, or state_dir/admin.token when that is empty; set WAFCANARY_ADMIN_TOKEN, --token-file or -c", from, msg)
+			msg = fmt.Sprintf("the admin token from %s was refused (%s): the server's token is admin.token in its configuration, or state_dir/admin.token when that is empty, or your own whose hash is in admin.users (`wafcanary token new`); set WAFCANARY_ADMIN_TOKEN, --token-file or -c", from, msg)
 		}
 		return &Error{Method: method, Path: path, Status: resp.StatusCode, Message: msg, Kind: e.Kind}
 	}

@@ -53,6 +53,18 @@ type Status struct {
 	// Composed, in start's answer only, says what start made of the
 	// candidate: the baseline it runs on and where its scope came from.
 	Composed *StartReport `json:"start,omitempty"`
+	// StartedBy is the identity that started the rollout, and Ticket the
+	// change ticket it was started under.
+	StartedBy string `json:"started_by,omitempty"`
+	Ticket    string `json:"ticket,omitempty"`
+	// Approvers, while a rollout runs with admin.users, are the
+	// identities that may promote it: the users with the approver or
+	// admin role (and admin.token's identity when set), less its starter
+	// under four-eyes.
+	Approvers []string `json:"approvers,omitempty"`
+	// FourEyes says, while a rollout runs with admin.users, how its
+	// approval is bound: "distinct: not STARTER..." or "off: ...".
+	FourEyes string `json:"four_eyes,omitempty"`
 }
 
 // Scope sources, StartReport.ScopeFrom.
@@ -137,7 +149,19 @@ type StartRequest struct {
 	// empty takes crs-upgrade for a candidate that changes the CRS
 	// version and rollout.steps otherwise; "default" is rollout.steps.
 	Preset string `json:"preset,omitempty"`
+	// Ticket is the change ticket (start --ticket): journalled, kept in
+	// the rollout's state, notified; required with
+	// rollout.approvals.require_ticket.
+	Ticket string `json:"ticket,omitempty"`
+	// By is the identity the server found the request's credential to
+	// be; set by the server, never read from the body. The journal names
+	// it, and Actor only as what the client claimed when it differs.
+	By Identity `json:"-"`
 }
+
+// Who returns the actor the record names and what the client claimed
+// besides: By when the server set it, else Actor (an in-process caller).
+func (r StartRequest) Who() (actor, claimed string) { return who(r.By, r.Actor) }
 
 // ActionRequest is the body of POST /api/v1/rollout/{action}.
 type ActionRequest struct {
@@ -149,6 +173,32 @@ type ActionRequest struct {
 	// Full is, for promote, to make the candidate the baseline now,
 	// skipping the remaining steps; without it promote moves one step.
 	Full bool `json:"full,omitempty"`
+	// Ticket is the change ticket (--ticket): journalled and notified;
+	// required for promote and undo with rollout.approvals.require_ticket.
+	Ticket string `json:"ticket,omitempty"`
+	// Emergency is, for promote, an admin's promotion past four-eyes
+	// (the starter approving their own rollout), given a reason:
+	// journalled and notified as an emergency.
+	Emergency bool `json:"emergency,omitempty"`
+	// By is the identity the server found the request's credential to
+	// be, as in StartRequest.
+	By Identity `json:"-"`
+}
+
+// Who returns the actor the record names and what the client claimed
+// besides, as StartRequest.Who.
+func (r ActionRequest) Who() (actor, claimed string) { return who(r.By, r.Actor) }
+
+func who(by Identity, sent string) (actor, claimed string) {
+	switch {
+	case by.Name == "" && sent == "":
+		return "api", ""
+	case by.Name == "":
+		return sent, ""
+	case sent != "" && sent != by.Name:
+		return by.Name, sent
+	}
+	return by.Name, ""
 }
 
 // Action is what POST /api/v1/rollout/{action} does.

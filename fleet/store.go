@@ -290,7 +290,7 @@ func (s *Store) Rollback(ctx context.Context, actor, reason string, now time.Tim
 			return st, false, nil
 		}
 		prev := st
-		d := rollout.Decision{Time: now, Action: rollout.ActionRollback, Reason: reason, Actor: actor}
+		d := rollout.Attribute(ctx, rollout.Decision{Time: now, Action: rollout.ActionRollback, Reason: reason, Actor: actor})
 		st = st.RolledBackBy(d)
 		err = s.Commit(ctx, st, rollout.NewEntry(st, d, 0))
 		if errors.Is(err, rollout.ErrStale) {
@@ -312,7 +312,7 @@ func (s *Store) Undo(ctx context.Context, to, actor, reason string, now time.Tim
 		if err != nil {
 			return st, err
 		}
-		next, _, err := rollout.Undone(st, to, rollout.Decision{Time: now, Action: rollout.ActionUndo, Reason: reason, Actor: actor})
+		next, _, err := rollout.Undone(st, to, rollout.Attribute(ctx, rollout.Decision{Time: now, Action: rollout.ActionUndo, Reason: reason, Actor: actor}))
 		if err != nil {
 			return st, err
 		}

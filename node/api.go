@@ -28,10 +28,18 @@ var _ admin.Rollouts = (*Node)(nil)
 // declared, then starts its rollout, refused if another baseline came
 // into service while the gates ran. The answer says what start made of
 // the candidate (admin.StartReport), as does the start's journal entry.
+// The actor is the identity the admin API found (req.By), the rollout's
+// starter, whom four-eyes keeps from approving it.
 func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status, error) {
 	if (req.Candidate == "") == (req.Exclusion == "") {
 		return admin.Status{}, fmt.Errorf("candidate: a ruleset file, or exclusion: a file of exclusions, is required (one of them): %w", rollout.ErrBadRequest)
 	}
+	if err := s.needTicket(req.Ticket, "start"); err != nil {
+		return admin.Status{}, err
+	}
+	actor, claimed := req.Who()
+	ctx = rollout.WithAttribution(ctx, rollout.Attribution{Ticket: req.Ticket, Claimed: claimed, Personal: req.By.Personal})
+	req.Actor = actor
 	// A follower would refuse the start only after the gates (the CRS
 	// suite takes tens of seconds) and after journalling any override.
 	if err := s.rollout.CanDecide(); err != nil {
@@ -114,7 +122,7 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 // base gate included; candidate is "" when the candidate was not kept.
 func (s *Node) notifyRefused(req admin.StartRequest, baseline, candidate string, err error) {
 	st := s.rollout.State()
-	s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(),
+	s.notifier.Send(notification.Message{Event: notification.Refused, Time: time.Now(), Actor: req.Actor, Reason: err.Error(), Ticket: req.Ticket,
 		State: string(st.Phase), Step: st.Step + 1, Steps: len(s.rollout.StepsOf(st)), Baseline: baseline, Candidate: candidate})
 }
 
@@ -409,8 +417,21 @@ func (s *Node) probe(ctx context.Context, st rollout.State, base, cand *ruleset.
 //
 // An action, once asked for, is carried through even if the client hangs
 // up: a record cut off half-way would leave the operator guessing.
+//
+// The actor is the identity the admin API found (req.By); a promotion is
+// an approval, refused by four-eyes from the rollout's starter
+// (rollout.ErrSameApprover) unless it is an emergency.
 func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequest) (admin.Status, error) {
-	ctx = context.WithoutCancel(ctx)
+	if action == admin.Promote || action == admin.Undo {
+		// Never a rollback: it is the emergency action.
+		if err := s.needTicket(req.Ticket, string(action)); err != nil {
+			return admin.Status{}, err
+		}
+	}
+	actor, claimed := req.Who()
+	ctx = rollout.WithAttribution(context.WithoutCancel(ctx),
+		rollout.Attribution{Ticket: req.Ticket, Claimed: claimed, Personal: req.By.Personal, Emergency: req.Emergency})
+	req.Actor = actor
 	var (
 		err       error
 		unchanged string
@@ -445,6 +466,15 @@ func (s *Node) Do(ctx context.Context, action admin.Action, req admin.ActionRequ
 	st := s.Status()
 	st.Unchanged = unchanged
 	return st, nil
+}
+
+// needTicket refuses action without a ticket when
+// rollout.approvals.require_ticket is true.
+func (s *Node) needTicket(ticket, action string) error {
+	if ticket == "" && s.rollout.Config().Approvals.RequireTicket {
+		return fmt.Errorf("ticket: %s needs a change ticket (rollout.approvals.require_ticket is true): give --ticket: %w", action, rollout.ErrBadRequest)
+	}
+	return nil
 }
 
 // Gates implements admin.Rollouts: the gates of a start under way.
@@ -487,10 +517,38 @@ func (s *Node) Status() admin.Status {
 	}
 	v.Now = time.Now().UTC()
 	v.Preset = st.Preset
+	v.StartedBy, v.Ticket = st.StartedBy, st.Ticket
+	if st.Phase.Active() {
+		v.Approvers, v.FourEyes = s.approvers(st)
+	}
 	for _, step := range s.rollout.StepsOf(st) {
 		v.Plan = append(v.Plan, admin.StepPlan{Percent: step.Percent, MinDurationSeconds: step.MinDuration.Seconds(), MinRequests: step.MinRequests, Approval: step.Approval})
 	}
 	return v
+}
+
+// approvers says who may approve the rollout in state st, and how
+// four-eyes binds it; nothing without admin.users, where admin.token's
+// holder does everything, as before users.
+func (s *Node) approvers(st rollout.State) ([]string, string) {
+	users := s.cfg.Admin.Users
+	if len(users) == 0 {
+		return nil, ""
+	}
+	distinct := s.rollout.Config().Approvals.Distinct
+	var names []string
+	for _, u := range users {
+		if u.Role.Allows(admin.Approver) && !(distinct && u.Name == st.StartedBy) {
+			names = append(names, u.Name)
+		}
+	}
+	if s.cfg.Admin.Token != "" {
+		names = append(names, admin.TokenIdentity)
+	}
+	if !distinct {
+		return names, "off: rollout.approvals.distinct is false, the starter may approve"
+	}
+	return names, "distinct: not " + st.StartedBy + ", who started it (an admin may promote --emergency with a reason)"
 }
 
 func refOf(rs *ruleset.Ruleset) *rollout.RulesetRef {

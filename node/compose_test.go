@@ -176,7 +176,7 @@ func TestStartForceBase(t *testing.T) {
 	// The webhooks hear of it as of any refused gate.
 	select {
 	case m := <-refusals:
-		if m.Actor != "carol" || m.Baseline != b0 || !strings.Contains(m.Reason, "0123456789abcdef") {
+		if m.Actor != admin.TokenIdentity || m.Baseline != b0 || !strings.Contains(m.Reason, "0123456789abcdef") {
 			t.Errorf("gates_refused: %+v", m)
 		}
 	case <-time.After(10 * time.Second):
@@ -193,7 +193,7 @@ func TestStartForceBase(t *testing.T) {
 	h, _ := ls.api().History(ctx, 0)
 	found := false
 	for _, e := range h {
-		if e.Action == "base_override" && e.Actor == "carol" && strings.Contains(e.Reason, req.ForceBase) && strings.Contains(e.Reason, "0123456789abcdef") {
+		if e.Action == "base_override" && e.Claimed == "carol" && strings.Contains(e.Reason, req.ForceBase) && strings.Contains(e.Reason, "0123456789abcdef") {
 			found = true
 		}
 	}

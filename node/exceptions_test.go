@@ -50,9 +50,9 @@ func TestExceptionsNameTheirRollout(t *testing.T) {
 		t.Errorf("exception: %+v", e)
 	}
 	o := e.Origin
-	if o == nil || o.Baseline != promoted || o.By != "promote" || o.Actor != "alice" || !strings.HasPrefix(o.Reason, "ticket form FP, OPS-12") ||
-		o.PromotedBy != "bob" || o.BeforeHistory || o.Time.IsZero() {
-		t.Errorf("origin: %+v, want the rollout alice started and bob promoted", o)
+	if o == nil || o.Baseline != promoted || o.By != "promote" || o.Actor != admin.TokenIdentity || !strings.HasPrefix(o.Reason, "ticket form FP, OPS-12") ||
+		o.PromotedBy != admin.TokenIdentity || o.BeforeHistory || o.Time.IsZero() {
+		t.Errorf("origin: %+v, want the rollout admin.token started and promoted", o)
 	}
 
 	// Like the rest of /api/, it needs the token.

@@ -135,7 +135,10 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		return nil, err
 	}
 	s.adminToken = cfg.Admin.Token
-	if s.adminToken == "" {
+	if s.adminToken == "" && len(cfg.Admin.Users) == 0 {
+		// With admin.users each person brings their own credential: a
+		// token anyone reading state_dir could use would be an admin
+		// outside four-eyes.
 		if s.adminToken, err = stateValue(cfg.StateDir, "admin.token"); err != nil {
 			return nil, err
 		}
@@ -318,7 +321,7 @@ func (s *Node) RunListeners(ctx context.Context, ln Listeners) error {
 	// The admin API's requests are small; a start may take minutes to
 	// answer (the gates), which is the handler's time, not the read's.
 	adm := &http.Server{
-		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s, Blocks: s, Exceptions: s,
+		Handler: admin.Handler(admin.Options{Gatherer: s.reg, Token: s.adminToken, Users: s.cfg.Admin.Users, Status: s.Status, Rollouts: s, Explain: s, Rulesets: s, Blocks: s, Exceptions: s,
 			AllowedHosts: s.cfg.Admin.Hosts()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

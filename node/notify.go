@@ -34,7 +34,8 @@ func (s *Node) decided(prev, st rollout.State, d rollout.Decision) {
 		return
 	}
 	m := notification.Message{Event: ev, Time: d.Time, Actor: d.Actor, Reason: d.Reason, State: string(st.Phase),
-		Step: st.Step + 1, Steps: len(s.rollout.StepsOf(st)), Percent: st.Percent, Baseline: st.Baseline.Version}
+		Step: st.Step + 1, Steps: len(s.rollout.StepsOf(st)), Percent: st.Percent, Baseline: st.Baseline.Version,
+		Ticket: d.Ticket, Emergency: d.Emergency}
 	switch {
 	case st.Candidate != nil:
 		m.Candidate = st.Candidate.Version

@@ -85,7 +85,7 @@ func TestWebhookGetsEachEvent(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if m := got[0]; m.Actor != "mallory" || !strings.Contains(m.Reason, "SecRuleEngine") || m.Candidate == "" {
+	if m := got[0]; m.Actor != admin.TokenIdentity || !strings.Contains(m.Reason, "SecRuleEngine") || m.Candidate == "" {
 		t.Errorf("gates_refused: %+v", m)
 	}
 	if m := got[2]; m.Step != 1 || m.Steps != 3 || !strings.Contains(m.Reason, "needs approval") {
@@ -94,7 +94,7 @@ func TestWebhookGetsEachEvent(t *testing.T) {
 	if m := got[4]; m.Candidate == "" || m.State != "promoted" || m.Baseline != m.Candidate {
 		t.Errorf("promotion: %+v", m)
 	}
-	if m := got[7]; m.Actor != "bob" || m.Reason != "pager" || m.State != "rolled_back" {
+	if m := got[7]; m.Actor != admin.TokenIdentity || m.Reason != "pager" || m.State != "rolled_back" {
 		t.Errorf("rollback: %+v", m)
 	}
 	body := httpGet(t, http.DefaultClient, ls.admin+"/metrics").body

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/demo"
 	"github.com/wafcanary/wafcanary/fleet/fleettest"
 )
@@ -47,16 +48,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	cand := ls.s.Status().Candidate.Version
 
-	dir := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(dir),
-		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 1400))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := browser(t, chromium)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(ls.admin+"/"), chromedp.WaitVisible(`#checks tbody tr[data-check="lost_blocks"]`)); err != nil {
 		t.Fatal(err)
@@ -100,7 +92,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="rollback"]`)); err != nil {
 		t.Fatal(err)
 	}
-	if refused := text("#actionresult"); !strings.Contains(refused, "enter the admin token first") || ls.s.Status().State != "progressing" {
+	if refused := text("#actionresult"); !strings.Contains(refused, "enter your token first") || ls.s.Status().State != "progressing" {
 		t.Fatalf("rollback without a token: %q, state %s", refused, ls.s.Status().State)
 	}
 	if err := chromedp.Do(ctx,
@@ -113,7 +105,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := text("#journal")
-	if st := ls.s.Status(); st.State != "rolled_back" || st.LastDecision.Actor != "web" || st.LastDecision.Reason != "rolled back from the page" {
+	if st := ls.s.Status(); st.State != "rolled_back" || st.LastDecision.Actor != admin.TokenIdentity || st.LastDecision.Claimed != "web" || st.LastDecision.Reason != "rolled back from the page" {
 		t.Fatalf("after the page's rollback: %+v", st.LastDecision)
 	}
 	if !strings.Contains(after, "rolled back from the page") {
@@ -156,4 +148,20 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err != nil || stored != "|0" {
 		t.Errorf("the page keeps state beyond the tab's session storage: %q", stored)
 	}
+}
+
+// browser is a headless Chromium's context, closed with the test, with
+// 90 seconds to do what the test asks.
+func browser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 1400))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
 }

@@ -108,7 +108,7 @@ func TestPromotionSticksThenUndo(t *testing.T) {
 	if got := strings.Join(actions, " "); got != "reload start promote undo" {
 		t.Errorf("journal: %s, want the first start's reload, start, promote, undo", got)
 	}
-	if last := h[len(h)-1]; !strings.Contains(last.Reason, promoted+" -> "+original) || last.Actor != "bob" || last.EffectLatency <= 0 {
+	if last := h[len(h)-1]; !strings.Contains(last.Reason, promoted+" -> "+original) || last.Actor != admin.TokenIdentity || last.Claimed != "bob" || last.EffectLatency <= 0 {
 		t.Errorf("undo entry: %+v", last)
 	}
 }

@@ -32,6 +32,10 @@ type Message struct {
 	Replica string `json:"replica,omitempty"`
 	// Exception is the exception's ID, for the exception events.
 	Exception string `json:"exception,omitempty"`
+	// Ticket is the change ticket the action was taken under.
+	Ticket string `json:"ticket,omitempty"`
+	// Emergency marks an admin's promotion past four-eyes.
+	Emergency bool `json:"emergency,omitempty"`
 }
 
 // slackEscaper escapes the three characters Slack parses as markup in a
@@ -47,8 +51,16 @@ func (m Message) slack() map[string]string {
 		cand = "-"
 	}
 	e := slackEscaper.Replace
+	event := e(string(m.Event))
+	if m.Emergency {
+		event = "EMERGENCY " + event
+	}
+	reason := e(m.Reason)
+	if m.Ticket != "" {
+		reason += " (ticket " + e(m.Ticket) + ")"
+	}
 	return map[string]string{"text": fmt.Sprintf("wafcanary %s by %s: candidate %s, %s at %g%% (step %d of %d): %s",
-		e(string(m.Event)), e(m.Actor), e(cand), e(m.State), m.Percent, m.Step, m.Steps, e(m.Reason))}
+		event, e(m.Actor), e(cand), e(m.State), m.Percent, m.Step, m.Steps, reason)}
 }
 
 // result is how a delivery ended, as the metric's result label says it.

@@ -65,7 +65,7 @@ func (c *Controller) Start(ctx context.Context, cand *ruleset.Ruleset, spec Spec
 		Phase: phaseOf(step.Percent), Step: 0, Percent: step.Percent, Started: now, StepStarted: now,
 		Baseline: RulesetRef{Version: cur.Baseline.Version, Path: cur.Baseline.Path}, Candidate: &RulesetRef{Version: cand.Version, Path: cand.Path},
 		ShadowSample: c.shadowSample.Percent(), Scope: scope, ScopeNote: spec.ScopeNote, Hosts: hosts.List(), Reason: reason, Cases: spec.Cases,
-		Configured: c.state.Configured, Baselines: c.state.Baselines,
+		Configured: c.state.Configured, Baselines: c.state.Baselines, StartedBy: actor, Ticket: AttributionOf(ctx).Ticket,
 	}
 	if spec.Preset != "" && spec.Preset != PresetDefault {
 		st.Preset, st.Steps, st.MaxDuration = spec.Preset, preset.Steps, preset.MaxDuration
@@ -126,6 +126,7 @@ func (c *Controller) Rollback(ctx context.Context, actor, reason string, clock C
 // replica, so a record refused because another replica wrote first is
 // retried on the fresh state, which may already be at rest.
 func (c *Controller) rollbackLocked(ctx context.Context, d Decision, latency time.Duration) (State, error) {
+	d = Attribute(ctx, d) // kept whole in c.unrecorded if the store refuses it
 	_, done, err := c.withdraw()
 	defer done()
 	if err != nil {
@@ -197,7 +198,9 @@ func (c *Controller) recordRollback(ctx context.Context) error {
 
 // PromoteStep moves the rollout on by one step, whatever the evidence
 // (Argo Rollouts' promote): the way past a step with approval: true. From
-// the last step it promotes.
+// the last step it promotes. Every promotion is an approval: refused
+// with ErrSameApprover when the rollout's starter asks for it with a
+// personal identity and rollout.approvals.distinct holds (Attribution).
 func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -212,6 +215,11 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 	if reason == "" {
 		reason = "promoted by hand"
 	}
+	note, err := c.approval(ctx, st, actor)
+	if err != nil {
+		return st, err
+	}
+	reason += note
 	if st.Step >= len(c.confOf(st).Steps)-1 {
 		return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 	}
@@ -225,6 +233,7 @@ func (c *Controller) PromoteStep(ctx context.Context, actor, reason string, cloc
 }
 
 // Promote makes the candidate the baseline now, skipping remaining steps.
+// It is an approval, as PromoteStep is.
 func (c *Controller) Promote(ctx context.Context, actor, reason string, clock Clock) (State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -238,6 +247,11 @@ func (c *Controller) Promote(ctx context.Context, actor, reason string, clock Cl
 	if reason == "" {
 		reason = "manual promotion"
 	}
+	note, err := c.approval(ctx, c.state, actor)
+	if err != nil {
+		return c.state, err
+	}
+	reason += note
 	return c.promoteLocked(ctx, Decision{Time: now, Action: ActionPromote, Reason: reason, Actor: actor})
 }
 

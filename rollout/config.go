@@ -109,6 +109,22 @@ type Config struct {
 	// judged must not keep serving until max_duration (Argo Rollouts'
 	// consecutiveErrorLimit).
 	ConsecutiveErrorLimit int `mapstructure:"consecutive_error_limit"`
+	// Approvals are the change-control rules of the operators' actions.
+	Approvals Approvals `mapstructure:"approvals"`
+}
+
+// Approvals say who may approve a rollout and what every change must
+// carry. They bind only named identities (admin.users): a shared
+// admin.token cannot tell one person from another.
+type Approvals struct {
+	// Distinct refuses an approval (any promote) from the identity that
+	// started the rollout: four-eyes. False only for a team of one; each
+	// approval by the starter then says so in the journal.
+	Distinct bool `mapstructure:"distinct"`
+	// RequireTicket refuses a start, promote or undo without a change
+	// ticket (--ticket). A rollback is never refused for want of one: it
+	// is the emergency action, and is journalled without.
+	RequireTicket bool `mapstructure:"require_ticket"`
 }
 
 // DefaultConfig is the rollout section's default: shadow only, then 1%,
@@ -143,6 +159,7 @@ var DefaultConfig = Config{
 	Prometheus:            evidence.PrometheusConfig{Timeout: 5 * time.Second},
 	KeepBaselines:         10,
 	ConsecutiveErrorLimit: 5,
+	Approvals:             Approvals{Distinct: true},
 }
 
 // Validate reports the first invalid key, named relative to the section.

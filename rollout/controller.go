@@ -210,6 +210,13 @@ func (c *Controller) Journal(ctx context.Context, clock Clock, e Entry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.Time, e.State = clock(), c.state.Phase
+	a := AttributionOf(ctx)
+	if e.Ticket == "" {
+		e.Ticket = a.Ticket
+	}
+	if e.Claimed == "" {
+		e.Claimed = a.Claimed
+	}
 	if err := c.store.Append(ctx, e); err != nil {
 		return fmt.Errorf("journalling %s: %w", e.Action, err)
 	}
@@ -354,7 +361,7 @@ func (c *Controller) withdraw() (out *ruleset.Ruleset, done func(), err error) {
 // c.mu held; apply and the rollbacks call it, nothing else: every
 // decision recorded is logged and counted the same way.
 func (c *Controller) commit(ctx context.Context, ch change) (State, error) {
-	st, d := ch.st, ch.d
+	st, d := ch.st, Attribute(ctx, ch.d)
 	st.LastDecision = &d
 	e := NewEntry(st, d, ch.latency)
 	if ch.withdrawn != "" {

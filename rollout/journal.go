@@ -31,6 +31,13 @@ type Entry struct {
 	// EffectLatency is how long a manual rollback took from request to
 	// the new routing state being in force.
 	EffectLatency time.Duration `json:"effect_latency_ns,omitempty"`
+	// Ticket is the change ticket the action was taken under.
+	Ticket string `json:"ticket,omitempty"`
+	// Claimed is the actor the client named, when the identity its
+	// credential proves (Actor) is another.
+	Claimed string `json:"claimed_actor,omitempty"`
+	// Emergency marks an admin's promotion past four-eyes.
+	Emergency bool `json:"emergency,omitempty"`
 }
 
 // journalPath is the file entries are appended to; rotated(i) names the

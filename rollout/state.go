@@ -82,6 +82,11 @@ type Decision struct {
 	// Judged is how many requests the candidate had judged at the step
 	// when an analysis decided: the progress against min_requests.
 	Judged int64 `json:"judged,omitempty"`
+	// Ticket, Claimed and Emergency are an operator's decision's
+	// Attribution.
+	Ticket    string `json:"ticket,omitempty"`
+	Claimed   string `json:"claimed_actor,omitempty"`
+	Emergency bool   `json:"emergency,omitempty"`
 }
 
 // State is the durable rollout state.
@@ -105,6 +110,11 @@ type State struct {
 	// (`wafcanary promote`) and the evidence would advance into it.
 	Awaiting bool   `json:"awaiting_approval,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// StartedBy is the identity that started the rollout: with
+	// rollout.approvals.distinct, not the one that may approve it.
+	StartedBy string `json:"started_by,omitempty"`
+	// Ticket is the change ticket the rollout was started under.
+	Ticket string `json:"ticket,omitempty"`
 	// ShadowSample is the shadow share (percent) while the rollout runs;
 	// with Baseline, Candidate and Percent it is the routing every replica
 	// serves. Zero means the serving replica's own shadow.sample_percent
@@ -216,7 +226,8 @@ func phaseOf(percent float64) Phase {
 // state it leads to); latency is how long it took to take effect.
 func NewEntry(st State, d Decision, latency time.Duration) Entry {
 	e := Entry{Time: d.Time, Actor: d.Actor, Action: d.Action, Reason: d.Reason, State: st.Phase, Step: st.Step,
-		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency}
+		Percent: st.Percent, Baseline: st.Baseline.Version, Analysis: d.Analysis, EffectLatency: latency,
+		Ticket: d.Ticket, Claimed: d.Claimed, Emergency: d.Emergency}
 	if st.Candidate != nil {
 		e.Candidate = st.Candidate.Version
 	}

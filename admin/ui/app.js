@@ -47,12 +47,31 @@ function render(data) {
   text("scope", scopeText(st.scope, st.scope_note));
   text("hosts", st.hosts && st.hosts.length ? "the candidate judges only " + st.hosts.join(", ") : "every host");
   const d = st.last_decision;
-  text("decision", d ? `${when(d.time)}  ${d.action} by ${d.actor}: ${d.reason}` : "–");
+  text("decision", d ? `${when(d.time)}  ${d.action} by ${byText(d)}: ${d.reason}` : "–");
+  text("people", peopleText(st, active));
   renderReplicas(st.fleet);
   renderSteps(st, active);
   renderChecks(d, hist);
   renderJournal(hist);
   $("error").hidden = true;
+}
+
+// byText is who took a decision: the identity its credential proved, the
+// name the client sent when it differs, and an emergency or a ticket.
+function byText(d) {
+  let s = d.actor + (d.claimed_actor ? ` (sent as ${d.claimed_actor})` : "");
+  if (d.emergency) s += " EMERGENCY";
+  if (d.ticket) s += ` [${d.ticket}]`;
+  return s;
+}
+
+// peopleText says who started the rollout, its ticket, and who may
+// approve it (with admin.users).
+function peopleText(st, active) {
+  if (!active || !st.started_by) return "–";
+  let s = "started by " + st.started_by + (st.ticket ? ", ticket " + st.ticket : "");
+  if (st.four_eyes) s += "; may approve: " + ((st.approvers || []).join(", ") || "nobody named") + " (four-eyes " + st.four_eyes + ")";
+  return s;
 }
 
 function scopeText(s, note) {
@@ -162,7 +181,7 @@ function renderJournal(hist) {
   const holds = $("holds").checked;
   for (const e of hist) {
     if (!holds && e.action === "hold") continue;
-    tb.append(el("tr", {}, el("td", {}, when(e.time)), el("td", {}, e.action), el("td", {}, e.actor), el("td", {}, e.state),
+    tb.append(el("tr", {}, el("td", {}, when(e.time)), el("td", {}, e.action), el("td", {}, byText(e)), el("td", {}, e.state),
       el("td", {}, e.step + 1), el("td", {}, e.candidate_percent + "%"), el("td", {}, e.reason)));
   }
 }
@@ -253,7 +272,7 @@ function showToken() {
 async function act(action, full) {
   const token = sessionStorage.getItem(tokenKey);
   if (!token) {
-    text("actionresult", "enter the admin token first");
+    text("actionresult", "enter your token first");
     return;
   }
   text("actionresult", action + "…");
@@ -261,7 +280,7 @@ async function act(action, full) {
     const r = await fetch("/api/v1/rollout/" + action, {
       method: "POST",
       headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
-      body: JSON.stringify({reason: $("reason").value || action + " from the status page", actor: "web", full: !!full}),
+      body: JSON.stringify({reason: $("reason").value || action + " from the status page", actor: "web", full: !!full, ticket: $("ticket").value.trim()}),
     });
     const body = await r.text();
     if (!r.ok) {

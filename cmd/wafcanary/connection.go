@@ -110,6 +110,11 @@ func (o *clientOptions) target() (target, error) {
 		file = filepath.Join(cfg.StateDir, "admin.token")
 	}
 	b, err := os.ReadFile(file)
+	if err != nil && o.certFile != "" {
+		// The client certificate may be the identity (admin.users'
+		// client_cert_subject): no token then.
+		return t, nil
+	}
 	if err != nil {
 		return target{}, errUnauthorized{fmt.Errorf("no admin token: set WAFCANARY_ADMIN_TOKEN, or give --token-file or -c with the server's configuration (the server keeps a generated token in state_dir/admin.token): %w", err)}
 	}
@@ -219,7 +224,7 @@ func exitError(err error) error {
 		return errInvalidRuleset{err}
 	}
 	switch e.Status {
-	case http.StatusUnauthorized:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return errUnauthorized{err}
 	case http.StatusConflict:
 		return errConflict{err}

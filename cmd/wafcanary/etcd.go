@@ -22,10 +22,15 @@ type etcdOptions struct {
 
 func (o etcdOptions) set() bool { return len(o.endpoints) > 0 || o.viaEtcd }
 
+// etcdActor is the actor journalled for an action written into etcd: no
+// admin API checked an identity or a role, so it is whoever can write to
+// the fleet's etcd keys; the name the client gives is kept beside it.
+const etcdActor = "via-etcd"
+
 // viaEtcd writes a rollback or an undo into etcd; every replica watching
 // the state serves it within a second. It needs no replica to answer,
-// only etcd.
-func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason string) error {
+// only etcd, and so no identity: it is journalled as etcdActor.
+func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason, ticket string) error {
 	cfg := fleet.DefaultConfig
 	if o.viaEtcd && o.config == "" && len(o.endpoints) == 0 {
 		return errUsage{errors.New("--via-etcd needs --config (its state.etcd section) or --etcd endpoints")}
@@ -59,9 +64,10 @@ func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason 
 	defer cli.Close()
 	start := time.Now()
 	store := fleet.NewStore(cli, cfg, "")
+	ctx := rollout.WithAttribution(cmd.Context(), rollout.Attribution{Ticket: ticket, Claimed: actor()})
 	out := cmd.OutOrStdout()
 	if action == admin.Undo {
-		st, err := store.Undo(cmd.Context(), to, actor(), reason, time.Now())
+		st, err := store.Undo(ctx, to, etcdActor, reason, time.Now())
 		switch {
 		case errors.Is(err, rollout.ErrAlreadyUndone):
 			// Idempotent, as through the admin API: a second undo (two
@@ -79,7 +85,7 @@ func viaEtcd(cmd *cobra.Command, o etcdOptions, action admin.Action, to, reason 
 			time.Since(start).Round(time.Microsecond), st.LastDecision.Reason, st.Baseline.Version)
 		return nil
 	}
-	prev, did, err := store.Rollback(cmd.Context(), actor(), reason, time.Now())
+	prev, did, err := store.Rollback(ctx, etcdActor, reason, time.Now())
 	if err != nil {
 		return errUnreachable{err}
 	}

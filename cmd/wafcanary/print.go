@@ -45,7 +45,17 @@ func printHistory(out io.Writer, entries []rollout.Entry, baselines []rollout.Ru
 		return err
 	}
 	for _, e := range entries {
-		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Local().Format("2006-01-02 15:04:05"), e.Action, e.State, e.Actor, e.Step+1, e.Percent)
+		by := e.Actor
+		if e.Claimed != "" {
+			by += " (sent as " + visible(e.Claimed) + ")"
+		}
+		line := fmt.Sprintf("%s  %-9s %-11s by %-10s step %d at %g%%", e.Time.Local().Format("2006-01-02 15:04:05"), e.Action, e.State, by, e.Step+1, e.Percent)
+		if e.Emergency {
+			line += "  EMERGENCY"
+		}
+		if e.Ticket != "" {
+			line += "  ticket " + visible(e.Ticket)
+		}
 		if e.Action == rollout.ActionUndo || e.Action == rollout.ActionReload || e.Action == rollout.ActionPromote {
 			line += "  baseline " + e.Baseline
 		}
@@ -83,6 +93,20 @@ func printStatus(out io.Writer, st admin.Status, format string) error {
 	}
 	if st.Awaiting && st.Step+1 < len(st.Plan) {
 		fmt.Fprintf(out, "approval    step %d (%g%%) waits for `wafcanary promote`; the evidence says go on\n", st.Step+2, st.Plan[st.Step+1].Percent)
+	}
+	if st.StartedBy != "" && st.Candidate != nil {
+		line := "started by " + visible(st.StartedBy)
+		if st.Ticket != "" {
+			line += ", ticket " + visible(st.Ticket)
+		}
+		fmt.Fprintf(out, "people      %s\n", line)
+	}
+	if st.FourEyes != "" {
+		who := "approvers   " + strings.Join(st.Approvers, ", ")
+		if len(st.Approvers) == 0 {
+			who = "approvers   nobody named"
+		}
+		fmt.Fprintf(out, "%s; four-eyes %s\n", who, visible(st.FourEyes))
 	}
 	if st.Baseline != nil {
 		fmt.Fprintf(out, "baseline    %s  %s%s\n", st.Baseline.Version, st.Baseline.Path, crsOf(st.Baseline))

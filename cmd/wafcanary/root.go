@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newActionCmd(admin.Rollback, "Take the candidate out of service now, from any rollout state (idempotent)"),
 		newActionCmd(admin.Undo, "Serve an earlier baseline again, from the next request (after a promotion: the way back)"))
 	root.AddCommand(newExceptionsCmd())
+	root.AddCommand(newTokenCmd(), newChangelogCmd())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {

@@ -16,7 +16,7 @@ import (
 func newStartCmd() *cobra.Command {
 	// The server runs the gates, CRS suite included, before it answers.
 	o := &clientOptions{timeout: 10 * time.Minute}
-	var candidate, exclusionFile, reason, override, forceBase, cases, preset string
+	var candidate, exclusionFile, reason, override, forceBase, cases, preset, ticket string
 	var rules []int
 	var paths, hosts, only, replayFiles []string
 	cmd := &cobra.Command{
@@ -58,7 +58,7 @@ start prints it, or why none was inferred.`,
 				only[i] = evidence.HostName(only[i])
 			}
 			req := admin.StartRequest{Candidate: candidate, Exclusion: exclusionFile, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase, Preset: preset}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase, Preset: preset, Ticket: ticket}
 			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			stop()
@@ -82,6 +82,7 @@ start prints it, or why none was inferred.`,
 	f.StringVar(&override, "override-gates", "", "start despite failed gates (forbidden edits, failing cases); the reason is journalled")
 	f.StringVar(&forceBase, "force-base", "", "start a candidate not built on the served baseline (written from another and not rebased, or dropping its exclusions); the reason is journalled with what it undoes")
 	f.StringVar(&preset, "preset", "", "the steps and max_duration to take: a name in rollout.presets, crs-upgrade, or default (rollout.steps); a CRS upgrade takes crs-upgrade unless this says otherwise")
+	f.StringVar(&ticket, "ticket", "", "the change ticket: journalled, kept in the rollout's state, notified (required with rollout.approvals.require_ticket)")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }
