@@ -49,7 +49,7 @@ func Probe(ctx context.Context, base, cand *ruleset.Ruleset, mustBlock []Case) (
 	for _, c := range ProbeAttacks {
 		probes = append(probes, probe{fmt.Sprintf("must_block case %q", c.Name), c.request})
 	}
-	for _, c := range CRSProbes(base) {
+	for _, c := range CRSProbes(base, cand) {
 		probes = append(probes, probe{fmt.Sprintf("CRS case %s (rule %d)", c.ID, c.RuleID), c.request})
 	}
 	for _, p := range probes {
@@ -144,12 +144,15 @@ func attackCasesOf(cases []suite.Case) []CRSProbe {
 }
 
 // CRSProbes is the fixed sample of CRS attack cases live probes judge for
-// base: one case per attack rule that base loads at paranoia level 1 (the
-// rules a default deployment blocks with), spread evenly over the rules and
-// at most MaxCRSProbes, from the tests of base's own CRS (TestsFS: those
-// beside a CRS directory, else the embedded CRS's). The same baseline
-// always gets the same sample.
-func CRSProbes(base *ruleset.Ruleset) []CRSProbe {
+// base and cand: one case per attack rule that base loads at paranoia
+// level 1 (the rules a default deployment blocks with; a candidate that
+// removes one must still be asked about it), spread evenly over the rules
+// and at most MaxCRSProbes, from the regression tests of cand's CRS
+// (TestsFS: those beside a CRS directory, else the embedded CRS's), as
+// the suite gate takes them: a CRS upgrade changes some of its rules on
+// purpose, and the old release's cases for them are no longer what the
+// new one must block. The same pair always gets the same sample.
+func CRSProbes(base, cand *ruleset.Ruleset) []CRSProbe {
 	pl1 := map[int]bool{}
 	for _, r := range base.Rules {
 		if r.Paranoia == 1 {
@@ -157,7 +160,7 @@ func CRSProbes(base *ruleset.Ruleset) []CRSProbe {
 		}
 	}
 	var eligible []CRSProbe
-	for _, c := range attackCases(testsDir(base)) {
+	for _, c := range attackCases(testsDir(cand)) {
 		if pl1[c.RuleID] {
 			eligible = append(eligible, c)
 		}

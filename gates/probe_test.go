@@ -11,7 +11,7 @@ import (
 // it; a case it lets through is skipped by the probe, not failed.
 func TestCRSProbes(t *testing.T) {
 	base := shippedBaseline(t)
-	sample := CRSProbes(base)
+	sample := CRSProbes(base, base)
 	if len(sample) < 30 || len(sample) > MaxCRSProbes {
 		t.Fatalf("%d CRS probes, want 30 to %d", len(sample), MaxCRSProbes)
 	}
@@ -22,7 +22,7 @@ func TestCRSProbes(t *testing.T) {
 	rules := map[int]bool{}
 	blocked := 0
 	for i, c := range sample {
-		if again := CRSProbes(base)[i]; again.ID != c.ID {
+		if again := CRSProbes(base, base)[i]; again.ID != c.ID {
 			t.Fatalf("sample not fixed: %s then %s", c.ID, again.ID)
 		}
 		if pl[c.RuleID] != 1 || rules[c.RuleID] || c.RuleID < 930000 || c.RuleID >= 950000 {
