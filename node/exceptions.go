@@ -60,7 +60,7 @@ func explainSighting(sg exception.Sighting) admin.Explanation {
 	v := sg.Verdict
 	e := admin.Explanation{ID: sg.RequestID, Time: sg.Time, Arm: "baseline", Version: sg.Baseline, Method: sg.Method,
 		Host: sg.Host, Path: sg.Path, ClientIP: sg.ClientIP, Status: v.Status, Exception: sg.Exception,
-		InterruptedBy: v.RuleID, Score: v.InboundScore}
+		InterruptedBy: v.RuleID, Score: v.InboundScore, Capture: sg.Capture}
 	for _, m := range v.Rules {
 		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
 	}
