@@ -125,3 +125,28 @@ func TestExceptionsRetireAndRenewCmd(t *testing.T) {
 	}, "")
 	checkCommand(t, []string{"exceptions", "retire", "10042", "--admin", n.admin, "--output", filepath.Join(dir, "x.conf")}, exitUsage, nil, "no such exception")
 }
+
+// expiryOf reads tune's --expires and renew's --until from an injected
+// clock: a date, a number of days, or nothing.
+func TestExpiryOf(t *testing.T) {
+	now := time.Date(2026, time.May, 4, 23, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in, want, err string
+	}{
+		{"90d", "2026-08-02", ""},
+		{"0d", "2026-05-04", ""},
+		{"", "", ""},
+		{"2026-05-04", "2026-05-04", ""},
+		{"2027-01-31", "2027-01-31", ""},
+		// Written expired: refused.
+		{"2026-05-03", "", "before today"},
+		{"-5d", "", "number of days"},
+		{"99999d", "", "number of days"},
+		{"31/12/2026", "", "want YYYY-MM-DD"},
+	} {
+		got, err := expiryOf(c.in, now)
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("expiryOf(%q) = %q, %v; want %q, %q", c.in, got, err, c.want, c.err)
+		}
+	}
+}
