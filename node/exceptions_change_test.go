@@ -163,7 +163,9 @@ func TestRetireExceptionLive(t *testing.T) {
 		for i >= 0 && h[i].Action != rollout.ActionRetire {
 			i--
 		}
-		if i < 0 || h[i].Actor != "carol" || !strings.Contains(h[i].Reason, "legacy.example is gone") ||
+		// The shared token's identity is admin; the name the client sent
+		// is kept beside it.
+		if i < 0 || h[i].Claimed != "carol" || !strings.Contains(h[i].Reason, "legacy.example is gone") ||
 			!strings.Contains(h[i].Reason, "retiring exception 10001") || !strings.Contains(h[i].Reason, "status stale") ||
 			i+1 >= len(h) || h[i+1].Action != rollout.ActionStart {
 			t.Errorf("journal: %+v, want a retire by carol, then the start", h)
@@ -231,13 +233,19 @@ func TestRetireExceptionLive(t *testing.T) {
 	})
 }
 
-// TestRenewExceptionLive renews an expired exception on a real node: the
-// expiry changes and nothing else, the status goes from expired to
-// active, the new baseline serves at once (no verdict can differ), and
-// the journal names the actor, the reason and the change.
+// TestRenewExceptionLive renews an expired exception on a real node, as
+// alice (an operator, her own token): the server writes and proves the
+// change, journals it as a renew naming her and her reason, and starts it;
+// four-eyes (rollout.approvals.distinct, the default) keeps her from
+// promoting it, so it waits for bob, an approver. Promoted, the expiry is
+// the new one and nothing else changed: the status goes from expired to
+// active, the line and the origin stay.
 func TestRenewExceptionLive(t *testing.T) {
 	clock := func() time.Time { return time.Date(2026, time.May, 4, 12, 0, 0, 0, time.UTC) }
 	cfg := testConfig(t, newUpstream(t).URL)
+	for name, role := range map[string]admin.Role{"alice": admin.Operator, "bob": admin.Approver} {
+		cfg.Admin.Users = append(cfg.Admin.Users, admin.User{Name: name, Role: role, TokenSHA256: admin.HashToken(personTokens[name])})
+	}
 	path := baselineWithThreeExceptions(t)
 	text, err := os.ReadFile(path)
 	if err != nil {
@@ -249,10 +257,10 @@ func TestRenewExceptionLive(t *testing.T) {
 	cfg.Rulesets.Baseline = path
 	ls := startLiveClocked(t, cfg, clock)
 	ctx := context.Background()
-	api := ls.api()
+	alice, bob := ls.as("alice"), ls.as("bob")
 	find := func(id string) (exception.Exception, string) {
 		t.Helper()
-		l, err := api.Exceptions(ctx)
+		l, err := alice.Exceptions(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,14 +275,20 @@ func TestRenewExceptionLive(t *testing.T) {
 		t.Fatalf("before: %s, expires %s; want expired 2026-05-01", before.Status, before.Expires)
 	}
 
-	st, err := api.Start(ctx, admin.StartRequest{Actor: "alice", Reason: "tickets still quote /etc/hosts (OPS-12)",
+	st, err := alice.Start(ctx, admin.StartRequest{Reason: "tickets still quote /etc/hosts (OPS-12)",
 		Renew: &admin.Renewal{Exception: "10000", Meta: exception.Meta{Expires: "2026-11-30"}}})
 	if err != nil {
 		t.Fatalf("renew: %v", err)
 	}
-	if st.State != string(rollout.Promoted) || st.Composed == nil || st.Composed.Renewed == nil || st.Composed.Renewed.Expires != "2026-11-30" ||
+	if st.State != string(rollout.Shadow) || st.Composed == nil || st.Composed.Renewed != nil || !strings.Contains(st.Composed.Base, "waiting for another approver") ||
 		!strings.Contains(st.Composed.Proof, "the same") {
-		t.Fatalf("renew: state %s, report %+v", st.State, st.Composed)
+		t.Fatalf("renew by alice: state %s, report %+v; want it waiting for another approver", st.State, st.Composed)
+	}
+	if _, v := find("10000"); v != version {
+		t.Fatalf("the renewal serves before it is approved: baseline %s", v)
+	}
+	if _, err := bob.Do(ctx, admin.Promote, admin.ActionRequest{Full: true, Reason: "renewal reviewed"}); err != nil {
+		t.Fatalf("bob promotes: %v", err)
 	}
 	after, now := find("10000")
 	if now == version || after.Expires != "2026-11-30" || after.Status != exception.Active || after.Line != before.Line ||
@@ -284,7 +298,7 @@ func TestRenewExceptionLive(t *testing.T) {
 	if after.Origin == nil || after.Origin.Baseline != version {
 		t.Errorf("after: origin %+v, want the baseline it came with, %s: a renewal does not make it new", after.Origin, version)
 	}
-	h, err := api.History(ctx, 0)
+	h, err := alice.History(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,14 +315,14 @@ func TestRenewExceptionLive(t *testing.T) {
 		!strings.Contains(renew.Reason, "expires 2026-05-01 -> 2026-11-30") || renew.Baseline != version {
 		t.Errorf("renew entry: %+v", renew)
 	}
-	if h[n-1].Actor != "alice" {
-		t.Errorf("promote entry: %+v", h[n-1])
+	if h[n-2].Actor != "alice" || h[n-1].Actor != "bob" {
+		t.Errorf("start by %s, promote by %s; want alice, bob", h[n-2].Actor, h[n-1].Actor)
 	}
 
 	// An ID the baseline lacks, or a date that is not one: the request's
 	// fault, and nothing changes.
 	for _, r := range []admin.Renewal{{Exception: "10042", Meta: exception.Meta{Expires: "2026-12-31"}}, {Exception: "10000", Meta: exception.Meta{Expires: "soon"}}} {
-		if _, err := api.Start(ctx, admin.StartRequest{Actor: "alice", Reason: "x", Renew: &r}); !badRequest(err) {
+		if _, err := alice.Start(ctx, admin.StartRequest{Reason: "x", Renew: &r}); !badRequest(err) {
 			t.Errorf("renew %+v: %v, want 400", r, err)
 		}
 	}
