@@ -94,6 +94,13 @@ type StartReport struct {
 	// (start --preset, or crs-upgrade for a candidate that changes the
 	// CRS version), and why.
 	Preset string `json:"preset,omitempty"`
+	// Retired is the exception a retire's candidate takes away, as the
+	// served baseline had it.
+	Retired *exception.Exception `json:"retired,omitempty"`
+	// Renewed is the exception a renewal changed, as the new baseline
+	// reads it, and Proof why it went into service without steps.
+	Renewed *exception.Exception `json:"renewed,omitempty"`
+	Proof   string               `json:"proof,omitempty"`
 }
 
 // StepPlan is one step of rollout.steps.
@@ -157,6 +164,24 @@ type StartRequest struct {
 	// be; set by the server, never read from the body. The journal names
 	// it, and Actor only as what the client claimed when it differs.
 	By Identity `json:"-"`
+	// Retire names the exception of the served baseline that Candidate
+	// takes away (exceptions retire). A candidate that is the served
+	// baseline without exactly that exception is started as intended,
+	// journalled as a retire; any other difference refuses it. Without
+	// it, a candidate that drops an exclusion is refused (ForceBase).
+	Retire string `json:"retire,omitempty"`
+	// Renew, instead of Candidate or Exclusion, changes the metadata of an
+	// exception of the served baseline (exceptions renew): the server
+	// writes the change, proves the result judges every request as the
+	// served baseline does, and puts it in service at once, journalled.
+	Renew *Renewal `json:"renew,omitempty"`
+}
+
+// Renewal is an exception's new metadata (StartRequest.Renew); empty
+// fields are left as they are.
+type Renewal struct {
+	Exception string `json:"exception"`
+	exception.Meta
 }
 
 // Who returns the actor the record names and what the client claimed

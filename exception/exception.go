@@ -97,7 +97,13 @@ type Exception struct {
 	WouldBlock      uint64      `json:"would_block"`
 	WouldBlockRules []RuleCount `json:"would_block_rules"`
 	LastWouldBlock  *Sighting   `json:"last_would_block"`
-	Stale           bool        `json:"stale"`
+	// WouldBlockRequests are the request IDs of its would-be blocks the
+	// server still keeps (MaxSightings, all exceptions together), newest
+	// first, at most MaxWouldBlockRequests: explain shows each, and
+	// exceptions retire makes a must_pass case of each kept with its
+	// request.
+	WouldBlockRequests []string `json:"would_block_requests"`
+	Stale              bool     `json:"stale"`
 
 	directive bool   // a directive, not a rule: metadata in comments
 	text      string // its text without metadata, for Trace
@@ -159,7 +165,7 @@ func List(rs *ruleset.Ruleset, now time.Time) []Exception {
 // read makes one exception of a rule (or directive) and its exclusions.
 func read(rs *ruleset.Ruleset, rule []ruleset.Directive, exs []ruleset.Exclusion) Exception {
 	first := rule[0]
-	e := Exception{File: first.File, Line: first.Line, Kinds: []string{}, Rules: []string{}, Targets: []string{}, WouldBlockRules: []RuleCount{},
+	e := Exception{File: first.File, Line: first.Line, Kinds: []string{}, Rules: []string{}, Targets: []string{}, WouldBlockRules: []RuleCount{}, WouldBlockRequests: []string{},
 		Conditions: []Condition{}, Dangling: []string{}, text: textOf(rule), links: rule}
 	if id, ok := first.ID(); ok {
 		e.ID = strconv.Itoa(id)

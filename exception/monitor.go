@@ -17,6 +17,7 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/router"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
@@ -46,6 +47,12 @@ var (
 type Monitor struct {
 	// Clock, when set before Run, is the time; nil means time.Now.
 	Clock func() time.Time
+	// Capture, when set before Run, is the capture section under whose
+	// redaction each would-be block keeps its request (capture.Of), for
+	// explain and for exceptions retire, which makes it a must_pass case:
+	// at most MaxSightings of them, each body bounded by its
+	// max_body_bytes. Nil keeps no request content (capture.enabled off).
+	Capture *capture.Config
 
 	cfg    Config
 	share  uint32
@@ -98,6 +105,8 @@ type Sighting struct {
 	Rules []int `json:"rules"`
 	// Verdict is the variant's, for explain.
 	Verdict verdict.Verdict `json:"-"`
+	// Capture is the request, redacted, when Monitor.Capture is set.
+	Capture *capture.Record `json:"-"`
 }
 
 // RuleCount is a rule behind would-be blocks and how many it was behind.
@@ -339,6 +348,11 @@ func (m *Monitor) wouldBlock(v *variant, s *sample, got verdict.Verdict) {
 			sg.Rules = append(sg.Rules, r.ID)
 		}
 	}
+	if m.Capture != nil {
+		rec := capture.Of(verdict.Block{Record: verdict.RequestRecord{ID: s.req.ID, Arm: verdict.Baseline, Status: got.Status, Verdict: got},
+			Request: s.req, Body: s.body, Version: sg.Baseline, Time: sg.Time}, *m.Capture)
+		sg.Capture = &rec
+	}
 	st := v.stats
 	st.judged.Add(1)
 	st.sinceBlock.Store(0)
@@ -480,6 +494,7 @@ func (m *Monitor) Annotate(list []Exception, now time.Time) {
 			e.LastWouldBlock = &last
 		}
 		st.mu.Unlock()
+		e.WouldBlockRequests = m.sightingsOf(e.ID)
 		slices.SortFunc(e.WouldBlockRules, func(a, b RuleCount) int { return b.Compare(a) })
 		e.quiet, e.quietSince = st.quiet()
 		e.Stale = e.quiet >= uint64(m.cfg.StaleAfterRequests) && now.Sub(e.quietSince) >= m.cfg.StaleAfter
@@ -555,6 +570,24 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// MaxWouldBlockRequests is how many request IDs Exception.WouldBlockRequests
+// lists.
+const MaxWouldBlockRequests = 10
+
+// sightingsOf lists the request IDs of exception id's would-be blocks
+// still kept, newest first.
+func (m *Monitor) sightingsOf(id string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []string{}
+	for i := len(m.sightings) - 1; i >= 0 && len(out) < MaxWouldBlockRequests; i-- {
+		if sg := m.sightings[i]; sg.Exception == id && !slices.Contains(out, sg.RequestID) {
+			out = append(out, sg.RequestID)
+		}
+	}
+	return out
 }
 
 // Sighting returns the would-be block of request id, newest first.

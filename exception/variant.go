@@ -15,10 +15,28 @@ import (
 // every other line stays where it was, so the variant's rules keep
 // their file:line. The caller retires the result.
 func Without(rs *ruleset.Ruleset, e Exception) (*ruleset.Ruleset, error) {
+	files, err := withoutFiles(rs, e)
+	if err != nil {
+		return nil, err
+	}
+	v, err := compileFiles(files, rs.Files[0].Name, fmt.Sprintf("%s without exception %s", rs.Path, e.ID))
+	if err != nil {
+		return nil, fmt.Errorf("exception %s: the baseline without it: %w", e.ID, err)
+	}
+	return v, nil
+}
+
+// withoutFiles is rs's own files with e's lines commented out.
+func withoutFiles(rs *ruleset.Ruleset, e Exception) (map[string][]byte, error) {
 	if len(e.links) == 0 {
 		return nil, fmt.Errorf("exception %s: not read from a ruleset", e.ID)
 	}
-	local := fstest.MapFS{}
+	return editFiles(rs, e, func(content []byte) ([]byte, error) { return commentOut(content, e.links) })
+}
+
+// editFiles is rs's own files with e's file changed by edit.
+func editFiles(rs *ruleset.Ruleset, e Exception, edit func([]byte) ([]byte, error)) (map[string][]byte, error) {
+	files := map[string][]byte{}
 	found := false
 	for _, f := range rs.Files {
 		if f.Embedded {
@@ -27,21 +45,26 @@ func Without(rs *ruleset.Ruleset, e Exception) (*ruleset.Ruleset, error) {
 		content := f.Content
 		if f.Name == e.File {
 			var err error
-			if content, err = commentOut(content, e.links); err != nil {
+			if content, err = edit(content); err != nil {
 				return nil, fmt.Errorf("exception %s (%s): %w", e.ID, e.Where(), err)
 			}
 			found = true
 		}
-		local[f.Name] = &fstest.MapFile{Data: content, Mode: 0o444}
+		files[f.Name] = content
 	}
 	if !found || len(rs.Files) == 0 || rs.Files[0].Embedded {
 		return nil, fmt.Errorf("exception %s: %s is not one of ruleset %s's own files", e.ID, e.File, rs.Version)
 	}
-	v, err := ruleset.LoadFS(local, rs.Files[0].Name, fmt.Sprintf("%s without exception %s", rs.Path, e.ID))
-	if err != nil {
-		return nil, fmt.Errorf("exception %s: the baseline without it: %w", e.ID, err)
+	return files, nil
+}
+
+// compileFiles compiles a ruleset of files, main the one to load.
+func compileFiles(files map[string][]byte, main, path string) (*ruleset.Ruleset, error) {
+	local := fstest.MapFS{}
+	for name, content := range files {
+		local[name] = &fstest.MapFile{Data: content, Mode: 0o444}
 	}
-	return v, nil
+	return ruleset.LoadFS(local, main, path)
 }
 
 // commentOut turns every line of the directives links, from the first
@@ -49,11 +72,25 @@ func Without(rs *ruleset.Ruleset, e Exception) (*ruleset.Ruleset, error) {
 // its backtick block), into a comment.
 func commentOut(content []byte, links []ruleset.Directive) ([]byte, error) {
 	lines := strings.SplitAfter(string(content), "\n")
+	first, end, err := span(lines, links)
+	if err != nil {
+		return nil, err
+	}
+	for i := first - 1; i < end; i++ {
+		lines[i] = "# " + lines[i]
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+// span is the lines, from 1, that the directives links take in a file
+// split after each newline: from the first one's first line to the last
+// one's last (its continuation lines, or its backtick block).
+func span(lines []string, links []ruleset.Directive) (first, end int, err error) {
 	first, last := links[0].Line, links[len(links)-1].Line
 	if first < 1 || last > len(lines) {
-		return nil, fmt.Errorf("lines %d-%d: past the file's %d lines", first, last, len(lines))
+		return 0, 0, fmt.Errorf("lines %d-%d: past the file's %d lines", first, last, len(lines))
 	}
-	end := last
+	end = last
 	for backticks := false; end <= len(lines); end++ {
 		l := strings.TrimSpace(lines[end-1])
 		if l == "" || l[0] == '#' {
@@ -72,12 +109,9 @@ func commentOut(content []byte, links []ruleset.Directive) ([]byte, error) {
 		break
 	}
 	if end > len(lines) {
-		return nil, fmt.Errorf("line %d: the directive does not end", last)
+		return 0, 0, fmt.Errorf("line %d: the directive does not end", last)
 	}
-	for i := first - 1; i < end; i++ {
-		lines[i] = "# " + lines[i]
-	}
-	return []byte(strings.Join(lines, "")), nil
+	return first, end, nil
 }
 
 // variant is the served baseline without one exception, and what tells

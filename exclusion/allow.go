@@ -277,6 +277,7 @@ func (t *tuner) allowSecLang() string {
 		}
 	}
 	fmt.Fprintf(&b, "SecRule %s \"%s\" \\\n    \"id:%d,\\\n    phase:1,\\\n    pass,\\\n    t:none,\\\n    nolog,\\\n    msg:'%s',\\\n", op, cond, a0.RuleID, msg)
+	b.WriteString(t.metaLines())
 	if len(links) == 0 {
 		fmt.Fprintf(&b, "    %s\"\n", strings.Join(sets, ",\\\n    "))
 		return b.String()

@@ -52,6 +52,11 @@ func replay(rec capture.Record, name, host string) gates.Case {
 	return c
 }
 
+// CaseOf is the case that sends rec again as captured, to its own Host:
+// a must_pass case of a request the capture kept. Headers whose values
+// were redacted are left out.
+func CaseOf(rec capture.Record, name string) gates.Case { return replay(rec, name, rec.Host) }
+
 // inject returns c with the value that target names replaced by payload,
 // or false when the request has no such value to replace (a *_NAMES
 // target, a JSON path that is not an object member).

@@ -104,6 +104,7 @@ func (t *tuner) seclang(rms []Removal) string {
 		ctls[i] = "ctl:ruleRemoveTargetById=" + rm.String()
 	}
 	fmt.Fprintf(&b, "SecRule %s \"%s\" \\\n    \"id:%d,\\\n    phase:1,\\\n    pass,\\\n    t:none,\\\n    nolog,\\\n    msg:'%s',\\\n", op, cond, t.insert.id, msg)
+	b.WriteString(t.metaLines())
 	if t.host == "" {
 		fmt.Fprintf(&b, "    %s\"\n", strings.Join(ctls, ",\\\n    "))
 		return b.String()
@@ -111,6 +112,16 @@ func (t *tuner) seclang(rms []Removal) string {
 	b.WriteString("    chain\"\n")
 	fmt.Fprintf(&b, "    SecRule REQUEST_HEADERS:Host \"@rx %s\" \\\n        \"t:none,t:lowercase,\\\n        %s\"\n",
 		hostPattern(t.host), strings.Join(ctls, ",\\\n        "))
+	return b.String()
+}
+
+// metaLines are the rule's metadata tags, one action line each, for the
+// exceptions inventory: who owns the exception, until when, and why.
+func (t *tuner) metaLines() string {
+	var b strings.Builder
+	for _, tag := range t.opt.Meta.Tags() {
+		fmt.Fprintf(&b, "    %s,\\\n", tag)
+	}
 	return b.String()
 }
 

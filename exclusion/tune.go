@@ -15,6 +15,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/evidence"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/ruleset"
 	"github.com/wafcanary/wafcanary/verdict"
@@ -47,6 +48,10 @@ type Options struct {
 	// baseline it was written from, exclusions included.
 	Candidate bool
 	Now       time.Time
+	// Meta is written on each exclusion and allowance rule as tags
+	// (tag:'wafcanary/owner=...', expires, ticket), which the exceptions
+	// inventory reads back; empty fields are left out.
+	Meta exception.Meta
 }
 
 // ErrRefused is a request set no narrow exclusion lets through; the
@@ -199,6 +204,9 @@ func Tune(ctx context.Context, base *ruleset.Ruleset, bundle ruleset.Bundle, rec
 	}
 	if opt.Output == "" {
 		opt.Output = "candidate.conf"
+	}
+	if err := opt.Meta.Validate(); err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrOptions, err)
 	}
 	groups, err := groupsOf(recs, opt)
 	if err != nil {

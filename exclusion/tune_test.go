@@ -21,6 +21,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/capture"
 	"github.com/wafcanary/wafcanary/demo"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -476,5 +477,32 @@ func TestUnwritable(t *testing.T) {
 		if want == "" && got != "" || !strings.Contains(got, want) || !printable(got) {
 			t.Errorf("%q: %q, want %q", target, got, want)
 		}
+	}
+}
+
+// TestTuneWritesMetadata: the exclusion tune writes carries its owner,
+// expiry and ticket as tags, which compile and which the exceptions
+// inventory reads back; an owner that cannot be written is refused.
+func TestTuneWritesMetadata(t *testing.T) {
+	base, b := baseline(t)
+	now := time.Date(2026, time.May, 4, 12, 0, 0, 0, time.UTC)
+	meta := exception.Meta{Owner: "alice", Expires: now.AddDate(0, 0, 90).Format(time.DateOnly), Ticket: "OPS-12"}
+	res, err := Tune(context.Background(), base, b, []capture.Record{noteRecord("r1")}, Options{Output: "c.conf", Now: now, Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := exception.List(compiled(t, res), now)
+	i := slices.IndexFunc(list, func(e exception.Exception) bool { return e.ID == fmt.Sprint(res.RuleID) })
+	if i < 0 {
+		t.Fatalf("the exclusion %d is not in the inventory: %+v", res.RuleID, list)
+	}
+	if e := list[i]; e.Owner != "alice" || e.Expires != "2026-08-02" || e.Ticket != "OPS-12" || e.Status != exception.Active || len(e.Notes) > 0 {
+		t.Errorf("read back: %+v", e)
+	}
+	if problems, _ := exception.Audit(list[i : i+1]); len(problems) > 0 {
+		t.Errorf("the audit finds %q", problems)
+	}
+	if _, err := Tune(context.Background(), base, b, []capture.Record{noteRecord("r1")}, Options{Now: now, Meta: exception.Meta{Owner: "o'brien"}}); !errors.Is(err, ErrOptions) {
+		t.Errorf("an owner with a quote: %v, want ErrOptions", err)
 	}
 }

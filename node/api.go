@@ -12,6 +12,7 @@ import (
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/configs"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/gates"
 	"github.com/wafcanary/wafcanary/notification"
@@ -30,9 +31,19 @@ var _ admin.Rollouts = (*Node)(nil)
 // the candidate (admin.StartReport), as does the start's journal entry.
 // The actor is the identity the admin API found (req.By), the rollout's
 // starter, whom four-eyes keeps from approving it.
+// A renewal (req.Renew) changes an exception's metadata instead: renew.
 func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status, error) {
-	if (req.Candidate == "") == (req.Exclusion == "") {
-		return admin.Status{}, fmt.Errorf("candidate: a ruleset file, or exclusion: a file of exclusions, is required (one of them): %w", rollout.ErrBadRequest)
+	given := 0
+	for _, ok := range []bool{req.Candidate != "", req.Exclusion != "", req.Renew != nil} {
+		if ok {
+			given++
+		}
+	}
+	if given != 1 {
+		return admin.Status{}, fmt.Errorf("candidate: a ruleset file, exclusion: a file of exclusions, or renew: an exception's new metadata, is required (one of them): %w", rollout.ErrBadRequest)
+	}
+	if req.Retire != "" && req.Candidate == "" {
+		return admin.Status{}, fmt.Errorf("retire: names the exception a candidate takes away; give the candidate: %w", rollout.ErrBadRequest)
 	}
 	if err := s.needTicket(req.Ticket, "start"); err != nil {
 		return admin.Status{}, err
@@ -54,6 +65,9 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		return admin.Status{}, fmt.Errorf("preset: %w: %w", err, rollout.ErrBadRequest)
 	}
 	base := s.router.Snapshot().Baseline
+	if req.Renew != nil {
+		return s.renew(ctx, req, base)
+	}
 	cand, report, err := s.compose(ctx, req, base)
 	if err != nil {
 		if errors.Is(err, gates.ErrRefused) {
@@ -104,6 +118,16 @@ func (s *Node) Start(ctx context.Context, req admin.StartRequest) (admin.Status,
 		spec.Reason += " [" + report.Base + "]"
 	}
 	spec.Reason += replayed
+	if e := report.Retired; e != nil {
+		// Journalled once the gates have passed, before the start: the
+		// start entry's candidate drops an exclusion, and this says it
+		// was meant to.
+		if err := s.rollout.Journal(context.WithoutCancel(ctx), time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionRetire,
+			Reason: req.Reason + "; " + s.retireText(*e), Baseline: base.Version, Candidate: cand.Version}); err != nil {
+			cand.Retire()
+			return admin.Status{}, err
+		}
+	}
 	if base.CRS != cand.CRS {
 		// A CRS upgrade (or a CRS from other files): the journal says
 		// what it changes, as crs diff would.
@@ -134,7 +158,10 @@ func (s *Node) notifyRefused(req admin.StartRequest, baseline, candidate string,
 // since is kept. A candidate that cannot be rebased, or that drops
 // exclusions the served baseline has, would undo what was promoted: it is
 // refused naming both versions and the changes in between, unless
-// req.ForceBase gives a reason, which is journalled first.
+// req.ForceBase gives a reason, which is journalled first. A candidate
+// that names the exception it retires (req.Retire) is checked instead to
+// be the served baseline without exactly that exception
+// (exception.Retires), and journalled as a retire once its gates pass.
 func (s *Node) compose(ctx context.Context, req admin.StartRequest, served *ruleset.Ruleset) (*ruleset.Ruleset, admin.StartReport, error) {
 	var report admin.StartReport
 	if req.Exclusion != "" {
@@ -163,6 +190,22 @@ func (s *Node) compose(ctx context.Context, req admin.StartRequest, served *rule
 	case err != nil:
 		s.metrics.RulesetLoadFailed("candidate")
 		return nil, report, admin.InvalidRuleset(err)
+	}
+	if req.Retire != "" {
+		// Stricter than what follows: the served baseline, this one
+		// exception aside, byte for byte in its rules.
+		e, err := exception.Retires(served, cand, req.Retire)
+		switch {
+		case errors.Is(err, exception.ErrNoSuchException):
+			cand.Retire()
+			return nil, report, fmt.Errorf("retire: %w: %w", err, rollout.ErrBadRequest)
+		case err != nil:
+			cand.Retire()
+			return nil, report, fmt.Errorf("candidate %s %w: retire %s: %w (write it again with wafcanary exceptions retire)", req.Candidate, gates.ErrRefused, req.Retire, err)
+		}
+		report.Base = fmt.Sprintf("the served baseline %s without exception %s (%s), retired", served.Version, e.ID, e.Where())
+		report.Retired = &e
+		return cand, report, nil
 	}
 	var problems []string
 	recorded, marked := exclusion.RecordedBase(cand)

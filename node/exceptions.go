@@ -2,11 +2,16 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/wafcanary/wafcanary/admin"
 	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/notification"
+	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
 
@@ -60,7 +65,7 @@ func explainSighting(sg exception.Sighting) admin.Explanation {
 	v := sg.Verdict
 	e := admin.Explanation{ID: sg.RequestID, Time: sg.Time, Arm: "baseline", Version: sg.Baseline, Method: sg.Method,
 		Host: sg.Host, Path: sg.Path, ClientIP: sg.ClientIP, Status: v.Status, Exception: sg.Exception,
-		InterruptedBy: v.RuleID, Score: v.InboundScore}
+		InterruptedBy: v.RuleID, Score: v.InboundScore, Capture: sg.Capture}
 	for _, m := range v.Rules {
 		e.Rules = append(e.Rules, admin.ExplainedRule{ID: m.ID, Message: m.Message, Targets: m.Targets, Omitted: m.Omitted})
 	}
@@ -103,4 +108,92 @@ func (k *keptDirectives) of(ctx context.Context, s *Node, version string, served
 	rs.Retire()
 	k.byVersion[version] = ds
 	return ds
+}
+
+// retireText says, for the journal, what a retire takes away and what the
+// exception monitor measured of it.
+func (s *Node) retireText(e exception.Exception) string {
+	list := []exception.Exception{e}
+	s.exceptions.Annotate(list, s.exceptions.Now().UTC())
+	e = list[0]
+	when := "on every request"
+	if len(e.Conditions) > 0 {
+		var cs []string
+		for _, c := range e.Conditions {
+			cs = append(cs, c.String())
+		}
+		when = "when " + strings.Join(cs, " and ")
+	}
+	text := fmt.Sprintf("retiring exception %s (%s), which removes %s %s %s; status %s", e.ID, e.Where(),
+		strings.Join(e.Kinds, ", "), strings.Join(e.Rules, " "), when, e.Status)
+	if e.Measured || e.Judged > 0 {
+		text += fmt.Sprintf(", %d would-be blocks in %d requests judged without it", e.WouldBlock, e.Judged)
+	}
+	return text + ": what it still let through is the rollout's new blocks"
+}
+
+// renew puts in service the served baseline with one exception's
+// metadata changed (admin.StartRequest.Renew), without steps: the change
+// is proven to judge every request as the served baseline does
+// (exception.MetadataOnly: the same directives in the same order and the
+// same compiled rules, wafcanary/ tags aside, and no exclusion by such a
+// tag), so steps would measure nothing, and a new expiry date would wait
+// for their minimums. It is journalled as a renew (who, why, what
+// changed, the proof), then started and promoted at once, so that undo
+// and the kept baselines hold it as any other change. Under four-eyes
+// (rollout.approvals.distinct) the starter cannot promote it: it waits,
+// as a rollout, for another approver.
+func (s *Node) renew(ctx context.Context, req admin.StartRequest, base *ruleset.Ruleset) (admin.Status, error) {
+	ctx = context.WithoutCancel(ctx) // a change half made would leave the operator guessing
+	id := req.Renew.Exception
+	r, err := exception.Renew(base, id, req.Renew.Meta, s.exceptions.Now().UTC())
+	switch {
+	case errors.Is(err, exception.ErrNoSuchException), errors.Is(err, exception.ErrBadMeta):
+		return admin.Status{}, fmt.Errorf("renew: %w: %w", err, rollout.ErrBadRequest)
+	case err != nil:
+		return admin.Status{}, fmt.Errorf("renew: %w", err)
+	}
+	cand, err := r.Compile(fmt.Sprintf("%s (exception %s renewed)", base.Path, id))
+	if err != nil {
+		return admin.Status{}, fmt.Errorf("renew %s: %w", id, err)
+	}
+	if err := exception.MetadataOnly(base, cand); err != nil {
+		cand.Retire()
+		return admin.Status{}, fmt.Errorf("renew %s: not proven to change metadata only: %w", id, err)
+	}
+	proof := fmt.Sprintf("judges every request as baseline %s does: the same %d directives in the same order and the same %d compiled rules, wafcanary/ tags aside; no exclusion removes rules by such a tag",
+		base.Version, len(base.Directives()), len(base.Rules))
+	change := exception.Changed(r.Before, r.After)
+	what := fmt.Sprintf("exception %s (%s): %s", id, r.Before.Where(), change)
+	if err := s.rollout.Journal(ctx, time.Now, rollout.Entry{Actor: req.Actor, Action: rollout.ActionRenew,
+		Reason: req.Reason + "; " + what + " [" + proof + "]", Baseline: base.Version, Candidate: cand.Version}); err != nil {
+		cand.Retire()
+		return admin.Status{}, err
+	}
+	spec := rollout.Spec{Actor: req.Actor, Reason: req.Reason + " [renew " + what + "]", Baseline: base.Version,
+		ScopeNote: "a renewal changes metadata only"}
+	if _, err := s.rollout.Start(ctx, cand, spec, time.Now); err != nil {
+		cand.Retire()
+		return admin.Status{}, err
+	}
+	report := &admin.StartReport{Base: "the served baseline " + base.Version + " with " + what, ScopeFrom: admin.ScopeNone,
+		ScopeWhy: "a renewal changes metadata only", Proof: proof}
+	_, err = s.rollout.Promote(ctx, req.Actor, "renewal of "+what+", metadata only, promoted without steps: it "+proof, time.Now)
+	switch {
+	case errors.Is(err, rollout.ErrSameApprover):
+		// Extending an exception is a change like any other: four-eyes
+		// holds. It waits as an ordinary rollout (no verdict differs)
+		// for another approver's promote.
+		report.Base += "; waiting for another approver (rollout.approvals.distinct): wafcanary promote --full by someone else puts it in service"
+		s.log.Info("exception renewal waits for another approver", "actor", req.Actor, "exception", id, "change", change)
+	case err != nil:
+		return admin.Status{}, fmt.Errorf("renewal started but not promoted (wafcanary promote --full puts it in service, rollback drops it): %w", err)
+	default:
+		after := r.After
+		report.Renewed = &after
+		s.log.Info("exception renewed", "actor", req.Actor, "exception", id, "change", change, "baseline", cand.Version)
+	}
+	st := s.Status()
+	st.Composed = report
+	return st, nil
 }

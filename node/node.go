@@ -169,6 +169,12 @@ func New(cfg Config, log *slog.Logger, version string) (n *Node, err error) {
 		blocks = append(blocks, s.capture)
 	}
 	s.exceptions = exception.NewMonitor(cfg.Exceptions, s.reg, log, s.exceptionChanged)
+	if cfg.Capture.Enabled {
+		// Would-be blocks keep their requests as blocks do: explain shows
+		// them, exceptions retire makes must_pass cases of them.
+		redact := cfg.Capture
+		s.exceptions.Capture = &redact
+	}
 	// Until the controller has decided, the router holds the configured
 	// rulesets; no listener is open yet, so nothing is served from them.
 	s.router, err = router.New(snapshotOf(conf), router.Options{

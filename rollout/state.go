@@ -70,6 +70,14 @@ const (
 	// ActionConfigure is the rollout section changed between rollouts
 	// (SIGHUP): it changes no routing, only how the next rollout runs.
 	ActionConfigure Action = "configure"
+	// ActionRetire is a start of a candidate that is the served baseline
+	// without one exception (exceptions retire), journalled before the
+	// start with the exception it takes away.
+	ActionRetire Action = "retire"
+	// ActionRenew is an exception's metadata changed (exceptions renew):
+	// a candidate proven to judge as the served baseline does, put in
+	// service at once; journalled before its start and promotion.
+	ActionRenew Action = "renew"
 )
 
 // Decision is what the controller, or an operator, decided.

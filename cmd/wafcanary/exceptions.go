@@ -40,7 +40,10 @@ judged requests and exceptions.stale_after is stale.
 
 With --ruleset FILE it reads a ruleset file instead, without a server:
 nothing is known then of where its exceptions came from, nor what they
-let through.`,
+let through.
+
+exceptions retire ID writes (and with --start rolls out) the baseline
+without one exception; exceptions renew ID --until DATE changes its expiry.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var (
@@ -62,6 +65,7 @@ let through.`,
 			return nil
 		},
 	}
+	cmd.AddCommand(newExceptionsRetireCmd(), newExceptionsRenewCmd())
 	addClientFlags(cmd, o)
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
 	cmd.Flags().StringVar(&file, "ruleset", "", "read this ruleset file (or embedded:NAME) instead of asking the server")

@@ -62,7 +62,7 @@ func TestExceptionsJSON(t *testing.T) {
 	}
 	for _, e := range got.Exceptions {
 		for _, k := range []string{"id", "file", "line", "rules", "targets", "conditions", "origin", "owner", "expires", "ticket", "dangling", "status",
-			"measured", "judged", "would_block", "would_block_rules", "last_would_block"} {
+			"measured", "judged", "would_block", "would_block_rules", "last_would_block", "would_block_requests"} {
 			if _, ok := e[k]; !ok {
 				t.Errorf("exception %s: no %q field", e["id"], k)
 			}

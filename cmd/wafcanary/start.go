@@ -16,7 +16,7 @@ import (
 func newStartCmd() *cobra.Command {
 	// The server runs the gates, CRS suite included, before it answers.
 	o := &clientOptions{timeout: 10 * time.Minute}
-	var candidate, exclusionFile, reason, override, forceBase, cases, preset, ticket string
+	var candidate, exclusionFile, reason, override, forceBase, cases, preset, ticket, retireID string
 	var rules []int
 	var paths, hosts, only, replayFiles []string
 	cmd := &cobra.Command{
@@ -29,6 +29,8 @@ was written from: if another serves now, start carries its exclusions over to
 it (rebase), or refuses naming both versions and the promotions in between.
 A candidate that drops exclusions the served baseline has is refused too.
 --force-base REASON starts either anyway, journalling what it undoes.
+--retire ID starts a candidate that is the served baseline without exactly
+that exception (exceptions retire writes one), journalled as a retire.
 
 --preset NAME takes the steps and max_duration of rollout.presets.NAME
 instead of rollout.steps; a candidate that changes the CRS version takes the
@@ -58,7 +60,7 @@ start prints it, or why none was inferred.`,
 				only[i] = evidence.HostName(only[i])
 			}
 			req := admin.StartRequest{Candidate: candidate, Exclusion: exclusionFile, Reason: reason, Actor: actor(),
-				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase, Preset: preset, Ticket: ticket}
+				Scope: evidence.Scope{RuleIDs: rules, Paths: paths, Hosts: hosts}, Hosts: only, Cases: cases, Replay: replayFiles, OverrideGates: override, ForceBase: forceBase, Preset: preset, Ticket: ticket, Retire: retireID}
 			stop := gateProgress(cmd, o)
 			st, err := do(o, func(c *admin.Client) (admin.Status, error) { return c.Start(cmd.Context(), req) })
 			stop()
@@ -83,6 +85,7 @@ start prints it, or why none was inferred.`,
 	f.StringVar(&forceBase, "force-base", "", "start a candidate not built on the served baseline (written from another and not rebased, or dropping its exclusions); the reason is journalled with what it undoes")
 	f.StringVar(&preset, "preset", "", "the steps and max_duration to take: a name in rollout.presets, crs-upgrade, or default (rollout.steps); a CRS upgrade takes crs-upgrade unless this says otherwise")
 	f.StringVar(&ticket, "ticket", "", "the change ticket: journalled, kept in the rollout's state, notified (required with rollout.approvals.require_ticket)")
+	f.StringVar(&retireID, "retire", "", "the exception of the served baseline the candidate takes away (wafcanary exceptions retire wrote it): started and journalled as a retire, where dropping an exclusion is otherwise refused")
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	return cmd
 }

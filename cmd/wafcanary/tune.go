@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/exclusion"
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -24,6 +25,7 @@ func newTuneCmd() *cobra.Command {
 	o := &clientOptions{}
 	var output, cases, host, path, exclusionOut string
 	var force, acceptOpened bool
+	var owner, expires, ticket string
 	cmd := &cobra.Command{
 		Use:   "tune REQUEST_ID|SIGNATURE... --output FILE --cases FILE",
 		Short: "Write the narrowest exclusion that lets blocked requests through, with cases that prove it",
@@ -65,6 +67,11 @@ every attack of a family. A payload caught in the variable only by rules
 the requests trip there too is listed as let through as the requests are:
 no exclusion that lets them through keeps it blocked.
 
+Each rule tune writes carries its metadata for the exceptions inventory
+(wafcanary exceptions): tag:'wafcanary/owner=NAME' (--owner, default $USER),
+tag:'wafcanary/expires=YYYY-MM-DD' (--expires, default 90 days from today)
+and tag:'wafcanary/ticket=REF' (--ticket); an empty flag leaves its tag out.
+
 --host '*' drops the host condition; --path P applies the exclusion to P and
 the paths below it instead of the exact path.`,
 		Args: cobra.MinimumNArgs(1),
@@ -84,6 +91,15 @@ the paths below it instead of the exact path.`,
 						return errUsage{fmt.Errorf("%s exists; give --force to replace it", p)}
 					}
 				}
+			}
+			now := time.Now()
+			until, err := expiryOf(expires, now)
+			if err != nil {
+				return errUsage{fmt.Errorf("--expires: %w", err)}
+			}
+			meta := exception.Meta{Owner: owner, Expires: until, Ticket: ticket}
+			if err := meta.Validate(); err != nil {
+				return errUsage{err}
 			}
 			c, err := o.client()
 			if err != nil {
@@ -110,7 +126,7 @@ the paths below it instead of the exact path.`,
 				return fmt.Errorf("the ruleset %s: %w", bundle.Version, err)
 			}
 			defer base.Retire()
-			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: time.Now(), AcceptOpened: acceptOpened, Candidate: onCandidate})
+			res, err := exclusion.Tune(ctx, base, bundle, recs, exclusion.Options{Host: host, Path: path, Output: filepath.Base(output), Now: now, Meta: meta, AcceptOpened: acceptOpened, Candidate: onCandidate})
 			switch {
 			case errors.Is(err, exclusion.ErrRefused):
 				return errRefused{err}
@@ -150,6 +166,9 @@ the paths below it instead of the exact path.`,
 	f.StringVar(&path, "path", "", "apply the exclusion to this path and below (default: exactly the requests' path)")
 	f.StringVar(&exclusionOut, "exclusion-output", "", "also write the exclusion rules alone to this file, for `start --exclusion`")
 	f.BoolVar(&force, "force", false, "replace --output and --cases (and --exclusion-output) if they exist")
+	f.StringVar(&owner, "owner", os.Getenv("USER"), "the exclusions' owner, written as tag:'wafcanary/owner=NAME' (default $USER; '' for none)")
+	f.StringVar(&expires, "expires", "90d", "the exclusions' expiry, tag:'wafcanary/expires=YYYY-MM-DD': a date, or a number of days from today (90d); '' for none")
+	f.StringVar(&ticket, "ticket", "", "a ticket reference written as tag:'wafcanary/ticket=REF'")
 	f.BoolVar(&acceptOpened, "accept-opened", false, "write the exclusion although an attack of an excluded rule's own family gets through (listed in the candidate's comment)")
 	f.StringVarP(&o.output, "output-format", "o", "text", "text or json")
 	return cmd

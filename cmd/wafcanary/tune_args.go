@@ -41,6 +41,11 @@ func tuneRecords(ctx context.Context, c *admin.Client, args []string) ([]capture
 		if err != nil {
 			return nil, exitError(err)
 		}
+		if e.Exception != "" {
+			// Kept with its request (capture.enabled) for retire's cases:
+			// the baseline lets it through, there is nothing to tune.
+			return nil, errUsage{fmt.Errorf("request %s was not blocked: exception %s lets it through (a would-be block); wafcanary exceptions retire %s makes a case of it", visible(arg), e.Exception, e.Exception)}
+		}
 		if e.Capture == nil {
 			if g := e.Group; g != nil && len(g.Captures) > 0 {
 				return nil, errUsage{fmt.Errorf("request %s was not kept: its signature %s keeps its first %s, of the same host, path, rules and variables; tune %s uses them", visible(arg), g.Sig, plural(len(g.Captures), "capture"), g.Sig)}
