@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +165,50 @@ func browser(t *testing.T, chromium string) context.Context {
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelT)
 	return ctx
+}
+
+// The Exceptions panel lists the served baseline's exceptions as GET
+// /api/v1/exceptions does, once the token is given: the shipped ticket
+// exception with its rule, its condition, no owner or expiry, measured
+// live (exceptions.sample_percent), and its status.
+func TestExceptionsPanelInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a real Chromium; run without -short")
+	}
+	chromium := fleettest.Require(t, "chromium", "chromium")
+	cfg := testConfig(t, newUpstream(t).URL)
+	cfg.Rulesets.Baseline = "embedded:candidate-exclusion.conf"
+	cfg.Exceptions.SamplePercent = 100
+	ls := startLive(t, cfg)
+	ctx := browser(t, chromium)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ls.admin+"/"), chromedp.WaitVisible(`#exceptionsnote`)); err != nil {
+		t.Fatal(err)
+	}
+	note, err := chromedp.Run(ctx, chromedp.Text("#exceptionsnote"))
+	if err != nil || !strings.Contains(note, "enter the token") {
+		t.Fatalf("without a token: %q %v", note, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys("#token", ls.s.adminToken),
+		chromedp.Click("#usetoken"),
+		chromedp.WaitVisible(`#exceptions tbody tr[data-exception="10000"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	row, err := chromedp.Run(ctx, chromedp.Text(`#exceptions tbody tr[data-exception="10000"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"candidate-exclusion.conf:", "930120", "/support/tickets", "no owner, no expiry", "judged", "active"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the exception's row %q lacks %q", row, want)
+		}
+	}
+	list, err := ls.api().Exceptions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if note, _ := chromedp.Run(ctx, chromedp.Text("#exceptionsnote")); !strings.Contains(note, fmt.Sprintf("%d exception", len(list.Exceptions))) || !strings.Contains(note, list.Baseline) {
+		t.Errorf("the panel's note %q, the API lists %d in %s", note, len(list.Exceptions), list.Baseline)
+	}
 }

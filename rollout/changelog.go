@@ -42,6 +42,20 @@ type Change struct {
 	// BackOut is the baseline `wafcanary undo --to` serves again to take
 	// the change back; empty for a rollback (nothing to back out).
 	BackOut string `json:"back_out,omitempty"`
+	// Exceptions are the exceptions the change added, removed or altered
+	// (From to To), each said in a line with the rules it touches; filled
+	// by whoever can compile both (the journal alone cannot), nil when
+	// not read.
+	Exceptions *ExceptionChanges `json:"exceptions,omitempty"`
+}
+
+// ExceptionChanges is what a change did to the baseline's exceptions.
+type ExceptionChanges struct {
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Altered []string `json:"altered"`
+	// Unknown says why they could not be read (a version no longer kept).
+	Unknown string `json:"unknown,omitempty"`
 }
 
 // Changes reads the changes that reached production from entries, oldest

@@ -196,6 +196,7 @@ async function load() {
     text("error", "cannot read the state: " + err.message + " (retrying)");
   }
   loadBlocks();
+  loadExceptions();
 }
 
 // errorOf is the message of an API answer that is not 200.
@@ -247,6 +248,60 @@ function renderBlocks(l) {
       el("td", {}, s.host + s.path), el("td", {}, rules, el("div", {class: "muted"}, "kept: " + (kept || "none"))),
       el("td", {}, s.count), el("td", {}, s.clients + (s.clients_more ? " or more" : "")), el("td", {}, when(s.last)),
       el("td", {}, signals), el("td", {}, pin)));
+  }
+}
+
+// loadExceptions lists the served baseline's exceptions: where each is,
+// what it removes and where, who owns it until when, what it still lets
+// through, and its status. It needs the token, as the blocks do.
+async function loadExceptions() {
+  const token = sessionStorage.getItem(tokenKey);
+  const tb = $("exceptions").tBodies[0];
+  if (!token) {
+    tb.replaceChildren();
+    text("exceptionsnote", "enter the token to list the baseline's exceptions");
+    return;
+  }
+  try {
+    const r = await fetch("/api/v1/exceptions", {cache: "no-store", headers: {"Authorization": "Bearer " + token}});
+    const body = await r.text();
+    if (!r.ok) {
+      tb.replaceChildren();
+      text("exceptionsnote", `exceptions: ${r.status}: ${errorOf(body)}`);
+      return;
+    }
+    renderExceptions(JSON.parse(body));
+  } catch (err) {
+    text("exceptionsnote", "cannot read the exceptions: " + err.message + " (retrying)");
+  }
+}
+
+function renderExceptions(l) {
+  const list = l.exceptions || [];
+  const count = (s) => list.filter((e) => e.status === s).length;
+  text("exceptionsnote", `${list.length} ${list.length === 1 ? "exception" : "exceptions"} in the served baseline ${l.baseline_version}: ` +
+    `${count("dangling")} dangling, ${count("expired")} expired, ${count("stale")} stale. ` +
+    "wafcanary exceptions retire ID and renew ID take an ID.");
+  const tb = $("exceptions").tBodies[0];
+  tb.replaceChildren();
+  for (const e of list) {
+    const removes = (e.rules || []).join(", ") + ((e.targets || []).length ? " on " + e.targets.join(", ") : "");
+    const where = (e.conditions || []).map((c) => `${c.variable} ${c.negated ? "!" : ""}${c.operator} ${c.argument}`).join(" and ") || "every request";
+    const meta = [e.owner ? "owner " + e.owner : "no owner", e.expires ? "until " + e.expires : "no expiry"];
+    if (e.ticket) meta.push("ticket " + e.ticket);
+    let through = "not measured";
+    if (e.measured) {
+      through = `${e.would_block} of ${e.judged} judged`;
+      const rules = (e.would_block_rules || []).map((r) => `${r.id} (x${r.count})`).join(", ");
+      if (rules) through += ": rules " + rules;
+    }
+    const last = e.last_would_block ? el("div", {class: "muted"}, `last ${when(e.last_would_block.time)}: ${e.last_would_block.request_id}`) : "";
+    const o = e.origin;
+    const origin = !o ? "" : o.before_history ? "before the kept history" : `${o.by} of ${o.baseline}` + (o.actor ? ` by ${o.actor}` : "") + (o.reason ? `: ${o.reason}` : "");
+    const dangling = (e.dangling || []).length ? el("div", {class: "muted"}, "names what the ruleset lacks: " + e.dangling.join(", ")) : "";
+    tb.append(el("tr", {"data-exception": e.id, class: e.status}, el("td", {}, e.id), el("td", {}, `${e.file}:${e.line}`),
+      el("td", {}, removes, dangling), el("td", {}, where), el("td", {}, meta.join(", ")), el("td", {}, through, last),
+      el("td", {}, e.status), el("td", {}, origin)));
   }
 }
 
@@ -308,8 +363,9 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     showToken();
     loadBlocks();
+    loadExceptions();
   });
-  $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); loadBlocks(); });
+  $("forget").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); showToken(); loadBlocks(); loadExceptions(); });
   for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => act(b.dataset.action, b.dataset.full === "true"));
   $("holds").addEventListener("change", load);
   showToken();

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wafcanary/wafcanary/admin"
+	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/rollout"
+	"github.com/wafcanary/wafcanary/ruleset"
 )
 
 func newChangelogCmd() *cobra.Command {
@@ -38,17 +41,76 @@ Markdown reads well pasted into a ticket; JSON is for a compliance export.
 				return errUsage{fmt.Errorf("--output: want markdown or json, got %q", format)}
 			}
 			o.output = "" // the client checks text or json; this command prints its own
-			entries, err := do(o, func(c *admin.Client) ([]rollout.Entry, error) { return c.History(cmd.Context(), 0) })
+			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			return printChangelog(cmd.OutOrStdout(), rollout.Changes(entries, from), format)
+			entries, err := c.History(cmd.Context(), 0)
+			if err != nil {
+				return exitError(err)
+			}
+			changes := rollout.Changes(entries, from)
+			withExceptions(cmd.Context(), c, changes)
+			return printChangelog(cmd.OutOrStdout(), changes, format)
 		},
 	}
 	addClientFlags(cmd, o)
 	cmd.Flags().StringVar(&since, "since", "", "only changes from this date (2006-01-02), time (RFC 3339) or duration ago (720h)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "markdown", "markdown or json")
 	return cmd
+}
+
+// withExceptions fills each promotion's and undo's exceptions added,
+// removed and altered, from the two baselines' bundles the server keeps
+// (rollout.keep_baselines), each compiled once; a version no longer kept
+// is said so.
+func withExceptions(ctx context.Context, c *admin.Client, changes []rollout.Change) {
+	lists := map[string][]exception.Exception{}
+	failed := map[string]error{}
+	listOf := func(version string) ([]exception.Exception, error) {
+		if l, ok := lists[version]; ok {
+			return l, nil
+		}
+		if err, ok := failed[version]; ok {
+			return nil, err
+		}
+		b, err := c.Ruleset(ctx, version)
+		if err == nil {
+			var rs *ruleset.Ruleset
+			if rs, err = b.Compile(nil); err == nil {
+				lists[version] = exception.List(rs, time.Time{})
+				rs.Retire()
+				return lists[version], nil
+			}
+		}
+		failed[version] = err
+		return nil, err
+	}
+	for i, ch := range changes {
+		if ch.Kind == rollout.ActionRollback || ch.From == "" || ch.To == "" {
+			continue
+		}
+		ec := &rollout.ExceptionChanges{Added: []string{}, Removed: []string{}, Altered: []string{}}
+		from, err := listOf(ch.From)
+		var to []exception.Exception
+		if err == nil {
+			to, err = listOf(ch.To)
+		}
+		if err != nil {
+			ec.Unknown = err.Error()
+		} else {
+			d := exception.Diff(from, to)
+			for _, l := range []struct {
+				out *[]string
+				in  []exception.Exception
+			}{{&ec.Added, d.Added}, {&ec.Removed, d.Removed}, {&ec.Altered, d.Altered}} {
+				for _, e := range l.in {
+					*l.out = append(*l.out, e.Summary())
+				}
+			}
+		}
+		changes[i].Exceptions = ec
+	}
 }
 
 // parseSince reads --since: a date, a time, or a duration before now.
@@ -143,6 +205,24 @@ func writeChange(out io.Writer, c rollout.Change) {
 		}
 	} else if c.Kind != rollout.ActionUndo {
 		fmt.Fprintln(out, "- **Measured impact** no analysis was journalled before it")
+	}
+	if e := c.Exceptions; e != nil {
+		switch {
+		case e.Unknown != "":
+			fmt.Fprintf(out, "- **Exceptions** not read: %s\n", md(e.Unknown))
+		case len(e.Added)+len(e.Removed)+len(e.Altered) == 0:
+			fmt.Fprintln(out, "- **Exceptions** none added, removed or altered")
+		default:
+			fmt.Fprintln(out, "- **Exceptions**")
+			for _, l := range []struct {
+				what string
+				list []string
+			}{{"added", e.Added}, {"removed", e.Removed}, {"altered", e.Altered}} {
+				for _, s := range l.list {
+					fmt.Fprintf(out, "  - %s %s\n", l.what, md(s))
+				}
+			}
+		}
 	}
 	if c.BackOut != "" {
 		fmt.Fprintf(out, "- **Back-out** `wafcanary undo --to %s`\n", c.BackOut)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +44,33 @@ func TestChangelogMarkdown(t *testing.T) {
 	b.Reset()
 	if err := printChangelog(&b, nil, "json"); err != nil || b.String() != "[]\n" {
 		t.Errorf("no change as JSON: %q, %v", b.String(), err)
+	}
+}
+
+// A promotion's changelog entry names the exceptions it added, with the
+// rules and targets they take away and where, read from the two
+// baselines the server keeps; an undo names them removed.
+func TestChangelogNamesTheExceptions(t *testing.T) {
+	clearEnv(t)
+	tn := startNode(t, quietLogger(), nil)
+	run := func(args ...string) string {
+		t.Helper()
+		out, _, err := runRoot(t, context.Background(), append(args, "--admin", tn.admin)...)
+		if err != nil {
+			t.Fatalf("%s: exit %d, %v\n%s", args[0], exitCode(err), err, out)
+		}
+		return out
+	}
+	run("start", "--candidate", "embedded:candidate-exclusion.conf", "--reason", "930120 FP")
+	run("promote", "--full", "--reason", "checked")
+	run("undo", "--reason", "not yet")
+	out := run("changelog")
+	added := regexp.MustCompile(`(?m)^  - added 10000: ctl:ruleRemoveTargetById 930120 on ARGS:message when REQUEST\\_FILENAME @streq /support/tickets \(candidate-exclusion\.conf:\d+\)$`)
+	removed := regexp.MustCompile(`(?m)^  - removed 10000: ctl:ruleRemoveTargetById 930120 on ARGS:message when REQUEST\\_FILENAME`)
+	if !added.MatchString(out) || !removed.MatchString(out) {
+		t.Errorf("changelog:\n%s", out)
+	}
+	if js := run("changelog", "-o", "json"); !strings.Contains(js, `"exceptions": {`) || !strings.Contains(js, `"added": [`) {
+		t.Errorf("changelog -o json:\n%s", js)
 	}
 }
