@@ -52,13 +52,22 @@ func (e Exception) Summary() string {
 		s += " on " + strings.Join(e.Targets, ", ")
 	}
 	if len(e.Conditions) > 0 {
-		var conds []string
-		for _, c := range e.Conditions {
-			conds = append(conds, c.String())
-		}
-		s += " when " + strings.Join(conds, " and ")
+		s += " when " + e.When()
 	} else {
 		s += " on every request"
 	}
 	return fmt.Sprintf("%s (%s)", s, e.Where())
+}
+
+// When says on which requests the exception acts: its conditions joined
+// with "and", or "every request" for one without (a directive).
+func (e Exception) When() string {
+	if len(e.Conditions) == 0 {
+		return "every request"
+	}
+	cs := make([]string, len(e.Conditions))
+	for i, c := range e.Conditions {
+		cs[i] = c.String()
+	}
+	return strings.Join(cs, " and ")
 }

@@ -100,15 +100,7 @@ func printExceptions(out io.Writer, l admin.ExceptionList, offline bool) {
 			removes += ", targets " + strings.Join(e.Targets, " ")
 		}
 		fmt.Fprintf(out, "  removes   %s\n", removes)
-		when := "every request"
-		if len(e.Conditions) > 0 {
-			var cs []string
-			for _, c := range e.Conditions {
-				cs = append(cs, c.String())
-			}
-			when = strings.Join(cs, " and ")
-		}
-		fmt.Fprintf(out, "  when      %s\n", when)
+		fmt.Fprintf(out, "  when      %s\n", e.When())
 		if len(e.Dangling) > 0 {
 			fmt.Fprintf(out, "  dangling  %s: not loaded by this ruleset\n", strings.Join(e.Dangling, ", "))
 		}
