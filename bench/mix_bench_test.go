@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,10 +30,22 @@ func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // BenchmarkMix runs the bench mix through wafcanary's router in process:
-// the shipped baseline and exclusion candidate split 50/50, shadow off,
-// response bodies inspected, as `make bench`'s wafcanary target, for
-// profiles: go test -run '^$' -bench Mix -cpuprofile cpu.out ./bench
+// the shipped baseline and exclusion candidate split 50/50, response
+// bodies inspected, as `make bench`'s wafcanary target (split, shadow
+// off) and wafcanary-shadow target (shadow, every request sampled, the
+// shadow worker running). For profiles:
+// go test -run '^$' -bench Mix -cpuprofile cpu.out ./bench, and the
+// profile `make pgo` builds cmd/wafcanary/default.pgo from.
 func BenchmarkMix(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		sample router.Share
+	}{{"split", 0}, {"shadow", router.MaxShare}} {
+		b.Run(c.name, func(b *testing.B) { benchmarkMix(b, c.sample) })
+	}
+}
+
+func benchmarkMix(b *testing.B, sample router.Share) {
 	u, _ := url.Parse("http://upstream.internal")
 	opts := router.Options{
 		Upstream: u, Routing: router.DefaultRoutingConfig, Shadow: router.DefaultShadowConfig, Proxy: router.DefaultProxyConfig,
@@ -40,10 +53,14 @@ func BenchmarkMix(b *testing.B) {
 	}
 	opts.Routing.StickyKey = "header:X-Client-ID"
 	base, cand := loadRuleset(b, "../configs/rulesets/baseline.conf"), loadRuleset(b, "../configs/rulesets/candidate-exclusion.conf")
-	rt, err := router.New(&router.Snapshot{Baseline: base, Candidate: cand, Share: router.MaxShare / 2}, opts)
+	rt, err := router.New(&router.Snapshot{Baseline: base, Candidate: cand, Share: router.MaxShare / 2, ShadowSample: sample}, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rt.Run(ctx); close(done) }() // the shadow worker
+	defer func() { cancel(); <-done }()
 	reqs := mixRequests()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -65,22 +65,90 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// roundRatios are a/b round by round: the spread shows how much of a
-// ratio is noise.
-func roundRatios(a, b summary) (lo, hi float64) {
+// ratiosByRound are a's throughput over b's, round by round; a round in
+// which b did nothing is left out.
+func ratiosByRound(a, b summary) []float64 {
+	var rs []float64
 	for i := range min(len(a.roundRPS), len(b.roundRPS)) {
-		if b.roundRPS[i] == 0 {
-			continue
-		}
-		r := a.roundRPS[i] / b.roundRPS[i]
-		if i == 0 || r < lo {
-			lo = r
-		}
-		if i == 0 || r > hi {
-			hi = r
+		if b.roundRPS[i] > 0 {
+			rs = append(rs, a.roundRPS[i]/b.roundRPS[i])
 		}
 	}
-	return lo, hi
+	return rs
+}
+
+// roundRatios are the lowest and highest of a/b over the rounds: the
+// spread shows how much of a ratio is noise.
+func roundRatios(a, b summary) (lo, hi float64) {
+	rs := ratiosByRound(a, b)
+	if len(rs) == 0 {
+		return 0, 0
+	}
+	return slices.Min(rs), slices.Max(rs)
+}
+
+// roundTable prints each round's ratios, so that a figure quoted from the
+// run can be its range of rounds and not only its best or its overall.
+func roundTable(w io.Writer, targets []*target, sums map[string]summary) {
+	type column struct{ head, a, b string }
+	var cols []column
+	has := func(n string) bool { s, ok := sums[n]; return ok && s.rps > 0 }
+	for _, c := range []column{
+		{"wafcanary/nginx-modsec", "wafcanary", "nginx-modsec"},
+		{"wafcanary/coraza", "wafcanary", "coraza"},
+		{"shadow/split", "wafcanary-shadow", "wafcanary"},
+		{"shadow-full/split", "wafcanary-shadow-full", "wafcanary"},
+		{"haproxy-agent/split", "haproxy-wafcanary", "wafcanary"},
+	} {
+		if has(c.a) && has(c.b) {
+			cols = append(cols, c)
+		}
+	}
+	for _, t := range targets {
+		if t.variantOf != "" && has(t.name) && has(t.variantOf) {
+			cols = append(cols, column{t.name + "/" + t.variantOf, t.name, t.variantOf})
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "round\t")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", c.head)
+	}
+	fmt.Fprintln(tw)
+	var rows [][]float64
+	for _, c := range cols {
+		rows = append(rows, ratiosByRound(sums[c.a], sums[c.b]))
+	}
+	for i := range len(rows[0]) {
+		fmt.Fprintf(tw, "%d\t", i+1)
+		for _, r := range rows {
+			if i < len(r) {
+				fmt.Fprintf(tw, "%.2f\t", r[i])
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	for _, agg := range []struct {
+		name string
+		f    func([]float64) float64
+	}{{"median", median}, {"min", slices.Min[[]float64]}, {"max", slices.Max[[]float64]}} {
+		fmt.Fprintf(tw, "%s\t", agg.name)
+		for _, r := range rows {
+			if len(r) == 0 {
+				fmt.Fprint(tw, "-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%.2f\t", agg.f(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
 }
 
 func report(w io.Writer, targets []*target, o runOptions) {
@@ -144,6 +212,8 @@ func report(w io.Writer, targets []*target, o runOptions) {
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Throughput ratios, round by round (a/b of the same round):")
+	roundTable(w, targets, sums)
 	targetChecks(w, sums)
 }
 
@@ -167,8 +237,12 @@ func targetChecks(w io.Writer, sums map[string]summary) {
 		check(wc.rps/c.rps >= 0.95, "split throughput >= 0.95x bare Coraza: %.2fx (rounds %.2f-%.2f)", wc.rps/c.rps, lo, hi)
 	}
 	if n, ok := sums["nginx-modsec"]; ok && n.rps > 0 {
+		// Every round, not the overall ratio: a margin the machine's noise
+		// can erase in one round in three is not a margin.
 		lo, hi := roundRatios(wc, n)
-		check(wc.rps/n.rps >= 1.5, "split throughput >= 1.5x nginx+ModSecurity on the same CRS 4.25: %.2fx (rounds %.2f-%.2f)", wc.rps/n.rps, lo, hi)
+		check(lo >= 1.5, "split throughput >= 1.5x nginx+ModSecurity on the same CRS 4.25 in every round: %.2fx (rounds %.2f-%.2f)", wc.rps/n.rps, lo, hi)
+		med := median(ratiosByRound(wc, n))
+		fmt.Fprintf(w, "  [%s] stretch: median round >= 2x nginx+ModSecurity on the same CRS 4.25: %.2fx\n", map[bool]string{true: "met    ", false: "not yet"}[med >= 2], med)
 	}
 	if n, ok := sums["nginx-modsec-crs3"]; ok && n.rps > 0 {
 		lo, hi := roundRatios(wc, n)

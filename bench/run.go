@@ -33,6 +33,8 @@ type target struct {
 	// that answers once it serves.
 	agent      *exec.Cmd
 	agentReady string
+	// variantOf names the target a -variant changes one lever of.
+	variantOf string
 
 	idleRSSKB int64
 	peakKB    int64
@@ -65,6 +67,7 @@ type runOptions struct {
 	only                              string
 	keep                              bool
 	nginxWorkers                      int
+	variants                          variants
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -82,6 +85,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.only, "only", "", "comma-separated target names to run (default: all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (logs, generated configuration)")
 	fs.IntVar(&o.nginxWorkers, "nginx-workers", runtime.NumCPU(), "nginx worker processes")
+	fs.Var(&o.variants, "variant", "NAME=bin:PATH|env:KEY=VALUE[,...]: the wafcanary target again with another binary or environment, in the same rounds (repeatable)")
 	fs.Parse(args)
 	if o.bin == "" {
 		return errors.New("-bin is required")
@@ -137,7 +141,11 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.only != "" {
-		if targets, err = selectTargets(targets, strings.Split(o.only, ",")); err != nil {
+		names := strings.Split(o.only, ",")
+		for _, v := range o.variants { // asked for by name already
+			names = append(names, "wafcanary-"+v.name)
+		}
+		if targets, err = selectTargets(targets, names); err != nil {
 			return err
 		}
 	}
@@ -262,6 +270,16 @@ func allTargets(self, wafcanary, upstream string, o runOptions) ([]*target, erro
 		add(&target{name: w.name, desc: desc, url: "http://" + listen,
 			metricsURL: "http://" + admin + "/metrics",
 			cmd:        exec.Command(wafcanary, "serve", "-c", conf)})
+		if w.name != "wafcanary" {
+			continue
+		}
+		for _, v := range o.variants {
+			t, err := variantTarget(v, wafcanary, upstream, o)
+			if err != nil {
+				return nil, err
+			}
+			add(t)
+		}
 	}
 
 	// Behind HAProxy: HAProxy alone, and HAProxy with the shipped

@@ -12,6 +12,7 @@ import (
 	"github.com/wafcanary/wafcanary/exception"
 	"github.com/wafcanary/wafcanary/fleet"
 	"github.com/wafcanary/wafcanary/gates"
+	"github.com/wafcanary/wafcanary/gc"
 	"github.com/wafcanary/wafcanary/notification"
 	"github.com/wafcanary/wafcanary/rollout"
 	"github.com/wafcanary/wafcanary/router"
@@ -45,6 +46,9 @@ type Config struct {
 	// Notifications are webhooks told of each rollout event.
 	Notifications notification.Config `mapstructure:"notifications"`
 	Log           LogConfig           `mapstructure:"log"`
+	// GC sets the Go garbage collector (GOGC, GOMEMLIMIT); applied once
+	// at start by the serving command, not by New.
+	GC gc.Config `mapstructure:"gc"`
 }
 
 // RulesetsConfig names the ruleset files. "embedded:NAME" refers to a
@@ -88,6 +92,7 @@ func Default() Config {
 		Exceptions:    exception.DefaultConfig,
 		Notifications: notification.DefaultConfig,
 		Log:           LogConfig{Level: "info"},
+		GC:            gc.DefaultConfig,
 	}
 }
 
@@ -132,7 +137,7 @@ func (c Config) Validate() error {
 	sections := []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"spoa", c.SPOA}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"exceptions", c.Exceptions}, {"notifications", c.Notifications}, {"tls", c.TLS}}
+	}{{"admin", c.Admin}, {"routing", c.Routing}, {"shadow", c.Shadow}, {"proxy", c.Proxy}, {"spoa", c.SPOA}, {"rollout", c.Rollout}, {"gates", c.Gates}, {"capture", c.Capture}, {"exceptions", c.Exceptions}, {"notifications", c.Notifications}, {"tls", c.TLS}, {"gc", c.GC}}
 	for _, s := range sections {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/wafcanary/wafcanary/gc"
 	"github.com/wafcanary/wafcanary/node"
 )
 
@@ -34,6 +35,14 @@ rollout runs.`,
 				return errUsage{err}
 			}
 			log := newLogger(cfg.Log.Level)
+			// Before the rulesets compile: their allocations are the
+			// first the collector's settings govern.
+			g, err := cfg.GC.Apply(gc.ProcessEnv)
+			if err != nil {
+				return errUsage{fmt.Errorf("gc.%w", err)}
+			}
+			log.Info("garbage collector", "percent", g.Percent, "percent_from", g.PercentFrom,
+				"memory_limit_bytes", g.Limit, "memory_limit_from", g.LimitFrom)
 			s, err := node.New(cfg, log, buildVersion())
 			if err != nil {
 				return err
