@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
 
@@ -46,9 +47,14 @@ func Register() {
 
 // Operator is @pm or @pmFromFile. It is safe for concurrent use.
 type Operator struct {
-	ac     ahocorasick.AhoCorasick
 	lits   *literal.Set
 	minLen int
+	// ac is Coraza's automaton, built when a value first passes the
+	// literal search: CRS's automata hold some 10 MB, and a process that
+	// has seen no request that needs one (most values never reach it)
+	// should not hold them. Its answers are the same built late as early.
+	ac    func() ahocorasick.AhoCorasick
+	built atomic.Bool // the automaton exists; read by tests
 }
 
 // New compiles @pm: space-separated phrases, matched without case. It
@@ -87,13 +93,17 @@ func NewFromFile(options plugintypes.OperatorOptions) (plugintypes.Operator, err
 // the DFA, its @pmFromFile does not) and the literal set in front of it.
 func compile(m plugintypes.Memoizer, key string, phrases []string, dfa bool) (plugintypes.Operator, error) {
 	build := func() (any, error) {
-		b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
-			AsciiCaseInsensitive: true,
-			MatchOnlyWholeWords:  false,
-			MatchKind:            ahocorasick.LeftMostLongestMatch,
-			DFA:                  dfa,
+		o := &Operator{lits: literal.New(phrases, true)}
+		o.ac = sync.OnceValue(func() ahocorasick.AhoCorasick {
+			b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
+				AsciiCaseInsensitive: true,
+				MatchOnlyWholeWords:  false,
+				MatchKind:            ahocorasick.LeftMostLongestMatch,
+				DFA:                  dfa,
+			})
+			defer o.built.Store(true)
+			return b.Build(phrases)
 		})
-		o := &Operator{ac: b.Build(phrases), lits: literal.New(phrases, true)}
 		if len(phrases) > 0 {
 			o.minLen = len(slices.MinFunc(phrases, func(a, b string) int { return len(a) - len(b) }))
 		}
@@ -121,7 +131,8 @@ func (o *Operator) Evaluate(tx plugintypes.TransactionState, value string) bool 
 
 // automaton is Coraza's own evaluation.
 func (o *Operator) automaton(tx plugintypes.TransactionState, value string) bool {
-	iter := o.ac.Iter(value)
+	ac := o.ac()
+	iter := ac.Iter(value)
 	if !tx.Capturing() {
 		return iter.Next() != nil
 	}

@@ -189,3 +189,34 @@ func TestDataFileEditedBetweenWAFs(t *testing.T) {
 		}
 	}
 }
+
+// The automaton is built when a value first passes the literal search,
+// not at compile: an idle process holds none of CRS's automata. Built
+// late, it answers as it would have early, for every goroutine at once.
+func TestAutomatonBuiltOnFirstNeed(t *testing.T) {
+	op, err := pm.New(plugintypes.OperatorOptions{Arguments: "lazy-phrase-one lazy-phrase-two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm.Built(op) {
+		t.Fatal("automaton built at compile")
+	}
+	if op.Evaluate(&fakeTx{}, "a benign value without the phrases") || pm.Built(op) {
+		t.Fatal("a value the literal search rejects built the automaton")
+	}
+	results := make(chan bool, 8)
+	for range 8 {
+		go func() {
+			tx := &fakeTx{capturing: true}
+			results <- op.Evaluate(tx, "x=LAZY-PHRASE-TWO") && tx.captured[0] == "LAZY-PHRASE-TWO"
+		}()
+	}
+	for range 8 {
+		if !<-results {
+			t.Error("a concurrent first evaluation did not match and capture")
+		}
+	}
+	if !pm.Built(op) {
+		t.Error("automaton not built after a match")
+	}
+}

@@ -196,6 +196,23 @@ func TestRequestIDNotGivenTwice(t *testing.T) {
 	if got := ids.of(http.Header{"X-Request-Id": {"a"}}); got != "a" || len(ids.seen) != 2 {
 		t.Errorf("after eviction: %q, %d remembered", got, len(ids.seen))
 	}
+	// Round after round, the ring neither grows nor forgets too early:
+	// the last three of a thousand IDs are still known, the fourth not.
+	ids = newRequestIDs(3)
+	for i := range 1000 {
+		ids.given(fmt.Sprintf("id-%d", i))
+	}
+	if len(ids.seen) != 3 || len(ids.ring) != 3 {
+		t.Errorf("%d remembered in a ring of %d, want 3", len(ids.seen), len(ids.ring))
+	}
+	for _, id := range []string{"id-997", "id-998", "id-999"} {
+		if got := ids.given(id); got == id {
+			t.Errorf("%s, among the last three, given again", id)
+		}
+	}
+	if got := ids.given("id-990"); got != "id-990" {
+		t.Errorf("id-990, long forgotten, renamed %q", got)
+	}
 }
 
 // hostile are request shapes that hid an attack from the shipped

@@ -18,15 +18,19 @@ type requestIDs struct {
 	mu   sync.Mutex
 	seen map[string]struct{}
 	ring []string // the seen IDs in arrival order, oldest evicted first
-	next int
+	next int      // once the ring is full, where the oldest ID is
+	size int      // how many IDs are remembered
 }
 
 // recentIDs is how many client-given IDs are remembered: at 1,000
 // requests/s that bring their own, a minute's worth.
 const recentIDs = 1 << 16
 
+// newRequestIDs remembers up to n IDs. The map and the ring grow as IDs
+// arrive rather than being sized for n at start: most sites never send
+// X-Request-ID, and n of them would hold some 4 MB of an idle process.
 func newRequestIDs(n int) *requestIDs {
-	return &requestIDs{seen: make(map[string]struct{}, n), ring: make([]string, n)}
+	return &requestIDs{seen: map[string]struct{}{}, ring: make([]string, 0, min(n, 1024)), size: n}
 }
 
 // of returns the request ID of a request with these headers: the incoming X-Request-ID if it is a sane
@@ -47,12 +51,14 @@ func (ids *requestIDs) given(id string) string {
 	if _, dup := ids.seen[id]; dup {
 		id = id[:min(len(id), maxRequestID-27)] + "-" + rand.Text()
 	}
-	if old := ids.ring[ids.next]; old != "" {
-		delete(ids.seen, old)
+	if len(ids.ring) < ids.size {
+		ids.ring = append(ids.ring, id)
+	} else {
+		delete(ids.seen, ids.ring[ids.next])
+		ids.ring[ids.next] = id
+		ids.next = (ids.next + 1) % ids.size
 	}
-	ids.ring[ids.next] = id
 	ids.seen[id] = struct{}{}
-	ids.next = (ids.next + 1) % len(ids.ring)
 	return id
 }
 
