@@ -48,9 +48,10 @@ rollout runs.`,
 			if err != nil {
 				return err
 			}
-			// Compiling CRS leaves more garbage than the rulesets keep;
-			// handing it back now is one collection at start instead of
-			// an idle process holding it.
+			// ruleset.Load hands each compile's garbage back; what New
+			// did after the last one (state, kept bundles, the gates'
+			// cases) is handed back here, one collection at start rather
+			// than an idle process holding it.
 			debug.FreeOSMemory()
 			ln, err := listen(cfg)
 			if err != nil {
