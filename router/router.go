@@ -141,7 +141,8 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			} else {
 				// An upstream may trust this for the client's address.
-				pr.Out.Header.Del("X-Real-IP")
+				// (Canonical spelling: Del would allocate it per request.)
+				pr.Out.Header.Del("X-Real-Ip")
 			}
 			// An h2c upgrade would turn the connection into HTTP/2 the
 			// upstream speaks directly with the client: every request
@@ -156,7 +157,7 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 			// nothing judged them, so nothing forwards them (admit).
 			pr.Out.Trailer = nil
 			pr.SetXForwarded()
-			pr.Out.Header.Set("X-Request-ID", p.x.ID())
+			pr.Out.Header.Set(requestIDHeader, p.x.ID())
 		},
 		Transport:      transport,
 		BufferPool:     &copyBuffers{},

@@ -161,7 +161,7 @@ func (rt *Router) interrupt(w http.ResponseWriter, r *http.Request, id string, i
 	case "drop":
 		drop(w)
 	case "redirect":
-		w.Header().Set("X-Request-ID", id)
+		w.Header().Set(requestIDHeader, id)
 		http.Redirect(w, r, it.Data, status)
 	default:
 		writeStatus(w, id, status)
@@ -229,7 +229,7 @@ func pageHeader(id string) http.Header {
 		"Content-Type":           {"text/plain; charset=utf-8"},
 		"X-Content-Type-Options": {"nosniff"},
 		"Cache-Control":          {"no-store"},
-		"X-Request-Id":           {id},
+		requestIDHeader:          {id},
 	}
 }
 
