@@ -161,6 +161,9 @@ func JudgeHTTP(ctx context.Context, rs *ruleset.Ruleset, id string, r *http.Requ
 }
 
 func hostOnly(hostport string) string {
+	if strings.IndexByte(hostport, ':') < 0 {
+		return hostport // no port; SplitHostPort would allocate an error to say so
+	}
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		return h
 	}
