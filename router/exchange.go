@@ -48,12 +48,19 @@ var ErrUpstreamBody = errors.New("reading upstream response body")
 // its ruleset and opens the transaction (named req.ID). The front-end
 // must call Finish exactly once, whatever happens after.
 func (e *Engine) Begin(ctx context.Context, c Client, req *verdict.Request) *Exchange {
+	x := &Exchange{}
+	e.begin(ctx, c, req, x)
+	return x
+}
+
+// begin is Begin into x, for a front-end that allocates the exchange
+// with the rest of its per-request state (Router.ServeHTTP).
+func (e *Engine) begin(ctx context.Context, c Client, req *verdict.Request, x *Exchange) {
 	snap, arm, rs, outside := e.pick(c, req.Host)
-	x := &Exchange{e: e, start: time.Now(), snap: snap, arm: arm, outside: outside, rs: rs, req: req,
+	*x = Exchange{e: e, start: time.Now(), snap: snap, arm: arm, outside: outside, rs: rs, req: req,
 		rec: verdict.RequestRecord{ID: req.ID, Arm: arm, Outside: outside}}
 	x.opened = rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: req.ID, Context: ctx})
 	x.tx = x.opened
-	return x
 }
 
 // Arm is the arm whose ruleset judges the request.

@@ -31,6 +31,18 @@ type proxied struct {
 
 type proxiedKey struct{}
 
+// inflight is all ServeHTTP allocates of its own for a request, in one
+// piece rather than four: the status writer, the request as Coraza is
+// fed it, the exchange, and what the proxy's hooks read. It lives as long
+// as any of them is referenced, which is until the handler returns:
+// observers copy what they keep (RequestSampler, BlockObserver).
+type inflight struct {
+	sw   statusWriter
+	view verdict.Request
+	x    Exchange
+	p    proxied
+}
+
 func proxiedFrom(ctx context.Context) *proxied {
 	p, _ := ctx.Value(proxiedKey{}).(*proxied)
 	return p
@@ -43,16 +55,19 @@ func proxiedFrom(ctx context.Context) *proxied {
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := rt.engine
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	in := &inflight{sw: statusWriter{ResponseWriter: w}}
+	sw := &in.sw
 	id := e.RequestID(r.Header)
 	if why, code := rt.admit(r); why != verdict.NotRefused {
 		rt.refuse(sw, r, id, why, code, start)
 		return
 	}
 	c := e.Client(r.RemoteAddr, r.Header)
-	view := verdict.RequestOf(r, id, c.IP, c.Port)
-	x := e.Begin(r.Context(), c, &view)
-	p := &proxied{x: x, peerTrusted: c.PeerTrusted}
+	in.view = verdict.RequestOf(r, id, c.IP, c.Port)
+	x := &in.x
+	e.begin(r.Context(), c, &in.view, x)
+	in.p = proxied{x: x, peerTrusted: c.PeerTrusted}
+	p := &in.p
 	defer func() {
 		// Runs on every exit, including the panic net/http uses to abort a
 		// response (drop, or a copy error once headers are out).
