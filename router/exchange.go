@@ -133,7 +133,7 @@ func failOpenBody(tx types.Transaction, body io.Reader) io.Reader {
 		return nil
 	}
 	if buffered, err := tx.RequestBodyReader(); err == nil {
-		return io.MultiReader(buffered, body)
+		return &verdict.Replay{Buffered: buffered, Rest: body}
 	}
 	return body
 }
@@ -191,7 +191,8 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 	// Only bodies the ruleset can inspect are buffered, up to its limit;
 	// the rest (SSE, downloads, binary types) stream straight through.
 	if x.e.opts.InspectResponseBody && body != nil && tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() {
-		upstream := &verdict.TrackingReader{R: body}
+		rb := &responseBody{track: verdict.TrackingReader{R: body}, Closer: body}
+		upstream := &rb.track
 		it, _, err := tx.ReadResponseBodyFrom(upstream)
 		if upstream.Err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrUpstreamBody, upstream.Err)
@@ -206,7 +207,8 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("replaying response body: %w", err)
 		}
-		fwd = readCloser{io.MultiReader(buffered, body), body}
+		rb.replay = verdict.Replay{Buffered: buffered, Rest: body}
+		fwd = rb
 	}
 	it, err = tx.ProcessResponseBody()
 	if err != nil {
@@ -215,10 +217,17 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 	return it, fwd, nil
 }
 
-type readCloser struct {
-	io.Reader
+// responseBody is the readers an upstream's body goes through, allocated
+// together: the error tracker Coraza reads through, then what the client
+// gets (the replay of Coraza's buffer and the rest), closed as the
+// upstream's body.
+type responseBody struct {
+	track  verdict.TrackingReader
+	replay verdict.Replay
 	io.Closer
 }
+
+func (b *responseBody) Read(p []byte) (int, error) { return b.replay.Read(p) }
 
 // Outcome is what happened to a request outside the engine, as the
 // front-end saw it.

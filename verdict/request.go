@@ -189,6 +189,37 @@ func (c *TrackingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Replay is a body for whoever reads it after Coraza: the bytes Coraza
+// buffered, then the rest of the original, which it did not read. It
+// reads as io.MultiReader(Buffered, Rest) does, in one allocation where
+// that takes two; nil Buffered reads Rest alone.
+type Replay struct {
+	Buffered, Rest io.Reader
+}
+
+func (r *Replay) Read(p []byte) (int, error) {
+	if r.Buffered != nil {
+		n, err := r.Buffered.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		r.Buffered = nil // drained: the rest from now on
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return r.Rest.Read(p)
+}
+
+// requestBody is the readers a request body goes through, allocated
+// together: the bound, the error tracker Coraza reads through, and the
+// replay the upstream gets.
+type requestBody struct {
+	limit  io.LimitedReader
+	track  TrackingReader
+	replay Replay
+}
+
 // processRequestBody feeds body (which may be nil) and runs phase 2. It
 // returns the reader the upstream must get instead of the original body:
 // the bytes Coraza buffered followed by whatever it did not read, so the
@@ -203,12 +234,14 @@ func (c *TrackingReader) Read(p []byte) (int, error) {
 func processRequestBody(tx types.Transaction, noFiles int64, body io.Reader) (*types.Interruption, io.Reader, error) {
 	var replay io.Reader
 	if body != nil && tx.IsRequestBodyAccessible() {
-		src := body
+		rb := &requestBody{}
+		rb.track.R = body
 		limited := noFiles > 0 && !multipart(tx)
 		if limited {
-			src = io.LimitReader(body, noFiles+1)
+			rb.limit = io.LimitedReader{R: body, N: noFiles + 1}
+			rb.track.R = &rb.limit
 		}
-		cr := &TrackingReader{R: src}
+		cr := &rb.track
 		it, n, err := tx.ReadRequestBodyFrom(cr)
 		if cr.Err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrClientBody, cr.Err)
@@ -227,7 +260,8 @@ func processRequestBody(tx types.Transaction, noFiles int64, body io.Reader) (*t
 		if err != nil {
 			return nil, nil, fmt.Errorf("replaying request body: %w", err)
 		}
-		replay = io.MultiReader(buffered, body)
+		rb.replay = Replay{Buffered: buffered, Rest: body}
+		replay = &rb.replay
 	}
 	it, err := tx.ProcessRequestBody()
 	if err != nil {

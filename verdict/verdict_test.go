@@ -2,7 +2,9 @@ package verdict
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -134,5 +137,36 @@ func TestRuleMatchTargetsBounded(t *testing.T) {
 		if !strings.HasPrefix(tg, "ARGS_NAMES:field") {
 			t.Errorf("target %q kept", tg)
 		}
+	}
+}
+
+// Replay stands in for io.MultiReader(buffered, rest) on the request
+// path: the far side must get the same bytes and the same errors.
+func TestReplayReadsAsMultiReader(t *testing.T) {
+	broken := errors.New("client went away")
+	tests := []struct {
+		name           string
+		buffered, rest func() io.Reader
+	}{
+		{"both", func() io.Reader { return strings.NewReader("name=Dana&") }, func() io.Reader { return strings.NewReader("comment=hi") }},
+		{"nothing buffered", func() io.Reader { return strings.NewReader("") }, func() io.Reader { return strings.NewReader("rest") }},
+		{"all buffered", func() io.Reader { return strings.NewReader("all") }, func() io.Reader { return strings.NewReader("") }},
+		// A reader may return its last bytes with io.EOF.
+		{"data with EOF", func() io.Reader { return iotest.DataErrReader(strings.NewReader("abc")) }, func() io.Reader { return iotest.DataErrReader(strings.NewReader("def")) }},
+		{"a byte at a time", func() io.Reader { return iotest.OneByteReader(strings.NewReader("abc")) }, func() io.Reader { return iotest.HalfReader(strings.NewReader("defgh")) }},
+		{"rest breaks off", func() io.Reader { return strings.NewReader("abc") }, func() io.Reader { return io.MultiReader(strings.NewReader("de"), iotest.ErrReader(broken)) }},
+		{"buffer fails", func() io.Reader { return iotest.ErrReader(broken) }, func() io.Reader { return strings.NewReader("never") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, wantErr := io.ReadAll(io.MultiReader(tt.buffered(), tt.rest()))
+			got, err := io.ReadAll(&Replay{Buffered: tt.buffered(), Rest: tt.rest()})
+			if string(got) != string(want) || err != wantErr {
+				t.Errorf("read %q, %v; io.MultiReader reads %q, %v", got, err, want, wantErr)
+			}
+		})
+	}
+	if got, _ := io.ReadAll(&Replay{Rest: strings.NewReader("rest only")}); string(got) != "rest only" {
+		t.Errorf("nil Buffered: read %q", got)
 	}
 }
