@@ -291,6 +291,23 @@ func interrupt(tx types.Transaction, it *types.Interruption) *types.Interruption
 // (CRS initialisation, skip markers) do not log and are not evidence.
 type loggingRule interface{ Log() bool }
 
+// logs reports whether a matched rule is evidence: it logs.
+func logs(m types.MatchedRule) bool {
+	l, ok := m.(loggingRule)
+	return !ok || l.Log()
+}
+
+// countLogging counts the matched rules that log.
+func countLogging(matched []types.MatchedRule) int {
+	n := 0
+	for _, m := range matched {
+		if logs(m) {
+			n++
+		}
+	}
+	return n
+}
+
 // Of copies the outcome out of tx. Call it before tx.Close.
 func Of(tx types.Transaction) Verdict {
 	var v Verdict
@@ -298,13 +315,23 @@ func Of(tx types.Transaction) Verdict {
 		v.Blocked = true
 		v.Action, v.Status, v.RuleID = it.Action, it.Status, it.RuleID
 	}
-	for _, m := range tx.MatchedRules() {
-		if l, ok := m.(loggingRule); ok && !l.Log() {
+	matched := tx.MatchedRules()
+	// Rules and each rule's Targets are sized once: appending would grow
+	// them step by step, an allocation per step, on every request.
+	if n := countLogging(matched); n > 0 {
+		v.Rules = make([]RuleMatch, 0, n)
+	}
+	// A rule's matched values serve only to take them out of its message:
+	// scratch, reused from rule to rule, on the stack for the usual few.
+	var scratch [8]string
+	for _, m := range matched {
+		if !logs(m) {
 			continue
 		}
 		rm := RuleMatch{ID: m.Rule().ID()}
-		var values []string
-		for _, d := range m.MatchedDatas() {
+		datas := m.MatchedDatas()
+		values := scratch[:0]
+		for _, d := range datas {
 			values = append(values, d.Value())
 			t := d.Variable().Name()
 			if d.Key() != "" {
@@ -315,6 +342,9 @@ func Of(tx types.Transaction) Verdict {
 			case len(rm.Targets) == MaxTargets || len(t) > MaxTargetBytes || !printable(d.Key()):
 				rm.Omitted++
 			default:
+				if rm.Targets == nil { // nil while none is kept, as before
+					rm.Targets = make([]string, 0, min(len(datas), MaxTargets))
+				}
 				rm.Targets = append(rm.Targets, t)
 			}
 		}
