@@ -59,11 +59,26 @@ func RequestOf(r *http.Request, id, clientIP string, clientPort int) Request {
 		v.EmptyHost = r.Host == "" && r.ProtoAtLeast(1, 1)
 	}
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			v.ServerIP, v.ServerPort = ap.Addr().Unmap().String(), int(ap.Port())
-		}
+		v.ServerIP, v.ServerPort = serverAddr(la)
 	}
 	return v
+}
+
+// serverAddr is the address and port a request came in on, "" and 0 when
+// la does not give them. A TCP address (without a zone, which only the
+// general way reads as it always has) gives them directly: formatting it
+// to parse it back cost strings per request.
+func serverAddr(la net.Addr) (string, int) {
+	var ap netip.AddrPort
+	if ta, ok := la.(*net.TCPAddr); ok && ta.Zone == "" && ta.Port >= 0 && ta.Port <= 65535 {
+		ap = ta.AddrPort()
+	} else if p, err := netip.ParseAddrPort(la.String()); err == nil {
+		ap = p
+	}
+	if !ap.Addr().IsValid() {
+		return "", 0
+	}
+	return ap.Addr().Unmap().String(), int(ap.Port())
 }
 
 // Clone returns a copy that shares nothing with the *http.Request it came

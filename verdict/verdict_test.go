@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -168,5 +170,36 @@ func TestReplayReadsAsMultiReader(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(&Replay{Rest: strings.NewReader("rest only")}); string(got) != "rest only" {
 		t.Errorf("nil Buffered: read %q", got)
+	}
+}
+
+// serverAddr reads a TCP address without formatting it; it must read
+// every one as formatting and parsing it back did.
+func TestServerAddr(t *testing.T) {
+	parsed := func(la net.Addr) (string, int) {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			return ap.Addr().Unmap().String(), int(ap.Port())
+		}
+		return "", 0
+	}
+	for _, la := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 8080}, // 16-byte form
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 80},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 1},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 443, Zone: "eth0"},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 80, Zone: "eth0"},
+		&net.TCPAddr{IP: nil, Port: 80},
+		&net.TCPAddr{IP: net.IP{1, 2, 3}, Port: 80},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 70000},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: -1},
+		&net.UnixAddr{Name: "/run/wafcanary.sock", Net: "unix"},
+		&net.UDPAddr{IP: net.IP{10, 0, 0, 2}, Port: 53},
+	} {
+		ip, port := serverAddr(la)
+		wantIP, wantPort := parsed(la)
+		if ip != wantIP || port != wantPort {
+			t.Errorf("%T %v: %q, %d; formatted and parsed %q, %d", la, la, ip, port, wantIP, wantPort)
+		}
 	}
 }
