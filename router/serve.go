@@ -41,7 +41,15 @@ type inflight struct {
 	view verdict.Request
 	x    Exchange
 	p    proxied
+	body nopCloser // the upstream's body, when Coraza read some of it
 }
+
+// nopCloser is io.NopCloser for a reader without WriteTo, kept in
+// inflight rather than allocated. Closing the request body is the
+// server's business.
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }
 
 func proxiedFrom(ctx context.Context) *proxied {
 	p, _ := ctx.Value(proxiedKey{}).(*proxied)
@@ -103,7 +111,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := r.WithContext(context.WithValue(r.Context(), proxiedKey{}, p))
 	if replay != nil {
-		out.Body = io.NopCloser(replay)
+		in.body = nopCloser{replay}
+		out.Body = &in.body
 	}
 	rt.proxy.ServeHTTP(sw, out)
 }
