@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -121,6 +122,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // "who was blocked?" needs no other log, and the query's parameter names
 // (never their values, which can be secrets) beside the rules that fired.
 func (e *Engine) logVerdict(msg string, req *verdict.Request, arm verdict.Arm, version, mode string, v verdict.Verdict) {
+	if !e.log.Enabled(context.Background(), slog.LevelWarn) {
+		return // the attributes cost allocations even for a logger that drops them (the suite's)
+	}
 	e.log.Warn(msg,
 		"request_id", req.ID, "arm", arm.String(), "version", version, "mode", mode,
 		"method", req.Method, "host", req.Host, "path", pathOf(req.URI), "query_params", queryParams(req.URI),
