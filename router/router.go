@@ -156,8 +156,7 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 			// Trailers arrive after the body, when the verdict is taken:
 			// nothing judged them, so nothing forwards them (admit).
 			pr.Out.Trailer = nil
-			pr.SetXForwarded()
-			pr.Out.Header.Set(requestIDHeader, p.x.ID())
+			setForwarded(pr, p.x.ID())
 		},
 		Transport:      transport,
 		BufferPool:     &copyBuffers{},
@@ -165,6 +164,35 @@ func (rt *Router) newReverseProxy() *httputil.ReverseProxy {
 		ErrorHandler:   rt.proxyError,
 		ErrorLog:       slog.NewLogLogger(rt.engine.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// setForwarded does what pr.SetXForwarded does (X-Forwarded-For,
+// X-Forwarded-Host, X-Forwarded-Proto) and sets X-Request-Id to id, with
+// the four values in one allocation where setting each is one: the value
+// slices share one array, each capped at its own element, so an append
+// to one copies it rather than overwrite the next. A test holds it to
+// SetXForwarded.
+func setForwarded(pr *httputil.ProxyRequest, id string) {
+	h := pr.Out.Header
+	vs := make([]string, 4)
+	if clientIP, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			clientIP = strings.Join(prior, ", ") + ", " + clientIP
+		}
+		vs[0] = clientIP
+		h["X-Forwarded-For"] = vs[0:1:1]
+	} else {
+		delete(h, "X-Forwarded-For")
+	}
+	vs[1] = pr.In.Host
+	h["X-Forwarded-Host"] = vs[1:2:2]
+	vs[2] = "http"
+	if pr.In.TLS != nil {
+		vs[2] = "https"
+	}
+	h["X-Forwarded-Proto"] = vs[2:3:3]
+	vs[3] = id
+	h[requestIDHeader] = vs[3:4:4]
 }
 
 // copyBufferSize is the size of the buffers the reverse proxy copies
