@@ -188,7 +188,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	for _, b := range []bool{false, true} {
 		for _, c := range []bool{false, true} {
-			m.pairs[index(b)][index(c)] = m.shadow.WithLabelValues(verdictLabel(b), verdictLabel(c))
+			m.pairs[blockedIndex(b)][blockedIndex(c)] = m.shadow.WithLabelValues(verdictLabel(b), verdictLabel(c))
 		}
 	}
 	b := ReadBuild(version)
@@ -260,8 +260,9 @@ func verdictLabel(blocked bool) string {
 	return "allowed"
 }
 
-func index(b bool) int {
-	if b {
+// blockedIndex indexes pairs: 1 for blocked, 0 for allowed.
+func blockedIndex(blocked bool) int {
+	if blocked {
 		return 1
 	}
 	return 0
@@ -320,7 +321,7 @@ func (m *Metrics) observeOutside(r verdict.RequestRecord) {
 
 // ObserveShadow counts a shadow pair.
 func (m *Metrics) ObserveShadow(s verdict.ShadowRecord) {
-	m.pairs[index(s.Baseline.Blocked)][index(s.Candidate.Blocked)].Inc()
+	m.pairs[blockedIndex(s.Baseline.Blocked)][blockedIndex(s.Candidate.Blocked)].Inc()
 	if s.Derived {
 		m.shadowDerived.Inc()
 	}
