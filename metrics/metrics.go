@@ -36,14 +36,45 @@ type Metrics struct {
 	buildInfo     *prometheus.GaugeVec
 	hosts         *prometheus.GaugeVec
 
-	// Known rule IDs per arm: matches of rules outside the loaded
-	// inventory are not counted, which keeps rule_id bounded. The request
-	// path reads it with one atomic load, never the snapshot lock.
-	known atomic.Pointer[[2]map[int]string]
+	// The request path's series of each arm, looked up once: a
+	// WithLabelValues per request hashes the label values and takes the
+	// vector's lock, for series that exist from start-up anyway (and are
+	// never deleted, so the handles stay live). Arm outside's series,
+	// which appear only with its first request, are looked up per request.
+	arms    [len(verdict.Arms)]armSeries
+	refusal [len(verdict.Refusals) + 1]prometheus.Counter // by verdict.Refusal
+	pairs   [2][2]prometheus.Counter                      // by baseline, candidate blocked
+
+	// Known rule IDs per arm, with their series: matches of rules outside
+	// the loaded inventory are not counted, which keeps rule_id bounded.
+	// The request path reads it with one atomic load, never the snapshot
+	// lock.
+	known atomic.Pointer[[2]map[int]prometheus.Counter]
 
 	mu    sync.Mutex // serialises ObserveServing
 	info  [2]string  // version currently labelled per arm
 	hostL []string   // hosts currently labelled
+}
+
+// armSeries are the request path's series of one arm (baseline or
+// candidate).
+type armSeries struct {
+	requests                 [len(verdict.Actions)]prometheus.Counter // by verdict.Action
+	wafDuration, duration    prometheus.Observer
+	upstreamErrs, respBlocks prometheus.Counter
+}
+
+// series creates arm's series, at zero, and returns them.
+func (m *Metrics) series(arm verdict.Arm) armSeries {
+	var a armSeries
+	for _, act := range verdict.Actions {
+		a.requests[act] = m.requests.WithLabelValues(arm.String(), act.String())
+	}
+	a.wafDuration = m.wafDuration.WithLabelValues(arm.String())
+	a.duration = m.duration.WithLabelValues(arm.String())
+	a.upstreamErrs = m.upstreamErrs.WithLabelValues(arm.String())
+	a.respBlocks = m.respBlocks.WithLabelValues(arm.String())
+	return a
 }
 
 // Outside is the arm label of requests on a host the rollout does not
@@ -141,7 +172,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Build of the running wafcanary; always 1.",
 		}, []string{"version", "goversion", "coraza", "coreruleset"}),
 	}
-	m.known.Store(&[2]map[int]string{})
+	m.known.Store(&[2]map[int]prometheus.Counter{})
 	reg.MustRegister(m.hosts)
 	reg.MustRegister(m.requests, m.wafDuration, m.duration, m.ruleMatches, m.shadow,
 		m.shadowDropped, m.shadowDerived, m.upstreamErrs, m.respBlocks, m.refused, m.weight, m.shadowSample, m.rulesetInfo, m.loadFailures, m.buildInfo)
@@ -149,21 +180,15 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	// Series that exist from start-up, so rates and absent() behave
 	// before the first event.
 	for _, a := range verdict.Arms {
-		for _, act := range verdict.Actions {
-			m.requests.WithLabelValues(a.String(), act.String())
-		}
-		m.wafDuration.WithLabelValues(a.String())
-		m.duration.WithLabelValues(a.String())
-		m.upstreamErrs.WithLabelValues(a.String())
-		m.respBlocks.WithLabelValues(a.String())
+		m.arms[a] = m.series(a)
 		m.loadFailures.WithLabelValues(a.String())
 	}
 	for _, why := range verdict.Refusals {
-		m.refused.WithLabelValues(why.String())
+		m.refusal[why] = m.refused.WithLabelValues(why.String())
 	}
-	for _, b := range []string{"allowed", "blocked"} {
-		for _, c := range []string{"allowed", "blocked"} {
-			m.shadow.WithLabelValues(b, c)
+	for _, b := range []bool{false, true} {
+		for _, c := range []bool{false, true} {
+			m.pairs[blockedIndex(b)][blockedIndex(c)] = m.shadow.WithLabelValues(verdictLabel(b), verdictLabel(c))
 		}
 	}
 	b := ReadBuild(version)
@@ -235,39 +260,68 @@ func verdictLabel(blocked bool) string {
 	return "allowed"
 }
 
+// blockedIndex indexes pairs: 1 for blocked, 0 for allowed.
+func blockedIndex(blocked bool) int {
+	if blocked {
+		return 1
+	}
+	return 0
+}
+
 // ObserveRequest counts a proxied request.
 func (m *Metrics) ObserveRequest(r verdict.RequestRecord) {
-	arm := r.Arm.String()
 	if r.Outside {
-		arm = Outside
+		m.observeOutside(r)
+	} else {
+		a := &m.arms[r.Arm]
+		a.requests[r.Action].Inc()
+		if r.Refused != verdict.NotRefused {
+			m.refusal[r.Refused].Inc()
+			return // no ruleset ran: no WAF time, no rules
+		}
+		a.wafDuration.Observe(r.WAFDuration.Seconds())
+		a.duration.Observe(r.Duration.Seconds())
+		if r.UpstreamError {
+			a.upstreamErrs.Inc()
+		}
+		if r.BlockedInResponse {
+			a.respBlocks.Inc()
+		}
 	}
-	m.requests.WithLabelValues(arm, r.Action.String()).Inc()
-	if r.Refused != verdict.NotRefused {
-		m.refused.WithLabelValues(r.Refused.String()).Inc()
-		return // no ruleset ran: no WAF time, no rules
-	}
-	m.wafDuration.WithLabelValues(arm).Observe(r.WAFDuration.Seconds())
-	m.duration.WithLabelValues(arm).Observe(r.Duration.Seconds())
-	if r.UpstreamError {
-		m.upstreamErrs.WithLabelValues(arm).Inc()
-	}
-	if r.BlockedInResponse {
-		m.respBlocks.WithLabelValues(arm).Inc()
-	}
-	if len(r.Verdict.Rules) == 0 {
+	if r.Refused != verdict.NotRefused || len(r.Verdict.Rules) == 0 {
 		return
 	}
-	known := m.known.Load()[r.Arm]
+	known := m.known.Load()[r.Arm] // the ruleset's arm, outside or not: bounded by its inventory
 	for _, rule := range r.Verdict.Rules {
-		if id, ok := known[rule.ID]; ok {
-			m.ruleMatches.WithLabelValues(r.Arm.String(), id).Inc() // the ruleset's arm, outside or not: bounded by its inventory
+		if c, ok := known[rule.ID]; ok {
+			c.Inc()
 		}
+	}
+}
+
+// observeOutside is ObserveRequest's counting of a request on arm
+// outside, series by series as ObserveRequest counts an arm's: looked up
+// per request, so that each appears with its first event (outside has
+// none at start-up, and most rollouts never have one).
+func (m *Metrics) observeOutside(r verdict.RequestRecord) {
+	m.requests.WithLabelValues(Outside, r.Action.String()).Inc()
+	if r.Refused != verdict.NotRefused {
+		m.refusal[r.Refused].Inc()
+		return
+	}
+	m.wafDuration.WithLabelValues(Outside).Observe(r.WAFDuration.Seconds())
+	m.duration.WithLabelValues(Outside).Observe(r.Duration.Seconds())
+	if r.UpstreamError {
+		m.upstreamErrs.WithLabelValues(Outside).Inc()
+	}
+	if r.BlockedInResponse {
+		m.respBlocks.WithLabelValues(Outside).Inc()
 	}
 }
 
 // ObserveShadow counts a shadow pair.
 func (m *Metrics) ObserveShadow(s verdict.ShadowRecord) {
-	m.shadow.WithLabelValues(verdictLabel(s.Baseline.Blocked), verdictLabel(s.Candidate.Blocked)).Inc()
+	m.pairs[blockedIndex(s.Baseline.Blocked)][blockedIndex(s.Candidate.Blocked)].Inc()
 	if s.Derived {
 		m.shadowDerived.Inc()
 	}
@@ -316,20 +370,18 @@ func (m *Metrics) ObserveServing(s verdict.Serving) {
 			continue
 		}
 		m.rulesetInfo.WithLabelValues(a.String(), version, rs.CRS.Version).Set(1)
-		known[a] = inventory(rs)
-		for _, id := range known[a] {
-			m.ruleMatches.WithLabelValues(a.String(), id)
-		}
+		known[a] = m.inventory(a, rs)
 	}
 }
 
-// inventory maps rule IDs that log to their label value. It is built once
-// per ruleset and never mutated, so readers share it without a lock.
-func inventory(rs *ruleset.Ruleset) map[int]string {
+// inventory maps the IDs of rs's rules that log to their series of arm,
+// created at zero. It is built once per ruleset and never mutated, so
+// readers share it without a lock.
+func (m *Metrics) inventory(arm verdict.Arm, rs *ruleset.Ruleset) map[int]prometheus.Counter {
 	ids := rs.LoggingRuleIDs()
-	out := make(map[int]string, len(ids))
+	out := make(map[int]prometheus.Counter, len(ids))
 	for _, id := range ids {
-		out[id] = strconv.Itoa(id)
+		out[id] = m.ruleMatches.WithLabelValues(arm.String(), strconv.Itoa(id))
 	}
 	return out
 }

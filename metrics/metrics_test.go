@@ -56,6 +56,13 @@ func TestObserve(t *testing.T) {
 	m.ObserveShadow(verdict.ShadowRecord{Derived: true})
 	m.ShadowDropped()
 	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Baseline, Action: verdict.Blocked, Outside: true, Refused: verdict.RefusedFragment, Status: 400})
+	// Outside's series appear with their events only (none for upstream
+	// errors below); its rule matches count under the ruleset's arm.
+	m.ObserveRequest(verdict.RequestRecord{Arm: verdict.Baseline, Action: verdict.Allowed, Outside: true, WAFDuration: time.Millisecond,
+		Verdict: verdict.Verdict{Rules: []verdict.RuleMatch{{ID: 103}}}})
+	if n := testutil.CollectAndCount(m.wafDuration); n != 3 {
+		t.Errorf("%d WAF time series, want baseline, candidate and outside", n)
+	}
 	if v := testutil.ToFloat64(m.refused.WithLabelValues("fragment")); v != 1 {
 		t.Errorf("refused{fragment} = %v, want 1", v)
 	}
@@ -91,7 +98,7 @@ wafcanary_response_blocks_total{arm="candidate"} 1
 	if v := testutil.ToFloat64(m.requests.WithLabelValues("baseline", "blocked")); v != 1 {
 		t.Errorf("baseline blocked = %v", v)
 	}
-	if v := testutil.ToFloat64(m.ruleMatches.WithLabelValues("baseline", "103")); v != 1 {
+	if v := testutil.ToFloat64(m.ruleMatches.WithLabelValues("baseline", "103")); v != 2 {
 		t.Errorf("rule 103 matches = %v", v)
 	}
 	if v := testutil.ToFloat64(m.shadow.WithLabelValues("blocked", "allowed")); v != 1 {

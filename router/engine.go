@@ -135,9 +135,11 @@ type Client struct {
 	// PeerTrusted is set when the peer is a trusted proxy, whose
 	// X-Forwarded-For chain the front-end may pass on.
 	PeerTrusted bool
-	// key is the sticky key: the configured header or cookie, else the
-	// address, prefixed so the key spaces never collide.
-	key string
+	// space and key are the sticky key: the configured header or cookie,
+	// else the address, prefixed by its space so the spaces never collide
+	// (stickyKey.of). They are kept apart, and hashed as one, so that no
+	// request pays for joining them.
+	space, key string
 }
 
 // Client resolves who sent a request from its peer address (host:port)
@@ -145,7 +147,9 @@ type Client struct {
 // arm whichever front-end it came through.
 func (e *Engine) Client(peer string, header http.Header) Client {
 	ip, port, trusted := e.clients.resolve(peer, header)
-	return Client{IP: ip, Port: port, PeerTrusted: trusted, key: e.sticky.of(header, ip)}
+	c := Client{IP: ip, Port: port, PeerTrusted: trusted}
+	c.space, c.key = e.sticky.of(header, ip)
+	return c
 }
 
 // ClientKeyedBy is Client for a front-end told the sticky key's value
@@ -156,7 +160,7 @@ func (e *Engine) Client(peer string, header http.Header) Client {
 func (e *Engine) ClientKeyedBy(peer string, header http.Header, key string) Client {
 	c := e.Client(peer, header)
 	if key != "" {
-		c.key = e.sticky.given(key)
+		c.space, c.key = e.sticky.given(key)
 	}
 	return c
 }
@@ -246,7 +250,7 @@ func (e *Engine) Run(ctx context.Context) {
 // judges the request calls Begin instead. The simulator uses it.
 func (e *Engine) Arm(c Client, host string) (verdict.Arm, bool) {
 	s := e.snap.Load()
-	return s.arm(e.assign.Bucket(c.key), host)
+	return s.arm(e.assign.bucket(c.space, c.key), host)
 }
 
 // ClientKeyed is a Client known only by its sticky key, used as it is,
@@ -258,7 +262,7 @@ func ClientKeyed(key string) Client { return Client{key: key} }
 // The bucket is computed once; only the snapshot is re-read if a swap
 // closed the ruleset between loading the snapshot and acquiring it.
 func (e *Engine) pick(c Client, host string) (s *Snapshot, arm verdict.Arm, rs *ruleset.Ruleset, outside bool) {
-	bucket := e.assign.Bucket(c.key)
+	bucket := e.assign.bucket(c.space, c.key)
 	for {
 		s = e.snap.Load()
 		arm, outside = s.arm(bucket, host)

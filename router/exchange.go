@@ -48,12 +48,19 @@ var ErrUpstreamBody = errors.New("reading upstream response body")
 // its ruleset and opens the transaction (named req.ID). The front-end
 // must call Finish exactly once, whatever happens after.
 func (e *Engine) Begin(ctx context.Context, c Client, req *verdict.Request) *Exchange {
+	x := &Exchange{}
+	e.begin(ctx, c, req, x)
+	return x
+}
+
+// begin is Begin into x, for a front-end that allocates the exchange
+// with the rest of its per-request state (Router.ServeHTTP).
+func (e *Engine) begin(ctx context.Context, c Client, req *verdict.Request, x *Exchange) {
 	snap, arm, rs, outside := e.pick(c, req.Host)
-	x := &Exchange{e: e, start: time.Now(), snap: snap, arm: arm, outside: outside, rs: rs, req: req,
+	*x = Exchange{e: e, start: time.Now(), snap: snap, arm: arm, outside: outside, rs: rs, req: req,
 		rec: verdict.RequestRecord{ID: req.ID, Arm: arm, Outside: outside}}
 	x.opened = rs.WAF().(experimental.WAFWithOptions).NewTransactionWithOptions(experimental.Options{ID: req.ID, Context: ctx})
 	x.tx = x.opened
-	return x
 }
 
 // Arm is the arm whose ruleset judges the request.
@@ -126,7 +133,7 @@ func failOpenBody(tx types.Transaction, body io.Reader) io.Reader {
 		return nil
 	}
 	if buffered, err := tx.RequestBodyReader(); err == nil {
-		return io.MultiReader(buffered, body)
+		return &verdict.Replay{Buffered: buffered, Rest: body}
 	}
 	return body
 }
@@ -184,7 +191,8 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 	// Only bodies the ruleset can inspect are buffered, up to its limit;
 	// the rest (SSE, downloads, binary types) stream straight through.
 	if x.e.opts.InspectResponseBody && body != nil && tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() {
-		upstream := &verdict.TrackingReader{R: body}
+		rb := &responseBody{track: verdict.TrackingReader{R: body}, Closer: body}
+		upstream := &rb.track
 		it, _, err := tx.ReadResponseBodyFrom(upstream)
 		if upstream.Err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrUpstreamBody, upstream.Err)
@@ -199,7 +207,8 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("replaying response body: %w", err)
 		}
-		fwd = readCloser{io.MultiReader(buffered, body), body}
+		rb.replay = verdict.Replay{Buffered: buffered, Rest: body}
+		fwd = rb
 	}
 	it, err = tx.ProcessResponseBody()
 	if err != nil {
@@ -208,10 +217,17 @@ func (x *Exchange) responsePhases(status int, proto string, header http.Header, 
 	return it, fwd, nil
 }
 
-type readCloser struct {
-	io.Reader
+// responseBody is the readers an upstream's body goes through, allocated
+// together: the error tracker Coraza reads through, then what the client
+// gets (the replay of Coraza's buffer and the rest), closed as the
+// upstream's body.
+type responseBody struct {
+	track  verdict.TrackingReader
+	replay verdict.Replay
 	io.Closer
 }
+
+func (b *responseBody) Read(p []byte) (int, error) { return b.replay.Read(p) }
 
 // Outcome is what happened to a request outside the engine, as the
 // front-end saw it.

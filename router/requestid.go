@@ -38,7 +38,12 @@ func newRequestIDs(n int) *requestIDs {
 // or a new random one. The ID names the Coraza transaction (UNIQUE_ID),
 // the log lines and the upstream request, so it must not carry log
 // injection.
-func (ids *requestIDs) of(h http.Header) string { return ids.given(h.Get("X-Request-ID")) }
+func (ids *requestIDs) of(h http.Header) string { return ids.given(h.Get(requestIDHeader)) }
+
+// requestIDHeader is X-Request-ID in its canonical form, as http.Header
+// keys it: Get and Set canonicalise any other spelling into a new string,
+// per request.
+const requestIDHeader = "X-Request-Id"
 
 // given is of for an ID a front-end was given some other way (HAProxy's
 // unique-id); "" for none.

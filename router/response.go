@@ -14,7 +14,7 @@ import (
 func (rt *Router) modifyResponse(resp *http.Response) error {
 	p := proxiedFrom(resp.Request.Context())
 	x := p.x
-	resp.Header.Set("X-Request-ID", x.ID())
+	resp.Header.Set(requestIDHeader, x.ID())
 	it, body, err := x.Response(resp.StatusCode, resp.Proto, resp.Header, resp.Body)
 	switch {
 	case errors.Is(err, ErrUpstreamBody):

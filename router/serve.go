@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -31,6 +32,26 @@ type proxied struct {
 
 type proxiedKey struct{}
 
+// inflight is all ServeHTTP allocates of its own for a request, in one
+// piece rather than four: the status writer, the request as Coraza is
+// fed it, the exchange, and what the proxy's hooks read. It lives as long
+// as any of them is referenced, which is until the handler returns:
+// observers copy what they keep (RequestSampler, BlockObserver).
+type inflight struct {
+	sw   statusWriter
+	view verdict.Request
+	x    Exchange
+	p    proxied
+	body nopCloser // the upstream's body, when Coraza read some of it
+}
+
+// nopCloser is io.NopCloser for a reader without WriteTo, kept in
+// inflight rather than allocated. Closing the request body is the
+// server's business.
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }
+
 func proxiedFrom(ctx context.Context) *proxied {
 	p, _ := ctx.Value(proxiedKey{}).(*proxied)
 	return p
@@ -43,16 +64,19 @@ func proxiedFrom(ctx context.Context) *proxied {
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := rt.engine
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	in := &inflight{sw: statusWriter{ResponseWriter: w}}
+	sw := &in.sw
 	id := e.RequestID(r.Header)
 	if why, code := rt.admit(r); why != verdict.NotRefused {
 		rt.refuse(sw, r, id, why, code, start)
 		return
 	}
 	c := e.Client(r.RemoteAddr, r.Header)
-	view := verdict.RequestOf(r, id, c.IP, c.Port)
-	x := e.Begin(r.Context(), c, &view)
-	p := &proxied{x: x, peerTrusted: c.PeerTrusted}
+	in.view = verdict.RequestOf(r, id, c.IP, c.Port)
+	x := &in.x
+	e.begin(r.Context(), c, &in.view, x)
+	in.p = proxied{x: x, peerTrusted: c.PeerTrusted}
+	p := &in.p
 	defer func() {
 		// Runs on every exit, including the panic net/http uses to abort a
 		// response (drop, or a copy error once headers are out).
@@ -88,7 +112,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := r.WithContext(context.WithValue(r.Context(), proxiedKey{}, p))
 	if replay != nil {
-		out.Body = io.NopCloser(replay)
+		in.body = nopCloser{replay}
+		out.Body = &in.body
 	}
 	rt.proxy.ServeHTTP(sw, out)
 }
@@ -97,6 +122,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // "who was blocked?" needs no other log, and the query's parameter names
 // (never their values, which can be secrets) beside the rules that fired.
 func (e *Engine) logVerdict(msg string, req *verdict.Request, arm verdict.Arm, version, mode string, v verdict.Verdict) {
+	if !e.log.Enabled(context.Background(), slog.LevelWarn) {
+		return // the attributes cost allocations even for a logger that drops them (the suite's)
+	}
 	e.log.Warn(msg,
 		"request_id", req.ID, "arm", arm.String(), "version", version, "mode", mode,
 		"method", req.Method, "host", req.Host, "path", pathOf(req.URI), "query_params", queryParams(req.URI),
@@ -161,7 +189,7 @@ func (rt *Router) interrupt(w http.ResponseWriter, r *http.Request, id string, i
 	case "drop":
 		drop(w)
 	case "redirect":
-		w.Header().Set("X-Request-ID", id)
+		w.Header().Set(requestIDHeader, id)
 		http.Redirect(w, r, it.Data, status)
 	default:
 		writeStatus(w, id, status)
@@ -229,7 +257,7 @@ func pageHeader(id string) http.Header {
 		"Content-Type":           {"text/plain; charset=utf-8"},
 		"X-Content-Type-Options": {"nosniff"},
 		"Cache-Control":          {"no-store"},
-		"X-Request-Id":           {id},
+		requestIDHeader:          {id},
 	}
 }
 

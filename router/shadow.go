@@ -17,7 +17,8 @@ import (
 
 // sample is a request sampled for shadow evaluation, waiting for the
 // other ruleset's verdict. It owns copies of everything it needs, and a
-// reference on the ruleset it will be judged by.
+// reference on the ruleset it will be judged by; a derived one, recorded
+// before the request ends, shares the request's headers instead.
 type sample struct {
 	req       verdict.Request
 	body      []byte
@@ -46,7 +47,11 @@ func (e *Engine) sampleShadow(snap *Snapshot, x *Exchange, body io.Reader, it *t
 		return nil
 	}
 	if snap.agrees(x.arm, x.tx.MatchedRules()) {
-		return &sample{req: x.req.Clone(), path: pathOf(x.req.URI), enforcing: x.arm, enforced: verdict.Of(x.tx), snap: snap, derived: true}
+		// A derived pair is recorded by Finish, while the request is still
+		// in hand, and is never a new block for the block observers (its
+		// shadow verdict is the enforced one), who alone keep a request:
+		// it needs no copy of the headers.
+		return &sample{req: *x.req, path: pathOf(x.req.URI), enforcing: x.arm, enforced: verdict.Of(x.tx), snap: snap, derived: true}
 	}
 	var data []byte
 	if body != nil {

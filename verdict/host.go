@@ -9,8 +9,12 @@ import (
 // HostName is a Host header as scopes and host lists compare it: lower
 // case, without a port or a trailing dot.
 func HostName(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Without a colon there is no port, and SplitHostPort would allocate
+	// an error to say so.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }

@@ -59,11 +59,26 @@ func RequestOf(r *http.Request, id, clientIP string, clientPort int) Request {
 		v.EmptyHost = r.Host == "" && r.ProtoAtLeast(1, 1)
 	}
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			v.ServerIP, v.ServerPort = ap.Addr().Unmap().String(), int(ap.Port())
-		}
+		v.ServerIP, v.ServerPort = serverAddr(la)
 	}
 	return v
+}
+
+// serverAddr is the address and port a request came in on, "" and 0 when
+// la does not give them. A TCP address (without a zone, which only the
+// general way reads as it always has) gives them directly: formatting it
+// to parse it back cost strings per request.
+func serverAddr(la net.Addr) (string, int) {
+	var ap netip.AddrPort
+	if ta, ok := la.(*net.TCPAddr); ok && ta.Zone == "" && ta.Port >= 0 && ta.Port <= 65535 {
+		ap = ta.AddrPort()
+	} else if p, err := netip.ParseAddrPort(la.String()); err == nil {
+		ap = p
+	}
+	if !ap.Addr().IsValid() {
+		return "", 0
+	}
+	return ap.Addr().Unmap().String(), int(ap.Port())
 }
 
 // Clone returns a copy that shares nothing with the *http.Request it came
@@ -161,6 +176,9 @@ func JudgeHTTP(ctx context.Context, rs *ruleset.Ruleset, id string, r *http.Requ
 }
 
 func hostOnly(hostport string) string {
+	if strings.IndexByte(hostport, ':') < 0 {
+		return hostport // no port; SplitHostPort would allocate an error to say so
+	}
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		return h
 	}
@@ -186,6 +204,37 @@ func (c *TrackingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Replay is a body for whoever reads it after Coraza: the bytes Coraza
+// buffered, then the rest of the original, which it did not read. It
+// reads as io.MultiReader(Buffered, Rest) does, in one allocation where
+// that takes two; nil Buffered reads Rest alone.
+type Replay struct {
+	Buffered, Rest io.Reader
+}
+
+func (r *Replay) Read(p []byte) (int, error) {
+	if r.Buffered != nil {
+		n, err := r.Buffered.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		r.Buffered = nil // drained: the rest from now on
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return r.Rest.Read(p)
+}
+
+// requestBody is the readers a request body goes through, allocated
+// together: the bound, the error tracker Coraza reads through, and the
+// replay the upstream gets.
+type requestBody struct {
+	limit  io.LimitedReader
+	track  TrackingReader
+	replay Replay
+}
+
 // processRequestBody feeds body (which may be nil) and runs phase 2. It
 // returns the reader the upstream must get instead of the original body:
 // the bytes Coraza buffered followed by whatever it did not read, so the
@@ -200,12 +249,14 @@ func (c *TrackingReader) Read(p []byte) (int, error) {
 func processRequestBody(tx types.Transaction, noFiles int64, body io.Reader) (*types.Interruption, io.Reader, error) {
 	var replay io.Reader
 	if body != nil && tx.IsRequestBodyAccessible() {
-		src := body
+		rb := &requestBody{}
+		rb.track.R = body
 		limited := noFiles > 0 && !multipart(tx)
 		if limited {
-			src = io.LimitReader(body, noFiles+1)
+			rb.limit = io.LimitedReader{R: body, N: noFiles + 1}
+			rb.track.R = &rb.limit
 		}
-		cr := &TrackingReader{R: src}
+		cr := &rb.track
 		it, n, err := tx.ReadRequestBodyFrom(cr)
 		if cr.Err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrClientBody, cr.Err)
@@ -224,7 +275,8 @@ func processRequestBody(tx types.Transaction, noFiles int64, body io.Reader) (*t
 		if err != nil {
 			return nil, nil, fmt.Errorf("replaying request body: %w", err)
 		}
-		replay = io.MultiReader(buffered, body)
+		rb.replay = Replay{Buffered: buffered, Rest: body}
+		replay = &rb.replay
 	}
 	it, err := tx.ProcessRequestBody()
 	if err != nil {
@@ -254,6 +306,23 @@ func interrupt(tx types.Transaction, it *types.Interruption) *types.Interruption
 // (CRS initialisation, skip markers) do not log and are not evidence.
 type loggingRule interface{ Log() bool }
 
+// logs reports whether a matched rule is evidence: it logs.
+func logs(m types.MatchedRule) bool {
+	l, ok := m.(loggingRule)
+	return !ok || l.Log()
+}
+
+// countLogging counts the matched rules that log.
+func countLogging(matched []types.MatchedRule) int {
+	n := 0
+	for _, m := range matched {
+		if logs(m) {
+			n++
+		}
+	}
+	return n
+}
+
 // Of copies the outcome out of tx. Call it before tx.Close.
 func Of(tx types.Transaction) Verdict {
 	var v Verdict
@@ -261,13 +330,23 @@ func Of(tx types.Transaction) Verdict {
 		v.Blocked = true
 		v.Action, v.Status, v.RuleID = it.Action, it.Status, it.RuleID
 	}
-	for _, m := range tx.MatchedRules() {
-		if l, ok := m.(loggingRule); ok && !l.Log() {
+	matched := tx.MatchedRules()
+	// Rules and each rule's Targets are sized once: appending would grow
+	// them step by step, an allocation per step, on every request.
+	if n := countLogging(matched); n > 0 {
+		v.Rules = make([]RuleMatch, 0, n)
+	}
+	// A rule's matched values serve only to take them out of its message:
+	// scratch, reused from rule to rule, on the stack for the usual few.
+	var scratch [8]string
+	for _, m := range matched {
+		if !logs(m) {
 			continue
 		}
 		rm := RuleMatch{ID: m.Rule().ID()}
-		var values []string
-		for _, d := range m.MatchedDatas() {
+		datas := m.MatchedDatas()
+		values := scratch[:0]
+		for _, d := range datas {
 			values = append(values, d.Value())
 			t := d.Variable().Name()
 			if d.Key() != "" {
@@ -278,6 +357,9 @@ func Of(tx types.Transaction) Verdict {
 			case len(rm.Targets) == MaxTargets || len(t) > MaxTargetBytes || !printable(d.Key()):
 				rm.Omitted++
 			default:
+				if rm.Targets == nil { // nil while none is kept, as before
+					rm.Targets = make([]string, 0, min(len(datas), MaxTargets))
+				}
 				rm.Targets = append(rm.Targets, t)
 			}
 		}

@@ -2,14 +2,19 @@ package verdict
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/wafcanary/wafcanary/ruleset"
 )
@@ -133,6 +138,68 @@ func TestRuleMatchTargetsBounded(t *testing.T) {
 	for _, tg := range m.Targets {
 		if !strings.HasPrefix(tg, "ARGS_NAMES:field") {
 			t.Errorf("target %q kept", tg)
+		}
+	}
+}
+
+// Replay stands in for io.MultiReader(buffered, rest) on the request
+// path: the far side must get the same bytes and the same errors.
+func TestReplayReadsAsMultiReader(t *testing.T) {
+	broken := errors.New("client went away")
+	tests := []struct {
+		name           string
+		buffered, rest func() io.Reader
+	}{
+		{"both", func() io.Reader { return strings.NewReader("name=Dana&") }, func() io.Reader { return strings.NewReader("comment=hi") }},
+		{"nothing buffered", func() io.Reader { return strings.NewReader("") }, func() io.Reader { return strings.NewReader("rest") }},
+		{"all buffered", func() io.Reader { return strings.NewReader("all") }, func() io.Reader { return strings.NewReader("") }},
+		// A reader may return its last bytes with io.EOF.
+		{"data with EOF", func() io.Reader { return iotest.DataErrReader(strings.NewReader("abc")) }, func() io.Reader { return iotest.DataErrReader(strings.NewReader("def")) }},
+		{"a byte at a time", func() io.Reader { return iotest.OneByteReader(strings.NewReader("abc")) }, func() io.Reader { return iotest.HalfReader(strings.NewReader("defgh")) }},
+		{"rest breaks off", func() io.Reader { return strings.NewReader("abc") }, func() io.Reader { return io.MultiReader(strings.NewReader("de"), iotest.ErrReader(broken)) }},
+		{"buffer fails", func() io.Reader { return iotest.ErrReader(broken) }, func() io.Reader { return strings.NewReader("never") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, wantErr := io.ReadAll(io.MultiReader(tt.buffered(), tt.rest()))
+			got, err := io.ReadAll(&Replay{Buffered: tt.buffered(), Rest: tt.rest()})
+			if string(got) != string(want) || err != wantErr {
+				t.Errorf("read %q, %v; io.MultiReader reads %q, %v", got, err, want, wantErr)
+			}
+		})
+	}
+	if got, _ := io.ReadAll(&Replay{Rest: strings.NewReader("rest only")}); string(got) != "rest only" {
+		t.Errorf("nil Buffered: read %q", got)
+	}
+}
+
+// serverAddr reads a TCP address without formatting it; it must read
+// every one as formatting and parsing it back did.
+func TestServerAddr(t *testing.T) {
+	parsed := func(la net.Addr) (string, int) {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			return ap.Addr().Unmap().String(), int(ap.Port())
+		}
+		return "", 0
+	}
+	for _, la := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 8080}, // 16-byte form
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 80},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 1},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 443, Zone: "eth0"},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 80, Zone: "eth0"},
+		&net.TCPAddr{IP: nil, Port: 80},
+		&net.TCPAddr{IP: net.IP{1, 2, 3}, Port: 80},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: 70000},
+		&net.TCPAddr{IP: net.IP{10, 0, 0, 1}, Port: -1},
+		&net.UnixAddr{Name: "/run/wafcanary.sock", Net: "unix"},
+		&net.UDPAddr{IP: net.IP{10, 0, 0, 2}, Port: 53},
+	} {
+		ip, port := serverAddr(la)
+		wantIP, wantPort := parsed(la)
+		if ip != wantIP || port != wantPort {
+			t.Errorf("%T %v: %q, %d; formatted and parsed %q, %d", la, la, ip, port, wantIP, wantPort)
 		}
 	}
 }
