@@ -27,7 +27,7 @@ import (
 )
 
 // Transformations are the replacements Register installs, by Coraza's
-// name for each.
+// name for each. Read it; do not change it.
 var Transformations = map[string]plugintypes.Transformation{
 	"removeCommentsChar": RemoveCommentsChar,
 	"removeWhitespace":   RemoveWhitespace,
