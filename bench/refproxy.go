@@ -16,6 +16,7 @@ import (
 	"github.com/wafcanary/wafcanary/configs"
 	"github.com/wafcanary/wafcanary/pm"
 	"github.com/wafcanary/wafcanary/rx"
+	"github.com/wafcanary/wafcanary/transform"
 )
 
 // reverseProxy is the plain proxy every reference target uses, with the
@@ -41,14 +42,15 @@ func reverseProxy(upstream string) (*httputil.ReverseProxy, error) {
 // middleware over the reverse proxy, with wafcanary's shipped baseline
 // ruleset (CRS 4.25, paranoia level 1, blocking) and nothing of
 // wafcanary's in the way. With tuned, it first installs wafcanary's @rx
-// and @pm operators (packages rx and pm), process-wide: the same engine
-// tuning without wafcanary's proxy, which separates wafcanary's own
-// overhead from what the tuning buys. The stock reference runs in its own
+// and @pm operators and transformations (packages rx, pm and transform),
+// process-wide: the same engine tuning without wafcanary's proxy, which
+// separates wafcanary's own overhead from what the tuning buys. The stock reference runs in its own
 // process and never installs them.
 func bareCorazaHandler(upstream string, tuned bool) (http.Handler, error) {
 	if tuned {
 		rx.Register()
 		pm.Register()
+		transform.Register()
 	}
 	rp, err := reverseProxy(upstream)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/wafcanary/wafcanary/form"
 	"github.com/wafcanary/wafcanary/pm"
 	"github.com/wafcanary/wafcanary/rx"
+	"github.com/wafcanary/wafcanary/transform"
 )
 
 // ErrClosed is returned by Acquire's callers when a ruleset has been retired
@@ -153,11 +154,13 @@ func (r *Ruleset) Recompile(prelude string) (*Ruleset, error) {
 // load compiles name in dir; osDir is dir's directory on disk, when it is
 // one (sourceFS.dir).
 func load(dir fs.FS, osDir, name, path, prelude string) (*Ruleset, error) {
-	// Every ruleset wafcanary compiles uses its faster @rx (package rx)
-	// and @pm (package pm), which give Coraza's outcomes: they must be in
-	// place before the first rule is compiled.
+	// Every ruleset wafcanary compiles uses its faster @rx (package rx),
+	// @pm (package pm) and transformations (package transform), which give
+	// Coraza's outcomes: they must be in place before the first rule is
+	// compiled.
 	rx.Register()
 	pm.Register()
+	transform.Register()
 	// And its URL-encoded body processor, which keeps every value of
 	// arguments whose names differ only in case (package form).
 	form.Register()
