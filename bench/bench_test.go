@@ -260,3 +260,16 @@ func TestParseVariant(t *testing.T) {
 		t.Error("a variant name given twice accepted")
 	}
 }
+
+// Two targets given one port measured the first twice: the second exited
+// and the first answered its readiness check. freeAddr never repeats.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for range 300 {
+		a := freeAddr()
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}

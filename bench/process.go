@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,13 +47,30 @@ func stopProcess(cmd *exec.Cmd) {
 
 // freeAddr returns a loopback address with a port the kernel just had free.
 func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may hand a closed port out again before the target
+		// given it has bound it; two targets on one port would measure
+		// the first twice (the second exits, the first answers for it).
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+// handedOut are the addresses freeAddr has given in this run.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // waitReady polls url until it answers, the process ends, or a minute
 // has passed; a failure carries the end of the process's log.

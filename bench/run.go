@@ -182,6 +182,11 @@ func runCmd(ctx context.Context, args []string) error {
 	// Idle RSS: every ruleset compiled, no request served yet.
 	time.Sleep(time.Second)
 	for _, t := range targets {
+		// A target that exited after answering once (or whose answer came
+		// from another process) would measure something else.
+		if exited(t.cmd.Process.Pid) {
+			return fmt.Errorf("%s exited after it started; its log ends:\n%s", t.name, logTail(o.workdir, t.name))
+		}
 		t.idleRSSKB = sumMemKB(t.pids(), "VmRSS")
 	}
 
