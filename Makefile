@@ -3,7 +3,9 @@
 # Debian's CRS when missing, and runs every target on loopback in interleaved
 # rounds (8 targets; nginx + ModSecurity on the CRS 4.25 files wafcanary
 # embeds, and on Debian's CRS 3.3.4 as a reference). BENCH_FLAGS passes flags to `wafbench run`,
-# e.g. BENCH_FLAGS="-rounds 5 -keep".
+# e.g. BENCH_FLAGS="-rounds 5 -keep". The wafcanary-coraza-patched row is
+# the wafcanary target built on Coraza with third_party/coraza's patches
+# (not what go.mod builds): what they would give, in the same rounds.
 
 BENCH_FLAGS ?=
 
@@ -12,8 +14,9 @@ bench:
 	@bench/deps.sh
 	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
 	go build -o "$$dir/wafcanary" ./cmd/wafcanary; \
+	third_party/coraza/build.sh "$$dir/coraza" "$$dir/wafcanary-coraza-patched"; \
 	go build -o "$$dir/wafbench" ./bench; \
-	"$$dir/wafbench" run -bin "$$dir" $(BENCH_FLAGS)
+	"$$dir/wafbench" run -bin "$$dir" -variant coraza-patched=bin:"$$dir/wafcanary-coraza-patched" $(BENCH_FLAGS)
 
 # make pgo: a CPU profile for profile-guided optimisation, written to
 # cmd/wafcanary/default.pgo, which `go build ./cmd/wafcanary` then applies
