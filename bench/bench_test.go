@@ -228,7 +228,7 @@ func TestRoundTablePrintsEveryRoundAndVariants(t *testing.T) {
 	var b strings.Builder
 	roundTable(&b, targets, sums)
 	got := b.String()
-	for _, want := range []string{"wafcanary/nginx-modsec", "wafcanary-nopgo/wafcanary", "1.65", "0.83", "median", "1.50", "1.80"} {
+	for _, want := range []string{"wafcanary/nginx-modsec", "wafcanary-nopgo/wafcanary", "wafcanary-nopgo/nginx-modsec", "1.65", "0.83", "median", "1.50", "1.80"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("round table lacks %q:\n%s", want, got)
 		}
