@@ -52,7 +52,7 @@ bench-levers:
 	go build -o "$$dir/wafbench" ./bench; \
 	"$$dir/wafbench" run -bin "$$dir" -only wafcanary,nginx-modsec \
 		-variant pgo=bin:"$$dir/wafcanary-pgo" \
-		-variant gc100=env:WAFCANARY_GC_PERCENT=100 \
+		-variant gc200=env:WAFCANARY_GC_PERCENT=200 \
 		-variant gc400=env:WAFCANARY_GC_PERCENT=400,env:WAFCANARY_GC_MEMORY_LIMIT=256MiB \
 		-variant coraza-patched=bin:"$$dir/wafcanary-coraza-patched" \
 		$(BENCH_FLAGS)

@@ -35,13 +35,13 @@ type Config struct {
 	MemoryLimit string `mapstructure:"memory_limit"`
 }
 
-// DefaultConfig lets the heap grow twice the live heap between
-// collections (GOGC 200, Go's own default being 100), with the container's
-// memory limit as a guard when there is one. Measured side by side in
-// make bench-levers (docs/PERFORMANCE.md, "Issue 34"): 6% less CPU per
-// request than 100, for a peak RSS of about 173 MB against 132 MB; 400
-// saved no more CPU and doubled the peak.
-var DefaultConfig = Config{Percent: 200, MemoryLimit: "auto"}
+// DefaultConfig is Go's own collector setting, GOGC 100, with the
+// container's memory limit as a guard when there is one. 200 was measured
+// side by side (docs/PERFORMANCE.md, "Issue 34"): in process a median of
+// 6% less CPU per request (rounds -12% to +14%), end to end -6% in one
+// run and +8% in another, always some 40 MB more peak RSS. A gain the
+// machine cannot resolve does not pay for memory that is certain.
+var DefaultConfig = Config{Percent: 100, MemoryLimit: "auto"}
 
 // Bounds of Percent: past 1000 the heap is ten times the live one, which
 // no measurement here asked for.

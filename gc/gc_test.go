@@ -48,9 +48,9 @@ func TestResolve(t *testing.T) {
 		want Applied
 	}{
 		{"defaults outside a container", DefaultConfig, env(nil, 0),
-			Applied{Percent: 200, PercentFrom: "config", LimitFrom: "auto: no cgroup memory limit"}},
+			Applied{Percent: 100, PercentFrom: "config", LimitFrom: "auto: no cgroup memory limit"}},
 		{"defaults in a 1 GiB container", DefaultConfig, env(nil, 1<<30),
-			Applied{Percent: 200, Limit: (1 << 30) / 10 * 9, PercentFrom: "config", LimitFrom: "auto: 90% of the cgroup's memory limit"}},
+			Applied{Percent: 100, Limit: (1 << 30) / 10 * 9, PercentFrom: "config", LimitFrom: "auto: 90% of the cgroup's memory limit"}},
 		{"configured", Config{Percent: 300, MemoryLimit: "768MiB"}, env(nil, 1<<30),
 			Applied{Percent: 300, Limit: 768 << 20, PercentFrom: "config", LimitFrom: "config"}},
 		{"limit off", Config{Percent: 300, MemoryLimit: "off"}, env(nil, 1<<30),
