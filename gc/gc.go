@@ -139,10 +139,15 @@ func (c Config) Resolve(env Env) (a Applied, err error) {
 	a = Applied{Percent: c.Percent, PercentFrom: "config", LimitFrom: "config"}
 	// The runtime read these variables at start and keeps them; they are
 	// read here only to say what it runs with.
-	if v := strings.TrimSpace(env.Getenv("GOGC")); v != "" {
+	if v := env.Getenv("GOGC"); v != "" {
 		a.PercentFrom = "environment"
-		if a.Percent, err = strconv.Atoi(v); err != nil {
-			a.Percent = -1 // "off", as the runtime reads anything else
+		switch n, err := strconv.ParseInt(v, 10, 32); { // as runtime.readGOGC
+		case v == "off":
+			a.Percent = -1
+		case err == nil:
+			a.Percent = int(n)
+		default:
+			a.Percent = 100 // the runtime's reading of anything else
 		}
 	}
 	if v := strings.TrimSpace(env.Getenv("GOMEMLIMIT")); v != "" {

@@ -59,6 +59,9 @@ func TestResolve(t *testing.T) {
 		// every Go program is not silently overridden by a default.
 		{"environment wins", Config{Percent: 300, MemoryLimit: "768MiB"}, env(map[string]string{"GOGC": "150", "GOMEMLIMIT": "2GiB"}, 0),
 			Applied{Percent: 150, Limit: 2 << 30, PercentFrom: "environment", LimitFrom: "environment"}},
+		// An unreadable GOGC is 100 to the runtime, and so here.
+		{"GOGC=lots", Config{Percent: 300, MemoryLimit: "off"}, env(map[string]string{"GOGC": "lots"}, 0),
+			Applied{Percent: 100, PercentFrom: "environment", LimitFrom: "config"}},
 		{"GOGC=off", DefaultConfig, env(map[string]string{"GOGC": "off"}, 1<<30),
 			Applied{Percent: -1, Limit: (1 << 30) / 10 * 9, PercentFrom: "environment", LimitFrom: "auto: 90% of the cgroup's memory limit"}},
 	} {
