@@ -46,31 +46,40 @@ func stopProcess(cmd *exec.Cmd) {
 }
 
 // freeAddr returns a loopback address with a port the kernel just had free.
-func freeAddr() string {
-	handedOut.Lock()
-	defer handedOut.Unlock()
+func freeAddr() string { return handedOut.next(kernelPort) }
+
+// kernelPort is a loopback port the kernel says is free now.
+func kernelPort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// addrs are the addresses freeAddr has given in this run. The kernel may
+// hand a closed port out again before the target given it has bound it;
+// two targets on one port would measure the first twice (the second
+// exits, the first answers its readiness check).
+type addrs struct {
+	sync.Mutex
+	given map[string]bool
+}
+
+var handedOut = addrs{given: map[string]bool{}}
+
+// next is the first address from free not given before.
+func (a *addrs) next(free func() string) string {
+	a.Lock()
+	defer a.Unlock()
 	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// The kernel may hand a closed port out again before the target
-		// given it has bound it; two targets on one port would measure
-		// the first twice (the second exits, the first answers for it).
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
+		if addr := free(); !a.given[addr] {
+			a.given[addr] = true
 			return addr
 		}
 	}
 }
-
-// handedOut are the addresses freeAddr has given in this run.
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
 
 // waitReady polls url until it answers, the process ends, or a minute
 // has passed; a failure carries the end of the process's log.

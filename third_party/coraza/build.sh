@@ -14,11 +14,12 @@ root="$(cd "$here/../.." && pwd)"
 dir="${1:?usage: build.sh DIR [BINARY]}"
 bin="${2:-}"
 cd "$root"
-read -r src version < <(go list -m -f '{{.Dir}} {{.Version}}' github.com/corazawaf/coraza/v3)
-if [ -z "$src" ] || [ ! -d "$src" ]; then
-  go mod download github.com/corazawaf/coraza/v3
-  read -r src version < <(go list -m -f '{{.Dir}} {{.Version}}' github.com/corazawaf/coraza/v3)
-fi
+# Downloaded first (a no-op when cached): go list leaves Dir empty for a
+# module not in the cache.
+go mod download github.com/corazawaf/coraza/v3
+src="$(go list -m -f '{{.Dir}}' github.com/corazawaf/coraza/v3)"
+version="$(go list -m -f '{{.Version}}' github.com/corazawaf/coraza/v3)"
+[ -d "$src" ] || { echo "build.sh: Coraza $version not found in the module cache" >&2; exit 1; }
 rm -rf "$dir"
 mkdir -p "$(dirname "$dir")"
 cp -r "$src" "$dir"
